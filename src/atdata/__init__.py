@@ -1,0 +1,90 @@
+"""atdata: typed, shareable, queryable ML datasets in WebDataset tar shards.
+
+Public names load lazily on first use, so ``import atdata`` stays fast and never imports
+numpy or any optional extra until it is needed.
+
+Examples:
+    >>> import atdata
+    >>> atdata.__version__
+    '0.1.0'
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> private module that defines it
+_LAZY: dict[str, str] = {
+    "AtdataError": "._errors",
+    "ConfigError": "._errors",
+    "DataSource": "._sources",
+    "Dataset": "._dataset",
+    "DatasetDict": "._load",
+    "DecodeError": "._errors",
+    "DictSample": "._sample",
+    "IntegrityError": "._errors",
+    "Lens": "._lens",
+    "LensNetwork": "._lens",
+    "LensNotFoundError": "._errors",
+    "MissingExtraError": "._errors",
+    "NDArray": "._types",
+    "PackableSample": "._sample",
+    "SampleBatch": "._batch",
+    "SampleKeyError": "._errors",
+    "SchemaError": "._errors",
+    "ShardError": "._errors",
+    "ShardInfo": "._writer",
+    "ShardWriter": "._writer",
+    "SplitNotFoundError": "._errors",
+    "StorageError": "._errors",
+    "URLSource": "._sources",
+    "decode_array": "._arrays",
+    "encode_array": "._arrays",
+    "lens": "._lens",
+    "load_dataset": "._load",
+    "packable": "._sample",
+    "write_samples": "._writer",
+}
+
+__all__ = sorted([*_LAZY, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'atdata' has no attribute {name!r}")
+    value = getattr(importlib.import_module(mod, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from ._arrays import decode_array, encode_array
+    from ._batch import SampleBatch
+    from ._dataset import Dataset
+    from ._errors import (
+        AtdataError,
+        ConfigError,
+        DecodeError,
+        IntegrityError,
+        LensNotFoundError,
+        MissingExtraError,
+        SampleKeyError,
+        SchemaError,
+        ShardError,
+        SplitNotFoundError,
+        StorageError,
+    )
+    from ._lens import Lens, LensNetwork, lens
+    from ._load import DatasetDict, load_dataset
+    from ._sample import DictSample, PackableSample, packable
+    from ._sources import DataSource, URLSource
+    from ._types import NDArray
+    from ._writer import ShardInfo, ShardWriter, write_samples

@@ -1,0 +1,168 @@
+"""Batches of samples: :class:`SampleBatch` stacks array fields and lists the others.
+
+Examples:
+    >>> import numpy as np, atdata
+    >>> @atdata.packable
+    ... class V:
+    ...     x: atdata.NDArray
+    ...     name: str
+    >>> b = SampleBatch([V(x=np.zeros(3), name="a"), V(x=np.ones(3), name="b")])
+    >>> b.x.shape, b.name, len(b)
+    ((2, 3), ['a', 'b'], 2)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Generic, TypeVar
+
+from ._errors import DecodeError, SchemaError
+
+__all__ = ["SampleBatch"]
+
+T = TypeVar("T")
+
+
+class SampleBatch(Generic[T]):
+    """A batch of samples of one type.
+
+    Attribute access on a field gives the whole column: ``NDArray`` fields as one stacked array
+    with a leading batch dimension, other fields as lists. ``batch.samples`` gives the samples
+    themselves and ``batch.keys`` their keys.
+    """
+
+    def __init__(self, samples: Sequence[T] | None = None, *, sample_type: type | None = None) -> None:
+        self._samples: list[T] | None = list(samples) if samples is not None else None
+        self._columns: dict[str, Any] = {}
+        self._keys: list[str | None] | None = None
+        if sample_type is None and self._samples:
+            sample_type = type(self._samples[0])
+        self.sample_type = sample_type
+        self._raw: list[dict] | None = None
+
+    @classmethod
+    def _from_raw(cls, sample_type: type, raws: list[dict], keys: list[str]) -> SampleBatch:
+        """Build a batch straight from raw payload maps, decoding arrays into stacked buffers."""
+        import numpy as np
+
+        from ._arrays import parse_header
+
+        b = cls(None, sample_type=sample_type)
+        b._raw = raws
+        b._keys = list(keys)
+        n = len(raws)
+        for spec in sample_type.atdata_fields():  # type: ignore[attr-defined]
+            name = spec.name
+            if spec.kind == "ndarray":
+                vals = [r.get(name) for r in raws]
+                if any(v is None for v in vals) or any(type(v) is not bytes for v in vals):
+                    b._columns[name] = [spec.decode(v, "") if v is not None else None for v in vals]
+                    if not spec.optional and any(v is None for v in vals):
+                        raise SchemaError(f"payload is missing required array field {name!r}")
+                    continue
+                first = vals[0]
+                if first[:6] == b"\x93NUMPY":
+                    b._columns[name] = _stack(name, [spec.decode(v, "") for v in vals], keys)
+                    continue
+                dt, shape, off = parse_header(first, f" in field {name!r}")
+                out = np.empty((n, *shape), dtype=dt)
+                flat = out.reshape(n, -1) if out.size else out
+                nbytes = dt.itemsize * (out[0].size if n else 0)
+                for i, v in enumerate(vals):
+                    if len(v) != off + nbytes or v[:off] != first[:off]:
+                        d2, s2, _ = parse_header(v, f" in field {name!r} of sample {keys[i]!r}")
+                        raise DecodeError(
+                            f"ragged field {name!r} in batch: sample {keys[0]!r} has {dt.str}{shape}, "
+                            f"sample {keys[i]!r} has {d2.str}{s2}; use batch_size=None or pad the arrays"
+                        )
+                    if nbytes:
+                        flat[i] = np.frombuffer(v, dtype=dt, offset=off)
+                b._columns[name] = out
+            else:
+                col = []
+                for r in raws:
+                    if name in r:
+                        col.append(spec.decode(r[name], ""))
+                    elif spec.optional or spec.has_default:
+                        col.append(spec.default_value())
+                    else:
+                        raise SchemaError(f"payload is missing required field {sample_type.__name__}.{name!r}")
+                b._columns[name] = col
+        return b
+
+    @property
+    def samples(self) -> list[T]:
+        """The samples of this batch (decoded on first access for batches built from raw data)."""
+        if self._samples is None:
+            assert self._raw is not None and self.sample_type is not None
+            self._samples = []
+            for raw, key in zip(self._raw, self._keys or [], strict=False):
+                s = self.sample_type._from_wire(raw)  # type: ignore[attr-defined]
+                s.__key__ = key
+                self._samples.append(s)
+        return self._samples
+
+    @property
+    def keys(self) -> list[str | None]:
+        """Sample keys, in batch order."""
+        if self._keys is None:
+            self._keys = [getattr(s, "__key__", None) for s in self.samples]
+        return self._keys
+
+    def __len__(self) -> int:
+        return len(self._raw) if self._samples is None and self._raw is not None else len(self.samples)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        cols = self.__dict__.get("_columns")
+        if cols is not None and name in cols:
+            return cols[name]
+        samples = self.samples
+        if not samples:
+            return []
+        if not hasattr(samples[0], name) and not (hasattr(samples[0], "keys") and name in samples[0]):
+            raise AttributeError(f"samples of this batch have no field {name!r}")
+        vals = [getattr(s, name) for s in samples]
+        spec = _spec(self.sample_type, name)
+        if spec is not None and spec.kind == "ndarray" and all(v is not None for v in vals):
+            col: Any = _stack(name, vals, self.keys)
+        elif spec is None and vals and all(type(v).__name__ == "ndarray" for v in vals):
+            col = _stack(name, vals, self.keys)
+        else:
+            col = vals
+        self._columns[name] = col
+        return col
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every column, by field name."""
+        if self.sample_type is not None and hasattr(self.sample_type, "atdata_fields"):
+            return {s.name: getattr(self, s.name) for s in self.sample_type.atdata_fields()}
+        names = list(self.samples[0].keys()) if self.samples else []
+        return {n: getattr(self, n) for n in names}
+
+    def __repr__(self) -> str:
+        tn = self.sample_type.__name__ if self.sample_type else "?"
+        return f"SampleBatch[{tn}](size={len(self)})"
+
+
+def _spec(sample_type: type | None, name: str) -> Any:
+    if sample_type is None or not hasattr(sample_type, "atdata_fields"):
+        return None
+    for s in sample_type.atdata_fields():
+        if s.name == name:
+            return s
+    return None
+
+
+def _stack(name: str, arrays: list[Any], keys: list[Any]) -> Any:
+    import numpy as np
+
+    shape0 = arrays[0].shape
+    for i, a in enumerate(arrays):
+        if a.shape != shape0:
+            raise DecodeError(
+                f"ragged field {name!r} in batch: sample {keys[0]!r} has shape {shape0}, "
+                f"sample {keys[i]!r} has shape {a.shape}; use batch_size=None or pad the arrays"
+            )
+    return np.stack(arrays)

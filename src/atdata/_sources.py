@@ -1,0 +1,226 @@
+"""Where shards come from: URL patterns, local files, HTTP(S), and the :class:`DataSource` protocol.
+
+Storage and federation plug in here: anything with ``list_shards()`` and ``open_shard()`` (and
+optionally ``read_range()`` for random access) can back a :class:`~atdata.Dataset`.
+
+Examples:
+    >>> expand_braces("data-{000..002}.tar")
+    ['data-000.tar', 'data-001.tar', 'data-002.tar']
+    >>> expand_braces("{train,test}-{0..1}.tar")
+    ['train-0.tar', 'train-1.tar', 'test-0.tar', 'test-1.tar']
+"""
+
+from __future__ import annotations
+
+import glob as _glob
+import os
+import re
+from collections.abc import Iterator, Sequence
+from typing import BinaryIO, Protocol, runtime_checkable
+
+from ._errors import ConfigError, ShardError
+
+__all__ = ["DataSource", "URLSource", "expand_braces", "expand_urls", "is_remote"]
+
+_RANGE = re.compile(r"^(-?\d+)\.\.(-?\d+)$")
+_HTTP_TIMEOUT = 60.0
+
+
+@runtime_checkable
+class DataSource(Protocol):
+    """A set of shards a :class:`~atdata.Dataset` can stream.
+
+    ``open_shard`` returns a binary stream with ``read(n)`` and ``close()``. Sources that can
+    also serve byte ranges implement ``read_range(shard, offset, size)`` for random access.
+    """
+
+    def list_shards(self) -> list[str]:
+        """Shard identifiers, in order."""
+        ...
+
+    def open_shard(self, shard: str) -> BinaryIO:
+        """Open one shard for sequential reading."""
+        ...
+
+
+def expand_braces(pattern: str) -> list[str]:
+    """Expand WebDataset brace notation: numeric ranges ``{000..009}`` and lists ``{a,b}``.
+
+    Raises:
+        ConfigError: For an unbalanced brace or an empty range.
+    """
+    start = pattern.find("{")
+    if start < 0:
+        if "}" in pattern:
+            raise ConfigError(f"unbalanced '}}' in shard pattern {pattern!r}")
+        return [pattern]
+    end = pattern.find("}", start)
+    if end < 0:
+        raise ConfigError(f"unbalanced '{{' in shard pattern {pattern!r}")
+    body, head, tail = pattern[start + 1 : end], pattern[:start], pattern[end + 1 :]
+    m = _RANGE.match(body)
+    if m:
+        lo, hi = int(m.group(1)), int(m.group(2))
+        if hi < lo:
+            raise ConfigError(f"empty range {{{body}}} in shard pattern {pattern!r}")
+        width = len(m.group(1)) if m.group(1).startswith("0") else 0
+        options = [str(i).zfill(width) for i in range(lo, hi + 1)]
+    else:
+        options = body.split(",")
+    return [head + opt + rest for opt in options for rest in expand_braces(tail)]
+
+
+def is_remote(url: str) -> bool:
+    """Whether ``url`` names a remote object (``scheme://`` other than ``file://``)."""
+    return "://" in url and not url.startswith("file://")
+
+
+def _local_path(url: str) -> str:
+    return url[7:] if url.startswith("file://") else url
+
+
+def expand_urls(urls: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[str]:
+    """Expand shard specs into a concrete shard list.
+
+    Accepts a string or a sequence of strings; each may use brace notation, ``::`` to join
+    several patterns, and (for local paths) glob wildcards. A local directory expands to the
+    ``.tar`` files in it.
+
+    Raises:
+        ShardError: When a local pattern matches nothing.
+    """
+    if isinstance(urls, (str, os.PathLike)):
+        specs = [os.fspath(urls)]
+    else:
+        specs = [os.fspath(u) for u in urls]
+    out: list[str] = []
+    for spec in specs:
+        for part in spec.split("::"):
+            for url in expand_braces(part):
+                if is_remote(url):
+                    out.append(url)
+                    continue
+                path = os.path.expanduser(_local_path(url))
+                if os.path.isdir(path):
+                    found = sorted(_glob.glob(os.path.join(_glob.escape(path), "*.tar")))
+                    if not found:
+                        raise ShardError(f"directory {path!r} holds no .tar shards")
+                    out.extend(found)
+                elif _glob.has_magic(path):
+                    found = sorted(_glob.glob(path))
+                    if not found:
+                        raise ShardError(f"no shard matches {path!r}")
+                    out.extend(found)
+                else:
+                    out.append(path)
+    return out
+
+
+class _HTTPStream:
+    """A streamed HTTP response with ``read``/``close`` and errors that name the URL."""
+
+    def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
+        import urllib.error
+        import urllib.request
+
+        self.url = url
+        req = urllib.request.Request(url, headers={"Accept-Encoding": "identity", **(headers or {})})
+        try:
+            self._resp = urllib.request.urlopen(req, timeout=_HTTP_TIMEOUT)  # noqa: S310
+        except urllib.error.HTTPError as exc:
+            raise ShardError(f"cannot fetch shard {url}: HTTP {exc.code} {exc.reason}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ShardError(f"cannot fetch shard {url}: {reason}") from None
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            return self._resp.read(n)
+        except OSError as exc:
+            raise ShardError(f"connection lost while reading shard {self.url}: {exc}") from None
+
+    def close(self) -> None:
+        self._resp.close()
+
+    def __enter__(self) -> _HTTPStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class URLSource:
+    """Shards named by local paths or ``http(s)://`` URLs (brace notation and globs expanded).
+
+    Examples:
+        >>> URLSource("a-{0..2}.tar").list_shards()
+        ['a-0.tar', 'a-1.tar', 'a-2.tar']
+    """
+
+    def __init__(self, urls: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> None:
+        self.spec = urls
+        self._shards = expand_urls(urls)
+        if not self._shards:
+            raise ShardError(f"no shards in {urls!r}")
+
+    @property
+    def shards(self) -> Iterator[str]:
+        """Shard identifiers (lazy)."""
+        return iter(self._shards)
+
+    def list_shards(self) -> list[str]:
+        """Shard identifiers, in order."""
+        return list(self._shards)
+
+    def open_shard(self, shard: str) -> BinaryIO:
+        """Open a shard for streaming.
+
+        Raises:
+            ShardError: When the file is missing or the URL cannot be fetched.
+        """
+        if is_remote(shard):
+            if shard.startswith(("http://", "https://")):
+                return _HTTPStream(shard)  # type: ignore[return-value]
+            raise ShardError(
+                f"no reader for {shard!r}: use a DataSource for this scheme (e.g. atdata.S3Source)"
+            )
+        try:
+            return open(shard, "rb", buffering=0)  # noqa: SIM115 - caller closes
+        except FileNotFoundError:
+            raise ShardError(f"shard not found: {shard}") from None
+        except OSError as exc:
+            raise ShardError(f"cannot open shard {shard}: {exc.strerror}") from None
+
+    def read_range(self, shard: str, offset: int, size: int) -> bytes:
+        """Read ``size`` bytes at ``offset`` of a shard (HTTP uses a Range request).
+
+        Raises:
+            ShardError: When the range cannot be read in full.
+        """
+        if is_remote(shard):
+            with _HTTPStream(shard, {"Range": f"bytes={offset}-{offset + size - 1}"}) as s:
+                data = s.read(size)
+        else:
+            try:
+                fd = os.open(shard, os.O_RDONLY)
+            except OSError as exc:
+                raise ShardError(f"cannot open shard {shard}: {exc.strerror}") from None
+            try:
+                data = os.pread(fd, size, offset)
+            finally:
+                os.close(fd)
+        if len(data) != size:
+            raise ShardError(f"short read in shard {shard}: wanted {size} bytes at {offset}")
+        return data
+
+    def shard_size(self, shard: str) -> int | None:
+        """Byte size of a local shard (``None`` for remote ones)."""
+        if is_remote(shard):
+            return None
+        try:
+            return os.path.getsize(shard)
+        except OSError:
+            return None
+
+    def __repr__(self) -> str:
+        return f"URLSource({self.spec!r})"

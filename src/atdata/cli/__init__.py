@@ -1,0 +1,64 @@
+"""The ``atdata`` command line (typer + rich).
+
+Each topic registers its commands from its own module (``_core``, ``_index``, ``_query``,
+``_atmosphere`` ...) in :func:`_register`, so ``import atdata`` never pays for the CLI.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="atdata",
+    help="Typed, shareable, queryable ML datasets.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# command modules, each with a ``register(app)`` function
+_COMMAND_MODULES = ["._core"]
+
+
+def _register() -> None:
+    for mod in _COMMAND_MODULES:
+        try:
+            importlib.import_module(mod, __name__).register(app)
+        except ModuleNotFoundError as exc:  # a topic not built yet must not break the others
+            if not exc.name or not exc.name.startswith("atdata.cli"):
+                raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; errors exit non-zero with a one-line message."""
+    from .._errors import AtdataError
+
+    _register()
+    try:
+        app(args=argv, standalone_mode=False)
+    except AtdataError as exc:
+        from rich.console import Console
+
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        return 1
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        if isinstance(exc, click.exceptions.Abort):
+            return 1
+        raise
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
