@@ -50,8 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         app(args=argv, standalone_mode=False)
     except AtdataError as exc:
         from rich.console import Console
+        from rich.markup import escape
 
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         return 1
     except SystemExit as exc:
         return int(exc.code or 0)
