@@ -107,6 +107,8 @@ class ShardWriter:
         observers: :class:`ShardObserver` hooks (manifests, indexes).
         progress: Show a progress display (``None``: only on an interactive terminal).
         total: Expected number of samples, for the progress display.
+        manifest: Write ``<shard>.manifest.json`` + ``.manifest.parquet`` beside each finished
+            shard (needs ``atdata[query]``).
 
     Examples:
         >>> import tempfile, os, atdata
@@ -130,6 +132,7 @@ class ShardWriter:
         observers: Iterable[ShardObserver] = (),
         progress: bool | None = None,
         total: int | None = None,
+        manifest: bool = False,
     ) -> None:
         if maxcount is not None and maxcount < 1:
             raise ConfigError(f"maxcount must be >= 1, got {maxcount}")
@@ -144,6 +147,10 @@ class ShardWriter:
         self._shard_no = start_index
         self._fsync = fsync
         self._observers = list(observers)
+        if manifest:
+            from ._manifest import ManifestObserver
+
+            self._observers.append(ManifestObserver())
         self._infos: list[ShardInfo] = []
         self._count = 0  # samples written overall
         self._file: Any = None
@@ -345,6 +352,7 @@ def write_samples(
     fsync: bool = True,
     observers: Iterable[ShardObserver] = (),
     progress: bool | None = None,
+    manifest: bool = False,
 ) -> Any:
     """Write samples to tar shards and return a :class:`~atdata.Dataset` over them.
 
@@ -358,6 +366,7 @@ def write_samples(
         fsync: Flush shards to disk before they become visible.
         observers: Shard observers (manifests).
         progress: Show a progress display.
+        manifest: Write a manifest beside each shard (see :class:`ShardWriter`).
 
     Returns:
         A ``Dataset`` over the written shards; ``ds.list_shard_infos()`` has sizes and sha256.
@@ -370,7 +379,15 @@ def write_samples(
     total = len(samples) if hasattr(samples, "__len__") else None  # type: ignore[arg-type]
     first_type: type | None = None
     with ShardWriter(
-        path, maxcount, maxsize, key=key, fsync=fsync, observers=observers, progress=progress, total=total
+        path,
+        maxcount,
+        maxsize,
+        key=key,
+        fsync=fsync,
+        observers=observers,
+        progress=progress,
+        total=total,
+        manifest=manifest,
     ) as w:
         for s in samples:
             if first_type is None:
