@@ -19,6 +19,7 @@ __version__ = "0.1.0"
 # public name -> private module that defines it
 _LAZY: dict[str, str] = {
     "AtdataError": "._errors",
+    "AuthenticationError": "._errors",
     "ConfigError": "._errors",
     "DataSource": "._sources",
     "Dataset": "._dataset",
@@ -43,9 +44,11 @@ _LAZY: dict[str, str] = {
     "URLSource": "._sources",
     "decode_array": "._arrays",
     "encode_array": "._arrays",
+    "generate_cid": ".atmosphere._cid",
     "lens": "._lens",
     "load_dataset": "._load",
     "packable": "._sample",
+    "verify_cid": ".atmosphere._cid",
     "write_samples": "._writer",
 }
 
@@ -71,6 +74,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ._dataset import Dataset
     from ._errors import (
         AtdataError,
+        AuthenticationError,
         ConfigError,
         DecodeError,
         IntegrityError,
@@ -87,4 +91,5 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ._sample import DictSample, PackableSample, packable
     from ._sources import DataSource, URLSource
     from ._types import NDArray
+    from .atmosphere._cid import generate_cid, verify_cid
     from ._writer import ShardInfo, ShardWriter, write_samples

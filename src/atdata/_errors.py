@@ -14,6 +14,7 @@ from __future__ import annotations
 
 __all__ = [
     "AtdataError",
+    "AuthenticationError",
     "ConfigError",
     "DecodeError",
     "IntegrityError",
@@ -75,3 +76,7 @@ class ConfigError(AtdataError, ValueError):
 
 class StorageError(AtdataError, OSError):
     """A storage backend (index provider, data store, remote service) failed or is unreachable."""
+
+
+class AuthenticationError(AtdataError, PermissionError):
+    """A login failed, or a saved session is expired or revoked (the message says to log in again)."""

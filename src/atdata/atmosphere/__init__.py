@@ -1,0 +1,33 @@
+"""The atmosphere: publish and load atdata datasets as ATProto records.
+
+Schemas, dataset entries and lenses are records (``science.alt.dataset.*``) in the publisher's
+own ATProto repository; shards live at HTTP URLs, in S3, or as blobs on the publisher's PDS.
+Anyone loads them by handle or DID: ``load_remote("@alice.example/mnist")``.
+
+Names load lazily; nothing here imports ``atproto`` or ``libipld`` until it is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY: dict[str, str] = {
+    "generate_cid": "._cid",
+    "verify_cid": "._cid",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'atdata.atmosphere' has no attribute {name!r}")
+    value = getattr(importlib.import_module(mod, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
