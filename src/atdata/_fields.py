@@ -204,7 +204,8 @@ def _make_encoder(spec: FieldSpec, owner: str) -> Callable[[Any], Any]:
         def enc(v: Any) -> Any:
             if v is True or v is False:
                 return v
-            if type(v).__name__ == "bool_":  # numpy bool
+            t = type(v)
+            if t.__module__ == "numpy" and t.__name__ in ("bool_", "bool"):  # numpy 1.x / 2.x
                 return bool(v)
             raise bad(v, "bool")
     elif kind == "bytes":
