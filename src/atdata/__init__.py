@@ -30,9 +30,13 @@ _LAZY: dict[str, str] = {
     "Lens": "._lens",
     "LensNetwork": "._lens",
     "LensNotFoundError": "._errors",
+    "ManifestField": "._manifest_fields",
     "MissingExtraError": "._errors",
     "NDArray": "._types",
     "PackableSample": "._sample",
+    "QueryExecutor": "._query",
+    "QueryResult": "._query",
+    "SampleLocation": "._query",
     "SampleBatch": "._batch",
     "SampleKeyError": "._errors",
     "SchemaError": "._errors",
@@ -48,6 +52,7 @@ _LAZY: dict[str, str] = {
     "lens": "._lens",
     "load_dataset": "._load",
     "packable": "._sample",
+    "query_fields": "._query_expr",
     "verify_cid": ".atmosphere._cid",
     "write_samples": "._writer",
 }
@@ -87,6 +92,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         StorageError,
     )
     from ._lens import Lens, LensNetwork, lens
+    from ._manifest_fields import ManifestField
+    from ._query import QueryExecutor, QueryResult, SampleLocation
+    from ._query_expr import query_fields
     from ._load import DatasetDict, load_dataset
     from ._sample import DictSample, PackableSample, packable
     from ._sources import DataSource, URLSource

@@ -381,7 +381,13 @@ class Dataset(Generic[T]):
     def _shard_count(self, shard: str) -> int:
         n = self._shared.counts.get(shard)
         if n is None:
-            n = len(self._members(shard))
+            from ._manifest_read import manifest_count  # a fresh manifest saves the shard scan
+
+            n = manifest_count(shard)
+            if n is None:
+                n = len(self._members(shard))
+            else:
+                self._shared.counts[shard] = n
         return n
 
     def _base_len(self) -> int:
@@ -462,6 +468,36 @@ class Dataset(Generic[T]):
             item = self._selection[item]
         shard, key = self._locate(int(item))
         return self._one(shard, key)
+
+    # -- manifest queries (see _query.py) -----------------------------------------------------
+    def query(self, where: Any = None, *, limit: int | None = None) -> Any:
+        """Find samples through the shards' manifests: a lambda over the manifest DataFrame, a
+        field expression (``ds.fields``) or a SQL ``WHERE`` string. Returns a
+        :class:`~atdata._query.QueryResult` of :class:`~atdata.SampleLocation` s.
+
+        Raises:
+            ConfigError: When the shards have no manifests (the message says how to build them).
+        """
+        from ._query import QueryExecutor
+
+        return QueryExecutor.for_dataset(self).query(where, limit=limit)
+
+    @property
+    def fields(self) -> Any:
+        """Queryable fields for typed query expressions: ``Q = ds.fields; Q.label == "dog"``."""
+        from ._query_expr import FieldSet, query_fields
+
+        if hasattr(self.sample_type, "atdata_fields"):
+            return query_fields(self.sample_type)
+        from ._query import QueryExecutor
+
+        return FieldSet(QueryExecutor.for_dataset(self).fields(), "this dataset")
+
+    def get_sample(self, loc: Any) -> T:
+        """The sample at a :class:`~atdata.SampleLocation`, read by one ranged read."""
+        from ._query import fetch_sample
+
+        return fetch_sample(self.source, self.sample_type, loc)
 
     def head(self, n: int = 5) -> list[T]:
         """The first ``n`` samples."""

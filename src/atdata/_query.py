@@ -1,0 +1,379 @@
+"""Queries over shard manifests: lambda predicates, typed field expressions and SQL (DuckDB).
+
+A query first prunes shards whose manifest aggregates rule out a match (those shards are never
+opened), then filters the remaining manifests' rows, and returns :class:`SampleLocation` s. Reading
+the matched samples fetches just their tar members with ranged reads (``pread`` locally, HTTP
+``Range`` remotely, or a source's own ``read_range``).
+
+Examples:
+    >>> import os, tempfile, atdata
+    >>> @atdata.packable
+    ... class Shot:
+    ...     label: str
+    ...     confidence: float
+    >>> d = tempfile.mkdtemp()
+    >>> rows = [Shot(label=("dog", "cat", "bird")[i % 3], confidence=i / 10) for i in range(10)]
+    >>> ds = atdata.write_samples(rows, os.path.join(d, "shots.tar"), maxcount=4, key="index",
+    ...                           manifest=True)
+    >>> Q = ds.fields
+    >>> r = ds.query((Q.label == "dog") & (Q.confidence > 0.2))
+    >>> [loc.key for loc in r.locations]
+    ['00000003', '00000006', '00000009']
+    >>> r.stats.shards_total, r.stats.shards_pruned, r.stats.rows_matched
+    (3, 0, 3)
+    >>> [s.confidence for s in r]
+    [0.3, 0.6, 0.9]
+    >>> ds.query("label = 'cat' AND confidence >= 0.7").list_keys()
+    ['00000007']
+    >>> ds.query(lambda df: df["confidence"] > 0.75).list_keys()
+    ['00000008', '00000009']
+    >>> ds.query(Q.confidence > 0.75).stats.shards_pruned
+    2
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from ._errors import ConfigError, IntegrityError, SchemaError
+from ._extras import require
+from ._manifest_read import ShardManifest, load_manifest
+from ._query_expr import Expr, where_to_expr
+
+__all__ = ["QueryExecutor", "QueryResult", "QueryStats", "SampleLocation", "fetch_sample"]
+
+_BUILD_HINT = "build them with: atdata manifest build {path}"
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class SampleLocation:
+    """Where one sample lives: shard, key, byte offset of its payload in the tar, payload size."""
+
+    shard: str
+    key: str
+    offset: int
+    size: int
+
+
+@dataclasses.dataclass
+class QueryStats:
+    """What a query touched."""
+
+    shards_total: int = 0
+    shards_pruned: int = 0
+    shards_scanned: int = 0
+    rows_scanned: int = 0
+    rows_matched: int = 0
+
+
+class QueryResult:
+    """Matched :class:`SampleLocation` s with :class:`QueryStats`; iterating reads the samples."""
+
+    def __init__(
+        self, locations: list[SampleLocation], stats: QueryStats, frame: Any, reader: Callable[..., Any]
+    ) -> None:
+        self._locs = locations
+        self.stats = stats
+        self._frame = frame
+        self._reader = reader
+
+    @property
+    def locations(self) -> Iterator[SampleLocation]:
+        """Matched locations (lazy)."""
+        return iter(self._locs)
+
+    def list_locations(self) -> list[SampleLocation]:
+        """Matched locations, in shard order."""
+        return list(self._locs)
+
+    @property
+    def keys(self) -> Iterator[str]:
+        """Matched sample keys (lazy)."""
+        return (loc.key for loc in self._locs)
+
+    def list_keys(self) -> list[str]:
+        """Matched sample keys."""
+        return [loc.key for loc in self._locs]
+
+    def to_pandas(self) -> Any:
+        """The matched manifest rows (``__shard__``, ``__key__``, ``__offset__``, ``__size__``, fields)."""
+        return self._frame
+
+    def __len__(self) -> int:
+        return len(self._locs)
+
+    def __iter__(self) -> Iterator[Any]:
+        """Read the matched samples by ranged reads, in shard and offset order."""
+        for loc in self._locs:
+            yield self._reader(loc)
+
+    def __repr__(self) -> str:
+        s = self.stats
+        return (
+            f"QueryResult({len(self._locs)} samples; shards {s.shards_scanned} scanned, "
+            f"{s.shards_pruned} pruned of {s.shards_total})"
+        )
+
+
+def _check_header(head: bytes, loc: SampleLocation) -> None:
+    name = head[:100].split(b"\0", 1)[0].decode("utf-8", "replace")
+    want = (loc.key + ".msgpack").encode("utf-8")[:100].decode("utf-8", "replace")
+    size_field = head[124:136].split(b"\0", 1)[0].strip()
+    try:
+        size = int(size_field or b"-1", 8)
+    except ValueError:
+        size = -1
+    if name != want or size != loc.size:
+        raise IntegrityError(
+            f"shard {loc.shard} holds {name!r} ({size} bytes) at offset {loc.offset}, not sample "
+            f"{loc.key!r} ({loc.size} bytes): the manifest is stale; rebuild it with: "
+            f"atdata manifest build {loc.shard} --force"
+        )
+
+
+def fetch_raw(source: Any, loc: SampleLocation) -> dict:
+    """The raw field map of the sample at ``loc``, checked against its tar header.
+
+    Raises:
+        IntegrityError: When the bytes at ``loc`` are not that sample (a stale manifest).
+    """
+    from ._sample import unpack_payload
+
+    where = f" in shard {loc.shard}, sample {loc.key!r}"
+    read = getattr(source, "read_range", None)
+    if read is not None and loc.offset >= 512:
+        data = read(loc.shard, loc.offset - 512, loc.size + 512)
+        _check_header(data[:512], loc)
+        payload = memoryview(data)[512:]
+    else:
+        from ._tar import iter_tar, split_member_name
+
+        f = source.open_shard(loc.shard)
+        try:
+            payload = next(
+                (bytes(d) for n, _o, d in iter_tar(f.read, where) if split_member_name(n)[0] == loc.key),
+                None,
+            )
+        finally:
+            f.close()
+        if payload is None:
+            raise IntegrityError(f"sample {loc.key!r} is not in shard {loc.shard}: the manifest is stale")
+    return unpack_payload(payload, where)
+
+
+def fetch_sample(source: Any, sample_type: type, loc: SampleLocation) -> Any:
+    """Decode the sample at ``loc`` as ``sample_type`` (reads only its tar member)."""
+    raw = fetch_raw(source, loc)
+    obj = sample_type._from_wire(raw, f" in shard {loc.shard}, sample {loc.key!r}")
+    from ._dataset import _set_key
+
+    _set_key(obj, loc.key)
+    return obj
+
+
+class QueryExecutor:
+    """Run queries over the manifests of a set of shards.
+
+    Args:
+        shards: Shard identifiers (paths or URLs); each needs ``<shard>.manifest.json`` +
+            ``.manifest.parquet`` beside it.
+        source: The :class:`~atdata.DataSource` that reads the shards (default: a URLSource).
+        sample_type: Type that iterating results decodes to (default :class:`~atdata.DictSample`).
+    """
+
+    def __init__(self, shards: Sequence[str], source: Any = None, sample_type: type | None = None) -> None:
+        from ._sample import DictSample
+        from ._sources import URLSource
+
+        self.shards = list(shards)
+        if not self.shards:
+            raise ConfigError("a query needs at least one shard")
+        self.source = source if source is not None else URLSource(self.shards)
+        self.sample_type = sample_type or DictSample
+        self._cache: dict[str, tuple[Any, ShardManifest]] = {}
+
+    @classmethod
+    def from_directory(cls, path: str | os.PathLike[str], sample_type: type | None = None) -> QueryExecutor:
+        """An executor over every ``*.manifest.json`` (and its shard) in a local directory.
+
+        Raises:
+            ConfigError: When the directory holds no manifests.
+        """
+        d = os.fspath(path)
+        names = sorted(n for n in os.listdir(d) if n.endswith(".manifest.json") and not n.startswith("."))
+        if not names:
+            raise ConfigError(f"no manifests in {d}; " + _BUILD_HINT.format(path=d))
+        shards = [os.path.join(d, n[: -len(".manifest.json")] + ".tar") for n in names]
+        return cls(shards, sample_type=sample_type)
+
+    @classmethod
+    def for_dataset(cls, ds: Any) -> QueryExecutor:
+        """The executor of a :class:`~atdata.Dataset` (cached on it)."""
+        ex = ds.__dict__.get("_query_executor")
+        if ex is None or ex.sample_type is not ds.sample_type:
+            ex = cls(ds.list_shards(), source=ds.source, sample_type=ds.sample_type)
+            ds.__dict__["_query_executor"] = ex
+        return ex
+
+    # -- manifests ----------------------------------------------------------------------------
+    def _manifest(self, shard: str) -> ShardManifest | None:
+        stamp: Any = None
+        if "://" not in shard:
+            from ._manifest import manifest_paths
+
+            try:
+                st = os.stat(manifest_paths(shard)[0])
+                stamp = (st.st_mtime_ns, st.st_size)
+            except OSError:
+                stamp = None
+            cached = self._cache.get(shard)
+            if cached is not None and stamp is not None and cached[0] == stamp:
+                return cached[1]
+        else:
+            cached = self._cache.get(shard)
+            if cached is not None:
+                return cached[1]
+        m = load_manifest(shard, self.source)
+        if m is not None:
+            self._cache[shard] = (stamp, m)
+        return m
+
+    def list_manifests(self) -> list[ShardManifest]:
+        """Manifests of all shards.
+
+        Raises:
+            ConfigError: When a shard has none (the message says how to build them).
+        """
+        out = []
+        missing = []
+        for s in self.shards:
+            m = self._manifest(s)
+            if m is None:
+                missing.append(s)
+            else:
+                out.append(m)
+        if missing:
+            where = os.path.dirname(missing[0]) or "." if "://" not in missing[0] else missing[0]
+            raise ConfigError(
+                f"{len(missing)} of {len(self.shards)} shard(s) have no manifest (e.g. {missing[0]}); "
+                "queries need manifests: write with manifest=True or " + _BUILD_HINT.format(path=where)
+            )
+        return out
+
+    def fields(self) -> dict[str, str]:
+        """Queryable field -> kind, from the manifests."""
+        out: dict[str, str] = {}
+        for m in self.list_manifests():
+            for k, v in m.kinds.items():
+                out.setdefault(k, v)
+        return out
+
+    def count(self) -> int:
+        """Samples according to the manifests (no shard is read)."""
+        return sum(m.num_samples for m in self.list_manifests())
+
+    # -- querying -----------------------------------------------------------------------------
+    def query(self, where: Any = None, *, limit: int | None = None) -> QueryResult:
+        """Find samples by a lambda over the manifest DataFrame, a field expression or SQL.
+
+        Args:
+            where: ``None`` (all samples), a callable ``df -> bool Series``, an expression built
+                from :func:`~atdata.query_fields`, or a SQL ``WHERE`` clause (DuckDB syntax; the
+                columns are the manifest's: ``__key__``, fields, ``list[str]`` fields as lists).
+            limit: Return at most this many locations.
+
+        Raises:
+            ConfigError: Without manifests, or for a bad predicate or SQL.
+            IntegrityError: When a manifest disagrees with its shard.
+        """
+        pd = require("pandas", "query", "queries")
+        manifests = self.list_manifests()
+        stats = QueryStats(shards_total=len(manifests))
+        prune: Expr | None = None
+        if isinstance(where, Expr):
+            prune = where
+        elif isinstance(where, str):
+            prune = where_to_expr(where)
+        elif where is not None and not callable(where):
+            raise ConfigError(
+                f"where must be a callable, a field expression or a SQL string, got {type(where).__name__}"
+            )
+        frames = []
+        for i, m in enumerate(manifests):
+            m.check_fresh()
+            if prune is not None and not m.legacy and not prune.may_match(m.aggregates, m.num_samples):
+                stats.shards_pruned += 1
+                continue
+            df = m.frame(self.source)
+            stats.shards_scanned += 1
+            stats.rows_scanned += len(df)
+            if not len(df):
+                continue
+            if isinstance(where, str):
+                frames.append(df.assign(__shard__=i))
+                continue
+            if where is None:
+                sel = df
+            else:
+                try:
+                    mask = where.mask(df) if isinstance(where, Expr) else where(df)
+                except (SchemaError, ConfigError):
+                    raise
+                except Exception as exc:
+                    raise ConfigError(f"query predicate failed on {m.parquet_path}: {exc!r}") from exc
+                sel = df[_as_mask(mask, len(df), m.parquet_path)]
+            if len(sel):
+                frames.append(sel.assign(__shard__=i))
+        if isinstance(where, str):
+            matched = self._sql(where, frames, pd)
+        else:
+            matched = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+                {"__shard__": [], "__key__": [], "__offset__": [], "__size__": []}
+            )
+        if limit is not None:
+            matched = matched.iloc[:limit]
+        shard_names = [m.shard for m in manifests]
+        locs = [
+            SampleLocation(shard_names[int(s)], str(k), int(o), int(z))
+            for s, k, o, z in zip(
+                matched["__shard__"], matched["__key__"], matched["__offset__"], matched["__size__"], strict=True
+            )
+        ]
+        stats.rows_matched = len(locs)
+        matched = matched.assign(__shard__=[loc.shard for loc in locs])
+        return QueryResult(locs, stats, matched, self.get_sample)
+
+    def _sql(self, sql: str, frames: list[Any], pd: Any) -> Any:
+        duckdb = require("duckdb", "query", "SQL queries")
+        if not frames:
+            return pd.DataFrame({"__shard__": [], "__key__": [], "__offset__": [], "__size__": []})
+        table = pd.concat(frames, ignore_index=True)
+        text = sql.strip().rstrip(";")
+        if text.upper().startswith("WHERE "):
+            text = text[6:]
+        con = duckdb.connect()
+        try:
+            con.register("manifest", table)
+            out = con.execute(f"SELECT * FROM manifest WHERE {text} ORDER BY __shard__, __offset__").df()
+        except duckdb.Error as exc:
+            cols = ", ".join(c for c in table.columns if c != "__shard__")
+            raise ConfigError(f"SQL query {sql!r} failed: {str(exc).splitlines()[0]} (columns: {cols})") from None
+        finally:
+            con.close()
+        return out
+
+    def get_sample(self, loc: SampleLocation) -> Any:
+        """Read the sample at ``loc`` (just its tar member)."""
+        return fetch_sample(self.source, self.sample_type, loc)
+
+
+def _as_mask(mask: Any, n: int, where: str) -> Any:
+    if getattr(mask, "dtype", None) is None or len(mask) != n:
+        raise ConfigError(f"the query predicate must return a boolean Series of {n} rows ({where})")
+    if str(mask.dtype) not in ("bool", "boolean"):
+        raise ConfigError(f"the query predicate returned {mask.dtype} values, not booleans ({where})")
+    return mask.fillna(False).astype(bool).to_numpy() if str(mask.dtype) == "boolean" else mask.to_numpy()
+
