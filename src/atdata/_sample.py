@@ -82,6 +82,14 @@ class PackableSample:
     __atdata_sample__: ClassVar[bool] = True
     __key__: str | None = None
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # `@dataclass` (eq=True) only adds __eq__ when the class body lacks one: give explicit
+        # subclasses the array-aware comparison instead of a tuple compare that fails on arrays.
+        if "__eq__" not in cls.__dict__:
+            cls.__eq__ = PackableSample.__eq__  # type: ignore[method-assign]
+            cls.__hash__ = None  # type: ignore[assignment]
+
     @classmethod
     def atdata_fields(cls) -> tuple[FieldSpec, ...]:
         """The field specs of this type, in declaration order."""
@@ -118,6 +126,13 @@ class PackableSample:
 
     @classmethod
     def _from_wire(cls: type[T], raw: dict, where: str = "") -> T:
+        from ._decode import decoder_for
+
+        return decoder_for(cls)(raw, where, None)
+
+    @classmethod
+    def _from_wire_slow(cls: type[T], raw: dict, where: str = "") -> T:
+        """The reference decoder (the generated one in ``_decode`` must agree with it)."""
         vals = {}
         for spec in fields_of(cls):  # type: ignore[arg-type]
             name = spec.name
