@@ -56,9 +56,16 @@ class Lens(Generic[S, V]):
         view: type | None = None,
         name: str | None = None,
         network: LensNetwork | None = None,
+        localns: dict[str, Any] | None = None,
     ) -> None:
         if source is None or view is None:
-            hints = typing.get_type_hints(get)
+            try:
+                hints = typing.get_type_hints(get, localns=localns)
+            except Exception as exc:  # an annotation that names a type out of reach
+                raise ConfigError(
+                    f"lens {getattr(get, '__name__', get)!r}: cannot resolve the getter's annotations "
+                    f"({exc}); pass source= and view= explicitly"
+                ) from None
             params = [k for k in hints if k != "return"]
             if source is None:
                 if not params:
@@ -103,7 +110,7 @@ class Lens(Generic[S, V]):
         return self._put(view, source)
 
     def putter(self, fn: Callable[[V, S], S]) -> Callable[[V, S], S]:
-        """Decorator registering the putter of this lens."""
+        """Decorator registering the putter ``(view, source) -> source`` of this lens."""
         self._put = fn
         return fn
 
@@ -176,6 +183,18 @@ class LensNetwork:
             return _dict_lens(view)
         return None
 
+    def _neighbours(self, node: type) -> list[tuple[type, Lens]]:
+        """Registered lenses from ``node``; from DictSample also the implicit decode hops."""
+        out = list(self._edges.get(node, {}).items())
+        from ._sample import DictSample
+
+        if node is DictSample:
+            have = {t for t, _ in out}
+            for mid in list(self._edges):
+                if mid not in have and getattr(mid, "__atdata_sample__", False):
+                    out.append((mid, _dict_lens(mid)))
+        return out
+
     def find(self, source: type, view: type) -> Lens:
         """The lens from ``source`` to ``view``: direct, implicit, or the shortest composition.
 
@@ -188,40 +207,26 @@ class LensNetwork:
         direct = self._edges.get(source, {}).get(view) or self._implicit(source, view)
         if direct is not None:
             return direct
-        # breadth-first search over registered lenses (plus the implicit DictSample hop)
-        prev: dict[type, tuple[type, Lens]] = {}
+        # breadth-first search: the first chain found is a shortest one (fewest lenses)
+        prev: dict[type, Lens] = {}
         queue = deque([source])
         seen = {source}
         while queue:
             node = queue.popleft()
-            nxt = dict(self._edges.get(node, {}))
-            if node is not source or not nxt:
-                pass
-            for tgt, lz in nxt.items():
+            for tgt, lz in self._neighbours(node):
                 if tgt in seen:
                     continue
                 seen.add(tgt)
-                prev[tgt] = (node, lz)
+                prev[tgt] = lz
                 if tgt is view:
                     chain = [lz]
                     while chain[0].source is not source:
-                        chain.insert(0, prev[chain[0].source][1])
+                        chain.insert(0, prev[chain[0].source])
                     out = chain[0]
                     for nxt_lens in chain[1:]:
                         out = out >> nxt_lens
                     return out
                 queue.append(tgt)
-        from ._sample import DictSample
-
-        if source is DictSample:
-            # DictSample -> any packable type T -> registered chain from T
-            for mid in list(self._edges):
-                if getattr(mid, "__atdata_sample__", False):
-                    try:
-                        rest = self.find(mid, view)
-                    except LensNotFoundError:
-                        continue
-                    return _dict_lens(mid) >> rest
         existing = self.lenses_from(source)
         have = ", ".join(f"{lz.name} ({_tname(lz.source)} -> {_tname(lz.view)})" for lz in existing)
         sn, vn = _tname(source), _tname(view)
@@ -242,7 +247,9 @@ def _dict_lens(view: type) -> Lens:
 
     def put(v: Any, s: DictSample) -> DictSample:
         raw = dict(s._data)
-        raw.update(v._to_wire())
+        for k, val in v._to_wire().items():
+            if val is not None or k in raw:  # an absent optional field stays absent (GetPut)
+                raw[k] = val
         out = DictSample._from_wire(raw)
         out.__key__ = s.__key__
         return out
@@ -256,8 +263,12 @@ def lens(fn: Callable[[S], V] | None = None, /, *, network: LensNetwork | None =
     Add a putter with ``@f.putter``.
     """
 
+    import sys
+
+    localns = dict(sys._getframe(1).f_locals)  # types defined next to the getter (e.g. in a function)
+
     def wrap(f: Callable[[S], V]) -> Lens[S, V]:
         net = network or LensNetwork.default()
-        return net.register(Lens(f, network=net))
+        return net.register(Lens(f, network=net, localns=localns))
 
     return wrap if fn is None else wrap(fn)

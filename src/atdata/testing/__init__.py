@@ -1,0 +1,46 @@
+"""Test helpers for atdata users and for atdata itself.
+
+* :func:`check_lens_laws` checks GetPut, PutGet and PutPut on given sources and views.
+* :func:`assert_lens_laws` checks them on samples drawn by hypothesis.
+* :func:`strategy_for` builds a hypothesis strategy for any ``@packable`` type.
+
+Names load lazily: importing ``atdata.testing`` imports neither numpy nor hypothesis
+(hypothesis is needed only by the hypothesis-driven helpers: ``pip install hypothesis``).
+
+Examples:
+    >>> import atdata.testing as t
+    >>> sorted(t.__all__)[:3]
+    ['assert_lens_laws', 'check_lens_laws', 'strategy_for']
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# public name -> private module of this package
+_LAZY: dict[str, str] = {
+    "assert_lens_laws": "._lens_laws",
+    "check_lens_laws": "._lens_laws",
+    "strategy_for": "._strategies",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'atdata.testing' has no attribute {name!r}")
+    value = getattr(importlib.import_module(mod, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._lens_laws import assert_lens_laws, check_lens_laws
+    from ._strategies import strategy_for
