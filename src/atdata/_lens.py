@@ -164,7 +164,7 @@ class LensNetwork:
         return lens_
 
     @property
-    def lenses(self):  # noqa: ANN201 - iterator
+    def lenses(self):
         """Registered lenses (lazy)."""
         return (lz for d in self._edges.values() for lz in d.values())
 
