@@ -24,22 +24,30 @@ _LAZY: dict[str, str] = {
     "DataSource": "._sources",
     "Dataset": "._dataset",
     "DatasetDict": "._load",
+    "DatasetEntry": ".index._entry",
     "DecodeError": "._errors",
     "DictSample": "._sample",
+    "Index": ".index._index",
+    "IndexProvider": ".index._providers._base",
     "IntegrityError": "._errors",
     "Lens": "._lens",
     "LensNetwork": "._lens",
     "LensNotFoundError": "._errors",
+    "LocalDiskStore": ".stores._local",
     "ManifestField": "._manifest_fields",
     "MissingExtraError": "._errors",
     "NDArray": "._types",
     "PackableSample": "._sample",
     "QueryExecutor": "._query",
     "QueryResult": "._query",
-    "SampleLocation": "._query",
+    "Repository": ".index._repository",
+    "S3DataStore": ".stores._s3",
+    "S3Source": ".stores._s3",
     "SampleBatch": "._batch",
     "SampleKeyError": "._errors",
+    "SampleLocation": "._query",
     "SchemaError": "._errors",
+    "SchemaRecord": ".index._entry",
     "ShardError": "._errors",
     "ShardInfo": "._writer",
     "ShardWriter": "._writer",
@@ -53,6 +61,7 @@ _LAZY: dict[str, str] = {
     "load_dataset": "._load",
     "packable": "._sample",
     "query_fields": "._query_expr",
+    "set_default_index": ".index._index",
     "verify_cid": ".atmosphere._cid",
     "write_samples": "._writer",
 }
@@ -101,3 +110,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ._types import NDArray
     from .atmosphere._cid import generate_cid, verify_cid
     from ._writer import ShardInfo, ShardWriter, write_samples
+    from .index._entry import DatasetEntry, SchemaRecord
+    from .index._index import Index, set_default_index
+    from .index._providers._base import IndexProvider
+    from .index._repository import Repository
+    from .stores._local import LocalDiskStore
+    from .stores._s3 import S3DataStore, S3Source

@@ -1,0 +1,63 @@
+"""Dataset names: ``@local/name`` and ``@local/name@1.2.0`` through the default index; any other
+``@handle/...`` through :mod:`atdata.atmosphere`.
+
+Examples:
+    >>> split_name("@local/mnist@1.2.0"), split_name("@local/a/b")
+    (('local', 'mnist', '1.2.0'), ('local', 'a/b', None))
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ._errors import ConfigError
+
+__all__ = ["load_named", "split_name"]
+
+
+def split_name(path: str) -> tuple[str, str, str | None]:
+    """``"@handle/name@version"`` -> ``(handle, name, version)``.
+
+    Raises:
+        ConfigError: When ``path`` is not ``@handle/name`` shaped.
+    """
+    if not path.startswith("@") or "/" not in path:
+        raise ConfigError(
+            f"{path!r} is not a dataset name like '@local/name' or '@handle/name@1.0.0'"
+        )
+    handle, _, rest = path[1:].partition("/")
+    name, _, version = rest.partition("@")
+    if not handle or not name:
+        raise ConfigError(
+            f"{path!r} is not a dataset name like '@local/name' or '@handle/name@1.0.0'"
+        )
+    return handle, name, version or None
+
+
+def load_named(path: str, sample_type: type | None = None, split: str | None = None) -> Any:
+    """Load a named dataset: ``@local/...`` from the default index, other handles from the atmosphere.
+
+    Raises:
+        ConfigError: For a malformed name, a split on a local dataset, or a missing atmosphere.
+        StorageError: When the local dataset or version does not exist.
+    """
+    handle, name, version = split_name(path)
+    if handle == "local":
+        if split is not None:
+            raise ConfigError(
+                f"{path!r} is one local dataset; it has no split {split!r} (store splits as "
+                f"separate names, e.g. '@local/{name}-{split}')"
+            )
+        from .index._index import get_default_index
+
+        return get_default_index().get_dataset(name, version, sample_type=sample_type)
+    try:
+        atm = importlib.import_module("atdata.atmosphere")
+        load_remote = atm.load_remote
+    except (ImportError, AttributeError):
+        raise ConfigError(
+            f"cannot load {path!r}: atdata.atmosphere.load_remote is not available in this "
+            'installation (pip install "atdata[atmosphere]")'
+        ) from None
+    return load_remote(path, sample_type=sample_type, split=split)

@@ -1,0 +1,27 @@
+"""Index providers: SQLite (default), Redis and PostgreSQL behind one :class:`IndexProvider` contract."""
+
+from __future__ import annotations
+
+from ._base import IndexProvider, mask_url, next_entry_version
+from ._sqlite import SQLiteProvider
+
+__all__ = [
+    "IndexProvider",
+    "PostgresProvider",
+    "RedisProvider",
+    "SQLiteProvider",
+    "mask_url",
+    "next_entry_version",
+]
+
+
+def __getattr__(name: str):  # redis/psycopg load only when their provider is used
+    if name == "RedisProvider":
+        from ._redis import RedisProvider
+
+        return RedisProvider
+    if name == "PostgresProvider":
+        from ._postgres import PostgresProvider
+
+        return PostgresProvider
+    raise AttributeError(name)

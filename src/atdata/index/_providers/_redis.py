@@ -1,0 +1,238 @@
+"""Redis index provider (``redis`` package, extra ``redis``).
+
+Layout under a key prefix (``atdata:`` by default, one per test run in the tests): hashes
+``<p>entries`` (``name@version`` -> entry JSON), ``<p>entry_ids`` (id -> ``name@version``),
+``<p>latest`` (name -> highest version), and the same three for schemas. Commits and version
+assignment run as Lua scripts, so they are atomic; listing is one ``HVALS``.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from ..._errors import ConfigError, SchemaError, StorageError
+from ..._extras import require
+from .._entry import DatasetEntry, SchemaRecord, parse_version, utcnow
+from ._base import (
+    IndexProvider,
+    conflict_message,
+    mask_url,
+    schema_conflict_message,
+    sort_key,
+)
+
+__all__ = ["RedisProvider"]
+
+_TOKEN = "@@ATDATA_VERSION@@"
+
+# KEYS: entries, entry_ids, latest ; ARGV: name, entry_id, version or "", json with _TOKEN
+_ADD_ENTRY = """
+local existing = redis.call('HGET', KEYS[2], ARGV[2])
+if existing then return {0, redis.call('HGET', KEYS[1], existing)} end
+local name, version = ARGV[1], ARGV[3]
+local latest = redis.call('HGET', KEYS[3], name)
+local function parse(v)
+  local a, b, c = string.match(v, '^(%d+)%.(%d+)%.(%d+)$')
+  return tonumber(a), tonumber(b), tonumber(c)
+end
+if version == '' then
+  if latest then
+    local a, b = parse(latest)
+    version = a .. '.' .. (b + 1) .. '.0'
+  else
+    version = '1.0.0'
+  end
+else
+  if redis.call('HEXISTS', KEYS[1], name .. '@' .. version) == 1 then return {-1, version} end
+end
+local rec = string.gsub(ARGV[4], '@@ATDATA_VERSION@@', version)
+redis.call('HSET', KEYS[1], name .. '@' .. version, rec)
+redis.call('HSET', KEYS[2], ARGV[2], name .. '@' .. version)
+local newer = true
+if latest then
+  local a1, b1, c1 = parse(latest)
+  local a2, b2, c2 = parse(version)
+  newer = (a2 > a1) or (a2 == a1 and (b2 > b1 or (b2 == b1 and c2 > c1)))
+end
+if newer then redis.call('HSET', KEYS[3], name, version) end
+return {1, rec}
+"""
+
+# KEYS: schemas, schema_latest ; ARGV: name, version, json
+_PUT_SCHEMA = """
+local key = ARGV[1] .. '@' .. ARGV[2]
+local existing = redis.call('HGET', KEYS[1], key)
+if existing then return existing end
+redis.call('HSET', KEYS[1], key, ARGV[3])
+local latest = redis.call('HGET', KEYS[2], ARGV[1])
+local function parse(v)
+  local a, b, c = string.match(v, '^(%d+)%.(%d+)%.(%d+)$')
+  return tonumber(a), tonumber(b), tonumber(c)
+end
+local newer = true
+if latest then
+  local a1, b1, c1 = parse(latest)
+  local a2, b2, c2 = parse(ARGV[2])
+  newer = (a2 > a1) or (a2 == a1 and (b2 > b1 or (b2 == b1 and c2 > c1)))
+end
+if newer then redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) end
+return ARGV[3]
+"""
+
+# KEYS: records, latest ; ARGV: name -> the record of the highest version
+_GET_LATEST = """
+local v = redis.call('HGET', KEYS[2], ARGV[1])
+if not v then return false end
+return redis.call('HGET', KEYS[1], ARGV[1] .. '@' .. v)
+"""
+
+
+class RedisProvider(IndexProvider):
+    """Index records in Redis.
+
+    Args:
+        redis: A ``redis.Redis`` client, or a URL such as ``"redis://127.0.0.1:6379/0"``.
+        prefix: Key prefix (every key this provider touches starts with it).
+        connect_timeout: Seconds before an unreachable server raises :class:`StorageError`.
+    """
+
+    kind = "redis"
+
+    def __init__(
+        self,
+        redis: Any = "redis://127.0.0.1:6379/0",
+        *,
+        prefix: str = "atdata:",
+        connect_timeout: float = 3.0,
+        timeout: float = 30.0,
+    ) -> None:
+        mod = require("redis", "redis", "the Redis index provider")
+        if isinstance(redis, str):
+            self._url = redis
+            self._client = mod.Redis.from_url(
+                redis, socket_connect_timeout=connect_timeout, socket_timeout=timeout
+            )
+        else:
+            self._client = redis
+            kw = redis.connection_pool.connection_kwargs
+            self._url = f"redis://{kw.get('host', '?')}:{kw.get('port', '?')}/{kw.get('db', 0)}"
+        self.prefix = prefix
+        self.connect_timeout, self.timeout = connect_timeout, timeout
+        p = prefix
+        self._k = {
+            "entries": f"{p}entries",
+            "ids": f"{p}entry_ids",
+            "latest": f"{p}latest",
+            "schemas": f"{p}schemas",
+            "schema_latest": f"{p}schema_latest",
+        }
+        self._add = self._client.register_script(_ADD_ENTRY)
+        self._put_schema = self._client.register_script(_PUT_SCHEMA)
+        self._latest = self._client.register_script(_GET_LATEST)
+
+    @property
+    def url(self) -> str:
+        return f"{mask_url(self._url)} (prefix {self.prefix!r})"
+
+    def _call(self, fn: Any, *args: Any, **kw: Any) -> Any:
+        mod = require("redis", "redis")
+        try:
+            return fn(*args, **kw)
+        except mod.exceptions.RedisError as exc:
+            raise StorageError(
+                f"Redis index at {mask_url(self._url)} failed: {mask_url(str(exc))}"
+            ) from None
+
+    # -- schemas --------------------------------------------------------------------------------
+    def put_schema(self, record: SchemaRecord) -> SchemaRecord:
+        parse_version(record.version)
+        record.created_at = record.created_at or utcnow()
+        k = self._k
+        raw = self._call(
+            self._put_schema,
+            keys=[k["schemas"], k["schema_latest"]],
+            args=[record.name, record.version, record.dumps()],
+        )
+        stored = SchemaRecord.from_json(raw)
+        if stored.fingerprint != record.fingerprint:
+            raise SchemaError(schema_conflict_message(record))
+        return stored
+
+    def get_schema(self, name: str, version: str | None = None) -> SchemaRecord | None:
+        k = self._k
+        if version is None:
+            raw = self._call(self._latest, keys=[k["schemas"], k["schema_latest"]], args=[name])
+        else:
+            raw = self._call(self._client.hget, k["schemas"], f"{name}@{version}")
+        return SchemaRecord.from_json(raw) if raw else None
+
+    def list_schemas(self) -> list[SchemaRecord]:
+        vals = self._call(self._client.hvals, self._k["schemas"])
+        return sorted(
+            (SchemaRecord.from_json(v) for v in vals), key=lambda r: sort_key(r.name, r.version)
+        )
+
+    # -- entries --------------------------------------------------------------------------------
+    def add_entry(self, entry: DatasetEntry) -> DatasetEntry:
+        entry.entry_id = entry.entry_id or uuid.uuid4().hex
+        entry.created_at = entry.created_at or utcnow()
+        explicit = entry.version
+        if explicit is not None:
+            parse_version(explicit)
+        entry.version = _TOKEN
+        try:
+            text = entry.dumps()
+        finally:
+            entry.version = explicit
+        if text.count(_TOKEN) != 1:
+            raise ConfigError(f"entry metadata of {entry.name!r} must not contain {_TOKEN!r}")
+        k = self._k
+        status, payload = self._call(
+            self._add,
+            keys=[k["entries"], k["ids"], k["latest"]],
+            args=[entry.name, entry.entry_id, explicit or "", text],
+        )
+        if status == -1:
+            raise ConfigError(conflict_message(entry))
+        return DatasetEntry.from_json(payload)
+
+    def get_entry(self, name: str, version: str | None = None) -> DatasetEntry | None:
+        k = self._k
+        if version is None:
+            raw = self._call(self._latest, keys=[k["entries"], k["latest"]], args=[name])
+        else:
+            raw = self._call(self._client.hget, k["entries"], f"{name}@{version}")
+        return DatasetEntry.from_json(raw) if raw else None
+
+    def get_entry_by_id(self, entry_id: str) -> DatasetEntry | None:
+        ref = self._call(self._client.hget, self._k["ids"], entry_id)
+        if not ref:
+            return None
+        raw = self._call(self._client.hget, self._k["entries"], ref)
+        return DatasetEntry.from_json(raw) if raw else None
+
+    def list_entries(self) -> list[DatasetEntry]:
+        vals = self._call(self._client.hvals, self._k["entries"])
+        return sorted(
+            (DatasetEntry.from_json(json.loads(v)) for v in vals),
+            key=lambda e: sort_key(e.name, e.version or ""),
+        )
+
+    def ping(self) -> None:
+        self._call(self._client.ping)
+
+    def drop(self) -> None:
+        """Delete every key of this provider's prefix (tests, cleanup)."""
+        self._call(self._client.delete, *self._k.values())
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __reduce__(self) -> Any:
+        return (_rebuild, (self._url, self.prefix, self.connect_timeout, self.timeout))
+
+
+def _rebuild(url: str, prefix: str, connect_timeout: float, timeout: float) -> RedisProvider:
+    return RedisProvider(url, prefix=prefix, connect_timeout=connect_timeout, timeout=timeout)

@@ -1,0 +1,208 @@
+"""SQLite index provider (the default): one file, WAL mode, safe for several processes.
+
+Examples:
+    >>> import tempfile, os
+    >>> from atdata.index._entry import DatasetEntry
+    >>> p = SQLiteProvider(os.path.join(tempfile.mkdtemp(), "index.db"))
+    >>> p.add_entry(DatasetEntry(name="a")).version, p.add_entry(DatasetEntry(name="a")).version
+    ('1.0.0', '1.1.0')
+    >>> [e.version for e in p.list_entries()]
+    ['1.0.0', '1.1.0']
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from typing import Any
+
+from ..._errors import ConfigError, SchemaError, StorageError
+from .._entry import DatasetEntry, SchemaRecord, parse_version, utcnow
+from ._base import (
+    IndexProvider,
+    conflict_message,
+    next_entry_version,
+    schema_conflict_message,
+    sort_key,
+)
+
+__all__ = ["SQLiteProvider"]
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS atdata_schemas (
+    name TEXT NOT NULL, version TEXT NOT NULL, fingerprint TEXT NOT NULL, record TEXT NOT NULL,
+    PRIMARY KEY (name, version));
+CREATE TABLE IF NOT EXISTS atdata_entries (
+    name TEXT NOT NULL, version TEXT NOT NULL, entry_id TEXT NOT NULL UNIQUE, record TEXT NOT NULL,
+    PRIMARY KEY (name, version));
+"""
+
+
+class SQLiteProvider(IndexProvider):
+    """Index records in a SQLite database file.
+
+    Args:
+        path: Database file (parent directories are created).
+        timeout: Seconds to wait for another process's write lock.
+    """
+
+    kind = "sqlite"
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
+        self.path = os.fspath(path)
+        self.timeout = timeout
+        self._local = threading.local()
+        self._pid = os.getpid()
+        self._conn()  # create the file and tables now, so errors surface here
+
+    @property
+    def url(self) -> str:
+        return f"sqlite:///{self.path}"
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._pid == os.getpid():
+            return conn
+        self._pid = os.getpid()
+        try:
+            d = os.path.dirname(self.path)
+            if d:
+                os.makedirs(d, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(_DDL)
+        except (sqlite3.Error, OSError) as exc:
+            raise StorageError(f"cannot open the SQLite index {self.url}: {exc}") from None
+        self._local.conn = conn
+        return conn
+
+    def _query(self, sql: str, args: tuple = ()) -> list[tuple[Any, ...]]:
+        try:
+            return self._conn().execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"SQLite index {self.url} failed: {exc}") from None
+
+    # -- schemas --------------------------------------------------------------------------------
+    def put_schema(self, record: SchemaRecord) -> SchemaRecord:
+        parse_version(record.version)
+        record.created_at = record.created_at or utcnow()
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute(
+                    "SELECT record FROM atdata_schemas WHERE name=? AND version=?",
+                    (record.name, record.version),
+                ).fetchone()
+                if row is None:
+                    conn.execute(
+                        "INSERT INTO atdata_schemas VALUES (?,?,?,?)",
+                        (record.name, record.version, record.fingerprint, record.dumps()),
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StorageError(f"SQLite index {self.url} failed: {exc}") from None
+        if row is None:
+            return record
+        existing = SchemaRecord.from_json(row[0])
+        if existing.fingerprint != record.fingerprint:
+            raise SchemaError(schema_conflict_message(record))
+        return existing
+
+    def get_schema(self, name: str, version: str | None = None) -> SchemaRecord | None:
+        if version is not None:
+            rows = self._query(
+                "SELECT record FROM atdata_schemas WHERE name=? AND version=?", (name, version)
+            )
+            return SchemaRecord.from_json(rows[0][0]) if rows else None
+        rows = self._query("SELECT version, record FROM atdata_schemas WHERE name=?", (name,))
+        if not rows:
+            return None
+        return SchemaRecord.from_json(max(rows, key=lambda r: sort_key(name, r[0]))[1])
+
+    def list_schemas(self) -> list[SchemaRecord]:
+        recs = [
+            SchemaRecord.from_json(r[0]) for r in self._query("SELECT record FROM atdata_schemas")
+        ]
+        return sorted(recs, key=lambda r: sort_key(r.name, r.version))
+
+    # -- entries --------------------------------------------------------------------------------
+    def add_entry(self, entry: DatasetEntry) -> DatasetEntry:
+        import uuid
+
+        entry.entry_id = entry.entry_id or uuid.uuid4().hex
+        entry.created_at = entry.created_at or utcnow()
+        if entry.version is not None:
+            parse_version(entry.version)
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute(
+                    "SELECT record FROM atdata_entries WHERE entry_id=?", (entry.entry_id,)
+                ).fetchone()
+                if row is not None:
+                    conn.execute("COMMIT")
+                    return DatasetEntry.from_json(row[0])
+                versions = [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT version FROM atdata_entries WHERE name=?", (entry.name,)
+                    )
+                ]
+                if entry.version is None:
+                    entry.version = next_entry_version(versions)
+                elif entry.version in versions:
+                    raise ConfigError(conflict_message(entry))
+                conn.execute(
+                    "INSERT INTO atdata_entries VALUES (?,?,?,?)",
+                    (entry.name, entry.version, entry.entry_id, entry.dumps()),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StorageError(f"SQLite index {self.url} failed: {exc}") from None
+        return entry
+
+    def get_entry(self, name: str, version: str | None = None) -> DatasetEntry | None:
+        if version is not None:
+            rows = self._query(
+                "SELECT record FROM atdata_entries WHERE name=? AND version=?", (name, version)
+            )
+            return DatasetEntry.from_json(rows[0][0]) if rows else None
+        rows = self._query("SELECT version, record FROM atdata_entries WHERE name=?", (name,))
+        if not rows:
+            return None
+        return DatasetEntry.from_json(max(rows, key=lambda r: sort_key(name, r[0]))[1])
+
+    def get_entry_by_id(self, entry_id: str) -> DatasetEntry | None:
+        rows = self._query("SELECT record FROM atdata_entries WHERE entry_id=?", (entry_id,))
+        return DatasetEntry.from_json(rows[0][0]) if rows else None
+
+    def list_entries(self) -> list[DatasetEntry]:
+        recs = [
+            DatasetEntry.from_json(r[0]) for r in self._query("SELECT record FROM atdata_entries")
+        ]
+        return sorted(recs, key=lambda e: sort_key(e.name, e.version or ""))
+
+    def ping(self) -> None:
+        self._query("SELECT 1")
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def __reduce__(self) -> Any:  # picklable: reopen the same file in another process
+        return (SQLiteProvider, (self.path,), {"timeout": self.timeout})
+
+    def __setstate__(self, state: dict) -> None:
+        self.timeout = state["timeout"]
