@@ -1,0 +1,76 @@
+"""``import atdata`` stays light: no numpy, msgpack, CLI libraries or extras until used."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import atdata
+
+HEAVY = [
+    "numpy", "msgpack", "typer", "rich", "click", "hypothesis",
+    "boto3", "botocore", "redis", "psycopg", "duckdb", "pyarrow", "pandas", "atproto", "libipld", "torch",
+]
+
+
+def _run(code: str) -> str:
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_import_leaves_heavy_modules_out():
+    out = _run(
+        "import sys, json, atdata, atdata.testing\n"
+        f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+    )
+    assert json.loads(out) == []
+
+
+def test_using_a_core_name_does_not_pull_extras():
+    out = _run(
+        "import sys, json, atdata\n"
+        "atdata.Dataset, atdata.packable, atdata.load_dataset, atdata.DatasetDict\n"
+        f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+    )
+    loaded = json.loads(out)
+    assert "msgpack" in loaded
+    assert [m for m in loaded if m not in ("msgpack", "numpy")] == []
+
+
+def test_all_is_sorted_and_resolves():
+    assert sorted(atdata.__all__) == atdata.__all__
+    assert len(set(atdata.__all__)) == len(atdata.__all__)
+    missing = [n for n in atdata.__all__ if getattr(atdata, n, None) is None]
+    assert missing == []
+    assert set(atdata.__all__) <= set(dir(atdata))
+
+
+def test_unknown_attribute_is_attribute_error():
+    try:
+        atdata.no_such_name  # noqa: B018
+    except AttributeError as exc:
+        assert str(exc) == "module 'atdata' has no attribute 'no_such_name'"
+    else:  # pragma: no cover
+        raise AssertionError("expected AttributeError")
+
+
+def test_testing_namespace_is_lazy_and_sorted():
+    import atdata.testing as t
+
+    assert t.__all__ == sorted(t._LAZY)
+    assert all(callable(getattr(t, n)) for n in t.__all__)
+
+
+def test_import_time_is_measured():
+    """Report ``python -X importtime -c 'import atdata'`` (no timed assertion)."""
+    r = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import atdata"], capture_output=True, text=True, check=True
+    )
+    rows = [line.split("|") for line in r.stderr.splitlines() if line.startswith("import time:")]
+    atdata_row = [row for row in rows if row[2].strip() == "atdata"]
+    assert len(atdata_row) == 1
+    cumulative_us = int(atdata_row[0][1])
+    assert cumulative_us > 0
+    print(f"import atdata: {cumulative_us} us cumulative")
