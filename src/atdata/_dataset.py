@@ -131,6 +131,7 @@ class Dataset(Generic[T]):
         if self.sample_type is not DictSample and not hasattr(self.sample_type, "_from_wire"):
             raise ConfigError(f"sample_type {self.sample_type!r} is not a @packable type or DictSample")
         self.on_error = on_error
+        self._decode_type: type = self.sample_type  # payloads decode as this; views come from _ops
         self._ops: tuple[tuple[str, Any], ...] = ()
         self._selection: list[int] | None = None
         self._shared = _Shared()
@@ -163,7 +164,7 @@ class Dataset(Generic[T]):
         if view is self.sample_type:
             return self
         if self.sample_type is DictSample and not self._ops and hasattr(view, "atdata_fields"):
-            return self._derive(sample_type=view)  # decode payloads straight into the view type
+            return self._derive(sample_type=view, _decode_type=view)  # decode straight into the view
         from ._lens import LensNetwork
 
         lz = (network or LensNetwork.default()).find(self.sample_type, view)
@@ -265,7 +266,7 @@ class Dataset(Generic[T]):
                 f.close()
 
     def _decoded(self, raws: Iterable[tuple[str, str, dict]]) -> Iterator[Any]:
-        fw = self.sample_type._from_wire
+        fw = self._decode_type._from_wire
         skip = self.on_error == "skip"
         for shard, key, raw in raws:
             try:

@@ -1,0 +1,378 @@
+"""Dataset[T]: sources, ordering, shuffling, batching, random access, composition, export, memory."""
+
+from __future__ import annotations
+
+import gc
+import http.server
+import os
+import threading
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import atdata
+from atdata import ConfigError, DecodeError, DictSample, NDArray, SampleKeyError, ShardError
+
+
+@atdata.packable
+class Item:
+    idx: int
+    label: str
+    vec: NDArray
+
+
+@atdata.packable
+class Label:
+    label: str
+
+
+@atdata.lens
+def item_to_label(s: Item) -> Label:
+    return Label(label=s.label.upper())
+
+
+def _items(n, start=0, dim=3):
+    return [
+        Item(idx=i, label="even" if i % 2 == 0 else "odd", vec=np.full(dim, i, dtype="<f4"))
+        for i in range(start, start + n)
+    ]
+
+
+@pytest.fixture(scope="module")
+def shard_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ds")
+    atdata.write_samples(_items(25), d / "data-%06d.tar", maxcount=10, key="index")
+    return d
+
+
+def _url(d, spec="data-{000000..000002}.tar"):
+    return str(d / spec)
+
+
+# -- sources ---------------------------------------------------------------------------------
+
+
+def test_brace_notation(shard_dir):
+    ds = atdata.Dataset[Item](_url(shard_dir))
+    assert [os.path.basename(s) for s in ds.list_shards()] == [
+        "data-000000.tar",
+        "data-000001.tar",
+        "data-000002.tar",
+    ]
+    assert [s.idx for s in ds] == list(range(25))
+    assert len(ds) == 25
+    assert [os.path.basename(s) for s in ds.shards] == [
+        os.path.basename(s) for s in ds.list_shards()
+    ]
+
+
+def test_several_patterns(shard_dir):
+    spec = _url(shard_dir, "data-000002.tar") + "::" + _url(shard_dir, "data-{000000..000001}.tar")
+    ds = atdata.Dataset[Item](spec)
+    assert [s.idx for s in ds] == [*range(20, 25), *range(20)]
+    ds2 = atdata.Dataset[Item](
+        [_url(shard_dir, "data-000001.tar"), _url(shard_dir, "data-000000.tar")]
+    )
+    assert [s.idx for s in ds2][:2] == [10, 11]
+    assert len(ds2) == 20
+
+
+def test_glob_and_directory(shard_dir):
+    assert [s.idx for s in atdata.Dataset[Item](str(shard_dir / "data-*.tar"))] == list(range(25))
+    assert [s.idx for s in atdata.Dataset[Item](str(shard_dir))] == list(range(25))
+    assert [
+        s.idx for s in atdata.Dataset[Item]("file://" + str(shard_dir / "data-000002.tar"))
+    ] == [
+        20,
+        21,
+        22,
+        23,
+        24,
+    ]
+
+
+def test_source_errors(tmp_path):
+    with pytest.raises(ShardError, match="no shard matches"):
+        atdata.Dataset(str(tmp_path / "nothing-*.tar"))
+    with pytest.raises(ShardError, match="holds no .tar shards"):
+        atdata.Dataset(str(tmp_path))
+    with pytest.raises(ConfigError, match="unbalanced"):
+        atdata.Dataset(str(tmp_path / "a-{0..2.tar"))
+    with pytest.raises(ConfigError, match="empty range"):
+        atdata.Dataset(str(tmp_path / "a-{5..2}.tar"))
+    with pytest.raises(ConfigError, match="on_error must be"):
+        atdata.Dataset(str(tmp_path / "a.tar"), on_error="ignore")
+    with pytest.raises(ConfigError, match="not a @packable"):
+        atdata.Dataset(str(tmp_path / "a.tar"), sample_type=int)
+
+
+class _RangeHandler(http.server.SimpleHTTPRequestHandler):
+    ranges: list[str] = []
+
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+    def do_GET(self):  # noqa: N802
+        rng = self.headers.get("Range")
+        if not rng:
+            return super().do_GET()
+        type(self).ranges.append(rng)
+        path = self.translate_path(self.path)
+        data = open(path, "rb").read()
+        lo, hi = (int(x) for x in rng.split("=")[1].split("-"))
+        body = data[lo : hi + 1]
+        self.send_response(206)
+        self.send_header("Content-Range", f"bytes {lo}-{hi}/{len(data)}")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture(scope="module")
+def http_url(shard_dir):
+    handler = lambda *a, **k: _RangeHandler(*a, directory=str(shard_dir), **k)  # noqa: E731
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+    srv.server_close()
+    t.join()
+
+
+def test_http_streaming(http_url):
+    ds = atdata.Dataset[Item](http_url + "/data-{000000..000002}.tar")
+    assert [s.idx for s in ds] == list(range(25))
+    assert ds.list_shards()[0] == http_url + "/data-000000.tar"
+    b = next(ds.ordered(batch_size=10))
+    assert b.vec.shape == (10, 3)
+
+
+def test_http_get_uses_range_requests(http_url):
+    _RangeHandler.ranges.clear()
+    ds = atdata.Dataset[Item](http_url + "/data-{000000..000002}.tar")
+    s = ds.get("00000013")
+    assert (s.idx, s.__key__, s.vec.tolist()) == (13, "00000013", [13.0, 13.0, 13.0])
+    assert len(_RangeHandler.ranges) == 1
+    lo, hi = (int(x) for x in _RangeHandler.ranges[0].split("=")[1].split("-"))
+    assert lo % 512 == 0 and hi - lo + 1 == len(_items(14)[13].packed)
+    assert ds[21].idx == 21
+
+
+def test_http_missing_shard(http_url):
+    ds = atdata.Dataset[Item](http_url + "/nope.tar")
+    with pytest.raises(ShardError, match=r"cannot fetch shard .*nope.tar: HTTP 404"):
+        list(ds)
+
+
+# -- order, shuffle, batches ---------------------------------------------------------------------
+
+
+def test_shuffled_seed_reproducible_and_seeds_differ(shard_dir):
+    ds = atdata.Dataset[Item](_url(shard_dir))
+    a = [s.idx for s in ds.shuffled(buffer=8, seed=1)]
+    b = [s.idx for s in ds.shuffled(buffer=8, seed=1)]
+    c = [s.idx for s in ds.shuffled(buffer=8, seed=2)]
+    assert a == b
+    assert a != c
+    assert sorted(a) == sorted(c) == list(range(25))
+    assert a != list(range(25))
+    with pytest.raises(ConfigError, match="buffer must be >= 1"):
+        ds.shuffled(buffer=0)
+
+
+def test_shuffled_batches(shard_dir):
+    ds = atdata.Dataset[Item](_url(shard_dir))
+    bs = list(ds.shuffled(batch_size=8, seed=3))
+    assert [len(b) for b in bs] == [8, 8, 8, 1]
+    assert sorted(i for b in bs for i in b.idx) == list(range(25))
+    for b in bs:
+        assert b.vec[:, 0].tolist() == [float(i) for i in b.idx]
+    assert [len(b) for b in ds.shuffled(batch_size=8, seed=3, drop_last=True)] == [8, 8, 8]
+
+
+def test_batch_stacking(shard_dir):
+    ds = atdata.Dataset[Item](_url(shard_dir))
+    bs = list(ds.ordered(batch_size=10))
+    assert [len(b) for b in bs] == [10, 10, 5]
+    b = bs[0]
+    assert b.vec.shape == (10, 3) and b.vec.dtype == np.float32
+    assert b.idx == list(range(10))
+    assert b.label[:3] == ["even", "odd", "even"]
+    assert b.keys[:2] == ["00000000", "00000001"]
+    assert b.samples[4] == _items(10)[4]
+    assert set(b.to_dict()) == {"idx", "label", "vec"}
+    assert [len(b) for b in ds.ordered(batch_size=10, drop_last=True)] == [10, 10]
+    with pytest.raises(ConfigError, match="batch_size must be >= 1"):
+        ds.ordered(batch_size=0)
+
+
+def test_ragged_batch_names_field(tmp_path):
+    items = _items(2) + [Item(idx=2, label="x", vec=np.zeros(5, "<f4"))]
+    ds = atdata.write_samples(items, tmp_path / "r.tar", key="index")
+    with pytest.raises(DecodeError, match=r"ragged field 'vec'.*'00000002'"):
+        list(ds.ordered(batch_size=3))
+    batch = next(ds.filter(lambda s: True).ordered(batch_size=3))  # columns stack on access
+    with pytest.raises(DecodeError, match=r"ragged field 'vec'.*'00000002'"):
+        batch.vec  # noqa: B018
+    assert [len(s.vec) for s in ds.ordered()] == [3, 3, 5]
+
+
+def test_dictsample_batches(shard_dir):
+    b = next(atdata.Dataset(_url(shard_dir)).ordered(batch_size=4))
+    assert b.idx == [0, 1, 2, 3]
+    assert all(type(v) is bytes for v in b.vec)  # without a schema arrays stay bytes
+
+
+# -- derivations compose ------------------------------------------------------------------------
+
+
+def test_filter_as_type_shuffled_keeps_filter(shard_dir):
+    ds = atdata.Dataset[Item](_url(shard_dir))
+    view = ds.filter(lambda s: s.idx % 3 == 0).as_type(Label)
+    batches = list(view.shuffled(batch_size=8, seed=0))
+    labels = [label for b in batches for label in b.label]
+    assert sorted(labels) == ["EVEN"] * 5 + ["ODD"] * 4  # idx 0,3,...,24
+    assert [len(b) for b in batches] == [8, 1]
+    assert [s.label for s in view.ordered()] == [
+        "EVEN",
+        "ODD",
+        "EVEN",
+        "ODD",
+        "EVEN",
+        "ODD",
+        "EVEN",
+        "ODD",
+        "EVEN",
+    ]
+    assert all(isinstance(s, Label) for s in view)
+    assert view.head(2)[1].__key__ == "00000003"
+
+
+def test_map_with_new_sample_type_still_decodes_the_source_type(shard_dir):
+    ds = atdata.Dataset[Item](_url(shard_dir, "data-000000.tar"))
+    mapped = ds.map(lambda s: Label(label=f"{s.label}-{s.idx}"), sample_type=Label)
+    assert mapped.sample_type is Label
+    assert [s.label for s in mapped.head(3)] == ["even-0", "odd-1", "even-2"]
+    assert [s.label for s in mapped.filter(lambda s: s.label.startswith("odd")).head(2)] == [
+        "odd-1",
+        "odd-3",
+    ]
+
+
+def test_filter_map_select(shard_dir):
+    ds = atdata.Dataset[Item](_url(shard_dir))
+    odd = ds.filter(lambda s: s.label == "odd")
+    assert [s.idx for s in odd] == list(range(1, 25, 2))
+    with pytest.raises(TypeError, match="unknown until it is read"):
+        len(odd)
+    doubled = ds.map(lambda s: s.idx * 2)
+    assert list(doubled)[:4] == [0, 2, 4, 6]
+    sel = ds.select([24, 0, -1, 12])
+    assert [s.idx for s in sel] == [24, 0, 24, 12]
+    assert len(sel) == 4
+    assert [s.idx for s in sel.select([1, 3])] == [0, 12]
+    assert sorted(s.idx for s in sel.shuffled(seed=5)) == [0, 12, 24, 24]
+    assert [s.idx for s in ds[3:6]] == [3, 4, 5]
+    assert [s.idx for s in ds.filter(lambda s: s.idx > 20).map(lambda s: s).ordered()] == [
+        21,
+        22,
+        23,
+        24,
+    ]
+
+
+def test_random_access(shard_dir):
+    ds = atdata.Dataset[Item](_url(shard_dir))
+    assert ds[0].idx == 0 and ds[13].idx == 13 and ds[-1].idx == 24
+    assert ds["00000017"].idx == 17 and ds.get("00000017").__key__ == "00000017"
+    with pytest.raises(IndexError, match="out of range for a dataset of 25"):
+        ds[25]
+    with pytest.raises(SampleKeyError, match="no sample with key 'zzz' in 3 shard"):
+        ds.get("zzz")
+    with pytest.raises(SampleKeyError, match="excluded by this dataset's filter"):
+        ds.filter(lambda s: s.idx != 5).get("00000005")
+    assert [s.idx for s in ds.head(3)] == [0, 1, 2]
+    assert ds.head(0) == []
+
+
+def test_describe_schema_repr(shard_dir):
+    ds = atdata.Dataset[Item](_url(shard_dir))
+    assert ds.schema == {"idx": "int", "label": "str", "vec": "NDArray"}
+    d = ds.describe()
+    sizes = sum(os.path.getsize(p) for p in ds.list_shards())
+    assert d == {
+        "sample_type": "Item",
+        "shards": 3,
+        "samples": 25,
+        "bytes": sizes,
+        "schema": {"idx": "int", "label": "str", "vec": "NDArray"},
+    }
+    assert atdata.Dataset(_url(shard_dir)).schema == {}
+    assert repr(ds).startswith("Dataset[Item](")
+
+
+def test_dictsample_dataset_and_as_type(shard_dir):
+    ds = atdata.Dataset(_url(shard_dir))
+    first = next(iter(ds))
+    assert isinstance(first, DictSample) and first.__key__ == "00000000"
+    typed = ds.as_type(Item)
+    assert [s.idx for s in typed][:3] == [0, 1, 2]
+    assert typed.sample_type is Item
+
+
+def test_to_dict_pandas_parquet(shard_dir, tmp_path):
+    ds = atdata.Dataset[Item](_url(shard_dir, "data-000002.tar"))
+    cols = ds.to_dict()
+    assert cols["__key__"] == ["00000020", "00000021", "00000022", "00000023", "00000024"]
+    assert cols["idx"] == [20, 21, 22, 23, 24]
+    assert cols["vec"][0].tolist() == [20.0, 20.0, 20.0]
+    df = ds.to_pandas()
+    assert list(df.columns) == ["__key__", "idx", "label", "vec"]
+    assert df["label"].tolist() == ["even", "odd", "even", "odd", "even"]
+    out = ds.to_parquet(tmp_path / "x.parquet")
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(out)
+    assert t.column("idx").to_pylist() == [20, 21, 22, 23, 24]
+    assert t.column("vec").to_pylist()[1] == [21.0, 21.0, 21.0]
+
+
+def test_verify(shard_dir, tmp_path):
+    ds = atdata.write_samples(_items(3), tmp_path / "v.tar")
+    assert ds.verify() == [{"shard": ds.list_shards()[0], "samples": 3, "ok": True, "error": ""}]
+    with open(ds.list_shards()[0], "r+b") as f:
+        f.seek(600)
+        f.write(b"X")
+    rep = ds.verify()[0]
+    assert rep["ok"] is False and "checksum mismatch" in rep["error"]
+
+
+# -- memory ------------------------------------------------------------------------------------
+
+
+def _peak_while_iterating(path, batch_size=None):
+    ds = atdata.Dataset[Item](path)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        n = 0
+        for x in ds.ordered(batch_size=batch_size):
+            n += 1 if batch_size is None else len(x)
+        _cur, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return n, peak
+
+
+@pytest.mark.parametrize("batch_size", [None, 16])
+def test_memory_does_not_grow_with_samples(tmp_path, batch_size):
+    small = atdata.write_samples(_items(2000, dim=64), tmp_path / "s.tar", fsync=False)
+    big = atdata.write_samples(_items(8000, dim=64), tmp_path / "b.tar", fsync=False)
+    assert os.path.getsize(big.list_shards()[0]) > 3 * os.path.getsize(small.list_shards()[0])
+    n_small, peak_small = _peak_while_iterating(small.list_shards()[0], batch_size)
+    n_big, peak_big = _peak_while_iterating(big.list_shards()[0], batch_size)
+    assert (n_small, n_big) == (2000, 8000)
+    # 4x the samples (and bytes) must not mean more peak memory: allow 25% + 256 KiB slack
+    assert peak_big <= peak_small * 1.25 + 256 * 1024, (peak_small, peak_big)
