@@ -13,7 +13,31 @@ import importlib
 from typing import Any
 
 _LAZY: dict[str, str] = {
+    "Atmosphere": "._client",
+    "BlobRef": "._blobs",
+    "BlobSource": "._blobs",
+    "CodeRef": "._records",
+    "Identity": "._resolve",
+    "LensRecord": "._remote",
+    "PDSBlobStore": "._blobs",
+    "Published": "._publish",
+    "RemoteEntry": "._remote",
+    "VerifiedHTTPSource": "._blobs",
+    "entry_record": "._records",
     "generate_cid": "._cid",
+    "lens_record": "._records",
+    "list_datasets": "._remote",
+    "list_lenses": "._remote",
+    "list_schemas": "._remote",
+    "load_remote": "._remote",
+    "promote_entry": "._promote",
+    "publish_dataset": "._publish",
+    "publish_lens": "._publish",
+    "publish_schema": "._publish",
+    "resolve_identity": "._resolve",
+    "storage_blobs": "._records",
+    "storage_http": "._records",
+    "storage_s3": "._records",
     "verify_cid": "._cid",
 }
 

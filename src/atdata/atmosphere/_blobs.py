@@ -1,0 +1,365 @@
+"""Shards as PDS blobs (:class:`PDSBlobStore`), and checksum-verifying sources for remote shards.
+
+Upload plans are made before the first byte goes out: a shard larger than the blob limit (the
+smaller of the server's ``blobUploadLimit`` and the lexicon's 50 MiB) is split at sample
+boundaries into several tars; a single sample larger than the limit is refused with a clear
+error. Downloads send ``Accept-Encoding: identity`` (the PDS would gzip blobs otherwise) and
+check each shard's sha256 when the stream ends.
+
+Examples:
+    >>> blob_shard_id("did:plc:abc", "bafkreiabc")
+    'at://did:plc:abc/blob/bafkreiabc'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .._errors import ConfigError, IntegrityError, ShardError
+from .._extras import require
+from .._tar import TarWriter, scan_tar_file, split_member_name
+
+__all__ = ["BlobRef", "BlobSource", "PDSBlobStore", "VerifiedHTTPSource", "blob_shard_id"]
+
+LEXICON_MAX_BLOB = 52428800  # storageBlobs.blobEntry.blob.maxSize
+_VERIFY_TAIL = 1 << 16  # on close, drain at most this much to finish a checksum
+_TIMEOUT = 120.0
+
+
+def blob_shard_id(did: str, cid: str) -> str:
+    """The shard identifier a :class:`BlobSource` uses for one blob."""
+    return f"at://{did}/blob/{cid}"
+
+
+@dataclasses.dataclass(frozen=True)
+class BlobRef:
+    """An uploaded shard: its blob reference (atproto JSON), sha256 and size."""
+
+    ref: dict[str, Any]
+    sha256: str
+    size: int
+
+    @property
+    def cid(self) -> str:
+        """The blob CID."""
+        return str(self.ref["ref"]["$link"])
+
+
+class _VerifyingStream:
+    """``read``/``close`` over an HTTP body; checks size and sha256 once the body is consumed."""
+
+    def __init__(self, resp: Any, shard: str, sha256: str | None, size: int | None) -> None:
+        self._resp = resp
+        self._it = resp.iter_bytes(1 << 20)
+        self._buf = b""
+        self._h = hashlib.sha256() if sha256 else None
+        self._want = sha256
+        self._size = size
+        self._n = 0
+        self._eof = False
+        self.shard = shard
+
+    def _pull(self) -> bool:
+        try:
+            chunk = next(self._it)
+        except StopIteration:
+            self._eof = True
+            self._finish()
+            return False
+        except Exception as exc:  # httpx transport errors
+            raise ShardError(f"connection lost while reading shard {self.shard}: {type(exc).__name__}") from None
+        self._n += len(chunk)
+        if self._h is not None:
+            self._h.update(chunk)
+        self._buf += chunk
+        return True
+
+    def _finish(self) -> None:
+        if self._size is not None and self._n != self._size:
+            raise IntegrityError(
+                f"shard {self.shard} has {self._n} bytes but its record says {self._size}; "
+                "the stored shard is truncated or was replaced"
+            )
+        if self._h is not None and self._h.hexdigest() != self._want:
+            raise IntegrityError(
+                f"sha256 mismatch for shard {self.shard}: got {self._h.hexdigest()}, "
+                f"the dataset record says {self._want}; the shard was altered or corrupted"
+            )
+
+    def read(self, n: int = -1) -> bytes:
+        while not self._eof and (n < 0 or len(self._buf) < n):
+            if not self._pull():
+                break
+        if n < 0:
+            out, self._buf = self._buf, b""
+        else:
+            out, self._buf = self._buf[:n], self._buf[n:]
+        return out
+
+    def close(self) -> None:
+        try:
+            if not self._eof and (self._size is None or self._size - self._n <= _VERIFY_TAIL):
+                # the tar reader stops at the end-of-archive marker: finish the last few blocks
+                while self._pull():
+                    if self._size is None and self._n > _VERIFY_TAIL + len(self._buf):
+                        break
+        finally:
+            self._resp.close()
+
+
+def _open_http(url: str, shard: str, sha256: str | None, size: int | None, params: dict | None = None) -> Any:
+    httpx = require("httpx", "atmosphere", "reading remote shards")
+    client = httpx.Client(timeout=_TIMEOUT, follow_redirects=True)
+    try:
+        req = client.build_request("GET", url, params=params, headers={"Accept-Encoding": "identity"})
+        resp = client.send(req, stream=True)
+    except httpx.HTTPError as exc:
+        client.close()
+        raise ShardError(f"cannot fetch shard {shard}: {type(exc).__name__}: {exc}") from None
+    if resp.status_code != 200:
+        body = resp.read()[:200].decode(errors="replace")
+        resp.close()
+        client.close()
+        raise ShardError(f"cannot fetch shard {shard}: HTTP {resp.status_code} {body}".rstrip())
+    closer = resp.close
+
+    def close() -> None:
+        closer()
+        client.close()
+
+    resp.close = close  # type: ignore[method-assign]
+    return _VerifyingStream(resp, shard, sha256, size)
+
+
+class _RangeCache:
+    """Random access for sources whose server may ignore Range: keep the last whole shard."""
+
+    def __init__(self, opener: Callable[[str], Any]) -> None:
+        self._open = opener
+        self._key: str | None = None
+        self._data = b""
+
+    def read(self, shard: str, offset: int, size: int) -> bytes:
+        if self._key != shard:
+            f = self._open(shard)
+            try:
+                self._data = f.read()
+            finally:
+                f.close()
+            self._key = shard
+        data = self._data[offset : offset + size]
+        if len(data) != size:
+            raise ShardError(f"short read in shard {shard}: wanted {size} bytes at {offset}")
+        return data
+
+
+class BlobSource:
+    """A :class:`~atdata.DataSource` streaming shards stored as blobs on a PDS.
+
+    Args:
+        did: The repository holding the blobs.
+        pds: Its PDS base URL.
+        blobs: ``[(cid, sha256 or None, size or None), ...]`` in shard order.
+    """
+
+    def __init__(self, did: str, pds: str, blobs: list[tuple[str, str | None, int | None]]) -> None:
+        if not blobs:
+            raise ConfigError(f"no blobs to read from {did}")
+        self.did, self.pds = did, pds.rstrip("/")
+        self._blobs = {blob_shard_id(did, c): (c, sha, size) for c, sha, size in blobs}
+        self._order = [blob_shard_id(did, c) for c, _s, _z in blobs]
+        self._ranges = _RangeCache(self.open_shard)
+        self.spec = ",".join(self._order)
+
+    @property
+    def shards(self) -> Iterator[str]:
+        """Shard identifiers (lazy)."""
+        return iter(self._order)
+
+    def list_shards(self) -> list[str]:
+        """Shard identifiers ``at://<did>/blob/<cid>``, in order."""
+        return list(self._order)
+
+    def open_shard(self, shard: str) -> Any:
+        """Stream one blob (``Accept-Encoding: identity``); the sha256 is checked at the end.
+
+        Raises:
+            ShardError: Unknown shard, or the PDS does not serve it.
+        """
+        try:
+            cid, sha, size = self._blobs[shard]
+        except KeyError:
+            raise ShardError(f"{shard} is not a shard of this dataset") from None
+        return _open_http(
+            f"{self.pds}/xrpc/com.atproto.sync.getBlob", shard, sha, size, {"did": self.did, "cid": cid}
+        )
+
+    def read_range(self, shard: str, offset: int, size: int) -> bytes:
+        """``size`` bytes at ``offset`` of a shard (the shard is fetched once and kept)."""
+        return self._ranges.read(shard, offset, size)
+
+    def __repr__(self) -> str:
+        return f"BlobSource({self.did!r}, {len(self._order)} blobs)"
+
+
+class VerifiedHTTPSource:
+    """A :class:`~atdata.DataSource` over HTTP(S) shard URLs whose sha256 is checked while streaming.
+
+    Examples:
+        >>> VerifiedHTTPSource([("https://example.org/a.tar", None)]).list_shards()
+        ['https://example.org/a.tar']
+    """
+
+    def __init__(self, shards: list[tuple[str, str | None]]) -> None:
+        if not shards:
+            raise ConfigError("no shard URLs given")
+        self._sha = dict(shards)
+        self._order = [u for u, _ in shards]
+        self._ranges = _RangeCache(self.open_shard)
+        self.spec = ",".join(self._order)
+
+    def list_shards(self) -> list[str]:
+        """Shard URLs, in order."""
+        return list(self._order)
+
+    @property
+    def shards(self) -> Iterator[str]:
+        """Shard URLs (lazy)."""
+        return iter(self._order)
+
+    def open_shard(self, shard: str) -> Any:
+        """Stream one shard; its sha256 (when recorded) is checked at the end."""
+        return _open_http(shard, shard, self._sha.get(shard), None)
+
+    def read_range(self, shard: str, offset: int, size: int) -> bytes:
+        """``size`` bytes at ``offset`` of a shard (fetched once and kept)."""
+        return self._ranges.read(shard, offset, size)
+
+    def __repr__(self) -> str:
+        return f"VerifiedHTTPSource({len(self._order)} shards)"
+
+
+# -- uploading ---------------------------------------------------------------------------------
+
+
+def _sha256_file(path: str) -> tuple[str, int]:
+    h = hashlib.sha256()
+    n = 0
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+            n += len(block)
+    return h.hexdigest(), n
+
+
+def _plan_pieces(path: str, limit: int) -> list[list[tuple[str, int, int]]]:
+    """Group a shard's members into pieces whose tar size stays within ``limit`` (samples kept whole)."""
+    members = scan_tar_file(path, f" in shard {path}")
+    samples: list[list[tuple[str, int, int]]] = []
+    last_key = None
+    for name, off, size in members:
+        key, _ext = split_member_name(name)
+        if key != last_key:
+            samples.append([])
+            last_key = key
+        samples[-1].append((name, off, size))
+
+    def tar_size(group: list[tuple[str, int, int]]) -> int:
+        return sum(512 * (1 + (len(n.encode()) > 100) * 2) + ((s + 511) & ~511) for n, _o, s in group)
+
+    pieces: list[list[tuple[str, int, int]]] = []
+    current: list[tuple[str, int, int]] = []
+    current_size = 1024  # end-of-archive marker
+    for sample in samples:
+        need = tar_size(sample)
+        if need + 1024 > limit:
+            raise ConfigError(
+                f"sample {split_member_name(sample[0][0])[0]!r} in shard {path} needs {need} bytes, "
+                f"more than the PDS blob limit of {limit} bytes; store this dataset at HTTP or S3 "
+                "URLs instead, or shrink the sample"
+            )
+        if current and current_size + need > limit:
+            pieces.append(current)
+            current, current_size = [], 1024
+        current.extend(sample)
+        current_size += need
+    if current:
+        pieces.append(current)
+    return pieces
+
+
+class PDSBlobStore:
+    """Upload local shards as ``application/x-tar`` blobs to the account's PDS.
+
+    Args:
+        atmosphere: A logged-in :class:`~atdata.atmosphere.Atmosphere`.
+        max_blob_size: Cap per blob (default: the server's limit, at most 50 MiB as the
+            ``storageBlobs`` lexicon says).
+    """
+
+    def __init__(self, atmosphere: Any, max_blob_size: int | None = None) -> None:
+        self.atmosphere = atmosphere
+        server = atmosphere.blob_limit or LEXICON_MAX_BLOB
+        self.limit = min(x for x in (server, LEXICON_MAX_BLOB, max_blob_size) if x)
+
+    def plan(self, paths: list[str]) -> list[tuple[str, list[list[tuple[str, int, int]]] | None]]:
+        """For each shard, ``None`` (uploaded whole) or the member groups it is split into.
+
+        Raises:
+            ConfigError: When a single sample does not fit in one blob (nothing is uploaded).
+            ShardError: When a shard is missing or not a tar.
+        """
+        out: list[tuple[str, list[list[tuple[str, int, int]]] | None]] = []
+        for p in paths:
+            try:
+                size = os.path.getsize(p)
+            except OSError as exc:
+                raise ShardError(f"cannot read shard {p}: {exc.strerror}") from None
+            out.append((p, None if size <= self.limit else _plan_pieces(p, self.limit)))
+        return out
+
+    def upload(self, data: bytes) -> BlobRef:
+        """Upload one tar (at most :attr:`limit` bytes)."""
+        if len(data) > self.limit:
+            raise ConfigError(f"a blob of {len(data)} bytes exceeds the blob limit of {self.limit} bytes")
+        ref = self.atmosphere.upload_blob(data, "application/x-tar")
+        return BlobRef(ref=ref, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+
+    def upload_shards(self, paths: list[str], on_blob: Callable[[BlobRef], None] | None = None) -> list[BlobRef]:
+        """Plan (refusing before any upload if something cannot fit), then upload every shard.
+
+        Args:
+            paths: Local shard files, in order.
+            on_blob: Called after each upload (e.g. to record progress).
+
+        Returns:
+            One :class:`BlobRef` per blob, in order (a split shard gives several).
+        """
+        refs: list[BlobRef] = []
+        for path, pieces in self.plan(paths):
+            if pieces is None:
+                with open(path, "rb") as f:
+                    refs.append(self.upload(f.read()))
+                if on_blob:
+                    on_blob(refs[-1])
+                continue
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                for group in pieces:
+                    with tempfile.SpooledTemporaryFile(max_size=self.limit + 1) as tmp:
+                        w = TarWriter(tmp, mtime=0)  # type: ignore[arg-type]
+                        for name, off, size in group:
+                            w.add(name, os.pread(fd, size, off))
+                        w.close()
+                        tmp.seek(0)
+                        refs.append(self.upload(tmp.read()))
+                    if on_blob:
+                        on_blob(refs[-1])
+            finally:
+                os.close(fd)
+        return refs

@@ -1,0 +1,257 @@
+"""Building and reading ``science.alt.dataset.*`` records (the lexicons shipped in ``lexicons/``).
+
+Records are plain dicts in atproto JSON form (bytes as ``{"$bytes": ...}``, blobs as
+``{"$type": "blob", "ref": {"$link": cid}, ...}``). They carry no floats.
+
+Examples:
+    >>> schema_rkey("InteropImage", "1.0.0")
+    'interopimage:1.0.0'
+    >>> storage_http([("https://example.org/a.tar", "00" * 32)])["shards"][0]["checksum"]["algorithm"]
+    'sha256'
+    >>> rec = entry_record("mnist", "at://did:plc:x/science.alt.dataset.schema/mnist@1.0.0",
+    ...                    storage_http([("https://example.org/a.tar", "ab" * 32)]),
+    ...                    metadata={"mean": 0.5}, created_at="2025-01-01T00:00:00+00:00")
+    >>> sorted(rec), unpack_metadata(rec["metadata"])
+    (['$type', 'createdAt', 'metadata', 'name', 'schemaRef', 'storage'], {'mean': 0.5})
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as _dt
+import json
+import pathlib
+import re
+from functools import cache
+from typing import Any
+
+from .._errors import ConfigError, SchemaError
+from ._cid import check_no_floats
+
+__all__ = [
+    "ENTRY",
+    "LENS",
+    "SCHEMA",
+    "STORAGE_BLOBS",
+    "STORAGE_HTTP",
+    "STORAGE_S3",
+    "CodeRef",
+    "entry_record",
+    "lens_record",
+    "lexicon",
+    "schema_rkey",
+    "storage_blobs",
+    "storage_http",
+    "storage_s3",
+    "unpack_metadata",
+]
+
+NS = "science.alt.dataset"
+SCHEMA = f"{NS}.schema"
+ENTRY = f"{NS}.entry"
+LENS = f"{NS}.lens"
+STORAGE_HTTP = f"{NS}.storageHttp"
+STORAGE_S3 = f"{NS}.storageS3"
+STORAGE_BLOBS = f"{NS}.storageBlobs"
+_LEXICON_DIR = pathlib.Path(__file__).with_name("lexicons")
+_RKEY_BAD = re.compile(r"[^A-Za-z0-9._:~-]")
+
+
+@cache
+def lexicon(nsid: str) -> dict[str, Any]:
+    """The shipped lexicon document for ``nsid`` (e.g. ``"science.alt.dataset.entry"``).
+
+    Examples:
+        >>> lexicon("science.alt.dataset.storageBlobs")["defs"]["blobEntry"]["properties"]["blob"]["maxSize"]
+        52428800
+    """
+    if not nsid.startswith(NS + "."):
+        raise ConfigError(f"no shipped lexicon for {nsid!r}")
+    path = _LEXICON_DIR / f"{nsid[len(NS) + 1 :]}.json"
+    if not path.exists():
+        raise ConfigError(f"no shipped lexicon for {nsid!r}")
+    return dict(json.loads(path.read_text()))
+
+
+def now_iso() -> str:
+    """The current UTC time as an ATProto datetime string."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat()
+
+
+def schema_rkey(name: str, version: str) -> str:
+    """The record key of a schema version: ``<lowercased name>:<version>``.
+
+    Upstream writes ``<name>@<version>``, but ``@`` is not a valid record-key character and the
+    reference PDS refuses it (``Invalid record key``); ``:`` is valid and keeps the version visible.
+    Loading accepts any schema URI, whatever its key.
+    """
+    base = _RKEY_BAD.sub("-", name.rsplit(".", 1)[-1].lower()).strip("-") or "schema"
+    return f"{base}:{_RKEY_BAD.sub('_', version)}"
+
+
+def _checksum(sha256: str | None) -> dict[str, str] | None:
+    if not sha256:
+        return None
+    if not re.fullmatch(r"[0-9a-f]{64}", sha256):
+        raise ConfigError(f"{sha256!r} is not a lowercase hex sha256 digest")
+    return {"algorithm": "sha256", "digest": sha256}
+
+
+def storage_http(shards: list[tuple[str, str]]) -> dict[str, Any]:
+    """``storageHttp`` for ``[(url, sha256), ...]``."""
+    if not shards:
+        raise ConfigError("a dataset needs at least one shard")
+    out = []
+    for url, sha in shards:
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"shard URL {url!r} is not http(s); publish local shards as blobs")
+        out.append({"url": url, "checksum": _checksum(sha)})
+    return {"$type": STORAGE_HTTP, "shards": out}
+
+
+def storage_s3(
+    bucket: str, shards: list[tuple[str, str]], *, region: str | None = None, endpoint: str | None = None
+) -> dict[str, Any]:
+    """``storageS3`` for object keys ``[(key, sha256), ...]`` in ``bucket``."""
+    if not shards:
+        raise ConfigError("a dataset needs at least one shard")
+    out: dict[str, Any] = {"$type": STORAGE_S3, "bucket": bucket}
+    if region:
+        out["region"] = region
+    if endpoint:
+        out["endpoint"] = endpoint
+    out["shards"] = [{"key": k, "checksum": _checksum(sha)} for k, sha in shards]
+    return out
+
+
+def storage_blobs(blobs: list[tuple[dict[str, Any], str | None]]) -> dict[str, Any]:
+    """``storageBlobs`` for ``[(blob ref, sha256 or None), ...]``."""
+    if not blobs:
+        raise ConfigError("a dataset needs at least one shard")
+    out = []
+    for ref, sha in blobs:
+        item: dict[str, Any] = {"blob": ref}
+        c = _checksum(sha)
+        if c:
+            item["checksum"] = c
+        out.append(item)
+    return {"$type": STORAGE_BLOBS, "blobs": out}
+
+
+def _pack_metadata(metadata: dict[str, Any]) -> dict[str, str]:
+    import msgpack
+
+    try:
+        raw = msgpack.packb(metadata, use_bin_type=True)
+    except (TypeError, ValueError) as exc:
+        raise SchemaError(f"dataset metadata cannot be msgpack-encoded: {exc}") from None
+    return {"$bytes": base64.b64encode(raw).decode().rstrip("=")}
+
+
+def unpack_metadata(value: Any) -> dict[str, Any]:
+    """Decode an entry's msgpack ``metadata`` (``{"$bytes": b64}`` or bytes) to a dict."""
+    import msgpack
+
+    if value is None:
+        return {}
+    if isinstance(value, dict) and "$bytes" in value:
+        b64 = value["$bytes"]
+        value = base64.b64decode(b64 + "=" * (-len(b64) % 4))
+    try:
+        out = msgpack.unpackb(bytes(value), raw=False)
+    except Exception:
+        return {}
+    return out if isinstance(out, dict) else {}
+
+
+def entry_record(
+    name: str,
+    schema_ref: str,
+    storage: dict[str, Any],
+    *,
+    description: str | None = None,
+    tags: list[str] | None = None,
+    license: str | None = None,
+    size: dict[str, int] | None = None,
+    metadata: dict[str, Any] | None = None,
+    created_at: str | None = None,
+) -> dict[str, Any]:
+    """A ``science.alt.dataset.entry`` record.
+
+    ``metadata`` may hold anything msgpack encodes (floats included): it travels as bytes.
+
+    Raises:
+        SchemaError: When a top-level field would carry a float.
+    """
+    rec: dict[str, Any] = {
+        "$type": ENTRY,
+        "name": name,
+        "schemaRef": schema_ref,
+        "storage": storage,
+        "createdAt": created_at or now_iso(),
+    }
+    if description is not None:
+        rec["description"] = description
+    if tags:
+        rec["tags"] = list(tags)
+    if license:
+        rec["license"] = license
+    if size:
+        rec["size"] = {k: int(v) for k, v in size.items() if v is not None}
+    if metadata:
+        rec["metadata"] = _pack_metadata(metadata)
+    check_no_floats(rec, "entry record")
+    return rec
+
+
+@dataclasses.dataclass(frozen=True)
+class CodeRef:
+    """Where a lens function lives: repository URL, commit, ``path/to/file.py:function``."""
+
+    repository: str
+    commit: str
+    path: str
+    branch: str | None = None
+    language: str = "python"
+
+    def to_record(self) -> dict[str, str]:
+        """The ``codeReference`` object."""
+        if not re.fullmatch(r"[0-9a-f]{7,40}", self.commit):
+            raise ConfigError(f"lens code commit {self.commit!r} is not a git commit hash")
+        out = {"repository": self.repository, "commit": self.commit, "path": self.path}
+        if self.branch:
+            out["branch"] = self.branch
+        if self.language:
+            out["language"] = self.language
+        return out
+
+    @classmethod
+    def from_record(cls, d: dict[str, Any]) -> CodeRef:
+        """Parse a ``codeReference`` object."""
+        return cls(d["repository"], d["commit"], d["path"], d.get("branch"), d.get("language") or "python")
+
+
+def lens_record(
+    name: str,
+    source_schema: str,
+    target_schema: str,
+    getter: CodeRef,
+    putter: CodeRef,
+    *,
+    description: str | None = None,
+    created_at: str | None = None,
+) -> dict[str, Any]:
+    """A ``science.alt.dataset.lens`` record pointing at code by repository + commit + path."""
+    rec: dict[str, Any] = {
+        "$type": LENS,
+        "name": name,
+        "sourceSchema": source_schema,
+        "targetSchema": target_schema,
+        "getterCode": getter.to_record(),
+        "putterCode": putter.to_record(),
+        "createdAt": created_at or now_iso(),
+    }
+    if description is not None:
+        rec["description"] = description
+    return rec

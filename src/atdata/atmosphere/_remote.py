@@ -1,0 +1,221 @@
+"""Loading published datasets (``"@handle/name[@version]"``) and discovering a repository's records.
+
+Loading resolves handle -> DID -> PDS, finds the entry record, fetches its schema record, rebuilds
+the sample type (unless one is given) and streams the shards (blobs, HTTP or S3) with their
+sha256 checked. Lens records are returned as data: their code is never fetched or run.
+
+Examples:
+    >>> parse_remote_path("@alice.example/mnist@1.0.0")
+    ('alice.example', 'mnist', '1.0.0')
+    >>> parse_remote_path("@did:plc:abc123/cifar/train")
+    ('did:plc:abc123', 'cifar/train', None)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from .._errors import ConfigError, SplitNotFoundError, StorageError
+from ._blobs import BlobSource, VerifiedHTTPSource
+from ._records import ENTRY, LENS, SCHEMA, STORAGE_BLOBS, STORAGE_HTTP, STORAGE_S3, CodeRef, unpack_metadata
+from ._resolve import Identity, get_record, iter_records, parse_at_uri, resolve_identity
+
+__all__ = [
+    "LensRecord",
+    "RemoteEntry",
+    "list_datasets",
+    "list_lenses",
+    "list_schemas",
+    "load_remote",
+    "parse_remote_path",
+]
+
+
+def parse_remote_path(path: str) -> tuple[str, str, str | None]:
+    """``"@<handle or DID>/<name>[@<version>]"`` -> ``(handle or DID, name, version)``.
+
+    Raises:
+        ConfigError: When the path has no ``/name`` part.
+    """
+    if not path.startswith("@"):
+        raise ConfigError(f"{path!r} is not an atmosphere path: use '@handle.example/name[@version]'")
+    ident, sep, rest = path[1:].partition("/")
+    if not sep or not rest or not ident:
+        raise ConfigError(f"{path!r} names no dataset: use '@{ident or 'handle.example'}/name[@version]'")
+    name, _, version = rest.partition("@")
+    return ident, name, version or None
+
+
+@dataclasses.dataclass
+class RemoteEntry:
+    """A dataset entry record with its URI, CID and decoded metadata."""
+
+    uri: str
+    cid: str
+    value: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        """Dataset name."""
+        return str(self.value.get("name", ""))
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The msgpack ``metadata`` bytes, decoded."""
+        return unpack_metadata(self.value.get("metadata"))
+
+    @property
+    def version(self) -> str | None:
+        """Dataset version (from metadata, else the schema key's version)."""
+        v = self.metadata.get("version")
+        if v:
+            return str(v)
+        rkey = str(self.value.get("schemaRef", "")).rsplit("/", 1)[-1]
+        for sep in (":", "@"):
+            if sep in rkey:
+                return rkey.rsplit(sep, 1)[1]
+        return None
+
+    @property
+    def split(self) -> str | None:
+        """Split name from metadata, if any."""
+        s = self.metadata.get("split")
+        return str(s) if s else None
+
+
+@dataclasses.dataclass(frozen=True)
+class LensRecord:
+    """A published lens: schemas it connects and where its code is. Nothing is executed.
+
+    Use :meth:`bind` with functions you obtained and reviewed yourself to get a usable
+    :class:`~atdata.Lens`.
+    """
+
+    uri: str
+    name: str
+    source_schema: str
+    target_schema: str
+    getter: CodeRef
+    putter: CodeRef
+    description: str | None = None
+
+    def bind(self, source: type, view: type, getter: Any, putter: Any = None) -> Any:
+        """A :class:`~atdata.Lens` from local functions you trust (e.g. from a reviewed checkout)."""
+        from .._lens import Lens
+
+        return Lens(getter, putter, source=source, view=view, name=self.name)
+
+
+def _entries(ident: Identity) -> list[RemoteEntry]:
+    out = [RemoteEntry(u, c, v) for u, c, v in iter_records(ident.pds, ident.did, ENTRY)]
+    out.sort(key=lambda e: str(e.value.get("createdAt", "")))
+    return out
+
+
+def list_datasets(handle_or_did: str, hint: str | None = None) -> list[RemoteEntry]:
+    """Every dataset entry of a repository (all pages), oldest first."""
+    return _entries(resolve_identity(handle_or_did, hint))
+
+
+def list_schemas(handle_or_did: str, hint: str | None = None) -> list[tuple[str, str, dict[str, Any]]]:
+    """Every schema record of a repository: ``(uri, cid, value)``."""
+    ident = resolve_identity(handle_or_did, hint)
+    return list(iter_records(ident.pds, ident.did, SCHEMA))
+
+
+def list_lenses(handle_or_did: str, hint: str | None = None) -> list[LensRecord]:
+    """Every lens record of a repository (code references only; nothing is fetched or run)."""
+    ident = resolve_identity(handle_or_did, hint)
+    out = []
+    for uri, _cid, v in iter_records(ident.pds, ident.did, LENS):
+        try:
+            out.append(
+                LensRecord(
+                    uri, v["name"], v["sourceSchema"], v["targetSchema"],
+                    CodeRef.from_record(v["getterCode"]), CodeRef.from_record(v["putterCode"]),
+                    v.get("description"),
+                )
+            )
+        except (KeyError, TypeError):
+            continue  # a malformed record is not a lens we can describe
+    return out
+
+
+def find_entry(ident: Identity, name: str, version: str | None = None, split: str | None = None) -> RemoteEntry:
+    """The newest entry named ``name`` (matching ``version`` and ``split`` when given).
+
+    Raises:
+        StorageError: No such dataset.
+        SplitNotFoundError: The dataset exists but not that split.
+    """
+    cands = [e for e in _entries(ident) if e.name == name]
+    who = f"@{ident.handle or ident.did}"
+    if not cands:
+        raise StorageError(f"{who} has published no dataset named {name!r}; see `atdata ls {who}`")
+    if version is not None:
+        cands = [e for e in cands if e.version == version]
+        if not cands:
+            raise StorageError(f"{who}/{name} has no version {version!r}")
+    if split is not None:
+        with_split = [e for e in cands if e.split == split]
+        if not with_split:
+            have = sorted({e.split for e in cands if e.split})
+            raise SplitNotFoundError(f"{who}/{name} has no split {split!r} (splits: {', '.join(have) or 'none'})")
+        cands = with_split
+    return cands[-1]
+
+
+def source_for(ident: Identity, entry: dict[str, Any]) -> Any:
+    """The :class:`~atdata.DataSource` reading an entry's storage (blobs, HTTP or S3)."""
+    st = entry.get("storage") or {}
+    kind = st.get("$type")
+
+    def sha(item: dict[str, Any]) -> str | None:
+        c = item.get("checksum") or {}
+        return c.get("digest") if c.get("algorithm") == "sha256" else None
+
+    if kind == STORAGE_BLOBS:
+        blobs = [(b["blob"]["ref"]["$link"], sha(b), b["blob"].get("size")) for b in st.get("blobs", [])]
+        return BlobSource(ident.did, ident.pds, blobs)
+    if kind == STORAGE_HTTP:
+        return VerifiedHTTPSource([(s["url"], sha(s)) for s in st.get("shards", [])])
+    if kind == STORAGE_S3:
+        endpoint = st.get("endpoint")
+        if endpoint:  # S3-compatible endpoint: path-style HTTP reads of public objects
+            base = f"{endpoint.rstrip('/')}/{st['bucket']}"
+            return VerifiedHTTPSource([(f"{base}/{s['key']}", sha(s)) for s in st.get("shards", [])])
+        region = st.get("region") or "us-east-1"
+        base = f"https://{st['bucket']}.s3.{region}.amazonaws.com"
+        return VerifiedHTTPSource([(f"{base}/{s['key']}", sha(s)) for s in st.get("shards", [])])
+    raise StorageError(f"entry {entry.get('name')!r} uses storage {kind!r}, which atdata cannot read")
+
+
+def load_remote(path: str, sample_type: type | None = None, split: str | None = None, *, hint: str | None = None) -> Any:
+    """Load ``"@handle/name[@version]"`` or ``"@did:plc:.../name"`` as a :class:`~atdata.Dataset`.
+
+    Args:
+        path: The atmosphere path.
+        sample_type: Decode as this type (default: rebuilt from the schema record).
+        split: Pick the entry published with this split.
+        hint: An XRPC service that can resolve the handle (e.g. your PDS).
+
+    Raises:
+        StorageError: Resolution, record or storage failures (the message names the record).
+    """
+    from .._dataset import Dataset
+    from .._schema_json import type_from_schema
+
+    who, name, version = parse_remote_path(path)
+    ident = resolve_identity(who, hint)
+    entry = find_entry(ident, name, version, split)
+    if sample_type is None:
+        ref = entry.value.get("schemaRef", "")
+        srepo, scoll, srkey = parse_at_uri(ref)
+        spds = ident.pds if srepo == ident.did else resolve_identity(srepo, hint).pds
+        try:
+            schema, _ = get_record(spds, srepo, scoll, srkey)
+        except StorageError as exc:
+            raise StorageError(f"the schema {ref} of dataset {entry.uri} cannot be fetched: {exc}") from None
+        sample_type = type_from_schema(str(schema.get("name") or srkey), schema)
+    return Dataset(source_for(ident, entry.value), sample_type=sample_type)

@@ -1,0 +1,202 @@
+"""Identity resolution (handle -> DID -> PDS) and unauthenticated XRPC reads of public repositories.
+
+Handles resolve through, in order: ``$ATDATA_HANDLE_RESOLVER`` (an XRPC service answering
+``com.atproto.identity.resolveHandle``, e.g. a PDS or ``https://public.api.bsky.app``), a hint
+service given by the caller (the PDS of a logged-in session), then DNS ``_atproto`` TXT and
+``https://<handle>/.well-known/atproto-did``. ``did:plc`` documents come from
+``$ATDATA_PLC_URL`` (default ``https://plc.directory``); ``did:web`` from the host.
+
+Examples:
+    >>> parse_at_uri("at://did:plc:abc/science.alt.dataset.entry/3kx")
+    ('did:plc:abc', 'science.alt.dataset.entry', '3kx')
+    >>> pds_from_did_doc({"service": [{"id": "#atproto_pds", "serviceEndpoint": "https://pds.example"}]})
+    'https://pds.example'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from .._errors import ConfigError, StorageError
+from .._extras import require
+
+__all__ = [
+    "Identity",
+    "get_record",
+    "iter_records",
+    "parse_at_uri",
+    "pds_from_did_doc",
+    "resolve_did",
+    "resolve_handle",
+    "resolve_identity",
+]
+
+_TIMEOUT = 30.0
+DEFAULT_PLC = "https://plc.directory"
+
+
+@dataclasses.dataclass(frozen=True)
+class Identity:
+    """A resolved account: DID, handle (may be empty) and PDS base URL."""
+
+    did: str
+    handle: str
+    pds: str
+
+
+def _httpx() -> Any:
+    return require("httpx", "atmosphere", "talking to a PDS")
+
+
+def parse_at_uri(uri: str) -> tuple[str, str, str]:
+    """Split ``at://repo/collection/rkey`` into its three parts.
+
+    Raises:
+        ConfigError: When ``uri`` is not a record AT-URI.
+    """
+    if not uri.startswith("at://"):
+        raise ConfigError(f"{uri!r} is not an AT-URI (expected at://<did>/<collection>/<rkey>)")
+    parts = uri[5:].split("/")
+    if len(parts) != 3 or not all(parts):
+        raise ConfigError(f"{uri!r} is not a record AT-URI (expected at://<did>/<collection>/<rkey>)")
+    return parts[0], parts[1], parts[2]
+
+
+def _get_json(url: str, params: dict[str, Any] | None = None, what: str = "") -> Any:
+    httpx = _httpx()
+    try:
+        r = httpx.get(url, params=params, timeout=_TIMEOUT, headers={"Accept": "application/json"})
+    except httpx.HTTPError as exc:
+        raise StorageError(f"cannot reach {url} ({what}): {type(exc).__name__}: {exc}") from None
+    if r.status_code != 200:
+        detail = ""
+        try:
+            body = r.json()
+            detail = f"{body.get('error', '')}: {body.get('message', '')}".strip(": ")
+        except ValueError:
+            detail = r.text[:200]
+        raise StorageError(f"{what or url} failed: HTTP {r.status_code} {detail}".rstrip())
+    try:
+        return r.json()
+    except ValueError:
+        raise StorageError(f"{what or url}: the answer is not JSON") from None
+
+
+def resolve_handle(handle: str, hint: str | None = None) -> str:
+    """The DID of ``handle``.
+
+    Raises:
+        StorageError: When no resolver knows the handle.
+    """
+    handle = handle.lstrip("@").lower()
+    services = [s for s in (os.environ.get("ATDATA_HANDLE_RESOLVER"), hint) if s]
+    errors = []
+    for svc in services:
+        try:
+            out = _get_json(
+                f"{svc.rstrip('/')}/xrpc/com.atproto.identity.resolveHandle",
+                {"handle": handle},
+                f"resolving handle @{handle} at {svc}",
+            )
+            return str(out["did"])
+        except (StorageError, KeyError, TypeError) as exc:
+            errors.append(str(exc))
+    try:
+        ident = require("atproto_identity.handle.resolver", "atmosphere", "handle resolution")
+        did = ident.HandleResolver(timeout=10).resolve(handle)
+    except Exception as exc:  # DNS/HTTP failures of the SDK resolver
+        errors.append(f"DNS/.well-known lookup failed: {type(exc).__name__}")
+        did = None
+    if did:
+        return str(did)
+    errors.append("no _atproto TXT record or .well-known/atproto-did answer")
+    raise StorageError(
+        f"cannot resolve handle @{handle}: " + "; ".join(errors)
+        + " (set ATDATA_HANDLE_RESOLVER to a service that knows it, or use the DID)"
+    )
+
+
+def pds_from_did_doc(doc: dict[str, Any]) -> str:
+    """The ``#atproto_pds`` service endpoint of a DID document.
+
+    Raises:
+        StorageError: When the document names no PDS.
+    """
+    for svc in doc.get("service") or ():
+        if str(svc.get("id", "")).endswith("#atproto_pds") and svc.get("serviceEndpoint"):
+            return str(svc["serviceEndpoint"]).rstrip("/")
+    raise StorageError(f"the DID document of {doc.get('id', '?')} names no #atproto_pds service")
+
+
+def resolve_did(did: str) -> dict[str, Any]:
+    """The DID document of a ``did:plc`` or ``did:web``.
+
+    Raises:
+        ConfigError: For another DID method.
+        StorageError: When the document cannot be fetched.
+    """
+    if did.startswith("did:plc:"):
+        plc = os.environ.get("ATDATA_PLC_URL", DEFAULT_PLC).rstrip("/")
+        doc = _get_json(f"{plc}/{did}", None, f"resolving {did} at {plc}")
+    elif did.startswith("did:web:"):
+        host = did[len("did:web:") :].replace("%3A", ":")
+        doc = _get_json(f"https://{host}/.well-known/did.json", None, f"resolving {did}")
+    else:
+        raise ConfigError(f"unsupported DID method in {did!r}: use did:plc or did:web")
+    if not isinstance(doc, dict):
+        raise StorageError(f"the DID document of {did} is not a JSON object")
+    return doc
+
+
+def resolve_identity(handle_or_did: str, hint: str | None = None) -> Identity:
+    """Resolve a handle or DID to its DID, handle and PDS.
+
+    Raises:
+        StorageError: When resolution fails.
+    """
+    s = handle_or_did.lstrip("@")
+    did = s if s.startswith("did:") else resolve_handle(s, hint)
+    doc = resolve_did(did)
+    handle = ""
+    for aka in doc.get("alsoKnownAs") or ():
+        if str(aka).startswith("at://"):
+            handle = str(aka)[5:]
+            break
+    return Identity(did=did, handle=handle, pds=pds_from_did_doc(doc))
+
+
+def get_record(pds: str, repo: str, collection: str, rkey: str) -> tuple[dict[str, Any], str]:
+    """Fetch one record anonymously: ``(value, cid)``.
+
+    Raises:
+        StorageError: When the record does not exist or the PDS fails.
+    """
+    out = _get_json(
+        f"{pds}/xrpc/com.atproto.repo.getRecord",
+        {"repo": repo, "collection": collection, "rkey": rkey},
+        f"fetching at://{repo}/{collection}/{rkey}",
+    )
+    return out["value"], out.get("cid", "")
+
+
+def iter_records(
+    pds: str, repo: str, collection: str, page_size: int = 100
+) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """Every record of a collection, following cursors: ``(uri, cid, value)``."""
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"repo": repo, "collection": collection, "limit": page_size}
+        if cursor:
+            params["cursor"] = cursor
+        out = _get_json(
+            f"{pds}/xrpc/com.atproto.repo.listRecords", params, f"listing {collection} of {repo}"
+        )
+        recs = out.get("records") or []
+        for r in recs:
+            yield r["uri"], r.get("cid", ""), r["value"]
+        cursor = out.get("cursor")
+        if not cursor or not recs:
+            return

@@ -1,0 +1,119 @@
+"""A real PDS for the federation tests: installed on first use, started once per session on loopback.
+
+``ATDATA_TEST_PDS_URL`` + ``ATDATA_TEST_PLC_URL`` point the tests at a PDS that is already running
+instead. Locally a PDS that cannot be installed or started skips these tests with the reason; with
+``CI=true`` it fails them (tests/_services.py).
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import secrets
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests._services import require_service
+
+
+@functools.cache
+def _server() -> tuple[Any, str]:
+    """(server or None, error): started once per process."""
+    from atdata.atmosphere import _pdsrun
+
+    url = os.environ.get("ATDATA_TEST_PDS_URL")
+    if url:
+        plc = os.environ.get("ATDATA_TEST_PLC_URL", "")
+        return _pdsrun.PDSServer(url=url, plc_url=plc, pid=0, port=0, data_dir="", log=""), ""
+    try:
+        return _pdsrun.start(fresh=True, timeout=180), ""
+    except Exception as exc:  # install/start failure: skip locally, fail in CI
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+@pytest.fixture(scope="session")
+def pds() -> Iterator[Any]:
+    """The running test PDS (``.url``, ``.plc_url``); resolution env vars point at it."""
+    server, err = _server()
+    if server is None:
+        require_service("PDS", err)
+    old = {k: os.environ.get(k) for k in ("ATDATA_PLC_URL", "ATDATA_HANDLE_RESOLVER")}
+    os.environ["ATDATA_PLC_URL"] = server.plc_url
+    os.environ["ATDATA_HANDLE_RESOLVER"] = server.url
+    yield server
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    if server.pid:
+        from atdata.atmosphere import _pdsrun
+
+        _pdsrun.stop(server)
+
+
+class Account(dict):
+    """handle, did, password of a test account (repr hides the password)."""
+
+    def __repr__(self) -> str:
+        return f"Account({self['handle']!r})"
+
+
+def _make_account(pds: Any, prefix: str) -> Account:
+    from atdata.atmosphere import _pdsrun
+
+    handle = f"{prefix}{secrets.token_hex(3)}.test"
+    password = f"pw-{secrets.token_urlsafe(12)}"
+    made = _pdsrun.create_account(pds.url, handle, password)
+    return Account(handle=made["handle"], did=made["did"], password=password)
+
+
+@pytest.fixture(scope="session")
+def alice(pds: Any) -> Account:
+    """The publishing account."""
+    return _make_account(pds, "alice")
+
+
+@pytest.fixture(scope="session")
+def bob(pds: Any) -> Account:
+    """The loading account."""
+    return _make_account(pds, "bob")
+
+
+@pytest.fixture()
+def session_path(tmp_path: Any) -> Any:
+    """A private session file for one test."""
+    return tmp_path / "session.json"
+
+
+@pytest.fixture(scope="session")
+def alice_atmo(pds: Any, alice: Account, tmp_path_factory: Any) -> Any:
+    """Alice, logged in (session saved to a temp file)."""
+    from atdata.atmosphere import Atmosphere
+
+    path = tmp_path_factory.mktemp("alice") / "session.json"
+    return Atmosphere.login(alice["handle"], alice["password"], pds.url, session_path=path)
+
+
+@pytest.fixture(scope="session")
+def http_dir(tmp_path_factory: Any) -> Iterator[tuple[Any, str]]:
+    """(directory, base URL) served by a loopback http.server."""
+    root = tmp_path_factory.mktemp("served")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a: Any, **kw: Any) -> None:
+            super().__init__(*a, directory=str(root), **kw)
+
+        def log_message(self, *a: Any) -> None:
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield root, f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+    srv.server_close()

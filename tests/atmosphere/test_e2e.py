@@ -1,0 +1,207 @@
+"""End-to-end against a real PDS: alice publishes, bob loads by handle and reads exactly what was written."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import stat
+
+import numpy as np
+import pytest
+
+import atdata
+from atdata import NDArray
+from atdata.atmosphere import (
+    Atmosphere,
+    CodeRef,
+    list_datasets,
+    list_lenses,
+    list_schemas,
+    load_remote,
+    publish_dataset,
+    publish_lens,
+    publish_schema,
+)
+from atdata.atmosphere._records import ENTRY, SCHEMA
+from atdata.atmosphere._resolve import get_record, iter_records, parse_at_uri
+
+pytestmark = pytest.mark.services
+
+
+@atdata.packable
+class Reading:
+    idx: int
+    station: str
+    values: NDArray
+
+
+def _samples(n: int, width: int = 8) -> list[Reading]:
+    return [Reading(idx=i, station=f"st-{i % 3}", values=np.arange(width, dtype="f4") * i) for i in range(n)]
+
+
+def _write(tmp_path, n: int, maxcount: int, width: int = 8) -> atdata.Dataset:
+    return atdata.write_samples(_samples(n, width), str(tmp_path / "r-%04d.tar"), maxcount=maxcount, key="index")
+
+
+def _same(got: list, n: int, width: int = 8) -> None:
+    assert [s.idx for s in got] == list(range(n))
+    assert [s.station for s in got] == [f"st-{i % 3}" for i in range(n)]
+    for s in got:
+        np.testing.assert_array_equal(s.values, np.arange(width, dtype="f4") * s.idx)
+
+
+def _check_cid(atmo: Atmosphere, uri: str, cid: str) -> None:
+    repo, coll, rkey = parse_at_uri(uri)
+    value, server_cid = get_record(atmo.pds, repo, coll, rkey)
+    assert server_cid == cid
+    assert atdata.generate_cid(value) == cid
+    assert atdata.verify_cid(value, cid)
+
+
+def test_publish_blobs_http_lens_then_bob_loads(pds, alice, bob, alice_atmo, http_dir, tmp_path):
+    schema = publish_schema(alice_atmo, Reading, "1.0.0", description="station readings")
+    assert schema.uri == f"at://{alice['did']}/{SCHEMA}/reading:1.0.0"
+    _check_cid(alice_atmo, schema.uri, schema.cid)
+    again = publish_schema(alice_atmo, Reading, "1.0.0")
+    assert (again.created, again.uri, again.cid) == (False, schema.uri, schema.cid)
+
+    # 1) shards as blobs
+    ds = _write(tmp_path / "b", 23, maxcount=10) if (tmp_path / "b").mkdir() is None else None
+    infos = ds.list_shard_infos()
+    pub = publish_dataset(
+        alice_atmo, "readings", schema.uri, shards=[i.path for i in infos], version="1.0.0",
+        num_samples=23, metadata={"mean": 0.25, "note": "floats live in msgpack metadata"},
+    )
+    assert len(pub.blobs) == 3
+    assert [atdata.generate_cid(open(i.path, "rb").read()) for i in infos] == pub.blobs
+    _check_cid(alice_atmo, pub.uri, pub.cid)
+    rerun = publish_dataset(
+        alice_atmo, "readings", schema.uri, shards=[i.path for i in infos], version="1.0.0",
+        num_samples=23, metadata={"mean": 0.25, "note": "floats live in msgpack metadata"},
+    )
+    assert (rerun.created, rerun.uri) == (False, pub.uri)
+
+    # 2) shards at HTTP URLs served from loopback
+    root, base = http_dir
+    hds = _write(tmp_path / "h", 7, maxcount=4) if (tmp_path / "h").mkdir() is None else None
+    urls, shas = [], []
+    for info in hds.list_shard_infos():
+        shutil.copy(info.path, root / os.path.basename(info.path))
+        urls.append(f"{base}/{os.path.basename(info.path)}")
+        shas.append(info.sha256)
+    hpub = publish_dataset(alice_atmo, "readings-http", schema.uri, shards=urls, sha256=shas, storage="http")
+    _check_cid(alice_atmo, hpub.uri, hpub.cid)
+
+    # 3) a lens between two schema versions
+    s2 = publish_schema(alice_atmo, Reading, "1.1.0")
+    code = CodeRef("https://github.com/example/lenses", "0123456789abcdef0123456789abcdef01234567", "lenses/r.py:up")
+    lens = publish_lens(alice_atmo, "reading-up", schema.uri, s2.uri, code, code, description="no-op")
+    _check_cid(alice_atmo, lens.uri, lens.cid)
+    assert publish_lens(alice_atmo, "reading-up", schema.uri, s2.uri, code, code, description="no-op").created is False
+
+    # bob: his own session, loads by handle; the type is rebuilt from the schema record
+    bob_atmo = Atmosphere.login(bob["handle"], bob["password"], pds.url, save=False)
+    assert bob_atmo.did == bob["did"]
+    got = list(load_remote(f"@{alice['handle']}/readings"))
+    _same(got, 23)
+    assert type(got[0]).__name__ == "Reading" and type(got[0]) is not Reading
+    _same(list(load_remote(f"@{alice['did']}/readings@1.0.0", sample_type=Reading)), 23)
+    _same(list(load_remote(f"@{alice['handle']}/readings-http", sample_type=Reading)), 7)
+    ds_remote = load_remote(f"@{alice['handle']}/readings", sample_type=Reading)
+    assert len(ds_remote) == 23 and ds_remote[17].idx == 17
+
+    # discovery
+    names = sorted(e.name for e in list_datasets(alice["handle"]))
+    assert names == ["readings", "readings-http"]
+    entry = next(e for e in list_datasets(alice["handle"]) if e.name == "readings")
+    assert entry.metadata == {"mean": 0.25, "note": "floats live in msgpack metadata", "version": "1.0.0"}
+    assert entry.value["size"] == {"bytes": sum(i.size for i in infos), "shards": 3, "samples": 23}
+    assert sorted(v["version"] for _u, _c, v in list_schemas(alice["handle"])) == ["1.0.0", "1.1.0"]
+    (lr,) = list_lenses(alice["handle"])
+    assert (lr.name, lr.getter.commit, lr.getter.path) == ("reading-up", code.commit, code.path)
+    assert not hasattr(lr, "get")  # data only: nothing to execute until bound to local code
+    view = lr.bind(Reading, Reading, lambda r: r)
+    assert view.get(got[0]) is got[0]
+
+
+def test_checksum_mismatch_is_an_integrity_error(pds, alice, alice_atmo, http_dir, tmp_path):
+    schema = publish_schema(alice_atmo, Reading, "1.0.0")
+    root, base = http_dir
+    ds = _write(tmp_path, 3, maxcount=10)
+    (info,) = ds.list_shard_infos()
+    shutil.copy(info.path, root / "tampered.tar")
+    publish_dataset(alice_atmo, "tampered", schema.uri, shards=[f"{base}/tampered.tar"], sha256=["0" * 64], storage="http")
+    with pytest.raises(atdata.IntegrityError, match="sha256 mismatch for shard .*tampered.tar"):
+        list(load_remote(f"@{alice['handle']}/tampered", sample_type=Reading))
+
+
+def test_blob_limit_splits_shards_and_refuses_oversized_samples(pds, alice, alice_atmo, tmp_path):
+    schema = publish_schema(alice_atmo, Reading, "1.0.0")
+    ds = _write(tmp_path, 40, maxcount=40, width=2000)  # one shard of ~330 KB
+    (info,) = ds.list_shard_infos()
+    pub = publish_dataset(alice_atmo, "split", schema.uri, shards=[info.path], max_blob_size=100_000)
+    assert len(pub.blobs) == 4  # ~8.7 KB samples, 11 per 100 KB blob
+    _same(list(load_remote(f"@{alice['handle']}/split", sample_type=Reading)), 40, 2000)
+
+    big = _write(tmp_path / "big", 1, maxcount=1, width=40_000) if (tmp_path / "big").mkdir() is None else None
+    before = [u for u, _c, v in iter_records(alice_atmo.pds, alice_atmo.did, ENTRY)]
+    with pytest.raises(atdata.ConfigError, match="more than the PDS blob limit of 100000 bytes"):
+        publish_dataset(alice_atmo, "too-big", schema.uri, shards=[big.list_shard_infos()[0].path], max_blob_size=100_000)
+    after = [u for u, _c, v in iter_records(alice_atmo.pds, alice_atmo.did, ENTRY)]
+    assert after == before
+
+
+def test_pagination_reads_every_page(pds, alice_atmo):
+    for i in range(7):
+        alice_atmo.put_record("science.alt.dataset.label", f"page-{i}", {"$type": "science.alt.dataset.label", "name": f"l{i}", "createdAt": "2025-01-01T00:00:00Z"})
+    got = [u for u, _c, _v in iter_records(alice_atmo.pds, alice_atmo.did, "science.alt.dataset.label", page_size=2)]
+    assert got == [f"at://{alice_atmo.did}/science.alt.dataset.label/page-{i}" for i in range(7)]
+
+
+def test_floats_rejected_before_reaching_the_pds(alice_atmo):
+    from atdata.atmosphere import entry_record, storage_http
+
+    with pytest.raises(atdata.SchemaError, match=r"entry record.size.bytes is the float 1.5"):
+        entry_record("x", "at://d/c/r", storage_http([("https://e.org/a.tar", "a" * 64)]), size={"bytes": 1.5})
+    with pytest.raises(atdata.SchemaError, match="no floats"):
+        atdata.generate_cid({"score": 0.5})
+
+
+def test_session_saved_private_refreshed_and_revoked(pds, alice, session_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    atmo = Atmosphere.login(f"@{alice['handle']}", alice["password"], session_path=session_path)  # PDS resolved
+    assert atmo.pds == pds.url.replace("127.0.0.1", "localhost")
+    assert stat.S_IMODE(os.stat(session_path).st_mode) == 0o600
+    first = session_path.read_text()
+    tokens = [atmo._client._session.access_jwt, atmo._client._session.refresh_jwt]
+
+    resumed = Atmosphere.resume(session_path)
+    assert (resumed.did, resumed.handle) == (alice["did"], alice["handle"])
+    resumed.refresh()
+    assert session_path.read_text() != first  # refreshed tokens saved
+    assert stat.S_IMODE(os.stat(session_path).st_mode) == 0o600
+    tokens += [resumed._client._session.access_jwt, resumed._client._session.refresh_jwt]
+    assert resumed.create_record("science.alt.dataset.label", {"$type": "science.alt.dataset.label", "name": "x", "createdAt": "2025-01-01T00:00:00Z"})[0]
+
+    # the first session's refresh token was used up by nothing; revoke the resumed one
+    stale = session_path.read_text()
+    resumed.logout()
+    assert not session_path.exists()
+    session_path.write_text(stale)
+    gone = Atmosphere.resume(session_path)
+    with pytest.raises(atdata.AuthenticationError, match="expired or revoked.*log in again") as info:
+        gone.refresh()
+
+    with pytest.raises(atdata.AuthenticationError, match="check the handle and the app password") as bad:
+        Atmosphere.login(alice["handle"], "wrong-" + alice["password"], pds.url, save=False)
+
+    texts = [repr(atmo), repr(resumed), str(info.value), str(bad.value), caplog.text]
+    for secret in [alice["password"], *tokens]:
+        assert all(secret not in t for t in texts)
+    assert repr(atmo) == f"Atmosphere(handle={alice['handle']!r}, did={alice['did']!r}, pds={atmo.pds!r})"
+
+
+def test_not_logged_in_message(tmp_path):
+    with pytest.raises(atdata.AuthenticationError, match="not logged in .*atdata login"):
+        Atmosphere.resume(tmp_path / "none.json")
