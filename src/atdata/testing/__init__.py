@@ -2,6 +2,7 @@
 
 * :func:`check_lens_laws` checks GetPut, PutGet and PutPut on given sources and views.
 * :func:`assert_lens_laws` checks them on samples drawn by hypothesis.
+* :func:`run_provider_conformance` / ``provider_checks`` check an index provider (ours or yours).
 * :func:`strategy_for` builds a hypothesis strategy for any ``@packable`` type.
 
 Names load lazily: importing ``atdata.testing`` imports neither numpy nor hypothesis
@@ -9,8 +10,8 @@ Names load lazily: importing ``atdata.testing`` imports neither numpy nor hypoth
 
 Examples:
     >>> import atdata.testing as t
-    >>> sorted(t.__all__)[:3]
-    ['assert_lens_laws', 'check_lens_laws', 'strategy_for']
+    >>> sorted(t.__all__)[:2]
+    ['assert_lens_laws', 'check_lens_laws']
 """
 
 from __future__ import annotations
@@ -22,10 +23,18 @@ from typing import TYPE_CHECKING, Any
 _LAZY: dict[str, str] = {
     "assert_lens_laws": "._lens_laws",
     "check_lens_laws": "._lens_laws",
+    "provider_checks": "._providers",
+    "run_provider_conformance": "._providers",
     "strategy_for": "._strategies",
 }
 
-__all__ = ["assert_lens_laws", "check_lens_laws", "strategy_for"]  # keep equal to sorted(_LAZY)
+__all__ = [
+    "assert_lens_laws",
+    "check_lens_laws",
+    "provider_checks",
+    "run_provider_conformance",
+    "strategy_for",
+]  # keep equal to sorted(_LAZY)
 
 
 def __getattr__(name: str) -> Any:
@@ -43,4 +52,5 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._lens_laws import assert_lens_laws, check_lens_laws
+    from ._providers import provider_checks, run_provider_conformance
     from ._strategies import strategy_for

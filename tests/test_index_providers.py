@@ -1,0 +1,70 @@
+"""The provider conformance suite (atdata.testing) against SQLite, Redis and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+
+from atdata import StorageError
+from atdata.testing import provider_checks, run_provider_conformance
+from tests._index_backends import make_factory
+
+KINDS = ["sqlite", "redis", "postgres"]
+
+
+@pytest.fixture(params=KINDS)
+def factory(request, tmp_path):
+    f, cleanup = make_factory(request.param, tmp_path)
+    yield f
+    cleanup()
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("check", sorted(provider_checks))
+def test_conformance(factory, check):
+    provider_checks[check](factory)
+
+
+def test_run_all_on_sqlite(tmp_path):
+    f, _ = make_factory("sqlite", tmp_path)
+    assert run_provider_conformance(f, skip=("concurrent_add",)) == [
+        "entry_round_trip", "explicit_versions", "idempotent_entry_id", "listing", "schemas",
+    ]  # fmt: skip
+
+
+def test_conformance_reports_the_failing_check(tmp_path):
+    from atdata.index import SQLiteProvider
+
+    class Broken(SQLiteProvider):
+        def list_entries(self):
+            return []
+
+    with pytest.raises(AssertionError, match="conformance check 'idempotent_entry_id' failed"):
+        run_provider_conformance(lambda: Broken(str(tmp_path / "b.db")), skip=("concurrent_add",))
+
+
+def test_down_redis_is_a_clear_storage_error():
+    from atdata.index import RedisProvider
+
+    p = RedisProvider("redis://:hunter2@127.0.0.1:1/0", connect_timeout=1)
+    with pytest.raises(StorageError) as ei:
+        p.list_entries()
+    msg = str(ei.value)
+    assert "redis://:***@127.0.0.1:1/0" in msg and "hunter2" not in msg
+
+
+def test_down_postgres_is_a_clear_storage_error():
+    from atdata.index import PostgresProvider
+
+    with pytest.raises(StorageError) as ei:
+        PostgresProvider("postgresql://bob:hunter2@127.0.0.1:1/test", connect_timeout=1)
+    msg = str(ei.value)
+    assert "postgresql://bob:***@127.0.0.1:1/test" in msg and "hunter2" not in msg
+
+
+def test_unwritable_sqlite_path_is_storage_error(tmp_path):
+    from atdata.index import SQLiteProvider
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StorageError, match="cannot open the SQLite index"):
+        SQLiteProvider(str(blocker / "index.db"))
