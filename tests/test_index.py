@@ -1,0 +1,223 @@
+"""atdata.Index: write/insert/get, schema versioning, default index, @local names, Repository."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import atdata
+from atdata.index import Index, set_default_index
+
+
+@atdata.packable
+class Img:
+    pixels: atdata.NDArray
+    label: str
+
+
+@pytest.fixture
+def index(tmp_path, monkeypatch):
+    monkeypatch.setenv("ATDATA_HOME", str(tmp_path / "home"))
+    idx = Index(path=str(tmp_path / "idx" / "index.db"))
+    yield idx
+    set_default_index(None)
+
+
+def _imgs(n, start=0):
+    return [Img(pixels=np.full((2, 2), i, "u1"), label=f"l{i}") for i in range(start, start + n)]
+
+
+def test_zero_config_uses_atdata_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("ATDATA_HOME", str(tmp_path / "h"))
+    idx = atdata.Index()
+    assert idx.provider.path == str(tmp_path / "h" / "index.db")
+    assert idx.data_store.root == str(tmp_path / "h" / "data")
+
+
+def test_write_samples_records_everything(index):
+    e = index.write_samples(
+        _imgs(5),
+        name="imgs",
+        maxcount=2,
+        description="tiny",
+        license="MIT",
+        tags=["t"],
+        metadata={"k": 1},
+    )
+    assert (e.name, e.version, e.num_samples, len(e.shards)) == ("imgs", "1.0.0", 5, 3)
+    assert [s.num_samples for s in e.shards] == [2, 2, 1]
+    for s in e.shards:
+        assert os.path.getsize(s.url) == s.size and len(s.sha256) == 64
+    assert (e.description, e.license, e.tags, e.metadata) == ("tiny", "MIT", ["t"], {"k": 1})
+    assert e.schema_ref == "atdata://local/schema/Img@1.0.0"
+    ds = index.get_dataset("imgs")
+    assert ds.sample_type is Img
+    assert [s.label for s in ds.ordered()] == ["l0", "l1", "l2", "l3", "l4"]
+
+
+def test_same_name_makes_new_version_and_old_stays(index):
+    a = index.write_samples(_imgs(2), name="d")
+    b = index.write_samples(_imgs(3, 10), name="d")
+    assert (a.version, b.version) == ("1.0.0", "1.1.0")
+    assert [s.label for s in index.get_dataset("d", "1.0.0").ordered()] == ["l0", "l1"]
+    assert len(index.get_dataset("d")) == 3
+    assert [(e.name, e.version) for e in index.list_datasets()] == [("d", "1.0.0"), ("d", "1.1.0")]
+    assert [e.version for e in index.datasets] == ["1.0.0", "1.1.0"]
+    with pytest.raises(atdata.ConfigError, match="already has version 1.0.0"):
+        index.write_samples(_imgs(1), name="d", version="1.0.0")
+
+
+def test_get_dataset_without_the_class(index):
+    index.write_samples(_imgs(3), name="d")
+    fresh = Index(path=index.provider.path)  # another process would know nothing of Img
+    ds = fresh.get_dataset("d")
+    assert ds.sample_type is not Img and ds.sample_type.__name__ == "Img"
+    got = list(ds.ordered())
+    assert got[2].label == "l2" and got[2].pixels.tolist() == [[2, 2], [2, 2]]
+
+
+def test_missing_dataset_is_storage_error(index):
+    with pytest.raises(atdata.StorageError, match="'nope' is not in the index"):
+        index.get_dataset("nope")
+
+
+def test_publish_schema_versions(index):
+    @atdata.packable
+    class S:
+        a: int
+
+    assert index.publish_schema(S).version == "1.0.0"
+    assert index.publish_schema(S).version == "1.0.0"
+
+    @atdata.packable
+    class S:
+        a: int
+        b: str | None = None
+
+    assert index.publish_schema(S).version == "1.1.0"
+
+    @atdata.packable
+    class S:
+        a: float
+        b: str | None = None
+
+    assert index.publish_schema(S).version == "2.0.0"
+    assert [r.version for r in index.list_schemas()] == ["1.0.0", "1.1.0", "2.0.0"]
+    assert index.get_schema("S").version == "2.0.0"
+    assert index.get_schema("S@1.1.0").fields == ["a", "b"]
+    T = index.get_schema_type("atdata://local/schema/S@1.0.0")
+    assert [f.name for f in T.atdata_fields()] == ["a"]
+    with pytest.raises(atdata.SchemaError, match="different body"):
+        index.publish_schema(S, version="1.0.0")
+    with pytest.raises(atdata.SchemaError, match="not in the index"):
+        index.get_schema("Nope")
+
+
+def test_insert_dataset_registers_existing_shards(index, tmp_path):
+    ds = atdata.write_samples(_imgs(4), str(tmp_path / "ext" / "x-%02d.tar"), maxcount=2)
+    e = index.insert_dataset(ds, name="ext", license="CC0-1.0")
+    assert e.urls == ds.list_shards() and e.num_samples == 4
+    assert [s.sha256 for s in e.shards] == [i.sha256 for i in ds.list_shard_infos()]
+    again = index.insert_dataset(ds, name="ext")
+    assert again.version == e.version == "1.0.0"
+    # without known infos the shards are hashed
+    plain = atdata.Dataset(ds.list_shards(), sample_type=Img)
+    e2 = index.insert_dataset(plain, name="ext2")
+    assert [s.sha256 for s in e2.shards] == [s.sha256 for s in e.shards]
+
+
+def test_write_id_retry_completes_without_duplicate(index):
+    e1 = index.write_samples(_imgs(2), name="r", write_id="job-1")
+    e2 = index.write_samples(_imgs(2), name="r", write_id="job-1")
+    assert e1 == e2 and len(index.list_datasets()) == 1
+
+
+def test_failed_upload_leaves_no_entry(index, monkeypatch):
+    from atdata.stores import LocalDiskStore
+
+    calls = []
+    real = LocalDiskStore.put_shard
+
+    def flaky(self, *a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise atdata.StorageError("disk full")
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(LocalDiskStore, "put_shard", flaky)
+    with pytest.raises(atdata.StorageError, match="disk full"):
+        index.write_samples(_imgs(4), name="f", maxcount=2, write_id="w1")
+    assert index.list_datasets() == []
+    e = index.write_samples(_imgs(4), name="f", maxcount=2, write_id="w1")  # the retry completes
+    assert e.version == "1.0.0" and e.num_samples == 4 and len(index.list_datasets()) == 1
+
+
+def test_corrupt_shard_is_integrity_error(tmp_path):
+    from atdata.stores import LocalDiskStore
+
+    src = tmp_path / "a.tar"
+    src.write_bytes(b"x" * 10)
+    with pytest.raises(atdata.IntegrityError, match="nothing recorded"):
+        LocalDiskStore(tmp_path / "store").put_shard(str(src), "k/a.tar", sha256="0" * 64, size=10)
+    assert not (tmp_path / "store" / "k" / "a.tar").exists()
+
+
+def test_manifest_sidecars_are_stored(index):
+    pytest.importorskip("pyarrow")
+    e = index.write_samples(_imgs(3), name="m", manifest=True)
+    stem = e.shards[0].url[: -len(".tar")]
+    assert os.path.exists(stem + ".manifest.json")
+
+
+def test_dict_samples_have_no_schema(index):
+    e = index.write_samples([{"a": 1}, {"a": 2}], name="dicts")
+    assert e.schema_ref is None
+    assert [s["a"] for s in index.get_dataset("dicts").ordered()] == [1, 2]
+
+
+def test_local_names_through_default_index(index):
+    index.write_samples(_imgs(2), name="mnist")
+    index.write_samples(_imgs(3), name="mnist")
+    atdata.set_default_index(index)
+    assert len(atdata.load_dataset("@local/mnist")) == 3
+    assert len(atdata.load_dataset("@local/mnist@1.0.0")) == 2
+    ds = atdata.load_dataset("@local/mnist", sample_type=Img)
+    assert ds.sample_type is Img
+    with pytest.raises(atdata.StorageError, match="mnist@9.0.0"):
+        atdata.load_dataset("@local/mnist@9.0.0")
+
+
+def test_bad_names():
+    from atdata._named import load_named
+
+    with pytest.raises(atdata.ConfigError, match="not a dataset name"):
+        load_named("@local")
+    with pytest.raises(atdata.ConfigError, match="invalid"):
+        Index.write_samples(None, [], name="a@b")  # type: ignore[arg-type]
+
+
+def test_repository_routes(tmp_path):
+    lab = Index(path=str(tmp_path / "lab" / "i.db"))
+    local = Index(path=str(tmp_path / "local" / "i.db"))
+    repo = atdata.Repository({"@lab/": lab, "@local/": local})
+    repo.write_samples(_imgs(2), name="@lab/x")
+    repo.write_samples(_imgs(1), name="@local/x")
+    assert len(repo.get_dataset("@lab/x")) == 2 and len(repo.get_dataset("@local/x@1.0.0")) == 1
+    assert [(p, e.name) for p, e in repo.list_datasets()] == [("@lab/", "x"), ("@local/", "x")]
+    assert repo.status()["@lab/"]["provider"]["ok"] is True
+    with pytest.raises(atdata.ConfigError, match="no repository route"):
+        repo.route("@other/x")
+
+
+def test_status_reports_down_provider(tmp_path):
+    from atdata.index import RedisProvider
+
+    idx = Index(
+        RedisProvider("redis://127.0.0.1:1/0", connect_timeout=0.5),
+        data_store=atdata.LocalDiskStore(tmp_path),
+    )
+    st = idx.status()
+    assert st["provider"]["ok"] is False and "127.0.0.1:1" in st["provider"]["error"]
+    assert st["data_store"]["ok"] is True
