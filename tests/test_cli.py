@@ -136,7 +136,8 @@ def test_demo_writes_and_summarises(capsys, tmp_path):
     assert "through the lens: 9 cats" in out
     assert "labels: {'bird': 8, 'cat': 9, 'dog': 8}" in out
     assert "demo ok: 25 samples, 3 shards" in out
-    assert sorted(os.listdir(out_dir)) == ["demo-000000.tar", "demo-000001.tar", "demo-000002.tar"]
+    tars = sorted(n for n in os.listdir(out_dir) if n.endswith(".tar"))
+    assert tars == ["demo-000000.tar", "demo-000001.tar", "demo-000002.tar"]
     code, out, _ = run(capsys, "inspect", str(out_dir))
     assert "  samples:     25" in out
 

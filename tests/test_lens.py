@@ -1,0 +1,400 @@
+"""Lenses: @lens/@putter, composition, the LensNetwork, Dataset.as_type, and the lens laws."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import atdata
+from atdata import DictSample, Lens, LensNetwork, LensNotFoundError
+from atdata.testing import assert_lens_laws, check_lens_laws, strategy_for
+
+
+@atdata.packable
+class Photo:
+    image: atdata.NDArray
+    label: str
+    score: float
+    note: str | None = None
+
+
+@atdata.packable
+class Meta:
+    label: str
+    score: float
+
+
+@atdata.packable
+class Label:
+    label: str
+
+
+@dataclasses.dataclass
+class Summary:  # not @packable: reachable from DictSample only through registered lenses
+    text: str
+
+
+@atdata.lens
+def photo_meta(p: Photo) -> Meta:
+    return Meta(label=p.label, score=p.score)
+
+
+@photo_meta.putter
+def _photo_meta_put(v: Meta, p: Photo) -> Photo:
+    return Photo(image=p.image, label=v.label, score=v.score, note=p.note)
+
+
+@atdata.lens
+def meta_label(m: Meta) -> Label:
+    return Label(label=m.label)
+
+
+@meta_label.putter
+def _meta_label_put(v: Label, m: Meta) -> Meta:
+    return Meta(label=v.label, score=m.score)
+
+
+@atdata.lens
+def label_summary(x: Label) -> Summary:
+    return Summary(text=f"<{x.label}>")
+
+
+def _photo(i: int) -> Photo:
+    return Photo(image=np.full((2, 2), i, dtype="u1"), label=["cat", "dog"][i % 2], score=i / 4)
+
+
+# -- basics -----------------------------------------------------------------------------------
+
+
+def test_lens_get_put_and_types():
+    p = _photo(3)
+    assert photo_meta.source is Photo and photo_meta.view is Meta
+    assert photo_meta(p) == Meta(label="dog", score=0.75)
+    back = photo_meta.put(Meta(label="owl", score=9.0), p)
+    assert back == Photo(image=p.image, label="owl", score=9.0)
+    assert repr(photo_meta) == "Lens(photo_meta: Photo -> Meta)"
+    assert label_summary.has_putter is False
+    with pytest.raises(atdata.ConfigError, match=r"has no putter; add one with @label_summary.putter"):
+        label_summary.put(Summary(text="x"), Label(label="y"))
+
+
+def test_composition_get_and_put():
+    both = photo_meta >> meta_label
+    assert both.source is Photo and both.view is Label and both.name == "photo_meta >> meta_label"
+    p = _photo(2)
+    assert both.get(p) == Label(label="cat")
+    assert both.put(Label(label="emu"), p) == Photo(image=p.image, label="emu", score=0.5)
+    no_put = meta_label >> label_summary
+    assert no_put.get(Meta(label="a", score=1.0)) == Summary(text="<a>")
+    assert not no_put.has_putter
+
+
+def test_unannotated_getter_is_a_config_error():
+    with pytest.raises(atdata.ConfigError, match="annotate the getter's parameter"):
+        Lens(lambda: None)
+    with pytest.raises(atdata.ConfigError, match="pass source= and view= explicitly"):
+        Lens(_bad_hint_getter)
+
+
+def _bad_hint_getter(s: NoSuchType) -> Label:  # type: ignore[name-defined]  # noqa: F821
+    return Label(label="")
+
+
+def test_lens_over_types_defined_in_a_function():
+    net = LensNetwork()
+
+    @atdata.packable
+    class Inner:
+        x: int
+
+    @atdata.packable
+    class Outer:
+        x: int
+        y: int
+
+    @atdata.lens(network=net)
+    def outer_inner(o: Outer) -> Inner:
+        return Inner(x=o.x)
+
+    assert outer_inner.source is Outer and outer_inner.view is Inner
+    assert net.find(Outer, Inner) is outer_inner
+
+
+# -- the network ------------------------------------------------------------------------------
+
+
+def _chain_net():
+    net = LensNetwork()
+    types = {n: type(n, (), {}) for n in "ABCDE"}
+
+    def edge(a: str, b: str) -> Lens:
+        return net.register(
+            Lens(lambda s, b=b: f"{s}>{b}", source=types[a], view=types[b], name=f"{a.lower()}_{b.lower()}")
+        )
+
+    return net, types, edge
+
+
+def test_network_composes_a_chain():
+    net, t, edge = _chain_net()
+    edge("A", "B")
+    edge("B", "C")
+    lz = net.find(t["A"], t["C"])
+    assert lz.name == "a_b >> b_c"
+    assert lz.get("s") == "s>B>C"
+
+
+def test_network_prefers_the_shorter_chain():
+    net, t, edge = _chain_net()
+    edge("A", "B")  # registered first: A -> B -> C -> D is found first by a depth-first walk
+    edge("B", "C")
+    edge("C", "D")
+    edge("A", "E")
+    edge("E", "D")
+    lz = net.find(t["A"], t["D"])
+    assert lz.name == "a_e >> e_d"
+    assert lz.get("s") == "s>E>D"
+    edge("A", "D")
+    assert net.find(t["A"], t["D"]).name == "a_d"
+
+
+def test_every_packable_is_reachable_from_dict_sample():
+    net = LensNetwork()  # empty: the implicit decode lens does it
+    p = _photo(1)
+    d = DictSample.from_bytes(p.packed)
+    for view, expected in [(Photo, p), (Meta, Meta(label="dog", score=0.25)), (Label, Label(label="dog"))]:
+        lz = net.find(DictSample, view)
+        assert lz.name == f"DictSample->{view.__name__}"
+        assert lz.get(d) == expected
+
+
+def test_dict_sample_then_registered_chain():
+    # Summary is not packable: DictSample -> Label (decode) -> Summary (registered)
+    lz = LensNetwork.default().find(DictSample, Summary)
+    assert lz.name == "DictSample->Label >> label_summary"
+    assert lz.get(DictSample(label="cat", other=1)) == Summary(text="<cat>")
+
+
+def test_dict_sample_chain_is_shortest():
+    net = LensNetwork()
+
+    @atdata.packable
+    class A:
+        v: str
+
+    @atdata.packable
+    class B:
+        v: str
+
+    @dataclasses.dataclass
+    class Far:
+        v: str
+
+    net.register(Lens(lambda a: B(v=a.v + "b"), source=A, view=B, name="a_b"))
+    net.register(Lens(lambda b: Far(v=b.v + "!"), source=B, view=Far, name="b_far"))
+    lz = net.find(DictSample, Far)
+    assert lz.name == "DictSample->B >> b_far"  # not DictSample->A >> a_b >> b_far
+    assert lz.get(DictSample(v="x")) == Far(v="x!")
+
+
+def test_lens_not_found_lists_lenses_and_stub():
+    with pytest.raises(LensNotFoundError) as ei:
+        LensNetwork.default().find(Meta, Photo)
+    msg = str(ei.value)
+    assert msg.startswith("no lens from Meta to Photo. Lenses from Meta: meta_label (Meta -> Label). ")
+    assert "    @atdata.lens\n    def meta_to_photo(source: Meta) -> Photo:\n        return Photo(...)" in msg
+    assert isinstance(ei.value, LookupError)
+    with pytest.raises(LensNotFoundError, match="No lenses are registered from Summary"):
+        LensNetwork.default().find(Summary, Label)
+
+
+def test_identity_lens():
+    lz = LensNetwork().find(Meta, Meta)
+    m = Meta(label="a", score=1.0)
+    assert lz.get(m) is m and lz.put(Meta(label="b", score=2.0), m) == Meta(label="b", score=2.0)
+
+
+# -- Dataset.as_type end to end ------------------------------------------------------------
+
+
+@pytest.fixture
+def photo_shards(tmp_path):
+    atdata.write_samples([_photo(i) for i in range(10)], str(tmp_path / "p-%02d.tar"), maxcount=4, key="index")
+    return str(tmp_path / "p-{00..02}.tar")
+
+
+def test_as_type_end_to_end(photo_shards):
+    ds = atdata.Dataset[Photo](photo_shards)
+    labels = ds.as_type(Label)
+    got = list(labels)
+    assert [x.label for x in got] == ["cat", "dog"] * 5
+    assert all(type(x) is Label for x in got)
+    assert [x.__key__ for x in got][:3] == ["00000000", "00000001", "00000002"]
+    # untyped -> non-packable view through DictSample -> Label -> Summary
+    summaries = list(atdata.Dataset(photo_shards).as_type(Summary))
+    assert [s.text for s in summaries[:2]] == ["<cat>", "<dog>"]
+    # untyped straight to a packable view (decode by schema)
+    metas = list(atdata.Dataset(photo_shards).as_type(Meta))
+    assert metas[5] == Meta(label="dog", score=1.25)
+
+
+def test_as_type_keeps_filters_under_batching(photo_shards):
+    ds = atdata.Dataset[Photo](photo_shards).filter(lambda p: p.score >= 1.0).as_type(Meta)
+    batches = list(ds.shuffled(batch_size=3, seed=7))
+    scores = sorted(s for b in batches for s in b.score)
+    assert scores == [1.0, 1.25, 1.5, 1.75, 2.0, 2.25]
+    assert [len(b) for b in batches] == [3, 3]
+
+
+def test_as_type_without_a_lens_raises(photo_shards):
+    with pytest.raises(LensNotFoundError, match="no lens from Label to Photo"):
+        atdata.Dataset[Label](photo_shards).as_type(Photo)
+
+
+# -- the lens laws ----------------------------------------------------------------------------
+
+
+def test_project_lenses_obey_the_laws_on_examples():
+    photos = [_photo(i) for i in range(3)] + [Photo(image=np.zeros(0, "f4"), label="", score=-1.5, note="n")]
+    metas = [Meta(label="x", score=0.0), Meta(label="", score=3.5)]
+    check_lens_laws(photo_meta, photos, metas)
+    check_lens_laws(meta_label, metas, [Label(label="q"), Label(label="")])
+    check_lens_laws(photo_meta >> meta_label, photos, [Label(label="z")])
+
+
+def test_project_lenses_obey_the_laws_with_hypothesis():
+    assert_lens_laws(photo_meta, max_examples=40)
+    assert_lens_laws(meta_label, max_examples=40)
+    assert_lens_laws(photo_meta >> meta_label, max_examples=40)
+
+
+def test_implicit_dict_sample_lens_obeys_the_laws():
+    lz = LensNetwork().find(DictSample, Photo)
+    sources = strategy_for(Photo).map(lambda p: DictSample.from_bytes(p.packed))
+    assert_lens_laws(lz, sources, strategy_for(Photo), max_examples=40)
+    # a payload without the optional field keeps it absent after put(get(s), s)
+    s = DictSample.from_bytes(Meta(label="a", score=1.0).packed)
+    s.image = atdata.encode_array(np.ones(2, "u1"))
+    check_lens_laws(lz, [s], [_photo(1)])
+    assert "note" not in lz.put(lz.get(s), s)
+
+
+def test_broken_lens_is_reported_with_the_law_and_values():
+    net = LensNetwork()
+
+    @atdata.lens(network=net)
+    def forgetful(p: Meta) -> Label:
+        return Label(label=p.label)
+
+    @forgetful.putter
+    def _(v: Label, m: Meta) -> Meta:
+        return Meta(label=v.label, score=0.0)
+
+    with pytest.raises(AssertionError) as ei:
+        check_lens_laws(forgetful, [Meta(label="a", score=2.0)], [Label(label="b")])
+    assert str(ei.value).splitlines()[:2] == [
+        "lens forgetful (Meta -> Label) breaks GetPut: put(get(s), s) != s",
+        "    s = Meta(label='a', score=2.0)",
+    ]
+    with pytest.raises(AssertionError, match="breaks GetPut"):
+        assert_lens_laws(forgetful, max_examples=30)
+    # PutGet / PutPut alone hold for it
+    assert_lens_laws(forgetful, laws=["put_get", "put_put"], max_examples=20)
+
+
+def test_put_get_and_put_put_violations():
+    net = LensNetwork()
+
+    @atdata.lens(network=net)
+    def upper(m: Label) -> Label:
+        return Label(label=m.label.upper())
+
+    @upper.putter
+    def _(v: Label, m: Label) -> Label:
+        return Label(label=v.label)
+
+    with pytest.raises(AssertionError, match=r"breaks PutGet: get\(put\(v, s\)\) != v"):
+        check_lens_laws(upper, [Label(label="A")], [Label(label="b")], laws=["put_get"])
+
+    @atdata.lens(network=net)
+    def counter(m: Meta) -> Label:
+        return Label(label=m.label)
+
+    @counter.putter
+    def _(v: Label, m: Meta) -> Meta:
+        return Meta(label=v.label, score=m.score + (0.0 if v.label == m.label else 1.0))
+
+    with pytest.raises(AssertionError, match=r"breaks PutPut: put\(v2, put\(v1, s\)\) != put\(v2, s\)"):
+        check_lens_laws(counter, [Meta(label="a", score=0.0)], [Label(label="b"), Label(label="c")])
+
+
+def test_law_helpers_refuse_bad_input():
+    with pytest.raises(atdata.ConfigError, match="has no putter"):
+        check_lens_laws(label_summary, [Label(label="a")], [Summary(text="x")])
+    with pytest.raises(atdata.ConfigError, match="unknown lens law"):
+        check_lens_laws(photo_meta, [], [Meta(label="", score=0.0)], laws=["get_get"])
+    with pytest.raises(atdata.ConfigError, match="at least one view"):
+        check_lens_laws(photo_meta, [_photo(0)], [])
+
+
+# -- strategies -----------------------------------------------------------------------------
+
+
+@atdata.packable
+class Point:
+    xy: atdata.NDArray
+    name: str
+
+
+@atdata.packable
+class Everything:
+    s: str
+    i: int
+    f: float
+    b: bool
+    raw: bytes
+    arr: atdata.NDArray
+    arr32: np.ndarray[tuple[int, ...], np.dtype[np.float32]]
+    maybe_arr: atdata.NDArray | None
+    tags: list[str]
+    points: list[Point]
+    attrs: dict[str, int]
+    loose: dict
+    child: Point
+    maybe_child: Point | None
+    maybe_i: int | None = None
+
+
+@settings(max_examples=60, deadline=None, database=None)
+@given(strategy_for(Everything))
+def test_strategy_for_covers_every_field_kind_and_round_trips(x):
+    assert isinstance(x, Everything)
+    assert isinstance(x.child, Point) and type(x.arr).__name__ == "ndarray"
+    assert x.arr32.dtype == np.float32
+    assert x.maybe_child is None or isinstance(x.maybe_child, Point)
+    assert Everything.from_bytes(x.packed) == x
+
+
+@settings(max_examples=30, deadline=None, database=None)
+@given(st.data())
+def test_strategy_for_draws_varied_values(data):
+    x = data.draw(strategy_for(Point, max_size=2))
+    assert x.xy.ndim <= 3 and all(d <= 2 for d in x.xy.shape) and len(x.name) <= 8
+
+
+def test_strategy_for_refuses_non_packable():
+    with pytest.raises(atdata.ConfigError, match="needs a @packable type"):
+        strategy_for(Summary)
+
+
+def test_missing_hypothesis_names_the_fix(monkeypatch):
+    from atdata.testing import _strategies
+
+    monkeypatch.setitem(sys.modules, "hypothesis.strategies", None)
+    with pytest.raises(atdata.MissingExtraError, match="pip install hypothesis"):
+        _strategies.strategy_for(Point)
