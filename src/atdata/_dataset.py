@@ -35,7 +35,7 @@ import msgpack
 from ._errors import AtdataError, ConfigError, DecodeError, SampleKeyError, ShardError
 from ._sample import DictSample
 from ._sources import DataSource, URLSource, is_remote
-from ._tar import iter_tar, scan_tar_file
+from ._tar import iter_tar
 
 __all__ = ["Dataset"]
 
@@ -85,6 +85,9 @@ class _Shared:
         self.members: dict[str, dict[str, tuple[int, int]]] = {}
         self.key_lists: dict[str, list[str]] = {}
         self.skipped: list[dict[str, str]] = []
+        self.indexes: dict[str, Any] = {}  # shard -> _index.ShardIndex
+        self.cum: tuple[list[str], list[int]] | None = None  # shards, cumulative counts
+        self.fds: Any = None  # _index.FdCache, opened on first ranged read
 
 
 def _set_key(obj: Any, key: str) -> None:
@@ -108,6 +111,9 @@ class Dataset(Generic[T]):
         on_error: ``"raise"`` (default) or ``"skip"``: continue past corrupt shards and samples,
             recording each in :meth:`list_skipped`.
         shard_infos: Known :class:`~atdata.ShardInfo` records (sizes, checksums, counts).
+        copy_arrays: ``True`` (default): decoded arrays are writable and own their memory.
+            ``False``: arrays are read-only zero-copy views of the payload (faster; copy one
+            with ``arr.copy()`` before mutating it).
     """
 
     def __class_getitem__(cls, item: Any) -> Any:
@@ -120,6 +126,7 @@ class Dataset(Generic[T]):
         *,
         on_error: str = "raise",
         shard_infos: Iterable[Any] | None = None,
+        copy_arrays: bool = True,
     ) -> None:
         if on_error not in ("raise", "skip"):
             raise ConfigError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
@@ -132,6 +139,7 @@ class Dataset(Generic[T]):
             raise ConfigError(f"sample_type {self.sample_type!r} is not a @packable type or DictSample")
         self.on_error = on_error
         self._decode_type: type = self.sample_type  # payloads decode as this; views come from _ops
+        self.copy_arrays = copy_arrays
         self._ops: tuple[tuple[str, Any], ...] = ()
         self._selection: list[int] | None = None
         self._shared = _Shared()
@@ -266,8 +274,23 @@ class Dataset(Generic[T]):
                 f.close()
 
     def _decoded(self, raws: Iterable[tuple[str, str, dict]]) -> Iterator[Any]:
-        fw = self._decode_type._from_wire
         skip = self.on_error == "skip"
+        if hasattr(self._decode_type, "atdata_fields"):
+            from ._decode import decoder_for
+
+            dec = decoder_for(self._decode_type, self.copy_arrays)
+            for shard, key, raw in raws:
+                try:
+                    obj = dec(raw, "", key)
+                except AtdataError as exc:
+                    err = type(exc)(f"{exc} (shard {shard}, sample {key!r})")
+                    if skip:
+                        self._skip(shard, key, err)
+                        continue
+                    raise err from None
+                yield obj
+            return
+        fw = self._decode_type._from_wire
         for shard, key, raw in raws:
             try:
                 obj = fw(raw)
@@ -356,27 +379,23 @@ class Dataset(Generic[T]):
             yield SampleBatch(chunk, sample_type=st)
 
     # -- sizes and random access --------------------------------------------------------------
+    def _index(self, shard: str) -> Any:
+        """The member index of ``shard`` (persisted beside local shards; see ``_index``)."""
+        idx = self._shared.indexes.get(shard)
+        if idx is None:
+            from ._index import load_index
+
+            idx = load_index(shard, self.source)
+            self._shared.indexes[shard] = idx
+            self._shared.counts[shard] = len(idx)
+            self._shared.key_lists[shard] = idx.keys
+        return idx
+
     def _members(self, shard: str) -> dict[str, tuple[int, int]]:
         cache = self._shared.members
         m = cache.get(shard)
         if m is None:
-            where = f" in shard {shard}"
-            if is_remote(shard) or not hasattr(self.source, "read_range"):
-                f = self.source.open_shard(shard)
-                try:
-                    entries = [(n, o, len(d)) for n, o, d in iter_tar(f.read, where)]
-                finally:
-                    f.close()
-            else:
-                entries = scan_tar_file(shard, where)
-            m = {}
-            for name, off, size in entries:
-                dot = name.find(".", name.rfind("/") + 1)
-                if dot >= 0 and name[dot + 1 :] == "msgpack":
-                    m[name[:dot]] = (off, size)
-            cache[shard] = m
-            self._shared.counts[shard] = len(m)
-            self._shared.key_lists[shard] = list(m)
+            m = cache[shard] = self._index(shard).as_dict()
         return m
 
     def _shard_count(self, shard: str) -> int:
@@ -404,10 +423,19 @@ class Dataset(Generic[T]):
             return len(self._selection)
         return self._base_len()
 
-    def _read_member(self, shard: str, key: str) -> dict:
-        off, size = self._members(shard)[key]
+    def _read_member(self, shard: str, key: str, pos: int | None = None) -> dict:
+        idx = self._index(shard)
+        if pos is None:
+            pos = idx.positions[key]
+        off, size = idx.offsets[pos], idx.sizes[pos]
         where = f" in shard {shard}, sample {key!r}"
-        if hasattr(self.source, "read_range"):
+        if not is_remote(shard) and type(self.source) is URLSource:
+            if self._shared.fds is None:
+                from ._index import FdCache
+
+                self._shared.fds = FdCache()
+            data = self._shared.fds.pread(shard, off, size)
+        elif hasattr(self.source, "read_range"):
             data = self.source.read_range(shard, off, size)
         else:
             f = self.source.open_shard(shard)
@@ -423,9 +451,15 @@ class Dataset(Generic[T]):
             raise DecodeError(f"payload is not a msgpack map{where}")
         return raw
 
-    def _locate(self, i: int) -> tuple[str, str]:
-        shards = self.list_shards()
-        cum = list(itertools.accumulate(self._shard_count(s) for s in shards))
+    def _cumulative(self) -> tuple[list[str], list[int]]:
+        c = self._shared.cum
+        if c is None:
+            shards = self.list_shards()
+            c = self._shared.cum = (shards, list(itertools.accumulate(self._shard_count(s) for s in shards)))
+        return c
+
+    def _locate_pos(self, i: int) -> tuple[str, str, int]:
+        shards, cum = self._cumulative()
         total = cum[-1] if cum else 0
         if i < 0:
             i += total
@@ -434,13 +468,16 @@ class Dataset(Generic[T]):
         si = bisect.bisect_right(cum, i)
         shard = shards[si]
         local = i - (cum[si - 1] if si else 0)
-        self._members(shard)
-        return shard, self._shared.key_lists[shard][local]
+        return shard, self._index(shard).keys[local], local
+
+    def _locate(self, i: int) -> tuple[str, str]:
+        shard, key, _ = self._locate_pos(i)
+        return shard, key
 
     def _raw_selection(self, indices: Iterable[int]) -> Iterator[tuple[str, str, dict]]:
         for i in indices:
-            shard, key = self._locate(i)
-            yield shard, key, self._read_member(shard, key)
+            shard, key, pos = self._locate_pos(i)
+            yield shard, key, self._read_member(shard, key, pos)
 
     def get(self, key: str) -> T:
         """The sample stored under ``key`` (a per-shard member index is built once and reused).
@@ -450,12 +487,19 @@ class Dataset(Generic[T]):
         """
         shards = self.list_shards()
         for shard in shards:
-            if key in self._members(shard):
-                return self._one(shard, key)
+            pos = self._index(shard).positions.get(key)
+            if pos is not None:
+                return self._one(shard, key, pos)
         raise SampleKeyError(f"no sample with key {key!r} in {len(shards)} shard(s) of {self.url}")
 
-    def _one(self, shard: str, key: str) -> Any:
-        out = list(self._with_ops(self._decoded(iter([(shard, key, self._read_member(shard, key))]))))
+    def _one(self, shard: str, key: str, pos: int | None = None) -> Any:
+        raws = iter([(shard, key, self._read_member(shard, key, pos))])
+        if not self._ops:
+            for obj in self._decoded(raws):
+                return obj
+            out = []
+        else:
+            out = list(self._with_ops(self._decoded(raws)))
         if not out:
             raise SampleKeyError(f"sample {key!r} in shard {shard} is excluded by this dataset's filter")
         return out[0]
@@ -467,8 +511,8 @@ class Dataset(Generic[T]):
             return self.select(range(*item.indices(len(self))))
         if self._selection is not None:
             item = self._selection[item]
-        shard, key = self._locate(int(item))
-        return self._one(shard, key)
+        shard, key, pos = self._locate_pos(int(item))
+        return self._one(shard, key, pos)
 
     # -- manifest queries (see _query.py) -----------------------------------------------------
     def query(self, where: Any = None, *, limit: int | None = None) -> Any:

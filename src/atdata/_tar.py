@@ -65,7 +65,9 @@ def _parse_num(field: bytes, what: str, where: str) -> int:
     try:
         return int(s, 8)
     except ValueError:
-        raise ShardError(f"not a tar archive or corrupt tar header ({what} field {field!r}){where}") from None
+        raise ShardError(
+            f"not a tar archive or corrupt tar header ({what} field {field!r}){where}"
+        ) from None
 
 
 def _checksum_ok(hdr: bytes) -> bool:
@@ -114,16 +116,18 @@ def iter_tar(read: Callable[[int], bytes], where: str = "", chunk: int = CHUNK) 
     """
     buf = b""
     pos = 0
-    base = 0
+    base = 0  # stream offset of buf[0]
     first = True
     pax_name: str | None = None
     pax_size: int | None = None
     long_name: str | None = None
+    zero = _ZERO
     while True:
         if len(buf) - pos < BLOCK:
-            more = _read_at_least(read, BLOCK - (len(buf) - pos), chunk)
+            rest = buf[pos:]
             base += pos
-            buf = buf[pos:] + more
+            more = _read_at_least(read, BLOCK - len(rest), chunk)
+            buf = rest + more if rest else more
             pos = 0
             if len(buf) < BLOCK:
                 if not buf and not first:
@@ -131,32 +135,50 @@ def iter_tar(read: Callable[[int], bytes], where: str = "", chunk: int = CHUNK) 
                 if not buf:
                     raise ShardError(f"empty file is not a tar archive{where}")
                 raise ShardError(f"truncated tar header at byte {base}{where}")
-        hdr = buf[pos : pos + BLOCK]
-        if hdr == _ZERO:
+        end = pos + BLOCK
+        hdr = buf[pos:end]
+        if hdr[0] == 0 and hdr == zero:
             return
-        if first or hdr[257:262] != b"ustar":
+        ustar = hdr[257:262] == b"ustar"
+        if first or not ustar:
             if not _checksum_ok(hdr):
                 raise ShardError(
                     f"not a tar archive (bad header checksum at byte {base + pos}){where}"
                 )
             first = False
-        size = pax_size if pax_size is not None else _parse_num(hdr[124:136], "size", where)
+        if pax_size is not None:
+            size = pax_size
+        else:
+            field = hdr[124:136]
+            try:
+                size = int(field.rstrip(b"\0 ") or b"0", 8) if field[0] < 0x80 else -1
+            except ValueError:
+                size = -1
+            if size < 0:
+                size = _parse_num(field, "size", where)
         if size < 0:
             raise ShardError(f"negative member size in tar header at byte {base + pos}{where}")
         typ = hdr[156]
-        start = pos + BLOCK
-        if len(buf) - start < size:
-            more = _read_at_least(read, size - (len(buf) - start), chunk)
-            base += pos
-            buf = buf[pos:] + more
-            start -= pos
-            pos = 0
-            if len(buf) - start < size:
-                raise ShardError(
-                    f"truncated shard: member at byte {base + start} needs {size} bytes, "
-                    f"only {len(buf) - start} remain{where}"
-                )
+        start = end
         padded = (size + 511) & ~511
+        avail = len(buf) - start
+        if avail >= size:
+            data = memoryview(buf)[start : start + size]
+            offset = base + start
+            nxt = start + padded
+        else:
+            # the member runs past the buffer: complete it with exact reads (one member copied)
+            offset = base + start
+            more = _read_at_least(read, padded - avail, 0)
+            if len(more) < size - avail:
+                raise ShardError(
+                    f"truncated shard: member at byte {offset} needs {size} bytes, "
+                    f"only {avail + len(more)} remain{where}"
+                )
+            data = memoryview(buf[start:] + more[: size - avail])
+            base += len(buf) + len(more)
+            buf = b""
+            nxt = 0
         if typ in (48, 0, 55):  # '0', '\0', '7': regular file
             if pax_name is not None:
                 name = pax_name
@@ -166,22 +188,22 @@ def iter_tar(read: Callable[[int], bytes], where: str = "", chunk: int = CHUNK) 
                 raw = hdr[:100]
                 z = raw.find(0)
                 name = (raw if z < 0 else raw[:z]).decode("utf-8", "replace")
-                if hdr[257:262] == b"ustar" and hdr[345] != 0:
+                if ustar and hdr[345] != 0:
                     pre = hdr[345:500]
                     z = pre.find(0)
                     name = (pre if z < 0 else pre[:z]).decode("utf-8", "replace") + "/" + name
-            yield Member(name, base + start, memoryview(buf)[start : start + size])
+            yield Member(name, offset, data)
             pax_name = pax_size = long_name = None
         elif typ == 120:  # 'x': PAX per-file header
-            pax = _parse_pax(bytes(buf[start : start + size]), where)
+            pax = _parse_pax(bytes(data), where)
             pax_name = pax.get("path", pax_name)
             if "size" in pax:
                 pax_size = int(pax["size"])
         elif typ == 76:  # 'L': GNU long name
-            long_name = bytes(buf[start : start + size]).rstrip(b"\0").decode("utf-8", "replace")
+            long_name = bytes(data).rstrip(b"\0").decode("utf-8", "replace")
         elif typ != 103:  # directories and links are skipped; 'g' global headers too
             pax_name = pax_size = long_name = None
-        pos = start + padded
+        pos = nxt
         if pos > len(buf):  # the padding runs past what we hold: drop it from the stream
             skip = pos - len(buf)
             got = _read_at_least(read, skip, chunk)
@@ -239,7 +261,9 @@ def scan_tar_file(path: str | os.PathLike[str], where: str = "") -> list[tuple[s
             typ = hdr[156]
             start = off + BLOCK
             if start + size > total:
-                raise ShardError(f"truncated shard: member at byte {start} needs {size} bytes{where}")
+                raise ShardError(
+                    f"truncated shard: member at byte {start} needs {size} bytes{where}"
+                )
             if typ in (48, 0, 55):
                 if pax_name is not None:
                     name = pax_name

@@ -1,0 +1,198 @@
+"""Per-shard member indexes (key -> payload offset and size) and an open-file cache for ranged reads.
+
+An index is built once per shard by a header-only scan (no payload is read), kept in memory and,
+for local shards, persisted beside the shard as ``<shard>.idx`` (written atomically; ignored and
+rebuilt when the shard's size or modification time no longer match, or when the directory is not
+writable). ``len(ds)``, ``ds[i]``, ``ds.get(key)``, ``ds.select(...)``, local shuffling and the
+PyTorch splitter all read positions from it.
+
+File format (text, UTF-8): a first line ``atdata-idx 1 <shard size> <shard mtime_ns> <count>``,
+then one line per ``.msgpack`` member: ``<key>\\t<payload offset>\\t<payload size>``.
+
+Examples:
+    >>> import os, tempfile, atdata
+    >>> d = tempfile.mkdtemp()
+    >>> ds = atdata.write_samples([{"x": i} for i in range(3)], os.path.join(d, "a.tar"), key="index")
+    >>> idx = load_index(ds.list_shards()[0], ds.source)
+    >>> idx.keys, idx.offsets
+    (['00000000', '00000001', '00000002'], [512, 1536, 2560])
+    >>> os.path.exists(ds.list_shards()[0] + ".idx")
+    True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import weakref
+from typing import Any
+
+from ._errors import ShardError
+from ._sources import is_remote
+
+__all__ = ["FdCache", "ShardIndex", "index_path", "load_index"]
+
+_MAGIC = "atdata-idx 1"
+
+
+class ShardIndex:
+    """The ``.msgpack`` members of one shard, in tar order."""
+
+    __slots__ = ("_pos", "keys", "offsets", "sizes")
+
+    def __init__(self, keys: list[str], offsets: list[int], sizes: list[int]) -> None:
+        self.keys = keys
+        self.offsets = offsets
+        self.sizes = sizes
+        self._pos: dict[str, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @property
+    def positions(self) -> dict[str, int]:
+        """Key -> position in the shard (built on first use)."""
+        if self._pos is None:
+            self._pos = {k: i for i, k in enumerate(self.keys)}
+        return self._pos
+
+    def as_dict(self) -> dict[str, tuple[int, int]]:
+        """Key -> ``(offset, size)``."""
+        return dict(zip(self.keys, zip(self.offsets, self.sizes, strict=True), strict=True))
+
+
+def index_path(shard: str) -> str:
+    """Where the persisted index of a local shard lives."""
+    return (shard[7:] if shard.startswith("file://") else shard) + ".idx"
+
+
+def _from_entries(entries: list[tuple[str, int, int]]) -> ShardIndex:
+    keys, offs, sizes = [], [], []
+    seen: set[str] = set()
+    for name, off, size in entries:
+        dot = name.find(".", name.rfind("/") + 1)
+        if dot >= 0 and name[dot + 1 :] == "msgpack":
+            key = name[:dot]
+            if key in seen:  # a duplicated key: the first member wins, like a streaming read's get
+                continue
+            seen.add(key)
+            keys.append(key)
+            offs.append(off)
+            sizes.append(size)
+    return ShardIndex(keys, offs, sizes)
+
+
+def _read_persisted(path: str, st: os.stat_result) -> ShardIndex | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+    lines = text.split("\n")
+    head = lines[0].split(" ")
+    if len(head) != 5 or " ".join(head[:2]) != _MAGIC:
+        return None
+    try:
+        size, mtime, count = int(head[2]), int(head[3]), int(head[4])
+    except ValueError:
+        return None
+    if size != st.st_size or mtime != st.st_mtime_ns or len(lines) != count + 2 or lines[-1] != "":
+        return None
+    keys, offs, sizes = [], [], []
+    try:
+        for line in lines[1:-1]:
+            k, o, s = line.rsplit("\t", 2)
+            keys.append(k)
+            offs.append(int(o))
+            sizes.append(int(s))
+    except ValueError:
+        return None
+    if offs and (offs[-1] + sizes[-1] > size or min(offs) < 512):
+        return None
+    return ShardIndex(keys, offs, sizes)
+
+
+def _persist(path: str, st: os.stat_result, idx: ShardIndex) -> None:
+    body = "".join(
+        f"{k}\t{o}\t{s}\n" for k, o, s in zip(idx.keys, idx.offsets, idx.sizes, strict=True)
+    )
+    text = f"{_MAGIC} {st.st_size} {st.st_mtime_ns} {len(idx)}\n{body}"
+    tmp = f"{path}.tmp-{os.getpid()}-{threading.get_ident()}"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError:  # read-only directory or full disk: the in-memory index still works
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def load_index(shard: str, source: Any, persist: bool = True) -> ShardIndex:
+    """The member index of ``shard``: from ``<shard>.idx`` when valid, else a header-only scan.
+
+    Raises:
+        ShardError: When the shard is missing, unreadable or not a tar archive.
+    """
+    from ._tar import iter_tar, scan_tar_file
+
+    where = f" in shard {shard}"
+    if is_remote(shard) or not hasattr(source, "read_range"):
+        f = source.open_shard(shard)
+        try:
+            entries = [(n, o, len(d)) for n, o, d in iter_tar(f.read, where)]
+        finally:
+            f.close()
+        return _from_entries(entries)
+    path = shard[7:] if shard.startswith("file://") else shard
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise ShardError(f"cannot open shard {path!r}: {exc.strerror}") from None
+    ipath = index_path(shard)
+    idx = _read_persisted(ipath, st) if persist else None
+    if idx is None:
+        idx = _from_entries(scan_tar_file(path, where))
+        if persist:
+            _persist(ipath, st, idx)
+    return idx
+
+
+class FdCache:
+    """Open file descriptors of local shards, for ``os.pread`` (safe across threads and forks)."""
+
+    def __init__(self) -> None:
+        self._fds: dict[str, int] = {}  # inherited by forked workers: pread has no shared offset
+        self._fin = weakref.finalize(self, _close_all, self._fds)
+
+    def pread(self, shard: str, offset: int, size: int) -> bytes:
+        """Read ``size`` bytes at ``offset`` of a local shard.
+
+        Raises:
+            ShardError: When the shard cannot be opened or the read comes back short.
+        """
+        fd = self._fds.get(shard)
+        if fd is None:
+            path = shard[7:] if shard.startswith("file://") else shard
+            try:
+                fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            except OSError as exc:
+                raise ShardError(f"cannot open shard {shard}: {exc.strerror}") from None
+            if len(self._fds) >= 256:
+                _close_all(self._fds)
+            self._fds[shard] = fd
+        data = os.pread(fd, size, offset)
+        if len(data) != size:
+            raise ShardError(f"short read in shard {shard}: wanted {size} bytes at {offset}")
+        return data
+
+    def close(self) -> None:
+        """Close every cached descriptor."""
+        _close_all(self._fds)
+
+
+def _close_all(fds: dict[str, int]) -> None:
+    for fd in fds.values():
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    fds.clear()
