@@ -199,6 +199,11 @@ class URLSource:
         """
         if is_remote(shard):
             with _HTTPStream(shard, {"Range": f"bytes={offset}-{offset + size - 1}"}) as s:
+                if offset and getattr(s._resp, "status", 206) != 206:  # Range ignored: not our bytes
+                    raise ShardError(
+                        f"server of {shard} ignored the Range request (HTTP {s._resp.status}); "
+                        "random access needs a server that supports byte ranges"
+                    )
                 data = s.read(size)
         else:
             try:

@@ -1,0 +1,306 @@
+"""Queries: lambda, field expressions and SQL agree; pruning; ranged fetches (local and HTTP)."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import re
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import atdata
+from atdata import ConfigError, IntegrityError, SampleLocation, SchemaError, ShardError
+from atdata._query_expr import where_to_expr
+from atdata._tar import scan_tar_file
+
+
+@atdata.packable
+class Shot:
+    image: atdata.NDArray
+    label: str
+    confidence: float
+    idx: int
+    tags: list[str]
+
+
+def make(i: int) -> Shot:
+    label = "rare" if i == 137 else ("dog", "cat", "bird")[i % 3]
+    return Shot(
+        image=np.full((4,), i % 256, dtype="u1"),
+        label=label,
+        confidence=(i * 37 % 100) / 100,
+        idx=i,
+        tags=["even"] + (["t7"] if i % 7 == 0 else []) if i % 2 == 0 else [],
+    )
+
+
+@pytest.fixture(scope="module")
+def ds(tmp_path_factory):
+    d = tmp_path_factory.mktemp("shots")
+    return atdata.write_samples([make(i) for i in range(200)], d / "shots.tar", maxcount=40,
+                                key="index", manifest=True)
+
+
+def brute(ds, pred) -> list[str]:
+    return [s.__key__ for s in ds.ordered() if pred(s)]
+
+
+def test_three_forms_give_the_same_keys(ds):
+    Q = ds.fields
+    want = brute(ds, lambda s: s.label in ("dog", "cat") and s.confidence > 0.9)
+    assert want == ["00000016", "00000027", "00000043", "00000054", "00000081", "00000108",
+                    "00000127", "00000135", "00000154", "00000162", "00000181", "00000189"]
+    by_sql = ds.query("label IN ('dog','cat') AND confidence > 0.9").list_keys()
+    by_expr = ds.query(Q.label.isin(["dog", "cat"]) & (Q.confidence > 0.9)).list_keys()
+    by_lambda = ds.query(lambda df: df["label"].isin(["dog", "cat"]) & (df["confidence"] > 0.9)).list_keys()
+    assert by_sql == by_expr == by_lambda == want
+
+
+def test_set_membership_in_all_forms(ds):
+    Q = ds.fields
+    want = brute(ds, lambda s: "t7" in s.tags)
+    assert want == [f"{i:08d}" for i in range(0, 200, 14)]
+    assert ds.query(Q.tags.contains("t7")).list_keys() == want
+    assert ds.query("list_contains(tags, 't7')").list_keys() == want
+    assert ds.query(lambda df: df["tags"].map(lambda t: "t7" in t)).list_keys() == want
+
+
+def test_or_not_between(ds):
+    Q = ds.fields
+    e = (Q.idx.between(10, 12) | (Q.label == "rare")) & ~(Q.idx == 11)
+    assert ds.query(e).list_keys() == ["00000010", "00000012", "00000137"]
+    sql = "(idx BETWEEN 10 AND 12 OR label = 'rare') AND NOT idx = 11"
+    assert ds.query(sql).list_keys() == ["00000010", "00000012", "00000137"]
+
+
+def test_pruning_counts(ds):
+    Q = ds.fields
+    r = ds.query(Q.idx < 40)
+    assert (r.stats.shards_total, r.stats.shards_pruned, r.stats.shards_scanned) == (5, 4, 1)
+    assert (r.stats.rows_scanned, r.stats.rows_matched) == (40, 40)
+    r = ds.query(Q.label == "rare")
+    assert (r.stats.shards_pruned, r.list_keys()) == (4, ["00000137"])
+    r = ds.query("label = 'rare' AND confidence >= 0")
+    assert (r.stats.shards_pruned, r.list_keys()) == (4, ["00000137"])
+    r = ds.query("idx >= 150 AND idx < 165")
+    assert (r.stats.shards_pruned, len(r)) == (3, 15)
+    r = ds.query(~(Q.idx >= 40))
+    assert (r.stats.shards_pruned, len(r)) == (4, 40)
+    r = ds.query("idx < 40 OR label = 'x'")  # OR at the top: SQL cannot prune safely
+    assert (r.stats.shards_pruned, len(r)) == (0, 40)
+    r = ds.query(lambda df: df["idx"] < 40)  # opaque predicate: nothing pruned
+    assert (r.stats.shards_pruned, r.stats.shards_scanned) == (0, 5)
+    r = ds.query(Q.tags.contains("nope"))
+    assert (r.stats.shards_pruned, len(r)) == (5, 0)
+
+
+def test_locations_are_tar_offsets_and_fetch_by_ranged_read(ds):
+    r = ds.query(ds.fields.idx.isin([3, 41]))
+    locs = r.list_locations()
+    s0, s1 = ds.list_shards()[:2]
+    members0 = {n: (o, z) for n, o, z in scan_tar_file(s0)}
+    assert locs[0] == SampleLocation(s0, "00000003", *members0["00000003.msgpack"])
+    assert locs[1].shard == s1
+    got = [s.idx for s in r]
+    assert got == [3, 41]
+    assert ds.get_sample(locs[1]).image.tolist() == [41] * 4
+    assert ds.get_sample(locs[1]).__key__ == "00000041"
+    df = r.to_pandas()
+    assert list(df["__key__"]) == ["00000003", "00000041"] and list(df["__shard__"]) == [s0, s1]
+
+
+def test_limit_and_all(ds):
+    assert len(ds.query()) == 200
+    assert ds.query(limit=3).list_keys() == ["00000000", "00000001", "00000002"]
+
+
+def test_query_fields_function_and_errors(ds):
+    Q = atdata.query_fields(Shot)
+    assert Q.list_fields() == ["label", "confidence", "idx", "tags"]
+    with pytest.raises(SchemaError, match="'image' is not a queryable field of Shot"):
+        _ = Q.image
+    with pytest.raises(SchemaError, match="contains\\(\\) needs a list\\[str\\] field"):
+        Q.label.contains("x")
+    with pytest.raises(ConfigError, match="combine query expressions with & | ~"):
+        (Q.idx > 1) and (Q.idx < 3)  # noqa: B015
+    with pytest.raises(ConfigError, match="SQL query .* failed"):
+        ds.query("nosuchcol = 1")
+    with pytest.raises(ConfigError, match="boolean"):
+        ds.query(lambda df: df["idx"])
+
+
+def test_dataset_without_manifests_says_how_to_build(tmp_path):
+    plain = atdata.write_samples([make(i) for i in range(3)], tmp_path / "p.tar", key="index")
+    with pytest.raises(ConfigError, match=r"atdata manifest build"):
+        plain.query("idx > 1")
+
+
+def test_query_executor_from_directory(ds):
+    d = os.path.dirname(ds.list_shards()[0])
+    ex = atdata.QueryExecutor.from_directory(d, sample_type=Shot)
+    assert ex.count() == 200
+    r = ex.query("confidence = 0.37")
+    assert r.list_keys() == ["00000001", "00000101"]
+    assert [s.idx for s in r] == [1, 101]
+
+
+def test_where_to_expr_only_uses_safe_conjuncts():
+    assert where_to_expr("a = 1 OR b = 2") is None
+    assert repr(where_to_expr("label = 'x AND y' AND 3 < n")) == "(label == 'x AND y' AND n > 3)"
+    assert repr(where_to_expr("n BETWEEN 1 AND 2 AND upper(s) = 'A'")) == "n BETWEEN 1 AND 2"
+    assert repr(where_to_expr('"my col" IN (\'a\', \'it\'\'s\')')) == "my col IN ('a', \"it's\")"
+    assert where_to_expr("NOT n = 1") is None
+
+
+# -- upstream manifests -----------------------------------------------------------------------
+
+
+def test_query_upstream_directory(interop_dir):
+    expected = json.load(open(interop_dir / "expected.json"))["images"]["samples"]
+    ex = atdata.QueryExecutor.from_directory(interop_dir / "images")
+    r = ex.query(lambda df: df["label"] == "dog")
+    assert [s["idx"] for s in r] == [e["idx"] for e in expected if e["label"] == "dog"]
+    assert r.stats.rows_scanned == 25  # the 5 samples upstream's last manifest lost are found
+    r = ex.query("list_contains(tags, 't1') AND score > 0.8")
+    want = [e["idx"] for e in expected if "t1" in e["tags"] and e["score"] > 0.8]
+    assert [s["idx"] for s in r] == want and want
+
+
+# -- property: pruning never loses a match ------------------------------------------------------
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    op=st.sampled_from(["==", "!=", "<", "<=", ">", ">=", "between", "in", "label", "contains"]),
+    a=st.integers(-5, 205),
+    b=st.integers(-5, 205),
+    neg=st.booleans(),
+)
+def test_pruning_is_sound(ds, op, a, b, neg):
+    Q = ds.fields
+    if op == "between":
+        e, fn = Q.idx.between(a, b), lambda s: a <= s.idx <= b
+    elif op == "in":
+        e, fn = Q.idx.isin([a, b]), lambda s: s.idx in (a, b)
+    elif op == "label":
+        lab = ("dog", "rare", "zzz")[a % 3]
+        e, fn = Q.label == lab, lambda s: s.label == lab
+    elif op == "contains":
+        e, fn = Q.tags.contains("t7"), lambda s: "t7" in s.tags
+    else:
+        import operator
+
+        f = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
+             ">": operator.gt, ">=": operator.ge}[op]
+        e, fn = Leaf_(Q.idx, op, a), (lambda s: f(s.idx, a))
+    if neg:
+        e, fn0 = ~e, fn
+        fn = lambda s: not fn0(s)  # noqa: E731
+    want = [k for k, s in ALL.items() if fn(s)]
+    assert ds.query(e).list_keys() == want
+
+
+ALL = {f"{i:08d}": make(i) for i in range(200)}
+
+
+def Leaf_(ref, op, v):  # noqa: N802
+    return {"==": ref == v, "!=": ref != v, "<": ref < v, "<=": ref <= v, ">": ref > v, ">=": ref >= v}[op]
+
+
+# -- HTTP ranged fetch ------------------------------------------------------------------------
+
+
+class _RangeHandler(http.server.SimpleHTTPRequestHandler):
+    log: list[tuple[str, str | None]]
+
+    def log_message(self, *args):  # quiet
+        pass
+
+    def do_GET(self):  # noqa: N802
+        self.log.append((self.path, self.headers.get("Range")))
+        m = re.fullmatch(r"bytes=(\d+)-(\d+)", self.headers.get("Range") or "")
+        path = self.translate_path(self.path)
+        if not m or not os.path.isfile(path):
+            return super().do_GET()
+        lo, hi = int(m.group(1)), int(m.group(2))
+        with open(path, "rb") as f:
+            f.seek(lo)
+            data = f.read(hi - lo + 1)
+        self.send_response(206)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Content-Range", f"bytes {lo}-{hi}/{os.path.getsize(path)}")
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture()
+def http_root(ds):
+    root = os.path.dirname(ds.list_shards()[0])
+    log: list = []
+    handler = type("H", (_RangeHandler,), {"log": log})
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=root))
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}", log
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_http_query_reads_only_ranges(http_root):
+    base, log = http_root
+    remote = atdata.Dataset(f"{base}/shots-{{000000..000004}}.tar", Shot)
+    r = remote.query(remote.fields.label == "rare")
+    assert r.stats.shards_pruned == 4
+    assert [(s.idx, s.label) for s in r] == [(137, "rare")]
+    tar_gets = [(p, rng) for p, rng in log if p.endswith(".tar")]
+    assert tar_gets == [("/shots-000003.tar", f"bytes={r.list_locations()[0].offset - 512}-"
+                         f"{r.list_locations()[0].offset + r.list_locations()[0].size - 1}")]
+    assert sum(p.endswith(".manifest.parquet") for p, _ in log) == 1  # pruned shards' rows not read
+    assert sum(p.endswith(".manifest.json") for p, _ in log) == 5
+
+
+def test_http_server_ignoring_range_is_an_error(ds, tmp_path):
+    root = os.path.dirname(ds.list_shards()[0])
+
+    class Plain(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Plain, directory=root))
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        src = atdata.URLSource(f"http://127.0.0.1:{srv.server_address[1]}/shots-000000.tar")
+        with pytest.raises(ShardError, match="ignored the Range request"):
+            src.read_range(src.list_shards()[0], 1024, 10)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+# -- CLI --------------------------------------------------------------------------------------
+
+
+def test_cli_query_and_count(ds, capsys):
+    from atdata.cli import main
+
+    d = os.path.dirname(ds.list_shards()[0])
+    assert main(["query", d, "label = 'rare'", "--count"]) == 0
+    assert capsys.readouterr().out.strip() == "1"
+    assert main(["query", os.path.join(d, "shots-*.tar"), "idx IN (5, 150)"]) == 0
+    out = capsys.readouterr().out
+    assert "00000005" in out and "00000150" in out and "2 match(es)" in out
+    assert "3 pruned of 5" in out
+
+
+def test_stale_offsets_never_return_wrong_samples(ds):
+    a, b = ds.query(ds.fields.idx.isin([5, 6])).list_locations()
+    wrong = SampleLocation(a.shard, a.key, b.offset, a.size)  # key 5, but the bytes of sample 6
+    with pytest.raises(IntegrityError, match="holds '00000006.msgpack'"):
+        ds.get_sample(wrong)
