@@ -56,13 +56,18 @@ class SampleBatch(Generic[T]):
             if spec.kind == "ndarray":
                 vals = [r.get(name) for r in raws]
                 if any(v is None for v in vals) or any(type(v) is not bytes for v in vals):
-                    b._columns[name] = [spec.decode(v, "") if v is not None else None for v in vals]
-                    if not spec.optional and any(v is None for v in vals):
-                        raise SchemaError(f"payload is missing required array field {name!r}")
+                    if not spec.optional and None in vals:
+                        k = keys[vals.index(None)]
+                        raise SchemaError(f"payload is missing required array field {name!r} in sample {k!r}")
+                    b._columns[name] = [
+                        spec.decode(v, f" in sample {k!r}") if v is not None else None
+                        for v, k in zip(vals, keys, strict=True)
+                    ]
                     continue
                 first = vals[0]
                 if first[:6] == b"\x93NUMPY":
-                    b._columns[name] = _stack(name, [spec.decode(v, "") for v in vals], keys)
+                    arrs = [spec.decode(v, f" in sample {k!r}") for v, k in zip(vals, keys, strict=True)]
+                    b._columns[name] = _stack(name, arrs, keys)
                     continue
                 dt, shape, off = parse_header(first, f" in field {name!r}")
                 out = np.empty((n, *shape), dtype=dt)
@@ -80,13 +85,16 @@ class SampleBatch(Generic[T]):
                 b._columns[name] = out
             else:
                 col = []
-                for r in raws:
+                for r, k in zip(raws, keys, strict=True):
                     if name in r:
-                        col.append(spec.decode(r[name], ""))
+                        col.append(spec.decode(r[name], f" in sample {k!r}"))
                     elif spec.optional or spec.has_default:
                         col.append(spec.default_value())
                     else:
-                        raise SchemaError(f"payload is missing required field {sample_type.__name__}.{name!r}")
+                        raise SchemaError(
+                            f"payload is missing required field {sample_type.__name__}.{name!r} "
+                            f"in sample {k!r}"
+                        )
                 b._columns[name] = col
         return b
 
