@@ -29,7 +29,7 @@ def _root() -> None:
 
 
 # command modules, each with a ``register(app)`` function
-_COMMAND_MODULES = ["._core", "._query", "._atmosphere"]
+_COMMAND_MODULES = ["._core", "._query", "._atmosphere", "._index"]
 
 
 def _register() -> None:

@@ -1,0 +1,108 @@
+"""Index commands: ``atdata ls``, ``atdata schema show|diff|stubs``, ``atdata local status``.
+
+They use the default index: ``$ATDATA_HOME/index.db`` (``~/.atdata``), or ``--index PATH``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+__all__ = ["register"]
+
+
+def _index(path: str | None):
+    from ..index._index import Index, get_default_index
+
+    return Index(path=path) if path else get_default_index()
+
+
+_INDEX_OPT = typer.Option(
+    None, "--index", help="SQLite index file (default: $ATDATA_HOME/index.db)."
+)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the index commands to ``app``."""
+    from rich.console import Console
+    from rich.table import Table
+
+    schema_app = typer.Typer(help="Stored sample schemas.", no_args_is_help=True)
+    local_app = typer.Typer(help="The local index and data store.", no_args_is_help=True)
+    app.add_typer(schema_app, name="schema")
+    app.add_typer(local_app, name="local")
+
+    @app.command("ls")
+    def ls(index: str = _INDEX_OPT, as_json: bool = typer.Option(False, "--json")) -> None:
+        """List datasets in the index (every version)."""
+        entries = _index(index).list_datasets()
+        if as_json:
+            typer.echo(json.dumps([e.to_json() for e in entries], indent=1))
+            return
+        t = Table("name", "version", "samples", "shards", "bytes", "schema", "license", "created")
+        for e in entries:
+            t.add_row(
+                e.name, e.version, str(e.num_samples if e.num_samples is not None else "?"),
+                str(len(e.shards)), str(e.size if e.size is not None else "?"),
+                (e.schema_ref or "-").rsplit("/", 1)[-1], e.license or "-", (e.created_at or "")[:19],
+            )  # fmt: skip
+        Console().print(t)
+
+    @schema_app.command("show")
+    def show(
+        name: str, index: str = _INDEX_OPT, as_json: bool = typer.Option(False, "--json")
+    ) -> None:
+        """Show a schema (NAME, NAME@VERSION or its ref)."""
+        rec = _index(index).get_schema(name)
+        if as_json:
+            typer.echo(json.dumps(rec.to_record(), indent=1))
+            return
+        required = set(rec.body.get("required") or ())
+        t = Table("field", "type", "required", title=f"{rec.name}@{rec.version}")
+        for f, prop in rec.body.get("properties", {}).items():
+            t.add_row(f, json.dumps(prop, separators=(",", ":")), "yes" if f in required else "no")
+        Console().print(t)
+
+    @schema_app.command("diff")
+    def diff(a: str, b: str, index: str = _INDEX_OPT) -> None:
+        """Fields added, removed and retyped from schema A to B (exit 1 when they differ)."""
+        from .._schema_json import diff_schemas
+
+        idx = _index(index)
+        ra, rb = idx.get_schema(a), idx.get_schema(b)
+        d = diff_schemas(ra.body, rb.body)
+        for kind, sign in (("added", "+"), ("removed", "-"), ("retyped", "~")):
+            for f in d[kind]:
+                typer.echo(f"{sign} {f} ({kind})")
+        if any(d.values()):
+            raise typer.Exit(1)
+        typer.echo(f"{ra.name}@{ra.version} and {rb.name}@{rb.version} have the same fields")
+
+    @schema_app.command("stubs")
+    def stubs(
+        out: Path = typer.Option(
+            Path("atdata_schemas.pyi"), "--out", "-o", help="Stub file to write."
+        ),
+        index: str = _INDEX_OPT,
+    ) -> None:
+        """Write .pyi stubs for the stored schemas (latest version of each) so IDEs complete them."""
+        from ..index._stubs import stubs_module
+
+        recs = _index(index).list_schemas()
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(stubs_module(recs))
+        tmp.replace(out)
+        typer.echo(f"wrote {len({r.name for r in recs})} stub classes to {out}")
+
+    @local_app.command("status")
+    def status(index: str = _INDEX_OPT) -> None:
+        """Which provider and data store are configured, and whether each is reachable."""
+        st = _index(index).status()
+        t = Table("part", "kind", "where", "reachable")
+        for part, s in st.items():
+            t.add_row(part, s["kind"], s["url"], "yes" if s["ok"] else f"NO: {s['error']}")
+        Console().print(t)
+        if not all(s["ok"] for s in st.values()):
+            raise typer.Exit(1)
