@@ -156,7 +156,9 @@ def test_pagination_reads_every_page(pds, alice_atmo):
     for i in range(7):
         alice_atmo.put_record("science.alt.dataset.label", f"page-{i}", {"$type": "science.alt.dataset.label", "name": f"l{i}", "createdAt": "2025-01-01T00:00:00Z"})
     got = [u for u, _c, _v in iter_records(alice_atmo.pds, alice_atmo.did, "science.alt.dataset.label", page_size=2)]
-    assert got == [f"at://{alice_atmo.did}/science.alt.dataset.label/page-{i}" for i in range(7)]
+    pages = [u for u in got if "/page-" in u]
+    assert len(pages) == len(set(pages)) == 7  # four pages of two, no duplicates, none missing
+    assert sorted(pages) == [f"at://{alice_atmo.did}/science.alt.dataset.label/page-{i}" for i in range(7)]
 
 
 def test_floats_rejected_before_reaching_the_pds(alice_atmo):
@@ -166,6 +168,14 @@ def test_floats_rejected_before_reaching_the_pds(alice_atmo):
         entry_record("x", "at://d/c/r", storage_http([("https://e.org/a.tar", "a" * 64)]), size={"bytes": 1.5})
     with pytest.raises(atdata.SchemaError, match="no floats"):
         atdata.generate_cid({"score": 0.5})
+    label = {"$type": "science.alt.dataset.label", "name": "f", "score": 0.5, "createdAt": "2025-01-01T00:00:00Z"}
+    with pytest.raises(atdata.SchemaError, match=r"science.alt.dataset.label record.score is the float 0.5"):
+        alice_atmo.create_record("science.alt.dataset.label", label)
+    # and the PDS itself refuses them: the constraint is the protocol's, not ours
+    with pytest.raises(Exception, match="Expected one of null, boolean, integer"):
+        alice_atmo._client.com.atproto.repo.create_record(
+            {"repo": alice_atmo.did, "collection": "science.alt.dataset.label", "record": label}
+        )
 
 
 def test_session_saved_private_refreshed_and_revoked(pds, alice, session_path, caplog):
@@ -205,3 +215,37 @@ def test_session_saved_private_refreshed_and_revoked(pds, alice, session_path, c
 def test_not_logged_in_message(tmp_path):
     with pytest.raises(atdata.AuthenticationError, match="not logged in .*atdata login"):
         Atmosphere.resume(tmp_path / "none.json")
+
+
+def test_promote_entry_idempotent_and_completes_after_a_crash(pds, alice, alice_atmo, tmp_path, monkeypatch):
+    from atdata.atmosphere import promote_entry
+    from atdata.index import Index
+
+    idx = Index(path=str(tmp_path / "index.db"))
+    entry = idx.write_samples(_samples(12), name="promoted", maxcount=5)
+    entries_before = list(iter_records(alice_atmo.pds, alice_atmo.did, ENTRY))
+
+    calls = {"n": 0}
+    real_create = alice_atmo.create_record
+
+    def crash(*a, **kw):
+        calls["n"] += 1
+        raise atdata.StorageError("simulated crash after the blob uploads")
+
+    monkeypatch.setattr(alice_atmo, "create_record", crash)
+    with pytest.raises(atdata.StorageError, match="simulated crash"):
+        promote_entry(idx, "promoted", alice_atmo)
+    assert calls["n"] == 1
+    monkeypatch.setattr(alice_atmo, "create_record", real_create)
+
+    res = promote_entry(idx, "promoted", alice_atmo)
+    assert res.created and len(res.blobs) == 3
+    assert res.schema_uri == f"at://{alice['did']}/{SCHEMA}/reading:1.0.0"
+    assert res.uris == [res.schema_uri, res.entry_uri]
+    _check_cid(alice_atmo, res.entry_uri, res.entry_cid)
+    again = promote_entry(idx, "promoted", alice_atmo)
+    assert (again.created, again.entry_uri, again.entry_cid, again.blobs) == (False, res.entry_uri, res.entry_cid, res.blobs)
+    after = list(iter_records(alice_atmo.pds, alice_atmo.did, ENTRY))
+    assert len(after) == len(entries_before) + 1
+    got = list(load_remote(f"@{alice['handle']}/promoted@{entry.version}"))
+    _same(got, 12)

@@ -15,6 +15,7 @@ from typing import Any
 
 from .._errors import AuthenticationError, ConfigError, StorageError
 from .._extras import require
+from ._cid import check_no_floats
 from ._resolve import Identity, iter_records, parse_at_uri, resolve_identity
 
 __all__ = ["Atmosphere", "session_file"]
@@ -227,6 +228,7 @@ class Atmosphere:
 
         ``validate`` is left out, so the PDS accepts lexicons it does not know.
         """
+        check_no_floats(record, f"{collection} record")
         data: dict[str, Any] = {"repo": self.did, "collection": collection, "record": record}
         if rkey is not None:
             data["rkey"] = rkey
@@ -237,6 +239,7 @@ class Atmosphere:
         self, collection: str, rkey: str, record: dict[str, Any], swap: str | None = None
     ) -> tuple[str, str]:
         """Create or replace the record at ``rkey``; returns ``(uri, cid)``."""
+        check_no_floats(record, f"{collection} record")
         data: dict[str, Any] = {"repo": self.did, "collection": collection, "rkey": rkey, "record": record}
         if swap is not None:
             data["swapRecord"] = swap

@@ -198,7 +198,7 @@ def entry_record(
     if license:
         rec["license"] = license
     if size:
-        rec["size"] = {k: int(v) for k, v in size.items() if v is not None}
+        rec["size"] = {k: v for k, v in size.items() if v is not None}
     if metadata:
         rec["metadata"] = _pack_metadata(metadata)
     check_no_floats(rec, "entry record")

@@ -1,0 +1,139 @@
+"""Promotion: publish a local index entry (its schema, then the dataset) to the atmosphere.
+
+Local shards go up as blobs; ``http(s)://`` shards stay where they are (``storageHttp``) and
+``s3://bucket/key`` shards become ``storageS3``. Idempotent: a rerun finds the schema version and
+an entry with the same name, version and checksums, and writes nothing; a run that failed midway
+(after some uploads, before the entry record) is completed by the next one (blob uploads are
+content-addressed, so re-uploading gives the same CIDs).
+
+Examples:
+    >>> _storage_kind(["/d/a.tar", "/d/b.tar"]), _storage_kind(["https://x/a.tar"]), _storage_kind(["s3://b/k.tar"])
+    ('blobs', 'http', 's3')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from .._errors import ConfigError
+from ._publish import find_entries, publish_dataset, publish_schema
+from ._records import STORAGE_BLOBS, now_iso, unpack_metadata
+
+__all__ = ["PromoteResult", "promote_entry"]
+
+
+@dataclasses.dataclass
+class PromoteResult:
+    """Every record and blob a promotion wrote or found.
+
+    Attributes:
+        schema_uri, schema_cid: The schema record.
+        entry_uri, entry_cid: The dataset entry record.
+        blobs: CIDs of the shard blobs (blob storage).
+        created: Whether this run wrote the entry (``False``: it was already published).
+    """
+
+    schema_uri: str
+    schema_cid: str
+    entry_uri: str
+    entry_cid: str
+    blobs: list[str]
+    created: bool
+
+    @property
+    def uris(self) -> list[str]:
+        """The record URIs (schema, entry)."""
+        return [self.schema_uri, self.entry_uri]
+
+
+def _storage_kind(urls: list[str]) -> str:
+    kinds = {"http" if u.startswith(("http://", "https://")) else "s3" if u.startswith("s3://") else "blobs" for u in urls}
+    if len(kinds) != 1:
+        raise ConfigError("a promoted dataset's shards must all be local, all http(s) or all s3://")
+    return kinds.pop()
+
+
+def _schema_of(index: Any, ref: str) -> Any:
+    from ..index._entry import parse_schema_ref
+
+    name, version = parse_schema_ref(ref)
+    for call in (lambda: index.get_schema(ref), lambda: index.get_schema(name, version)):
+        try:
+            return call()
+        except TypeError:
+            continue
+    raise ConfigError(f"the index cannot return schema {ref!r}")
+
+
+def promote_entry(
+    index: Any,
+    name: str,
+    atmosphere: Any,
+    *,
+    version: str | None = None,
+    storage: str | None = None,
+    max_blob_size: int | None = None,
+) -> PromoteResult:
+    """Publish ``index``'s dataset ``name`` (and its schema) to ``atmosphere``'s repository.
+
+    Args:
+        index: An :class:`~atdata.Index` (``get_entry(name, version)`` and ``get_schema(ref)``).
+        name: Dataset name in the index.
+        atmosphere: A logged-in :class:`~atdata.atmosphere.Atmosphere`.
+        version: Dataset version (default: the latest).
+        storage: ``"blobs"``, ``"http"`` or ``"s3"`` (default: from the shard URLs).
+        max_blob_size: Cap per blob.
+
+    Raises:
+        ConfigError: No schema, mixed shard locations, or a schema version clash.
+    """
+    entry = index.get_entry(name, version)
+    if not entry.schema_ref:
+        raise ConfigError(f"dataset {name!r} has no schema; register its sample type before promoting it")
+    srec = _schema_of(index, entry.schema_ref)
+    record = {
+        "$type": "science.alt.dataset.schema",
+        "name": srec.name,
+        "version": srec.version,
+        "schemaType": "jsonSchema",
+        "schema": srec.body,
+        "createdAt": srec.created_at or now_iso(),
+        "atdataSchemaVersion": 1,
+    }
+    if srec.description:
+        record["description"] = srec.description
+    schema = publish_schema(atmosphere, record)
+
+    urls = entry.urls
+    kind = storage or _storage_kind(urls)
+    shas = [s.sha256 for s in entry.shards]
+    meta = {k: v for k, v in (entry.metadata or {}).items() if k not in ("version", "split")}
+    # already promoted with the same shards? then there is nothing to upload or write
+    for uri, cid, value in find_entries(atmosphere, atmosphere.did, entry.name):
+        m = unpack_metadata(value.get("metadata"))
+        st = value.get("storage") or {}
+        if m.get("version") != entry.version or value.get("schemaRef") != schema.uri:
+            continue
+        items = st.get("blobs") if st.get("$type") == STORAGE_BLOBS else st.get("shards")
+        if kind == "blobs" and all(shas) and [(i.get("checksum") or {}).get("digest") for i in items or []] == shas:
+            cids = [i["blob"]["ref"]["$link"] for i in items]
+            return PromoteResult(schema.uri, schema.cid, uri, cid, cids, created=False)
+    if kind == "s3":
+        buckets = {u[5:].split("/", 1)[0] for u in urls}
+        if len(buckets) != 1:
+            raise ConfigError(f"dataset {name!r} spans several S3 buckets; promote needs one")
+        shards = [u[5:].split("/", 1)[1] for u in urls]
+        pub = publish_dataset(
+            atmosphere, entry.name, schema.uri, shards=shards, sha256=shas, storage="s3",
+            bucket=buckets.pop(), version=entry.version, description=entry.description,
+            tags=entry.tags, license=entry.license, num_samples=entry.num_samples, metadata=meta or None,
+        )
+    else:
+        pub = publish_dataset(
+            atmosphere, entry.name, schema.uri, shards=urls, sha256=shas if kind == "http" else None,
+            storage=kind, version=entry.version, description=entry.description, tags=entry.tags,
+            license=entry.license, num_samples=entry.num_samples, metadata=meta or None,
+            max_blob_size=max_blob_size,
+        )
+    return PromoteResult(schema.uri, schema.cid, pub.uri, pub.cid, pub.blobs, created=pub.created)
