@@ -80,8 +80,8 @@ def main() -> None:
                 p.list_entries, max(5, args.ops // (10 if target == 1000 else 2))
             )
         res["insert"] = _stats(ins)
-        res["get latest"] = _timed(lambda: p.get_entry("ds-7"), args.ops)
-        res["get version"] = _timed(lambda: p.get_entry("ds-7", "1.3.0"), args.ops)
+        res["get latest"] = _timed(lambda p=p: p.get_entry("ds-7"), args.ops)
+        res["get version"] = _timed(lambda p=p: p.get_entry("ds-7", "1.3.0"), args.ops)
         rows.append((kind, res))
         if hasattr(p, "drop"):
             p.drop()
