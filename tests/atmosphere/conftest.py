@@ -11,6 +11,8 @@ import functools
 import http.server
 import os
 import secrets
+import shutil
+import tempfile
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -30,7 +32,8 @@ def _server() -> tuple[Any, str]:
         plc = os.environ.get("ATDATA_TEST_PLC_URL", "")
         return _pdsrun.PDSServer(url=url, plc_url=plc, pid=0, port=0, data_dir="", log=""), ""
     try:
-        return _pdsrun.start(fresh=True, timeout=180), ""
+        data = tempfile.mkdtemp(prefix="atdata-test-pds-")
+        return _pdsrun.start(data_dir=data, timeout=180), ""
     except Exception as exc:  # install/start failure: skip locally, fail in CI
         return None, f"{type(exc).__name__}: {exc}"
 
@@ -54,6 +57,7 @@ def pds() -> Iterator[Any]:
         from atdata.atmosphere import _pdsrun
 
         _pdsrun.stop(server)
+        shutil.rmtree(server.data_dir, ignore_errors=True)
 
 
 class Account(dict):

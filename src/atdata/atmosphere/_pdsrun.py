@@ -125,8 +125,16 @@ def install(home: pathlib.Path | None = None, *, force: bool = False) -> tuple[s
     Raises:
         StorageError: When a step fails (the message names the log file).
     """
+    import fcntl
+
     home = home or pds_home()
     (home / "run").mkdir(parents=True, exist_ok=True)
+    with open(home / "run" / "install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two test sessions starting at once install once
+        return _install_locked(home, force)
+
+
+def _install_locked(home: pathlib.Path, force: bool) -> tuple[str, pathlib.Path]:
     log = home / "run" / "install.log"
     env = dict(os.environ)
     node, nodedir = _node(home, env, log)

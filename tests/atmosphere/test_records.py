@@ -1,0 +1,173 @@
+"""Records: equal to upstream's, upstream's load in ours, CIDs, floats, paths (no PDS needed)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import shutil
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import atdata
+from atdata import NDArray
+from atdata.atmosphere import entry_record, generate_cid, storage_blobs, storage_http, storage_s3
+from atdata.atmosphere._records import lexicon, schema_rkey, unpack_metadata
+from atdata.atmosphere._remote import parse_remote_path, source_for
+from atdata.atmosphere._resolve import Identity, parse_at_uri
+
+
+@atdata.packable
+class InteropImage:
+    image: NDArray
+    mask: NDArray | None = dataclasses.field(default=None, kw_only=True)
+    label: str
+    score: float
+    idx: int
+    tags: list[str]
+    flag: bool
+
+
+@atdata.packable
+class InteropVectors:
+    vec32: NDArray
+    mat64: NDArray
+    ints: NDArray
+    name: str
+    blob: bytes
+
+
+def _no_created(rec: dict) -> dict:
+    return {k: v for k, v in rec.items() if k != "createdAt"}
+
+
+@pytest.fixture(scope="module")
+def upstream(interop_dir):
+    return json.loads((interop_dir / "records.json").read_text())
+
+
+@pytest.mark.parametrize("tp", [InteropImage, InteropVectors])
+def test_schema_records_equal_upstream(upstream, tp):
+    from atdata._schema_json import schema_record
+
+    ours = schema_record(tp, "1.0.0", f"{tp.__name__} interop fixture")
+    assert _no_created(ours) == _no_created(upstream[f"schema.{tp.__name__}"])
+
+
+def test_entry_record_equals_upstream(upstream):
+    shards = [(f"https://example.org/images/images-00000{i}.tar", "0" * 64) for i in range(3)]
+    ours = entry_record(
+        "interop-images",
+        "at://did:plc:exampleexampleexample/science.alt.dataset.schema/interopimage@1.0.0",
+        storage_http(shards),
+        description="interop fixture",
+        tags=["interop", "test"],
+        license="CC0-1.0",
+    )
+    assert _no_created(ours) == _no_created(upstream["entry.interop-images"])
+
+
+def test_upstream_records_load_in_ours(upstream, interop_dir, http_dir):
+    root, base = http_dir
+    entry = json.loads(json.dumps(upstream["entry.interop-images"]))
+    for i, shard in enumerate(entry["storage"]["shards"]):
+        name = f"images-00000{i}.tar"
+        shutil.copy(interop_dir / "images" / name, root / name)
+        shard["url"] = f"{base}/{name}"
+        shard["checksum"]["digest"] = hashlib.sha256((interop_dir / "images" / name).read_bytes()).hexdigest()
+    src = source_for(Identity("did:plc:exampleexampleexample", "", "http://unused"), entry)
+    from atdata._schema_json import type_from_schema
+
+    schema = upstream["schema.InteropImage"]
+    T = type_from_schema(schema["name"], schema)
+    got = list(atdata.Dataset(src, sample_type=T))
+    want = json.loads((interop_dir / "expected.json").read_text())["images"]["samples"]
+    assert len(got) == len(want) == 25
+    for g, w in zip(got, want, strict=True):
+        assert (g.label, g.idx, g.tags, g.flag) == (w["label"], w["idx"], w["tags"], w["flag"])
+        assert g.score == pytest.approx(w["score"], abs=1e-6)
+        np.testing.assert_array_equal(g.image, np.array(w["image"]["ndarray"], dtype=w["image"]["dtype"]))
+        assert (g.mask is None) == (w["mask"] is None)
+
+
+def test_upstream_zero_digests_fail_integrity(upstream, interop_dir, http_dir):
+    root, base = http_dir
+    entry = json.loads(json.dumps(upstream["entry.interop-images"]))
+    shutil.copy(interop_dir / "images" / "images-000000.tar", root / "zero.tar")
+    entry["storage"]["shards"] = [{"url": f"{base}/zero.tar", "checksum": entry["storage"]["shards"][0]["checksum"]}]
+    src = source_for(Identity("did:plc:x", "", "http://unused"), entry)
+    with pytest.raises(atdata.IntegrityError, match=r"sha256 mismatch for shard http://127.0.0.1:\d+/zero.tar"):
+        list(atdata.Dataset(src))
+
+
+def test_storage_shapes_follow_the_lexicons():
+    http = storage_http([("https://e.org/a.tar", "ab" * 32)])
+    assert http == {
+        "$type": "science.alt.dataset.storageHttp",
+        "shards": [{"url": "https://e.org/a.tar", "checksum": {"algorithm": "sha256", "digest": "ab" * 32}}],
+    }
+    s3 = storage_s3("bkt", [("d/a.tar", "cd" * 32)], region="eu-west-1", endpoint="http://127.0.0.1:9000")
+    assert s3 == {
+        "$type": "science.alt.dataset.storageS3",
+        "bucket": "bkt",
+        "region": "eu-west-1",
+        "endpoint": "http://127.0.0.1:9000",
+        "shards": [{"key": "d/a.tar", "checksum": {"algorithm": "sha256", "digest": "cd" * 32}}],
+    }
+    ref = {"$type": "blob", "ref": {"$link": generate_cid(b"x")}, "mimeType": "application/x-tar", "size": 1}
+    assert storage_blobs([(ref, None)]) == {"$type": "science.alt.dataset.storageBlobs", "blobs": [{"blob": ref}]}
+    assert set(lexicon("science.alt.dataset.entry")["defs"]["main"]["record"]["required"]) == {
+        "name", "schemaRef", "storage", "createdAt",
+    }
+    with pytest.raises(atdata.ConfigError, match="not http"):
+        storage_http([("/local/a.tar", "ab" * 32)])
+
+
+def test_metadata_carries_floats_as_msgpack_bytes():
+    rec = entry_record("d", "at://x/y/z", storage_http([("https://e.org/a.tar", "ab" * 32)]), metadata={"lr": 0.001, "n": 3})
+    assert set(rec["metadata"]) == {"$bytes"}
+    assert unpack_metadata(rec["metadata"]) == {"lr": 0.001, "n": 3}
+    generate_cid(rec)  # no float reaches the record itself
+
+
+_RKEY = re.compile(r"^[A-Za-z0-9._:~-]{1,512}$")
+
+
+@given(st.text(min_size=1, max_size=40), st.from_regex(r"\A[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\Z"))
+def test_schema_rkeys_are_valid_record_keys(name, version):
+    rkey = schema_rkey(name, version)
+    assert _RKEY.match(rkey) and rkey not in (".", "..")
+    assert rkey.endswith(":" + version)
+
+
+_leaf = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20) | st.binary(max_size=20).filter(lambda b: not b.startswith(b"\x01"))
+_value = st.recursive(_leaf, lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4), max_leaves=20)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), _value, min_size=1, max_size=6))
+def test_cid_ignores_key_order_and_detects_changes(rec):
+    cid = generate_cid(rec)
+    assert cid.startswith("bafyrei") and len(cid) == 59
+    assert generate_cid(dict(reversed(list(rec.items())))) == cid
+    assert atdata.verify_cid({**rec, "\x00extra": 1}, cid) is False
+
+
+@given(st.floats())  # integral, infinite and NaN floats too: the data model has no float type
+def test_any_float_is_refused(x):
+    with pytest.raises(atdata.SchemaError, match="no floats"):
+        generate_cid({"a": [{"b": x}]})
+
+
+def test_paths_and_uris():
+    assert parse_remote_path("@alice.test/mnist") == ("alice.test", "mnist", None)
+    assert parse_remote_path("@did:plc:abc/mnist@2.0.0") == ("did:plc:abc", "mnist", "2.0.0")
+    with pytest.raises(atdata.ConfigError, match="names no dataset"):
+        parse_remote_path("@alice.test")
+    assert parse_at_uri("at://did:plc:a/science.alt.dataset.schema/x:1.0.0") == (
+        "did:plc:a", "science.alt.dataset.schema", "x:1.0.0",
+    )
