@@ -363,6 +363,13 @@ class Index:
         )  # fmt: skip
         return self.provider.add_entry(entry)
 
+    def promote_entry(self, name: str, atmosphere: Any, **kwargs: Any) -> Any:
+        """Publish dataset ``name`` and its schema to the atmosphere (idempotent; see
+        :func:`atdata.atmosphere.promote_entry` for the options and the result)."""
+        from ..atmosphere._promote import promote_entry
+
+        return promote_entry(self, name, atmosphere, **kwargs)
+
     def status(self) -> dict[str, Any]:
         """Which provider and store are configured and whether each is reachable."""
         out: dict[str, Any] = {}
