@@ -145,6 +145,8 @@ def test_wrong_field_type(tmp_path, field, value, expected):
         (_arr_bytes(b"<f8", (-1,), b""), "negative dimension"),
         (_arr_bytes(b"|O", (1,), b"\0" * 8), "object-dtype arrays are refused"),
         (_arr_bytes(b"zz9", (1,), b"\0"), "invalid array dtype"),
+        (_arr_bytes(b"|S0", (4,), b""), "zero-size or subarray"),
+        (_arr_bytes(b"(2,)i4", (1,), b"\0" * 8), "zero-size or subarray"),
         (_arr_bytes(b"\xff\xfe", (1,), b"\0"), "invalid array dtype"),
         (b"\x03<f4\x05" + b"\0" * 8, "invalid ndim"),
         (b"\x40<f4", "invalid dtype length"),
@@ -241,6 +243,7 @@ def test_skip_corrupt_shard_and_samples(tmp_path):
     assert "field 'arr'" in skipped[3]["error"]
     assert "d.tar" in skipped[5]["error"]
     assert list(ds.skipped) == skipped
+    assert len(ds) == 8  # unreadable shards count as empty under on_error="skip"
     # batches skip too
     ds2 = atdata.Dataset[Rec]([good1, str(tmp_path / "b.tar"), mixed], on_error="skip")
     assert [b.keys for b in ds2.ordered(batch_size=3)] == [["a0", "a1", "c0"], ["c5"]]

@@ -77,7 +77,8 @@ def test_unsupported_annotations(tp, match):
     [
         (str, "x", "x", [1, b"x", None]),
         (int, 3, 3, [True, 1.0, "1", None]),
-        (int, np.int64(4), 4, [np.float64(1.0)]),
+        (int, np.int64(4), 4, [np.float64(1.0), 2**64, -(2**63) - 1]),
+        (int, 2**64 - 1, 2**64 - 1, [2**70]),
         (float, 2, 2.0, [True, "1.0", None]),
         (float, np.float32(0.5), 0.5, [np.array([1.0])]),
         (bool, True, True, [1, 0, "true", None]),

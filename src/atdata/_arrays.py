@@ -57,6 +57,8 @@ def _checked_dtype(dstr: bytes | str, where: str = "") -> np.dtype:
         raise DecodeError(
             f"object-dtype arrays are refused{where}: atdata never unpickles; store a numeric dtype"
         )
+    if dt.itemsize == 0 or dt.subdtype is not None:
+        raise DecodeError(f"unsupported array dtype {dt.str!r} (zero-size or subarray){where}")
     if len(_dtype_cache) < 256:
         _dtype_cache[key] = dt
     return dt

@@ -405,7 +405,12 @@ class Dataset(Generic[T]):
 
             n = manifest_count(shard)
             if n is None:
-                n = len(self._members(shard))
+                try:
+                    n = len(self._members(shard))
+                except AtdataError:
+                    if self.on_error != "skip":
+                        raise
+                    return 0  # unreadable: counts as empty; iterating reports it in list_skipped()
             else:
                 self._shared.counts[shard] = n
         return n

@@ -181,14 +181,16 @@ def _make_encoder(spec: FieldSpec, owner: str) -> Callable[[Any], Any]:
     elif kind == "int":
 
         def enc(v: Any) -> Any:
-            if type(v) is int:
-                return v
-            if isinstance(v, bool) or isinstance(v, float):
-                raise bad(v, "int")
-            try:
-                return operator.index(v)
-            except TypeError:
-                raise bad(v, "int") from None
+            if type(v) is not int:
+                if isinstance(v, bool) or isinstance(v, float):
+                    raise bad(v, "int")
+                try:
+                    v = operator.index(v)
+                except TypeError:
+                    raise bad(v, "int") from None
+            if not -(1 << 63) <= v < (1 << 64):  # msgpack integers are int64 or uint64
+                raise bad(v, "an int in [-2**63, 2**64)")
+            return v
     elif kind == "float":
 
         def enc(v: Any) -> Any:
