@@ -155,11 +155,13 @@ def write_manifest(
     header = {
         "manifest_version": MANIFEST_VERSION,
         "shard_id": shard_id_of(shard),
-        "schema_type": getattr(sample_type, "__name__", "DictSample") if sample_type else "DictSample",
+        "schema_type": getattr(sample_type, "__name__", "DictSample")
+        if sample_type
+        else "DictSample",
         "schema_version": str(getattr(sample_type, "__schema_version__", "1.0.0")),
         "num_samples": len(keys),
         "size_bytes": shard_size if shard_size is not None else os.path.getsize(shard),
-        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+        "created_at": _dt.datetime.now(_dt.UTC).isoformat(),
         "aggregates": aggregates,
         "offset_kind": "tar",
         "fields": dict(kinds),

@@ -60,7 +60,9 @@ class ManifestField:
 
     def __post_init__(self) -> None:
         if self.kind is not None and self.kind not in KINDS:
-            raise ConfigError(f"ManifestField kind must be one of {', '.join(KINDS)}; got {self.kind!r}")
+            raise ConfigError(
+                f"ManifestField kind must be one of {', '.join(KINDS)}; got {self.kind!r}"
+            )
 
 
 def _kind_of_spec(spec: Any) -> str | None:

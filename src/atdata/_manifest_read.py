@@ -79,13 +79,15 @@ class ShardManifest:
         legacy: ``True`` for manifests without ``offset_kind: "tar"`` (upstream 0.7).
     """
 
-    def __init__(self, shard: str, header: dict[str, Any], json_path: str, parquet_path: str) -> None:
+    def __init__(
+        self, shard: str, header: dict[str, Any], json_path: str, parquet_path: str
+    ) -> None:
         self.shard = shard
         self.header = header
         self.json_path = json_path
         self.parquet_path = parquet_path
         self.legacy = header.get("offset_kind") != "tar"
-        self._frame: Any = None
+        self._arrow: Any = None
 
     @property
     def num_samples(self) -> int:
@@ -130,7 +132,7 @@ class ShardManifest:
                 "exists); " + _REBUILD.format(shard=self.shard)
             )
         try:
-            table = pq.read_table(pa.BufferReader(data))
+            table = pq.ParquetFile(pa.BufferReader(data)).read()
         except Exception as exc:
             raise IntegrityError(
                 f"manifest parquet {self.parquet_path} is corrupt ({type(exc).__name__}: "
@@ -150,27 +152,56 @@ class ShardManifest:
             )
         return table
 
-    def frame(self, source: Any) -> Any:
-        """Rows as a pandas DataFrame: set fields as lists, ``__offset__`` a tar offset (cached)."""
-        if self._frame is not None:
-            return self._frame
+    def arrow(self, source: Any) -> Any:
+        """Rows as a pyarrow Table: set fields as ``list<string>``, ``__offset__`` a tar offset
+        (cached)."""
+        if self._arrow is not None:
+            return self._arrow
         from ._extras import require
 
-        pd = require("pandas", "query", "manifest queries")
+        pa = require("pyarrow", "query", "manifest queries")
         table = self.table(source)
-        kinds = self.kinds
-        cols: dict[str, Any] = {}
-        for name in table.column_names:
-            col = table.column(name)
-            if kinds.get(name) == "set" or "json" in str(col.type):
-                cols[name] = [None if v is None else json.loads(v) for v in col.cast("string").to_pylist()]
-            else:
-                cols[name] = col.to_numpy(zero_copy_only=False) if name in SYSTEM_COLUMNS else col.to_pandas()
-        df = pd.DataFrame(cols) if cols else pd.DataFrame({c: [] for c in SYSTEM_COLUMNS})
         if self.legacy:
-            df = _repair_legacy(self, df, source, pd)
-        self._frame = df
-        return df
+            pd = require("pandas", "query", "manifest queries")
+            df = _repair_legacy(self, _to_frame(table, self.kinds, pd), source, pd)
+            table = pa.Table.from_pandas(df, preserve_index=False)
+        kinds = self.kinds
+        for i, name in enumerate(table.column_names):
+            col = table.column(name)
+            if (kinds.get(name) == "set" and not pa.types.is_list(col.type)) or "json" in str(
+                col.type
+            ):
+                vals = [
+                    None if v is None else json.loads(v) for v in col.cast(pa.string()).to_pylist()
+                ]
+                table = table.set_column(i, name, pa.array(vals, pa.list_(pa.string())))
+        if not table.num_columns:
+            table = pa.table(
+                {
+                    "__key__": pa.array([], pa.string()),
+                    "__offset__": pa.array([], pa.int64()),
+                    "__size__": pa.array([], pa.int64()),
+                }
+            )
+        self._arrow = table
+        return table
+
+    def frame(self, source: Any) -> Any:
+        """Rows as a pandas DataFrame (set fields as lists of str)."""
+        return self.arrow(source).to_pandas()
+
+
+def _to_frame(table: Any, kinds: dict[str, str], pd: Any) -> Any:
+    cols: dict[str, Any] = {}
+    for name in table.column_names:
+        col = table.column(name)
+        if kinds.get(name) == "set" or "json" in str(col.type):
+            cols[name] = [
+                None if v is None else json.loads(v) for v in col.cast("string").to_pylist()
+            ]
+        else:
+            cols[name] = col.to_pandas()
+    return pd.DataFrame(cols) if cols else pd.DataFrame({c: [] for c in SYSTEM_COLUMNS})
 
 
 def _shard_members(shard: str, source: Any) -> dict[str, tuple[int, int]]:
@@ -213,7 +244,11 @@ def _repair_legacy(m: ShardManifest, df: Any, source: Any, pd: Any) -> Any:
     log.warning(
         "manifest %s misses %d of the %d samples in %s (written by upstream atdata); reading them "
         "from the shard. Rebuild it: atdata manifest build %s --force",
-        m.json_path, len(missing), len(members), m.shard, m.shard,
+        m.json_path,
+        len(missing),
+        len(members),
+        m.shard,
+        m.shard,
     )
     from ._sample import unpack_payload
 

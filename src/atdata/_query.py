@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -73,11 +74,15 @@ class QueryResult:
     """Matched :class:`SampleLocation` s with :class:`QueryStats`; iterating reads the samples."""
 
     def __init__(
-        self, locations: list[SampleLocation], stats: QueryStats, frame: Any, reader: Callable[..., Any]
+        self,
+        locations: list[SampleLocation],
+        stats: QueryStats,
+        table: Any,
+        reader: Callable[..., Any],
     ) -> None:
         self._locs = locations
         self.stats = stats
-        self._frame = frame
+        self._table = table
         self._reader = reader
 
     @property
@@ -100,7 +105,12 @@ class QueryResult:
 
     def to_pandas(self) -> Any:
         """The matched manifest rows (``__shard__``, ``__key__``, ``__offset__``, ``__size__``, fields)."""
-        return self._frame
+        df = self._table.to_pandas()
+        return df.assign(__shard__=[loc.shard for loc in self._locs])
+
+    def to_arrow(self) -> Any:
+        """The matched manifest rows as a pyarrow Table (``__shard__`` is the shard's position)."""
+        return self._table
 
     def __len__(self) -> int:
         return len(self._locs)
@@ -154,13 +164,19 @@ def fetch_raw(source: Any, loc: SampleLocation) -> dict:
         f = source.open_shard(loc.shard)
         try:
             payload = next(
-                (bytes(d) for n, _o, d in iter_tar(f.read, where) if split_member_name(n)[0] == loc.key),
+                (
+                    bytes(d)
+                    for n, _o, d in iter_tar(f.read, where)
+                    if split_member_name(n)[0] == loc.key
+                ),
                 None,
             )
         finally:
             f.close()
         if payload is None:
-            raise IntegrityError(f"sample {loc.key!r} is not in shard {loc.shard}: the manifest is stale")
+            raise IntegrityError(
+                f"sample {loc.key!r} is not in shard {loc.shard}: the manifest is stale"
+            )
     return unpack_payload(payload, where)
 
 
@@ -184,7 +200,9 @@ class QueryExecutor:
         sample_type: Type that iterating results decodes to (default :class:`~atdata.DictSample`).
     """
 
-    def __init__(self, shards: Sequence[str], source: Any = None, sample_type: type | None = None) -> None:
+    def __init__(
+        self, shards: Sequence[str], source: Any = None, sample_type: type | None = None
+    ) -> None:
         from ._sample import DictSample
         from ._sources import URLSource
 
@@ -196,14 +214,18 @@ class QueryExecutor:
         self._cache: dict[str, tuple[Any, ShardManifest]] = {}
 
     @classmethod
-    def from_directory(cls, path: str | os.PathLike[str], sample_type: type | None = None) -> QueryExecutor:
+    def from_directory(
+        cls, path: str | os.PathLike[str], sample_type: type | None = None
+    ) -> QueryExecutor:
         """An executor over every ``*.manifest.json`` (and its shard) in a local directory.
 
         Raises:
             ConfigError: When the directory holds no manifests.
         """
         d = os.fspath(path)
-        names = sorted(n for n in os.listdir(d) if n.endswith(".manifest.json") and not n.startswith("."))
+        names = sorted(
+            n for n in os.listdir(d) if n.endswith(".manifest.json") and not n.startswith(".")
+        )
         if not names:
             raise ConfigError(f"no manifests in {d}; " + _BUILD_HINT.format(path=d))
         shards = [os.path.join(d, n[: -len(".manifest.json")] + ".tar") for n in names]
@@ -259,7 +281,8 @@ class QueryExecutor:
             where = os.path.dirname(missing[0]) or "." if "://" not in missing[0] else missing[0]
             raise ConfigError(
                 f"{len(missing)} of {len(self.shards)} shard(s) have no manifest (e.g. {missing[0]}); "
-                "queries need manifests: write with manifest=True or " + _BUILD_HINT.format(path=where)
+                "queries need manifests: write with manifest=True or "
+                + _BUILD_HINT.format(path=where)
             )
         return out
 
@@ -289,7 +312,7 @@ class QueryExecutor:
             ConfigError: Without manifests, or for a bad predicate or SQL.
             IntegrityError: When a manifest disagrees with its shard.
         """
-        pd = require("pandas", "query", "queries")
+        pa = require("pyarrow", "query", "queries")
         manifests = self.list_manifests()
         stats = QueryStats(shards_total=len(manifests))
         prune: Expr | None = None
@@ -301,79 +324,111 @@ class QueryExecutor:
             raise ConfigError(
                 f"where must be a callable, a field expression or a SQL string, got {type(where).__name__}"
             )
-        frames = []
+        tables = []
         for i, m in enumerate(manifests):
             m.check_fresh()
-            if prune is not None and not m.legacy and not prune.may_match(m.aggregates, m.num_samples):
+            if (
+                prune is not None
+                and not m.legacy
+                and not prune.may_match(m.aggregates, m.num_samples)
+            ):
                 stats.shards_pruned += 1
                 continue
-            df = m.frame(self.source)
+            t = m.arrow(self.source)
             stats.shards_scanned += 1
-            stats.rows_scanned += len(df)
-            if not len(df):
-                continue
-            if isinstance(where, str):
-                frames.append(df.assign(__shard__=i))
-                continue
-            if where is None:
-                sel = df
-            else:
-                try:
-                    mask = where.mask(df) if isinstance(where, Expr) else where(df)
-                except (SchemaError, ConfigError):
-                    raise
-                except Exception as exc:
-                    raise ConfigError(f"query predicate failed on {m.parquet_path}: {exc!r}") from exc
-                sel = df[_as_mask(mask, len(df), m.parquet_path)]
-            if len(sel):
-                frames.append(sel.assign(__shard__=i))
-        if isinstance(where, str):
-            matched = self._sql(where, frames, pd)
-        else:
-            matched = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-                {"__shard__": [], "__key__": [], "__offset__": [], "__size__": []}
+            stats.rows_scanned += t.num_rows
+            if t.num_rows:
+                tables.append(t.append_column("__shard__", pa.array([i] * t.num_rows, pa.int32())))
+        if not tables:
+            table = pa.table(
+                {
+                    c: pa.array([], tp)
+                    for c, tp in (
+                        ("__key__", pa.string()),
+                        ("__offset__", pa.int64()),
+                        ("__size__", pa.int64()),
+                        ("__shard__", pa.int32()),
+                    )
+                }
             )
+        else:
+            table = pa.concat_tables(tables, promote_options="permissive")
+        if isinstance(where, str):
+            table = self._sql(where, table)
+        elif isinstance(where, Expr) and table.num_rows:
+            try:
+                table = table.filter(where.arrow_mask(table))
+            except pa.ArrowException:  # e.g. a comparison arrow cannot type: let pandas decide
+                table = self._pandas_filter(where, table)
+        elif where is not None and table.num_rows:
+            table = self._pandas_filter(where, table)
         if limit is not None:
-            matched = matched.iloc[:limit]
+            table = table.slice(0, limit)
         shard_names = [m.shard for m in manifests]
         locs = [
-            SampleLocation(shard_names[int(s)], str(k), int(o), int(z))
+            SampleLocation(shard_names[s], k, o, z)
             for s, k, o, z in zip(
-                matched["__shard__"], matched["__key__"], matched["__offset__"], matched["__size__"], strict=True
+                table.column("__shard__").to_pylist(),
+                table.column("__key__").to_pylist(),
+                table.column("__offset__").to_pylist(),
+                table.column("__size__").to_pylist(),
+                strict=True,
             )
         ]
         stats.rows_matched = len(locs)
-        matched = matched.assign(__shard__=[loc.shard for loc in locs])
-        return QueryResult(locs, stats, matched, self.get_sample)
+        return QueryResult(locs, stats, table, self.get_sample)
 
-    def _sql(self, sql: str, frames: list[Any], pd: Any) -> Any:
+    def _pandas_filter(self, where: Any, table: Any) -> Any:
+        df = table.to_pandas()
+        try:
+            mask = where.mask(df) if isinstance(where, Expr) else where(df)
+        except (SchemaError, ConfigError):
+            raise
+        except Exception as exc:
+            raise ConfigError(f"query predicate failed: {exc!r}") from exc
+        return table.filter(_as_mask(mask, len(df)))
+
+    def _sql(self, sql: str, table: Any) -> Any:
         duckdb = require("duckdb", "query", "SQL queries")
-        if not frames:
-            return pd.DataFrame({"__shard__": [], "__key__": [], "__offset__": [], "__size__": []})
-        table = pd.concat(frames, ignore_index=True)
         text = sql.strip().rstrip(";")
         if text.upper().startswith("WHERE "):
             text = text[6:]
-        con = duckdb.connect()
+        cur = _duckdb(duckdb).cursor()
+        view = f"manifest_{uuid.uuid4().hex}"
         try:
-            con.register("manifest", table)
-            out = con.execute(f"SELECT * FROM manifest WHERE {text} ORDER BY __shard__, __offset__").df()
+            cur.register(view, table)
+            return cur.sql(
+                f"SELECT * FROM {view} WHERE {text} ORDER BY __shard__, __offset__"
+            ).to_arrow_table()
         except duckdb.Error as exc:
-            cols = ", ".join(c for c in table.columns if c != "__shard__")
-            raise ConfigError(f"SQL query {sql!r} failed: {str(exc).splitlines()[0]} (columns: {cols})") from None
+            cols = ", ".join(c for c in table.column_names if c != "__shard__")
+            raise ConfigError(
+                f"SQL query {sql!r} failed: {str(exc).splitlines()[0]} (columns: {cols})"
+            ) from None
         finally:
-            con.close()
-        return out
+            cur.unregister(view)
+            cur.close()
 
     def get_sample(self, loc: SampleLocation) -> Any:
         """Read the sample at ``loc`` (just its tar member)."""
         return fetch_sample(self.source, self.sample_type, loc)
 
 
-def _as_mask(mask: Any, n: int, where: str) -> Any:
-    if getattr(mask, "dtype", None) is None or len(mask) != n:
-        raise ConfigError(f"the query predicate must return a boolean Series of {n} rows ({where})")
-    if str(mask.dtype) not in ("bool", "boolean"):
-        raise ConfigError(f"the query predicate returned {mask.dtype} values, not booleans ({where})")
-    return mask.fillna(False).astype(bool).to_numpy() if str(mask.dtype) == "boolean" else mask.to_numpy()
+_CON: list[Any] = []
 
+
+def _duckdb(duckdb: Any) -> Any:
+    """One in-memory DuckDB connection per process; each query uses its own cursor."""
+    if not _CON:
+        _CON.append(duckdb.connect(":memory:"))
+    return _CON[0]
+
+
+def _as_mask(mask: Any, n: int) -> Any:
+    if getattr(mask, "dtype", None) is None or len(mask) != n:
+        raise ConfigError(f"the query predicate must return a boolean Series of {n} rows")
+    if str(mask.dtype) not in ("bool", "boolean", "bool[pyarrow]"):
+        raise ConfigError(f"the query predicate returned {mask.dtype} values, not booleans")
+    if str(mask.dtype) != "bool":
+        return mask.fillna(False).astype(bool).to_numpy()
+    return mask.to_numpy()

@@ -70,6 +70,10 @@ class Expr:
         """A boolean pandas Series over the rows of ``df``."""
         raise NotImplementedError
 
+    def arrow_mask(self, table: Any) -> Any:
+        """A boolean pyarrow array (no nulls) over the rows of a pyarrow ``table``."""
+        raise NotImplementedError
+
     def may_match(self, aggs: dict[str, Any], n: int, negated: bool = False) -> bool:
         """Whether a shard with these aggregates (and ``n`` samples) may hold a matching row."""
         raise NotImplementedError
@@ -94,6 +98,14 @@ class And(Expr):
             m = m & p.mask(df)
         return m
 
+    def arrow_mask(self, table: Any) -> Any:
+        import pyarrow.compute as pc
+
+        m = self.parts[0].arrow_mask(table)
+        for p in self.parts[1:]:
+            m = pc.and_(m, p.arrow_mask(table))
+        return m
+
     def may_match(self, aggs: dict[str, Any], n: int, negated: bool = False) -> bool:
         if negated:  # NOT (a AND b) == NOT a OR NOT b
             return any(p.may_match(aggs, n, True) for p in self.parts)
@@ -108,6 +120,14 @@ class Or(And):
         m = self.parts[0].mask(df)
         for p in self.parts[1:]:
             m = m | p.mask(df)
+        return m
+
+    def arrow_mask(self, table: Any) -> Any:
+        import pyarrow.compute as pc
+
+        m = self.parts[0].arrow_mask(table)
+        for p in self.parts[1:]:
+            m = pc.or_(m, p.arrow_mask(table))
         return m
 
     def may_match(self, aggs: dict[str, Any], n: int, negated: bool = False) -> bool:
@@ -128,6 +148,11 @@ class Not(Expr):
 
     def mask(self, df: Any) -> Any:
         return ~self.inner.mask(df)
+
+    def arrow_mask(self, table: Any) -> Any:
+        import pyarrow.compute as pc
+
+        return pc.invert(self.inner.arrow_mask(table))
 
     def may_match(self, aggs: dict[str, Any], n: int, negated: bool = False) -> bool:
         return self.inner.may_match(aggs, n, not negated)
@@ -170,6 +195,34 @@ class Leaf(Expr):
             return col.between(v[0], v[1])
         return col.map(lambda xs: xs is not None and v in list(xs)).astype(bool)  # contains
 
+    def arrow_mask(self, table: Any) -> Any:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if self.field not in table.column_names:
+            raise SchemaError(
+                f"field {self.field!r} is not in the manifest (columns: "
+                f"{', '.join(c for c in table.column_names if not c.startswith('__'))})"
+            )
+        col, op, v = table.column(self.field), self.op, self.value
+        if op == "contains":
+            m = pa.array([xs is not None and v in xs for xs in col.to_pylist()], pa.bool_())
+        elif op == "in":
+            m = pc.is_in(col, value_set=pa.array(list(v)))
+        elif op == "between":
+            m = pc.and_(pc.greater_equal(col, v[0]), pc.less_equal(col, v[1]))
+        else:
+            fn = {
+                "==": pc.equal,
+                "!=": pc.not_equal,
+                "<": pc.less,
+                "<=": pc.less_equal,
+                ">": pc.greater,
+                ">=": pc.greater_equal,
+            }[op]
+            m = fn(col, v)
+        return pc.fill_null(m, False)
+
     def may_match(self, aggs: dict[str, Any], n: int, negated: bool = False) -> bool:
         agg = aggs.get(self.field)
         if not isinstance(agg, dict):
@@ -199,7 +252,9 @@ class Leaf(Expr):
         if not all(_is_num(x) for x in vals):
             return True
         if negated:
-            op = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}.get(op, "not " + op)
+            op = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}.get(
+                op, "not " + op
+            )
         if op == "==":
             return lo <= v <= hi
         if op == "!=":
@@ -382,10 +437,22 @@ def _conjunct(toks: list[tuple[str, Any]]) -> Expr | None:
             return Leaf(t[0][1], _OPS[t[1][1]], t[2][1])
         if t[0][0] == "lit" and t[2][0] == "id":
             return Leaf(t[2][1], _FLIP[_OPS[t[1][1]]], t[0][1])
-    if len(t) == 5 and t[0][0] == "id" and t[1] == ("kw", "BETWEEN") and t[3] == ("kw", "AND"):
-        if t[2][0] == "lit" and t[4][0] == "lit":
-            return Leaf(t[0][1], "between", (t[2][1], t[4][1]))
-    if len(t) >= 5 and t[0][0] == "id" and t[1] == ("kw", "IN") and t[2] == ("op", "(") and t[-1] == ("op", ")"):
+    if (
+        len(t) == 5
+        and t[0][0] == "id"
+        and t[1] == ("kw", "BETWEEN")
+        and t[3] == ("kw", "AND")
+        and t[2][0] == "lit"
+        and t[4][0] == "lit"
+    ):
+        return Leaf(t[0][1], "between", (t[2][1], t[4][1]))
+    if (
+        len(t) >= 5
+        and t[0][0] == "id"
+        and t[1] == ("kw", "IN")
+        and t[2] == ("op", "(")
+        and t[-1] == ("op", ")")
+    ):
         inner = t[3:-1]
         vals = [x[1] for x in inner[0::2]]
         if all(x[0] == "lit" for x in inner[0::2]) and all(x == ("op", ",") for x in inner[1::2]):

@@ -46,7 +46,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def query(
-        path: str = typer.Argument(..., help="Shards, a directory, a URL pattern or a dataset name."),
+        path: str = typer.Argument(
+            ..., help="Shards, a directory, a URL pattern or a dataset name."
+        ),
         sql: str = typer.Argument("", help="SQL WHERE clause over the manifest columns (DuckDB)."),
         count: bool = typer.Option(False, "--count", help="Print only the number of matches."),
         limit: int = typer.Option(50, "--limit", "-n", help="Rows to print (0: all)."),
