@@ -20,6 +20,9 @@ from ._errors import DecodeError, SchemaError
 
 __all__ = ["SampleBatch"]
 
+_NONE = object()
+_PLAIN = {"str": {str}, "int": {int}, "float": {float}, "bool": {bool}, "bytes": {bytes}}
+
 T = TypeVar("T")
 
 
@@ -73,6 +76,17 @@ class SampleBatch(Generic[T]):
                 out = np.empty((n, *shape), dtype=dt)
                 flat = out.reshape(n, -1) if out.size else out
                 nbytes = dt.itemsize * (out[0].size if n else 0)
+                prefix = first[:off]
+                total = off + nbytes
+                if set(map(len, vals)) == {total} and all([v.startswith(prefix) for v in vals]):
+                    if nbytes:  # copy each payload's element bytes straight into its batch slot
+                        mv = memoryview(out).cast("B")
+                        pos = 0
+                        for v in vals:
+                            mv[pos : pos + nbytes] = memoryview(v)[off:]
+                            pos += nbytes
+                    b._columns[name] = out
+                    continue
                 for i, v in enumerate(vals):
                     if len(v) != off + nbytes or v[:off] != first[:off]:
                         d2, s2, _ = parse_header(v, f" in field {name!r} of sample {keys[i]!r}")
@@ -84,6 +98,11 @@ class SampleBatch(Generic[T]):
                         flat[i] = np.frombuffer(v, dtype=dt, offset=off)
                 b._columns[name] = out
             else:
+                if spec.kind in _PLAIN:  # fast path: every value already has the wire type
+                    col = [r.get(name, _NONE) for r in raws]
+                    if set(map(type, col)) == _PLAIN[spec.kind]:
+                        b._columns[name] = col
+                        continue
                 col = []
                 for r, k in zip(raws, keys, strict=True):
                     if name in r:

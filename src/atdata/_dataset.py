@@ -232,7 +232,8 @@ class Dataset(Generic[T]):
         self._shared.skipped.append({"shard": shard, "key": key or "", "error": str(err)})
         log.warning("skipped %s%s: %s", shard, f" sample {key}" if key else "", err)
 
-    def _raw_stream(self, shards: Iterable[str]) -> Iterator[tuple[str, str, dict]]:
+    def _raw_stream(self, shards: Iterable[str], dec: Any = None) -> Iterator[Any]:
+        """``(shard, key, raw map)`` per sample; with ``dec`` (a generated decoder) the samples."""
         skip = self.on_error == "skip"
         src = self.source
         for shard in shards:
@@ -264,7 +265,18 @@ class Dataset(Generic[T]):
                             self._skip(shard, key, err)
                             continue
                         raise err
-                    yield shard, key, raw
+                    if dec is None:
+                        yield shard, key, raw
+                        continue
+                    try:
+                        obj = dec(raw, "", key)
+                    except AtdataError as exc:
+                        err = type(exc)(f"{exc} (shard {shard}, sample {key!r})")
+                        if skip:
+                            self._skip(shard, key, err)
+                            continue
+                        raise err from None
+                    yield obj
             except ShardError as exc:
                 if skip:
                     self._skip(shard, None, exc)
@@ -324,6 +336,11 @@ class Dataset(Generic[T]):
 
     def ordered(self, batch_size: int | None = None, *, drop_last: bool = False) -> Iterator[Any]:
         """Iterate samples in shard order, or :class:`~atdata.SampleBatch` es of ``batch_size``."""
+        if batch_size is None and self._selection is None and hasattr(self._decode_type, "atdata_fields"):
+            from ._decode import decoder_for
+
+            dec = decoder_for(self._decode_type, self.copy_arrays)
+            return self._with_ops(self._raw_stream(self.list_shards(), dec))
         return self._emit(self._raws(), batch_size, drop_last)
 
     def shuffled(
@@ -334,9 +351,12 @@ class Dataset(Generic[T]):
         seed: int | None = None,
         drop_last: bool = False,
     ) -> Iterator[Any]:
-        """Iterate in shuffled order: shard order shuffled, then samples through a shuffle buffer.
+        """Iterate in shuffled order.
 
-        The same ``seed`` gives the same order on every run.
+        Local shards are read in a uniformly random permutation of all samples (through the
+        member index, one ranged read per sample: perfect shuffle quality, memory independent of
+        ``buffer``). Other sources shuffle the shard order, then samples through a buffer of
+        ``buffer`` samples. The same ``seed`` gives the same order on every run.
         """
         if buffer < 1:
             raise ConfigError(f"buffer must be >= 1, got {buffer}")
@@ -345,6 +365,10 @@ class Dataset(Generic[T]):
             sel = list(self._selection)
             rng.shuffle(sel)
             raws: Iterator[Any] = self._raw_selection(sel)
+        elif self.on_error == "raise" and self._local():
+            order = list(range(self._base_len()))
+            rng.shuffle(order)
+            raws = self._raw_selection(order)
         else:
             shards = self.list_shards()
             rng.shuffle(shards)
@@ -455,6 +479,10 @@ class Dataset(Generic[T]):
         if type(raw) is not dict:
             raise DecodeError(f"payload is not a msgpack map{where}")
         return raw
+
+    def _local(self) -> bool:
+        """Whether every shard is a local file read through pread (random access is cheap)."""
+        return type(self.source) is URLSource and not any(is_remote(s) for s in self.list_shards())
 
     def _cumulative(self) -> tuple[list[str], list[int]]:
         c = self._shared.cum

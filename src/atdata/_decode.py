@@ -116,14 +116,14 @@ def decoder_for(cls: type, copy_arrays: bool = True) -> Callable[[dict, str, str
             cell = _ArrayCell()
             ns[f"_c{i}"] = cell
             ns[f"_slow{i}"] = _array_slow(spec, cell, copy_arrays)
-            ns["_fb"] = np.frombuffer
-            tail = ".copy()" if copy_arrays else ""
+            ns["_nd"] = np.ndarray
+            # one copy into a fresh bytearray makes the array writable (an ndarray over bytes is
+            # read-only); bytearray(...) copies faster than ndarray.copy() at these sizes
+            buf = "bytearray(v)" if copy_arrays else "v"
             lines.append(
                 f"    elif type(v) is bytes and len(v) == _c{i}.total and v.startswith(_c{i}.prefix):"
             )
-            lines.append(
-                f"        d[{n}] = _fb(v, _c{i}.dtype, -1, _c{i}.off).reshape(_c{i}.shape){tail}"
-            )
+            lines.append(f"        d[{n}] = _nd(_c{i}.shape, _c{i}.dtype, {buf}, _c{i}.off)")
             lines.append("    else:")
             lines.append(f"        d[{n}] = _slow{i}(v, where)")
         elif spec.kind in ("str", "int", "bytes"):

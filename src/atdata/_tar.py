@@ -39,6 +39,9 @@ class Member(NamedTuple):
     data: memoryview  # the payload (only valid until the next item for streamed reads)
 
 
+_new_member = tuple.__new__  # Member(...) without the Python-level __new__ (hot loop)
+
+
 def split_member_name(name: str) -> tuple[str, str]:
     """Split a member name into ``(key, extension)`` the WebDataset way (first dot of the basename).
 
@@ -115,6 +118,7 @@ def iter_tar(read: Callable[[int], bytes], where: str = "", chunk: int = CHUNK) 
         ShardError: For a stream that is not tar, or one truncated mid-member.
     """
     buf = b""
+    bufmv = memoryview(buf)
     pos = 0
     base = 0  # stream offset of buf[0]
     first = True
@@ -128,6 +132,7 @@ def iter_tar(read: Callable[[int], bytes], where: str = "", chunk: int = CHUNK) 
             base += pos
             more = _read_at_least(read, BLOCK - len(rest), chunk)
             buf = rest + more if rest else more
+            bufmv = memoryview(buf)
             pos = 0
             if len(buf) < BLOCK:
                 if not buf and not first:
@@ -163,7 +168,7 @@ def iter_tar(read: Callable[[int], bytes], where: str = "", chunk: int = CHUNK) 
         padded = (size + 511) & ~511
         avail = len(buf) - start
         if avail >= size:
-            data = memoryview(buf)[start : start + size]
+            data = bufmv[start : start + size]
             offset = base + start
             nxt = start + padded
         else:
@@ -192,7 +197,7 @@ def iter_tar(read: Callable[[int], bytes], where: str = "", chunk: int = CHUNK) 
                     pre = hdr[345:500]
                     z = pre.find(0)
                     name = (pre if z < 0 else pre[:z]).decode("utf-8", "replace") + "/" + name
-            yield Member(name, offset, data)
+            yield _new_member(Member, (name, offset, data))
             pax_name = pax_size = long_name = None
         elif typ == 120:  # 'x': PAX per-file header
             pax = _parse_pax(bytes(data), where)
@@ -211,6 +216,7 @@ def iter_tar(read: Callable[[int], bytes], where: str = "", chunk: int = CHUNK) 
             if len(got) < skip:
                 return
             buf = got
+            bufmv = memoryview(buf)
             pos = skip
 
 
