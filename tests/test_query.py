@@ -343,3 +343,45 @@ def test_stale_offsets_never_return_wrong_samples(ds):
     wrong = SampleLocation(a.shard, a.key, b.offset, a.size)  # key 5, but the bytes of sample 6
     with pytest.raises(IntegrityError, match=r"holds '00000006\.msgpack'"):
         ds.get_sample(wrong)
+
+
+# -- S3 (moto server on loopback) -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def s3_client():
+    import socket
+
+    from tests._services import require_service
+
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        require_service("moto server", "moto[server] is not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    from atdata.stores._s3 import make_client
+
+    client = make_client(
+        endpoint_url=f"http://127.0.0.1:{port}", aws_access_key_id="testing",
+        aws_secret_access_key="testing-secret", region_name="us-east-1",
+    )  # fmt: skip
+    client.create_bucket(Bucket="atdata-query")
+    yield client
+    server.stop()
+
+
+def test_s3_query_prunes_and_fetches_by_range(ds, s3_client):
+    d = os.path.dirname(ds.list_shards()[0])
+    for n in sorted(os.listdir(d)):
+        if n.startswith("shots-") and not n.endswith(".idx"):
+            s3_client.upload_file(os.path.join(d, n), "atdata-query", f"data/{n}")
+    src = atdata.S3Source("s3://atdata-query/data/shots-{000000..000004}.tar", client=s3_client)
+    remote = atdata.Dataset(src, Shot)
+    r = remote.query("idx IN (3, 150) AND label <> 'x'")
+    assert (r.stats.shards_pruned, r.stats.shards_scanned) == (3, 2)
+    assert [(s.idx, s.__key__) for s in r] == [(3, "00000003"), (150, "00000150")]
+    assert r.list_locations()[1].shard == "s3://atdata-query/data/shots-000003.tar"
