@@ -89,6 +89,15 @@ def bob(pds: Any) -> Account:
 
 
 @pytest.fixture()
+def publisher(pds: Any) -> tuple[Account, Any]:
+    """A fresh account with an empty repository, logged in (not saved)."""
+    from atdata.atmosphere import Atmosphere
+
+    acct = _make_account(pds, "pub")
+    return acct, Atmosphere.login(acct["handle"], acct["password"], pds.url, save=False)
+
+
+@pytest.fixture()
 def session_path(tmp_path: Any) -> Any:
     """A private session file for one test."""
     return tmp_path / "session.json"

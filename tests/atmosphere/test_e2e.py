@@ -59,7 +59,8 @@ def _check_cid(atmo: Atmosphere, uri: str, cid: str) -> None:
     assert atdata.verify_cid(value, cid)
 
 
-def test_publish_blobs_http_lens_then_bob_loads(pds, alice, bob, alice_atmo, http_dir, tmp_path):
+def test_publish_blobs_http_lens_then_bob_loads(pds, publisher, bob, http_dir, tmp_path):
+    alice, alice_atmo = publisher  # a fresh repository, so discovery lists exactly what is published here
     schema = publish_schema(alice_atmo, Reading, "1.0.0", description="station readings")
     assert schema.uri == f"at://{alice['did']}/{SCHEMA}/reading:1.0.0"
     _check_cid(alice_atmo, schema.uri, schema.cid)
@@ -108,6 +109,7 @@ def test_publish_blobs_http_lens_then_bob_loads(pds, alice, bob, alice_atmo, htt
     assert type(got[0]).__name__ == "Reading" and type(got[0]) is not Reading
     _same(list(load_remote(f"@{alice['did']}/readings@1.0.0", sample_type=Reading)), 23)
     _same(list(load_remote(f"@{alice['handle']}/readings-http", sample_type=Reading)), 7)
+    _same(list(atdata.load_dataset(f"@{alice['handle']}/readings", sample_type=Reading)), 23)
     ds_remote = load_remote(f"@{alice['handle']}/readings", sample_type=Reading)
     assert len(ds_remote) == 23 and ds_remote[17].idx == 17
 
@@ -238,7 +240,7 @@ def test_promote_entry_idempotent_and_completes_after_a_crash(pds, alice, alice_
     assert calls["n"] == 1
     monkeypatch.setattr(alice_atmo, "create_record", real_create)
 
-    res = promote_entry(idx, "promoted", alice_atmo)
+    res = idx.promote_entry("promoted", alice_atmo)
     assert res.created and len(res.blobs) == 3
     assert res.schema_uri == f"at://{alice['did']}/{SCHEMA}/reading:1.0.0"
     assert res.uris == [res.schema_uri, res.entry_uri]

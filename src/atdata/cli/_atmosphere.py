@@ -16,7 +16,7 @@ def local_app(app: typer.Typer) -> typer.Typer:
     for group in app.registered_groups:
         if group.name == "local" and group.typer_instance is not None:
             return group.typer_instance
-    sub = typer.Typer(help="Local services (index backends, a test PDS).", no_args_is_help=True)
+    sub = typer.Typer(help="Local services: the index and data store, a test PDS.", no_args_is_help=True)
     app.add_typer(sub, name="local")
     return sub
 
@@ -126,7 +126,7 @@ def register(app: typer.Typer) -> None:
         port: int = typer.Option(2583, help="PDS port"),
         fresh: bool = typer.Option(False, help="Wipe the PDS data directory first"),
     ) -> None:
-        """Start local services (``--pds``: installs on first use, ~2-3 minutes)."""
+        """Start local services (--pds: a loopback PDS; installs on first use, 2-6 minutes)."""
         if not pds:
             raise ConfigError("say which service to start, e.g. `atdata local up --pds`")
         from ..atmosphere import _pdsrun
@@ -140,7 +140,7 @@ def register(app: typer.Typer) -> None:
         pds: bool = typer.Option(False, "--pds", help="Stop the loopback PDS"),
         port: int = typer.Option(None, help="Only the PDS on this port (default: all started ones)"),
     ) -> None:
-        """Stop local services started with ``atdata local up``."""
+        """Stop local services started with `atdata local up`."""
         if not pds:
             raise ConfigError("say which service to stop, e.g. `atdata local down --pds`")
         from ..atmosphere import _pdsrun

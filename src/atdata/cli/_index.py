@@ -30,13 +30,25 @@ def register(app: typer.Typer) -> None:
     from rich.table import Table
 
     schema_app = typer.Typer(help="Stored sample schemas.", no_args_is_help=True)
-    local_app = typer.Typer(help="The local index and data store.", no_args_is_help=True)
     app.add_typer(schema_app, name="schema")
-    app.add_typer(local_app, name="local")
+    from ._atmosphere import local_app as _shared_local  # one `local` group for every topic
+
+    local_app = _shared_local(app)
+
+    app.registered_commands[:] = [c for c in app.registered_commands if c.name != "ls"]
 
     @app.command("ls")
-    def ls(index: str = _INDEX_OPT, as_json: bool = typer.Option(False, "--json")) -> None:
-        """List datasets in the index (every version)."""
+    def ls(
+        target: str = typer.Argument(None, help="@handle.example lists an atmosphere repository"),
+        index: str = _INDEX_OPT,
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """List datasets in the index (every version), or what @handle publishes."""
+        if target and target.startswith("@") and target.split("/", 1)[0] != "@local":
+            from ._atmosphere import ls_remote
+
+            ls_remote(target)
+            return
         entries = _index(index).list_datasets()
         if as_json:
             typer.echo(json.dumps([e.to_json() for e in entries], indent=1))
