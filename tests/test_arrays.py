@@ -38,7 +38,7 @@ def test_encode_non_contiguous_and_lists():
 
 
 def test_encode_refuses_object_dtype():
-    with pytest.raises(DecodeError, match="object-dtype"):
+    with pytest.raises(DecodeError, match=r"object-dtype"):
         atdata.encode_array(np.array([{}, 1], dtype=object))
 
 
@@ -73,12 +73,12 @@ def test_is_array_bytes():
 
 
 def test_decode_rejects_non_bytes():
-    with pytest.raises(DecodeError, match="expected array bytes, got str"):
+    with pytest.raises(DecodeError, match=r"expected array bytes, got str"):
         atdata.decode_array("abc")  # type: ignore[arg-type]
 
 
 def test_decode_where_is_in_message():
-    with pytest.raises(DecodeError, match="in field 'x' of sample 'k'"):
+    with pytest.raises(DecodeError, match=r"in field 'x' of sample 'k'"):
         atdata.decode_array(
             b"\x03<f4\x01" + struct.pack("<q", 2) + b"\0\0\0\0", where=" in field 'x' of sample 'k'"
         )
@@ -103,13 +103,13 @@ def test_npy_versions(arr):
 def test_npy_refuses_pickled_object_arrays():
     buf = io.BytesIO()
     np.save(buf, np.array([1, "a"], dtype=object), allow_pickle=True)
-    with pytest.raises(DecodeError, match="object-dtype"):
+    with pytest.raises(DecodeError, match=r"object-dtype"):
         atdata.decode_array(buf.getvalue())
 
 
 def test_npy_structured_dtype_refused():
     data = _npy(np.zeros(2, dtype=[("a", "<i4"), ("b", "<f4")]))
-    with pytest.raises(DecodeError, match="unsupported .npy dtype"):
+    with pytest.raises(DecodeError, match=r"unsupported .npy dtype"):
         atdata.decode_array(data)
 
 
@@ -119,7 +119,7 @@ def test_decode_array_into():
     assert out[1].tolist() == [1.0, 1.0, 1.0]
     decode_array_into(_npy(np.full(3, 2.0, "<f4")), out[0])
     assert out[0].tolist() == [2.0, 2.0, 2.0]
-    with pytest.raises(DecodeError, match="ragged"):
+    with pytest.raises(DecodeError, match=r"ragged"):
         decode_array_into(atdata.encode_array(np.ones((4,), "<f4")), out[0])
 
 

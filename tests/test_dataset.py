@@ -5,8 +5,10 @@ from __future__ import annotations
 import gc
 import http.server
 import os
+import pathlib
 import threading
 import tracemalloc
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -93,33 +95,33 @@ def test_glob_and_directory(shard_dir):
 
 
 def test_source_errors(tmp_path):
-    with pytest.raises(ShardError, match="no shard matches"):
+    with pytest.raises(ShardError, match=r"no shard matches"):
         atdata.Dataset(str(tmp_path / "nothing-*.tar"))
-    with pytest.raises(ShardError, match="holds no .tar shards"):
+    with pytest.raises(ShardError, match=r"holds no .tar shards"):
         atdata.Dataset(str(tmp_path))
-    with pytest.raises(ConfigError, match="unbalanced"):
+    with pytest.raises(ConfigError, match=r"unbalanced"):
         atdata.Dataset(str(tmp_path / "a-{0..2.tar"))
-    with pytest.raises(ConfigError, match="empty range"):
+    with pytest.raises(ConfigError, match=r"empty range"):
         atdata.Dataset(str(tmp_path / "a-{5..2}.tar"))
-    with pytest.raises(ConfigError, match="on_error must be"):
+    with pytest.raises(ConfigError, match=r"on_error must be"):
         atdata.Dataset(str(tmp_path / "a.tar"), on_error="ignore")
-    with pytest.raises(ConfigError, match="not a @packable"):
+    with pytest.raises(ConfigError, match=r"not a @packable"):
         atdata.Dataset(str(tmp_path / "a.tar"), sample_type=int)
 
 
 class _RangeHandler(http.server.SimpleHTTPRequestHandler):
-    ranges: list[str] = []
+    ranges: ClassVar[list[str]] = []
 
     def log_message(self, *args):  # keep test output quiet
         pass
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         rng = self.headers.get("Range")
         if not rng:
             return super().do_GET()
         type(self).ranges.append(rng)
         path = self.translate_path(self.path)
-        data = open(path, "rb").read()
+        data = pathlib.Path(path).read_bytes()
         lo, hi = (int(x) for x in rng.split("=")[1].split("-"))
         body = data[lo : hi + 1]
         self.send_response(206)
@@ -178,7 +180,7 @@ def test_shuffled_seed_reproducible_and_seeds_differ(shard_dir):
     assert a != c
     assert sorted(a) == sorted(c) == list(range(25))
     assert a != list(range(25))
-    with pytest.raises(ConfigError, match="buffer must be >= 1"):
+    with pytest.raises(ConfigError, match=r"buffer must be >= 1"):
         ds.shuffled(buffer=0)
 
 
@@ -204,12 +206,12 @@ def test_batch_stacking(shard_dir):
     assert b.samples[4] == _items(10)[4]
     assert set(b.to_dict()) == {"idx", "label", "vec"}
     assert [len(b) for b in ds.ordered(batch_size=10, drop_last=True)] == [10, 10]
-    with pytest.raises(ConfigError, match="batch_size must be >= 1"):
+    with pytest.raises(ConfigError, match=r"batch_size must be >= 1"):
         ds.ordered(batch_size=0)
 
 
 def test_ragged_batch_names_field(tmp_path):
-    items = _items(2) + [Item(idx=2, label="x", vec=np.zeros(5, "<f4"))]
+    items = [*_items(2), Item(idx=2, label="x", vec=np.zeros(5, "<f4"))]
     ds = atdata.write_samples(items, tmp_path / "r.tar", key="index")
     with pytest.raises(DecodeError, match=r"ragged field 'vec'.*'00000002'"):
         list(ds.ordered(batch_size=3))
@@ -265,7 +267,7 @@ def test_filter_map_select(shard_dir):
     ds = atdata.Dataset[Item](_url(shard_dir))
     odd = ds.filter(lambda s: s.label == "odd")
     assert [s.idx for s in odd] == list(range(1, 25, 2))
-    with pytest.raises(TypeError, match="unknown until it is read"):
+    with pytest.raises(TypeError, match=r"unknown until it is read"):
         len(odd)
     doubled = ds.map(lambda s: s.idx * 2)
     assert list(doubled)[:4] == [0, 2, 4, 6]
@@ -287,11 +289,11 @@ def test_random_access(shard_dir):
     ds = atdata.Dataset[Item](_url(shard_dir))
     assert ds[0].idx == 0 and ds[13].idx == 13 and ds[-1].idx == 24
     assert ds["00000017"].idx == 17 and ds.get("00000017").__key__ == "00000017"
-    with pytest.raises(IndexError, match="out of range for a dataset of 25"):
+    with pytest.raises(IndexError, match=r"out of range for a dataset of 25"):
         ds[25]
-    with pytest.raises(SampleKeyError, match="no sample with key 'zzz' in 3 shard"):
+    with pytest.raises(SampleKeyError, match=r"no sample with key 'zzz' in 3 shard"):
         ds.get("zzz")
-    with pytest.raises(SampleKeyError, match="excluded by this dataset's filter"):
+    with pytest.raises(SampleKeyError, match=r"excluded by this dataset's filter"):
         ds.filter(lambda s: s.idx != 5).get("00000005")
     assert [s.idx for s in ds.head(3)] == [0, 1, 2]
     assert ds.head(0) == []

@@ -96,20 +96,20 @@ def test_encoders(tp, good, wire, bad):
     out = s.encode(good)
     assert out == wire and type(out) is type(wire)
     for b in bad:
-        with pytest.raises(SchemaError, match="field T.'f"):
+        with pytest.raises(SchemaError, match=r"field T.'f"):
             s.encode(b)
 
 
 def test_sample_encoder_checks_type():
     s = spec_for_annotation("inner", Inner)
     assert s.encode(Inner(v=1)) == {"v": 1}
-    with pytest.raises(SchemaError, match="expects Inner"):
+    with pytest.raises(SchemaError, match=r"expects Inner"):
         s.encode({"v": 1})
 
 
 def test_ndarray_encoder_refuses_objects():
     s = spec_for_annotation("a", NDArray, owner="T.")
-    with pytest.raises(SchemaError, match="T.'a'.*object-dtype"):
+    with pytest.raises(SchemaError, match=r"T.'a'.*object-dtype"):
         s.encode(np.array([None, 1], dtype=object))
 
 
@@ -131,7 +131,7 @@ def test_decoders(tp, wire, value, bad):
     s = spec_for_annotation("f", tp, owner="T.")
     assert s.decode(wire, "") == value
     for b in bad:
-        with pytest.raises(SchemaError, match="' should hold .* (in shard x)?"):
+        with pytest.raises(SchemaError, match=r"' should hold .* (in shard x)?"):
             s.decode(b, " in shard x")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tempfile
@@ -164,10 +165,8 @@ _SHARD = _shard_bytes()
 
 
 def _only_atdata_errors(fn, *args):
-    try:
+    with contextlib.suppress(AtdataError):
         fn(*args)
-    except AtdataError:
-        pass
 
 
 # -- decoders under random and mutated input ---------------------------------------------------
@@ -272,7 +271,9 @@ def test_dataset_over_mutated_shard(data, batch_size):
                 ]
             )
             _only_atdata_errors(lambda ds=ds: len(ds))
-            _only_atdata_errors(lambda ds=ds: ds[1])
+            # a mutated shard may hold fewer samples: IndexError is the sequence protocol
+            with contextlib.suppress(IndexError):
+                _only_atdata_errors(lambda ds=ds: ds[1])
             _only_atdata_errors(lambda ds=ds: ds.get("k2"))
             skipping = atdata.Dataset(path, sample_type=typ, on_error="skip")
             list(skipping)  # never raises
@@ -304,7 +305,7 @@ def test_write_read_roundtrip(samples, maxcount):
         )
         got = list(ds.ordered())
         assert got == samples
-        assert [s.__key__ for s in got] == ["%08d" % i for i in range(len(samples))]
+        assert [s.__key__ for s in got] == [f"{i:08d}" for i in range(len(samples))]
         assert [s.__key__ for s in atdata.Dataset(ds.list_shards())] == [s.__key__ for s in got]
     finally:
         for f in os.listdir(d):

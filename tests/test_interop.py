@@ -172,7 +172,7 @@ def test_our_shards_decode_with_plain_tarfile(tmp_path, expected):
     ds = atdata.write_samples(samples, tmp_path / "v.tar", key="index")
     with tarfile.open(ds.list_shards()[0]) as tf:
         members = tf.getmembers()
-        assert [m.name for m in members] == ["%08d.msgpack" % i for i in range(12)]
+        assert [m.name for m in members] == [f"{i:08d}.msgpack" for i in range(12)]
         for m, s in zip(members, samples, strict=True):
             assert m.isfile()
             payload = msgpack.unpackb(tf.extractfile(m).read(), raw=False)

@@ -119,7 +119,7 @@ def test_post_init_converts_array_inputs():
     assert Explicit(name="l", values=[1, 2]).values.tolist() == [1, 2]
     b = atdata.encode_array(np.array([3.0]))
     assert Explicit(name="b", values=b).values.tolist() == [3.0]
-    with pytest.raises(SchemaError, match="cannot make a numeric array"):
+    with pytest.raises(SchemaError, match=r"cannot make a numeric array"):
         Explicit(name="o", values=[{}, "x"])
 
 
@@ -166,7 +166,7 @@ def test_from_dict_and_to_dict():
 
 
 def test_packable_rejects_bad_field_type_at_decoration():
-    with pytest.raises(SchemaError, match="'bad' has type"):
+    with pytest.raises(SchemaError, match=r"'bad' has type"):
 
         @atdata.packable
         class Bad:
@@ -189,7 +189,7 @@ def test_dictsample_api():
     assert "tags" in s and "nope" not in s
     assert s.get("nope") is None and s.get("nope", 5) == 5
     assert dict(s.items())["tags"] == ["a", "b"]
-    assert list(s.values())[0] == "s"
+    assert next(iter(s.values())) == "s"
     assert list(iter(s))[-1] == "n"
     assert s.meta == {"source": "cam", "year": 2020}  # nested samples stay maps
     assert type(s.arr) is bytes  # arrays stay raw bytes
@@ -200,7 +200,7 @@ def test_dictsample_api():
     assert s.s == "s"  # a copy
     with pytest.raises(KeyError):
         s["nope"]
-    with pytest.raises(AttributeError, match="no field 'nope'"):
+    with pytest.raises(AttributeError, match=r"no field 'nope'"):
         s.nope  # noqa: B018
 
 
@@ -210,7 +210,7 @@ def test_dictsample_as_type():
     s.__key__ = "k7"
     t = s.as_type(Everything)
     assert t == e and t.__key__ == "k7"
-    with pytest.raises(SchemaError, match="not a @packable"):
+    with pytest.raises(SchemaError, match=r"not a @packable"):
         s.as_type(dict)
 
 

@@ -100,7 +100,7 @@ def test_rule5_scalars_checked_not_converted(field, value, ok):
     base = {"name": "a", "score": 1.0, "pixels": PIX}
     data = _payload(**{**base, field: value})
     if ok is None:
-        with pytest.raises(SchemaError, match=f"field V1.'{field}'"):
+        with pytest.raises(SchemaError, match=rf"field V1.'{field}'"):
             V1.from_bytes(data)
     else:
         got = getattr(V1.from_bytes(data), field)
@@ -130,10 +130,10 @@ def test_rule5_more_type_checks(payload):
 
 def test_rule6_nil_in_required_field():
     with pytest.raises(
-        SchemaError, match="field V1.'score' should hold float but the payload has NoneType"
+        SchemaError, match=r"field V1.'score' should hold float but the payload has NoneType"
     ):
         V1.from_bytes(_payload(name="a", score=None, pixels=PIX))
-    with pytest.raises(SchemaError, match="'pixels'"):
+    with pytest.raises(SchemaError, match=r"'pixels'"):
         V1.from_bytes(_payload(name="a", score=1.0, pixels=None))
 
 
@@ -163,11 +163,11 @@ class Outer:
 def test_rule8_nested_follow_the_same_rules():
     ok = Outer.from_bytes(_payload(inner={"x": 1, "future": 2}, items=[{"x": 2}], table={"a": 1}))
     assert ok == Outer(inner=Inner(x=1), items=[Inner(x=2)], table={"a": 1})
-    with pytest.raises(SchemaError, match="missing required field Inner.'x'"):
+    with pytest.raises(SchemaError, match=r"missing required field Inner.'x'"):
         Outer.from_bytes(_payload(inner={"label": "no x"}, items=[], table={}))
-    with pytest.raises(SchemaError, match="Inner.'x'"):
+    with pytest.raises(SchemaError, match=r"Inner.'x'"):
         Outer.from_bytes(_payload(inner={"x": 1}, items=[{"x": "two"}], table={}))
-    with pytest.raises(SchemaError, match="'table"):
+    with pytest.raises(SchemaError, match=r"'table"):
         Outer.from_bytes(_payload(inner={"x": 1}, items=[], table={"a": "one"}))
 
 

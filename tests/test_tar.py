@@ -47,7 +47,7 @@ def test_reads_python_tarfile_formats(fmt, label):
     got = _read_all(data)
     assert [(n, d) for n, _o, d in got] == files
     assert all(o % 512 == 0 for _n, o, _d in got)
-    for n, o, d in got:
+    for _n, o, d in got:
         assert data[o : o + len(d)] == d
     path_entries = [(n, s) for n, _o, s in _scan(data)]
     assert path_entries == [(n, len(d)) for n, d in files]
@@ -156,11 +156,11 @@ def test_eof_without_end_blocks_is_accepted():
 
 
 def test_empty_and_garbage_raise_shard_error():
-    with pytest.raises(ShardError, match="empty file is not a tar archive in shard e.tar"):
+    with pytest.raises(ShardError, match=r"empty file is not a tar archive in shard e.tar"):
         list(iter_tar(io.BytesIO(b"").read, " in shard e.tar"))
-    with pytest.raises(ShardError, match="bad header checksum at byte 0"):
+    with pytest.raises(ShardError, match=r"bad header checksum at byte 0"):
         list(iter_tar(io.BytesIO(b"garbage" * 100).read))
-    with pytest.raises(ShardError, match="truncated tar header"):
+    with pytest.raises(ShardError, match=r"truncated tar header"):
         list(iter_tar(io.BytesIO(b"x" * 100).read))
 
 
@@ -175,5 +175,5 @@ def test_writer_refuses_huge_member():
         def __len__(self):
             return 8**11
 
-    with pytest.raises(ShardError, match="too large"):
+    with pytest.raises(ShardError, match=r"too large"):
         TarWriter(io.BytesIO(), mtime=0).add("a.msgpack", _Big())  # type: ignore[arg-type]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pathlib
 import subprocess
 import sys
 import tarfile
@@ -35,11 +36,10 @@ def _rows(n, size=0):
 
 
 def test_exception_mid_write_leaves_nothing(tmp_path):
-    with pytest.raises(Boom):
-        with ShardWriter(tmp_path / "a.tar", key="index") as w:
-            w.write(Row(text="x"))
-            w.write(Row(text="y"))
-            raise Boom
+    with pytest.raises(Boom), ShardWriter(tmp_path / "a.tar", key="index") as w:
+        w.write(Row(text="x"))
+        w.write(Row(text="y"))
+        raise Boom
     assert _listing(tmp_path) == []
 
 
@@ -92,7 +92,7 @@ def test_sha256_and_size_match_files(tmp_path):
         "h-000002.tar",
     ]
     for i in infos:
-        data = open(i.path, "rb").read()
+        data = pathlib.Path(i.path).read_bytes()
         assert i.size == len(data)
         assert i.sha256 == hashlib.sha256(data).hexdigest()
     assert ds.list_shards() == [i.path for i in infos]
@@ -128,13 +128,13 @@ def test_key_policies(tmp_path):
 
 @pytest.mark.parametrize("bad", ["", "a.b", "a\nb", "nul\x00", "/abs", 5, None])
 def test_invalid_keys(tmp_path, bad):
-    with pytest.raises(SampleKeyError, match="invalid sample key"):
+    with pytest.raises(SampleKeyError, match=r"invalid sample key"):
         atdata.write_samples(_rows(1), tmp_path / "k.tar", key=lambda s, i: bad)
     assert _listing(tmp_path) == []
 
 
 def test_duplicate_key(tmp_path):
-    with pytest.raises(SampleKeyError, match="duplicate sample key 'same' in shard"):
+    with pytest.raises(SampleKeyError, match=r"duplicate sample key 'same' in shard"):
         atdata.write_samples(_rows(2), tmp_path / "d.tar", key=lambda s, i: "same")
     assert _listing(tmp_path) == []
     # the same key in different shards is allowed (keys are unique per shard)
@@ -186,13 +186,13 @@ def test_config_errors(tmp_path, kwargs, match):
 
 
 def test_empty_input(tmp_path):
-    with pytest.raises(ConfigError, match="no samples were given"):
+    with pytest.raises(ConfigError, match=r"no samples were given"):
         atdata.write_samples([], tmp_path / "e.tar")
     assert _listing(tmp_path) == []
 
 
 def test_unwritable_object(tmp_path):
-    with pytest.raises(SchemaError, match="cannot write a int"):
+    with pytest.raises(SchemaError, match=r"cannot write a int"):
         atdata.write_samples([1], tmp_path / "n.tar")
 
 
@@ -238,7 +238,7 @@ def test_observers(tmp_path):
         ("add", "00000002", 512, sizes[2]),
         ("end", "o-000001.tar", 1),
     ]
-    data = open(ds.list_shards()[0], "rb").read()
+    data = pathlib.Path(ds.list_shards()[0]).read_bytes()
     assert data[1536 : 1536 + sizes[1]] == Row(text="r1").packed
     rec2 = _Recorder()
     with pytest.raises(Boom), ShardWriter(tmp_path / "q.tar", observers=[rec2]) as w:
