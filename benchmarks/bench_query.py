@@ -76,6 +76,9 @@ def main() -> None:
     cases = {
         "expr  (Q.idx.between)": lambda ds: ds.query(ds.fields.idx.between(LO, HI)),
         "sql   (idx BETWEEN)": lambda ds: ds.query(f"idx BETWEEN {LO} AND {HI}"),
+        "sql via DuckDB (LIKE)": lambda ds: ds.query(
+            f"idx BETWEEN {LO} AND {HI} AND label LIKE 'class_%'"
+        ),
         "lambda (no pruning)": lambda ds: ds.query(
             lambda df: (df["idx"] >= LO) & (df["idx"] <= HI)
         ),

@@ -171,6 +171,18 @@ def test_where_to_expr_only_uses_safe_conjuncts():
     assert repr(where_to_expr("n BETWEEN 1 AND 2 AND upper(s) = 'A'")) == "n BETWEEN 1 AND 2"
     assert repr(where_to_expr("\"my col\" IN ('a', 'it''s')")) == "my col IN ('a', \"it's\")"
     assert where_to_expr("NOT n = 1") is None
+    assert where_to_expr("n > 1 AND upper(s) = 'A'", complete=True) is None
+    assert repr(where_to_expr("n > 1 AND s = 'A'", complete=True)) == "(n > 1 AND s == 'A')"
+
+
+def test_sql_beyond_simple_terms_runs_in_duckdb(ds):
+    want = brute(ds, lambda s: s.idx % 67 == 0 and s.label != "dog")
+    assert want == ["00000067", "00000134"]
+    assert ds.query("idx % 67 = 0 AND label <> 'dog'").list_keys() == want
+    assert ds.query("IDX % 67 = 0 AND LABEL <> 'dog'").list_keys() == want
+    assert ds.query("Label = 'rare' AND Idx > 100").list_keys() == ["00000137"]
+    r = ds.query("len(tags) = 2 AND idx < 30")
+    assert (r.list_keys(), r.stats.shards_pruned) == (["00000000", "00000014", "00000028"], 4)
 
 
 # -- upstream manifests -----------------------------------------------------------------------

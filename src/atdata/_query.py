@@ -36,10 +36,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from ._errors import ConfigError, IntegrityError, SchemaError
+from ._errors import ConfigError, IntegrityError, SchemaError, ShardError
 from ._extras import require
 from ._manifest_read import ShardManifest, load_manifest
 from ._query_expr import Expr, where_to_expr
@@ -117,8 +117,7 @@ class QueryResult:
 
     def __iter__(self) -> Iterator[Any]:
         """Read the matched samples by ranged reads, in shard and offset order."""
-        for loc in self._locs:
-            yield self._reader(loc)
+        return self._reader(self._locs)
 
     def __repr__(self) -> str:
         s = self.stats
@@ -144,7 +143,38 @@ def _check_header(head: bytes, loc: SampleLocation) -> None:
         )
 
 
-def fetch_raw(source: Any, loc: SampleLocation) -> dict:
+def _local_reader(source: Any) -> Any:
+    """A ``read_range`` that keeps local shards open (URLSource only), or ``None``."""
+    from ._sources import URLSource, is_remote
+
+    if type(source) is not URLSource:
+        return None
+    fds: dict[str, int] = {}
+
+    def read(shard: str, offset: int, size: int) -> bytes:
+        if is_remote(shard):
+            return source.read_range(shard, offset, size)
+        fd = fds.get(shard)
+        if fd is None:
+            try:
+                fd = fds[shard] = os.open(shard, os.O_RDONLY)
+            except OSError as exc:
+                raise ShardError(f"cannot open shard {shard}: {exc.strerror}") from None
+        data = os.pread(fd, size, offset)
+        if len(data) != size:
+            raise ShardError(f"short read in shard {shard}: wanted {size} bytes at {offset}")
+        return data
+
+    def close() -> None:
+        for fd in fds.values():
+            os.close(fd)
+        fds.clear()
+
+    read.close = close  # type: ignore[attr-defined]
+    return read
+
+
+def fetch_raw(source: Any, loc: SampleLocation, read: Any = None) -> dict:
     """The raw field map of the sample at ``loc``, checked against its tar header.
 
     Raises:
@@ -153,7 +183,7 @@ def fetch_raw(source: Any, loc: SampleLocation) -> dict:
     from ._sample import unpack_payload
 
     where = f" in shard {loc.shard}, sample {loc.key!r}"
-    read = getattr(source, "read_range", None)
+    read = read or getattr(source, "read_range", None)
     if read is not None and loc.offset >= 512:
         data = read(loc.shard, loc.offset - 512, loc.size + 512)
         _check_header(data[:512], loc)
@@ -180,14 +210,25 @@ def fetch_raw(source: Any, loc: SampleLocation) -> dict:
     return unpack_payload(payload, where)
 
 
-def fetch_sample(source: Any, sample_type: type, loc: SampleLocation) -> Any:
+def fetch_sample(source: Any, sample_type: type, loc: SampleLocation, read: Any = None) -> Any:
     """Decode the sample at ``loc`` as ``sample_type`` (reads only its tar member)."""
-    raw = fetch_raw(source, loc)
+    raw = fetch_raw(source, loc, read)
     obj = sample_type._from_wire(raw, f" in shard {loc.shard}, sample {loc.key!r}")
     from ._dataset import _set_key
 
     _set_key(obj, loc.key)
     return obj
+
+
+def fetch_samples(source: Any, sample_type: type, locs: Iterable[SampleLocation]) -> Iterator[Any]:
+    """Decode the samples at ``locs`` in order, keeping local shards open between reads."""
+    read = _local_reader(source)
+    try:
+        for loc in locs:
+            yield fetch_sample(source, sample_type, loc, read)
+    finally:
+        if read is not None:
+            read.close()
 
 
 class QueryExecutor:
@@ -353,7 +394,15 @@ class QueryExecutor:
             )
         else:
             table = pa.concat_tables(tables, promote_options="permissive")
-        if isinstance(where, str):
+        fast = where_to_expr(where, complete=True) if isinstance(where, str) else None
+        if fast is not None and not fast.fields() <= set(table.column_names):
+            fast = None  # e.g. a column spelled in another case: DuckDB resolves it
+        if fast is not None and table.num_rows:  # simple SQL: same rows without a DuckDB round trip
+            try:
+                table = table.filter(fast.arrow_mask(table))
+            except pa.ArrowException:
+                table = self._sql(where, table)
+        elif isinstance(where, str):
             table = self._sql(where, table)
         elif isinstance(where, Expr) and table.num_rows:
             try:
@@ -376,7 +425,7 @@ class QueryExecutor:
             )
         ]
         stats.rows_matched = len(locs)
-        return QueryResult(locs, stats, table, self.get_sample)
+        return QueryResult(locs, stats, table, self.iter_samples)
 
     def _pandas_filter(self, where: Any, table: Any) -> Any:
         df = table.to_pandas()
@@ -412,6 +461,10 @@ class QueryExecutor:
     def get_sample(self, loc: SampleLocation) -> Any:
         """Read the sample at ``loc`` (just its tar member)."""
         return fetch_sample(self.source, self.sample_type, loc)
+
+    def iter_samples(self, locs: Iterable[SampleLocation]) -> Iterator[Any]:
+        """Read the samples at ``locs`` in order (ranged reads)."""
+        return fetch_samples(self.source, self.sample_type, locs)
 
 
 _CON: list[Any] = []

@@ -471,12 +471,14 @@ def _conjunct(toks: list[tuple[str, Any]]) -> Expr | None:
     return None
 
 
-def where_to_expr(sql: str) -> Expr | None:
+def where_to_expr(sql: str, *, complete: bool = False) -> Expr | None:
     """The part of a SQL ``WHERE`` clause that aggregates can prune on, or ``None``.
 
     Only top-level ``AND`` terms of the forms ``f <op> literal``, ``f IN (...)``,
     ``f BETWEEN a AND b`` and ``list_contains(f, 'v')`` are used; anything else (``OR`` at the top
     level, functions, ``NOT``) is left to DuckDB, so pruning never drops a matching shard.
+    With ``complete=True`` the result is ``None`` unless every term was translated, so the
+    expression alone decides the same rows as the SQL.
     """
     toks = _tokens(sql)
     if not toks:
@@ -501,6 +503,6 @@ def where_to_expr(sql: str) -> Expr | None:
                 continue
         parts[-1].append(tok)
     leaves = [e for p in parts if (e := _conjunct(p)) is not None]
-    if not leaves:
+    if not leaves or (complete and len(leaves) != len(parts)):
         return None
     return leaves[0] if len(leaves) == 1 else And(*leaves)
