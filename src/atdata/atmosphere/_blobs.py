@@ -28,7 +28,6 @@ __all__ = ["BlobRef", "BlobSource", "PDSBlobStore", "VerifiedHTTPSource", "blob_
 
 LEXICON_MAX_BLOB = 52428800  # storageBlobs.blobEntry.blob.maxSize
 _VERIFY_TAIL = 1 << 16  # on close, drain at most this much to finish a checksum
-_TIMEOUT = 120.0
 
 
 def blob_shard_id(did: str, cid: str) -> str:
@@ -92,14 +91,24 @@ class _VerifyingStream:
             )
 
     def read(self, n: int = -1) -> bytes:
-        while not self._eof and (n < 0 or len(self._buf) < n):
+        if not self._buf and not self._eof and self._pull() and (n < 0 or len(self._buf) == n):
+            if n >= 0:  # the common case: hand over the chunk as it came, no copy
+                out, self._buf = self._buf, b""
+                return out
+        parts = [self._buf]
+        have = len(self._buf)
+        self._buf = b""
+        while not self._eof and (n < 0 or have < n):
             if not self._pull():
                 break
-        if n < 0:
-            out, self._buf = self._buf, b""
-        else:
-            out, self._buf = self._buf[:n], self._buf[n:]
-        return out
+            parts.append(self._buf)
+            have += len(self._buf)
+            self._buf = b""
+        data = b"".join(parts) if len(parts) > 1 else parts[0]
+        if n < 0 or len(data) <= n:
+            return data
+        self._buf = data[n:]
+        return data[:n]
 
     def close(self) -> None:
         try:
@@ -113,26 +122,19 @@ class _VerifyingStream:
 
 
 def _open_http(url: str, shard: str, sha256: str | None, size: int | None, params: dict | None = None) -> Any:
+    from ._resolve import http_client
+
     httpx = require("httpx", "atmosphere", "reading remote shards")
-    client = httpx.Client(timeout=_TIMEOUT, follow_redirects=True)
+    client = http_client()
     try:
         req = client.build_request("GET", url, params=params, headers={"Accept-Encoding": "identity"})
         resp = client.send(req, stream=True)
     except httpx.HTTPError as exc:
-        client.close()
         raise ShardError(f"cannot fetch shard {shard}: {type(exc).__name__}: {exc}") from None
     if resp.status_code != 200:
         body = resp.read()[:200].decode(errors="replace")
         resp.close()
-        client.close()
         raise ShardError(f"cannot fetch shard {shard}: HTTP {resp.status_code} {body}".rstrip())
-    closer = resp.close
-
-    def close() -> None:
-        closer()
-        client.close()
-
-    resp.close = close  # type: ignore[method-assign]
     return _VerifyingStream(resp, shard, sha256, size)
 
 
