@@ -89,6 +89,9 @@ class _Shared:
         self.cum: tuple[list[str], list[int]] | None = None  # shards, cumulative counts
         self.fds: Any = None  # _index.FdCache, opened on first ranged read
 
+    def __getstate__(self) -> dict[str, Any]:  # DataLoader workers (spawn): open their own files
+        return {**self.__dict__, "fds": None}
+
 
 def _set_key(obj: Any, key: str) -> None:
     try:
@@ -576,6 +579,24 @@ class Dataset(Generic[T]):
         from ._query import fetch_sample
 
         return fetch_sample(self.source, self.sample_type, loc)
+
+    def to_torch(self, **kwargs: Any) -> Any:
+        """This dataset as a ``torch.utils.data.IterableDataset`` split across DataLoader workers
+        and distributed ranks, with ``set_epoch`` and mid-epoch ``state_dict`` resume.
+
+        Keyword arguments: ``batch_size``, ``shuffle``, ``seed``, ``rank``/``world_size`` (default
+        from ``torch.distributed``), ``policy`` (``"drop_last"`` or ``"pad"``), ``drop_last_batch``,
+        ``transform``. See :class:`atdata._torch.TorchDataset`. Needs ``atdata[torch]``.
+
+        Raises:
+            ConfigError: When the configuration cannot give every rank the same number of samples.
+        """
+        from ._extras import require
+
+        require("torch", "torch", "Dataset.to_torch")
+        from ._torch import TorchDataset
+
+        return TorchDataset(self, **kwargs)
 
     def head(self, n: int = 5) -> list[T]:
         """The first ``n`` samples."""

@@ -326,8 +326,15 @@ class DictSample:
     def __getitem__(self, name: str) -> Any:
         return self._data[name]
 
+    def __getstate__(self) -> tuple[dict, str | None]:  # DataLoader workers send samples back
+        return self._data, self.__key__
+
+    def __setstate__(self, state: tuple[dict, str | None]) -> None:
+        object.__setattr__(self, "_data", state[0])
+        object.__setattr__(self, "__key__", state[1])
+
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
+        if name.startswith("__") or name == "_data":
             raise AttributeError(name)
         try:
             return self._data[name]
