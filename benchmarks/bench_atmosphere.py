@@ -58,9 +58,14 @@ def main() -> int:
         sample_bytes = 1 << 20  # 1 MiB of random bytes per sample
         n = args.mb * 1_000_000 // sample_bytes
         rng = np.random.default_rng(0)
-        samples = (Chunk(idx=i, data=rng.integers(0, 256, sample_bytes, dtype=np.uint8)) for i in range(n))
+        samples = (
+            Chunk(idx=i, data=rng.integers(0, 256, sample_bytes, dtype=np.uint8)) for i in range(n)
+        )
         ds = atdata.write_samples(
-            samples, os.path.join(tmp, "chunk-%04d.tar"), maxsize=args.shard_mb * 1_000_000, progress=False
+            samples,
+            os.path.join(tmp, "chunk-%04d.tar"),
+            maxsize=args.shard_mb * 1_000_000,
+            progress=False,
         )
         infos = ds.list_shard_infos()
         total = sum(i.size for i in infos)
@@ -68,9 +73,13 @@ def main() -> int:
 
         schema = publish_schema(atmo, Chunk, "1.0.0")
         t0 = time.perf_counter()
-        pub = publish_dataset(atmo, "bench", schema.uri, shards=[i.path for i in infos], num_samples=n)
+        pub = publish_dataset(
+            atmo, "bench", schema.uri, shards=[i.path for i in infos], num_samples=n
+        )
         dt_pub = time.perf_counter() - t0
-        print(f"publish (blobs): {dt_pub:.2f} s, {total / 1e6 / dt_pub:.1f} MB/s ({len(pub.blobs)} blobs)")
+        print(
+            f"publish (blobs): {dt_pub:.2f} s, {total / 1e6 / dt_pub:.1f} MB/s ({len(pub.blobs)} blobs)"
+        )
 
         t0 = time.perf_counter()
         count = 0
@@ -80,7 +89,9 @@ def main() -> int:
             nbytes += s.data.nbytes
         dt_load = time.perf_counter() - t0
         assert count == n, (count, n)
-        print(f"load (blobs, verified): {dt_load:.2f} s, {total / 1e6 / dt_load:.1f} MB/s ({count} samples)")
+        print(
+            f"load (blobs, verified): {dt_load:.2f} s, {total / 1e6 / dt_load:.1f} MB/s ({count} samples)"
+        )
 
         import httpx  # the raw getBlob cost, with and without letting the PDS gzip the bytes
 
@@ -89,12 +100,18 @@ def main() -> int:
                 t0 = time.perf_counter()
                 for cid in pub.blobs:
                     params = {"did": atmo.did, "cid": cid}
-                    with client.stream("GET", f"{url}/xrpc/com.atproto.sync.getBlob", params=params,
-                                       headers={"Accept-Encoding": enc}) as r:
+                    with client.stream(
+                        "GET",
+                        f"{url}/xrpc/com.atproto.sync.getBlob",
+                        params=params,
+                        headers={"Accept-Encoding": enc},
+                    ) as r:
                         for _ in r.iter_bytes(1 << 20):
                             pass
                 dt = time.perf_counter() - t0
-                print(f"raw getBlob, Accept-Encoding {enc}: {dt:.2f} s, {total / 1e6 / dt:.1f} MB/s")
+                print(
+                    f"raw getBlob, Accept-Encoding {enc}: {dt:.2f} s, {total / 1e6 / dt:.1f} MB/s"
+                )
     finally:
         if server is not None:
             _pdsrun.stop(server)

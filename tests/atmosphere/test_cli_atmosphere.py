@@ -30,10 +30,18 @@ def test_login_whoami_ls_logout(pds, alice, alice_atmo, tmp_path, monkeypatch, c
     assert main(["login", alice["handle"]]) == 0
     assert f"logged in as @{alice['handle']} ({alice['did']})" in capsys.readouterr().out
     assert main(["whoami"]) == 0
-    assert capsys.readouterr().out.split() == [f"@{alice['handle']}", alice["did"], alice_atmo.pds.replace("127.0.0.1", "localhost")]
+    assert capsys.readouterr().out.split() == [
+        f"@{alice['handle']}",
+        alice["did"],
+        alice_atmo.pds.replace("127.0.0.1", "localhost"),
+    ]
     assert main(["ls", f"@{alice['handle']}"]) == 0
     out = capsys.readouterr().out
-    assert "tiny" in out and "storageBlobs" in out and f"at://{alice['did']}/science.alt.dataset.schema/tiny:2.0.0" in out
+    assert (
+        "tiny" in out
+        and "storageBlobs" in out
+        and f"at://{alice['did']}/science.alt.dataset.schema/tiny:2.0.0" in out
+    )
     assert main(["logout"]) == 0
     assert capsys.readouterr().out.strip() == f"logged out @{alice['handle']}"
     assert main(["whoami"]) == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pathlib
 import shutil
 import stat
 
@@ -37,11 +38,16 @@ class Reading:
 
 
 def _samples(n: int, width: int = 8) -> list[Reading]:
-    return [Reading(idx=i, station=f"st-{i % 3}", values=np.arange(width, dtype="f4") * i) for i in range(n)]
+    return [
+        Reading(idx=i, station=f"st-{i % 3}", values=np.arange(width, dtype="f4") * i)
+        for i in range(n)
+    ]
 
 
 def _write(tmp_path, n: int, maxcount: int, width: int = 8) -> atdata.Dataset:
-    return atdata.write_samples(_samples(n, width), str(tmp_path / "r-%04d.tar"), maxcount=maxcount, key="index")
+    return atdata.write_samples(
+        _samples(n, width), str(tmp_path / "r-%04d.tar"), maxcount=maxcount, key="index"
+    )
 
 
 def _same(got: list, n: int, width: int = 8) -> None:
@@ -60,7 +66,9 @@ def _check_cid(atmo: Atmosphere, uri: str, cid: str) -> None:
 
 
 def test_publish_blobs_http_lens_then_bob_loads(pds, publisher, bob, http_dir, tmp_path):
-    alice, alice_atmo = publisher  # a fresh repository, so discovery lists exactly what is published here
+    alice, alice_atmo = (
+        publisher  # a fresh repository, so discovery lists exactly what is published here
+    )
     schema = publish_schema(alice_atmo, Reading, "1.0.0", description="station readings")
     assert schema.uri == f"at://{alice['did']}/{SCHEMA}/reading:1.0.0"
     _check_cid(alice_atmo, schema.uri, schema.cid)
@@ -71,15 +79,25 @@ def test_publish_blobs_http_lens_then_bob_loads(pds, publisher, bob, http_dir, t
     ds = _write(tmp_path / "b", 23, maxcount=10) if (tmp_path / "b").mkdir() is None else None
     infos = ds.list_shard_infos()
     pub = publish_dataset(
-        alice_atmo, "readings", schema.uri, shards=[i.path for i in infos], version="1.0.0",
-        num_samples=23, metadata={"mean": 0.25, "note": "floats live in msgpack metadata"},
+        alice_atmo,
+        "readings",
+        schema.uri,
+        shards=[i.path for i in infos],
+        version="1.0.0",
+        num_samples=23,
+        metadata={"mean": 0.25, "note": "floats live in msgpack metadata"},
     )
     assert len(pub.blobs) == 3
-    assert [atdata.generate_cid(open(i.path, "rb").read()) for i in infos] == pub.blobs
+    assert [atdata.generate_cid(pathlib.Path(i.path).read_bytes()) for i in infos] == pub.blobs
     _check_cid(alice_atmo, pub.uri, pub.cid)
     rerun = publish_dataset(
-        alice_atmo, "readings", schema.uri, shards=[i.path for i in infos], version="1.0.0",
-        num_samples=23, metadata={"mean": 0.25, "note": "floats live in msgpack metadata"},
+        alice_atmo,
+        "readings",
+        schema.uri,
+        shards=[i.path for i in infos],
+        version="1.0.0",
+        num_samples=23,
+        metadata={"mean": 0.25, "note": "floats live in msgpack metadata"},
     )
     assert (rerun.created, rerun.uri) == (False, pub.uri)
 
@@ -91,15 +109,28 @@ def test_publish_blobs_http_lens_then_bob_loads(pds, publisher, bob, http_dir, t
         shutil.copy(info.path, root / os.path.basename(info.path))
         urls.append(f"{base}/{os.path.basename(info.path)}")
         shas.append(info.sha256)
-    hpub = publish_dataset(alice_atmo, "readings-http", schema.uri, shards=urls, sha256=shas, storage="http")
+    hpub = publish_dataset(
+        alice_atmo, "readings-http", schema.uri, shards=urls, sha256=shas, storage="http"
+    )
     _check_cid(alice_atmo, hpub.uri, hpub.cid)
 
     # 3) a lens between two schema versions
     s2 = publish_schema(alice_atmo, Reading, "1.1.0")
-    code = CodeRef("https://github.com/example/lenses", "0123456789abcdef0123456789abcdef01234567", "lenses/r.py:up")
-    lens = publish_lens(alice_atmo, "reading-up", schema.uri, s2.uri, code, code, description="no-op")
+    code = CodeRef(
+        "https://github.com/example/lenses",
+        "0123456789abcdef0123456789abcdef01234567",
+        "lenses/r.py:up",
+    )
+    lens = publish_lens(
+        alice_atmo, "reading-up", schema.uri, s2.uri, code, code, description="no-op"
+    )
     _check_cid(alice_atmo, lens.uri, lens.cid)
-    assert publish_lens(alice_atmo, "reading-up", schema.uri, s2.uri, code, code, description="no-op").created is False
+    assert (
+        publish_lens(
+            alice_atmo, "reading-up", schema.uri, s2.uri, code, code, description="no-op"
+        ).created
+        is False
+    )
 
     # bob: his own session, loads by handle; the type is rebuilt from the schema record
     bob_atmo = Atmosphere.login(bob["handle"], bob["password"], pds.url, save=False)
@@ -117,7 +148,11 @@ def test_publish_blobs_http_lens_then_bob_loads(pds, publisher, bob, http_dir, t
     names = sorted(e.name for e in list_datasets(alice["handle"]))
     assert names == ["readings", "readings-http"]
     entry = next(e for e in list_datasets(alice["handle"]) if e.name == "readings")
-    assert entry.metadata == {"mean": 0.25, "note": "floats live in msgpack metadata", "version": "1.0.0"}
+    assert entry.metadata == {
+        "mean": 0.25,
+        "note": "floats live in msgpack metadata",
+        "version": "1.0.0",
+    }
     assert entry.value["size"] == {"bytes": sum(i.size for i in infos), "shards": 3, "samples": 23}
     assert sorted(v["version"] for _u, _c, v in list_schemas(alice["handle"])) == ["1.0.0", "1.1.0"]
     (lr,) = list_lenses(alice["handle"])
@@ -133,8 +168,15 @@ def test_checksum_mismatch_is_an_integrity_error(pds, alice, alice_atmo, http_di
     ds = _write(tmp_path, 3, maxcount=10)
     (info,) = ds.list_shard_infos()
     shutil.copy(info.path, root / "tampered.tar")
-    publish_dataset(alice_atmo, "tampered", schema.uri, shards=[f"{base}/tampered.tar"], sha256=["0" * 64], storage="http")
-    with pytest.raises(atdata.IntegrityError, match="sha256 mismatch for shard .*tampered.tar"):
+    publish_dataset(
+        alice_atmo,
+        "tampered",
+        schema.uri,
+        shards=[f"{base}/tampered.tar"],
+        sha256=["0" * 64],
+        storage="http",
+    )
+    with pytest.raises(atdata.IntegrityError, match=r"sha256 mismatch for shard .*tampered\.tar"):
         list(load_remote(f"@{alice['handle']}/tampered", sample_type=Reading))
 
 
@@ -142,36 +184,75 @@ def test_blob_limit_splits_shards_and_refuses_oversized_samples(pds, alice, alic
     schema = publish_schema(alice_atmo, Reading, "1.0.0")
     ds = _write(tmp_path, 40, maxcount=40, width=2000)  # one shard of ~330 KB
     (info,) = ds.list_shard_infos()
-    pub = publish_dataset(alice_atmo, "split", schema.uri, shards=[info.path], max_blob_size=100_000)
+    pub = publish_dataset(
+        alice_atmo, "split", schema.uri, shards=[info.path], max_blob_size=100_000
+    )
     assert len(pub.blobs) == 4  # ~8.7 KB samples, 11 per 100 KB blob
     _same(list(load_remote(f"@{alice['handle']}/split", sample_type=Reading)), 40, 2000)
 
-    big = _write(tmp_path / "big", 1, maxcount=1, width=40_000) if (tmp_path / "big").mkdir() is None else None
+    big = (
+        _write(tmp_path / "big", 1, maxcount=1, width=40_000)
+        if (tmp_path / "big").mkdir() is None
+        else None
+    )
     before = [u for u, _c, v in iter_records(alice_atmo.pds, alice_atmo.did, ENTRY)]
     with pytest.raises(atdata.ConfigError, match="more than the PDS blob limit of 100000 bytes"):
-        publish_dataset(alice_atmo, "too-big", schema.uri, shards=[big.list_shard_infos()[0].path], max_blob_size=100_000)
+        publish_dataset(
+            alice_atmo,
+            "too-big",
+            schema.uri,
+            shards=[big.list_shard_infos()[0].path],
+            max_blob_size=100_000,
+        )
     after = [u for u, _c, v in iter_records(alice_atmo.pds, alice_atmo.did, ENTRY)]
     assert after == before
 
 
 def test_pagination_reads_every_page(pds, alice_atmo):
     for i in range(7):
-        alice_atmo.put_record("science.alt.dataset.label", f"page-{i}", {"$type": "science.alt.dataset.label", "name": f"l{i}", "createdAt": "2025-01-01T00:00:00Z"})
-    got = [u for u, _c, _v in iter_records(alice_atmo.pds, alice_atmo.did, "science.alt.dataset.label", page_size=2)]
+        alice_atmo.put_record(
+            "science.alt.dataset.label",
+            f"page-{i}",
+            {
+                "$type": "science.alt.dataset.label",
+                "name": f"l{i}",
+                "createdAt": "2025-01-01T00:00:00Z",
+            },
+        )
+    got = [
+        u
+        for u, _c, _v in iter_records(
+            alice_atmo.pds, alice_atmo.did, "science.alt.dataset.label", page_size=2
+        )
+    ]
     pages = [u for u in got if "/page-" in u]
     assert len(pages) == len(set(pages)) == 7  # four pages of two, no duplicates, none missing
-    assert sorted(pages) == [f"at://{alice_atmo.did}/science.alt.dataset.label/page-{i}" for i in range(7)]
+    assert sorted(pages) == [
+        f"at://{alice_atmo.did}/science.alt.dataset.label/page-{i}" for i in range(7)
+    ]
 
 
 def test_floats_rejected_before_reaching_the_pds(alice_atmo):
     from atdata.atmosphere import entry_record, storage_http
 
     with pytest.raises(atdata.SchemaError, match=r"entry record.size.bytes is the float 1.5"):
-        entry_record("x", "at://d/c/r", storage_http([("https://e.org/a.tar", "a" * 64)]), size={"bytes": 1.5})
+        entry_record(
+            "x",
+            "at://d/c/r",
+            storage_http([("https://e.org/a.tar", "a" * 64)]),
+            size={"bytes": 1.5},
+        )
     with pytest.raises(atdata.SchemaError, match="no floats"):
         atdata.generate_cid({"score": 0.5})
-    label = {"$type": "science.alt.dataset.label", "name": "f", "score": 0.5, "createdAt": "2025-01-01T00:00:00Z"}
-    with pytest.raises(atdata.SchemaError, match=r"science.alt.dataset.label record.score is the float 0.5"):
+    label = {
+        "$type": "science.alt.dataset.label",
+        "name": "f",
+        "score": 0.5,
+        "createdAt": "2025-01-01T00:00:00Z",
+    }
+    with pytest.raises(
+        atdata.SchemaError, match=r"science.alt.dataset.label record.score is the float 0.5"
+    ):
         alice_atmo.create_record("science.alt.dataset.label", label)
     # and the PDS itself refuses them: the constraint is the protocol's, not ours
     with pytest.raises(Exception, match="Expected one of null, boolean, integer"):
@@ -182,7 +263,9 @@ def test_floats_rejected_before_reaching_the_pds(alice_atmo):
 
 def test_session_saved_private_refreshed_and_revoked(pds, alice, session_path, caplog):
     caplog.set_level(logging.DEBUG)
-    atmo = Atmosphere.login(f"@{alice['handle']}", alice["password"], session_path=session_path)  # PDS resolved
+    atmo = Atmosphere.login(
+        f"@{alice['handle']}", alice["password"], session_path=session_path
+    )  # PDS resolved
     assert atmo.pds == pds.url.replace("127.0.0.1", "localhost")
     assert stat.S_IMODE(os.stat(session_path).st_mode) == 0o600
     first = session_path.read_text()
@@ -194,7 +277,10 @@ def test_session_saved_private_refreshed_and_revoked(pds, alice, session_path, c
     assert session_path.read_text() != first  # refreshed tokens saved
     assert stat.S_IMODE(os.stat(session_path).st_mode) == 0o600
     tokens += [resumed._client._session.access_jwt, resumed._client._session.refresh_jwt]
-    assert resumed.create_record("science.alt.dataset.label", {"$type": "science.alt.dataset.label", "name": "x", "createdAt": "2025-01-01T00:00:00Z"})[0]
+    assert resumed.create_record(
+        "science.alt.dataset.label",
+        {"$type": "science.alt.dataset.label", "name": "x", "createdAt": "2025-01-01T00:00:00Z"},
+    )[0]
 
     # the first session's refresh token was used up by nothing; revoke the resumed one
     stale = session_path.read_text()
@@ -202,24 +288,33 @@ def test_session_saved_private_refreshed_and_revoked(pds, alice, session_path, c
     assert not session_path.exists()
     session_path.write_text(stale)
     gone = Atmosphere.resume(session_path)
-    with pytest.raises(atdata.AuthenticationError, match="expired or revoked.*log in again") as info:
+    with pytest.raises(
+        atdata.AuthenticationError, match=r"expired or revoked.*log in again"
+    ) as info:
         gone.refresh()
 
-    with pytest.raises(atdata.AuthenticationError, match="check the handle and the app password") as bad:
+    with pytest.raises(
+        atdata.AuthenticationError, match="check the handle and the app password"
+    ) as bad:
         Atmosphere.login(alice["handle"], "wrong-" + alice["password"], pds.url, save=False)
 
     texts = [repr(atmo), repr(resumed), str(info.value), str(bad.value), caplog.text]
     for secret in [alice["password"], *tokens]:
         assert all(secret not in t for t in texts)
-    assert repr(atmo) == f"Atmosphere(handle={alice['handle']!r}, did={alice['did']!r}, pds={atmo.pds!r})"
+    assert (
+        repr(atmo)
+        == f"Atmosphere(handle={alice['handle']!r}, did={alice['did']!r}, pds={atmo.pds!r})"
+    )
 
 
 def test_not_logged_in_message(tmp_path):
-    with pytest.raises(atdata.AuthenticationError, match="not logged in .*atdata login"):
+    with pytest.raises(atdata.AuthenticationError, match=r"not logged in .*atdata login"):
         Atmosphere.resume(tmp_path / "none.json")
 
 
-def test_promote_entry_idempotent_and_completes_after_a_crash(pds, alice, alice_atmo, tmp_path, monkeypatch):
+def test_promote_entry_idempotent_and_completes_after_a_crash(
+    pds, alice, alice_atmo, tmp_path, monkeypatch
+):
     from atdata.atmosphere import promote_entry
     from atdata.index import Index
 
@@ -246,7 +341,12 @@ def test_promote_entry_idempotent_and_completes_after_a_crash(pds, alice, alice_
     assert res.uris == [res.schema_uri, res.entry_uri]
     _check_cid(alice_atmo, res.entry_uri, res.entry_cid)
     again = promote_entry(idx, "promoted", alice_atmo)
-    assert (again.created, again.entry_uri, again.entry_cid, again.blobs) == (False, res.entry_uri, res.entry_cid, res.blobs)
+    assert (again.created, again.entry_uri, again.entry_cid, again.blobs) == (
+        False,
+        res.entry_uri,
+        res.entry_cid,
+        res.blobs,
+    )
     after = list(iter_records(alice_atmo.pds, alice_atmo.did, ENTRY))
     assert len(after) == len(entries_before) + 1
     got = list(load_remote(f"@{alice['handle']}/promoted@{entry.version}"))

@@ -78,7 +78,9 @@ def test_upstream_records_load_in_ours(upstream, interop_dir, http_dir):
         name = f"images-00000{i}.tar"
         shutil.copy(interop_dir / "images" / name, root / name)
         shard["url"] = f"{base}/{name}"
-        shard["checksum"]["digest"] = hashlib.sha256((interop_dir / "images" / name).read_bytes()).hexdigest()
+        shard["checksum"]["digest"] = hashlib.sha256(
+            (interop_dir / "images" / name).read_bytes()
+        ).hexdigest()
     src = source_for(Identity("did:plc:exampleexampleexample", "", "http://unused"), entry)
     from atdata._schema_json import type_from_schema
 
@@ -90,7 +92,9 @@ def test_upstream_records_load_in_ours(upstream, interop_dir, http_dir):
     for g, w in zip(got, want, strict=True):
         assert (g.label, g.idx, g.tags, g.flag) == (w["label"], w["idx"], w["tags"], w["flag"])
         assert g.score == pytest.approx(w["score"], abs=1e-6)
-        np.testing.assert_array_equal(g.image, np.array(w["image"]["ndarray"], dtype=w["image"]["dtype"]))
+        np.testing.assert_array_equal(
+            g.image, np.array(w["image"]["ndarray"], dtype=w["image"]["dtype"])
+        )
         assert (g.mask is None) == (w["mask"] is None)
 
 
@@ -98,9 +102,13 @@ def test_upstream_zero_digests_fail_integrity(upstream, interop_dir, http_dir):
     root, base = http_dir
     entry = json.loads(json.dumps(upstream["entry.interop-images"]))
     shutil.copy(interop_dir / "images" / "images-000000.tar", root / "zero.tar")
-    entry["storage"]["shards"] = [{"url": f"{base}/zero.tar", "checksum": entry["storage"]["shards"][0]["checksum"]}]
+    entry["storage"]["shards"] = [
+        {"url": f"{base}/zero.tar", "checksum": entry["storage"]["shards"][0]["checksum"]}
+    ]
     src = source_for(Identity("did:plc:x", "", "http://unused"), entry)
-    with pytest.raises(atdata.IntegrityError, match=r"sha256 mismatch for shard http://127.0.0.1:\d+/zero.tar"):
+    with pytest.raises(
+        atdata.IntegrityError, match=r"sha256 mismatch for shard http://127.0.0.1:\d+/zero.tar"
+    ):
         list(atdata.Dataset(src))
 
 
@@ -108,9 +116,13 @@ def test_storage_shapes_follow_the_lexicons():
     http = storage_http([("https://e.org/a.tar", "ab" * 32)])
     assert http == {
         "$type": "science.alt.dataset.storageHttp",
-        "shards": [{"url": "https://e.org/a.tar", "checksum": {"algorithm": "sha256", "digest": "ab" * 32}}],
+        "shards": [
+            {"url": "https://e.org/a.tar", "checksum": {"algorithm": "sha256", "digest": "ab" * 32}}
+        ],
     }
-    s3 = storage_s3("bkt", [("d/a.tar", "cd" * 32)], region="eu-west-1", endpoint="http://127.0.0.1:9000")
+    s3 = storage_s3(
+        "bkt", [("d/a.tar", "cd" * 32)], region="eu-west-1", endpoint="http://127.0.0.1:9000"
+    )
     assert s3 == {
         "$type": "science.alt.dataset.storageS3",
         "bucket": "bkt",
@@ -118,17 +130,33 @@ def test_storage_shapes_follow_the_lexicons():
         "endpoint": "http://127.0.0.1:9000",
         "shards": [{"key": "d/a.tar", "checksum": {"algorithm": "sha256", "digest": "cd" * 32}}],
     }
-    ref = {"$type": "blob", "ref": {"$link": generate_cid(b"x")}, "mimeType": "application/x-tar", "size": 1}
-    assert storage_blobs([(ref, None)]) == {"$type": "science.alt.dataset.storageBlobs", "blobs": [{"blob": ref}]}
+    ref = {
+        "$type": "blob",
+        "ref": {"$link": generate_cid(b"x")},
+        "mimeType": "application/x-tar",
+        "size": 1,
+    }
+    assert storage_blobs([(ref, None)]) == {
+        "$type": "science.alt.dataset.storageBlobs",
+        "blobs": [{"blob": ref}],
+    }
     assert set(lexicon("science.alt.dataset.entry")["defs"]["main"]["record"]["required"]) == {
-        "name", "schemaRef", "storage", "createdAt",
+        "name",
+        "schemaRef",
+        "storage",
+        "createdAt",
     }
     with pytest.raises(atdata.ConfigError, match="not http"):
         storage_http([("/local/a.tar", "ab" * 32)])
 
 
 def test_metadata_carries_floats_as_msgpack_bytes():
-    rec = entry_record("d", "at://x/y/z", storage_http([("https://e.org/a.tar", "ab" * 32)]), metadata={"lr": 0.001, "n": 3})
+    rec = entry_record(
+        "d",
+        "at://x/y/z",
+        storage_http([("https://e.org/a.tar", "ab" * 32)]),
+        metadata={"lr": 0.001, "n": 3},
+    )
     assert set(rec["metadata"]) == {"$bytes"}
     assert unpack_metadata(rec["metadata"]) == {"lr": 0.001, "n": 3}
     generate_cid(rec)  # no float reaches the record itself
@@ -144,8 +172,18 @@ def test_schema_rkeys_are_valid_record_keys(name, version):
     assert rkey.endswith(":" + version)
 
 
-_leaf = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20) | st.binary(max_size=20).filter(lambda b: not b.startswith(b"\x01"))
-_value = st.recursive(_leaf, lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4), max_leaves=20)
+_leaf = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.text(max_size=20)
+    | st.binary(max_size=20).filter(lambda b: not b.startswith(b"\x01"))
+)
+_value = st.recursive(
+    _leaf,
+    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4),
+    max_leaves=20,
+)
 
 
 @settings(max_examples=60, deadline=None)
@@ -169,5 +207,7 @@ def test_paths_and_uris():
     with pytest.raises(atdata.ConfigError, match="names no dataset"):
         parse_remote_path("@alice.test")
     assert parse_at_uri("at://did:plc:a/science.alt.dataset.schema/x:1.0.0") == (
-        "did:plc:a", "science.alt.dataset.schema", "x:1.0.0",
+        "did:plc:a",
+        "science.alt.dataset.schema",
+        "x:1.0.0",
     )

@@ -71,7 +71,9 @@ class _VerifyingStream:
             self._finish()
             return False
         except Exception as exc:  # httpx transport errors
-            raise ShardError(f"connection lost while reading shard {self.shard}: {type(exc).__name__}") from None
+            raise ShardError(
+                f"connection lost while reading shard {self.shard}: {type(exc).__name__}"
+            ) from None
         self._n += len(chunk)
         if self._h is not None:
             self._h.update(chunk)
@@ -91,10 +93,9 @@ class _VerifyingStream:
             )
 
     def read(self, n: int = -1) -> bytes:
-        if not self._buf and not self._eof and self._pull() and (n < 0 or len(self._buf) == n):
-            if n >= 0:  # the common case: hand over the chunk as it came, no copy
-                out, self._buf = self._buf, b""
-                return out
+        if n >= 0 and not self._buf and not self._eof and self._pull() and len(self._buf) <= n:
+            out, self._buf = self._buf, b""  # the common case: hand over the chunk, no copy
+            return out  # (a short read, as from a socket: callers loop)
         parts = [self._buf]
         have = len(self._buf)
         self._buf = b""
@@ -121,13 +122,17 @@ class _VerifyingStream:
             self._resp.close()
 
 
-def _open_http(url: str, shard: str, sha256: str | None, size: int | None, params: dict | None = None) -> Any:
+def _open_http(
+    url: str, shard: str, sha256: str | None, size: int | None, params: dict | None = None
+) -> Any:
     from ._resolve import http_client
 
     httpx = require("httpx", "atmosphere", "reading remote shards")
     client = http_client()
     try:
-        req = client.build_request("GET", url, params=params, headers={"Accept-Encoding": "identity"})
+        req = client.build_request(
+            "GET", url, params=params, headers={"Accept-Encoding": "identity"}
+        )
         resp = client.send(req, stream=True)
     except httpx.HTTPError as exc:
         raise ShardError(f"cannot fetch shard {shard}: {type(exc).__name__}: {exc}") from None
@@ -198,7 +203,11 @@ class BlobSource:
         except KeyError:
             raise ShardError(f"{shard} is not a shard of this dataset") from None
         return _open_http(
-            f"{self.pds}/xrpc/com.atproto.sync.getBlob", shard, sha, size, {"did": self.did, "cid": cid}
+            f"{self.pds}/xrpc/com.atproto.sync.getBlob",
+            shard,
+            sha,
+            size,
+            {"did": self.did, "cid": cid},
         )
 
     def read_range(self, shard: str, offset: int, size: int) -> bytes:
@@ -272,7 +281,9 @@ def _plan_pieces(path: str, limit: int) -> list[list[tuple[str, int, int]]]:
         samples[-1].append((name, off, size))
 
     def tar_size(group: list[tuple[str, int, int]]) -> int:
-        return sum(512 * (1 + (len(n.encode()) > 100) * 2) + ((s + 511) & ~511) for n, _o, s in group)
+        return sum(
+            512 * (1 + (len(n.encode()) > 100) * 2) + ((s + 511) & ~511) for n, _o, s in group
+        )
 
     pieces: list[list[tuple[str, int, int]]] = []
     current: list[tuple[str, int, int]] = []
@@ -328,11 +339,15 @@ class PDSBlobStore:
     def upload(self, data: bytes) -> BlobRef:
         """Upload one tar (at most :attr:`limit` bytes)."""
         if len(data) > self.limit:
-            raise ConfigError(f"a blob of {len(data)} bytes exceeds the blob limit of {self.limit} bytes")
+            raise ConfigError(
+                f"a blob of {len(data)} bytes exceeds the blob limit of {self.limit} bytes"
+            )
         ref = self.atmosphere.upload_blob(data, "application/x-tar")
         return BlobRef(ref=ref, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
 
-    def upload_shards(self, paths: list[str], on_blob: Callable[[BlobRef], None] | None = None) -> list[BlobRef]:
+    def upload_shards(
+        self, paths: list[str], on_blob: Callable[[BlobRef], None] | None = None
+    ) -> list[BlobRef]:
         """Plan (refusing before any upload if something cannot fit), then upload every shard.
 
         Args:

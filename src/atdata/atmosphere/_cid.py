@@ -80,7 +80,9 @@ def to_ipld(obj: Any, path: str = "record") -> Any:
         out = {}
         for k, v in obj.items():
             if not isinstance(k, str):
-                raise SchemaError(f"{path} has the non-string key {k!r}; record keys must be strings")
+                raise SchemaError(
+                    f"{path} has the non-string key {k!r}; record keys must be strings"
+                )
             out[k] = to_ipld(v, f"{path}.{k}")
         return out
     if isinstance(obj, (list, tuple)):

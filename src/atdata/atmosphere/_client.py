@@ -7,6 +7,7 @@ stored, and neither it nor the tokens appear in reprs, logs or error messages.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
@@ -20,7 +21,13 @@ from ._resolve import Identity, iter_records, parse_at_uri, resolve_identity
 
 __all__ = ["Atmosphere", "session_file"]
 
-_AUTH_ERRORS = {"ExpiredToken", "InvalidToken", "AuthenticationRequired", "AuthMissing", "AccountTakedown"}
+_AUTH_ERRORS = {
+    "ExpiredToken",
+    "InvalidToken",
+    "AuthenticationRequired",
+    "AuthMissing",
+    "AccountTakedown",
+}
 
 
 def session_file() -> pathlib.Path:
@@ -64,7 +71,9 @@ class Atmosphere:
     session). ``repr`` shows the handle, DID and PDS only.
     """
 
-    def __init__(self, client: Any, pds: str, *, session_path: pathlib.Path | None, save: bool) -> None:
+    def __init__(
+        self, client: Any, pds: str, *, session_path: pathlib.Path | None, save: bool
+    ) -> None:
         self._client = client
         self.pds = pds.rstrip("/")
         self._session_path = session_path
@@ -114,11 +123,15 @@ class Atmosphere:
                     + (f" ({msg})" if msg else "")
                     + "; check the handle and the app password"
                 ) from None
-            raise StorageError(f"login as {ident} at {base} failed: {name or status} {msg}".rstrip()) from None
+            raise StorageError(
+                f"login as {ident} at {base} failed: {name or status} {msg}".rstrip()
+            ) from None
         return self
 
     @classmethod
-    def resume(cls, session_path: str | os.PathLike[str] | None = None, *, refresh: bool = False) -> Atmosphere:
+    def resume(
+        cls, session_path: str | os.PathLike[str] | None = None, *, refresh: bool = False
+    ) -> Atmosphere:
         """Continue the saved session (the SDK refreshes tokens as they expire).
 
         Args:
@@ -134,9 +147,13 @@ class Atmosphere:
             saved = json.loads(path.read_text())
             pds, session = saved["pds"], saved["session"]
         except FileNotFoundError:
-            raise AuthenticationError(f"not logged in (no session at {path}); run `atdata login`") from None
+            raise AuthenticationError(
+                f"not logged in (no session at {path}); run `atdata login`"
+            ) from None
         except (ValueError, KeyError, TypeError):
-            raise AuthenticationError(f"the saved session at {path} is unreadable; run `atdata login` again") from None
+            raise AuthenticationError(
+                f"the saved session at {path} is unreadable; run `atdata login` again"
+            ) from None
         client = atproto.Client(base_url=pds)
         self = cls(client, pds, session_path=path, save=True)
         try:
@@ -161,12 +178,16 @@ class Atmosphere:
     def _auth_failure(self, exc: Exception, doing: str) -> AtdataErrorT:
         status, name, msg = _xrpc_error(exc)
         who = f"@{self.handle}" if self._client._session else "this account"
-        if status in (400, 401) and (name in _AUTH_ERRORS or status == 401) or type(exc).__name__ == "LoginRequiredError":
+        if (status in (400, 401) and (name in _AUTH_ERRORS or status == 401)) or type(
+            exc
+        ).__name__ == "LoginRequiredError":
             return AuthenticationError(
                 f"the atmosphere session of {who} is expired or revoked ({name or status}); "
                 "log in again with `atdata login` or Atmosphere.login()"
             )
-        return StorageError(f"{doing} for {who} at {self.pds} failed: {name or status} {msg}".rstrip())
+        return StorageError(
+            f"{doing} for {who} at {self.pds} failed: {name or status} {msg}".rstrip()
+        )
 
     def refresh(self) -> None:
         """Refresh the tokens now (and save them).
@@ -181,12 +202,10 @@ class Atmosphere:
 
     def logout(self) -> None:
         """Revoke the session on the PDS (best effort) and delete the saved session file."""
-        try:
+        with contextlib.suppress(Exception):  # already revoked / unreachable: the file still goes
             self._client.com.atproto.server.delete_session(
                 headers=self._client._get_refresh_auth_headers(), ignore_session_check=True
             )
-        except Exception:  # already revoked / unreachable: the local file still goes
-            pass
         if self._session_path is not None and self._save:
             self._session_path.unlink(missing_ok=True)
 
@@ -223,7 +242,9 @@ class Atmosphere:
                 raise self._auth_failure(exc, doing) from None
             raise
 
-    def create_record(self, collection: str, record: dict[str, Any], rkey: str | None = None) -> tuple[str, str]:
+    def create_record(
+        self, collection: str, record: dict[str, Any], rkey: str | None = None
+    ) -> tuple[str, str]:
         """Create a record in this account's repository; returns ``(uri, cid)``.
 
         ``validate`` is left out, so the PDS accepts lexicons it does not know.
@@ -232,7 +253,9 @@ class Atmosphere:
         data: dict[str, Any] = {"repo": self.did, "collection": collection, "record": record}
         if rkey is not None:
             data["rkey"] = rkey
-        out = self._call(f"creating a {collection} record", self._client.com.atproto.repo.create_record, data)
+        out = self._call(
+            f"creating a {collection} record", self._client.com.atproto.repo.create_record, data
+        )
         return str(out.uri), str(out.cid)
 
     def put_record(
@@ -240,10 +263,17 @@ class Atmosphere:
     ) -> tuple[str, str]:
         """Create or replace the record at ``rkey``; returns ``(uri, cid)``."""
         check_no_floats(record, f"{collection} record")
-        data: dict[str, Any] = {"repo": self.did, "collection": collection, "rkey": rkey, "record": record}
+        data: dict[str, Any] = {
+            "repo": self.did,
+            "collection": collection,
+            "rkey": rkey,
+            "record": record,
+        }
         if swap is not None:
             data["swapRecord"] = swap
-        out = self._call(f"writing {collection}/{rkey}", self._client.com.atproto.repo.put_record, data)
+        out = self._call(
+            f"writing {collection}/{rkey}", self._client.com.atproto.repo.put_record, data
+        )
         return str(out.uri), str(out.cid)
 
     def delete_record(self, uri: str) -> None:
@@ -255,7 +285,9 @@ class Atmosphere:
             {"repo": repo, "collection": coll, "rkey": rkey},
         )
 
-    def records(self, collection: str, repo: str | None = None) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    def records(
+        self, collection: str, repo: str | None = None
+    ) -> Iterator[tuple[str, str, dict[str, Any]]]:
         """Every record of ``collection`` in ``repo`` (default: this account): ``(uri, cid, value)``."""
         return iter_records(self.pds, repo or self.did, collection)
 
@@ -285,7 +317,9 @@ class Atmosphere:
         if self._blob_limit is None:
             from ._resolve import _get_json
 
-            out = _get_json(f"{self.pds}/xrpc/com.atproto.server.describeServer", None, "describeServer")
+            out = _get_json(
+                f"{self.pds}/xrpc/com.atproto.server.describeServer", None, "describeServer"
+            )
             limit = out.get("blobUploadLimit") if isinstance(out, dict) else None
             self._blob_limit = int(limit) if isinstance(limit, int) else 0
         return self._blob_limit or None

@@ -68,7 +68,9 @@ def _run(cmd: list[str], cwd: pathlib.Path, env: dict[str, str], log: pathlib.Pa
     with open(log, "ab") as out:
         out.write(f"\n$ {' '.join(cmd)}\n".encode())
         out.flush()
-        proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, check=False)
+        proc = subprocess.run(
+            cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, check=False
+        )
     if proc.returncode != 0:
         tail = log.read_text(errors="replace").splitlines()[-15:]
         raise StorageError(
@@ -79,7 +81,9 @@ def _run(cmd: list[str], cwd: pathlib.Path, env: dict[str, str], log: pathlib.Pa
 
 def _node_major(node: str) -> int:
     try:
-        out = subprocess.run([node, "--version"], capture_output=True, text=True, check=True, timeout=30)
+        out = subprocess.run(
+            [node, "--version"], capture_output=True, text=True, check=True, timeout=30
+        )
         return int(out.stdout.strip().lstrip("v").split(".")[0])
     except (OSError, ValueError, subprocess.SubprocessError):
         return 0
@@ -95,14 +99,18 @@ def _node(home: pathlib.Path, env: dict[str, str], log: pathlib.Path) -> tuple[s
         platform.machine().lower()
     )
     if arch is None or not platform.system() == "Linux":
-        raise StorageError(f"no Node 22 build for {platform.system()} {platform.machine()}; install Node >= 22")
+        raise StorageError(
+            f"no Node 22 build for {platform.system()} {platform.machine()}; install Node >= 22"
+        )
     pkg = f"node-linux-{arch}"
     nodedir = home / "node" / "node_modules" / pkg
     node = nodedir / "bin" / "node"
     if not node.exists() or _node_major(str(node)) < 22:
         npm = shutil.which("npm")
         if npm is None:
-            raise StorageError("npm is needed to install the test PDS; install Node.js (any version)")
+            raise StorageError(
+                "npm is needed to install the test PDS; install Node.js (any version)"
+            )
         (home / "node").mkdir(parents=True, exist_ok=True)
         manifest = home / "node" / "package.json"
         if not manifest.exists():
@@ -113,7 +121,12 @@ def _node(home: pathlib.Path, env: dict[str, str], log: pathlib.Path) -> tuple[s
 
 def _sqlite_loads(node: str, app: pathlib.Path, env: dict[str, str]) -> bool:
     probe = "new (require('better-sqlite3'))(':memory:').close()"
-    return subprocess.run([node, "-e", probe], cwd=app, env=env, capture_output=True, check=False).returncode == 0
+    return (
+        subprocess.run(
+            [node, "-e", probe], cwd=app, env=env, capture_output=True, check=False
+        ).returncode
+        == 0
+    )
 
 
 def install(home: pathlib.Path | None = None, *, force: bool = False) -> tuple[str, pathlib.Path]:
@@ -142,7 +155,9 @@ def _install_locked(home: pathlib.Path, force: bool) -> tuple[str, pathlib.Path]
     if nodedir:
         env["npm_config_nodedir"] = nodedir  # node-gyp compiles against these headers, offline
     app = home / "app"
-    abi = subprocess.run([node, "-p", "process.versions.modules"], capture_output=True, text=True, check=False)
+    abi = subprocess.run(
+        [node, "-p", "process.versions.modules"], capture_output=True, text=True, check=False
+    )
     stamp = app / f".installed-{PDS_VERSION}-abi{abi.stdout.strip()}"
     shipped_lock = _SHIPPED / "package-lock.json"
     if not force and stamp.exists() and _sqlite_loads(node, app, env):
@@ -188,7 +203,7 @@ class PDSServer:
 
 def _healthy(url: str) -> bool:
     try:
-        with urllib.request.urlopen(f"{url}/xrpc/_health", timeout=2) as r:  # noqa: S310
+        with urllib.request.urlopen(f"{url}/xrpc/_health", timeout=2) as r:
             return bool(r.status == 200)
     except (urllib.error.URLError, OSError):
         return False
@@ -238,7 +253,7 @@ def start(
         LOG_LEVEL="info",
     )
     with open(log, "ab") as out:
-        proc = subprocess.Popen(  # noqa: S603 - our launcher, our node
+        proc = subprocess.Popen(
             [node, "launcher.mjs"],
             cwd=app,
             env=env,
@@ -253,13 +268,17 @@ def start(
             break
         if proc.poll() is not None:
             tail = log.read_text(errors="replace").splitlines()[-20:]
-            raise StorageError(f"the PDS exited with code {proc.returncode}; see {log}:\n" + "\n".join(tail))
+            raise StorageError(
+                f"the PDS exited with code {proc.returncode}; see {log}:\n" + "\n".join(tail)
+            )
         if time.monotonic() > deadline:
             proc.terminate()
             raise StorageError(f"the PDS did not answer on {url} within {timeout:.0f}s; see {log}")
         time.sleep(0.1)
     info = json.loads(ready.read_text())
-    server = PDSServer(url=url, plc_url=info["plc"], pid=proc.pid, port=port, data_dir=str(data), log=str(log))
+    server = PDSServer(
+        url=url, plc_url=info["plc"], pid=proc.pid, port=port, data_dir=str(data), log=str(log)
+    )
     tmp = server.state_file.with_suffix(".tmp")
     tmp.write_text(json.dumps(dataclasses.asdict(server)))
     os.replace(tmp, server.state_file)
@@ -320,22 +339,28 @@ def stop(server: PDSServer | int, *, grace: float = 15.0) -> bool:
     return True
 
 
-def create_account(url: str, handle: str, password: str, email: str | None = None) -> dict[str, str]:
+def create_account(
+    url: str, handle: str, password: str, email: str | None = None
+) -> dict[str, str]:
     """Create an account on a (dev) PDS; returns ``{"did", "handle"}``.
 
     Raises:
         ConfigError: When the PDS refuses (handle taken, invalid handle).
     """
-    body = json.dumps({"handle": handle, "password": password, "email": email or f"{handle}@example.com"})
+    body = json.dumps(
+        {"handle": handle, "password": password, "email": email or f"{handle}@example.com"}
+    )
     req = urllib.request.Request(
         f"{url}/xrpc/com.atproto.server.createAccount",
         data=body.encode(),
         headers={"Content-Type": "application/json"},
     )
     try:
-        with urllib.request.urlopen(req, timeout=30) as r:  # noqa: S310
+        with urllib.request.urlopen(req, timeout=30) as r:
             out = json.loads(r.read())
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace")[:300]
-        raise ConfigError(f"the PDS at {url} refused to create account {handle!r}: {detail}") from None
+        raise ConfigError(
+            f"the PDS at {url} refused to create account {handle!r}: {detail}"
+        ) from None
     return {"did": out["did"], "handle": out["handle"]}

@@ -48,7 +48,14 @@ class PromoteResult:
 
 
 def _storage_kind(urls: list[str]) -> str:
-    kinds = {"http" if u.startswith(("http://", "https://")) else "s3" if u.startswith("s3://") else "blobs" for u in urls}
+    kinds = {
+        "http"
+        if u.startswith(("http://", "https://"))
+        else "s3"
+        if u.startswith("s3://")
+        else "blobs"
+        for u in urls
+    }
     if len(kinds) != 1:
         raise ConfigError("a promoted dataset's shards must all be local, all http(s) or all s3://")
     return kinds.pop()
@@ -90,7 +97,9 @@ def promote_entry(
     """
     entry = index.get_entry(name, version)
     if not entry.schema_ref:
-        raise ConfigError(f"dataset {name!r} has no schema; register its sample type before promoting it")
+        raise ConfigError(
+            f"dataset {name!r} has no schema; register its sample type before promoting it"
+        )
     srec = _schema_of(index, entry.schema_ref)
     record = {
         "$type": "science.alt.dataset.schema",
@@ -116,7 +125,11 @@ def promote_entry(
         if m.get("version") != entry.version or value.get("schemaRef") != schema.uri:
             continue
         items = st.get("blobs") if st.get("$type") == STORAGE_BLOBS else st.get("shards")
-        if kind == "blobs" and all(shas) and [(i.get("checksum") or {}).get("digest") for i in items or []] == shas:
+        if (
+            kind == "blobs"
+            and all(shas)
+            and [(i.get("checksum") or {}).get("digest") for i in items or []] == shas
+        ):
             cids = [i["blob"]["ref"]["$link"] for i in items]
             return PromoteResult(schema.uri, schema.cid, uri, cid, cids, created=False)
     if kind == "s3":
@@ -125,15 +138,34 @@ def promote_entry(
             raise ConfigError(f"dataset {name!r} spans several S3 buckets; promote needs one")
         shards = [u[5:].split("/", 1)[1] for u in urls]
         pub = publish_dataset(
-            atmosphere, entry.name, schema.uri, shards=shards, sha256=shas, storage="s3",
-            bucket=buckets.pop(), version=entry.version, description=entry.description,
-            tags=entry.tags, license=entry.license, num_samples=entry.num_samples, metadata=meta or None,
+            atmosphere,
+            entry.name,
+            schema.uri,
+            shards=shards,
+            sha256=shas,
+            storage="s3",
+            bucket=buckets.pop(),
+            version=entry.version,
+            description=entry.description,
+            tags=entry.tags,
+            license=entry.license,
+            num_samples=entry.num_samples,
+            metadata=meta or None,
         )
     else:
         pub = publish_dataset(
-            atmosphere, entry.name, schema.uri, shards=urls, sha256=shas if kind == "http" else None,
-            storage=kind, version=entry.version, description=entry.description, tags=entry.tags,
-            license=entry.license, num_samples=entry.num_samples, metadata=meta or None,
+            atmosphere,
+            entry.name,
+            schema.uri,
+            shards=urls,
+            sha256=shas if kind == "http" else None,
+            storage=kind,
+            version=entry.version,
+            description=entry.description,
+            tags=entry.tags,
+            license=entry.license,
+            num_samples=entry.num_samples,
+            metadata=meta or None,
             max_blob_size=max_blob_size,
         )
     return PromoteResult(schema.uri, schema.cid, pub.uri, pub.cid, pub.blobs, created=pub.created)

@@ -183,14 +183,23 @@ def publish_dataset(
     elif storage == "s3":
         if not bucket:
             raise ConfigError("storage='s3' needs bucket=")
-        st = storage_s3(bucket, list(zip(shards, shas, strict=True)), region=region, endpoint=endpoint)  # type: ignore[arg-type]
+        st = storage_s3(
+            bucket, list(zip(shards, shas, strict=True)), region=region, endpoint=endpoint
+        )  # type: ignore[arg-type]
         size = {"shards": len(shards)}
     else:
         raise ConfigError(f"storage must be 'blobs', 'http' or 's3', got {storage!r}")
     if num_samples is not None:
         size["samples"] = num_samples
     rec = entry_record(
-        name, schema_ref, st, description=description, tags=tags, license=license, size=size, metadata=meta or None
+        name,
+        schema_ref,
+        st,
+        description=description,
+        tags=tags,
+        license=license,
+        size=size,
+        metadata=meta or None,
     )
     # same name + version + split: update that record in place (idempotent), else create one
     for uri, cid, value in find_entries(atmo, atmo.did, name):

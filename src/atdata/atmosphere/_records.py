@@ -76,7 +76,7 @@ def lexicon(nsid: str) -> dict[str, Any]:
 
 def now_iso() -> str:
     """The current UTC time as an ATProto datetime string."""
-    return _dt.datetime.now(_dt.timezone.utc).isoformat()
+    return _dt.datetime.now(_dt.UTC).isoformat()
 
 
 def schema_rkey(name: str, version: str) -> str:
@@ -111,7 +111,11 @@ def storage_http(shards: list[tuple[str, str]]) -> dict[str, Any]:
 
 
 def storage_s3(
-    bucket: str, shards: list[tuple[str, str]], *, region: str | None = None, endpoint: str | None = None
+    bucket: str,
+    shards: list[tuple[str, str]],
+    *,
+    region: str | None = None,
+    endpoint: str | None = None,
 ) -> dict[str, Any]:
     """``storageS3`` for object keys ``[(key, sha256), ...]`` in ``bucket``."""
     if not shards:
@@ -229,7 +233,9 @@ class CodeRef:
     @classmethod
     def from_record(cls, d: dict[str, Any]) -> CodeRef:
         """Parse a ``codeReference`` object."""
-        return cls(d["repository"], d["commit"], d["path"], d.get("branch"), d.get("language") or "python")
+        return cls(
+            d["repository"], d["commit"], d["path"], d.get("branch"), d.get("language") or "python"
+        )
 
 
 def lens_record(

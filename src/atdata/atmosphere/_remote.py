@@ -18,7 +18,16 @@ from typing import Any
 
 from .._errors import ConfigError, SplitNotFoundError, StorageError
 from ._blobs import BlobSource, VerifiedHTTPSource
-from ._records import ENTRY, LENS, SCHEMA, STORAGE_BLOBS, STORAGE_HTTP, STORAGE_S3, CodeRef, unpack_metadata
+from ._records import (
+    ENTRY,
+    LENS,
+    SCHEMA,
+    STORAGE_BLOBS,
+    STORAGE_HTTP,
+    STORAGE_S3,
+    CodeRef,
+    unpack_metadata,
+)
 from ._resolve import Identity, get_record, iter_records, parse_at_uri, resolve_identity
 
 __all__ = [
@@ -39,10 +48,14 @@ def parse_remote_path(path: str) -> tuple[str, str, str | None]:
         ConfigError: When the path has no ``/name`` part.
     """
     if not path.startswith("@"):
-        raise ConfigError(f"{path!r} is not an atmosphere path: use '@handle.example/name[@version]'")
+        raise ConfigError(
+            f"{path!r} is not an atmosphere path: use '@handle.example/name[@version]'"
+        )
     ident, sep, rest = path[1:].partition("/")
     if not sep or not rest or not ident:
-        raise ConfigError(f"{path!r} names no dataset: use '@{ident or 'handle.example'}/name[@version]'")
+        raise ConfigError(
+            f"{path!r} names no dataset: use '@{ident or 'handle.example'}/name[@version]'"
+        )
     name, _, version = rest.partition("@")
     return ident, name, version or None
 
@@ -118,7 +131,9 @@ def list_datasets(handle_or_did: str, hint: str | None = None) -> list[RemoteEnt
     return _entries(resolve_identity(handle_or_did, hint))
 
 
-def list_schemas(handle_or_did: str, hint: str | None = None) -> list[tuple[str, str, dict[str, Any]]]:
+def list_schemas(
+    handle_or_did: str, hint: str | None = None
+) -> list[tuple[str, str, dict[str, Any]]]:
     """Every schema record of a repository: ``(uri, cid, value)``."""
     ident = resolve_identity(handle_or_did, hint)
     return list(iter_records(ident.pds, ident.did, SCHEMA))
@@ -132,8 +147,12 @@ def list_lenses(handle_or_did: str, hint: str | None = None) -> list[LensRecord]
         try:
             out.append(
                 LensRecord(
-                    uri, v["name"], v["sourceSchema"], v["targetSchema"],
-                    CodeRef.from_record(v["getterCode"]), CodeRef.from_record(v["putterCode"]),
+                    uri,
+                    v["name"],
+                    v["sourceSchema"],
+                    v["targetSchema"],
+                    CodeRef.from_record(v["getterCode"]),
+                    CodeRef.from_record(v["putterCode"]),
                     v.get("description"),
                 )
             )
@@ -142,7 +161,9 @@ def list_lenses(handle_or_did: str, hint: str | None = None) -> list[LensRecord]
     return out
 
 
-def find_entry(ident: Identity, name: str, version: str | None = None, split: str | None = None) -> RemoteEntry:
+def find_entry(
+    ident: Identity, name: str, version: str | None = None, split: str | None = None
+) -> RemoteEntry:
     """The newest entry named ``name`` (matching ``version`` and ``split`` when given).
 
     Raises:
@@ -161,7 +182,9 @@ def find_entry(ident: Identity, name: str, version: str | None = None, split: st
         with_split = [e for e in cands if e.split == split]
         if not with_split:
             have = sorted({e.split for e in cands if e.split})
-            raise SplitNotFoundError(f"{who}/{name} has no split {split!r} (splits: {', '.join(have) or 'none'})")
+            raise SplitNotFoundError(
+                f"{who}/{name} has no split {split!r} (splits: {', '.join(have) or 'none'})"
+            )
         cands = with_split
     return cands[-1]
 
@@ -176,7 +199,9 @@ def source_for(ident: Identity, entry: dict[str, Any]) -> Any:
         return c.get("digest") if c.get("algorithm") == "sha256" else None
 
     if kind == STORAGE_BLOBS:
-        blobs = [(b["blob"]["ref"]["$link"], sha(b), b["blob"].get("size")) for b in st.get("blobs", [])]
+        blobs = [
+            (b["blob"]["ref"]["$link"], sha(b), b["blob"].get("size")) for b in st.get("blobs", [])
+        ]
         return BlobSource(ident.did, ident.pds, blobs)
     if kind == STORAGE_HTTP:
         return VerifiedHTTPSource([(s["url"], sha(s)) for s in st.get("shards", [])])
@@ -184,14 +209,20 @@ def source_for(ident: Identity, entry: dict[str, Any]) -> Any:
         endpoint = st.get("endpoint")
         if endpoint:  # S3-compatible endpoint: path-style HTTP reads of public objects
             base = f"{endpoint.rstrip('/')}/{st['bucket']}"
-            return VerifiedHTTPSource([(f"{base}/{s['key']}", sha(s)) for s in st.get("shards", [])])
+            return VerifiedHTTPSource(
+                [(f"{base}/{s['key']}", sha(s)) for s in st.get("shards", [])]
+            )
         region = st.get("region") or "us-east-1"
         base = f"https://{st['bucket']}.s3.{region}.amazonaws.com"
         return VerifiedHTTPSource([(f"{base}/{s['key']}", sha(s)) for s in st.get("shards", [])])
-    raise StorageError(f"entry {entry.get('name')!r} uses storage {kind!r}, which atdata cannot read")
+    raise StorageError(
+        f"entry {entry.get('name')!r} uses storage {kind!r}, which atdata cannot read"
+    )
 
 
-def load_remote(path: str, sample_type: type | None = None, split: str | None = None, *, hint: str | None = None) -> Any:
+def load_remote(
+    path: str, sample_type: type | None = None, split: str | None = None, *, hint: str | None = None
+) -> Any:
     """Load ``"@handle/name[@version]"`` or ``"@did:plc:.../name"`` as a :class:`~atdata.Dataset`.
 
     Args:
@@ -216,6 +247,8 @@ def load_remote(path: str, sample_type: type | None = None, split: str | None = 
         try:
             schema, _ = get_record(spds, srepo, scoll, srkey)
         except StorageError as exc:
-            raise StorageError(f"the schema {ref} of dataset {entry.uri} cannot be fetched: {exc}") from None
+            raise StorageError(
+                f"the schema {ref} of dataset {entry.uri} cannot be fetched: {exc}"
+            ) from None
         sample_type = type_from_schema(str(schema.get("name") or srkey), schema)
     return Dataset(source_for(ident, entry.value), sample_type=sample_type)

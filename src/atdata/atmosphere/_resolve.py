@@ -61,7 +61,9 @@ def parse_at_uri(uri: str) -> tuple[str, str, str]:
         raise ConfigError(f"{uri!r} is not an AT-URI (expected at://<did>/<collection>/<rkey>)")
     parts = uri[5:].split("/")
     if len(parts) != 3 or not all(parts):
-        raise ConfigError(f"{uri!r} is not a record AT-URI (expected at://<did>/<collection>/<rkey>)")
+        raise ConfigError(
+            f"{uri!r} is not a record AT-URI (expected at://<did>/<collection>/<rkey>)"
+        )
     return parts[0], parts[1], parts[2]
 
 
@@ -125,7 +127,8 @@ def resolve_handle(handle: str, hint: str | None = None) -> str:
         return str(did)
     errors.append("no _atproto TXT record or .well-known/atproto-did answer")
     raise StorageError(
-        f"cannot resolve handle @{handle}: " + "; ".join(errors)
+        f"cannot resolve handle @{handle}: "
+        + "; ".join(errors)
         + " (set ATDATA_HANDLE_RESOLVER to a service that knows it, or use the DID)"
     )
 

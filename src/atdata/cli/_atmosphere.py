@@ -16,13 +16,18 @@ def local_app(app: typer.Typer) -> typer.Typer:
     for group in app.registered_groups:
         if group.name == "local" and group.typer_instance is not None:
             return group.typer_instance
-    sub = typer.Typer(help="Local services: the index and data store, a test PDS.", no_args_is_help=True)
+    sub = typer.Typer(
+        help="Local services: the index and data store, a test PDS.", no_args_is_help=True
+    )
     app.add_typer(sub, name="local")
     return sub
 
 
 def _has_command(app: typer.Typer, name: str) -> bool:
-    return any((c.name or (c.callback.__name__ if c.callback else "")) == name for c in app.registered_commands)
+    return any(
+        (c.name or (c.callback.__name__ if c.callback else "")) == name
+        for c in app.registered_commands
+    )
 
 
 def _console() -> Any:
@@ -46,8 +51,13 @@ def ls_remote(target: str) -> None:
         size = e.value.get("size") or {}
         kind = str((e.value.get("storage") or {}).get("$type", "")).rsplit(".", 1)[-1]
         t.add_row(
-            e.name, e.version or "", e.split or "", kind, str(size.get("shards", "")),
-            str(size.get("samples", "")), e.uri,
+            e.name,
+            e.version or "",
+            e.split or "",
+            kind,
+            str(size.get("shards", "")),
+            str(size.get("samples", "")),
+            e.uri,
         )
     con.print(t)
     s = Table(title=f"schemas of @{who}")
@@ -63,7 +73,12 @@ def ls_remote(target: str) -> None:
             lt.add_column(col)
         for lr in lenses:
             g = lr.getter
-            lt.add_row(lr.name, lr.source_schema, lr.target_schema, f"{g.repository}@{g.commit[:10]}:{g.path}")
+            lt.add_row(
+                lr.name,
+                lr.source_schema,
+                lr.target_schema,
+                f"{g.repository}@{g.commit[:10]}:{g.path}",
+            )
         con.print(lt)
 
 
@@ -115,14 +130,18 @@ def register(app: typer.Typer) -> None:
         def ls_cmd(target: str = typer.Argument(..., help="@handle or @did:plc:...")) -> None:
             """List what a repository publishes: datasets, schemas, lenses."""
             if not target.startswith("@") or target.startswith("@local"):
-                raise ConfigError(f"`atdata ls {target}`: give an atmosphere repository like @alice.bsky.social")
+                raise ConfigError(
+                    f"`atdata ls {target}`: give an atmosphere repository like @alice.bsky.social"
+                )
             ls_remote(target)
 
     local = local_app(app)
 
     @local.command("up")
     def local_up(
-        pds: bool = typer.Option(False, "--pds", help="Start a loopback ATProto PDS + PLC directory"),
+        pds: bool = typer.Option(
+            False, "--pds", help="Start a loopback ATProto PDS + PLC directory"
+        ),
         port: int = typer.Option(2583, help="PDS port"),
         fresh: bool = typer.Option(False, help="Wipe the PDS data directory first"),
     ) -> None:
@@ -132,13 +151,19 @@ def register(app: typer.Typer) -> None:
         from ..atmosphere import _pdsrun
 
         s = _pdsrun.start(port, fresh=fresh)
-        _console().print(f"PDS {s.url} (PLC {s.plc_url}), pid {s.pid}, data {s.data_dir}, log {s.log}")
-        _console().print(f"use it with: export ATDATA_PLC_URL={s.plc_url} ATDATA_HANDLE_RESOLVER={s.url}")
+        _console().print(
+            f"PDS {s.url} (PLC {s.plc_url}), pid {s.pid}, data {s.data_dir}, log {s.log}"
+        )
+        _console().print(
+            f"use it with: export ATDATA_PLC_URL={s.plc_url} ATDATA_HANDLE_RESOLVER={s.url}"
+        )
 
     @local.command("down")
     def local_down(
         pds: bool = typer.Option(False, "--pds", help="Stop the loopback PDS"),
-        port: int = typer.Option(None, help="Only the PDS on this port (default: all started ones)"),
+        port: int = typer.Option(
+            None, help="Only the PDS on this port (default: all started ones)"
+        ),
     ) -> None:
         """Stop local services started with `atdata local up`."""
         if not pds:
