@@ -351,3 +351,49 @@ def test_promote_entry_idempotent_and_completes_after_a_crash(
     assert len(after) == len(entries_before) + 1
     got = list(load_remote(f"@{alice['handle']}/promoted@{entry.version}"))
     _same(got, 12)
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    import socket
+
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        from tests._services import require_service
+
+        require_service("moto server", "moto[server] is not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+def test_s3_storage_loads_through_boto3_with_checksums(
+    pds, alice, alice_atmo, s3_endpoint, tmp_path, monkeypatch
+):
+    import boto3
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing-secret")
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    s3.create_bucket(Bucket="atmo")
+    ds = _write(tmp_path, 9, maxcount=4)
+    keys, shas = [], []
+    for info in ds.list_shard_infos():
+        key = f"runs/{os.path.basename(info.path)}"
+        s3.upload_file(info.path, "atmo", key)
+        keys.append(key)
+        shas.append(info.sha256)
+    schema = publish_schema(alice_atmo, Reading, "1.0.0")
+    kw = {"storage": "s3", "bucket": "atmo", "endpoint": s3_endpoint, "region": "us-east-1"}
+    pub = publish_dataset(alice_atmo, "readings-s3", schema.uri, shards=keys, sha256=shas, **kw)
+    _check_cid(alice_atmo, pub.uri, pub.cid)
+    _same(list(load_remote(f"@{alice['handle']}/readings-s3", sample_type=Reading)), 9)
+
+    publish_dataset(alice_atmo, "bad-s3", schema.uri, shards=keys[:1], sha256=["1" * 64], **kw)
+    with pytest.raises(atdata.IntegrityError, match=r"sha256 mismatch for shard s3://atmo/runs/"):
+        list(load_remote(f"@{alice['handle']}/bad-s3", sample_type=Reading))

@@ -24,7 +24,14 @@ from .._errors import ConfigError, IntegrityError, ShardError
 from .._extras import require
 from .._tar import TarWriter, scan_tar_file, split_member_name
 
-__all__ = ["BlobRef", "BlobSource", "PDSBlobStore", "VerifiedHTTPSource", "blob_shard_id"]
+__all__ = [
+    "BlobRef",
+    "BlobSource",
+    "PDSBlobStore",
+    "VerifiedHTTPSource",
+    "VerifiedSource",
+    "blob_shard_id",
+]
 
 LEXICON_MAX_BLOB = 52428800  # storageBlobs.blobEntry.blob.maxSize
 _VERIFY_TAIL = 1 << 16  # on close, drain at most this much to finish a checksum
@@ -253,6 +260,79 @@ class VerifiedHTTPSource:
 
     def __repr__(self) -> str:
         return f"VerifiedHTTPSource({len(self._order)} shards)"
+
+
+class _HashingReader:
+    """``read``/``close`` over any shard stream; checks the sha256 when the stream is drained."""
+
+    def __init__(self, f: Any, shard: str, sha256: str) -> None:
+        self._f, self.shard, self._want = f, shard, sha256
+        self._h = hashlib.sha256()
+        self._n = 0
+        self._done = False
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n) if n >= 0 else self._f.read()
+        if data:
+            self._h.update(data)
+            self._n += len(data)
+        elif n != 0:
+            self._check()
+        return data
+
+    def _check(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        if self._h.hexdigest() != self._want:
+            raise IntegrityError(
+                f"sha256 mismatch for shard {self.shard}: got {self._h.hexdigest()}, "
+                f"the dataset record says {self._want}; the shard was altered or corrupted"
+            )
+
+    def close(self) -> None:
+        try:
+            if not self._done:  # the tar reader stops at the end marker: finish a short tail
+                tail = self._f.read(_VERIFY_TAIL)
+                self._h.update(tail)
+                if len(tail) < _VERIFY_TAIL and not self._f.read(1):
+                    self._check()
+        finally:
+            self._f.close()
+
+
+class VerifiedSource:
+    """Wrap any :class:`~atdata.DataSource` so each shard's sha256 is checked while streaming.
+
+    Args:
+        inner: The source.
+        sha256: ``{shard: digest}``; shards without one are passed through.
+    """
+
+    def __init__(self, inner: Any, sha256: dict[str, str | None]) -> None:
+        self.inner = inner
+        self._sha = {k: v for k, v in sha256.items() if v}
+        self.spec = getattr(inner, "spec", None)
+        if hasattr(inner, "read_range"):
+            self.read_range = inner.read_range
+
+    def list_shards(self) -> list[str]:
+        """The inner source's shards."""
+        return list(self.inner.list_shards())
+
+    @property
+    def shards(self) -> Iterator[str]:
+        """The inner source's shards (lazy)."""
+        return iter(self.list_shards())
+
+    def open_shard(self, shard: str) -> Any:
+        """Open through the inner source, hashing as it is read."""
+        f = self.inner.open_shard(shard)
+        want = self._sha.get(shard)
+        return _HashingReader(f, shard, want) if want else f
+
+    def __repr__(self) -> str:
+        return f"VerifiedSource({self.inner!r})"
 
 
 # -- uploading ---------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import dataclasses
 from typing import Any
 
 from .._errors import ConfigError, SplitNotFoundError, StorageError
-from ._blobs import BlobSource, VerifiedHTTPSource
+from ._blobs import BlobSource, VerifiedHTTPSource, VerifiedSource
 from ._records import (
     ENTRY,
     LENS,
@@ -205,16 +205,14 @@ def source_for(ident: Identity, entry: dict[str, Any]) -> Any:
         return BlobSource(ident.did, ident.pds, blobs)
     if kind == STORAGE_HTTP:
         return VerifiedHTTPSource([(s["url"], sha(s)) for s in st.get("shards", [])])
-    if kind == STORAGE_S3:
-        endpoint = st.get("endpoint")
-        if endpoint:  # S3-compatible endpoint: path-style HTTP reads of public objects
-            base = f"{endpoint.rstrip('/')}/{st['bucket']}"
-            return VerifiedHTTPSource(
-                [(f"{base}/{s['key']}", sha(s)) for s in st.get("shards", [])]
-            )
-        region = st.get("region") or "us-east-1"
-        base = f"https://{st['bucket']}.s3.{region}.amazonaws.com"
-        return VerifiedHTTPSource([(f"{base}/{s['key']}", sha(s)) for s in st.get("shards", [])])
+    if kind == STORAGE_S3:  # boto3 (credentials from its usual chain), checksums on top
+        from ..stores._s3 import S3Source
+
+        items = st.get("shards", [])
+        urls = [f"s3://{st['bucket']}/{s['key']}" for s in items]
+        opts = (("endpoint_url", st.get("endpoint")), ("region_name", st.get("region")))
+        digests = {u: sha(s) for u, s in zip(urls, items, strict=True)}
+        return VerifiedSource(S3Source(urls, **{k: v for k, v in opts if v}), digests)
     raise StorageError(
         f"entry {entry.get('name')!r} uses storage {kind!r}, which atdata cannot read"
     )
