@@ -54,7 +54,11 @@ def data_dir(n: int = N_SAMPLES) -> str:
 
     os.makedirs(d, exist_ok=True)
     atdata.write_samples(
-        make_samples(n), os.path.join(d, "bench-%06d.tar"), maxcount=PER_SHARD, key="index", fsync=False
+        make_samples(n),
+        os.path.join(d, "bench-%06d.tar"),
+        maxcount=PER_SHARD,
+        key="index",
+        fsync=False,
     )
     return d
 
@@ -79,14 +83,20 @@ def np_decode(b: bytes, copy: bool = True) -> np.ndarray:
     dt = np.dtype(b[1 : 1 + dl].decode())
     nd = b[1 + dl]
     off = 2 + dl
-    shape = struct.unpack_from("<%dq" % nd, b, off)
+    shape = struct.unpack_from(f"<{nd}q", b, off)
     a = np.frombuffer(b, dtype=dt, offset=off + 8 * nd).reshape(shape)
     return a.copy() if copy else a
 
 
 def np_encode(a: np.ndarray) -> bytes:
     ds = a.dtype.str.encode()
-    return bytes((len(ds),)) + ds + bytes((a.ndim,)) + struct.pack("<%dq" % a.ndim, *a.shape) + a.tobytes()
+    return (
+        bytes((len(ds),))
+        + ds
+        + bytes((a.ndim,))
+        + struct.pack(f"<{a.ndim}q", *a.shape)
+        + a.tobytes()
+    )
 
 
 def wds_decode(s: dict) -> dict:

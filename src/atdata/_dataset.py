@@ -88,6 +88,7 @@ class _Shared:
         self.indexes: dict[str, Any] = {}  # shard -> _index.ShardIndex
         self.cum: tuple[list[str], list[int]] | None = None  # shards, cumulative counts
         self.fds: Any = None  # _index.FdCache, opened on first ranged read
+        self.keymap: dict[str, tuple[str, int]] | None = None  # for get(key)
 
     def __getstate__(self) -> dict[str, Any]:  # DataLoader workers (spawn): open their own files
         return {**self.__dict__, "fds": None}
@@ -521,14 +522,28 @@ class Dataset(Generic[T]):
         Raises:
             SampleKeyError: When no shard holds the key.
         """
+        keymap = self._shared.keymap
+        if keymap is None:  # key -> (shard, position), first shard wins; built on the first get
+            keymap = {}
+            for shard in self.list_shards():
+                for key_, pos_ in self._index(shard).positions.items():
+                    keymap.setdefault(key_, (shard, pos_))
+            self._shared.keymap = keymap
+        hit = keymap.get(key)
+        if hit is not None:
+            return self._one(hit[0], key, hit[1])
         shards = self.list_shards()
-        for shard in shards:
-            pos = self._index(shard).positions.get(key)
-            if pos is not None:
-                return self._one(shard, key, pos)
         raise SampleKeyError(f"no sample with key {key!r} in {len(shards)} shard(s) of {self.url}")
 
     def _one(self, shard: str, key: str, pos: int | None = None) -> Any:
+        if not self._ops and self.on_error == "raise" and hasattr(self._decode_type, "atdata_fields"):
+            from ._decode import decoder_for
+
+            raw = self._read_member(shard, key, pos)
+            try:
+                return decoder_for(self._decode_type, self.copy_arrays)(raw, "", key)
+            except AtdataError as exc:
+                raise type(exc)(f"{exc} (shard {shard}, sample {key!r})") from None
         raws = iter([(shard, key, self._read_member(shard, key, pos))])
         if not self._ops:
             for obj in self._decoded(raws):
