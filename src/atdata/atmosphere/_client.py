@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import pathlib
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -297,12 +298,14 @@ class Atmosphere:
         Raises:
             StorageError: When the PDS refuses it (e.g. larger than its blob limit).
         """
-        out = self._call(
-            "uploading a blob",
-            self._client.com.atproto.repo.upload_blob,
-            data,
-            headers={"Content-Type": mime_type},
-        )
+        with warnings.catch_warnings():  # the SDK hands httpx raw bytes as data=: harmless
+            warnings.filterwarnings("ignore", "Use 'content=", DeprecationWarning)
+            out = self._call(
+                "uploading a blob",
+                self._client.com.atproto.repo.upload_blob,
+                data,
+                headers={"Content-Type": mime_type},
+            )
         blob = out.blob
         return {
             "$type": "blob",

@@ -60,6 +60,23 @@ def parse_remote_path(path: str) -> tuple[str, str, str | None]:
     return ident, name, version or None
 
 
+def schema_uri(value: Any) -> str:
+    """An entry's ``schemaRef`` as an AT-URI string.
+
+    Upstream 0.7.0b1's ``publish_with_blobs`` writes it as an object
+    (``{"authority", "collection", "rkey"}``) instead of the lexicon's at-uri string; both load.
+
+    Examples:
+        >>> schema_uri({"authority": "did:plc:a", "collection": "science.alt.dataset.schema", "rkey": "x"})
+        'at://did:plc:a/science.alt.dataset.schema/x'
+    """
+    if isinstance(value, dict) and {"authority", "collection", "rkey"} <= set(value):
+        return f"at://{value['authority']}/{value['collection']}/{value['rkey']}"
+    if isinstance(value, str):
+        return value
+    raise StorageError(f"entry schemaRef {value!r} is neither an AT-URI nor a record reference")
+
+
 @dataclasses.dataclass
 class RemoteEntry:
     """A dataset entry record with its URI, CID and decoded metadata."""
@@ -84,7 +101,7 @@ class RemoteEntry:
         v = self.metadata.get("version")
         if v:
             return str(v)
-        rkey = str(self.value.get("schemaRef", "")).rsplit("/", 1)[-1]
+        rkey = schema_uri(self.value.get("schemaRef", "")).rsplit("/", 1)[-1]
         for sep in (":", "@"):
             if sep in rkey:
                 return rkey.rsplit(sep, 1)[1]
@@ -239,7 +256,7 @@ def load_remote(
     ident = resolve_identity(who, hint)
     entry = find_entry(ident, name, version, split)
     if sample_type is None:
-        ref = entry.value.get("schemaRef", "")
+        ref = schema_uri(entry.value.get("schemaRef", ""))
         srepo, scoll, srkey = parse_at_uri(ref)
         spds = ident.pds if srepo == ident.did else resolve_identity(srepo, hint).pds
         try:
