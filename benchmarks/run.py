@@ -93,6 +93,7 @@ def _import_time(rounds: int = 7) -> tuple[float, bool]:
 
 def run_read() -> str:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
@@ -157,7 +158,7 @@ def run_read() -> str:
             tgt,
             "" if met is None else ("yes" if met else "NO"),
         ]
-        table.add_row(*cells)
+        table.add_row(*[escape(c) for c in cells])
         md.append("| " + " | ".join(cells) + " |")
     cells = [
         "import",
@@ -169,7 +170,7 @@ def run_read() -> str:
         "< 150 ms, no numpy",
         "yes" if imp < 0.15 and not numpy_loaded else "NO",
     ]
-    table.add_row(*cells)
+    table.add_row(*[escape(c) for c in cells])
     md.append("| " + " | ".join(cells) + " |")
     rss = [mem[n]["rss_mb"] for n in sorted(mem)]
     ok = max(rss) < 80 and max(rss) - min(rss) < 10
@@ -184,7 +185,7 @@ def run_read() -> str:
             "< 80 MB, flat",
             "yes" if ok else "NO",
         ]
-        table.add_row(*cells)
+        table.add_row(*[escape(c) for c in cells])
         md.append("| " + " | ".join(cells) + " |")
     console.print(table)
     all_met = all_met and ok and imp < 0.15 and not numpy_loaded
