@@ -179,6 +179,11 @@ def test_configuration_errors(ds):
         ds.to_torch(seed=2, shuffle=True).load_state_dict(state)
     with pytest.raises(atdata.ConfigError, match="pass batch_size to to_torch"):
         ds.to_torch().loader(batch_size=4)
+    with pytest.raises(atdata.ConfigError, match="persistent_workers"):
+        ds.to_torch().loader(num_workers=1, persistent_workers=True)
+    with pytest.raises(atdata.ConfigError, match="filtered dataset"):
+        ds.filter(lambda s: True).to_torch()
+    assert _ids(ds.select([5, 2, 9]).to_torch()) == [5, 2, 9]
 
 
 def test_rank_slots_values():

@@ -137,6 +137,11 @@ class TorchDataset(_Base):  # type: ignore[misc,valid-type]
         self.transform = transform
         self.epoch = 0
         self._consumed: set[int] = set()
+        if any(op == "filter" for op, _ in getattr(dataset, "_ops", ())):
+            raise ConfigError(
+                "to_torch() needs the exact sample count, which a filtered dataset does not have; "
+                "filter in the training loop or with transform=, or select() the wanted indices"
+            )
         self._n = len(dataset)
         self._slots()  # validate the configuration now, not in a worker
 
@@ -251,6 +256,11 @@ class TorchDataset(_Base):  # type: ignore[misc,valid-type]
         if kwargs.get("batch_size") is not None:
             raise ConfigError(
                 "batch inside the dataset: pass batch_size to to_torch(), not to loader()"
+            )
+        if kwargs.get("persistent_workers"):
+            raise ConfigError(
+                "persistent_workers=True would keep each worker's first epoch and position; "
+                "leave it off so set_epoch() and load_state_dict() reach the workers"
             )
         kwargs["batch_size"] = None
         tds = self
