@@ -20,6 +20,9 @@ from typing import Any
 import pytest
 from tests._services import require_service
 
+# scripts run by upstream atdata's own Python (test_upstream_live.py), not importable here
+collect_ignore = ["_upstream_publish.py", "_upstream_load.py"]
+
 
 @functools.cache
 def _server() -> tuple[Any, str]:

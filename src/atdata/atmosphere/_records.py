@@ -147,10 +147,21 @@ def _pack_metadata(metadata: dict[str, Any]) -> dict[str, str]:
     import msgpack
 
     try:
-        raw = msgpack.packb(metadata, use_bin_type=True)
+        body = b"".join(
+            msgpack.packb(k, use_bin_type=True) + msgpack.packb(v, use_bin_type=True)
+            for k, v in metadata.items()
+        )
     except (TypeError, ValueError) as exc:
         raise SchemaError(f"dataset metadata cannot be msgpack-encoded: {exc}") from None
-    return {"$bytes": base64.b64encode(raw).decode().rstrip("=")}
+    # A PDS returns $bytes as unpadded base64 (the spec's form), and upstream 0.7.0b1 decodes it
+    # with a padding-strict decoder. So pick the map header (fixmap, map16, map32: all valid
+    # msgpack) that makes the length a multiple of 3: its base64 then has no padding at all.
+    n = len(metadata)
+    heads = [bytes([0x80 | n])] if n < 16 else []
+    heads += [b"\xde" + n.to_bytes(2, "big")] if n < 1 << 16 else []
+    heads += [b"\xdf" + n.to_bytes(4, "big")]
+    head = next((h for h in heads if (len(h) + len(body)) % 3 == 0), heads[0])
+    return {"$bytes": base64.b64encode(head + body).decode().rstrip("=")}
 
 
 def unpack_metadata(value: Any) -> dict[str, Any]:
