@@ -397,3 +397,33 @@ def test_s3_storage_loads_through_boto3_with_checksums(
     publish_dataset(alice_atmo, "bad-s3", schema.uri, shards=keys[:1], sha256=["1" * 64], **kw)
     with pytest.raises(atdata.IntegrityError, match=r"sha256 mismatch for shard s3://atmo/runs/"):
         list(load_remote(f"@{alice['handle']}/bad-s3", sample_type=Reading))
+
+
+def test_splits_and_versions_select_entries(pds, publisher, http_dir, tmp_path):
+    acct, atmo = publisher
+    root, base = http_dir
+    schema = publish_schema(atmo, Reading, "1.0.0")
+    for split, n in (("train", 5), ("test", 2)):
+        (tmp_path / split).mkdir()
+        ds = _write(tmp_path / split, n, maxcount=10)
+        (info,) = ds.list_shard_infos()
+        shutil.copy(info.path, root / f"{split}.tar")
+        for version in ("1.0.0", "2.0.0"):
+            publish_dataset(
+                atmo, "splits", schema.uri, shards=[f"{base}/{split}.tar"], sha256=[info.sha256],
+                storage="http", split=split, version=version,
+            )  # fmt: skip
+    h = acct["handle"]
+    assert len(load_remote(f"@{h}/splits", Reading, split="train")) == 5
+    assert len(load_remote(f"@{h}/splits@1.0.0", Reading, split="test")) == 2
+    assert sorted((e.version, e.split) for e in list_datasets(h)) == [
+        ("1.0.0", "test"), ("1.0.0", "train"), ("2.0.0", "test"), ("2.0.0", "train"),
+    ]  # fmt: skip
+    with pytest.raises(
+        atdata.SplitNotFoundError, match=r"has no split 'val' \(splits: test, train\)"
+    ):
+        load_remote(f"@{h}/splits", Reading, split="val")
+    with pytest.raises(atdata.StorageError, match=r"has no version '3\.0\.0'"):
+        load_remote(f"@{h}/splits@3.0.0", Reading)
+    with pytest.raises(atdata.StorageError, match=r"has published no dataset named 'nope'"):
+        load_remote(f"@{h}/nope", Reading)
