@@ -21,6 +21,10 @@ LABELS = [f"class_{i}" for i in range(10)]
 
 
 def sample_type() -> type:
+    """The sample type (module-level once built, so DataLoader workers can pickle samples)."""
+    st = globals().get("BenchSample")
+    if st is not None:
+        return st
     import atdata
 
     @atdata.packable
@@ -31,6 +35,8 @@ def sample_type() -> type:
         score: float
         idx: int
 
+    BenchSample.__qualname__ = "BenchSample"
+    globals()["BenchSample"] = BenchSample
     return BenchSample
 
 
