@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import pathlib
 import struct
 import subprocess
@@ -17,6 +16,7 @@ import pytest
 
 import atdata
 from atdata import DictSample, NDArray
+from tests._upstream import upstream_python
 
 
 @atdata.packable
@@ -243,9 +243,7 @@ _UPSTREAM_SCRIPT = textwrap.dedent(
 
 
 def test_upstream_reads_our_shards(tmp_path, expected):
-    py = os.environ.get("ATDATA_UPSTREAM_PYTHON")
-    if not py:
-        pytest.skip("set ATDATA_UPSTREAM_PYTHON to a python with atdata==0.7.0b1 to run this check")
+    py = upstream_python()
     samples = _interop_samples(expected)
     ds = atdata.write_samples(samples, tmp_path / "ours.tar")
     images = [

@@ -6,12 +6,12 @@ e.g. ``uv venv -p 3.12 /tmp/up && VIRTUAL_ENV=/tmp/up uv pip install atdata==0.7
 
 from __future__ import annotations
 
-import os
 import pathlib
 import subprocess
 
 import numpy as np
 import pytest
+from tests._upstream import upstream_python
 
 from atdata.atmosphere import list_datasets, load_remote
 
@@ -19,9 +19,7 @@ pytestmark = pytest.mark.services
 
 
 def test_upstream_published_blobs_dataset_loads(pds, publisher):
-    py = os.environ.get("ATDATA_UPSTREAM_PYTHON")
-    if not py:
-        pytest.skip("set ATDATA_UPSTREAM_PYTHON to a python with atdata==0.7.0b1 to run this check")
+    py = upstream_python()
     acct, _atmo = publisher
     script = pathlib.Path(__file__).with_name("_upstream_publish.py")
     out = subprocess.run(
@@ -40,9 +38,7 @@ def test_upstream_published_blobs_dataset_loads(pds, publisher):
 
 
 def test_upstream_reads_what_we_publish(pds, publisher, tmp_path):
-    py = os.environ.get("ATDATA_UPSTREAM_PYTHON")
-    if not py:
-        pytest.skip("set ATDATA_UPSTREAM_PYTHON to a python with atdata==0.7.0b1 to run this check")
+    py = upstream_python()
     import json
 
     import atdata
