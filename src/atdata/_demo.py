@@ -1,4 +1,5 @@
-"""The quickstart: write typed samples, read them back, batch, view through a lens, filter, shuffle.
+"""The quickstart: write typed samples, read them back, batch, view through a lens, filter, shuffle,
+then record them in the index (SQLite + local disk) and load and query them by name.
 
 ``atdata demo`` and ``examples/quickstart.py`` both run :func:`run_demo`, so the example works from
 an installed wheel. Everything happens on local disk (a temporary directory unless ``out`` is
@@ -11,6 +12,8 @@ Examples:
     (20, 2, 20)
     >>> summary["batch_image_shape"], summary["filtered_cats"]
     ((8, 8, 8, 3), 7)
+    >>> summary["index_version"], summary["query_dogs_over_half"]
+    ('1.0.0', 6)
 """
 
 from __future__ import annotations
@@ -102,7 +105,9 @@ def run_demo(
 
     # 3. Write: 10 samples per shard; each shard appears only once complete, with its sha256.
     pattern = os.path.join(out, "demo-%06d.tar")
-    ds = write_samples(make_samples(num_samples, seed), pattern, maxcount=10, key="index", progress=False)
+    ds = write_samples(
+        make_samples(num_samples, seed), pattern, maxcount=10, key="index", progress=False
+    )
     infos = ds.list_shard_infos()
     echo(f"wrote {num_samples} samples into {len(infos)} shards under {out}")
 
@@ -110,8 +115,10 @@ def run_demo(
     spec = os.path.join(out, f"demo-{{000000..{len(infos) - 1:06d}}}.tar")
     ds = Dataset[ImageSample](spec)
     first = ds.head(1)[0]
-    echo(f"read back {len(ds)} samples; first: key={first.__key__} label={first.label} "
-         f"image={first.image.dtype}{list(first.image.shape)}")
+    echo(
+        f"read back {len(ds)} samples; first: key={first.__key__} label={first.label} "
+        f"image={first.image.dtype}{list(first.image.shape)}"
+    )
 
     # 5. Batches stack the arrays with a leading batch dimension and list the other fields.
     batch = next(iter(ds.ordered(batch_size=8)))
@@ -128,6 +135,29 @@ def run_demo(
     order = [s.__key__ for s in ds.shuffled(buffer=16, seed=seed)]
     echo(f"shuffled (seed={seed}): first keys {order[:3]}")
 
+    # 8. The index (embedded defaults: SQLite + local disk, no server): write by name with
+    #    per-shard manifests, load it back by name, typed from the stored schema, and query it.
+    from ._load import load_dataset
+    from .index import Index, set_default_index
+
+    index = Index(path=os.path.join(out, "index", "index.db"))
+    entry = index.write_samples(
+        make_samples(num_samples, seed), name="demo-images", maxcount=10, manifest=True,
+        description="atdata demo images", license="CC0-1.0", tags=["demo"],
+    )  # fmt: skip
+    set_default_index(index)
+    try:
+        named = load_dataset("@local/demo-images")
+        hits = named.query("label = 'dog' AND score > 0.5")
+        n_dogs = len(hits.list_locations())
+    finally:
+        set_default_index(None)
+        index.close()
+    echo(
+        f"index: @local/demo-images@{entry.version} ({entry.num_samples} samples, "
+        f"schema {entry.schema_ref}); query label='dog' AND score>0.5 -> {n_dogs} samples"
+    )
+
     counts = Counter(s.label for s in views)
     summary = {
         "out": out,
@@ -141,6 +171,8 @@ def run_demo(
         "mean_score": round(mean_score, 3),
         "label_counts": dict(sorted(counts.items())),
         "shuffled_first_keys": order[:3],
+        "index_version": entry.version,
+        "query_dogs_over_half": n_dogs,
     }
     echo(f"labels: {summary['label_counts']}")
     return summary
