@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 import atdata
-from atdata._index import index_path, load_index
+from atdata._members import index_path, load_index
 
 
 def _write(tmp_path, n, per, name="d"):

@@ -85,9 +85,9 @@ class _Shared:
         self.members: dict[str, dict[str, tuple[int, int]]] = {}
         self.key_lists: dict[str, list[str]] = {}
         self.skipped: list[dict[str, str]] = []
-        self.indexes: dict[str, Any] = {}  # shard -> _index.ShardIndex
+        self.indexes: dict[str, Any] = {}  # shard -> _members.ShardIndex
         self.cum: tuple[list[str], list[int]] | None = None  # shards, cumulative counts
-        self.fds: Any = None  # _index.FdCache, opened on first ranged read
+        self.fds: Any = None  # _members.FdCache, opened on first ranged read
         self.keymap: dict[str, tuple[str, int]] | None = None  # for get(key)
 
     def __getstate__(self) -> dict[str, Any]:  # DataLoader workers (spawn): open their own files
@@ -407,11 +407,11 @@ class Dataset(Generic[T]):
             yield SampleBatch(chunk, sample_type=st)
 
     # -- sizes and random access --------------------------------------------------------------
-    def _index(self, shard: str) -> Any:
-        """The member index of ``shard`` (persisted beside local shards; see ``_index``)."""
+    def _shard_index(self, shard: str) -> Any:
+        """The member index of ``shard`` (persisted beside local shards; see ``_members``)."""
         idx = self._shared.indexes.get(shard)
         if idx is None:
-            from ._index import load_index
+            from ._members import load_index
 
             idx = load_index(shard, self.source)
             self._shared.indexes[shard] = idx
@@ -423,7 +423,7 @@ class Dataset(Generic[T]):
         cache = self._shared.members
         m = cache.get(shard)
         if m is None:
-            m = cache[shard] = self._index(shard).as_dict()
+            m = cache[shard] = self._shard_index(shard).as_dict()
         return m
 
     def _shard_count(self, shard: str) -> int:
@@ -457,14 +457,14 @@ class Dataset(Generic[T]):
         return self._base_len()
 
     def _read_member(self, shard: str, key: str, pos: int | None = None) -> dict:
-        idx = self._index(shard)
+        idx = self._shard_index(shard)
         if pos is None:
             pos = idx.positions[key]
         off, size = idx.offsets[pos], idx.sizes[pos]
         where = f" in shard {shard}, sample {key!r}"
         if not is_remote(shard) and type(self.source) is URLSource:
             if self._shared.fds is None:
-                from ._index import FdCache
+                from ._members import FdCache
 
                 self._shared.fds = FdCache()
             data = self._shared.fds.pread(shard, off, size)
@@ -505,7 +505,7 @@ class Dataset(Generic[T]):
         si = bisect.bisect_right(cum, i)
         shard = shards[si]
         local = i - (cum[si - 1] if si else 0)
-        return shard, self._index(shard).keys[local], local
+        return shard, self._shard_index(shard).keys[local], local
 
     def _locate(self, i: int) -> tuple[str, str]:
         shard, key, _ = self._locate_pos(i)
@@ -526,7 +526,7 @@ class Dataset(Generic[T]):
         if keymap is None:  # key -> (shard, position), first shard wins; built on the first get
             keymap = {}
             for shard in self.list_shards():
-                for key_, pos_ in self._index(shard).positions.items():
+                for key_, pos_ in self._shard_index(shard).positions.items():
                     keymap.setdefault(key_, (shard, pos_))
             self._shared.keymap = keymap
         hit = keymap.get(key)
