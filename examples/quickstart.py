@@ -10,4 +10,6 @@ from atdata._demo import run_demo
 
 if __name__ == "__main__":
     summary = run_demo(sys.argv[1] if len(sys.argv) > 1 else None)
-    print(f"done: {summary['samples_written']} samples, {summary['shards']} shards, {summary['bytes']} bytes")
+    print(
+        f"done: {summary['samples_written']} samples, {summary['shards']} shards, {summary['bytes']} bytes"
+    )

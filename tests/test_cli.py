@@ -30,7 +30,12 @@ def _wide(monkeypatch):
 @pytest.fixture
 def shards(tmp_path):
     samples = [
-        Rec(image=np.arange(6, dtype="f4").reshape(2, 3) + i, label=f"l{i}", score=i / 2, tags=["a", "b"])
+        Rec(
+            image=np.arange(6, dtype="f4").reshape(2, 3) + i,
+            label=f"l{i}",
+            score=i / 2,
+            tags=["a", "b"],
+        )
         for i in range(5)
     ]
     ds = atdata.write_samples(samples, str(tmp_path / "rec-%03d.tar"), maxcount=3, key="index")
@@ -55,7 +60,10 @@ def test_inspect_untyped_infers_fields(capsys, shards):
     assert "  sample type: DictSample" in lines
     assert "  shards:      2" in lines
     assert "  samples:     5" in lines
-    assert f"  bytes:       {os.path.getsize(d / 'rec-000.tar') + os.path.getsize(d / 'rec-001.tar')}" in lines
+    assert (
+        f"  bytes:       {os.path.getsize(d / 'rec-000.tar') + os.path.getsize(d / 'rec-001.tar')}"
+        in lines
+    )
     assert "fields (from the first sample)" in out
     assert "NDArray float32 (2, 3)" in out
     assert "list[str] (2)" in out
@@ -75,7 +83,9 @@ def test_inspect_directory_shows_splits(capsys, tmp_path):
 
 def test_inspect_typed(capsys, shards):
     d, _ = shards
-    code, out, _ = run(capsys, "inspect", str(d / "rec-{000..001}.tar"), "--type", "tests.test_cli:Rec")
+    code, out, _ = run(
+        capsys, "inspect", str(d / "rec-{000..001}.tar"), "--type", "tests.test_cli:Rec"
+    )
     assert code == 0
     assert "  sample type: Rec" in out
     assert "│ tags  │ list[str] │" in out and "(from the first sample)" not in out
@@ -103,7 +113,7 @@ def test_verify_ok_and_corrupt(capsys, shards):
     assert digest[:16] in out
     # truncate the second shard mid-member
     p = d / "rec-001.tar"
-    p.write_bytes(p.read_bytes()[:1024 + 512 + 10])  # inside the second member's payload
+    p.write_bytes(p.read_bytes()[: 1024 + 512 + 10])  # inside the second member's payload
     code, out, _ = run(capsys, "verify", str(d / "rec-*.tar"))
     assert code == 1
     assert "1 of 2 shard(s) failed verification" in out
@@ -147,19 +157,30 @@ def test_python_dash_m(tmp_path):
     env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
     r = subprocess.run(
         [sys.executable, "-m", "atdata", "inspect", str(tmp_path / "a.tar")],
-        capture_output=True, text=True, env=env, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     assert r.returncode == 0, r.stderr
     assert "  samples:     1" in r.stdout
     r = subprocess.run(
         [sys.executable, "-m", "atdata", "verify", str(tmp_path / "zz.tar")],
-        capture_output=True, text=True, env=env, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     assert r.returncode == 1
-    assert "FAILED shard not found" in r.stdout and "1 of 1 shard(s) failed verification" in r.stdout
+    assert (
+        "FAILED shard not found" in r.stdout and "1 of 1 shard(s) failed verification" in r.stdout
+    )
     r = subprocess.run(
         [sys.executable, "-m", "atdata", "inspect", str(tmp_path / "zz.tar")],
-        capture_output=True, text=True, env=env, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     assert r.returncode == 1
     assert r.stderr.strip().splitlines() == [

@@ -9,8 +9,22 @@ import sys
 import atdata
 
 HEAVY = [
-    "numpy", "msgpack", "typer", "rich", "click", "hypothesis",
-    "boto3", "botocore", "redis", "psycopg", "duckdb", "pyarrow", "pandas", "atproto", "libipld", "torch",
+    "numpy",
+    "msgpack",
+    "typer",
+    "rich",
+    "click",
+    "hypothesis",
+    "boto3",
+    "botocore",
+    "redis",
+    "psycopg",
+    "duckdb",
+    "pyarrow",
+    "pandas",
+    "atproto",
+    "libipld",
+    "torch",
 ]
 
 
@@ -67,7 +81,10 @@ def test_testing_namespace_is_lazy_and_sorted():
 def test_import_time_is_measured():
     """Report ``python -X importtime -c 'import atdata'`` (no timed assertion)."""
     r = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import atdata"], capture_output=True, text=True, check=True
+        [sys.executable, "-X", "importtime", "-c", "import atdata"],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     rows = [line.split("|") for line in r.stderr.splitlines() if line.startswith("import time:")]
     atdata_row = [row for row in rows if row[2].strip() == "atdata"]
@@ -75,3 +92,21 @@ def test_import_time_is_measured():
     cumulative_us = int(atdata_row[0][1])
     assert cumulative_us > 0
     print(f"import atdata: {cumulative_us} us cumulative")
+
+
+def test_type_checking_imports_match_the_lazy_map():
+    """The ``TYPE_CHECKING`` imports re-export exactly ``_LAZY`` (ruff's F401 is off for them)."""
+    import ast
+    import pathlib
+
+    tree = ast.parse(pathlib.Path(atdata.__file__).read_text())
+    block = next(
+        n for n in tree.body if isinstance(n, ast.If) and ast.unparse(n.test) == "TYPE_CHECKING"
+    )
+    imported = {
+        a.name: "." * node.level + (node.module or "")
+        for node in block.body
+        if isinstance(node, ast.ImportFrom)
+        for a in node.names
+    }
+    assert imported == atdata._LAZY

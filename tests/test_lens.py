@@ -79,7 +79,9 @@ def test_lens_get_put_and_types():
     assert back == Photo(image=p.image, label="owl", score=9.0)
     assert repr(photo_meta) == "Lens(photo_meta: Photo -> Meta)"
     assert label_summary.has_putter is False
-    with pytest.raises(atdata.ConfigError, match=r"has no putter; add one with @label_summary.putter"):
+    with pytest.raises(
+        atdata.ConfigError, match=r"has no putter; add one with @label_summary.putter"
+    ):
         label_summary.put(Summary(text="x"), Label(label="y"))
 
 
@@ -134,7 +136,12 @@ def _chain_net():
 
     def edge(a: str, b: str) -> Lens:
         return net.register(
-            Lens(lambda s, b=b: f"{s}>{b}", source=types[a], view=types[b], name=f"{a.lower()}_{b.lower()}")
+            Lens(
+                lambda s, b=b: f"{s}>{b}",
+                source=types[a],
+                view=types[b],
+                name=f"{a.lower()}_{b.lower()}",
+            )
         )
 
     return net, types, edge
@@ -167,7 +174,11 @@ def test_every_packable_is_reachable_from_dict_sample():
     net = LensNetwork()  # empty: the implicit decode lens does it
     p = _photo(1)
     d = DictSample.from_bytes(p.packed)
-    for view, expected in [(Photo, p), (Meta, Meta(label="dog", score=0.25)), (Label, Label(label="dog"))]:
+    for view, expected in [
+        (Photo, p),
+        (Meta, Meta(label="dog", score=0.25)),
+        (Label, Label(label="dog")),
+    ]:
         lz = net.find(DictSample, view)
         assert lz.name == f"DictSample->{view.__name__}"
         assert lz.get(d) == expected
@@ -206,8 +217,13 @@ def test_lens_not_found_lists_lenses_and_stub():
     with pytest.raises(LensNotFoundError) as ei:
         LensNetwork.default().find(Meta, Photo)
     msg = str(ei.value)
-    assert msg.startswith("no lens from Meta to Photo. Lenses from Meta: meta_label (Meta -> Label). ")
-    assert "    @atdata.lens\n    def meta_to_photo(source: Meta) -> Photo:\n        return Photo(...)" in msg
+    assert msg.startswith(
+        "no lens from Meta to Photo. Lenses from Meta: meta_label (Meta -> Label). "
+    )
+    assert (
+        "    @atdata.lens\n    def meta_to_photo(source: Meta) -> Photo:\n        return Photo(...)"
+        in msg
+    )
     assert isinstance(ei.value, LookupError)
     with pytest.raises(LensNotFoundError, match="No lenses are registered from Summary"):
         LensNetwork.default().find(Summary, Label)
@@ -224,7 +240,9 @@ def test_identity_lens():
 
 @pytest.fixture
 def photo_shards(tmp_path):
-    atdata.write_samples([_photo(i) for i in range(10)], str(tmp_path / "p-%02d.tar"), maxcount=4, key="index")
+    atdata.write_samples(
+        [_photo(i) for i in range(10)], str(tmp_path / "p-%02d.tar"), maxcount=4, key="index"
+    )
     return str(tmp_path / "p-{00..02}.tar")
 
 
@@ -260,7 +278,9 @@ def test_as_type_without_a_lens_raises(photo_shards):
 
 
 def test_project_lenses_obey_the_laws_on_examples():
-    photos = [_photo(i) for i in range(3)] + [Photo(image=np.zeros(0, "f4"), label="", score=-1.5, note="n")]
+    photos = [_photo(i) for i in range(3)] + [
+        Photo(image=np.zeros(0, "f4"), label="", score=-1.5, note="n")
+    ]
     metas = [Meta(label="x", score=0.0), Meta(label="", score=3.5)]
     check_lens_laws(photo_meta, photos, metas)
     check_lens_laws(meta_label, metas, [Label(label="q"), Label(label="")])
@@ -329,7 +349,9 @@ def test_put_get_and_put_put_violations():
     def _(v: Label, m: Meta) -> Meta:
         return Meta(label=v.label, score=m.score + (0.0 if v.label == m.label else 1.0))
 
-    with pytest.raises(AssertionError, match=r"breaks PutPut: put\(v2, put\(v1, s\)\) != put\(v2, s\)"):
+    with pytest.raises(
+        AssertionError, match=r"breaks PutPut: put\(v2, put\(v1, s\)\) != put\(v2, s\)"
+    ):
         check_lens_laws(counter, [Meta(label="a", score=0.0)], [Label(label="b"), Label(label="c")])
 
 

@@ -21,7 +21,9 @@ class Row:
 
 def _write(path: str, start: int, n: int) -> None:
     atdata.write_samples(
-        [Row(idx=i, vec=np.arange(3, dtype="i2") + i) for i in range(start, start + n)], path, key="index"
+        [Row(idx=i, vec=np.arange(3, dtype="i2") + i) for i in range(start, start + n)],
+        path,
+        key="index",
     )
 
 
@@ -73,7 +75,11 @@ def test_untyped_gives_dict_samples(flat):
 
 
 def test_infix_and_alias_split_names(tmp_path):
-    for name, start in [("mnist-train-000.tar", 0), ("mnist-valid-000.tar", 10), ("mnist-val-001.tar", 20)]:
+    for name, start in [
+        ("mnist-train-000.tar", 0),
+        ("mnist-valid-000.tar", 10),
+        ("mnist-val-001.tar", 20),
+    ]:
         _write(str(tmp_path / name), start, 1)
     dd = atdata.load_dataset(str(tmp_path), Row)
     assert list(dd) == ["train", "validation"]
@@ -169,7 +175,10 @@ def test_named_dataset_dispatch(monkeypatch):
 
 def test_http_urls_pass_through():
     dd = atdata.load_dataset("http://127.0.0.1:1/data-{0..1}.tar")
-    assert dd["train"].list_shards() == ["http://127.0.0.1:1/data-0.tar", "http://127.0.0.1:1/data-1.tar"]
+    assert dd["train"].list_shards() == [
+        "http://127.0.0.1:1/data-0.tar",
+        "http://127.0.0.1:1/data-1.tar",
+    ]
 
 
 def test_files_without_split_are_left_out_when_others_name_one(tmp_path):

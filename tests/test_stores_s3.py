@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import socket
 
@@ -45,10 +46,8 @@ def store(s3_endpoint, monkeypatch):
         "region_name": "us-east-1",
     }
     client = make_client(endpoint_url=s3_endpoint, **creds)
-    try:
+    with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
         client.create_bucket(Bucket=BUCKET)
-    except client.exceptions.BucketAlreadyOwnedByYou:
-        pass
     return atdata.S3DataStore(
         BUCKET, "runs", endpoint_url=s3_endpoint, multipart_threshold=5 * 1024 * 1024,
         multipart_chunksize=5 * 1024 * 1024, **creds,

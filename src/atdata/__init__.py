@@ -101,15 +101,15 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         StorageError,
     )
     from ._lens import Lens, LensNetwork, lens
+    from ._load import DatasetDict, load_dataset
     from ._manifest_fields import ManifestField
     from ._query import QueryExecutor, QueryResult, SampleLocation
     from ._query_expr import query_fields
-    from ._load import DatasetDict, load_dataset
     from ._sample import DictSample, PackableSample, packable
     from ._sources import DataSource, URLSource
     from ._types import NDArray
-    from .atmosphere._cid import generate_cid, verify_cid
     from ._writer import ShardInfo, ShardWriter, write_samples
+    from .atmosphere._cid import generate_cid, verify_cid
     from .index._entry import DatasetEntry, SchemaRecord
     from .index._index import Index, set_default_index
     from .index._providers._base import IndexProvider

@@ -40,7 +40,7 @@ _le_dims: dict[int, struct.Struct] = {}
 def _dims_struct(ndim: int) -> struct.Struct:
     st = _le_dims.get(ndim)
     if st is None:
-        st = _le_dims[ndim] = struct.Struct("<%dq" % ndim)
+        st = _le_dims[ndim] = struct.Struct(f"<{ndim}q")
     return st
 
 
@@ -142,7 +142,11 @@ def _decode_npy(buf: bytes | memoryview, where: str) -> np.ndarray:
         raise DecodeError(f"truncated .npy header{where}")
     try:
         header = ast.literal_eval(bytes(mv[start : start + hlen]).decode("latin1"))
-        descr, fortran, shape = header["descr"], bool(header["fortran_order"]), tuple(header["shape"])
+        descr, fortran, shape = (
+            header["descr"],
+            bool(header["fortran_order"]),
+            tuple(header["shape"]),
+        )
     except Exception as exc:  # any malformed header is a decode error
         raise DecodeError(f"malformed .npy header{where}") from exc
     if not isinstance(descr, str):
@@ -183,7 +187,9 @@ def is_array_bytes(buf: Any) -> bool:
     return True
 
 
-def decode_array(buf: bytes | bytearray | memoryview, *, copy: bool = True, where: str = "") -> np.ndarray:
+def decode_array(
+    buf: bytes | bytearray | memoryview, *, copy: bool = True, where: str = ""
+) -> np.ndarray:
     """Decode array bytes (compact or legacy ``.npy``) into a numpy array.
 
     Args:

@@ -34,7 +34,9 @@ class SampleBatch(Generic[T]):
     themselves and ``batch.keys`` their keys.
     """
 
-    def __init__(self, samples: Sequence[T] | None = None, *, sample_type: type | None = None) -> None:
+    def __init__(
+        self, samples: Sequence[T] | None = None, *, sample_type: type | None = None
+    ) -> None:
         self._samples: list[T] | None = list(samples) if samples is not None else None
         self._columns: dict[str, Any] = {}
         self._keys: list[str | None] | None = None
@@ -61,7 +63,9 @@ class SampleBatch(Generic[T]):
                 if any(v is None for v in vals) or any(type(v) is not bytes for v in vals):
                     if not spec.optional and None in vals:
                         k = keys[vals.index(None)]
-                        raise SchemaError(f"payload is missing required array field {name!r} in sample {k!r}")
+                        raise SchemaError(
+                            f"payload is missing required array field {name!r} in sample {k!r}"
+                        )
                     b._columns[name] = [
                         spec.decode(v, f" in sample {k!r}") if v is not None else None
                         for v, k in zip(vals, keys, strict=True)
@@ -69,7 +73,9 @@ class SampleBatch(Generic[T]):
                     continue
                 first = vals[0]
                 if first[:6] == b"\x93NUMPY":
-                    arrs = [spec.decode(v, f" in sample {k!r}") for v, k in zip(vals, keys, strict=True)]
+                    arrs = [
+                        spec.decode(v, f" in sample {k!r}") for v, k in zip(vals, keys, strict=True)
+                    ]
                     b._columns[name] = _stack(name, arrs, keys)
                     continue
                 dt, shape, off = parse_header(first, f" in field {name!r}")
@@ -137,7 +143,9 @@ class SampleBatch(Generic[T]):
         return self._keys
 
     def __len__(self) -> int:
-        return len(self._raw) if self._samples is None and self._raw is not None else len(self.samples)
+        return (
+            len(self._raw) if self._samples is None and self._raw is not None else len(self.samples)
+        )
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
@@ -148,7 +156,9 @@ class SampleBatch(Generic[T]):
         samples = self.samples
         if not samples:
             return []
-        if not hasattr(samples[0], name) and not (hasattr(samples[0], "keys") and name in samples[0]):
+        if not hasattr(samples[0], name) and not (
+            hasattr(samples[0], "keys") and name in samples[0]
+        ):
             raise AttributeError(f"samples of this batch have no field {name!r}")
         vals = [getattr(s, name) for s in samples]
         spec = _spec(self.sample_type, name)

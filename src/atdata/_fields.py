@@ -17,6 +17,7 @@ Examples:
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import operator
 import types
 import typing
@@ -182,7 +183,7 @@ def _make_encoder(spec: FieldSpec, owner: str) -> Callable[[Any], Any]:
 
         def enc(v: Any) -> Any:
             if type(v) is not int:
-                if isinstance(v, bool) or isinstance(v, float):
+                if isinstance(v, (bool, float)):
                     raise bad(v, "int")
                 try:
                     v = operator.index(v)
@@ -358,7 +359,7 @@ def _resolve_hints(cls: type) -> dict[str, Any]:
 
     hints: dict[str, Any] = {}
     for klass in reversed(cls.__mro__):
-        ann = klass.__dict__.get("__annotations__", {})
+        ann = inspect.get_annotations(klass)
         if not ann:
             continue
         ns = klass.__dict__.get("__atdata_ns__")
@@ -370,7 +371,7 @@ def _resolve_hints(cls: type) -> dict[str, Any]:
         localns.setdefault(klass.__name__, klass)
         for name, tp in ann.items():
             if isinstance(tp, str):
-                tp = eval(tp, globalns, localns)  # noqa: S307 - annotations of local source code
+                tp = eval(tp, globalns, localns)  # annotations of local source code
             hints[name] = tp
     return hints
 

@@ -127,7 +127,9 @@ class Lens(Generic[S, V]):
             def put(w: Any, s: Any) -> Any:
                 return first.put(second.put(w, first.get(s)), s)
 
-        return Lens(get, put, source=first.source, view=second.view, name=f"{first.name} >> {second.name}")
+        return Lens(
+            get, put, source=first.source, view=second.view, name=f"{first.name} >> {second.name}"
+        )
 
     def __rshift__(self, other: Lens[V, W]) -> Lens[S, W]:
         return self.compose(other)
@@ -232,7 +234,11 @@ class LensNetwork:
         sn, vn = _tname(source), _tname(view)
         raise LensNotFoundError(
             f"no lens from {sn} to {vn}. "
-            + (f"Lenses from {sn}: {have}. " if existing else f"No lenses are registered from {sn}. ")
+            + (
+                f"Lenses from {sn}: {have}. "
+                if existing
+                else f"No lenses are registered from {sn}. "
+            )
             + "Define one:\n\n"
             f"    @atdata.lens\n    def {sn.lower()}_to_{vn.lower()}(source: {sn}) -> {vn}:\n"
             f"        return {vn}(...)\n"
@@ -265,7 +271,9 @@ def lens(fn: Callable[[S], V] | None = None, /, *, network: LensNetwork | None =
 
     import sys
 
-    localns = dict(sys._getframe(1).f_locals)  # types defined next to the getter (e.g. in a function)
+    localns = dict(
+        sys._getframe(1).f_locals
+    )  # types defined next to the getter (e.g. in a function)
 
     def wrap(f: Callable[[S], V]) -> Lens[S, V]:
         net = network or LensNetwork.default()

@@ -42,7 +42,9 @@ _SPLIT_WORDS: dict[str, tuple[str, ...]] = {
 }
 _WORD_TO_SPLIT = {w: s for s, ws in _SPLIT_WORDS.items() for w in ws}
 _SPLIT_RE = re.compile(
-    r"(?:^|[-_.\s])(" + "|".join(sorted(_WORD_TO_SPLIT, key=len, reverse=True)) + r")(?=$|[-_.\s\d])",
+    r"(?:^|[-_.\s])("
+    + "|".join(sorted(_WORD_TO_SPLIT, key=len, reverse=True))
+    + r")(?=$|[-_.\s\d])",
     re.IGNORECASE,
 )
 _SPLIT_ORDER = ("train", "validation", "test")
@@ -127,7 +129,9 @@ def infer_splits(directory: str | os.PathLike[str]) -> dict[str, list[str]]:
         return _ordered(subdirs)
     files = _tars_in(d)
     if not files:
-        raise ShardError(f"directory {d!r} holds no .tar shards (nor split sub-directories with any)")
+        raise ShardError(
+            f"directory {d!r} holds no .tar shards (nor split sub-directories with any)"
+        )
     by_split: dict[str, list[str]] = {}
     for f in files:
         split = _split_of(f)
@@ -154,7 +158,8 @@ def _resolve_data_files(base: str | None, data_files: Any) -> dict[str, list[str
         if not pats:
             raise ConfigError(f"data_files for split {split!r} is empty")
         full = [
-            p if base is None or is_remote(p) or os.path.isabs(p) else os.path.join(base, p) for p in pats
+            p if base is None or is_remote(p) or os.path.isabs(p) else os.path.join(base, p)
+            for p in pats
         ]
         out[split] = expand_urls(full)
     return out
@@ -234,5 +239,8 @@ def load_dataset(
             )
         return Dataset(splits[split], sample_type=sample_type, on_error=on_error)
     return DatasetDict(
-        {name: Dataset(shards, sample_type=sample_type, on_error=on_error) for name, shards in splits.items()}
+        {
+            name: Dataset(shards, sample_type=sample_type, on_error=on_error)
+            for name, shards in splits.items()
+        }
     )

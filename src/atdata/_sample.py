@@ -174,7 +174,11 @@ class PackableSample:
         for spec in fields_of(cls):  # type: ignore[arg-type]
             if spec.name in data:
                 v = data[spec.name]
-                if spec.kind == "ndarray" and v is not None and not isinstance(v, (bytes, bytearray)):
+                if (
+                    spec.kind == "ndarray"
+                    and v is not None
+                    and not isinstance(v, (bytes, bytearray))
+                ):
                     vals[spec.name] = v
                 else:
                     vals[spec.name] = spec.decode(v, "")
@@ -192,7 +196,8 @@ class PackableSample:
         if type(other) is not type(self):
             return NotImplemented
         return all(
-            _values_equal(self.__dict__[s.name], other.__dict__[s.name]) for s in fields_of(type(self))
+            _values_equal(self.__dict__[s.name], other.__dict__[s.name])
+            for s in fields_of(type(self))
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -203,8 +208,8 @@ def _needs_init(cls: type) -> bool:
     flag = cls.__dict__.get("__atdata_needs_init__")
     if flag is None:
         flag = any(
-            "__post_init__" in k.__dict__ or "__atdata_custom_init__" in k.__dict__
-            and k.__dict__["__atdata_custom_init__"]
+            "__post_init__" in k.__dict__
+            or ("__atdata_custom_init__" in k.__dict__ and k.__dict__["__atdata_custom_init__"])
             for k in cls.__mro__
             if k is not PackableSample and k is not object
         )
@@ -304,7 +309,8 @@ class DictSample:
         from ._arrays import encode_array
 
         return {
-            k: encode_array(v) if type(v).__name__ == "ndarray" else v for k, v in self._data.items()
+            k: encode_array(v) if type(v).__name__ == "ndarray" else v
+            for k, v in self._data.items()
         }
 
     @classmethod
@@ -358,15 +364,15 @@ class DictSample:
     def __len__(self) -> int:
         return len(self._data)
 
-    def keys(self):  # noqa: ANN201 - dict view
+    def keys(self):
         """Field names."""
         return self._data.keys()
 
-    def values(self):  # noqa: ANN201
+    def values(self):
         """Raw field values."""
         return self._data.values()
 
-    def items(self):  # noqa: ANN201
+    def items(self):
         """``(name, raw value)`` pairs."""
         return self._data.items()
 

@@ -124,9 +124,11 @@ class _HTTPStream:
         import urllib.request
 
         self.url = url
-        req = urllib.request.Request(url, headers={"Accept-Encoding": "identity", **(headers or {})})
+        req = urllib.request.Request(
+            url, headers={"Accept-Encoding": "identity", **(headers or {})}
+        )
         try:
-            self._resp = urllib.request.urlopen(req, timeout=_HTTP_TIMEOUT)  # noqa: S310
+            self._resp = urllib.request.urlopen(req, timeout=_HTTP_TIMEOUT)
         except urllib.error.HTTPError as exc:
             raise ShardError(f"cannot fetch shard {url}: HTTP {exc.code} {exc.reason}") from None
         except (urllib.error.URLError, OSError) as exc:
@@ -185,7 +187,7 @@ class URLSource:
                 f"no reader for {shard!r}: use a DataSource for this scheme (e.g. atdata.S3Source)"
             )
         try:
-            return open(shard, "rb", buffering=0)  # noqa: SIM115 - caller closes
+            return open(shard, "rb", buffering=0)  # the caller closes it
         except FileNotFoundError:
             raise ShardError(f"shard not found: {shard}") from None
         except OSError as exc:
@@ -199,7 +201,9 @@ class URLSource:
         """
         if is_remote(shard):
             with _HTTPStream(shard, {"Range": f"bytes={offset}-{offset + size - 1}"}) as s:
-                if offset and getattr(s._resp, "status", 206) != 206:  # Range ignored: not our bytes
+                if (
+                    offset and getattr(s._resp, "status", 206) != 206
+                ):  # Range ignored: not our bytes
                     raise ShardError(
                         f"server of {shard} ignored the Range request (HTTP {s._resp.status}); "
                         "random access needs a server that supports byte ranges"

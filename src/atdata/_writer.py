@@ -19,6 +19,7 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -161,7 +162,9 @@ class ShardWriter:
         if "%" in os.path.basename(self.pattern):
             return self.pattern % self._shard_no
         if self._shard_no != 0 and self._infos:
-            raise ConfigError(f"{self.pattern!r} holds a single shard; pass maxcount/maxsize to shard")
+            raise ConfigError(
+                f"{self.pattern!r} holds a single shard; pass maxcount/maxsize to shard"
+            )
         return self.pattern
 
     def _open(self) -> None:
@@ -169,7 +172,9 @@ class ShardWriter:
         d = os.path.dirname(final) or "."
         os.makedirs(d, exist_ok=True)
         self._final = final
-        self._tmp = os.path.join(d, f".{os.path.basename(final)}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        self._tmp = os.path.join(
+            d, f".{os.path.basename(final)}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        )
         self._raw = open(self._tmp, "wb")  # noqa: SIM115 - closed in _finish/_abort
         self._file = _HashingFile(self._raw)
         self._tar = TarWriter(self._file)
@@ -199,10 +204,8 @@ class ShardWriter:
             self._raw.close()
         finally:
             self._file = None
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._tmp)
-            except FileNotFoundError:
-                pass
             for ob in self._observers:
                 ob.abort_shard(self._final)
 
@@ -213,7 +216,7 @@ class ShardWriter:
             own = getattr(sample, "__key__", None)
             return own if own is not None else str(uuid.uuid1())
         if k == "index":
-            return "%08d" % self._count
+            return f"{self._count:08d}"
         if k == "uuid":
             return str(uuid.uuid1())
         return k(sample, self._count)  # type: ignore[operator]

@@ -95,8 +95,16 @@ def describe_value(v: Any, *, stats: bool = False) -> str:
 
 
 def _preview_cell(v: Any) -> str:
-    if v is None or isinstance(v, (bytes, bytearray, memoryview, list, dict)) or type(v).__name__ == "ndarray":
-        if isinstance(v, list) and len(v) <= 8 and all(isinstance(x, (int, float, str, bool)) for x in v):
+    if (
+        v is None
+        or isinstance(v, (bytes, bytearray, memoryview, list, dict))
+        or type(v).__name__ == "ndarray"
+    ):
+        if (
+            isinstance(v, list)
+            and len(v) <= 8
+            and all(isinstance(x, (int, float, str, bool)) for x in v)
+        ):
             return repr(v)
         return describe_value(v, stats=True)
     text = repr(v) if isinstance(v, str) else str(v)
@@ -143,7 +151,10 @@ def register(app: typer.Typer) -> None:
                 if first:
                     schema = {k: describe_value(v) for k, v in _fields_of_sample(first[0]).items()}
             if schema:
-                t = Table(title="fields (from the first sample)" if inferred else "fields", title_justify="left")
+                t = Table(
+                    title="fields (from the first sample)" if inferred else "fields",
+                    title_justify="left",
+                )
                 t.add_column("field")
                 t.add_column("type")
                 for k, v in schema.items():
@@ -173,7 +184,8 @@ def register(app: typer.Typer) -> None:
                 t.add_column(escape(c))
             for s, r in zip(samples, rows, strict=True):
                 t.add_row(
-                    escape(str(getattr(s, "__key__", ""))), *(escape(_preview_cell(r.get(c))) for c in cols)
+                    escape(str(getattr(s, "__key__", ""))),
+                    *(escape(_preview_cell(r.get(c))) for c in cols),
                 )
             con.print(t)
 
@@ -201,7 +213,9 @@ def register(app: typer.Typer) -> None:
                 else:
                     bad += 1
                     status = f"[red]FAILED[/] {escape(rep['error'])}"
-                t.add_row(escape(os.path.basename(rep["shard"])), str(rep["samples"]), digest[:16], status)
+                t.add_row(
+                    escape(os.path.basename(rep["shard"])), str(rep["samples"]), digest[:16], status
+                )
             con.print(t)
         if bad:
             con.print(f"[red]{bad} of {total} shard(s) failed verification[/]")

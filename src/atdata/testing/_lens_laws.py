@@ -73,21 +73,38 @@ def _check_one(lz: Any, s: Any, v1: Any, v2: Any, laws: Sequence[str]) -> None:
         view = get(s)
         back = put(view, s)
         if not _eq(back, s):
-            raise _fail(lz, "GetPut", "put(get(s), s) != s",
-                        [("s", s), ("get(s)", view), ("put(get(s), s)", back)])
+            raise _fail(
+                lz,
+                "GetPut",
+                "put(get(s), s) != s",
+                [("s", s), ("get(s)", view), ("put(get(s), s)", back)],
+            )
     if "put_get" in laws:
         written = put(v1, s)
         got = get(written)
         if not _eq(got, v1):
-            raise _fail(lz, "PutGet", "get(put(v, s)) != v",
-                        [("s", s), ("v", v1), ("put(v, s)", written), ("get(put(v, s))", got)])
+            raise _fail(
+                lz,
+                "PutGet",
+                "get(put(v, s)) != v",
+                [("s", s), ("v", v1), ("put(v, s)", written), ("get(put(v, s))", got)],
+            )
     if "put_put" in laws:
         twice = put(v2, put(v1, s))
         once = put(v2, s)
         if not _eq(twice, once):
-            raise _fail(lz, "PutPut", "put(v2, put(v1, s)) != put(v2, s)",
-                        [("s", s), ("v1", v1), ("v2", v2), ("put(v2, put(v1, s))", twice),
-                         ("put(v2, s)", once)])
+            raise _fail(
+                lz,
+                "PutPut",
+                "put(v2, put(v1, s)) != put(v2, s)",
+                [
+                    ("s", s),
+                    ("v1", v1),
+                    ("v2", v2),
+                    ("put(v2, put(v1, s))", twice),
+                    ("put(v2, s)", once),
+                ],
+            )
 
 
 def _laws(laws: Iterable[str], lz: Any) -> tuple[str, ...]:
@@ -96,7 +113,9 @@ def _laws(laws: Iterable[str], lz: Any) -> tuple[str, ...]:
     if bad:
         raise ConfigError(f"unknown lens law(s) {bad}; choose from {list(LAWS)}")
     if not getattr(lz, "has_putter", False):
-        raise ConfigError(f"lens {getattr(lz, 'name', lz)!r} has no putter, so the lens laws do not apply")
+        raise ConfigError(
+            f"lens {getattr(lz, 'name', lz)!r} has no putter, so the lens laws do not apply"
+        )
     return out
 
 

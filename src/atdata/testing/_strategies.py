@@ -51,7 +51,8 @@ def _array_strategy(st: Any, dtype: Any, max_side: int) -> Any:
         if dt.kind in "fc":
             kw = {"allow_nan": False, "allow_infinity": False}
         return hnp.arrays(
-            dt, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=max_side),
+            dt,
+            hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=max_side),
             elements=hnp.from_dtype(dt, **kw),
         )
 
@@ -101,7 +102,8 @@ def _field_strategy(spec: Any, st: Any, max_size: int, depth: int) -> Any:
 
 def _sample_strategy(sample_type: type, st: Any, max_size: int, depth: int) -> Any:
     fields = {
-        spec.name: _field_strategy(spec, st, max_size, depth) for spec in sample_type.atdata_fields()
+        spec.name: _field_strategy(spec, st, max_size, depth)
+        for spec in sample_type.atdata_fields()
     }
     return st.builds(sample_type, **fields)
 
@@ -122,7 +124,9 @@ def strategy_for(sample_type: type, *, max_size: int = 4) -> Any:
         ConfigError: When ``sample_type`` is not a ``@packable`` type.
         MissingExtraError: When hypothesis is not installed.
     """
-    if not getattr(sample_type, "__atdata_sample__", False) or not hasattr(sample_type, "atdata_fields"):
+    if not getattr(sample_type, "__atdata_sample__", False) or not hasattr(
+        sample_type, "atdata_fields"
+    ):
         raise ConfigError(f"strategy_for needs a @packable type, got {sample_type!r}")
     st = hypothesis_module("hypothesis.strategies")
     return _sample_strategy(sample_type, st, max_size, 0)
