@@ -72,6 +72,14 @@ def test_ustar_prefix_used_by_python_tarfile():
     assert _read_all(data)[0][0] == PREFIXED
 
 
+@pytest.mark.parametrize("fmt", [tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
+def test_long_directory_name_does_not_rename_the_next_file(fmt):
+    """A long-name (PAX path / GNU 'L') header belongs to the directory it precedes only."""
+    data = _py_tar([("a.txt", b"abc")], fmt, dirs=("d" * 120,))
+    assert _read_all(data) == [("a.txt", 2048, b"abc")]
+    assert _scan(data) == [("a.txt", 2048, 3)]
+
+
 def test_gnu_long_name_header():
     data = _py_tar([(LONG, b"x")], tarfile.GNU_FORMAT)
     assert data[156:157] == b"L"

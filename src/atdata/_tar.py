@@ -185,18 +185,7 @@ def iter_tar(read: Callable[[int], bytes], where: str = "", chunk: int = CHUNK) 
             buf = b""
             nxt = 0
         if typ in (48, 0, 55):  # '0', '\0', '7': regular file
-            if pax_name is not None:
-                name = pax_name
-            elif long_name is not None:
-                name = long_name
-            else:
-                raw = hdr[:100]
-                z = raw.find(0)
-                name = (raw if z < 0 else raw[:z]).decode("utf-8", "replace")
-                if ustar and hdr[345] != 0:
-                    pre = hdr[345:500]
-                    z = pre.find(0)
-                    name = (pre if z < 0 else pre[:z]).decode("utf-8", "replace") + "/" + name
+            name = _member_name(hdr, ustar, pax_name, long_name)
             yield _new_member(Member, (name, offset, data))
             pax_name = pax_size = long_name = None
         elif typ == 120:  # 'x': PAX per-file header
@@ -218,6 +207,22 @@ def iter_tar(read: Callable[[int], bytes], where: str = "", chunk: int = CHUNK) 
             buf = got
             bufmv = memoryview(buf)
             pos = skip
+
+
+def _member_name(hdr: bytes, ustar: bool, pax_name: str | None, long_name: str | None) -> str:
+    """A member's name: a PAX ``path``, else a GNU long name, else the header's (ustar prefix joined)."""
+    if pax_name is not None:
+        return pax_name
+    if long_name is not None:
+        return long_name
+    raw = hdr[:100]
+    z = raw.find(0)
+    name = (raw if z < 0 else raw[:z]).decode("utf-8", "replace")
+    if ustar and hdr[345] != 0:
+        pre = hdr[345:500]
+        z = pre.find(0)
+        name = (pre if z < 0 else pre[:z]).decode("utf-8", "replace") + "/" + name
+    return name
 
 
 def _read_at_least(read: Callable[[int], bytes], n: int, chunk: int) -> bytes:
@@ -271,18 +276,7 @@ def scan_tar_file(path: str | os.PathLike[str], where: str = "") -> list[tuple[s
                     f"truncated shard: member at byte {start} needs {size} bytes{where}"
                 )
             if typ in (48, 0, 55):
-                if pax_name is not None:
-                    name = pax_name
-                elif long_name is not None:
-                    name = long_name
-                else:
-                    raw = hdr[:100]
-                    z = raw.find(0)
-                    name = (raw if z < 0 else raw[:z]).decode("utf-8", "replace")
-                    if hdr[257:262] == b"ustar" and hdr[345] != 0:
-                        pre = hdr[345:500]
-                        z = pre.find(0)
-                        name = (pre if z < 0 else pre[:z]).decode("utf-8", "replace") + "/" + name
+                name = _member_name(hdr, hdr[257:262] == b"ustar", pax_name, long_name)
                 out.append((name, start, size))
                 pax_name = pax_size = long_name = None
             elif typ == 120:
@@ -292,6 +286,8 @@ def scan_tar_file(path: str | os.PathLike[str], where: str = "") -> list[tuple[s
                     pax_size = int(pax["size"])
             elif typ == 76:
                 long_name = os.pread(fd, size, start).rstrip(b"\0").decode("utf-8", "replace")
+            elif typ != 103:  # a directory or link consumes its PAX/long-name headers
+                pax_name = pax_size = long_name = None
             off = start + ((size + 511) & ~511)
         else:
             if off < total and first:
