@@ -71,7 +71,30 @@ def _values_equal(a: Any, b: Any) -> bool:
     return a == b
 
 
-class PackableSample:
+class _WireSample:
+    """What typed and schema-free samples share: their msgpack payload and WebDataset form."""
+
+    __slots__ = ()
+    __key__: str | None
+
+    @property
+    def packed(self) -> bytes:
+        """The msgpack payload of this sample (arrays in the compact encoding)."""
+        return _packb(self._to_wire())  # type: ignore[attr-defined]
+
+    @property
+    def as_wds(self) -> dict[str, Any]:
+        """A WebDataset dict: ``{"__key__": key, "msgpack": payload}`` (a fresh uuid key if unset)."""
+        key = self.__key__ if self.__key__ is not None else str(uuid.uuid1())
+        return {"__key__": key, "msgpack": self.packed}
+
+    @classmethod
+    def from_bytes(cls: type[T], data: bytes | memoryview) -> T:
+        """Decode a msgpack payload into this type."""
+        return cls._from_wire(unpack_payload(data))  # type: ignore[attr-defined]
+
+
+class PackableSample(_WireSample):
     """Base class of typed samples.
 
     Subclass it with ``@dataclass`` or decorate a plain annotated class with
@@ -150,22 +173,6 @@ class PackableSample:
         obj = cls.__new__(cls)
         obj.__dict__.update(vals)
         return obj
-
-    @property
-    def packed(self) -> bytes:
-        """The msgpack payload of this sample."""
-        return _packb(self._to_wire())
-
-    @property
-    def as_wds(self) -> dict[str, Any]:
-        """A WebDataset dict: ``{"__key__": key, "msgpack": payload}`` (a fresh uuid key if unset)."""
-        key = self.__key__ if self.__key__ is not None else str(uuid.uuid1())
-        return {"__key__": key, "msgpack": self.packed}
-
-    @classmethod
-    def from_bytes(cls: type[T], data: bytes | memoryview) -> T:
-        """Decode a msgpack payload into this type."""
-        return cls._from_wire(unpack_payload(data))  # type: ignore[attr-defined]
 
     @classmethod
     def from_dict(cls: type[T], data: Mapping[str, Any]) -> T:
@@ -276,7 +283,7 @@ def packable(cls: type | None = None, /) -> Any:
     return wrap if cls is None else wrap(cls)
 
 
-class DictSample:
+class DictSample(_WireSample):
     """A schema-free sample: the raw field map of a payload.
 
     Array fields stay as their encoded bytes (without a schema bytes and arrays cannot be told
@@ -312,22 +319,6 @@ class DictSample:
             k: encode_array(v) if type(v).__name__ == "ndarray" else v
             for k, v in self._data.items()
         }
-
-    @classmethod
-    def from_bytes(cls, data: bytes | memoryview) -> DictSample:
-        """Decode a msgpack payload without a schema."""
-        return cls._from_wire(unpack_payload(data))
-
-    @property
-    def packed(self) -> bytes:
-        """The msgpack payload (numpy arrays encoded in the compact format)."""
-        return _packb(self._to_wire())
-
-    @property
-    def as_wds(self) -> dict[str, Any]:
-        """A WebDataset dict: ``{"__key__": key, "msgpack": payload}``."""
-        key = self.__key__ if self.__key__ is not None else str(uuid.uuid1())
-        return {"__key__": key, "msgpack": self.packed}
 
     def __getitem__(self, name: str) -> Any:
         return self._data[name]

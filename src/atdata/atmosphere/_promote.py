@@ -132,6 +132,14 @@ def promote_entry(
         ):
             cids = [i["blob"]["ref"]["$link"] for i in items]
             return PromoteResult(schema.uri, schema.cid, uri, cid, cids, created=False)
+    common: dict[str, Any] = {
+        "version": entry.version,
+        "description": entry.description,
+        "tags": entry.tags,
+        "license": entry.license,
+        "num_samples": entry.num_samples,
+        "metadata": meta or None,
+    }
     if kind == "s3":
         buckets = {u[5:].split("/", 1)[0] for u in urls}
         if len(buckets) != 1:
@@ -145,12 +153,7 @@ def promote_entry(
             sha256=shas,
             storage="s3",
             bucket=buckets.pop(),
-            version=entry.version,
-            description=entry.description,
-            tags=entry.tags,
-            license=entry.license,
-            num_samples=entry.num_samples,
-            metadata=meta or None,
+            **common,
         )
     else:
         pub = publish_dataset(
@@ -160,12 +163,7 @@ def promote_entry(
             shards=urls,
             sha256=shas if kind == "http" else None,
             storage=kind,
-            version=entry.version,
-            description=entry.description,
-            tags=entry.tags,
-            license=entry.license,
-            num_samples=entry.num_samples,
-            metadata=meta or None,
             max_blob_size=max_blob_size,
+            **common,
         )
     return PromoteResult(schema.uri, schema.cid, pub.uri, pub.cid, pub.blobs, created=pub.created)

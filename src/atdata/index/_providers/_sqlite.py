@@ -114,16 +114,21 @@ class SQLiteProvider(IndexProvider):
             raise SchemaError(schema_conflict_message(record))
         return existing
 
-    def get_schema(self, name: str, version: str | None = None) -> SchemaRecord | None:
+    def _versioned(self, table: str, name: str, version: str | None) -> str | None:
+        """The stored JSON of ``name`` at ``version``, or of its newest version when ``None``."""
         if version is not None:
             rows = self._query(
-                "SELECT record FROM atdata_schemas WHERE name=? AND version=?", (name, version)
+                f"SELECT record FROM {table} WHERE name=? AND version=?", (name, version)
             )
-            return SchemaRecord.from_json(rows[0][0]) if rows else None
-        rows = self._query("SELECT version, record FROM atdata_schemas WHERE name=?", (name,))
+            return rows[0][0] if rows else None
+        rows = self._query(f"SELECT version, record FROM {table} WHERE name=?", (name,))
         if not rows:
             return None
-        return SchemaRecord.from_json(max(rows, key=lambda r: sort_key(name, r[0]))[1])
+        return max(rows, key=lambda r: sort_key(name, r[0]))[1]
+
+    def get_schema(self, name: str, version: str | None = None) -> SchemaRecord | None:
+        record = self._versioned("atdata_schemas", name, version)
+        return SchemaRecord.from_json(record) if record is not None else None
 
     def list_schemas(self) -> list[SchemaRecord]:
         recs = [
@@ -172,15 +177,8 @@ class SQLiteProvider(IndexProvider):
         return entry
 
     def get_entry(self, name: str, version: str | None = None) -> DatasetEntry | None:
-        if version is not None:
-            rows = self._query(
-                "SELECT record FROM atdata_entries WHERE name=? AND version=?", (name, version)
-            )
-            return DatasetEntry.from_json(rows[0][0]) if rows else None
-        rows = self._query("SELECT version, record FROM atdata_entries WHERE name=?", (name,))
-        if not rows:
-            return None
-        return DatasetEntry.from_json(max(rows, key=lambda r: sort_key(name, r[0]))[1])
+        record = self._versioned("atdata_entries", name, version)
+        return DatasetEntry.from_json(record) if record is not None else None
 
     def get_entry_by_id(self, entry_id: str) -> DatasetEntry | None:
         rows = self._query("SELECT record FROM atdata_entries WHERE entry_id=?", (entry_id,))
