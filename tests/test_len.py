@@ -1,4 +1,5 @@
-"""Exact ``len(ds)`` without decoding: member index, persisted ``.idx`` files, upstream shards."""
+"""Exact ``len(ds)`` without decoding: member index, its cache files (never beside the shards),
+shipped ``.idx`` files, upstream shards."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import shutil
 import pytest
 
 import atdata
-from atdata._members import index_path, load_index
+from atdata._members import cache_dir, cache_path, index_path, load_index
 
 
 def _write(tmp_path, n, per, name="d"):
@@ -31,12 +32,23 @@ def test_len_of_our_datasets(tmp_path, n, per):
     assert sum(1 for _ in ds) == n
 
 
-def test_index_is_persisted_and_reused(tmp_path):
+def test_index_is_persisted_in_the_cache_and_reused(tmp_path):
     ds = _write(tmp_path, 9, 4)
     shards = ds.list_shards()
+    before = sorted(os.listdir(tmp_path))
     assert len(atdata.Dataset(shards)) == 9
-    assert [os.path.exists(index_path(s)) for s in shards] == [True, True, True]
-    with open(index_path(shards[0]), encoding="utf-8") as f:
+    assert sorted(os.listdir(tmp_path)) == before  # nothing written beside the shards
+    assert [os.path.exists(index_path(s)) for s in shards] == [False, False, False]
+    assert os.environ["ATDATA_CACHE_DIR"] in cache_dir()  # the test session's own cache
+    paths = [cache_path(s) for s in shards]
+    assert [os.path.dirname(p) for p in paths] == [cache_dir()] * 3
+    assert [os.path.exists(p) for p in paths] == [True, True, True]
+    assert len(set(paths)) == 3
+    # the name is a hash of the real path: a symlinked or relative spelling shares the file
+    link = tmp_path / "link.tar"
+    os.symlink(shards[0], link)
+    assert cache_path(str(link)) == cache_path("file://" + shards[0]) == paths[0]
+    with open(paths[0], encoding="utf-8") as f:
         lines = f.read().splitlines()
     assert lines[0].startswith("atdata-idx 1 ")
     assert lines[0].endswith(" 4")
@@ -49,16 +61,58 @@ def test_index_is_persisted_and_reused(tmp_path):
     # a planted (valid-looking) index is what the next dataset reads: proof it is reused
     head = lines[0].split(" ")
     head[4] = "1"
-    with open(index_path(shards[0]), "w", encoding="utf-8") as f:
+    with open(paths[0], "w", encoding="utf-8") as f:
         f.write(" ".join(head) + "\n" + lines[1] + "\n")
     assert len(atdata.Dataset(shards)) == 6
+
+
+def test_index_shipped_beside_the_shard_is_read_first(tmp_path):
+    ds = _write(tmp_path, 9, 4)
+    shards = ds.list_shards()
+    assert len(atdata.Dataset(shards)) == 9
+    with open(cache_path(shards[0]), encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    head = lines[0].split(" ")
+    head[4] = "2"
+    with open(index_path(shards[0]), "w", encoding="utf-8") as f:
+        f.write(" ".join(head) + "\n" + "\n".join(lines[1:3]) + "\n")
+    assert len(atdata.Dataset(shards)) == 7
+    os.utime(shards[0], ns=(1, 1))  # the shipped index is now stale: rebuilt, only in the cache
+    assert len(atdata.Dataset(shards)) == 9
+    with open(index_path(shards[0]), encoding="utf-8") as f:
+        assert f.read().split("\n")[0] == " ".join(head)  # left as it was
+
+
+def test_keys_with_tabs_round_trip_through_the_cache(tmp_path):
+    keys = ["a\tb", "tab\t\tend\t", "plain"]
+    atdata.write_samples(
+        [{"i": i} for i in range(3)], str(tmp_path / "t.tar"), key=lambda s, n: keys[n], fsync=False
+    )
+    shard = str(tmp_path / "t.tar")
+    built = load_index(shard, atdata.URLSource(shard))
+    assert os.path.exists(cache_path(shard))
+    cached = load_index(shard, atdata.URLSource(shard))
+    assert cached.keys == built.keys == keys
+    assert cached.offsets == built.offsets and cached.sizes == built.sizes
+    ds = atdata.Dataset(shard)
+    assert len(ds) == 3 and ds["tab\t\tend\t"]["i"] == 1 and ds[0].__key__ == "a\tb"
+
+
+def test_unwritable_cache_does_not_fail_reads(tmp_path, monkeypatch):
+    ds = _write(tmp_path, 5, 5)
+    blocker = tmp_path / "cache-is-a-file"
+    blocker.write_text("x")
+    monkeypatch.setenv("ATDATA_CACHE_DIR", str(blocker))
+    fresh = atdata.Dataset(ds.list_shards())
+    assert len(fresh) == 5 and fresh[4]["i"] == 4
+    assert blocker.read_text() == "x"
 
 
 def test_stale_or_corrupt_index_is_rebuilt(tmp_path):
     ds = _write(tmp_path, 6, 3)
     shards = ds.list_shards()
     assert len(atdata.Dataset(shards)) == 6
-    with open(index_path(shards[0]), "w", encoding="utf-8") as f:
+    with open(cache_path(shards[0]), "w", encoding="utf-8") as f:
         f.write("garbage\n")
     assert len(atdata.Dataset(shards)) == 6
     # rewrite shard 1 with 5 samples: size and mtime change, so its old index is ignored
@@ -76,6 +130,8 @@ def test_len_without_writable_directory(tmp_path):
     os.chmod(ro, 0o555)
     try:
         assert len(atdata.Dataset(str(ro / "x.tar"))) == 4
+        assert sorted(os.listdir(ro)) == ["x.tar"]
+        assert os.path.exists(cache_path(str(ro / "x.tar")))
     finally:
         os.chmod(ro, 0o755)
 

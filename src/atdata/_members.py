@@ -1,28 +1,34 @@
 """Per-shard member indexes (key -> payload offset and size) and an open-file cache for ranged reads.
 
-An index is built once per shard by a header-only scan (no payload is read), kept in memory and,
-for local shards, persisted beside the shard as ``<shard>.idx`` (written atomically; ignored and
-rebuilt when the shard's size or modification time no longer match, or when the directory is not
-writable). ``len(ds)``, ``ds[i]``, ``ds.get(key)``, ``ds.select(...)``, local shuffling and the
-PyTorch splitter all read positions from it.
+An index is built once per shard by a header-only scan (no payload is read) and kept in memory.
+For local shards it is also persisted in a cache directory, ``$ATDATA_CACHE_DIR/members/``
+(default ``~/.cache/atdata/members/``), under a name derived from a hash of the shard's real path;
+reading never writes beside the user's shards. A valid ``<shard>.idx`` beside a shard (e.g. one
+shipped with the data) is read first. A persisted index is ignored and rebuilt when the shard's
+size or modification time no longer match; an unwritable cache only costs the rebuild.
+``len(ds)``, ``ds[i]``, ``ds.get(key)``, ``ds.select(...)``, local shuffling and the PyTorch
+splitter all read positions from it.
 
 File format (text, UTF-8): a first line ``atdata-idx 1 <shard size> <shard mtime_ns> <count>``,
-then one line per ``.msgpack`` member: ``<key>\\t<payload offset>\\t<payload size>``.
+then one line per ``.msgpack`` member: ``<key>\\t<payload offset>\\t<payload size>`` (parsed
+from the right, so keys may contain tabs).
 
 Examples:
     >>> import os, tempfile, atdata
     >>> d = tempfile.mkdtemp()
     >>> ds = atdata.write_samples([{"x": i} for i in range(3)], os.path.join(d, "a.tar"), key="index")
-    >>> idx = load_index(ds.list_shards()[0], ds.source)
+    >>> shard = ds.list_shards()[0]
+    >>> idx = load_index(shard, ds.source)
     >>> idx.keys, idx.offsets
     (['00000000', '00000001', '00000002'], [512, 1536, 2560])
-    >>> os.path.exists(ds.list_shards()[0] + ".idx")
-    True
+    >>> os.path.exists(cache_path(shard)), os.path.exists(index_path(shard))
+    (True, False)
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import threading
 import weakref
@@ -31,7 +37,7 @@ from typing import Any
 from ._errors import ShardError
 from ._sources import is_remote
 
-__all__ = ["FdCache", "ShardIndex", "index_path", "load_index"]
+__all__ = ["FdCache", "ShardIndex", "cache_dir", "cache_path", "index_path", "load_index"]
 
 _MAGIC = "atdata-idx 1"
 
@@ -63,8 +69,26 @@ class ShardIndex:
 
 
 def index_path(shard: str) -> str:
-    """Where the persisted index of a local shard lives."""
+    """Where an index shipped beside a local shard lives (read when valid, never written)."""
     return (shard[7:] if shard.startswith("file://") else shard) + ".idx"
+
+
+def cache_dir() -> str:
+    """Where read-time member indexes are persisted: ``$ATDATA_CACHE_DIR/members`` or
+    ``~/.cache/atdata/members``."""
+    root = os.path.expanduser(os.environ.get("ATDATA_CACHE_DIR") or "~/.cache/atdata")
+    if root.startswith("~"):  # no home directory: never a relative path under the cwd
+        import tempfile
+
+        root = os.path.join(tempfile.gettempdir(), "atdata-cache")
+    return os.path.join(os.path.abspath(root), "members")
+
+
+def cache_path(shard: str) -> str:
+    """The cache file of a local shard's member index (named by a hash of its real path)."""
+    real = os.path.realpath(shard[7:] if shard.startswith("file://") else shard)
+    digest = hashlib.sha256(os.fsencode(real)).hexdigest()[:32]
+    return os.path.join(cache_dir(), f"{digest}.idx")
 
 
 def _from_entries(entries: list[tuple[str, int, int]]) -> ShardIndex:
@@ -120,16 +144,18 @@ def _persist(path: str, st: os.stat_result, idx: ShardIndex) -> None:
     text = f"{_MAGIC} {st.st_size} {st.st_mtime_ns} {len(idx)}\n{body}"
     tmp = f"{path}.tmp-{os.getpid()}-{threading.get_ident()}"
     try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)
-    except OSError:  # read-only directory or full disk: the in-memory index still works
+    except OSError:  # unwritable cache or full disk: the in-memory index still works
         with contextlib.suppress(OSError):
             os.unlink(tmp)
 
 
 def load_index(shard: str, source: Any, persist: bool = True) -> ShardIndex:
-    """The member index of ``shard``: from ``<shard>.idx`` when valid, else a header-only scan.
+    """The member index of ``shard``: from a valid ``<shard>.idx`` beside it or in the cache
+    directory, else a header-only scan (then persisted in the cache directory).
 
     Raises:
         ShardError: When the shard is missing, unreadable or not a tar archive.
@@ -149,12 +175,15 @@ def load_index(shard: str, source: Any, persist: bool = True) -> ShardIndex:
         st = os.stat(path)
     except OSError as exc:
         raise ShardError(f"cannot open shard {path!r}: {exc.strerror}") from None
-    ipath = index_path(shard)
-    idx = _read_persisted(ipath, st) if persist else None
+    if not persist:
+        return _from_entries(scan_tar_file(path, where))
+    idx = _read_persisted(index_path(shard), st)
     if idx is None:
-        idx = _from_entries(scan_tar_file(path, where))
-        if persist:
-            _persist(ipath, st, idx)
+        cpath = cache_path(shard)
+        idx = _read_persisted(cpath, st)
+        if idx is None:
+            idx = _from_entries(scan_tar_file(path, where))
+            _persist(cpath, st, idx)
     return idx
 
 
