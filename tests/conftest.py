@@ -21,3 +21,21 @@ def interop_dir() -> pathlib.Path:
     if not INTEROP.is_dir():
         require_service("interop fixtures", f"{INTEROP} does not exist")
     return INTEROP
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    """URL of a moto S3 server on a free loopback port (one per test module)."""
+    import socket
+
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        require_service("moto server", "moto[server] is not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()

@@ -15,28 +15,9 @@ import numpy as np
 import pytest
 
 import atdata
-from atdata import DictSample, NDArray
+from atdata import DictSample
+from tests._helpers import InteropImage, InteropVectors
 from tests._upstream import upstream_python
-
-
-@atdata.packable
-class InteropImage:
-    image: NDArray
-    mask: NDArray | None
-    label: str
-    score: float
-    idx: int
-    tags: list[str]
-    flag: bool
-
-
-@atdata.packable
-class InteropVectors:
-    vec32: NDArray
-    mat64: NDArray
-    ints: NDArray
-    name: str
-    blob: bytes
 
 
 def _expected_value(v):

@@ -361,29 +361,15 @@ def test_stale_offsets_never_return_wrong_samples(ds):
 
 
 @pytest.fixture(scope="module")
-def s3_client():
-    import socket
-
-    from tests._services import require_service
-
-    try:
-        from moto.server import ThreadedMotoServer
-    except ImportError:
-        require_service("moto server", "moto[server] is not installed")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+def s3_client(s3_endpoint):
     from atdata.stores._s3 import make_client
 
     client = make_client(
-        endpoint_url=f"http://127.0.0.1:{port}", aws_access_key_id="testing",
+        endpoint_url=s3_endpoint, aws_access_key_id="testing",
         aws_secret_access_key="testing-secret", region_name="us-east-1",
     )  # fmt: skip
     client.create_bucket(Bucket="atdata-query")
-    yield client
-    server.stop()
+    return client
 
 
 def test_s3_query_prunes_and_fetches_by_range(ds, s3_client):

@@ -18,26 +18,7 @@ from atdata._schema_json import (
     schema_record,
     type_from_schema,
 )
-
-
-@atdata.packable
-class InteropImage:
-    image: atdata.NDArray
-    mask: atdata.NDArray | None
-    label: str
-    score: float
-    idx: int
-    tags: list[str]
-    flag: bool
-
-
-@atdata.packable
-class InteropVectors:
-    vec32: atdata.NDArray
-    mat64: atdata.NDArray
-    ints: atdata.NDArray
-    name: str
-    blob: bytes
+from tests._helpers import InteropImage, InteropVectors
 
 
 @atdata.packable

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import socket
 
 import numpy as np
 import pytest
 
 import atdata
-from tests._services import require_service
 
 BUCKET = "atdata-test"
 
@@ -19,21 +17,6 @@ BUCKET = "atdata-test"
 class Vec:
     v: atdata.NDArray
     name: str
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    try:
-        from moto.server import ThreadedMotoServer
-    except ImportError:
-        require_service("moto server", "moto[server] is not installed")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
 
 
 @pytest.fixture

@@ -353,25 +353,6 @@ def test_promote_entry_idempotent_and_completes_after_a_crash(
     _same(got, 12)
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    import socket
-
-    try:
-        from moto.server import ThreadedMotoServer
-    except ImportError:
-        from tests._services import require_service
-
-        require_service("moto server", "moto[server] is not installed")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
 def test_s3_storage_loads_through_boto3_with_checksums(
     pds, alice, alice_atmo, s3_endpoint, tmp_path, monkeypatch
 ):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import re
@@ -12,33 +11,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests._helpers import InteropImage, InteropVectors
 
 import atdata
-from atdata import NDArray
 from atdata.atmosphere import entry_record, generate_cid, storage_blobs, storage_http, storage_s3
 from atdata.atmosphere._records import lexicon, schema_rkey, unpack_metadata
 from atdata.atmosphere._remote import parse_remote_path, source_for
 from atdata.atmosphere._resolve import Identity, parse_at_uri
-
-
-@atdata.packable
-class InteropImage:
-    image: NDArray
-    mask: NDArray | None = dataclasses.field(default=None, kw_only=True)
-    label: str
-    score: float
-    idx: int
-    tags: list[str]
-    flag: bool
-
-
-@atdata.packable
-class InteropVectors:
-    vec32: NDArray
-    mat64: NDArray
-    ints: NDArray
-    name: str
-    blob: bytes
 
 
 def _no_created(rec: dict) -> dict:
