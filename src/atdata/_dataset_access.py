@@ -91,15 +91,53 @@ class RandomAccessMixin(Generic[T]):
     def _base_len(self) -> int:
         return sum(self._shard_count(s) for s in self.list_shards())
 
-    def __len__(self) -> int:
+    def _exact_len(self) -> int:
+        """``len`` without the guard against streaming shards (for explicit requests)."""
         if any(op == "filter" for op, _ in self._ops):
             raise TypeError(
                 "the length of a filtered dataset is unknown until it is read; "
-                "use sum(1 for _ in ds) to count it"
+                "use sum(1 for _ in ds) or ds.count() to count it"
             )
         if self._selection is not None:
             return len(self._selection)
         return self._base_len()
+
+    def _streams_to_count(self, shard: str) -> bool:
+        """Whether counting ``shard`` means downloading it (no known count, no header scan)."""
+        if shard in self._shared.counts:
+            return False
+        return is_remote(shard) or not hasattr(self.source, "read_range")
+
+    def __len__(self) -> int:
+        # list(ds), tuple(ds), ... ask len() for a size hint before iterating; a TypeError makes
+        # them fall back, so an uncounted remote shard is never downloaded just to count it.
+        if self._selection is None and not any(op == "filter" for op, _ in self._ops):
+            costly = [s for s in self.list_shards() if self._streams_to_count(s)]
+            if costly:
+                raise TypeError(
+                    f"the length of this dataset is unknown without downloading {len(costly)} "
+                    f"remote shard(s) (first: {costly[0]}); call ds.count() to count them "
+                    "once (len(ds) works afterwards)"
+                )
+        return self._exact_len()
+
+    def count(self) -> int:
+        """The exact number of samples, counting however it takes.
+
+        Local shards are counted from their member indexes (a header-only scan, cached); remote
+        shards whose counts are not known are streamed once, and their counts remembered, so
+        ``len(ds)`` works afterwards. A filtered dataset is read through and its samples counted.
+
+        Examples:
+            >>> import os, tempfile, atdata
+            >>> d = tempfile.mkdtemp()
+            >>> ds = atdata.write_samples([{"x": i} for i in range(4)], os.path.join(d, "a.tar"))
+            >>> ds.count(), ds.filter(lambda s: s["x"] % 2 == 0).count()
+            (4, 2)
+        """
+        if any(op == "filter" for op, _ in self._ops):
+            return sum(1 for _ in self)  # type: ignore[attr-defined]
+        return self._exact_len()
 
     def _read_member(self, shard: str, key: str, pos: int | None = None) -> dict:
         idx = self._shard_index(shard)
@@ -215,7 +253,7 @@ class RandomAccessMixin(Generic[T]):
         if isinstance(item, str):
             return self.get(item)
         if isinstance(item, slice):
-            return self.select(range(*item.indices(len(self))))
+            return self.select(range(*item.indices(self._exact_len())))
         if self._selection is not None:
             item = self._selection[item]
         shard, key, pos = self._locate_pos(int(item))

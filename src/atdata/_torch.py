@@ -142,7 +142,7 @@ class TorchDataset(_Base):  # type: ignore[misc,valid-type]
                 "to_torch() needs the exact sample count, which a filtered dataset does not have; "
                 "filter in the training loop or with transform=, or select() the wanted indices"
             )
-        self._n = len(dataset)
+        self._n = dataset.count()  # streams uncounted remote shards once
         self._slots()  # validate the configuration now, not in a worker
 
     # -- order and state ------------------------------------------------------------------------

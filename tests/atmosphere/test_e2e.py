@@ -142,7 +142,7 @@ def test_publish_blobs_http_lens_then_bob_loads(pds, publisher, bob, http_dir, t
     _same(list(load_remote(f"@{alice['handle']}/readings-http", sample_type=Reading)), 7)
     _same(list(atdata.load_dataset(f"@{alice['handle']}/readings", sample_type=Reading)), 23)
     ds_remote = load_remote(f"@{alice['handle']}/readings", sample_type=Reading)
-    assert len(ds_remote) == 23 and ds_remote[17].idx == 17
+    assert ds_remote.count() == 23 and len(ds_remote) == 23 and ds_remote[17].idx == 17
 
     # discovery
     names = sorted(e.name for e in list_datasets(alice["handle"]))
@@ -395,8 +395,8 @@ def test_splits_and_versions_select_entries(pds, publisher, http_dir, tmp_path):
                 storage="http", split=split, version=version,
             )  # fmt: skip
     h = acct["handle"]
-    assert len(load_remote(f"@{h}/splits", Reading, split="train")) == 5
-    assert len(load_remote(f"@{h}/splits@1.0.0", Reading, split="test")) == 2
+    assert load_remote(f"@{h}/splits", Reading, split="train").count() == 5
+    assert load_remote(f"@{h}/splits@1.0.0", Reading, split="test").count() == 2
     assert sorted((e.version, e.split) for e in list_datasets(h)) == [
         ("1.0.0", "test"), ("1.0.0", "train"), ("2.0.0", "test"), ("2.0.0", "train"),
     ]  # fmt: skip
