@@ -78,27 +78,17 @@ def test_publish_blobs_http_lens_then_bob_loads(pds, publisher, bob, http_dir, t
     # 1) shards as blobs
     ds = _write(tmp_path / "b", 23, maxcount=10) if (tmp_path / "b").mkdir() is None else None
     infos = ds.list_shard_infos()
-    pub = publish_dataset(
-        alice_atmo,
-        "readings",
-        schema.uri,
-        shards=[i.path for i in infos],
-        version="1.0.0",
-        num_samples=23,
-        metadata={"mean": 0.25, "note": "floats live in msgpack metadata"},
-    )
+    publish_blobs = {
+        "shards": [i.path for i in infos],
+        "version": "1.0.0",
+        "num_samples": 23,
+        "metadata": {"mean": 0.25, "note": "floats live in msgpack metadata"},
+    }
+    pub = publish_dataset(alice_atmo, "readings", schema.uri, **publish_blobs)
     assert len(pub.blobs) == 3
     assert [atdata.generate_cid(pathlib.Path(i.path).read_bytes()) for i in infos] == pub.blobs
     _check_cid(alice_atmo, pub.uri, pub.cid)
-    rerun = publish_dataset(
-        alice_atmo,
-        "readings",
-        schema.uri,
-        shards=[i.path for i in infos],
-        version="1.0.0",
-        num_samples=23,
-        metadata={"mean": 0.25, "note": "floats live in msgpack metadata"},
-    )
+    rerun = publish_dataset(alice_atmo, "readings", schema.uri, **publish_blobs)
     assert (rerun.created, rerun.uri) == (False, pub.uri)
 
     # 2) shards at HTTP URLs served from loopback
