@@ -185,9 +185,18 @@ def iter_tar(read: Callable[[int], bytes], where: str = "", chunk: int = CHUNK) 
             buf = b""
             nxt = 0
         if typ in (48, 0, 55):  # '0', '\0', '7': regular file
-            name = _member_name(hdr, ustar, pax_name, long_name)
+            if (
+                pax_name is None
+                and long_name is None
+                and pax_size is None
+                and not (ustar and hdr[345])
+            ):
+                z = hdr.find(0, 0, 100)  # the common case, inlined: a plain ustar/v7 name
+                name = hdr[: z if z >= 0 else 100].decode("utf-8", "replace")
+            else:
+                name = _member_name(hdr, ustar, pax_name, long_name)
+                pax_name = pax_size = long_name = None
             yield _new_member(Member, (name, offset, data))
-            pax_name = pax_size = long_name = None
         elif typ == 120:  # 'x': PAX per-file header
             pax = _parse_pax(bytes(data), where)
             pax_name = pax.get("path", pax_name)
