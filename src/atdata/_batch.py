@@ -26,6 +26,9 @@ _PLAIN = {"str": {str}, "int": {int}, "float": {float}, "bool": {bool}, "bytes":
 T = TypeVar("T")
 
 
+_BYTES_ONLY = {bytes}
+
+
 class SampleBatch(Generic[T]):
     """A batch of samples of one type.
 
@@ -60,7 +63,7 @@ class SampleBatch(Generic[T]):
             name = spec.name
             if spec.kind == "ndarray":
                 vals = [r.get(name) for r in raws]
-                if any(v is None for v in vals) or any(type(v) is not bytes for v in vals):
+                if set(map(type, vals)) != _BYTES_ONLY:
                     if not spec.optional and None in vals:
                         k = keys[vals.index(None)]
                         raise SchemaError(
@@ -85,12 +88,10 @@ class SampleBatch(Generic[T]):
                 prefix = first[:off]
                 total = off + nbytes
                 if set(map(len, vals)) == {total} and all([v.startswith(prefix) for v in vals]):
-                    if nbytes:  # copy each payload's element bytes straight into its batch slot
-                        mv = memoryview(out).cast("B")
-                        pos = 0
-                        for v in vals:
-                            mv[pos : pos + nbytes] = memoryview(v)[off:]
-                            pos += nbytes
+                    if (
+                        nbytes
+                    ):  # the element bytes of every payload, joined in C into the batch buffer
+                        memoryview(out).cast("B")[:] = b"".join([memoryview(v)[off:] for v in vals])
                     b._columns[name] = out
                     continue
                 for i, v in enumerate(vals):
