@@ -9,8 +9,7 @@ Names load lazily; nothing here imports ``atproto`` or ``libipld`` until it is u
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._lazy import lazy_module
 
 _LAZY: dict[str, str] = {
     "Atmosphere": "._client",
@@ -44,14 +43,4 @@ _LAZY: dict[str, str] = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    mod = _LAZY.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'atdata.atmosphere' has no attribute {name!r}")
-    value = getattr(importlib.import_module(mod, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_module(globals(), _LAZY)
