@@ -383,3 +383,22 @@ def test_s3_query_prunes_and_fetches_by_range(ds, s3_client):
     assert (r.stats.shards_pruned, r.stats.shards_scanned) == (3, 2)
     assert [(s.idx, s.__key__) for s in r] == [(3, "00000003"), (150, "00000150")]
     assert r.list_locations()[1].shard == "s3://atdata-query/data/shots-000003.tar"
+
+
+def test_query_refuses_to_ignore_filter_map_and_select(tmp_path):
+    import atdata as _atdata
+
+    ds = _atdata.write_samples(
+        [_atdata.DictSample(label="a", n=i) for i in range(4)],
+        tmp_path / "q.tar",
+        manifest=True,
+        key="index",
+    )
+    assert [loc.key for loc in ds.query("n >= 2").list_locations()] == ["00000002", "00000003"]
+    for derived, named in [
+        (ds.filter(lambda s: s["n"] > 0), "filter"),
+        (ds.map(lambda s: s), "map"),
+        (ds.select([0, 1]), "select"),
+    ]:
+        with pytest.raises(_atdata.ConfigError, match=named):
+            derived.query("n >= 2")

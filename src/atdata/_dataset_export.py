@@ -14,7 +14,7 @@ import itertools
 import os
 from typing import Any, Generic, TypeVar
 
-from ._errors import AtdataError
+from ._errors import AtdataError, ConfigError
 from ._sources import is_remote
 
 __all__ = ["ExportMixin"]
@@ -36,7 +36,18 @@ class ExportMixin(Generic[T]):
         """
         from ._query import QueryExecutor
 
+        self._check_plain("query")
         return QueryExecutor.for_dataset(self).query(where, limit=limit)
+
+    def _check_plain(self, what: str) -> None:
+        """Queries see the stored samples: refuse silently ignoring filter/map/lens/select."""
+        if self._ops or self._selection is not None:  # type: ignore[attr-defined]
+            ops = [op for op, _ in self._ops] + (["select"] if self._selection is not None else [])  # type: ignore[attr-defined]
+            raise ConfigError(
+                f"ds.{what}() runs over the shards' manifests and would ignore this dataset's "
+                f"{', '.join(ops)}; query the base dataset, then apply them to the results "
+                "(e.g. [s for s in ds.query(...) if pred(s)])"
+            )
 
     @property
     def fields(self) -> Any:
@@ -53,6 +64,7 @@ class ExportMixin(Generic[T]):
         """The sample at a :class:`~atdata.SampleLocation`, read by one ranged read."""
         from ._query import fetch_sample
 
+        self._check_plain("get_sample")
         return fetch_sample(self.source, self.sample_type, loc)
 
     def to_torch(self, **kwargs: Any) -> Any:
