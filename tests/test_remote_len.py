@@ -98,3 +98,13 @@ def test_local_len_is_unchanged(tmp_path):
     assert len(fresh) == fresh.count() == len(list(fresh)) == 5
     with pytest.raises(TypeError, match="filtered"):
         len(ds.filter(lambda s: True))
+
+
+def test_known_total_gives_len_without_any_request(served):
+    ds = atdata.Dataset(served, num_samples=7)
+    assert len(ds) == 7 and len(ds.map(lambda s: s)) == 7
+    assert _CountingHandler.gets == []
+    assert [s["i"] for s in list(ds)] == list(range(7))
+    assert len(_CountingHandler.gets) == 2
+    with pytest.raises(TypeError, match="filtered"):
+        len(ds.filter(lambda s: True))

@@ -116,6 +116,8 @@ class Dataset(RandomAccessMixin[T], ExportMixin[T]):
             recording each in :meth:`list_skipped`.
         shard_infos: Known :class:`~atdata.ShardInfo` records (sizes, checksums, counts).
         copy_arrays: ``True`` (default): decoded arrays are writable and own their memory.
+        num_samples: The total sample count when a catalogue already records it (e.g. an ATProto
+            entry's ``size.samples``); ``len(ds)`` then needs no shard access.
             ``False``: arrays are read-only zero-copy views of the payload (faster; copy one
             with ``arr.copy()`` before mutating it).
     """
@@ -131,6 +133,7 @@ class Dataset(RandomAccessMixin[T], ExportMixin[T]):
         on_error: str = "raise",
         shard_infos: Iterable[Any] | None = None,
         copy_arrays: bool = True,
+        num_samples: int | None = None,
     ) -> None:
         if on_error not in ("raise", "skip"):
             raise ConfigError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
@@ -149,6 +152,7 @@ class Dataset(RandomAccessMixin[T], ExportMixin[T]):
         self._ops: tuple[tuple[str, Any], ...] = ()
         self._selection: list[int] | None = None
         self._shared = _Shared()
+        self._known_total = num_samples
         self._infos = {i.path: i for i in (shard_infos or ())}
         for p, i in self._infos.items():
             self._shared.counts[p] = i.num_samples

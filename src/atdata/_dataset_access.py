@@ -100,6 +100,8 @@ class RandomAccessMixin(Generic[T]):
             )
         if self._selection is not None:
             return len(self._selection)
+        if self._known_total is not None:  # type: ignore[attr-defined]
+            return self._known_total  # type: ignore[attr-defined]
         return self._base_len()
 
     def _streams_to_count(self, shard: str) -> bool:
@@ -111,7 +113,8 @@ class RandomAccessMixin(Generic[T]):
     def __len__(self) -> int:
         # list(ds), tuple(ds), ... ask len() for a size hint before iterating; a TypeError makes
         # them fall back, so an uncounted remote shard is never downloaded just to count it.
-        if self._selection is None and not any(op == "filter" for op, _ in self._ops):
+        known = self._known_total is not None  # type: ignore[attr-defined]
+        if self._selection is None and not known and not any(op == "filter" for op, _ in self._ops):
             costly = [s for s in self.list_shards() if self._streams_to_count(s)]
             if costly:
                 raise TypeError(

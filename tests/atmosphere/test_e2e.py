@@ -132,6 +132,7 @@ def test_publish_blobs_http_lens_then_bob_loads(pds, publisher, bob, http_dir, t
     _same(list(load_remote(f"@{alice['handle']}/readings-http", sample_type=Reading)), 7)
     _same(list(atdata.load_dataset(f"@{alice['handle']}/readings", sample_type=Reading)), 23)
     ds_remote = load_remote(f"@{alice['handle']}/readings", sample_type=Reading)
+    assert len(ds_remote) == 23  # from the entry record's size.samples: no blob is fetched
     assert ds_remote.count() == 23 and len(ds_remote) == 23 and ds_remote[17].idx == 17
 
     # discovery

@@ -266,4 +266,9 @@ def load_remote(
                 f"the schema {ref} of dataset {entry.uri} cannot be fetched: {exc}"
             ) from None
         sample_type = type_from_schema(str(schema.get("name") or srkey), schema)
-    return Dataset(source_for(ident, entry.value), sample_type=sample_type)
+    total = (entry.value.get("size") or {}).get("samples")
+    return Dataset(
+        source_for(ident, entry.value),
+        sample_type=sample_type,
+        num_samples=total if isinstance(total, int) and total >= 0 else None,
+    )
