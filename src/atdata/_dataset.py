@@ -34,7 +34,7 @@ import msgpack
 
 from ._dataset_access import RandomAccessMixin
 from ._dataset_export import ExportMixin
-from ._errors import AtdataError, ConfigError, DecodeError, ShardError
+from ._errors import AtdataError, ConfigError, DecodeError, ShardError, in_sample
 from ._sample import DictSample
 from ._sources import DataSource, URLSource
 from ._tar import iter_tar
@@ -231,18 +231,22 @@ class Dataset(RandomAccessMixin[T], ExportMixin[T]):
         self._shared.skipped.append({"shard": shard, "key": key or "", "error": str(err)})
         log.warning("skipped %s%s: %s", shard, f" sample {key}" if key else "", err)
 
+    def _bad(self, shard: str, key: str | None, err: Exception) -> None:
+        """Record ``err`` and return (``on_error="skip"``) or raise it (``"raise"``)."""
+        if self.on_error == "skip":
+            self._skip(shard, key, err)
+            return
+        raise err from None
+
     def _raw_stream(self, shards: Iterable[str], dec: Any = None) -> Iterator[Any]:
         """``(shard, key, raw map)`` per sample; with ``dec`` (a generated decoder) the samples."""
-        skip = self.on_error == "skip"
         src = self.source
         for shard in shards:
             try:
                 f = src.open_shard(shard)
             except AtdataError as exc:
-                if skip:
-                    self._skip(shard, None, exc)
-                    continue
-                raise
+                self._bad(shard, None, exc)
+                continue
             where = f" in shard {shard}"
             try:
                 for name, _off, data in iter_tar(f.read, where):
@@ -253,41 +257,29 @@ class Dataset(RandomAccessMixin[T], ExportMixin[T]):
                     try:
                         raw = _unpackb(data)
                     except Exception as exc:
-                        err = DecodeError(
-                            f"payload is not valid msgpack ({exc}){where}, sample {key!r}"
-                        )
-                        if skip:
-                            self._skip(shard, key, err)
-                            continue
-                        raise err from None
+                        msg = f"payload is not valid msgpack ({exc}){where}, sample {key!r}"
+                        self._bad(shard, key, DecodeError(msg))
+                        continue
                     if type(raw) is not dict:
-                        err = DecodeError(f"payload is not a msgpack map{where}, sample {key!r}")
-                        if skip:
-                            self._skip(shard, key, err)
-                            continue
-                        raise err
+                        msg = f"payload is not a msgpack map{where}, sample {key!r}"
+                        self._bad(shard, key, DecodeError(msg))
+                        continue
                     if dec is None:
                         yield shard, key, raw
                         continue
                     try:
                         obj = dec(raw, "", key)
                     except AtdataError as exc:
-                        err = type(exc)(f"{exc} (shard {shard}, sample {key!r})")
-                        if skip:
-                            self._skip(shard, key, err)
-                            continue
-                        raise err from None
+                        self._bad(shard, key, in_sample(exc, shard, key))
+                        continue
                     yield obj
             except ShardError as exc:
-                if skip:
-                    self._skip(shard, None, exc)
-                    continue
-                raise
+                self._bad(shard, None, exc)
+                continue
             finally:
                 f.close()
 
     def _decoded(self, raws: Iterable[tuple[str, str, dict]]) -> Iterator[Any]:
-        skip = self.on_error == "skip"
         if hasattr(self._decode_type, "atdata_fields"):
             from ._decode import decoder_for
 
@@ -296,11 +288,8 @@ class Dataset(RandomAccessMixin[T], ExportMixin[T]):
                 try:
                     obj = dec(raw, "", key)
                 except AtdataError as exc:
-                    err = type(exc)(f"{exc} (shard {shard}, sample {key!r})")
-                    if skip:
-                        self._skip(shard, key, err)
-                        continue
-                    raise err from None
+                    self._bad(shard, key, in_sample(exc, shard, key))
+                    continue
                 yield obj
             return
         fw = self._decode_type._from_wire
@@ -308,11 +297,8 @@ class Dataset(RandomAccessMixin[T], ExportMixin[T]):
             try:
                 obj = fw(raw)
             except AtdataError as exc:
-                err = type(exc)(f"{exc} (shard {shard}, sample {key!r})")
-                if skip:
-                    self._skip(shard, key, err)
-                    continue
-                raise err from None
+                self._bad(shard, key, in_sample(exc, shard, key))
+                continue
             _set_key(obj, key)
             yield obj
 

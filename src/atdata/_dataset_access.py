@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import msgpack
 
-from ._errors import AtdataError, DecodeError, SampleKeyError
+from ._errors import AtdataError, DecodeError, SampleKeyError, in_sample
 from ._sources import URLSource, is_remote
 from ._tar import iter_tar
 
@@ -238,7 +238,7 @@ class RandomAccessMixin(Generic[T]):
             try:
                 return decoder_for(self._decode_type, self.copy_arrays)(raw, "", key)
             except AtdataError as exc:
-                raise type(exc)(f"{exc} (shard {shard}, sample {key!r})") from None
+                raise in_sample(exc, shard, key) from None
         raws = iter([(shard, key, self._read_member(shard, key, pos))])
         if not self._ops:
             for obj in self._decoded(raws):

@@ -80,3 +80,13 @@ class StorageError(AtdataError, OSError):
 
 class AuthenticationError(AtdataError, PermissionError):
     """A login failed, or a saved session is expired or revoked (the message says to log in again)."""
+
+
+def in_sample(exc: Exception, shard: str, key: str) -> Exception:
+    """A copy of ``exc`` (same class) whose message also names the shard and the sample key.
+
+    Examples:
+        >>> str(in_sample(DecodeError("bad array"), "a.tar", "k1"))
+        "bad array (shard a.tar, sample 'k1')"
+    """
+    return type(exc)(f"{exc} (shard {shard}, sample {key!r})")
