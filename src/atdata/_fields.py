@@ -84,6 +84,28 @@ class FieldSpec:
         return self.default
 
 
+def _is_type_alias(tp: Any) -> bool:
+    return type(tp).__name__ == "TypeAliasType"
+
+
+def _unalias(tp: Any) -> Any:
+    """Resolve PEP 695 ``type X = ...`` aliases (numpy >= 2.5 defines ``NDArray`` as one)."""
+    for _ in range(8):
+        if _is_type_alias(tp):
+            tp = tp.__value__
+            continue
+        origin = typing.get_origin(tp)
+        if origin is not None and _is_type_alias(origin):  # e.g. NDArray[np.float32]
+            args = typing.get_args(tp)
+            try:
+                tp = origin.__value__[args[0] if len(args) == 1 else args]
+            except TypeError:
+                tp = origin.__value__
+            continue
+        break
+    return tp
+
+
 def _is_ndarray(tp: Any) -> bool:
     import numpy as np
 
@@ -113,9 +135,10 @@ def spec_for_annotation(name: str, tp: Any, owner: str = "") -> FieldSpec:
         SchemaError: For types atdata cannot store (the message names the field and the fix).
     """
     metadata: tuple = ()
+    tp = _unalias(tp)
     if typing.get_origin(tp) is typing.Annotated:
         args = typing.get_args(tp)
-        tp, metadata = args[0], tuple(args[1:])
+        tp, metadata = _unalias(args[0]), tuple(args[1:])
     optional = False
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
@@ -127,10 +150,10 @@ def spec_for_annotation(name: str, tp: Any, owner: str = "") -> FieldSpec:
                 f"field {owner}{name!r}: unions other than `X | None` are not supported ({tp!r}); "
                 "use one type per field"
             )
-        tp = args[0]
+        tp = _unalias(args[0])
         if typing.get_origin(tp) is typing.Annotated:
             a2 = typing.get_args(tp)
-            tp, metadata = a2[0], metadata + tuple(a2[1:])
+            tp, metadata = _unalias(a2[0]), metadata + tuple(a2[1:])
         origin = typing.get_origin(tp)
     spec = FieldSpec(name=name, kind="any", optional=optional, annotation=tp, metadata=metadata)
     if tp in (str, int, float, bool, bytes):
