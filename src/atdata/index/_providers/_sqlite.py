@@ -12,9 +12,11 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from ..._errors import ConfigError, SchemaError, StorageError
@@ -84,29 +86,36 @@ class SQLiteProvider(IndexProvider):
         except sqlite3.Error as exc:
             raise StorageError(f"SQLite index {self.url} failed: {exc}") from None
 
-    # -- schemas --------------------------------------------------------------------------------
-    def put_schema(self, record: SchemaRecord) -> SchemaRecord:
-        parse_version(record.version)
-        record.created_at = record.created_at or utcnow()
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write-locking transaction: committed when the block ends, rolled back on any error;
+        SQLite errors become :class:`StorageError` naming the file."""
         conn = self._conn()
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                row = conn.execute(
-                    "SELECT record FROM atdata_schemas WHERE name=? AND version=?",
-                    (record.name, record.version),
-                ).fetchone()
-                if row is None:
-                    conn.execute(
-                        "INSERT INTO atdata_schemas VALUES (?,?,?,?)",
-                        (record.name, record.version, record.fingerprint, record.dumps()),
-                    )
+                yield conn
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
             raise StorageError(f"SQLite index {self.url} failed: {exc}") from None
+
+    # -- schemas --------------------------------------------------------------------------------
+    def put_schema(self, record: SchemaRecord) -> SchemaRecord:
+        parse_version(record.version)
+        record.created_at = record.created_at or utcnow()
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT record FROM atdata_schemas WHERE name=? AND version=?",
+                (record.name, record.version),
+            ).fetchone()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO atdata_schemas VALUES (?,?,?,?)",
+                    (record.name, record.version, record.fingerprint, record.dumps()),
+                )
         if row is None:
             return record
         existing = SchemaRecord.from_json(row[0])
@@ -144,36 +153,26 @@ class SQLiteProvider(IndexProvider):
         entry.created_at = entry.created_at or utcnow()
         if entry.version is not None:
             parse_version(entry.version)
-        conn = self._conn()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = conn.execute(
-                    "SELECT record FROM atdata_entries WHERE entry_id=?", (entry.entry_id,)
-                ).fetchone()
-                if row is not None:
-                    conn.execute("COMMIT")
-                    return DatasetEntry.from_json(row[0])
-                versions = [
-                    r[0]
-                    for r in conn.execute(
-                        "SELECT version FROM atdata_entries WHERE name=?", (entry.name,)
-                    )
-                ]
-                if entry.version is None:
-                    entry.version = next_entry_version(versions)
-                elif entry.version in versions:
-                    raise ConfigError(conflict_message(entry))
-                conn.execute(
-                    "INSERT INTO atdata_entries VALUES (?,?,?,?)",
-                    (entry.name, entry.version, entry.entry_id, entry.dumps()),
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT record FROM atdata_entries WHERE entry_id=?", (entry.entry_id,)
+            ).fetchone()
+            if row is not None:
+                return DatasetEntry.from_json(row[0])
+            versions = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT version FROM atdata_entries WHERE name=?", (entry.name,)
                 )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise StorageError(f"SQLite index {self.url} failed: {exc}") from None
+            ]
+            if entry.version is None:
+                entry.version = next_entry_version(versions)
+            elif entry.version in versions:
+                raise ConfigError(conflict_message(entry))
+            conn.execute(
+                "INSERT INTO atdata_entries VALUES (?,?,?,?)",
+                (entry.name, entry.version, entry.entry_id, entry.dumps()),
+            )
         return entry
 
     def get_entry(self, name: str, version: str | None = None) -> DatasetEntry | None:
