@@ -37,9 +37,9 @@ def pg_dsn() -> str:
 
 def make_factory(kind: str, tmp_path) -> tuple[object, object]:
     """(picklable factory, cleanup callable) for one provider kind with a unique namespace."""
-    from atdata.index._providers._postgres import PostgresProvider
-    from atdata.index._providers._redis import RedisProvider
-    from atdata.index._providers._sqlite import SQLiteProvider
+    from atdata.providers._postgres import PostgresProvider
+    from atdata.providers._redis import RedisProvider
+    from atdata.providers._sqlite import SQLiteProvider
 
     run = uuid.uuid4().hex[:10]
     if kind == "sqlite":

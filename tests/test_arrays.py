@@ -13,7 +13,7 @@ from hypothesis.extra import numpy as hnp
 
 import atdata
 from atdata import DecodeError
-from atdata._arrays import decode_array_into, is_array_bytes, parse_header
+from atdata._wire.arrays import decode_array_into, is_array_bytes, parse_header
 
 
 def _npy(arr, version=(1, 0)):

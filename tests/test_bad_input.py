@@ -13,7 +13,7 @@ import pytest
 
 import atdata
 from atdata import DecodeError, DictSample, NDArray, SchemaError, ShardError
-from atdata._tar import TarWriter
+from atdata._shards.tar import TarWriter
 
 
 @atdata.packable

@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 
 import atdata
 from atdata import SchemaError
-from atdata._fields import fields_of, spec_for_annotation
+from atdata._wire.fields import fields_of, spec_for_annotation
 
 
 @atdata.packable
@@ -150,7 +150,7 @@ def test_fields_of_defaults_and_order():
         a: int
         b: str | None
         c: float = 1.5
-        d: list[int] = atdata._fields.dataclasses.field(default_factory=lambda: [1])
+        d: list[int] = atdata._wire.fields.dataclasses.field(default_factory=lambda: [1])
 
     specs = fields_of(D)
     assert [s.name for s in specs] == ["a", "b", "c", "d"]

@@ -16,7 +16,7 @@ from hypothesis.extra import numpy as hnp
 
 import atdata
 from atdata import AtdataError, DictSample, NDArray
-from atdata._tar import TarWriter, iter_tar
+from atdata._shards.tar import TarWriter, iter_tar
 
 
 @atdata.packable

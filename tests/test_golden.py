@@ -14,7 +14,7 @@ import pytest
 
 import atdata
 from atdata import DictSample
-from atdata._tar import iter_tar
+from atdata._shards.tar import iter_tar
 from tests.golden import make_golden as g
 
 GOLDEN = pathlib.Path(__file__).resolve().parent / "golden"

@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 import atdata
-from atdata._members import cache_dir, cache_path, index_path, load_index
+from atdata._shards.members import cache_dir, cache_path, index_path, load_index
 
 
 def _write(tmp_path, n, per, name="d"):

@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 
 import atdata
 from atdata import IntegrityError, ManifestField, SchemaError
-from atdata._manifest import build_manifest, manifest_paths
-from atdata._manifest_fields import Aggregator, manifest_fields
-from atdata._manifest_read import load_manifest, manifest_count, verify_manifest
-from atdata._tar import scan_tar_file
+from atdata._shards.tar import scan_tar_file
+from atdata.manifest._builder import build_manifest, manifest_paths
+from atdata.manifest._fields import Aggregator, manifest_fields
+from atdata.manifest._read import load_manifest, manifest_count, verify_manifest
 
 
 @atdata.packable

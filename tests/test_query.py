@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 import atdata
 from atdata import ConfigError, IntegrityError, SampleLocation, SchemaError, ShardError
-from atdata._query_expr import where_to_expr
-from atdata._tar import scan_tar_file
+from atdata._shards.tar import scan_tar_file
+from atdata.manifest._expr import where_to_expr
 
 
 @atdata.packable

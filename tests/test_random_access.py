@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import atdata
-from atdata._decode import decoder_for
+from atdata._wire.decode import decoder_for
 
 
 @atdata.packable
@@ -153,7 +153,7 @@ def test_generated_decoder_errors_match_reference():
 def test_decode_error_names_shard_key_field(tmp_path):
     import msgpack
 
-    from atdata._tar import TarWriter
+    from atdata._shards.tar import TarWriter
 
     with open(tmp_path / "bad.tar", "wb") as f:
         w = TarWriter(f)

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import atdata
-from atdata._schema_json import (
+from atdata._wire.schema_json import (
     NDARRAY_REF,
     diff_schemas,
     schema_body,

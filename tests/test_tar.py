@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from atdata import ShardError
-from atdata._tar import TarWriter, iter_tar, scan_tar_file, split_member_name
+from atdata._shards.tar import TarWriter, iter_tar, scan_tar_file, split_member_name
 
 
 def _py_tar(files: list[tuple[str, bytes]], fmt: int, dirs: tuple[str, ...] = ()) -> bytes:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import atdata
-from atdata._torch import rank_slots
+from atdata.dataset._torch import rank_slots
 from tests._services import require_service
 
 pytestmark = pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning")

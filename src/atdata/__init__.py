@@ -13,58 +13,58 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._lazy import lazy_module
+from atdata._lazy import lazy_module
 
 __version__ = "0.1.0"
 
 # public name -> private module that defines it
 _LAZY: dict[str, str] = {
-    "AtdataError": "._errors",
-    "AuthenticationError": "._errors",
-    "ConfigError": "._errors",
-    "DataSource": "._sources",
-    "Dataset": "._dataset",
-    "DatasetDict": "._load",
-    "DatasetEntry": ".index._entry",
-    "DecodeError": "._errors",
-    "DictSample": "._sample",
-    "Index": ".index._index",
-    "IndexProvider": ".index._providers._base",
-    "IntegrityError": "._errors",
-    "Lens": "._lens",
-    "LensNetwork": "._lens",
-    "LensNotFoundError": "._errors",
-    "LocalDiskStore": ".stores._local",
-    "ManifestField": "._manifest_fields",
-    "MissingExtraError": "._errors",
-    "NDArray": "._types",
-    "PackableSample": "._sample",
-    "QueryExecutor": "._query",
-    "QueryResult": "._query",
-    "Repository": ".index._repository",
-    "S3DataStore": ".stores._s3",
-    "S3Source": ".stores._s3",
-    "SampleBatch": "._batch",
-    "SampleKeyError": "._errors",
-    "SampleLocation": "._query",
-    "SchemaError": "._errors",
-    "SchemaRecord": ".index._entry",
-    "ShardError": "._errors",
-    "ShardInfo": "._writer",
-    "ShardWriter": "._writer",
-    "SplitNotFoundError": "._errors",
-    "StorageError": "._errors",
-    "URLSource": "._sources",
-    "decode_array": "._arrays",
-    "encode_array": "._arrays",
-    "generate_cid": ".atmosphere._cid",
-    "lens": "._lens",
-    "load_dataset": "._load",
-    "packable": "._sample",
-    "query_fields": "._query_expr",
-    "set_default_index": ".index._index",
-    "verify_cid": ".atmosphere._cid",
-    "write_samples": "._writer",
+    "AtdataError": "atdata._errors",
+    "AuthenticationError": "atdata._errors",
+    "ConfigError": "atdata._errors",
+    "DataSource": "atdata._shards.sources",
+    "Dataset": "atdata.dataset._dataset",
+    "DatasetDict": "atdata._load",
+    "DatasetEntry": "atdata.index._entry",
+    "DecodeError": "atdata._errors",
+    "DictSample": "atdata._wire.sample",
+    "Index": "atdata.index._index",
+    "IndexProvider": "atdata.providers._base",
+    "IntegrityError": "atdata._errors",
+    "Lens": "atdata.lens._lens",
+    "LensNetwork": "atdata.lens._lens",
+    "LensNotFoundError": "atdata._errors",
+    "LocalDiskStore": "atdata.stores._local",
+    "ManifestField": "atdata.manifest._fields",
+    "MissingExtraError": "atdata._errors",
+    "NDArray": "atdata._types",
+    "PackableSample": "atdata._wire.sample",
+    "QueryExecutor": "atdata.manifest._query",
+    "QueryResult": "atdata.manifest._query",
+    "Repository": "atdata.index._repository",
+    "S3DataStore": "atdata.stores._s3",
+    "S3Source": "atdata.stores._s3",
+    "SampleBatch": "atdata.dataset._batch",
+    "SampleKeyError": "atdata._errors",
+    "SampleLocation": "atdata.manifest._query",
+    "SchemaError": "atdata._errors",
+    "SchemaRecord": "atdata.index._entry",
+    "ShardError": "atdata._errors",
+    "ShardInfo": "atdata._shards.writer",
+    "ShardWriter": "atdata._shards.writer",
+    "SplitNotFoundError": "atdata._errors",
+    "StorageError": "atdata._errors",
+    "URLSource": "atdata._shards.sources",
+    "decode_array": "atdata._wire.arrays",
+    "encode_array": "atdata._wire.arrays",
+    "generate_cid": "atdata.atmosphere._cid",
+    "lens": "atdata.lens._lens",
+    "load_dataset": "atdata._load",
+    "packable": "atdata._wire.sample",
+    "query_fields": "atdata.manifest._expr",
+    "set_default_index": "atdata.index._index",
+    "verify_cid": "atdata.atmosphere._cid",
+    "write_samples": "atdata._shards.writer",
 }
 
 __all__ = sorted([*_LAZY, "__version__"])
@@ -74,10 +74,7 @@ __getattr__, __dir__ = lazy_module(globals(), _LAZY)
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from ._arrays import decode_array, encode_array
-    from ._batch import SampleBatch
-    from ._dataset import Dataset
-    from ._errors import (
+    from atdata._errors import (
         AtdataError,
         AuthenticationError,
         ConfigError,
@@ -91,19 +88,22 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         SplitNotFoundError,
         StorageError,
     )
-    from ._lens import Lens, LensNetwork, lens
-    from ._load import DatasetDict, load_dataset
-    from ._manifest_fields import ManifestField
-    from ._query import QueryExecutor, QueryResult, SampleLocation
-    from ._query_expr import query_fields
-    from ._sample import DictSample, PackableSample, packable
-    from ._sources import DataSource, URLSource
-    from ._types import NDArray
-    from ._writer import ShardInfo, ShardWriter, write_samples
-    from .atmosphere._cid import generate_cid, verify_cid
-    from .index._entry import DatasetEntry, SchemaRecord
-    from .index._index import Index, set_default_index
-    from .index._providers._base import IndexProvider
-    from .index._repository import Repository
-    from .stores._local import LocalDiskStore
-    from .stores._s3 import S3DataStore, S3Source
+    from atdata._load import DatasetDict, load_dataset
+    from atdata._shards.sources import DataSource, URLSource
+    from atdata._shards.writer import ShardInfo, ShardWriter, write_samples
+    from atdata._types import NDArray
+    from atdata._wire.arrays import decode_array, encode_array
+    from atdata._wire.sample import DictSample, PackableSample, packable
+    from atdata.atmosphere._cid import generate_cid, verify_cid
+    from atdata.dataset._batch import SampleBatch
+    from atdata.dataset._dataset import Dataset
+    from atdata.index._entry import DatasetEntry, SchemaRecord
+    from atdata.index._index import Index, set_default_index
+    from atdata.index._repository import Repository
+    from atdata.lens._lens import Lens, LensNetwork, lens
+    from atdata.manifest._expr import query_fields
+    from atdata.manifest._fields import ManifestField
+    from atdata.manifest._query import QueryExecutor, QueryResult, SampleLocation
+    from atdata.providers._base import IndexProvider
+    from atdata.stores._local import LocalDiskStore
+    from atdata.stores._s3 import S3DataStore, S3Source

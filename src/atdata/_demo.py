@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from ._dataset import Dataset
-from ._lens import lens
-from ._sample import packable
-from ._types import NDArray
-from ._writer import write_samples
+from atdata._shards.writer import write_samples
+from atdata._types import NDArray
+from atdata._wire.sample import packable
+from atdata.dataset._dataset import Dataset
+from atdata.lens._lens import lens
 
 __all__ = ["ImageSample", "LabelScore", "image_to_label_score", "run_demo"]
 
@@ -137,8 +137,8 @@ def run_demo(
 
     # 8. The index (embedded defaults: SQLite + local disk, no server): write by name with
     #    per-shard manifests, load it back by name, typed from the stored schema, and query it.
-    from ._load import load_dataset
-    from .index import Index, set_default_index
+    from atdata._load import load_dataset
+    from atdata.index import Index, set_default_index
 
     index = Index(path=os.path.join(out, "index", "index.db"))
     entry = index.write_samples(

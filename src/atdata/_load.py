@@ -28,9 +28,9 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ._dataset import Dataset
-from ._errors import AtdataError, ConfigError, ShardError, SplitNotFoundError
-from ._sources import expand_urls, is_remote
+from atdata._errors import AtdataError, ConfigError, ShardError, SplitNotFoundError
+from atdata._shards.sources import expand_urls, is_remote
+from atdata.dataset._dataset import Dataset
 
 __all__ = ["DatasetDict", "infer_splits", "load_dataset"]
 

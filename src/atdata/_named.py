@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ._errors import ConfigError
+from atdata._errors import ConfigError
 
 __all__ = ["load_named", "split_name"]
 
@@ -49,7 +49,7 @@ def load_named(path: str, sample_type: type | None = None, split: str | None = N
                 f"{path!r} is one local dataset; it has no split {split!r} (store splits as "
                 f"separate names, e.g. '@local/{name}-{split}')"
             )
-        from .index._index import get_default_index
+        from atdata.index._index import get_default_index
 
         return get_default_index().get_dataset(name, version, sample_type=sample_type)
     try:

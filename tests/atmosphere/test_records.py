@@ -31,7 +31,7 @@ def upstream(interop_dir):
 
 @pytest.mark.parametrize("tp", [InteropImage, InteropVectors])
 def test_schema_records_equal_upstream(upstream, tp):
-    from atdata._schema_json import schema_record
+    from atdata._wire.schema_json import schema_record
 
     ours = schema_record(tp, "1.0.0", f"{tp.__name__} interop fixture")
     assert _no_created(ours) == _no_created(upstream[f"schema.{tp.__name__}"])
@@ -61,7 +61,7 @@ def test_upstream_records_load_in_ours(upstream, interop_dir, http_dir):
             (interop_dir / "images" / name).read_bytes()
         ).hexdigest()
     src = source_for(Identity("did:plc:exampleexampleexample", "", "http://unused"), entry)
-    from atdata._schema_json import type_from_schema
+    from atdata._wire.schema_json import type_from_schema
 
     schema = upstream["schema.InteropImage"]
     T = type_from_schema(schema["name"], schema)

@@ -23,7 +23,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "src"))
 
 import atdata
 from atdata import NDArray
-from atdata._tar import TarWriter
+from atdata._shards.tar import TarWriter
 
 HERE = pathlib.Path(__file__).resolve().parent
 

@@ -9,7 +9,7 @@ Names load lazily; nothing here imports ``atproto`` or ``libipld`` until it is u
 
 from __future__ import annotations
 
-from .._lazy import lazy_module
+from atdata._lazy import lazy_module
 
 _LAZY: dict[str, str] = {
     "Atmosphere": "._client",

@@ -20,9 +20,9 @@ import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .._errors import ConfigError, IntegrityError, ShardError
-from .._extras import require
-from .._tar import TarWriter, scan_tar_file, split_member_name
+from atdata._errors import ConfigError, IntegrityError, ShardError
+from atdata._extras import require
+from atdata._shards.tar import TarWriter, scan_tar_file, split_member_name
 
 __all__ = [
     "BlobRef",
@@ -132,7 +132,7 @@ class _VerifyingStream:
 def _open_http(
     url: str, shard: str, sha256: str | None, size: int | None, params: dict | None = None
 ) -> Any:
-    from ._resolve import http_client
+    from atdata.atmosphere._resolve import http_client
 
     httpx = require("httpx", "atmosphere", "reading remote shards")
     client = http_client()

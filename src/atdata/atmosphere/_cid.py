@@ -21,8 +21,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from .._errors import SchemaError
-from .._extras import require
+from atdata._errors import SchemaError
+from atdata._extras import require
 
 __all__ = ["check_no_floats", "generate_cid", "to_ipld", "verify_cid"]
 

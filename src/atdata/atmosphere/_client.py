@@ -15,10 +15,10 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
-from .._errors import AuthenticationError, ConfigError, StorageError
-from .._extras import require
-from ._cid import check_no_floats
-from ._resolve import Identity, iter_records, parse_at_uri, resolve_identity
+from atdata._errors import AuthenticationError, ConfigError, StorageError
+from atdata._extras import require
+from atdata.atmosphere._cid import check_no_floats
+from atdata.atmosphere._resolve import Identity, iter_records, parse_at_uri, resolve_identity
 
 __all__ = ["Atmosphere", "session_file"]
 
@@ -318,7 +318,7 @@ class Atmosphere:
     def blob_limit(self) -> int | None:
         """The PDS's blob upload limit in bytes, when ``describeServer`` reports it."""
         if self._blob_limit is None:
-            from ._resolve import _get_json
+            from atdata.atmosphere._resolve import _get_json
 
             out = _get_json(
                 f"{self.pds}/xrpc/com.atproto.server.describeServer", None, "describeServer"

@@ -30,7 +30,7 @@ import time
 import urllib.error
 import urllib.request
 
-from .._errors import ConfigError, StorageError
+from atdata._errors import ConfigError, StorageError
 
 __all__ = [
     "PDSServer",

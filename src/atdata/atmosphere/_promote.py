@@ -16,9 +16,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .._errors import ConfigError
-from ._publish import find_entries, publish_dataset, publish_schema
-from ._records import STORAGE_BLOBS, now_iso, unpack_metadata
+from atdata._errors import ConfigError
+from atdata.atmosphere._publish import find_entries, publish_dataset, publish_schema
+from atdata.atmosphere._records import STORAGE_BLOBS, now_iso, unpack_metadata
 
 __all__ = ["PromoteResult", "promote_entry"]
 
@@ -62,7 +62,7 @@ def _storage_kind(urls: list[str]) -> str:
 
 
 def _schema_of(index: Any, ref: str) -> Any:
-    from ..index._entry import parse_schema_ref
+    from atdata.index._entry import parse_schema_ref
 
     name, version = parse_schema_ref(ref)
     for call in (lambda: index.get_schema(ref), lambda: index.get_schema(name, version)):

@@ -13,10 +13,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .._errors import ConfigError
-from ._blobs import PDSBlobStore
-from ._cid import generate_cid
-from ._records import (
+from atdata._errors import ConfigError
+from atdata.atmosphere._blobs import PDSBlobStore
+from atdata.atmosphere._cid import generate_cid
+from atdata.atmosphere._records import (
     ENTRY,
     LENS,
     SCHEMA,
@@ -51,8 +51,8 @@ class Published:
 
 
 def _existing(atmo: Any, collection: str, rkey: str) -> tuple[dict[str, Any], str] | None:
-    from .._errors import StorageError
-    from ._resolve import get_record
+    from atdata._errors import StorageError
+    from atdata.atmosphere._resolve import get_record
 
     try:
         return get_record(atmo.pds, atmo.did, collection, rkey)
@@ -84,7 +84,7 @@ def publish_schema(
     Raises:
         ConfigError: When this version is already published with a different body.
     """
-    from .._schema_json import schema_fingerprint, schema_record
+    from atdata._wire.schema_json import schema_fingerprint, schema_record
 
     if isinstance(sample_type, dict):
         rec = dict(sample_type)
@@ -112,7 +112,7 @@ def _same_entry(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 def find_entries(atmo_or_pds: Any, did: str, name: str) -> list[tuple[str, str, dict[str, Any]]]:
     """All entry records of ``did`` named ``name``: ``(uri, cid, value)``, newest last."""
-    from ._resolve import iter_records
+    from atdata.atmosphere._resolve import iter_records
 
     pds = getattr(atmo_or_pds, "pds", atmo_or_pds)
     out = [r for r in iter_records(pds, did, ENTRY) if r[2].get("name") == name]
@@ -228,7 +228,7 @@ def publish_lens(
 
     Publishing the same lens (same name, schemas and code) again writes nothing.
     """
-    from ._resolve import iter_records
+    from atdata.atmosphere._resolve import iter_records
 
     rec = lens_record(name, source_schema, target_schema, getter, putter, description=description)
     for uri, cid, value in iter_records(atmo.pds, atmo.did, LENS):

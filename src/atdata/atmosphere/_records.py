@@ -26,8 +26,8 @@ import re
 from functools import cache
 from typing import Any
 
-from .._errors import ConfigError, SchemaError
-from ._cid import check_no_floats
+from atdata._errors import ConfigError, SchemaError
+from atdata.atmosphere._cid import check_no_floats
 
 __all__ = [
     "ENTRY",

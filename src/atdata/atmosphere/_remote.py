@@ -16,9 +16,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .._errors import ConfigError, SplitNotFoundError, StorageError
-from ._blobs import BlobSource, VerifiedHTTPSource, VerifiedSource
-from ._records import (
+from atdata._errors import ConfigError, SplitNotFoundError, StorageError
+from atdata.atmosphere._blobs import BlobSource, VerifiedHTTPSource, VerifiedSource
+from atdata.atmosphere._records import (
     ENTRY,
     LENS,
     SCHEMA,
@@ -28,7 +28,13 @@ from ._records import (
     CodeRef,
     unpack_metadata,
 )
-from ._resolve import Identity, get_record, iter_records, parse_at_uri, resolve_identity
+from atdata.atmosphere._resolve import (
+    Identity,
+    get_record,
+    iter_records,
+    parse_at_uri,
+    resolve_identity,
+)
 
 __all__ = [
     "LensRecord",
@@ -132,7 +138,7 @@ class LensRecord:
 
     def bind(self, source: type, view: type, getter: Any, putter: Any = None) -> Any:
         """A :class:`~atdata.Lens` from local functions you trust (e.g. from a reviewed checkout)."""
-        from .._lens import Lens
+        from atdata.lens._lens import Lens
 
         return Lens(getter, putter, source=source, view=view, name=self.name)
 
@@ -223,7 +229,7 @@ def source_for(ident: Identity, entry: dict[str, Any]) -> Any:
     if kind == STORAGE_HTTP:
         return VerifiedHTTPSource([(s["url"], sha(s)) for s in st.get("shards", [])])
     if kind == STORAGE_S3:  # boto3 (credentials from its usual chain), checksums on top
-        from ..stores._s3 import S3Source
+        from atdata.stores._s3 import S3Source
 
         items = st.get("shards", [])
         urls = [f"s3://{st['bucket']}/{s['key']}" for s in items]
@@ -249,8 +255,8 @@ def load_remote(
     Raises:
         StorageError: Resolution, record or storage failures (the message names the record).
     """
-    from .._dataset import Dataset
-    from .._schema_json import type_from_schema
+    from atdata._wire.schema_json import type_from_schema
+    from atdata.dataset._dataset import Dataset
 
     who, name, version = parse_remote_path(path)
     ident = resolve_identity(who, hint)

@@ -20,8 +20,8 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from .._errors import ConfigError, StorageError
-from .._extras import require
+from atdata._errors import ConfigError, StorageError
+from atdata._extras import require
 
 __all__ = [
     "Identity",

@@ -42,7 +42,7 @@ def _register() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; errors exit non-zero with a one-line message."""
-    from .._errors import AtdataError
+    from atdata._errors import AtdataError
 
     _register()
     try:

@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 
-from .._errors import ConfigError
+from atdata._errors import ConfigError
 
 __all__ = ["local_app", "ls_remote", "register"]
 
@@ -40,7 +40,7 @@ def ls_remote(target: str) -> None:
     """Print the datasets, schemas and lenses published by ``@handle`` (or ``@did:...``)."""
     from rich.table import Table
 
-    from ..atmosphere._remote import list_datasets, list_lenses, list_schemas
+    from atdata.atmosphere._remote import list_datasets, list_lenses, list_schemas
 
     who = target.lstrip("@").split("/", 1)[0]
     con = _console()
@@ -94,7 +94,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Log in to the atmosphere with an app password; the session is saved (mode 0600)."""
-        from ..atmosphere._client import Atmosphere
+        from atdata.atmosphere._client import Atmosphere
 
         if not password:
             password = typer.prompt("App password", hide_input=True)
@@ -104,8 +104,8 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def logout() -> None:
         """Revoke the saved session and delete it."""
-        from .._errors import AuthenticationError
-        from ..atmosphere._client import Atmosphere, session_file
+        from atdata._errors import AuthenticationError
+        from atdata.atmosphere._client import Atmosphere, session_file
 
         try:
             atmo = Atmosphere.resume()
@@ -119,7 +119,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def whoami() -> None:
         """Show the account of the saved session (and check it is still valid)."""
-        from ..atmosphere._client import Atmosphere
+        from atdata.atmosphere._client import Atmosphere
 
         atmo = Atmosphere.resume(refresh=True)
         _console().print(f"@{atmo.handle} {atmo.did} {atmo.pds}")
@@ -148,7 +148,7 @@ def register(app: typer.Typer) -> None:
         """Start local services (--pds: a loopback PDS; installs on first use, 2-6 minutes)."""
         if not pds:
             raise ConfigError("say which service to start, e.g. `atdata local up --pds`")
-        from ..atmosphere import _pdsrun
+        from atdata.atmosphere import _pdsrun
 
         s = _pdsrun.start(port, fresh=fresh)
         _console().print(
@@ -168,7 +168,7 @@ def register(app: typer.Typer) -> None:
         """Stop local services started with `atdata local up`."""
         if not pds:
             raise ConfigError("say which service to stop, e.g. `atdata local down --pds`")
-        from ..atmosphere import _pdsrun
+        from atdata.atmosphere import _pdsrun
 
         servers = [s for s in _pdsrun.running() if port is None or s.port == port]
         for s in servers:

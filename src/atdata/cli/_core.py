@@ -25,7 +25,7 @@ def _load_type(spec: str | None) -> type | None:
     """Resolve ``module:Class`` (``--type``) to a sample type."""
     if spec is None:
         return None
-    from .._errors import ConfigError
+    from atdata._errors import ConfigError
 
     mod_name, _, attr = spec.partition(":")
     if not mod_name or not attr:
@@ -47,9 +47,9 @@ def _title(path: str, split: str) -> str:
 
 def _open(path: str, sample_type: type | None) -> dict[str, Any]:
     """Split name -> Dataset ('' for a path that is not a split directory)."""
-    from .._dataset import Dataset
-    from .._load import load_dataset
-    from .._sources import is_remote
+    from atdata._load import load_dataset
+    from atdata._shards.sources import is_remote
+    from atdata.dataset._dataset import Dataset
 
     if not is_remote(path) and os.path.isdir(path):
         return dict(load_dataset(path, sample_type))
@@ -79,7 +79,7 @@ def describe_value(v: Any, *, stats: bool = False) -> str:
     if type(v).__name__ == "ndarray":
         return "NDArray " + _array_summary(v, stats)
     if isinstance(v, (bytes, bytearray, memoryview)):
-        from .._arrays import decode_array, is_array_bytes
+        from atdata._wire.arrays import decode_array, is_array_bytes
 
         if is_array_bytes(v):
             return "NDArray " + _array_summary(decode_array(v, copy=False), stats)
@@ -228,7 +228,7 @@ def register(app: typer.Typer) -> None:
         num_samples: int = typer.Option(64, "--samples", min=1, help="Samples to write."),
     ) -> None:
         """Run the quickstart: write, read, batch, lens, filter, shuffle; print a summary."""
-        from .._demo import run_demo
+        from atdata._demo import run_demo
 
         con = _console()
         s = run_demo(out, num_samples=num_samples, echo=con.print)
@@ -239,7 +239,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _sha256(shard: str) -> str:
-    from .._sources import is_remote
+    from atdata._shards.sources import is_remote
 
     if is_remote(shard):
         return "-"

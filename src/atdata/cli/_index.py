@@ -14,7 +14,7 @@ __all__ = ["register"]
 
 
 def _index(path: str | None):
-    from ..index._index import Index, get_default_index
+    from atdata.index._index import Index, get_default_index
 
     return Index(path=path) if path else get_default_index()
 
@@ -31,7 +31,9 @@ def register(app: typer.Typer) -> None:
 
     schema_app = typer.Typer(help="Stored sample schemas.", no_args_is_help=True)
     app.add_typer(schema_app, name="schema")
-    from ._atmosphere import local_app as _shared_local  # one `local` group for every topic
+    from atdata.cli._atmosphere import (
+        local_app as _shared_local,
+    )  # one `local` group for every topic
 
     local_app = _shared_local(app)
 
@@ -45,7 +47,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """List datasets in the index (every version), or what @handle publishes."""
         if target and target.startswith("@") and target.split("/", 1)[0] != "@local":
-            from ._atmosphere import ls_remote
+            from atdata.cli._atmosphere import ls_remote
 
             ls_remote(target)
             return
@@ -80,7 +82,7 @@ def register(app: typer.Typer) -> None:
     @schema_app.command("diff")
     def diff(a: str, b: str, index: str = _INDEX_OPT) -> None:
         """Fields added, removed and retyped from schema A to B (exit 1 when they differ)."""
-        from .._schema_json import diff_schemas
+        from atdata._wire.schema_json import diff_schemas
 
         idx = _index(index)
         ra, rb = idx.get_schema(a), idx.get_schema(b)
@@ -100,7 +102,7 @@ def register(app: typer.Typer) -> None:
         index: str = _INDEX_OPT,
     ) -> None:
         """Write .pyi stubs for the stored schemas (latest version of each) so IDEs complete them."""
-        from ..index._stubs import stubs_module
+        from atdata.index._stubs import stubs_module
 
         recs = _index(index).list_schemas()
         tmp = out.with_name(out.name + ".tmp")

@@ -18,8 +18,8 @@ def _console() -> Any:
 
 def _datasets(path: str, sample_type: type | None) -> dict[str, Any]:
     """Split name -> Dataset for a path, pattern, URL, directory or ``@name``."""
-    from .._dataset import Dataset
-    from .._load import load_dataset
+    from atdata._load import load_dataset
+    from atdata.dataset._dataset import Dataset
 
     loaded = load_dataset(path, sample_type)
     if isinstance(loaded, Dataset):
@@ -28,7 +28,7 @@ def _datasets(path: str, sample_type: type | None) -> dict[str, Any]:
 
 
 def _sample_type(spec: str | None) -> type | None:
-    from ._core import _load_type
+    from atdata.cli._core import _load_type
 
     return _load_type(spec)
 
@@ -109,10 +109,10 @@ def register(app: typer.Typer) -> None:
         type_: str = typer.Option(None, "--type", help="Sample type as 'package.module:Class'."),
     ) -> None:
         """Write <shard>.manifest.json + .manifest.parquet beside shards that lack one."""
-        from .._errors import ConfigError
-        from .._manifest import build_manifest
-        from .._manifest_read import load_manifest
-        from .._sources import is_remote
+        from atdata._errors import ConfigError
+        from atdata._shards.sources import is_remote
+        from atdata.manifest._builder import build_manifest
+        from atdata.manifest._read import load_manifest
 
         con = _console()
         st = _sample_type(type_)
@@ -141,7 +141,7 @@ def register(app: typer.Typer) -> None:
         """Check that each shard's manifest agrees with the shard (count, keys, offsets)."""
         from rich.markup import escape
 
-        from .._manifest_read import verify_manifest
+        from atdata.manifest._read import verify_manifest
 
         con = _console()
         bad = n = 0

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ._entry import DatasetEntry, SchemaRecord, ShardRef
-from ._index import Index, atdata_home, get_default_index, set_default_index
-from ._providers import IndexProvider, SQLiteProvider
-from ._repository import Repository
+from atdata.index._entry import DatasetEntry, SchemaRecord, ShardRef
+from atdata.index._index import Index, atdata_home, get_default_index, set_default_index
+from atdata.index._repository import Repository
+from atdata.providers import IndexProvider, SQLiteProvider
 
 __all__ = [
     "DatasetEntry",
@@ -25,7 +25,7 @@ __all__ = [
 
 def __getattr__(name: str):
     if name in ("RedisProvider", "PostgresProvider"):
-        from . import _providers
+        import atdata.providers
 
-        return getattr(_providers, name)
+        return getattr(atdata.providers, name)
     raise AttributeError(name)

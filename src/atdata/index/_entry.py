@@ -19,8 +19,8 @@ import json
 import re
 from typing import Any
 
-from .._errors import ConfigError
-from .._schema_json import SCHEMA_RECORD_TYPE, schema_fingerprint
+from atdata._errors import ConfigError
+from atdata._wire.schema_json import SCHEMA_RECORD_TYPE, schema_fingerprint
 
 __all__ = [
     "SCHEMA_REF_PREFIX",
@@ -218,7 +218,7 @@ class SchemaRecord:
 
     def sample_type(self) -> type:
         """A ``@packable`` class rebuilt from the body."""
-        from .._schema_json import type_from_schema
+        from atdata._wire.schema_json import type_from_schema
 
         return type_from_schema(self.name, self.body)
 

@@ -23,10 +23,17 @@ import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from .._errors import ConfigError, SchemaError, StorageError
-from .._schema_json import diff_schemas, schema_body, schema_fingerprint
-from ._entry import DatasetEntry, SchemaRecord, ShardRef, bump, check_name, parse_schema_ref
-from ._providers._base import IndexProvider
+from atdata._errors import ConfigError, SchemaError, StorageError
+from atdata._wire.schema_json import diff_schemas, schema_body, schema_fingerprint
+from atdata.index._entry import (
+    DatasetEntry,
+    SchemaRecord,
+    ShardRef,
+    bump,
+    check_name,
+    parse_schema_ref,
+)
+from atdata.providers._base import IndexProvider
 
 __all__ = ["Index", "atdata_home", "get_default_index", "set_default_index"]
 
@@ -62,15 +69,15 @@ def _make_provider(
     if provider is None:
         provider = "redis" if redis is not None else "postgres" if dsn is not None else "sqlite"
     if provider == "sqlite":
-        from ._providers._sqlite import SQLiteProvider
+        from atdata.providers._sqlite import SQLiteProvider
 
         return SQLiteProvider(path or os.path.join(atdata_home(), "index.db"))
     if provider == "redis":
-        from ._providers._redis import RedisProvider
+        from atdata.providers._redis import RedisProvider
 
         return RedisProvider(redis or "redis://127.0.0.1:6379/0", prefix=prefix or "atdata:")
     if provider in ("postgres", "postgresql"):
-        from ._providers._postgres import PostgresProvider
+        from atdata.providers._postgres import PostgresProvider
 
         if dsn is None:
             raise ConfigError(
@@ -107,7 +114,7 @@ class Index:
     ) -> None:
         self.provider = _make_provider(provider, path, dsn, redis, prefix)
         if data_store is None:
-            from ..stores._local import LocalDiskStore
+            from atdata.stores._local import LocalDiskStore
 
             base = os.path.dirname(os.fspath(path)) if path is not None else atdata_home()
             data_store = LocalDiskStore(os.path.join(base, "data"))
@@ -214,9 +221,9 @@ class Index:
         self, name: str, version: str | None = None, *, sample_type: type | None = None
     ) -> Any:
         """A :class:`~atdata.Dataset` over a stored entry, typed from its schema unless given."""
-        from .._dataset import Dataset
-        from .._sample import DictSample
-        from .._writer import ShardInfo
+        from atdata._shards.writer import ShardInfo
+        from atdata._wire.sample import DictSample
+        from atdata.dataset._dataset import Dataset
 
         e = self.get_entry(name, version)
         if sample_type is None:
@@ -232,10 +239,10 @@ class Index:
         if urls and all(u.startswith("s3://") for u in urls):
             if getattr(self.data_store, "kind", None) == "s3":
                 return self.data_store.source(urls)
-            from ..stores._s3 import S3Source
+            from atdata.stores._s3 import S3Source
 
             return S3Source(urls)
-        from .._sources import URLSource
+        from atdata._shards.sources import URLSource
 
         return URLSource(urls)
 
@@ -265,7 +272,7 @@ class Index:
         Returns:
             The committed :class:`DatasetEntry`.
         """
-        from .._writer import write_samples as _write
+        from atdata._shards.writer import write_samples as _write
 
         name = check_name(name)
         if write_id is not None:
@@ -292,7 +299,7 @@ class Index:
                 fname = os.path.basename(info.path)
                 skey = f"{name}/{write_id}/{fname}"
                 for side in _sidecars(info.path):
-                    from ..stores._local import file_sha256
+                    from atdata.stores._local import file_sha256
 
                     sha, size = file_sha256(side)
                     self.data_store.put_shard(
@@ -366,7 +373,7 @@ class Index:
     def promote_entry(self, name: str, atmosphere: Any, **kwargs: Any) -> Any:
         """Publish dataset ``name`` and its schema to the atmosphere (idempotent; see
         :func:`atdata.atmosphere.promote_entry` for the options and the result)."""
-        from ..atmosphere._promote import promote_entry
+        from atdata.atmosphere._promote import promote_entry
 
         return promote_entry(self, name, atmosphere, **kwargs)
 

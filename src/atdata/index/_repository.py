@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._errors import ConfigError
-from ._index import Index
+from atdata._errors import ConfigError
+from atdata.index._index import Index
 
 __all__ = ["Repository"]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._schema_json import type_from_schema
+from atdata._wire.schema_json import type_from_schema
 
 __all__ = ["stub_for", "stubs_module"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._local import DataStore, LocalDiskStore, file_sha256
-from ._s3 import S3DataStore, S3Source, parse_s3_url
+from atdata.stores._local import DataStore, LocalDiskStore, file_sha256
+from atdata.stores._s3 import S3DataStore, S3Source, parse_s3_url
 
 __all__ = ["DataStore", "LocalDiskStore", "S3DataStore", "S3Source", "file_sha256", "parse_s3_url"]

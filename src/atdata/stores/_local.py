@@ -23,7 +23,7 @@ import shutil
 import uuid
 from typing import Any, Protocol, runtime_checkable
 
-from .._errors import ConfigError, IntegrityError, StorageError
+from atdata._errors import ConfigError, IntegrityError, StorageError
 
 __all__ = ["DataStore", "LocalDiskStore", "file_sha256"]
 
@@ -157,7 +157,7 @@ class LocalDiskStore:
         return final
 
     def source(self, urls: list[str]) -> Any:
-        from .._sources import URLSource
+        from atdata._shards.sources import URLSource
 
         return URLSource(list(urls))
 

@@ -11,9 +11,9 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
-from .._errors import ConfigError, IntegrityError, ShardError, StorageError
-from .._extras import require
-from ._local import check_key
+from atdata._errors import ConfigError, IntegrityError, ShardError, StorageError
+from atdata._extras import require
+from atdata.stores._local import check_key
 
 __all__ = ["S3DataStore", "S3Source", "parse_s3_url"]
 
@@ -92,7 +92,7 @@ class S3Source:
     def __init__(
         self, urls: str | Sequence[str], *, client: Any = None, **client_kwargs: Any
     ) -> None:
-        from .._sources import expand_braces
+        from atdata._shards.sources import expand_braces
 
         specs = [urls] if isinstance(urls, str) else list(urls)
         self._patterns = [u for s in specs for u in expand_braces(s)]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .._lazy import lazy_module
+from atdata._lazy import lazy_module
 
 # public name -> private module of this package
 _LAZY: dict[str, str] = {
@@ -42,6 +42,6 @@ __getattr__, __dir__ = lazy_module(globals(), _LAZY)
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._lens_laws import assert_lens_laws, check_lens_laws
-    from ._providers import provider_checks, run_provider_conformance
-    from ._strategies import strategy_for
+    from atdata.testing._lens_laws import assert_lens_laws, check_lens_laws
+    from atdata.testing._providers import provider_checks, run_provider_conformance
+    from atdata.testing._strategies import strategy_for

@@ -38,8 +38,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .._errors import ConfigError
-from ._strategies import hypothesis_module, strategy_for
+from atdata._errors import ConfigError
+from atdata.testing._strategies import hypothesis_module, strategy_for
 
 __all__ = ["LAWS", "assert_lens_laws", "check_lens_laws"]
 

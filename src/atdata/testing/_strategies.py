@@ -21,7 +21,7 @@ import importlib
 from types import ModuleType
 from typing import Any
 
-from .._errors import ConfigError, MissingExtraError
+from atdata._errors import ConfigError, MissingExtraError
 
 __all__ = ["hypothesis_module", "strategy_for"]
 

@@ -34,8 +34,8 @@ import threading
 import weakref
 from typing import Any
 
-from ._errors import ShardError
-from ._sources import is_remote
+from atdata._errors import ShardError
+from atdata._shards.sources import is_remote
 
 __all__ = ["FdCache", "ShardIndex", "cache_dir", "cache_path", "index_path", "load_index"]
 
@@ -160,7 +160,7 @@ def load_index(shard: str, source: Any, persist: bool = True) -> ShardIndex:
     Raises:
         ShardError: When the shard is missing, unreadable or not a tar archive.
     """
-    from ._tar import iter_tar, scan_tar_file
+    from atdata._shards.tar import iter_tar, scan_tar_file
 
     where = f" in shard {shard}"
     if is_remote(shard) or not hasattr(source, "read_range"):

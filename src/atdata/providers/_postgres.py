@@ -11,10 +11,10 @@ import threading
 import uuid
 from typing import Any
 
-from ..._errors import ConfigError, SchemaError, StorageError
-from ..._extras import require
-from .._entry import DatasetEntry, SchemaRecord, parse_version, utcnow
-from ._base import (
+from atdata._errors import ConfigError, SchemaError, StorageError
+from atdata._extras import require
+from atdata.index._entry import DatasetEntry, SchemaRecord, parse_version, utcnow
+from atdata.providers._base import (
     IndexProvider,
     conflict_message,
     mask_url,

@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import BinaryIO, Protocol, runtime_checkable
 
-from ._errors import ConfigError, ShardError
+from atdata._errors import ConfigError, ShardError
 
 __all__ = ["DataSource", "URLSource", "expand_braces", "expand_urls", "is_remote"]
 

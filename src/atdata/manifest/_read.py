@@ -26,9 +26,9 @@ import logging
 import os
 from typing import Any
 
-from ._errors import IntegrityError, ShardError
-from ._manifest import SYSTEM_COLUMNS, TOKEN_META, manifest_paths
-from ._sources import is_remote
+from atdata._errors import IntegrityError, ShardError
+from atdata._shards.sources import is_remote
+from atdata.manifest._builder import SYSTEM_COLUMNS, TOKEN_META, manifest_paths
 
 __all__ = ["ShardManifest", "load_manifest", "manifest_count", "read_sidecar", "verify_manifest"]
 
@@ -121,7 +121,7 @@ class ShardManifest:
 
     def table(self, source: Any) -> Any:
         """The parquet rows as a pyarrow Table (validated; set columns still JSON text)."""
-        from ._extras import require
+        from atdata._extras import require
 
         pa = require("pyarrow", "query", "manifest queries")
         pq = require("pyarrow.parquet", "query", "manifest queries")
@@ -157,7 +157,7 @@ class ShardManifest:
         (cached)."""
         if self._arrow is not None:
             return self._arrow
-        from ._extras import require
+        from atdata._extras import require
 
         pa = require("pyarrow", "query", "manifest queries")
         table = self.table(source)
@@ -205,7 +205,7 @@ def _to_frame(table: Any, kinds: dict[str, str], pd: Any) -> Any:
 
 
 def _shard_members(shard: str, source: Any) -> dict[str, tuple[int, int]]:
-    from ._tar import iter_tar, scan_tar_file, split_member_name
+    from atdata._shards.tar import iter_tar, scan_tar_file, split_member_name
 
     where = f" in shard {shard}"
     if not is_remote(shard):
@@ -250,7 +250,7 @@ def _repair_legacy(m: ShardManifest, df: Any, source: Any, pd: Any) -> Any:
         m.shard,
         m.shard,
     )
-    from ._sample import unpack_payload
+    from atdata._wire.sample import unpack_payload
 
     read = getattr(source, "read_range", None)
     rows = []

@@ -19,9 +19,9 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from ..._errors import ConfigError, SchemaError, StorageError
-from .._entry import DatasetEntry, SchemaRecord, parse_version, utcnow
-from ._base import (
+from atdata._errors import ConfigError, SchemaError, StorageError
+from atdata.index._entry import DatasetEntry, SchemaRecord, parse_version, utcnow
+from atdata.providers._base import (
     IndexProvider,
     conflict_message,
     next_entry_version,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 
-from .._entry import DatasetEntry, SchemaRecord, bump, parse_version
+from atdata.index._entry import DatasetEntry, SchemaRecord, bump, parse_version
 
 __all__ = ["IndexProvider", "mask_url", "next_entry_version"]
 

@@ -29,7 +29,7 @@ import math
 import re
 from typing import Any
 
-from ._errors import ConfigError, SchemaError
+from atdata._errors import ConfigError, SchemaError
 
 __all__ = ["Expr", "FieldRef", "FieldSet", "query_fields", "where_to_expr"]
 
@@ -389,7 +389,7 @@ def query_fields(sample_type: type) -> FieldSet:
         >>> query_fields(P).name == "x"
         name == 'x'
     """
-    from ._manifest_fields import manifest_fields
+    from atdata.manifest._fields import manifest_fields
 
     return FieldSet(manifest_fields(sample_type), getattr(sample_type, "__name__", ""))
 

@@ -6,7 +6,7 @@ Each field of a sample type gets a :class:`FieldSpec` with a *kind* (``str``, ``
 values and back.
 
 Examples:
-    >>> from atdata._fields import spec_for_annotation
+    >>> from atdata._wire.fields import spec_for_annotation
     >>> s = spec_for_annotation("tags", list[str])
     >>> s.kind, s.item.kind, s.optional
     ('list', 'str', False)
@@ -24,7 +24,7 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
-from ._errors import DecodeError, SchemaError
+from atdata._errors import DecodeError, SchemaError
 
 __all__ = ["FieldSpec", "fields_of", "spec_for_annotation"]
 
@@ -243,7 +243,7 @@ def _make_encoder(spec: FieldSpec, owner: str) -> Callable[[Any], Any]:
                 return bytes(v)
             raise bad(v, "bytes")
     elif kind == "ndarray":
-        from ._arrays import encode_array
+        from atdata._wire.arrays import encode_array
 
         def enc(v: Any) -> Any:
             try:
@@ -335,7 +335,7 @@ def _make_decoder(spec: FieldSpec, owner: str) -> Callable[[Any, str], Any]:
                 return v
             raise bad(v, "bytes", where)
     elif kind == "ndarray":
-        from ._arrays import decode_array
+        from atdata._wire.arrays import decode_array
 
         def dec(v: Any, where: str) -> Any:
             if type(v) is not bytes:

@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from ._errors import ConfigError, LensNotFoundError
+from atdata._errors import ConfigError, LensNotFoundError
 
 __all__ = ["Lens", "LensNetwork", "lens"]
 
@@ -179,7 +179,7 @@ class LensNetwork:
         return list(self._edges.get(source, {}).values())
 
     def _implicit(self, source: type, view: type) -> Lens | None:
-        from ._sample import DictSample
+        from atdata._wire.sample import DictSample
 
         if source is DictSample and getattr(view, "__atdata_sample__", False):
             return _dict_lens(view)
@@ -188,7 +188,7 @@ class LensNetwork:
     def _neighbours(self, node: type) -> list[tuple[type, Lens]]:
         """Registered lenses from ``node``; from DictSample also the implicit decode hops."""
         out = list(self._edges.get(node, {}).items())
-        from ._sample import DictSample
+        from atdata._wire.sample import DictSample
 
         if node is DictSample:
             have = {t for t, _ in out}
@@ -246,7 +246,7 @@ class LensNetwork:
 
 
 def _dict_lens(view: type) -> Lens:
-    from ._sample import DictSample
+    from atdata._wire.sample import DictSample
 
     def get(s: DictSample) -> Any:
         return s.as_type(view)

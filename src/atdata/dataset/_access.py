@@ -1,6 +1,6 @@
 """Sizes and random access of :class:`~atdata.Dataset`: ``len``, ``ds[i]``, ``get(key)``, ``select``.
 
-Positions come from the per-shard member indexes of :mod:`atdata._members`; local shards are read
+Positions come from the per-shard member indexes of :mod:`atdata._shards.members`; local shards are read
 with one ``pread`` per sample.
 
 Examples:
@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import msgpack
 
-from ._errors import AtdataError, DecodeError, SampleKeyError, in_sample
-from ._sources import URLSource, is_remote
-from ._tar import iter_tar
+from atdata._errors import AtdataError, DecodeError, SampleKeyError, in_sample
+from atdata._shards.sources import URLSource, is_remote
+from atdata._shards.tar import iter_tar
 
 if TYPE_CHECKING:
-    from ._dataset import Dataset
+    from atdata.dataset._dataset import Dataset
 
 __all__ = ["RandomAccessMixin"]
 
@@ -56,7 +56,7 @@ class RandomAccessMixin(Generic[T]):
         """The member index of ``shard`` (persisted beside local shards; see ``_members``)."""
         idx = self._shared.indexes.get(shard)
         if idx is None:
-            from ._members import load_index
+            from atdata._shards.members import load_index
 
             idx = load_index(shard, self.source)
             self._shared.indexes[shard] = idx
@@ -74,7 +74,9 @@ class RandomAccessMixin(Generic[T]):
     def _shard_count(self, shard: str) -> int:
         n = self._shared.counts.get(shard)
         if n is None:
-            from ._manifest_read import manifest_count  # a fresh manifest saves the shard scan
+            from atdata.manifest._read import (
+                manifest_count,
+            )  # a fresh manifest saves the shard scan
 
             n = manifest_count(shard)
             if n is None:
@@ -150,7 +152,7 @@ class RandomAccessMixin(Generic[T]):
         where = f" in shard {shard}, sample {key!r}"
         if not is_remote(shard) and type(self.source) is URLSource:
             if self._shared.fds is None:
-                from ._members import FdCache
+                from atdata._shards.members import FdCache
 
                 self._shared.fds = FdCache()
             data = self._shared.fds.pread(shard, off, size)
@@ -232,7 +234,7 @@ class RandomAccessMixin(Generic[T]):
             and self.on_error == "raise"
             and hasattr(self._decode_type, "atdata_fields")
         ):
-            from ._decode import decoder_for
+            from atdata._wire.decode import decoder_for
 
             raw = self._read_member(shard, key, pos)
             try:

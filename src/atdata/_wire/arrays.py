@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ._errors import DecodeError
+from atdata._errors import DecodeError
 
 __all__ = ["decode_array", "decode_array_into", "encode_array", "is_array_bytes", "parse_header"]
 

@@ -22,7 +22,7 @@ import os
 from collections.abc import Callable, Iterator
 from typing import BinaryIO, NamedTuple
 
-from ._errors import ShardError
+from atdata._errors import ShardError
 
 __all__ = ["Member", "TarWriter", "iter_tar", "scan_tar_file", "split_member_name"]
 

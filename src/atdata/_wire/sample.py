@@ -1,7 +1,7 @@
 """Sample types: :class:`PackableSample`, the ``@packable`` decorator and :class:`DictSample`.
 
 A sample serialises to a msgpack map of field name to value; arrays travel as msgpack ``bin`` in
-the compact ndarray-bytes format (see :mod:`atdata._arrays` and ``docs/wire-format.md``).
+the compact ndarray-bytes format (see :mod:`atdata._wire.arrays` and ``docs/wire-format.md``).
 
 Examples:
     >>> import numpy as np
@@ -27,8 +27,8 @@ from typing import Any, ClassVar, TypeVar
 
 import msgpack
 
-from ._errors import DecodeError, SchemaError
-from ._fields import FieldSpec, fields_of
+from atdata._errors import DecodeError, SchemaError
+from atdata._wire.fields import FieldSpec, fields_of
 
 __all__ = ["DictSample", "PackableSample", "packable", "unpack_payload"]
 
@@ -124,7 +124,7 @@ class PackableSample(_WireSample):
                 v = self.__dict__.get(spec.name)
                 if v is None or type(v).__name__ == "ndarray":
                     continue
-                from ._arrays import decode_array
+                from atdata._wire.arrays import decode_array
 
                 if isinstance(v, (bytes, bytearray, memoryview)):
                     self.__dict__[spec.name] = decode_array(v, where=f" in field {spec.name!r}")
@@ -149,7 +149,7 @@ class PackableSample(_WireSample):
 
     @classmethod
     def _from_wire(cls: type[T], raw: dict, where: str = "") -> T:
-        from ._decode import decoder_for
+        from atdata._wire.decode import decoder_for
 
         return decoder_for(cls)(raw, where, None)
 
@@ -313,7 +313,7 @@ class DictSample(_WireSample):
         return obj
 
     def _to_wire(self) -> dict[str, Any]:
-        from ._arrays import encode_array
+        from atdata._wire.arrays import encode_array
 
         return {
             k: encode_array(v) if type(v).__name__ == "ndarray" else v
@@ -381,7 +381,7 @@ class DictSample(_WireSample):
         Raises:
             DecodeError: When the field does not hold array bytes.
         """
-        from ._arrays import decode_array
+        from atdata._wire.arrays import decode_array
 
         v = self._data[name]
         if type(v).__name__ == "ndarray":

@@ -41,8 +41,8 @@ import keyword
 import re
 from typing import Any
 
-from ._errors import SchemaError
-from ._fields import FieldSpec, fields_of
+from atdata._errors import SchemaError
+from atdata._wire.fields import FieldSpec, fields_of
 
 __all__ = [
     "NDARRAY_REF",
@@ -198,7 +198,7 @@ def schema_record(
 
 
 def _annotation(prop: dict[str, Any], where: str, nested: dict[str, type]) -> Any:
-    from ._types import NDArray
+    from atdata._types import NDArray
 
     if not isinstance(prop, dict):
         raise SchemaError(f"schema property {where} is not an object: {prop!r}")
@@ -243,7 +243,7 @@ def _class_name(name: str) -> str:
 
 
 def _build(name: str, body: dict[str, Any], nested: dict[str, type]) -> type:
-    from ._sample import packable
+    from atdata._wire.sample import packable
 
     cls_name = _class_name(name)
     props = body.get("properties")

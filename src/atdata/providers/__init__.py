@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ._base import IndexProvider, mask_url, next_entry_version
-from ._sqlite import SQLiteProvider
+from atdata.providers._base import IndexProvider, mask_url, next_entry_version
+from atdata.providers._sqlite import SQLiteProvider
 
 __all__ = [
     "IndexProvider",
@@ -17,11 +17,11 @@ __all__ = [
 
 def __getattr__(name: str):  # redis/psycopg load only when their provider is used
     if name == "RedisProvider":
-        from ._redis import RedisProvider
+        from atdata.providers._redis import RedisProvider
 
         return RedisProvider
     if name == "PostgresProvider":
-        from ._postgres import PostgresProvider
+        from atdata.providers._postgres import PostgresProvider
 
         return PostgresProvider
     raise AttributeError(name)

@@ -30,8 +30,8 @@ import random
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ._errors import ConfigError
-from ._extras import require
+from atdata._errors import ConfigError
+from atdata._extras import require
 
 __all__ = ["TorchDataset", "rank_slots"]
 

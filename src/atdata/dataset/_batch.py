@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
-from ._errors import DecodeError, SchemaError
+from atdata._errors import DecodeError, SchemaError
 
 __all__ = ["SampleBatch"]
 
@@ -53,7 +53,7 @@ class SampleBatch(Generic[T]):
         """Build a batch straight from raw payload maps, decoding arrays into stacked buffers."""
         import numpy as np
 
-        from ._arrays import parse_header
+        from atdata._wire.arrays import parse_header
 
         b = cls(None, sample_type=sample_type)
         b._raw = raws

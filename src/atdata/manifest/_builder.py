@@ -33,9 +33,9 @@ import os
 import uuid
 from typing import Any
 
-from ._errors import SchemaError
-from ._extras import require
-from ._manifest_fields import Aggregator, infer_kind, manifest_fields
+from atdata._errors import SchemaError
+from atdata._extras import require
+from atdata.manifest._fields import Aggregator, infer_kind, manifest_fields
 
 __all__ = [
     "MANIFEST_VERSION",
@@ -150,7 +150,7 @@ def write_manifest(
     d = os.path.dirname(jpath) or "."
     tmp_p = os.path.join(d, f".{os.path.basename(ppath)}.tmp-{uuid.uuid4().hex[:8]}")
     tmp_j = os.path.join(d, f".{os.path.basename(jpath)}.tmp-{uuid.uuid4().hex[:8]}")
-    from . import __version__
+    from atdata import __version__
 
     header = {
         "manifest_version": MANIFEST_VERSION,
@@ -184,7 +184,7 @@ def write_manifest(
 
 
 class ManifestObserver:
-    """A :class:`~atdata._writer.ShardObserver` that writes a manifest for each finished shard.
+    """A :class:`~atdata._shards.writer.ShardObserver` that writes a manifest for each finished shard.
 
     Args:
         sample_type: The sample type (default: the first sample's type); its fields decide the
@@ -266,8 +266,8 @@ def build_manifest(
     """
     import hashlib
 
-    from ._sample import DictSample, unpack_payload
-    from ._tar import iter_tar, split_member_name
+    from atdata._shards.tar import iter_tar, split_member_name
+    from atdata._wire.sample import DictSample, unpack_payload
 
     st = sample_type or DictSample
     ob = ManifestObserver(st)
@@ -275,7 +275,7 @@ def build_manifest(
     h = hashlib.sha256()
     size = 0
 
-    from ._errors import ShardError
+    from atdata._errors import ShardError
 
     try:
         f = open(shard, "rb")  # noqa: SIM115 - closed below
@@ -305,7 +305,7 @@ def build_manifest(
     if ob.kinds is None:
         ob.kinds = manifest_fields(st)
         ob.columns = {k: [] for k in ob.kinds}
-    from ._writer import ShardInfo
+    from atdata._shards.writer import ShardInfo
 
     ob.end_shard(ShardInfo(shard, len(ob.keys), size, h.hexdigest()))
     return ob.written[-1]

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ._errors import SchemaError
+from atdata._errors import SchemaError
 
 __all__ = ["decoder_for"]
 
@@ -48,7 +48,7 @@ class _ArrayCell:
 
 
 def _array_slow(spec: Any, cell: _ArrayCell, copy: bool) -> Callable[[Any, str], Any]:
-    from ._arrays import decode_array, parse_header
+    from atdata._wire.arrays import decode_array, parse_header
 
     dec = spec.decode
     name = spec.name
@@ -97,8 +97,8 @@ def decoder_for(cls: type, copy_arrays: bool = True) -> Callable[[dict, str, str
     fn = _cache.get((cls, copy_arrays))
     if fn is not None:
         return fn
-    from ._fields import fields_of
-    from ._sample import _needs_init
+    from atdata._wire.fields import fields_of
+    from atdata._wire.sample import _needs_init
 
     specs = fields_of(cls)
     ns: dict[str, Any] = {"_M": _MISSING, "_cls": cls, "_new": object.__new__}

@@ -14,8 +14,8 @@ import itertools
 import os
 from typing import Any, Generic, TypeVar
 
-from ._errors import AtdataError, ConfigError
-from ._sources import is_remote
+from atdata._errors import AtdataError, ConfigError
+from atdata._shards.sources import is_remote
 
 __all__ = ["ExportMixin"]
 
@@ -29,12 +29,12 @@ class ExportMixin(Generic[T]):
     def query(self, where: Any = None, *, limit: int | None = None) -> Any:
         """Find samples through the shards' manifests: a lambda over the manifest DataFrame, a
         field expression (``ds.fields``) or a SQL ``WHERE`` string. Returns a
-        :class:`~atdata._query.QueryResult` of :class:`~atdata.SampleLocation` s.
+        :class:`~atdata.manifest._query.QueryResult` of :class:`~atdata.SampleLocation` s.
 
         Raises:
             ConfigError: When the shards have no manifests (the message says how to build them).
         """
-        from ._query import QueryExecutor
+        from atdata.manifest._query import QueryExecutor
 
         self._check_plain("query")
         return QueryExecutor.for_dataset(self).query(where, limit=limit)
@@ -52,17 +52,17 @@ class ExportMixin(Generic[T]):
     @property
     def fields(self) -> Any:
         """Queryable fields for typed query expressions: ``Q = ds.fields; Q.label == "dog"``."""
-        from ._query_expr import FieldSet, query_fields
+        from atdata.manifest._expr import FieldSet, query_fields
 
         if hasattr(self.sample_type, "atdata_fields"):
             return query_fields(self.sample_type)
-        from ._query import QueryExecutor
+        from atdata.manifest._query import QueryExecutor
 
         return FieldSet(QueryExecutor.for_dataset(self).fields(), "this dataset")
 
     def get_sample(self, loc: Any) -> T:
         """The sample at a :class:`~atdata.SampleLocation`, read by one ranged read."""
-        from ._query import fetch_sample
+        from atdata.manifest._query import fetch_sample
 
         self._check_plain("get_sample")
         return fetch_sample(self.source, self.sample_type, loc)
@@ -73,15 +73,15 @@ class ExportMixin(Generic[T]):
 
         Keyword arguments: ``batch_size``, ``shuffle``, ``seed``, ``rank``/``world_size`` (default
         from ``torch.distributed``), ``policy`` (``"drop_last"`` or ``"pad"``), ``drop_last_batch``,
-        ``transform``. See :class:`atdata._torch.TorchDataset`. Needs ``atdata[torch]``.
+        ``transform``. See :class:`atdata.dataset._torch.TorchDataset`. Needs ``atdata[torch]``.
 
         Raises:
             ConfigError: When the configuration cannot give every rank the same number of samples.
         """
-        from ._extras import require
+        from atdata._extras import require
 
         require("torch", "torch", "Dataset.to_torch")
-        from ._torch import TorchDataset
+        from atdata.dataset._torch import TorchDataset
 
         return TorchDataset(self, **kwargs)
 
@@ -129,14 +129,14 @@ class ExportMixin(Generic[T]):
 
     def to_pandas(self) -> Any:
         """A pandas DataFrame, one row per sample (arrays kept as objects). Needs ``atdata[query]``."""
-        from ._extras import require
+        from atdata._extras import require
 
         pd = require("pandas", "query", "Dataset.to_pandas")
         return pd.DataFrame(self.to_dict())
 
     def to_parquet(self, path: str | os.PathLike[str]) -> str:
         """Write the dataset as one parquet file (arrays as nested lists). Needs ``atdata[query]``."""
-        from ._extras import require
+        from atdata._extras import require
 
         pa = require("pyarrow", "query", "Dataset.to_parquet")
         pq = require("pyarrow.parquet", "query", "Dataset.to_parquet")

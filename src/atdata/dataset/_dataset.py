@@ -32,12 +32,12 @@ from typing import Any, TypeVar
 
 import msgpack
 
-from ._dataset_access import RandomAccessMixin
-from ._dataset_export import ExportMixin
-from ._errors import AtdataError, ConfigError, DecodeError, ShardError, in_sample
-from ._sample import DictSample
-from ._sources import DataSource, URLSource
-from ._tar import iter_tar
+from atdata._errors import AtdataError, ConfigError, DecodeError, ShardError, in_sample
+from atdata._shards.sources import DataSource, URLSource
+from atdata._shards.tar import iter_tar
+from atdata._wire.sample import DictSample
+from atdata.dataset._access import RandomAccessMixin
+from atdata.dataset._export import ExportMixin
 
 __all__ = ["Dataset"]
 
@@ -187,7 +187,7 @@ class Dataset(RandomAccessMixin[T], ExportMixin[T]):
             return self._derive(
                 sample_type=view, _decode_type=view
             )  # decode straight into the view
-        from ._lens import LensNetwork
+        from atdata.lens._lens import LensNetwork
 
         lz = (network or LensNetwork.default()).find(self.sample_type, view)
         return self._derive(_ops=(*self._ops, ("lens", lz)), sample_type=view)
@@ -281,7 +281,7 @@ class Dataset(RandomAccessMixin[T], ExportMixin[T]):
 
     def _decoded(self, raws: Iterable[tuple[str, str, dict]]) -> Iterator[Any]:
         if hasattr(self._decode_type, "atdata_fields"):
-            from ._decode import decoder_for
+            from atdata._wire.decode import decoder_for
 
             dec = decoder_for(self._decode_type, self.copy_arrays)
             for shard, key, raw in raws:
@@ -328,7 +328,7 @@ class Dataset(RandomAccessMixin[T], ExportMixin[T]):
             and self._selection is None
             and hasattr(self._decode_type, "atdata_fields")
         ):
-            from ._decode import decoder_for
+            from atdata._wire.decode import decoder_for
 
             dec = decoder_for(self._decode_type, self.copy_arrays)
             return self._with_ops(self._raw_stream(self.list_shards(), dec))
@@ -374,7 +374,7 @@ class Dataset(RandomAccessMixin[T], ExportMixin[T]):
         return self._batches(raws, batch_size, drop_last)
 
     def _batches(self, raws: Iterator[Any], batch_size: int, drop_last: bool) -> Iterator[Any]:
-        from ._batch import SampleBatch
+        from atdata.dataset._batch import SampleBatch
 
         st = self.sample_type
         if not self._ops and hasattr(st, "atdata_fields") and self.on_error == "raise":

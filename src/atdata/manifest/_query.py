@@ -39,10 +39,10 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from ._errors import ConfigError, IntegrityError, SchemaError, ShardError
-from ._extras import require
-from ._manifest_read import ShardManifest, load_manifest
-from ._query_expr import Expr, where_to_expr
+from atdata._errors import ConfigError, IntegrityError, SchemaError, ShardError
+from atdata._extras import require
+from atdata.manifest._expr import Expr, where_to_expr
+from atdata.manifest._read import ShardManifest, load_manifest
 
 __all__ = ["QueryExecutor", "QueryResult", "QueryStats", "SampleLocation", "fetch_sample"]
 
@@ -145,7 +145,7 @@ def _check_header(head: bytes, loc: SampleLocation) -> None:
 
 def _local_reader(source: Any) -> Any:
     """A ``read_range`` that keeps local shards open (URLSource only), or ``None``."""
-    from ._sources import URLSource, is_remote
+    from atdata._shards.sources import URLSource, is_remote
 
     if type(source) is not URLSource:
         return None
@@ -180,7 +180,7 @@ def fetch_raw(source: Any, loc: SampleLocation, read: Any = None) -> dict:
     Raises:
         IntegrityError: When the bytes at ``loc`` are not that sample (a stale manifest).
     """
-    from ._sample import unpack_payload
+    from atdata._wire.sample import unpack_payload
 
     where = f" in shard {loc.shard}, sample {loc.key!r}"
     read = read or getattr(source, "read_range", None)
@@ -189,7 +189,7 @@ def fetch_raw(source: Any, loc: SampleLocation, read: Any = None) -> dict:
         _check_header(data[:512], loc)
         payload = memoryview(data)[512:]
     else:
-        from ._tar import iter_tar, split_member_name
+        from atdata._shards.tar import iter_tar, split_member_name
 
         f = source.open_shard(loc.shard)
         try:
@@ -214,7 +214,7 @@ def fetch_sample(source: Any, sample_type: type, loc: SampleLocation, read: Any 
     """Decode the sample at ``loc`` as ``sample_type`` (reads only its tar member)."""
     raw = fetch_raw(source, loc, read)
     obj = sample_type._from_wire(raw, f" in shard {loc.shard}, sample {loc.key!r}")
-    from ._dataset import _set_key
+    from atdata.dataset._dataset import _set_key
 
     _set_key(obj, loc.key)
     return obj
@@ -244,8 +244,8 @@ class QueryExecutor:
     def __init__(
         self, shards: Sequence[str], source: Any = None, sample_type: type | None = None
     ) -> None:
-        from ._sample import DictSample
-        from ._sources import URLSource
+        from atdata._shards.sources import URLSource
+        from atdata._wire.sample import DictSample
 
         self.shards = list(shards)
         if not self.shards:
@@ -285,7 +285,7 @@ class QueryExecutor:
     def _manifest(self, shard: str) -> ShardManifest | None:
         stamp: Any = None
         if "://" not in shard:
-            from ._manifest import manifest_paths
+            from atdata.manifest._builder import manifest_paths
 
             try:
                 st = os.stat(manifest_paths(shard)[0])

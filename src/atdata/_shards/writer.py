@@ -28,9 +28,9 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from ._errors import ConfigError, SampleKeyError, SchemaError
-from ._sample import _packb
-from ._tar import BLOCK, TarWriter
+from atdata._errors import ConfigError, SampleKeyError, SchemaError
+from atdata._shards.tar import BLOCK, TarWriter
+from atdata._wire.sample import _packb
 
 __all__ = ["ShardInfo", "ShardObserver", "ShardWriter", "write_samples"]
 
@@ -149,7 +149,7 @@ class ShardWriter:
         self._fsync = fsync
         self._observers = list(observers)
         if manifest:
-            from ._manifest import ManifestObserver
+            from atdata.manifest._builder import ManifestObserver
 
             self._observers.append(ManifestObserver())
         self._infos: list[ShardInfo] = []
@@ -232,7 +232,7 @@ class ShardWriter:
             SampleKeyError: For an invalid or duplicate key.
         """
         if isinstance(sample, dict):
-            from ._sample import DictSample
+            from atdata._wire.sample import DictSample
 
             sample = DictSample(sample)
         to_wire = getattr(sample, "_to_wire", None)
@@ -377,7 +377,7 @@ def write_samples(
     Raises:
         ConfigError: When ``samples`` is empty.
     """
-    from ._dataset import Dataset
+    from atdata.dataset._dataset import Dataset
 
     total = len(samples) if hasattr(samples, "__len__") else None  # type: ignore[arg-type]
     first_type: type | None = None
@@ -401,7 +401,7 @@ def write_samples(
         raise ConfigError(f"no samples were given, so nothing was written to {os.fspath(path)!r}")
     st = sample_type or first_type
     if st is dict:
-        from ._sample import DictSample
+        from atdata._wire.sample import DictSample
 
         st = DictSample
     return Dataset([i.path for i in infos], sample_type=st, shard_infos=infos)

@@ -29,7 +29,7 @@ import dataclasses
 import math
 from typing import Any
 
-from ._errors import ConfigError, SchemaError
+from atdata._errors import ConfigError, SchemaError
 
 __all__ = ["KINDS", "Aggregator", "ManifestField", "infer_kind", "manifest_fields"]
 

@@ -1,0 +1,1 @@
+"""_shards layer (private)."""

@@ -1,0 +1,1 @@
+"""_wire layer (private)."""
