@@ -1,31 +1,38 @@
-"""The managed side of atdata: :class:`Index`, providers, schemas and dataset entries."""
+"""The managed side of atdata: :class:`Index`, schemas and dataset entries.
+
+Names load lazily (importing this package imports no provider, store or optional extra).
+"""
 
 from __future__ import annotations
 
-from atdata.index._entry import DatasetEntry, SchemaRecord, ShardRef
-from atdata.index._index import Index, atdata_home, get_default_index, set_default_index
-from atdata.index._repository import Repository
-from atdata.providers import IndexProvider, SQLiteProvider
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "DatasetEntry",
-    "Index",
-    "IndexProvider",
-    "PostgresProvider",
-    "RedisProvider",
-    "Repository",
-    "SQLiteProvider",
-    "SchemaRecord",
-    "ShardRef",
-    "atdata_home",
-    "get_default_index",
-    "set_default_index",
-]
+from atdata._lazy import lazy_module
 
+_LAZY: dict[str, str] = {
+    "DatasetEntry": "atdata.index._entry",
+    "Index": "atdata.index._index",
+    "IndexProvider": "atdata.providers._base",
+    "PostgresProvider": "atdata.providers._postgres",
+    "RedisProvider": "atdata.providers._redis",
+    "Repository": "atdata.index._repository",
+    "SQLiteProvider": "atdata.providers._sqlite",
+    "SchemaRecord": "atdata.index._entry",
+    "ShardRef": "atdata.index._entry",
+    "atdata_home": "atdata.index._index",
+    "get_default_index": "atdata.index._index",
+    "set_default_index": "atdata.index._index",
+}
 
-def __getattr__(name: str):
-    if name in ("RedisProvider", "PostgresProvider"):
-        import atdata.providers
+__all__ = sorted(_LAZY)
 
-        return getattr(atdata.providers, name)
-    raise AttributeError(name)
+__getattr__, __dir__ = lazy_module(globals(), _LAZY)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from atdata.index._entry import DatasetEntry, SchemaRecord, ShardRef
+    from atdata.index._index import Index, atdata_home, get_default_index, set_default_index
+    from atdata.index._repository import Repository
+    from atdata.providers._base import IndexProvider
+    from atdata.providers._postgres import PostgresProvider
+    from atdata.providers._redis import RedisProvider
+    from atdata.providers._sqlite import SQLiteProvider
