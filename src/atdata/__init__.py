@@ -14,8 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from atdata._lazy import lazy_module
-
-__version__ = "0.1.0"
+from atdata._version import __version__
 
 # public name -> private module that defines it
 _LAZY: dict[str, str] = {
@@ -51,7 +50,7 @@ _LAZY: dict[str, str] = {
     "SchemaRecord": "atdata.index._entry",
     "ShardError": "atdata._errors",
     "ShardInfo": "atdata._shards.writer",
-    "ShardWriter": "atdata._shards.writer",
+    "ShardWriter": "atdata.dataset._write",
     "SplitNotFoundError": "atdata._errors",
     "StorageError": "atdata._errors",
     "URLSource": "atdata._shards.sources",
@@ -64,7 +63,7 @@ _LAZY: dict[str, str] = {
     "query_fields": "atdata.manifest._expr",
     "set_default_index": "atdata.index._index",
     "verify_cid": "atdata.atmosphere._cid",
-    "write_samples": "atdata._shards.writer",
+    "write_samples": "atdata.dataset._write",
 }
 
 __all__ = sorted([*_LAZY, "__version__"])
@@ -90,13 +89,14 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from atdata._load import DatasetDict, load_dataset
     from atdata._shards.sources import DataSource, URLSource
-    from atdata._shards.writer import ShardInfo, ShardWriter, write_samples
+    from atdata._shards.writer import ShardInfo
     from atdata._types import NDArray
     from atdata._wire.arrays import decode_array, encode_array
     from atdata._wire.sample import DictSample, PackableSample, packable
     from atdata.atmosphere._cid import generate_cid, verify_cid
     from atdata.dataset._batch import SampleBatch
     from atdata.dataset._dataset import Dataset
+    from atdata.dataset._write import ShardWriter, write_samples
     from atdata.index._entry import DatasetEntry, SchemaRecord
     from atdata.index._index import Index, set_default_index
     from atdata.index._repository import Repository

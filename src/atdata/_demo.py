@@ -26,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from atdata._shards.writer import write_samples
 from atdata._types import NDArray
 from atdata._wire.sample import packable
 from atdata.dataset._dataset import Dataset
+from atdata.dataset._write import write_samples
 from atdata.lens._lens import lens
 
 __all__ = ["ImageSample", "LabelScore", "image_to_label_score", "run_demo"]

@@ -1,20 +1,22 @@
-"""Writing samples into tar shards: :class:`ShardWriter` and :func:`write_samples`.
+"""Writing samples into tar shards: :class:`ShardWriter`, :class:`ShardInfo` and observer hooks.
 
 A shard is written under a hidden temporary name and renamed to its final name only once it is
 complete, so readers never see a truncated shard, even after a crash or an exception.
 
+This is the shard layer's writer: it knows tar members and observers, not datasets or manifests.
+The public ``atdata.ShardWriter`` (``manifest=True``) and ``atdata.write_samples`` (which returns
+a :class:`~atdata.Dataset`) build on it in :mod:`atdata.dataset._write`.
+
 Examples:
-    >>> import tempfile, os, atdata
-    >>> @atdata.packable
-    ... class Row:
-    ...     text: str
+    >>> import tempfile, os
+    >>> from atdata._wire.sample import DictSample
     >>> d = tempfile.mkdtemp()
-    >>> ds = atdata.write_samples([Row(text=t) for t in "abc"], os.path.join(d, "rows.tar"), key="index")
-    >>> [s.text for s in ds.ordered()], [s.__key__ for s in ds.ordered()]
-    (['a', 'b', 'c'], ['00000000', '00000001', '00000002'])
-    >>> info = ds.list_shard_infos()[0]
-    >>> (info.num_samples, info.size, len(info.sha256))
-    (3, 4096, 64)
+    >>> with ShardWriter(os.path.join(d, "rows.tar"), key="index") as w:
+    ...     for t in "abc":
+    ...         _ = w.write(DictSample(text=t))
+    >>> info = w.list_shard_infos()[0]
+    >>> (os.path.basename(info.path), info.num_samples, info.size, len(info.sha256))
+    ('rows.tar', 3, 4096, 64)
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from atdata._errors import ConfigError, SampleKeyError, SchemaError
 from atdata._shards.tar import BLOCK, TarWriter
 from atdata._wire.sample import _packb
 
-__all__ = ["ShardInfo", "ShardObserver", "ShardWriter", "write_samples"]
+__all__ = ["KeyPolicy", "ShardInfo", "ShardObserver", "ShardWriter"]
 
 KeyPolicy = None | str | Callable[[Any, int], str]
 _BAD_KEY = re.compile(r"[.\x00\n]")
@@ -108,15 +110,14 @@ class ShardWriter:
         observers: :class:`ShardObserver` hooks (manifests, indexes).
         progress: Show a progress display (``None``: only on an interactive terminal).
         total: Expected number of samples, for the progress display.
-        manifest: Write ``<shard>.manifest.json`` + ``.manifest.parquet`` beside each finished
-            shard (needs ``atdata[query]``).
 
     Examples:
-        >>> import tempfile, os, atdata
+        >>> import tempfile, os
+        >>> from atdata._wire.sample import DictSample
         >>> d = tempfile.mkdtemp()
         >>> with ShardWriter(os.path.join(d, "s-%03d.tar"), maxcount=2, key="index") as w:
         ...     for i in range(5):
-        ...         _ = w.write(atdata.DictSample(i=i))
+        ...         _ = w.write(DictSample(i=i))
         >>> [os.path.basename(i.path) for i in w.list_shard_infos()]
         ['s-000.tar', 's-001.tar', 's-002.tar']
     """
@@ -133,7 +134,6 @@ class ShardWriter:
         observers: Iterable[ShardObserver] = (),
         progress: bool | None = None,
         total: int | None = None,
-        manifest: bool = False,
     ) -> None:
         if maxcount is not None and maxcount < 1:
             raise ConfigError(f"maxcount must be >= 1, got {maxcount}")
@@ -147,11 +147,7 @@ class ShardWriter:
         self._key = key
         self._shard_no = start_index
         self._fsync = fsync
-        self._observers = list(observers)
-        if manifest:
-            from atdata.manifest._builder import ManifestObserver
-
-            self._observers.append(ManifestObserver())
+        self._observers: list[ShardObserver] = list(observers)
         self._infos: list[ShardInfo] = []
         self._count = 0  # samples written overall
         self._file: Any = None
@@ -342,66 +338,3 @@ class _Progress:
             self._bar.update(self._task, completed=self._n)
             self._bar.stop()
             self._bar = None
-
-
-def write_samples(
-    samples: Iterable[Any],
-    path: str | os.PathLike[str],
-    maxcount: int | None = None,
-    maxsize: int | None = None,
-    *,
-    key: KeyPolicy = None,
-    sample_type: type | None = None,
-    fsync: bool = True,
-    observers: Iterable[ShardObserver] = (),
-    progress: bool | None = None,
-    manifest: bool = False,
-) -> Any:
-    """Write samples to tar shards and return a :class:`~atdata.Dataset` over them.
-
-    Args:
-        samples: Packable samples, DictSamples or dicts.
-        path: A shard path, or a printf pattern (``"out/data-%06d.tar"``).
-        maxcount: Samples per shard.
-        maxsize: Bytes per shard.
-        key: Key policy (see :class:`ShardWriter`).
-        sample_type: Type of the returned dataset (default: the first sample's type).
-        fsync: Flush shards to disk before they become visible.
-        observers: Shard observers (manifests).
-        progress: Show a progress display.
-        manifest: Write a manifest beside each shard (see :class:`ShardWriter`).
-
-    Returns:
-        A ``Dataset`` over the written shards; ``ds.list_shard_infos()`` has sizes and sha256.
-
-    Raises:
-        ConfigError: When ``samples`` is empty.
-    """
-    from atdata.dataset._dataset import Dataset
-
-    total = len(samples) if hasattr(samples, "__len__") else None  # type: ignore[arg-type]
-    first_type: type | None = None
-    with ShardWriter(
-        path,
-        maxcount,
-        maxsize,
-        key=key,
-        fsync=fsync,
-        observers=observers,
-        progress=progress,
-        total=total,
-        manifest=manifest,
-    ) as w:
-        for s in samples:
-            if first_type is None:
-                first_type = type(s)
-            w.write(s)
-    infos = w.list_shard_infos()
-    if not infos:
-        raise ConfigError(f"no samples were given, so nothing was written to {os.fspath(path)!r}")
-    st = sample_type or first_type
-    if st is dict:
-        from atdata._wire.sample import DictSample
-
-        st = DictSample
-    return Dataset([i.path for i in infos], sample_type=st, shard_infos=infos)

@@ -20,6 +20,7 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import uuid
 from collections.abc import Iterator, Mapping
@@ -30,7 +31,7 @@ import msgpack
 from atdata._errors import DecodeError, SchemaError
 from atdata._wire.fields import FieldSpec, fields_of
 
-__all__ = ["DictSample", "PackableSample", "packable", "unpack_payload"]
+__all__ = ["DictSample", "PackableSample", "packable", "set_key", "unpack_payload"]
 
 T = TypeVar("T")
 
@@ -50,6 +51,15 @@ def unpack_payload(data: bytes | memoryview, where: str = "") -> dict:
     if type(obj) is not dict:
         raise DecodeError(f"payload is a msgpack {type(obj).__name__}, not a map{where}")
     return obj
+
+
+def set_key(obj: Any, key: str) -> None:
+    """Record ``key`` as ``obj.__key__`` (silently skipped for objects that take no attributes)."""
+    try:
+        obj.__dict__["__key__"] = key
+    except AttributeError:
+        with contextlib.suppress(AttributeError, TypeError):
+            object.__setattr__(obj, "__key__", key)
 
 
 def _values_equal(a: Any, b: Any) -> bool:

@@ -314,6 +314,16 @@ class Atmosphere:
             "size": int(blob.size),
         }
 
+    def promote_entry(self, index: Any, name: str, **kwargs: Any) -> Any:
+        """Publish ``index``'s dataset ``name`` and its schema to this account (idempotent).
+
+        What :meth:`atdata.Index.promote_entry` calls (the index layer sits below this one); the
+        options and the result are those of :func:`atdata.atmosphere.promote_entry`.
+        """
+        from atdata.atmosphere._promote import promote_entry
+
+        return promote_entry(index, name, self, **kwargs)
+
     @property
     def blob_limit(self) -> int | None:
         """The PDS's blob upload limit in bytes, when ``describeServer`` reports it."""

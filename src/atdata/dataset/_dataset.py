@@ -22,7 +22,6 @@ Examples:
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import os
@@ -35,7 +34,7 @@ import msgpack
 from atdata._errors import AtdataError, ConfigError, DecodeError, ShardError, in_sample
 from atdata._shards.sources import DataSource, URLSource
 from atdata._shards.tar import iter_tar
-from atdata._wire.sample import DictSample
+from atdata._wire.sample import DictSample, set_key
 from atdata.dataset._access import RandomAccessMixin
 from atdata.dataset._export import ExportMixin
 
@@ -94,14 +93,6 @@ class _Shared:
 
     def __getstate__(self) -> dict[str, Any]:  # DataLoader workers (spawn): open their own files
         return {**self.__dict__, "fds": None}
-
-
-def _set_key(obj: Any, key: str) -> None:
-    try:
-        obj.__dict__["__key__"] = key
-    except AttributeError:
-        with contextlib.suppress(AttributeError, TypeError):
-            object.__setattr__(obj, "__key__", key)
 
 
 class Dataset(RandomAccessMixin[T], ExportMixin[T]):
@@ -299,7 +290,7 @@ class Dataset(RandomAccessMixin[T], ExportMixin[T]):
             except AtdataError as exc:
                 self._bad(shard, key, in_sample(exc, shard, key))
                 continue
-            _set_key(obj, key)
+            set_key(obj, key)
             yield obj
 
     def _with_ops(self, it: Iterator[Any]) -> Iterator[Any]:
@@ -406,7 +397,7 @@ def _lens_map(lz: Any, it: Iterator[Any]) -> Iterator[Any]:
         v = get(s)
         k = getattr(s, "__key__", None)
         if k is not None:
-            _set_key(v, k)
+            set_key(v, k)
         yield v
 
 

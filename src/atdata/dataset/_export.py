@@ -34,10 +34,8 @@ class ExportMixin(Generic[T]):
         Raises:
             ConfigError: When the shards have no manifests (the message says how to build them).
         """
-        from atdata.manifest._query import QueryExecutor
-
         self._check_plain("query")
-        return QueryExecutor.for_dataset(self).query(where, limit=limit)
+        return _executor(self).query(where, limit=limit)
 
     def _check_plain(self, what: str) -> None:
         """Queries see the stored samples: refuse silently ignoring filter/map/lens/select."""
@@ -56,9 +54,7 @@ class ExportMixin(Generic[T]):
 
         if hasattr(self.sample_type, "atdata_fields"):
             return query_fields(self.sample_type)
-        from atdata.manifest._query import QueryExecutor
-
-        return FieldSet(QueryExecutor.for_dataset(self).fields(), "this dataset")
+        return FieldSet(_executor(self).fields(), "this dataset")
 
     def get_sample(self, loc: Any) -> T:
         """The sample at a :class:`~atdata.SampleLocation`, read by one ranged read."""
@@ -173,3 +169,14 @@ class ExportMixin(Generic[T]):
                 rep["ok"], rep["error"] = False, str(exc)
             reports.append(rep)
         return reports
+
+
+def _executor(ds: Any) -> Any:
+    """The manifest query executor over ``ds``'s shards (cached on the dataset)."""
+    from atdata.manifest._query import QueryExecutor
+
+    ex = ds.__dict__.get("_query_executor")
+    if ex is None or ex.sample_type is not ds.sample_type:
+        ex = QueryExecutor(ds.list_shards(), source=ds.source, sample_type=ds.sample_type)
+        ds.__dict__["_query_executor"] = ex
+    return ex

@@ -21,7 +21,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from atdata._errors import ConfigError, SchemaError, StorageError
 from atdata._wire.schema_json import diff_schemas, schema_body, schema_fingerprint
@@ -35,9 +35,15 @@ from atdata.index._entry import (
 )
 from atdata.providers._base import IndexProvider
 
-__all__ = ["Index", "atdata_home", "get_default_index", "set_default_index"]
+__all__ = ["Index", "Promoter", "atdata_home", "get_default_index", "set_default_index"]
 
 _default: Index | None = None
+
+
+class Promoter(Protocol):
+    """What :meth:`Index.promote_entry` needs of an atmosphere (``atdata.atmosphere.Atmosphere``)."""
+
+    def promote_entry(self, index: Index, name: str, **kwargs: Any) -> Any: ...
 
 
 def atdata_home() -> str:
@@ -272,7 +278,7 @@ class Index:
         Returns:
             The committed :class:`DatasetEntry`.
         """
-        from atdata._shards.writer import write_samples as _write
+        from atdata.dataset._write import write_samples as _write
 
         name = check_name(name)
         if write_id is not None:
@@ -370,12 +376,24 @@ class Index:
         )  # fmt: skip
         return self.provider.add_entry(entry)
 
-    def promote_entry(self, name: str, atmosphere: Any, **kwargs: Any) -> Any:
+    def promote_entry(self, name: str, atmosphere: Promoter, **kwargs: Any) -> Any:
         """Publish dataset ``name`` and its schema to the atmosphere (idempotent; see
-        :func:`atdata.atmosphere.promote_entry` for the options and the result)."""
-        from atdata.atmosphere._promote import promote_entry
+        :func:`atdata.atmosphere.promote_entry` for the options and the result).
 
-        return promote_entry(self, name, atmosphere, **kwargs)
+        ``atmosphere`` is a logged-in :class:`atdata.atmosphere.Atmosphere` (any object with its
+        ``promote_entry(index, name, **options)``): the index layer does not import the
+        atmosphere layer; the atmosphere does the publishing.
+
+        Raises:
+            ConfigError: When ``atmosphere`` cannot promote (e.g. ``None``).
+        """
+        promote = getattr(atmosphere, "promote_entry", None)
+        if not callable(promote):
+            raise ConfigError(
+                f"promote_entry needs a logged-in atdata.atmosphere.Atmosphere, got "
+                f"{type(atmosphere).__name__}: Atmosphere.login(handle, app_password)"
+            )
+        return promote(self, name, **kwargs)
 
     def status(self) -> dict[str, Any]:
         """Which provider and store are configured and whether each is reachable."""

@@ -35,6 +35,7 @@ from typing import Any
 
 from atdata._errors import SchemaError
 from atdata._extras import require
+from atdata._version import __version__
 from atdata.manifest._fields import Aggregator, infer_kind, manifest_fields
 
 __all__ = [
@@ -150,8 +151,6 @@ def write_manifest(
     d = os.path.dirname(jpath) or "."
     tmp_p = os.path.join(d, f".{os.path.basename(ppath)}.tmp-{uuid.uuid4().hex[:8]}")
     tmp_j = os.path.join(d, f".{os.path.basename(jpath)}.tmp-{uuid.uuid4().hex[:8]}")
-    from atdata import __version__
-
     header = {
         "manifest_version": MANIFEST_VERSION,
         "shard_id": shard_id_of(shard),

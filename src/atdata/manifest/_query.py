@@ -214,9 +214,9 @@ def fetch_sample(source: Any, sample_type: type, loc: SampleLocation, read: Any 
     """Decode the sample at ``loc`` as ``sample_type`` (reads only its tar member)."""
     raw = fetch_raw(source, loc, read)
     obj = sample_type._from_wire(raw, f" in shard {loc.shard}, sample {loc.key!r}")
-    from atdata.dataset._dataset import _set_key
+    from atdata._wire.sample import set_key
 
-    _set_key(obj, loc.key)
+    set_key(obj, loc.key)
     return obj
 
 
@@ -271,15 +271,6 @@ class QueryExecutor:
             raise ConfigError(f"no manifests in {d}; " + _BUILD_HINT.format(path=d))
         shards = [os.path.join(d, n[: -len(".manifest.json")] + ".tar") for n in names]
         return cls(shards, sample_type=sample_type)
-
-    @classmethod
-    def for_dataset(cls, ds: Any) -> QueryExecutor:
-        """The executor of a :class:`~atdata.Dataset` (cached on it)."""
-        ex = ds.__dict__.get("_query_executor")
-        if ex is None or ex.sample_type is not ds.sample_type:
-            ex = cls(ds.list_shards(), source=ds.source, sample_type=ds.sample_type)
-            ds.__dict__["_query_executor"] = ex
-        return ex
 
     # -- manifests ----------------------------------------------------------------------------
     def _manifest(self, shard: str) -> ShardManifest | None:
