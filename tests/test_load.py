@@ -170,7 +170,7 @@ def test_named_dataset_dispatch(monkeypatch):
     calls = []
     monkeypatch.setattr(named, "load_named", lambda p, **kw: calls.append((p, kw)) or "ok")
     assert atdata.load_dataset("@local/mnist", split="train") == "ok"
-    assert calls == [("@local/mnist", {"sample_type": None, "split": "train"})]
+    assert calls == [("@local/mnist", {"sample_type": None, "split": "train", "atmosphere": None})]
 
 
 def test_http_urls_pass_through():

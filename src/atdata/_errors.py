@@ -19,7 +19,9 @@ __all__ = [
     "DecodeError",
     "IntegrityError",
     "LensNotFoundError",
+    "MissingCredentialsError",
     "MissingExtraError",
+    "RecordNotFoundError",
     "SampleKeyError",
     "SchemaError",
     "ShardError",
@@ -74,8 +76,19 @@ class ConfigError(AtdataError, ValueError):
     """An argument or a configuration value cannot work."""
 
 
+class MissingCredentialsError(ConfigError, OSError):
+    """Credentials expected in the environment are not set (an ``EnvironmentError`` too)."""
+
+
 class StorageError(AtdataError, OSError):
     """A storage backend (index provider, data store, remote service) failed or is unreachable."""
+
+
+class RecordNotFoundError(StorageError, KeyError):
+    """An ATProto record (or a name that should point at one) does not exist."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class AuthenticationError(AtdataError, PermissionError):

@@ -179,14 +179,16 @@ def _resolve(path: str, data_files: Any) -> dict[str, list[str]]:
     return {"train": expand_urls(path)}
 
 
-def _load_named(path: str, sample_type: type | None, split: str | None) -> Any:
+def _load_named(
+    path: str, sample_type: type | None, split: str | None, atmosphere: Any = None
+) -> Any:
     if importlib.util.find_spec("atdata._named") is None:
         raise AtdataError(
             f"cannot load {path!r}: named datasets ('@local/name', '@handle/name') need the index "
             "and atmosphere support, which this installation does not have"
         )
     mod = importlib.import_module("atdata._named")
-    return mod.load_named(path, sample_type=sample_type, split=split)
+    return mod.load_named(path, sample_type=sample_type, split=split, atmosphere=atmosphere)
 
 
 def load_dataset(
@@ -196,6 +198,7 @@ def load_dataset(
     data_files: str | Sequence[str] | Mapping[str, str | Sequence[str]] | None = None,
     *,
     on_error: str = "raise",
+    atmosphere: Any = None,
 ) -> Any:
     """Open a dataset by path; a :class:`DatasetDict` of splits, or one split's ``Dataset``.
 
@@ -209,6 +212,8 @@ def load_dataset(
             dict ``{split: pattern(s)}``. Relative patterns are relative to ``path`` when it is a
             directory.
         on_error: ``"raise"`` or ``"skip"`` (see :class:`~atdata.Dataset`).
+        atmosphere: A logged-in :class:`~atdata.atmosphere.Atmosphere` for ``@handle/name``: its
+            PDS resolves names and DIDs first.
 
     Returns:
         A :class:`DatasetDict` without ``split``; a :class:`~atdata.Dataset` with it.
@@ -230,7 +235,7 @@ def load_dataset(
     """
     path_s = os.fspath(path)
     if path_s.startswith("@"):
-        return _load_named(path_s, sample_type, split)
+        return _load_named(path_s, sample_type, split, atmosphere)
     splits = _resolve(path_s, data_files)
     if split is not None:
         if split not in splits:

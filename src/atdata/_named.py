@@ -35,8 +35,14 @@ def split_name(path: str) -> tuple[str, str, str | None]:
     return handle, name, version or None
 
 
-def load_named(path: str, sample_type: type | None = None, split: str | None = None) -> Any:
+def load_named(
+    path: str, sample_type: type | None = None, split: str | None = None, atmosphere: Any = None
+) -> Any:
     """Load a named dataset: ``@local/...`` from the default index, other handles from the atmosphere.
+
+    An atmosphere name gives a :class:`~atdata.DatasetDict` of its published splits (unsplit data
+    is ``train``), or one :class:`~atdata.Dataset` with ``split``. ``atmosphere`` (a logged-in
+    client) resolves names and DIDs through its own PDS first.
 
     Raises:
         ConfigError: For a malformed name, a split on a local dataset, or a missing atmosphere.
@@ -53,11 +59,15 @@ def load_named(path: str, sample_type: type | None = None, split: str | None = N
 
         return get_default_index().get_dataset(name, version, sample_type=sample_type)
     try:
-        atm = importlib.import_module("atdata.atmosphere")
-        load_remote = atm.load_remote
-    except (ImportError, AttributeError):
+        remote = importlib.import_module("atdata.atmosphere._remote")
+    except ImportError:
         raise ConfigError(
-            f"cannot load {path!r}: atdata.atmosphere.load_remote is not available in this "
-            'installation (pip install "atdata[atmosphere]")'
+            f"cannot load {path!r}: atmosphere support is not available in this installation "
+            '(pip install "atdata[atmosphere]")'
         ) from None
-    return load_remote(path, sample_type=sample_type, split=split)
+    out = remote.load_remote_splits(path, sample_type, split, atmosphere=atmosphere)
+    if split is not None:
+        return out
+    from atdata._load import DatasetDict
+
+    return DatasetDict(out)

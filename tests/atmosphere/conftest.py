@@ -111,7 +111,9 @@ def alice_atmo(pds: Any, alice: Account, tmp_path_factory: Any) -> Any:
     from atdata.atmosphere import Atmosphere
 
     path = tmp_path_factory.mktemp("alice") / "session.json"
-    return Atmosphere.login(alice["handle"], alice["password"], pds.url, session_path=path)
+    return Atmosphere.login(
+        alice["handle"], alice["password"], pds.url, session_path=path, save=True
+    )
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,7 @@ from atdata.atmosphere import (
     publish_lens,
     publish_schema,
 )
+from atdata.atmosphere._cid import blob_cid, record_cid
 from atdata.atmosphere._records import ENTRY, SCHEMA
 from atdata.atmosphere._resolve import get_record, iter_records, parse_at_uri
 
@@ -61,8 +62,8 @@ def _check_cid(atmo: Atmosphere, uri: str, cid: str) -> None:
     repo, coll, rkey = parse_at_uri(uri)
     value, server_cid = get_record(atmo.pds, repo, coll, rkey)
     assert server_cid == cid
-    assert atdata.generate_cid(value) == cid
-    assert atdata.verify_cid(value, cid)
+    assert record_cid(value) == cid
+    assert atdata.verify_cid(atdata.generate_cid(value), value)
 
 
 def test_publish_blobs_http_lens_then_bob_loads(pds, publisher, bob, http_dir, tmp_path):
@@ -86,7 +87,7 @@ def test_publish_blobs_http_lens_then_bob_loads(pds, publisher, bob, http_dir, t
     }
     pub = publish_dataset(alice_atmo, "readings", schema.uri, **publish_blobs)
     assert len(pub.blobs) == 3
-    assert [atdata.generate_cid(pathlib.Path(i.path).read_bytes()) for i in infos] == pub.blobs
+    assert [blob_cid(pathlib.Path(i.path).read_bytes()) for i in infos] == pub.blobs
     _check_cid(alice_atmo, pub.uri, pub.cid)
     rerun = publish_dataset(alice_atmo, "readings", schema.uri, **publish_blobs)
     assert (rerun.created, rerun.uri) == (False, pub.uri)
@@ -130,7 +131,10 @@ def test_publish_blobs_http_lens_then_bob_loads(pds, publisher, bob, http_dir, t
     assert type(got[0]).__name__ == "Reading" and type(got[0]) is not Reading
     _same(list(load_remote(f"@{alice['did']}/readings@1.0.0", sample_type=Reading)), 23)
     _same(list(load_remote(f"@{alice['handle']}/readings-http", sample_type=Reading)), 7)
-    _same(list(atdata.load_dataset(f"@{alice['handle']}/readings", sample_type=Reading)), 23)
+    dd = atdata.load_dataset(f"@{alice['handle']}/readings", sample_type=Reading)
+    assert isinstance(dd, atdata.DatasetDict) and list(dd) == ["train"]  # unsplit data is train
+    _same(list(dd["train"]), 23)
+    _same(list(atdata.load_dataset(f"@{alice['handle']}/readings", split="train")), 23)
     ds_remote = load_remote(f"@{alice['handle']}/readings", sample_type=Reading)
     assert len(ds_remote) == 23  # from the entry record's size.samples: no blob is fetched
     assert ds_remote.count() == 23 and len(ds_remote) == 23 and ds_remote[17].idx == 17
@@ -207,6 +211,7 @@ def test_pagination_reads_every_page(pds, alice_atmo):
             {
                 "$type": "science.alt.dataset.label",
                 "name": f"l{i}",
+                "datasetUri": f"at://{alice_atmo.did}/science.alt.dataset.entry/none",
                 "createdAt": "2025-01-01T00:00:00Z",
             },
         )
@@ -234,7 +239,7 @@ def test_floats_rejected_before_reaching_the_pds(alice_atmo):
             size={"bytes": 1.5},
         )
     with pytest.raises(atdata.SchemaError, match="no floats"):
-        atdata.generate_cid({"score": 0.5})
+        record_cid({"score": 0.5})
     label = {
         "$type": "science.alt.dataset.label",
         "name": "f",
@@ -255,7 +260,7 @@ def test_floats_rejected_before_reaching_the_pds(alice_atmo):
 def test_session_saved_private_refreshed_and_revoked(pds, alice, session_path, caplog):
     caplog.set_level(logging.DEBUG)
     atmo = Atmosphere.login(
-        f"@{alice['handle']}", alice["password"], session_path=session_path
+        f"@{alice['handle']}", alice["password"], session_path=session_path, save=True
     )  # PDS resolved
     assert atmo.pds == pds.url.replace("127.0.0.1", "localhost")
     assert stat.S_IMODE(os.stat(session_path).st_mode) == 0o600
@@ -268,10 +273,17 @@ def test_session_saved_private_refreshed_and_revoked(pds, alice, session_path, c
     assert session_path.read_text() != first  # refreshed tokens saved
     assert stat.S_IMODE(os.stat(session_path).st_mode) == 0o600
     tokens += [resumed._client._session.access_jwt, resumed._client._session.refresh_jwt]
-    assert resumed.create_record(
-        "science.alt.dataset.label",
-        {"$type": "science.alt.dataset.label", "name": "x", "createdAt": "2025-01-01T00:00:00Z"},
-    )[0]
+    assert (
+        resumed.create_record(
+            "science.alt.dataset.label",
+            {
+                "$type": "science.alt.dataset.label",
+                "name": "x",
+                "createdAt": "2025-01-01T00:00:00Z",
+            },
+        ).authority
+        == alice["did"]
+    )
 
     # the first session's refresh token was used up by nothing; revoke the resumed one
     stale = session_path.read_text()

@@ -14,7 +14,15 @@ from hypothesis import strategies as st
 from tests._helpers import InteropImage, InteropVectors
 
 import atdata
-from atdata.atmosphere import entry_record, generate_cid, storage_blobs, storage_http, storage_s3
+from atdata.atmosphere import (
+    blob_cid,
+    entry_record,
+    generate_cid,
+    record_cid,
+    storage_blobs,
+    storage_http,
+    storage_s3,
+)
 from atdata.atmosphere._records import lexicon, schema_rkey, unpack_metadata
 from atdata.atmosphere._remote import parse_remote_path, source_for
 from atdata.atmosphere._resolve import Identity, parse_at_uri
@@ -111,7 +119,7 @@ def test_storage_shapes_follow_the_lexicons():
     }
     ref = {
         "$type": "blob",
-        "ref": {"$link": generate_cid(b"x")},
+        "ref": {"$link": blob_cid(b"x")},
         "mimeType": "application/x-tar",
         "size": 1,
     }
@@ -138,7 +146,7 @@ def test_metadata_carries_floats_as_msgpack_bytes():
     )
     assert set(rec["metadata"]) == {"$bytes"}
     assert unpack_metadata(rec["metadata"]) == {"lr": 0.001, "n": 3}
-    generate_cid(rec)  # no float reaches the record itself
+    record_cid(rec)  # no float reaches the record itself
 
 
 _RKEY = re.compile(r"^[A-Za-z0-9._:~-]{1,512}$")
@@ -171,13 +179,28 @@ def test_cid_ignores_key_order_and_detects_changes(rec):
     cid = generate_cid(rec)
     assert cid.startswith("bafyrei") and len(cid) == 59
     assert generate_cid(dict(reversed(list(rec.items())))) == cid
-    assert atdata.verify_cid({**rec, "\x00extra": 1}, cid) is False
+    assert atdata.verify_cid(cid, {**rec, "\x00extra": 1}) is False
+    assert atdata.verify_cid(cid, rec) is True
 
 
 @given(st.floats())  # integral, infinite and NaN floats too: the data model has no float type
-def test_any_float_is_refused(x):
+def test_any_float_is_refused_in_records(x):
     with pytest.raises(atdata.SchemaError, match="no floats"):
-        generate_cid({"a": [{"b": x}]})
+        record_cid({"a": [{"b": x}]})
+
+
+def test_generate_cid_hashes_any_encodable_value_as_upstream_does():
+    # the values upstream 0.7.0b1 hashes (DAG-CBOR of the value as given), floats and bytes included
+    assert (
+        generate_cid({"score": 0.5})
+        == "bafyreidfsk5ehecfput36dpxw7ubbw65d5nwe2kky4lydgb7z3qwqlmyce"
+    )
+    assert generate_cid(b"x") != blob_cid(b"x")
+    assert blob_cid(b"x").startswith("bafkrei")
+    with pytest.raises(ValueError, match="DAG-CBOR"):
+        generate_cid({"k": object()})
+    with pytest.raises(atdata.ConfigError, match="CID string first"):
+        atdata.verify_cid({"a": 1}, "bafy")  # type: ignore[arg-type]
 
 
 def test_paths_and_uris():

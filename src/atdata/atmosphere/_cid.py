@@ -1,16 +1,23 @@
-"""Content identifiers for records and blobs: CIDv1, sha256, dag-cbor (records) or raw (blobs).
+"""Content identifiers (CIDv1, sha256) for values, ATProto records and blobs.
 
-Records travel as atproto JSON (links as ``{"$link": cid}``, bytes as ``{"$bytes": b64}``);
-:func:`to_ipld` turns that into the IPLD data model that ``libipld`` encodes, and refuses floats,
-which the ATProto data model does not have.
+Three functions, one per kind of content:
+
+* :func:`generate_cid` hashes any DAG-CBOR-encodable value exactly as given (upstream atdata's
+  function: dicts, lists, strings, ints, floats, bytes).
+* :func:`record_cid` hashes a record in atproto JSON form the way a PDS does (``{"$link": cid}``
+  becomes a link, ``{"$bytes": b64}`` becomes bytes, floats are refused): it equals the CID the PDS
+  reports for the record.
+* :func:`blob_cid` hashes blob bytes with the raw codec: the CID a PDS gives an uploaded blob.
 
 Examples:
     >>> generate_cid({"hello": "world"})
     'bafyreidykglsfhoixmivffc5uwhcgshx4j465xwqntbmu43nb2dzqwfvae'
-    >>> verify_cid({"hello": "world"}, generate_cid({"hello": "world"}))
+    >>> verify_cid(generate_cid({"hello": "world"}), {"hello": "world"})
     True
-    >>> generate_cid(b"shard bytes")  # a blob: raw codec
+    >>> blob_cid(b"shard bytes")
     'bafkreie7xylqyimvml3hpehdqcjvbgahk5nlobrvz7nyr5ihboiqkoue7i'
+    >>> record_cid({"hello": "world"}) == generate_cid({"hello": "world"})
+    True
 """
 
 from __future__ import annotations
@@ -21,10 +28,17 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from atdata._errors import SchemaError
+from atdata._errors import ConfigError, SchemaError
 from atdata._extras import require
 
-__all__ = ["check_no_floats", "generate_cid", "to_ipld", "verify_cid"]
+__all__ = [
+    "blob_cid",
+    "check_no_floats",
+    "generate_cid",
+    "record_cid",
+    "to_ipld",
+    "verify_cid",
+]
 
 _DAG_CBOR = 0x71
 _RAW = 0x55
@@ -32,7 +46,7 @@ _SHA256 = 0x12
 
 
 def _libipld() -> Any:
-    return require("libipld", "atmosphere", "record CIDs")
+    return require("libipld", "atmosphere", "content identifiers (CIDs)")
 
 
 def check_no_floats(obj: Any, path: str = "record") -> None:
@@ -89,6 +103,8 @@ def to_ipld(obj: Any, path: str = "record") -> Any:
         return [to_ipld(v, f"{path}[{i}]") for i, v in enumerate(obj)]
     if hasattr(obj, "to_dict"):  # SDK models / DotDict
         return to_ipld(obj.to_dict(), path)
+    if hasattr(obj, "to_record"):  # lexicon-mirror types
+        return to_ipld(obj.to_record(), path)
     raise SchemaError(f"{path} holds a {type(obj).__name__}, which has no ATProto data model form")
 
 
@@ -97,25 +113,61 @@ def _cid(codec: int, data: bytes) -> str:
     return str(_libipld().encode_cid(raw))
 
 
-def generate_cid(obj: Any) -> str:
-    """The CIDv1 (base32) of a record (dag-cbor, sha256) or of blob bytes (raw codec, sha256).
+def generate_cid(data: Any) -> str:
+    """The CIDv1 (base32, dag-cbor, sha256) of any DAG-CBOR-encodable value, hashed as given.
 
     Args:
-        obj: A record as a dict in atproto JSON form (or SDK model), or ``bytes`` of a blob.
+        data: dicts with string keys, lists, strings, ints, floats, bytes, booleans, ``None``.
+
+    Raises:
+        ValueError: (:class:`~atdata.ConfigError`) when ``data`` cannot be encoded as DAG-CBOR.
+
+    Examples:
+        >>> generate_cid({"name": "test", "value": 42})[:7]
+        'bafyrei'
+        >>> generate_cid({1: "a"})
+        Traceback (most recent call last):
+        ...
+        atdata._errors.ConfigError: cannot encode the value as DAG-CBOR (...); use dicts with string keys, lists, strings, numbers, bytes, booleans and None
+    """
+    try:
+        body = bytes(_libipld().encode_dag_cbor(data))
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ConfigError(
+            f"cannot encode the value as DAG-CBOR ({exc}); use dicts with string keys, lists, "
+            "strings, numbers, bytes, booleans and None"
+        ) from None
+    return _cid(_DAG_CBOR, body)
+
+
+def verify_cid(cid: str, data: Any) -> bool:
+    """Whether ``cid`` is :func:`generate_cid` of ``data`` (upstream's argument order).
+
+    Examples:
+        >>> verify_cid(generate_cid({"a": 1}), {"a": 2})
+        False
+    """
+    if not isinstance(cid, str):
+        raise ConfigError(
+            f"verify_cid(cid, data) takes the CID string first, got {type(cid).__name__}"
+        )
+    return generate_cid(data) == cid
+
+
+def record_cid(record: Any) -> str:
+    """The CID a PDS reports for ``record`` (atproto JSON form: ``$link``/``$bytes`` objects).
 
     Raises:
         SchemaError: When the record holds a float or a value with no ATProto form.
     """
-    if isinstance(obj, (bytes, bytearray, memoryview)):
-        return _cid(_RAW, bytes(obj))
-    return _cid(_DAG_CBOR, bytes(_libipld().encode_dag_cbor(to_ipld(obj))))
+    return _cid(_DAG_CBOR, bytes(_libipld().encode_dag_cbor(to_ipld(record))))
 
 
-def verify_cid(obj: Any, cid: str) -> bool:
-    """Whether ``cid`` is the CID of ``obj`` (see :func:`generate_cid`).
+def blob_cid(data: bytes | bytearray | memoryview) -> str:
+    """The CID a PDS gives ``data`` uploaded as a blob (raw codec, sha256).
 
     Examples:
-        >>> verify_cid(b"abc", generate_cid(b"abd"))
-        False
+        >>> blob_cid(b"abc") == blob_cid(bytearray(b"abc"))
+        True
     """
-    return generate_cid(obj) == cid
+    return _cid(_RAW, bytes(data))

@@ -1,6 +1,11 @@
-"""``Atmosphere``: an authenticated ATProto session (over the ``atproto`` SDK) plus record/blob calls.
+"""``Atmosphere``: an ATProto session (over the ``atproto`` SDK) plus record and blob calls.
 
-Sessions are saved to ``$ATDATA_SESSION_FILE`` (default ``~/.config/atdata/atmosphere-session.json``,
+The method names, arguments and return types are upstream atdata's (``create_record`` returns an
+:class:`~atdata.atmosphere.AtUri`, ``list_records`` returns ``(records, cursor)``, ...). It works
+against a bare PDS (no Bluesky AppView is ever called) and reads other repositories through
+their own PDS, found by DID resolution that asks the logged-in PDS first.
+
+Sessions saved by ``atdata login`` go to ``$ATDATA_SESSION_FILE`` (default ``~/.config/atdata/atmosphere-session.json``,
 file mode 0600) and refreshed by the SDK; every refresh is saved again. The app password is never
 stored, and neither it nor the tokens appear in reprs, logs or error messages.
 """
@@ -15,12 +20,19 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
-from atdata._errors import AuthenticationError, ConfigError, StorageError
+from atdata._errors import (
+    AuthenticationError,
+    ConfigError,
+    MissingCredentialsError,
+    RecordNotFoundError,
+    StorageError,
+)
 from atdata._extras import require
 from atdata.atmosphere._cid import check_no_floats
-from atdata.atmosphere._resolve import Identity, iter_records, parse_at_uri, resolve_identity
+from atdata.atmosphere._resolve import Identity, get_record, iter_records, resolve_identity
+from atdata.atmosphere._types import LEXICON_NAMESPACE, AtUri
 
-__all__ = ["Atmosphere", "session_file"]
+__all__ = ["Atmosphere", "AtmosphereClient", "session_file"]
 
 _AUTH_ERRORS = {
     "ExpiredToken",
@@ -65,40 +77,89 @@ def _xrpc_error(exc: Exception) -> tuple[int | None, str, str]:
     return getattr(resp, "status_code", None), str(name), str(msg)
 
 
-class Atmosphere:
-    """A logged-in ATProto account: publish records and blobs to its repository.
+_DEFAULT_PDS = "https://bsky.social"
 
-    Create one with :meth:`login` (handle or DID + app password) or :meth:`resume` (the saved
-    session). ``repr`` shows the handle, DID and PDS only.
+
+def _to_dict(value: Any) -> dict[str, Any]:
+    """An SDK record value (model or dict) as a plain dict in atproto JSON form."""
+    if isinstance(value, dict):
+        return value
+    if callable(getattr(value, "to_dict", None)):  # the SDK's DotDict: keys as sent
+        return dict(value.to_dict())
+    if callable(getattr(value, "model_dump", None)):
+        return dict(value.model_dump(by_alias=True, exclude_none=True))
+    return dict(value)
+
+
+class Atmosphere:
+    """An ATProto account (or an anonymous reader): records and blobs of ``science.alt.dataset``.
+
+    Create one with :meth:`login` (handle or DID + app password), :meth:`from_session` (a string
+    from :meth:`export_session`), :meth:`from_env` or :meth:`resume` (the session saved by
+    ``atdata login``). ``Atmosphere()`` alone reads public records. ``repr`` shows the handle,
+    DID and PDS only; the password and tokens are never stored in it, logged or shown.
+
+    Args:
+        base_url: PDS base URL (default ``https://bsky.social``).
+        appview: AppView URL or ``did:web`` DID, kept for upstream compatibility (atdata reads
+            records from each repository's own PDS and needs no AppView).
+        _client: A ready ``atproto.Client`` (tests).
+        session_path: Where to save the session on login and refresh (``save=True``).
+        save: Save the session (file mode 0600) as the SDK refreshes it.
+
+    Examples:
+        >>> Atmosphere(base_url="http://127.0.0.1:2583").is_authenticated
+        False
     """
 
     def __init__(
-        self, client: Any, pds: str, *, session_path: pathlib.Path | None, save: bool
+        self,
+        base_url: str | None = None,
+        *,
+        appview: str | None = None,
+        _client: Any = None,
+        session_path: str | os.PathLike[str] | None = None,
+        save: bool = False,
     ) -> None:
-        self._client = client
-        self.pds = pds.rstrip("/")
-        self._session_path = session_path
+        if _client is None:
+            atproto = require("atproto", "atmosphere", "the atmosphere")
+            _client = atproto.Client(base_url=(base_url or _DEFAULT_PDS).rstrip("/"))
+        self._client = _client
+        if base_url is None:
+            sdk_base = str(getattr(_client, "_base_url", "") or _DEFAULT_PDS)
+            base_url = sdk_base[: -len("/xrpc")] if sdk_base.endswith("/xrpc") else sdk_base
+        self.pds = base_url.rstrip("/")
+        self.appview = appview
+        self._session: dict[str, str] | None = None
+        self._session_path = pathlib.Path(session_path) if session_path else None
         self._save = save
         self._blob_limit: int | None = None
-        client.on_session_change(self._on_session_change)
+        if hasattr(_client, "on_session_change"):
+            _client.on_session_change(self._on_session_change)
 
     # -- sessions -------------------------------------------------------------------------------
     @classmethod
     def login(
         cls,
-        handle_or_did: str,
-        app_password: str,
+        handle: str,
+        password: str,
         pds: str | None = None,
         *,
-        save: bool = True,
+        base_url: str | None = None,
+        appview: str | None = None,
+        save: bool = False,
         session_path: str | os.PathLike[str] | None = None,
     ) -> Atmosphere:
         """Log in with an app password; the PDS is resolved from the handle/DID when not given.
 
+        Works against any PDS: no Bluesky AppView or profile is fetched.
+
         Args:
-            handle_or_did: ``alice.example`` / ``@alice.example`` / ``did:plc:...``.
-            app_password: An app password (never stored).
-            pds: PDS base URL, e.g. ``https://bsky.social`` (default: resolved).
+            handle: ``alice.example`` / ``@alice.example`` / ``did:plc:...``.
+            password: An app password (never stored).
+            pds: PDS base URL (same as ``base_url``; default: resolved from the handle).
+            base_url: Upstream's name for ``pds``.
+            appview: Kept for upstream compatibility (see the class).
             save: Save the session (mode 0600) for :meth:`resume` and the CLI.
             session_path: Session file (default :func:`session_file`).
 
@@ -106,16 +167,14 @@ class Atmosphere:
             AuthenticationError: Wrong identifier or password.
             StorageError: The PDS cannot be found or reached.
         """
-        atproto = require("atproto", "atmosphere", "logging in to the atmosphere")
-        ident = handle_or_did.strip().lstrip("@")
+        ident = handle.strip().lstrip("@")
         if not ident:
             raise ConfigError("log in needs a handle or DID")
-        base = pds.rstrip("/") if pds else resolve_identity(ident).pds
-        client = atproto.Client(base_url=base)
+        base = (pds or base_url or "").rstrip("/") or resolve_identity(ident).pds
         path = pathlib.Path(session_path) if session_path else session_file()
-        self = cls(client, base, session_path=path, save=save)
+        self = cls(base, appview=appview, session_path=path, save=save)
         try:
-            client.login(ident, app_password, fetch_bsky_profile=False)
+            self._client.login(ident, password, fetch_bsky_profile=False)
         except Exception as exc:
             status, name, msg = _xrpc_error(exc)
             if status in (400, 401) or name in _AUTH_ERRORS or name == "AuthFactorTokenRequired":
@@ -127,13 +186,54 @@ class Atmosphere:
             raise StorageError(
                 f"login as {ident} at {base} failed: {name or status} {msg}".rstrip()
             ) from None
+        self._sync_session()
         return self
+
+    @classmethod
+    def from_session(
+        cls, session_string: str, *, base_url: str | None = None, appview: str | None = None
+    ) -> Atmosphere:
+        """Continue a session exported by :meth:`export_session` (no password needed).
+
+        Raises:
+            AuthenticationError: The session is expired, revoked or malformed.
+        """
+        if base_url is None:  # the SDK's session string ends with the PDS it was made on
+            tail = session_string.rsplit(":::", 1)[-1]
+            base_url = tail if tail.startswith(("http://", "https://")) else None
+        self = cls(base_url, appview=appview)
+        try:
+            self._client.login(session_string=session_string, fetch_bsky_profile=False)
+        except Exception as exc:
+            raise self._auth_failure(exc, "resuming the session") from None
+        self._sync_session()
+        return self
+
+    @classmethod
+    def from_env(cls, *, base_url: str | None = None) -> Atmosphere:
+        """Log in with ``ATDATA_HANDLE`` + ``ATDATA_PASSWORD`` (and ``ATDATA_PDS_URL``).
+
+        Raises:
+            MissingCredentialsError: (an ``EnvironmentError``) when a variable is missing.
+        """
+        handle, password = os.environ.get("ATDATA_HANDLE"), os.environ.get("ATDATA_PASSWORD")
+        if not handle or not password:
+            raise MissingCredentialsError(
+                "set ATDATA_HANDLE and ATDATA_PASSWORD (an app password) to log in from the "
+                "environment"
+            )
+        return cls.login(
+            handle,
+            password,
+            base_url=os.environ.get("ATDATA_PDS_URL", base_url),
+            appview=os.environ.get("ATDATA_APPVIEW"),
+        )
 
     @classmethod
     def resume(
         cls, session_path: str | os.PathLike[str] | None = None, *, refresh: bool = False
     ) -> Atmosphere:
-        """Continue the saved session (the SDK refreshes tokens as they expire).
+        """Continue the session saved by ``atdata login`` (the SDK refreshes tokens as needed).
 
         Args:
             session_path: Session file (default :func:`session_file`).
@@ -142,7 +242,6 @@ class Atmosphere:
         Raises:
             AuthenticationError: No saved session, or it is expired or revoked.
         """
-        atproto = require("atproto", "atmosphere", "the atmosphere")
         path = pathlib.Path(session_path) if session_path else session_file()
         try:
             saved = json.loads(path.read_text())
@@ -155,17 +254,23 @@ class Atmosphere:
             raise AuthenticationError(
                 f"the saved session at {path} is unreadable; run `atdata login` again"
             ) from None
-        client = atproto.Client(base_url=pds)
-        self = cls(client, pds, session_path=path, save=True)
+        self = cls(pds, session_path=path, save=True)
         try:
-            client.login(session_string=session, fetch_bsky_profile=False)
+            self._client.login(session_string=session, fetch_bsky_profile=False)
         except Exception as exc:
             raise self._auth_failure(exc, "resuming the saved session") from None
+        self._sync_session()
         if refresh:
             self.refresh()
         return self
 
+    def _sync_session(self) -> None:
+        s = getattr(self._client, "_session", None)
+        if s is not None:
+            self._session = {"did": str(s.did), "handle": str(s.handle)}
+
     def _on_session_change(self, event: Any, session: Any) -> None:
+        self._session = {"did": str(session.did), "handle": str(session.handle)}
         if not self._save or self._session_path is None:
             return
         data = {
@@ -176,9 +281,11 @@ class Atmosphere:
         }
         _write_private(self._session_path, json.dumps(data))
 
-    def _auth_failure(self, exc: Exception, doing: str) -> AtdataErrorT:
+    def _auth_failure(self, exc: Exception, doing: str) -> AuthenticationError | StorageError:
         status, name, msg = _xrpc_error(exc)
-        who = f"@{self.handle}" if self._client._session else "this account"
+        if name == "RecordNotFound" or "Could not locate record" in msg:
+            return RecordNotFoundError(f"{doing} failed: {name}: {msg}".rstrip(": "))
+        who = f"@{self._session['handle']}" if self._session else "this account"
         if (status in (400, 401) and (name in _AUTH_ERRORS or status == 401)) or type(
             exc
         ).__name__ == "LoginRequiredError":
@@ -190,8 +297,17 @@ class Atmosphere:
             f"{doing} for {who} at {self.pds} failed: {name or status} {msg}".rstrip()
         )
 
+    def export_session(self) -> str:
+        """The session as a string for :meth:`from_session` (it holds tokens: keep it secret).
+
+        Raises:
+            ValueError: When not logged in.
+        """
+        self._ensure_authenticated()
+        return str(self._client.export_session_string())
+
     def refresh(self) -> None:
-        """Refresh the tokens now (and save them).
+        """Refresh the tokens now (and save them when saving is on).
 
         Raises:
             AuthenticationError: The session is expired or revoked.
@@ -209,32 +325,65 @@ class Atmosphere:
             )
         if self._session_path is not None and self._save:
             self._session_path.unlink(missing_ok=True)
+        self._session = None
 
     # -- identity -------------------------------------------------------------------------------
     @property
+    def is_authenticated(self) -> bool:
+        """Whether this client is logged in."""
+        return self._session is not None
+
+    def _ensure_authenticated(self) -> None:
+        if self._session is None:
+            raise ConfigError(
+                "this Atmosphere is not logged in; use Atmosphere.login(handle, app_password) "
+                "or Atmosphere.resume()"
+            )
+
+    @property
     def did(self) -> str:
-        """The account DID."""
-        s = self._client._session
-        return str(s.did) if s else ""
+        """The account DID (``ValueError`` when not logged in)."""
+        self._ensure_authenticated()
+        return self._session["did"]  # type: ignore[index]
 
     @property
     def handle(self) -> str:
-        """The account handle."""
-        s = self._client._session
-        return str(s.handle) if s else ""
+        """The account handle (``ValueError`` when not logged in)."""
+        self._ensure_authenticated()
+        return self._session["handle"]  # type: ignore[index]
 
     @property
     def identity(self) -> Identity:
         """DID, handle and PDS of this account."""
         return Identity(did=self.did, handle=self.handle, pds=self.pds)
 
+    @property
+    def has_appview(self) -> bool:
+        """Whether an AppView was configured (atdata itself never needs one)."""
+        return self.appview is not None
+
     def __repr__(self) -> str:
-        return f"Atmosphere(handle={self.handle!r}, did={self.did!r}, pds={self.pds!r})"
+        s = self._session or {}
+        return f"Atmosphere(handle={s.get('handle')!r}, did={s.get('did')!r}, pds={self.pds!r})"
 
     def __reduce__(self) -> Any:
         raise TypeError("an Atmosphere session cannot be pickled (it holds credentials)")
 
-    # -- XRPC -----------------------------------------------------------------------------------
+    def resolve_did(self, handle_or_did: str) -> str:
+        """The DID of a handle (asked of this PDS first), or the DID itself."""
+        from atdata.atmosphere._resolve import resolve_handle
+
+        s = handle_or_did.lstrip("@")
+        return s if s.startswith("did:") else resolve_handle(s, self.pds)
+
+    def resolve(self, handle_or_did: str) -> Identity:
+        """DID, handle and PDS of an account; this PDS is asked first, then the DID resolvers."""
+        s = handle_or_did.lstrip("@")
+        if self._session is not None and s in (self._session["did"], self._session["handle"]):
+            return self.identity
+        return resolve_identity(s, self.pds)
+
+    # -- records --------------------------------------------------------------------------------
     def _call(self, doing: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
@@ -244,60 +393,171 @@ class Atmosphere:
             raise
 
     def create_record(
-        self, collection: str, record: dict[str, Any], rkey: str | None = None
-    ) -> tuple[str, str]:
-        """Create a record in this account's repository; returns ``(uri, cid)``.
+        self,
+        collection: str,
+        record: dict[str, Any],
+        *,
+        rkey: str | None = None,
+        validate: bool = False,
+    ) -> AtUri:
+        """Create a record in this account's repository; its :class:`AtUri` (``.cid`` set).
 
-        ``validate`` is left out, so the PDS accepts lexicons it does not know.
+        Raises:
+            ValueError: Not logged in, or the record holds a float.
         """
+        self._ensure_authenticated()
         check_no_floats(record, f"{collection} record")
-        data: dict[str, Any] = {"repo": self.did, "collection": collection, "record": record}
+        data: dict[str, Any] = {
+            "repo": self.did,
+            "collection": collection,
+            "record": record,
+            "validate": validate,
+        }
         if rkey is not None:
             data["rkey"] = rkey
         out = self._call(
             f"creating a {collection} record", self._client.com.atproto.repo.create_record, data
         )
-        return str(out.uri), str(out.cid)
+        uri = AtUri.parse(str(out.uri))
+        uri.cid = str(out.cid) if getattr(out, "cid", None) else None
+        return uri
 
     def put_record(
-        self, collection: str, rkey: str, record: dict[str, Any], swap: str | None = None
-    ) -> tuple[str, str]:
-        """Create or replace the record at ``rkey``; returns ``(uri, cid)``."""
+        self,
+        collection: str,
+        rkey: str,
+        record: dict[str, Any],
+        *,
+        validate: bool = False,
+        swap_commit: str | None = None,
+        swap_record: str | None = None,
+    ) -> AtUri:
+        """Create or replace the record at ``rkey``; its :class:`AtUri` (``.cid`` set).
+
+        Args:
+            swap_record: Replace only if the record's CID is still this one.
+        """
+        self._ensure_authenticated()
         check_no_floats(record, f"{collection} record")
         data: dict[str, Any] = {
             "repo": self.did,
             "collection": collection,
             "rkey": rkey,
             "record": record,
+            "validate": validate,
         }
-        if swap is not None:
-            data["swapRecord"] = swap
+        if swap_commit is not None:
+            data["swapCommit"] = swap_commit
+        if swap_record is not None:
+            data["swapRecord"] = swap_record
         out = self._call(
             f"writing {collection}/{rkey}", self._client.com.atproto.repo.put_record, data
         )
-        return str(out.uri), str(out.cid)
+        uri = AtUri.parse(str(out.uri))
+        uri.cid = str(out.cid) if getattr(out, "cid", None) else None
+        return uri
 
-    def delete_record(self, uri: str) -> None:
+    def get_record(self, uri: str | AtUri) -> dict[str, Any]:
+        """A record's value as a dict; other accounts' records come from their own PDS.
+
+        Raises:
+            StorageError: (``KeyError`` too, when the record does not exist).
+        """
+        at = AtUri.parse(uri)
+        if self._session is not None and at.authority in (self.did, self.handle):
+            out = self._call(
+                f"fetching {at}",
+                self._client.com.atproto.repo.get_record,
+                params={"repo": self.did, "collection": at.collection, "rkey": at.rkey},
+            )
+            return _to_dict(out.value)
+        ident = self.resolve(at.authority)
+        return get_record(ident.pds, ident.did, at.collection, at.rkey)[0]
+
+    def delete_record(self, uri: str | AtUri, *, swap_commit: str | None = None) -> None:
         """Delete one of this account's records."""
-        repo, coll, rkey = parse_at_uri(uri)
-        self._call(
-            f"deleting {uri}",
-            self._client.com.atproto.repo.delete_record,
-            {"repo": repo, "collection": coll, "rkey": rkey},
-        )
+        self._ensure_authenticated()
+        at = AtUri.parse(uri)
+        data: dict[str, Any] = {"repo": self.did, "collection": at.collection, "rkey": at.rkey}
+        if swap_commit:
+            data["swapCommit"] = swap_commit
+        self._call(f"deleting {at}", self._client.com.atproto.repo.delete_record, data)
+
+    def list_records(
+        self,
+        collection: str,
+        *,
+        repo: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of a collection's record values and the cursor of the next page (or None)."""
+        if repo is None:
+            self._ensure_authenticated()
+            repo = self.did
+        if self._session is not None and repo in (self.did, self.handle):
+            params: dict[str, Any] = {"repo": self.did, "collection": collection, "limit": limit}
+            if cursor:
+                params["cursor"] = cursor
+            out = self._call(
+                f"listing {collection}", self._client.com.atproto.repo.list_records, params=params
+            )
+            return [_to_dict(r.value) for r in out.records], out.cursor
+        from atdata.atmosphere._resolve import list_page
+
+        ident = self.resolve(repo)
+        page, nxt = list_page(ident.pds, ident.did, collection, limit, cursor)
+        return [v for _u, _c, v in page], nxt
 
     def records(
         self, collection: str, repo: str | None = None
     ) -> Iterator[tuple[str, str, dict[str, Any]]]:
-        """Every record of ``collection`` in ``repo`` (default: this account): ``(uri, cid, value)``."""
-        return iter_records(self.pds, repo or self.did, collection)
+        """Every record of ``collection`` in ``repo`` (default: this account), all pages:
+        ``(uri, cid, value)``."""
+        if repo is None:
+            self._ensure_authenticated()
+        ident = self.identity if repo is None else self.resolve(repo)
+        return iter_records(ident.pds, ident.did, collection)
 
-    def upload_blob(self, data: bytes, mime_type: str = "application/x-tar") -> dict[str, Any]:
-        """Upload bytes as a blob; returns the blob reference in atproto JSON form.
+    def _list_collection(self, suffix: str, repo: str | None, limit: int) -> list[dict[str, Any]]:
+        out, _cursor = self.list_records(f"{LEXICON_NAMESPACE}.{suffix}", repo=repo, limit=limit)
+        return out
+
+    def list_schemas(self, repo: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Schema record values (one page of at most ``limit``)."""
+        return self._list_collection("schema", repo, limit)
+
+    def list_datasets(self, repo: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Dataset entry record values (one page of at most ``limit``)."""
+        return self._list_collection("entry", repo, limit)
+
+    def list_lenses(self, repo: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Lens record values (one page of at most ``limit``)."""
+        return self._list_collection("lens", repo, limit)
+
+    def list_labels(self, repo: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Label record values (one page of at most ``limit``)."""
+        return self._list_collection("label", repo, limit)
+
+    # -- blobs ----------------------------------------------------------------------------------
+    def upload_blob(
+        self,
+        data: bytes,
+        mime_type: str = "application/octet-stream",
+        *,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Upload bytes as a blob; its reference in atproto JSON form (``$type``, ``ref``, ...).
+
+        Args:
+            timeout: Seconds (default: 30 s + 1 s per MB, at least 60 s).
 
         Raises:
             StorageError: When the PDS refuses it (e.g. larger than its blob limit).
         """
+        self._ensure_authenticated()
+        if timeout is None:
+            timeout = max(60.0, 30.0 + len(data) / 1_000_000)
         with warnings.catch_warnings():  # the SDK hands httpx raw bytes as data=: harmless
             warnings.filterwarnings("ignore", "Use 'content=", DeprecationWarning)
             out = self._call(
@@ -305,14 +565,46 @@ class Atmosphere:
                 self._client.com.atproto.repo.upload_blob,
                 data,
                 headers={"Content-Type": mime_type},
+                timeout=timeout,
             )
         blob = out.blob
+        ref = blob.ref
         return {
             "$type": "blob",
-            "ref": {"$link": str(blob.ref.link if hasattr(blob.ref, "link") else blob.ref)},
+            "ref": {"$link": str(ref.link if hasattr(ref, "link") else ref)},
             "mimeType": str(blob.mime_type),
             "size": int(blob.size),
         }
+
+    def get_blob_url(self, did: str, cid: str) -> str:
+        """The ``com.atproto.sync.getBlob`` URL of a blob (on the PDS of ``did``)."""
+        from urllib.parse import urlencode
+
+        pds = self.resolve(did).pds
+        return f"{pds}/xrpc/com.atproto.sync.getBlob?{urlencode({'did': did, 'cid': cid})}"
+
+    def get_blob(self, did: str, cid: str) -> bytes:
+        """A blob's bytes, checked against its CID.
+
+        Raises:
+            ShardError: The PDS does not serve it.
+            IntegrityError: The bytes do not match the CID.
+        """
+        from atdata._errors import IntegrityError
+        from atdata.atmosphere._blobs import BlobSource
+        from atdata.atmosphere._cid import blob_cid
+
+        ident = self.resolve(did)
+        src = BlobSource(ident.did, ident.pds, [(cid, None, None)])
+        (shard,) = src.list_shards()
+        f = src.open_shard(shard)
+        try:
+            data = f.read()
+        finally:
+            f.close()
+        if blob_cid(data) != cid:
+            raise IntegrityError(f"blob {cid} of {did}: the bytes served do not match the CID")
+        return data
 
     def promote_entry(self, index: Any, name: str, **kwargs: Any) -> Any:
         """Publish ``index``'s dataset ``name`` and its schema to this account (idempotent).
@@ -338,4 +630,5 @@ class Atmosphere:
         return self._blob_limit or None
 
 
-AtdataErrorT = AuthenticationError | StorageError
+AtmosphereClient = Atmosphere
+"""Deprecated alias of :class:`Atmosphere` (upstream's earlier name)."""

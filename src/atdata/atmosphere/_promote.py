@@ -119,7 +119,7 @@ def promote_entry(
     shas = [s.sha256 for s in entry.shards]
     meta = {k: v for k, v in (entry.metadata or {}).items() if k not in ("version", "split")}
     # already promoted with the same shards? then there is nothing to upload or write
-    for uri, cid, value in find_entries(atmosphere, atmosphere.did, entry.name):
+    for uri, cid, value in find_entries(atmosphere, entry.name):
         m = unpack_metadata(value.get("metadata"))
         st = value.get("storage") or {}
         if m.get("version") != entry.version or value.get("schemaRef") != schema.uri:

@@ -15,7 +15,8 @@ from typing import Any
 
 from atdata._errors import ConfigError
 from atdata.atmosphere._blobs import PDSBlobStore
-from atdata.atmosphere._cid import generate_cid
+from atdata.atmosphere._cid import record_cid
+from atdata.atmosphere._labels import LABEL, label_record
 from atdata.atmosphere._records import (
     ENTRY,
     LENS,
@@ -30,7 +31,14 @@ from atdata.atmosphere._records import (
     unpack_metadata,
 )
 
-__all__ = ["Published", "publish_dataset", "publish_lens", "publish_schema"]
+__all__ = [
+    "Published",
+    "find_entries",
+    "publish_dataset",
+    "publish_label",
+    "publish_lens",
+    "publish_schema",
+]
 
 
 @dataclasses.dataclass
@@ -39,27 +47,36 @@ class Published:
 
     Attributes:
         uri: The record's AT-URI.
-        cid: The record's CID (as the PDS reports it, equal to :func:`generate_cid`).
+        cid: The record's CID (as the PDS reports it, equal to :func:`~atdata.atmosphere.record_cid`).
         created: Whether a record was written (``False``: an identical one existed).
         blobs: CIDs of the blobs the record references (blob storage only).
+        label: AT-URI of the ``science.alt.dataset.label`` record naming the entry (datasets).
     """
 
     uri: str
     cid: str
     created: bool
     blobs: list[str] = dataclasses.field(default_factory=list)
+    label: str | None = None
 
 
 def _existing(atmo: Any, collection: str, rkey: str) -> tuple[dict[str, Any], str] | None:
-    from atdata._errors import StorageError
-    from atdata.atmosphere._resolve import get_record
-
+    """``(value, cid)`` of this account's record at ``rkey``, or ``None``."""
     try:
-        return get_record(atmo.pds, atmo.did, collection, rkey)
-    except StorageError as exc:
-        if "RecordNotFound" in str(exc) or "Could not locate record" in str(exc):
-            return None
-        raise
+        value = atmo.get_record(f"at://{atmo.did}/{collection}/{rkey}")
+    except KeyError:  # RecordNotFoundError, or a test double's KeyError
+        return None
+    return value, record_cid(value)
+
+
+def _written(out: Any, record: dict[str, Any]) -> tuple[str, str]:
+    """``(uri, cid)`` of a write; the CID is computed when the client does not report it."""
+    return str(out), getattr(out, "cid", None) or record_cid(record)
+
+
+def _records(atmo: Any, collection: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """Every record of ``collection`` in the account's repository: ``(uri, cid, value)``."""
+    return list(atmo.records(collection))
 
 
 def publish_schema(
@@ -101,7 +118,7 @@ def publish_schema(
                 "body; publish the changed type under a new version"
             )
         return Published(uri, cid, created=False)
-    uri, cid = atmo.put_record(SCHEMA, rkey, rec)
+    uri, cid = _written(atmo.put_record(SCHEMA, rkey, rec), rec)
     return Published(uri, cid, created=True)
 
 
@@ -110,14 +127,35 @@ def _same_entry(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return strip(a) == strip(b)
 
 
-def find_entries(atmo_or_pds: Any, did: str, name: str) -> list[tuple[str, str, dict[str, Any]]]:
-    """All entry records of ``did`` named ``name``: ``(uri, cid, value)``, newest last."""
-    from atdata.atmosphere._resolve import iter_records
-
-    pds = getattr(atmo_or_pds, "pds", atmo_or_pds)
-    out = [r for r in iter_records(pds, did, ENTRY) if r[2].get("name") == name]
+def find_entries(atmo: Any, name: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """The account's entry records named ``name``: ``(uri, cid, value)``, newest last."""
+    out = [r for r in _records(atmo, ENTRY) if r[2].get("name") == name]
     out.sort(key=lambda r: str(r[2].get("createdAt", "")))
     return out
+
+
+def publish_label(
+    atmo: Any,
+    name: str,
+    dataset_uri: str,
+    *,
+    version: str | None = None,
+    description: str | None = None,
+) -> Published:
+    """Point the label ``name`` (``version``) at ``dataset_uri``: written once, repointed when it
+    named another entry.
+
+    Upstream atdata resolves ``@handle/name[@version]`` through these labels.
+    """
+    rec = label_record(name, dataset_uri, version=version, description=description)
+    for uri, cid, value in _records(atmo, LABEL):
+        if value.get("name") != name or value.get("version") != (version or None):
+            continue
+        if value.get("datasetUri") == str(dataset_uri):
+            return Published(uri, cid, created=False)
+        out = atmo.put_record(LABEL, uri.rsplit("/", 1)[1], rec)
+        return Published(*_written(out, rec), created=True)
+    return Published(*_written(atmo.create_record(LABEL, rec), rec), created=True)
 
 
 def publish_dataset(
@@ -201,17 +239,27 @@ def publish_dataset(
         size=size,
         metadata=meta or None,
     )
-    # same name + version + split: update that record in place (idempotent), else create one
-    for uri, cid, value in find_entries(atmo, atmo.did, name):
+    pub = _put_entry(atmo, name, meta, rec, blob_cids)
+    if (
+        not split or split == "train"
+    ):  # a label names one entry: the unsplit data or its train split
+        pub.label = publish_label(atmo, name, pub.uri, version=version, description=description).uri
+    return pub
+
+
+def _put_entry(
+    atmo: Any, name: str, meta: dict[str, Any], rec: dict[str, Any], blob_cids: list[str]
+) -> Published:
+    """Same name + version + split: update that record in place (idempotent), else create one."""
+    for uri, cid, value in find_entries(atmo, name):
         m = unpack_metadata(value.get("metadata"))
         if m.get("version") == meta.get("version") and m.get("split") == meta.get("split"):
             if _same_entry(value, rec):
                 return Published(uri, cid, created=False, blobs=blob_cids)
             rec["createdAt"] = value.get("createdAt", rec["createdAt"])
-            uri, cid = atmo.put_record(ENTRY, uri.rsplit("/", 1)[1], rec, swap=cid)
-            return Published(uri, cid, created=True, blobs=blob_cids)
-    uri, cid = atmo.create_record(ENTRY, rec)
-    return Published(uri, cid, created=True, blobs=blob_cids)
+            out = atmo.put_record(ENTRY, uri.rsplit("/", 1)[1], rec, swap_record=cid)
+            return Published(*_written(out, rec), created=True, blobs=blob_cids)
+    return Published(*_written(atmo.create_record(ENTRY, rec), rec), created=True, blobs=blob_cids)
 
 
 def publish_lens(
@@ -228,16 +276,8 @@ def publish_lens(
 
     Publishing the same lens (same name, schemas and code) again writes nothing.
     """
-    from atdata.atmosphere._resolve import iter_records
-
     rec = lens_record(name, source_schema, target_schema, getter, putter, description=description)
-    for uri, cid, value in iter_records(atmo.pds, atmo.did, LENS):
+    for uri, cid, value in _records(atmo, LENS):
         if _same_entry(value, rec):
             return Published(uri, cid, created=False)
-    uri, cid = atmo.create_record(LENS, rec)
-    return Published(uri, cid, created=True)
-
-
-def record_cid(record: dict[str, Any]) -> str:
-    """The CID a PDS will report for ``record`` (alias of :func:`~atdata.generate_cid`)."""
-    return generate_cid(record)
+    return Published(*_written(atmo.create_record(LENS, rec), rec), created=True)

@@ -164,12 +164,38 @@ def _pack_metadata(metadata: dict[str, Any]) -> dict[str, str]:
     return {"$bytes": base64.b64encode(head + body).decode().rstrip("=")}
 
 
+# structured metadata (upstream's ``datasetMetadata`` object): record key -> flat dict key
+_META_KEYS = {
+    "sourceUri": "source_uri",
+    "createdBy": "created_by",
+    "version": "version",
+    "processingSteps": "processing_steps",
+    "split": "split",
+}
+
+
 def unpack_metadata(value: Any) -> dict[str, Any]:
-    """Decode an entry's msgpack ``metadata`` (``{"$bytes": b64}`` or bytes) to a dict."""
+    """An entry's ``metadata`` as a flat dict, whichever form it was written in.
+
+    Msgpack bytes (``{"$bytes": b64}`` or bytes, the lexicon's form, which we write) decode as
+    they are; a structured object (``{"version", "split", "sourceUri", ..., "custom": {...}}``,
+    which upstream atdata writes) flattens: known keys in snake_case, ``custom`` merged in.
+
+    Examples:
+        >>> unpack_metadata({"version": "2.0.0", "sourceUri": "s3://x", "custom": {"lr": "0.1"}})
+        {'version': '2.0.0', 'source_uri': 's3://x', 'lr': '0.1'}
+    """
     import msgpack
 
     if value is None:
         return {}
+    if isinstance(value, dict) and "$bytes" not in value:
+        out = {_META_KEYS[k]: v for k, v in value.items() if k in _META_KEYS and v is not None}
+        custom = value.get("custom")
+        if isinstance(custom, dict):
+            for k, v in custom.items():
+                out.setdefault(str(k), v)
+        return out
     if isinstance(value, dict) and "$bytes" in value:
         b64 = value["$bytes"]
         value = base64.b64decode(b64 + "=" * (-len(b64) % 4))

@@ -16,8 +16,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from atdata._errors import ConfigError, SplitNotFoundError, StorageError
+from atdata._errors import ConfigError, RecordNotFoundError, SplitNotFoundError, StorageError
 from atdata.atmosphere._blobs import BlobSource, VerifiedHTTPSource, VerifiedSource
+from atdata.atmosphere._labels import LABEL, pick_label
 from atdata.atmosphere._records import (
     ENTRY,
     LENS,
@@ -43,6 +44,7 @@ __all__ = [
     "list_lenses",
     "list_schemas",
     "load_remote",
+    "load_remote_splits",
     "parse_remote_path",
 ]
 
@@ -85,11 +87,12 @@ def schema_uri(value: Any) -> str:
 
 @dataclasses.dataclass
 class RemoteEntry:
-    """A dataset entry record with its URI, CID and decoded metadata."""
+    """A dataset entry record with its URI, CID, decoded metadata and the label versions naming it."""
 
     uri: str
     cid: str
     value: dict[str, Any]
+    label_versions: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -98,15 +101,18 @@ class RemoteEntry:
 
     @property
     def metadata(self) -> dict[str, Any]:
-        """The msgpack ``metadata`` bytes, decoded."""
+        """The entry's metadata as a flat dict (msgpack bytes or upstream's structured object)."""
         return unpack_metadata(self.value.get("metadata"))
 
     @property
     def version(self) -> str | None:
-        """Dataset version (from metadata, else the schema key's version)."""
+        """Dataset version: from metadata, else from a label naming this entry, else the schema
+        key's version."""
         v = self.metadata.get("version")
         if v:
             return str(v)
+        if self.label_versions:
+            return self.label_versions[-1]
         rkey = schema_uri(self.value.get("schemaRef", "")).rsplit("/", 1)[-1]
         for sep in (":", "@"):
             if sep in rkey:
@@ -184,32 +190,75 @@ def list_lenses(handle_or_did: str, hint: str | None = None) -> list[LensRecord]
     return out
 
 
+def _labelled(ident: Identity) -> tuple[list[RemoteEntry], list[dict[str, Any]]]:
+    """The repository's entries (label versions attached) and label records."""
+    entries = _entries(ident)
+    labels = [v for _u, _c, v in iter_records(ident.pds, ident.did, LABEL)]
+    by_uri = {e.uri: e for e in entries}
+    for lab in sorted(labels, key=lambda r: str(r.get("createdAt", ""))):
+        e = by_uri.get(str(lab.get("datasetUri")))
+        if e is not None and lab.get("version"):
+            e.label_versions += (str(lab["version"]),)
+    return entries, labels
+
+
+def find_entries(ident: Identity, name: str, version: str | None = None) -> list[RemoteEntry]:
+    """Entries named ``name`` (by entry name or by label), matching ``version``; oldest first.
+
+    Raises:
+        RecordNotFoundError: No such dataset or version.
+    """
+    entries, labels = _labelled(ident)
+    by_uri = {e.uri: e for e in entries}
+    cands = [e for e in entries if e.name == name]
+    target = pick_label(labels, name, version)
+    if version is not None:
+        cands = [e for e in cands if e.version == version]
+    if target is not None and target in by_uri and by_uri[target] not in cands:
+        cands.append(by_uri[target])
+    who = f"@{ident.handle or ident.did}"
+    if not cands:
+        if version is not None and any(e.name == name for e in entries):
+            have = sorted({str(e.version) for e in entries if e.name == name and e.version})
+            raise RecordNotFoundError(
+                f"{who}/{name} has no version {version!r} (versions: {', '.join(have) or 'none'})"
+            )
+        raise RecordNotFoundError(
+            f"{who} has published no dataset named {name!r}; see `atdata ls {who}`"
+        )
+    cands.sort(key=lambda e: (e.uri == target, str(e.value.get("createdAt", ""))))
+    return cands
+
+
+def splits_of(cands: list[RemoteEntry]) -> dict[str, RemoteEntry]:
+    """``{split: newest entry}``; entries published without a split are the ``train`` split."""
+    out: dict[str, RemoteEntry] = {}
+    for e in cands:  # oldest first: later ones win
+        out[e.split or "train"] = e
+    return out
+
+
 def find_entry(
     ident: Identity, name: str, version: str | None = None, split: str | None = None
 ) -> RemoteEntry:
     """The newest entry named ``name`` (matching ``version`` and ``split`` when given).
 
+    Unsplit data is the ``train`` split, as in :func:`~atdata.load_dataset`.
+
     Raises:
-        StorageError: No such dataset.
+        RecordNotFoundError: No such dataset or version (a ``StorageError`` and ``KeyError``).
         SplitNotFoundError: The dataset exists but not that split.
     """
-    cands = [e for e in _entries(ident) if e.name == name]
-    who = f"@{ident.handle or ident.did}"
-    if not cands:
-        raise StorageError(f"{who} has published no dataset named {name!r}; see `atdata ls {who}`")
-    if version is not None:
-        cands = [e for e in cands if e.version == version]
-        if not cands:
-            raise StorageError(f"{who}/{name} has no version {version!r}")
-    if split is not None:
-        with_split = [e for e in cands if e.split == split]
-        if not with_split:
-            have = sorted({e.split for e in cands if e.split})
-            raise SplitNotFoundError(
-                f"{who}/{name} has no split {split!r} (splits: {', '.join(have) or 'none'})"
-            )
-        cands = with_split
-    return cands[-1]
+    cands = find_entries(ident, name, version)
+    if split is None:
+        return cands[-1]
+    splits = splits_of(cands)
+    if split not in splits:
+        raise SplitNotFoundError(
+            f"@{ident.handle or ident.did}/{name} has no split {split!r} "
+            f"(splits: {', '.join(sorted(splits))})"
+        )
+    return splits[split]
 
 
 def source_for(ident: Identity, entry: dict[str, Any]) -> Any:
@@ -241,40 +290,89 @@ def source_for(ident: Identity, entry: dict[str, Any]) -> Any:
     )
 
 
-def load_remote(
-    path: str, sample_type: type | None = None, split: str | None = None, *, hint: str | None = None
-) -> Any:
-    """Load ``"@handle/name[@version]"`` or ``"@did:plc:.../name"`` as a :class:`~atdata.Dataset`.
+def _identity(who: str, hint: str | None, atmosphere: Any) -> Identity:
+    if atmosphere is not None and hasattr(atmosphere, "resolve"):
+        return atmosphere.resolve(who)  # type: ignore[no-any-return]
+    return resolve_identity(who, hint or getattr(atmosphere, "pds", None))
 
-    Args:
-        path: The atmosphere path.
-        sample_type: Decode as this type (default: rebuilt from the schema record).
-        split: Pick the entry published with this split.
-        hint: An XRPC service that can resolve the handle (e.g. your PDS).
 
-    Raises:
-        StorageError: Resolution, record or storage failures (the message names the record).
-    """
+def sample_type_of(ident: Identity, entry: RemoteEntry, hint: str | None = None) -> type:
+    """The sample type rebuilt from an entry's schema record (fetched from its repository)."""
     from atdata._wire.schema_json import type_from_schema
+
+    ref = schema_uri(entry.value.get("schemaRef", ""))
+    srepo, scoll, srkey = parse_at_uri(ref)
+    spds = ident.pds if srepo == ident.did else resolve_identity(srepo, hint or ident.pds).pds
+    try:
+        schema, _ = get_record(spds, srepo, scoll, srkey)
+    except StorageError as exc:
+        raise StorageError(
+            f"the schema {ref} of dataset {entry.uri} cannot be fetched: {exc}"
+        ) from None
+    return type_from_schema(str(schema.get("name") or srkey), schema)
+
+
+def dataset_of(ident: Identity, entry: RemoteEntry, sample_type: type | None = None) -> Any:
+    """A :class:`~atdata.Dataset` over one entry (its manifests attached when it has them)."""
     from atdata.dataset._dataset import Dataset
 
-    who, name, version = parse_remote_path(path)
-    ident = resolve_identity(who, hint)
-    entry = find_entry(ident, name, version, split)
     if sample_type is None:
-        ref = schema_uri(entry.value.get("schemaRef", ""))
-        srepo, scoll, srkey = parse_at_uri(ref)
-        spds = ident.pds if srepo == ident.did else resolve_identity(srepo, hint).pds
-        try:
-            schema, _ = get_record(spds, srepo, scoll, srkey)
-        except StorageError as exc:
-            raise StorageError(
-                f"the schema {ref} of dataset {entry.uri} cannot be fetched: {exc}"
-            ) from None
-        sample_type = type_from_schema(str(schema.get("name") or srkey), schema)
+        sample_type = sample_type_of(ident, entry)
     total = (entry.value.get("size") or {}).get("samples")
     return Dataset(
         source_for(ident, entry.value),
         sample_type=sample_type,
         num_samples=total if isinstance(total, int) and total >= 0 else None,
     )
+
+
+def load_remote(
+    path: str,
+    sample_type: type | None = None,
+    split: str | None = None,
+    *,
+    hint: str | None = None,
+    atmosphere: Any = None,
+) -> Any:
+    """Load ``"@handle/name[@version]"`` or ``"@did:plc:.../name"`` as one :class:`~atdata.Dataset`.
+
+    Names resolve through label records first (as upstream atdata does), then entry names.
+    Without ``split``: the newest entry of that name; unsplit data is the ``train`` split.
+
+    Args:
+        path: The atmosphere path.
+        sample_type: Decode as this type (default: rebuilt from the schema record).
+        split: Pick the entry published with this split.
+        hint: An XRPC service that can resolve the handle (e.g. your PDS).
+        atmosphere: A logged-in :class:`~atdata.atmosphere.Atmosphere`: its PDS resolves
+            names and DIDs first (no DID directory is needed for repositories it hosts).
+
+    Raises:
+        StorageError: Resolution, record or storage failures (the message names the record).
+    """
+    who, name, version = parse_remote_path(path)
+    ident = _identity(who, hint, atmosphere)
+    return dataset_of(ident, find_entry(ident, name, version, split), sample_type)
+
+
+def load_remote_splits(
+    path: str,
+    sample_type: type | None = None,
+    split: str | None = None,
+    *,
+    hint: str | None = None,
+    atmosphere: Any = None,
+) -> Any:
+    """An atmosphere name's splits ``{split: Dataset}`` (unsplit data is ``train``), or one
+    split's :class:`~atdata.Dataset` with ``split`` (``load_dataset`` wraps the dict in a
+    :class:`~atdata.DatasetDict`).
+
+    Raises:
+        SplitNotFoundError: ``split`` is not among the published splits.
+    """
+    who, name, version = parse_remote_path(path)
+    ident = _identity(who, hint, atmosphere)
+    if split is not None:
+        return dataset_of(ident, find_entry(ident, name, version, split), sample_type)
+    splits = splits_of(find_entries(ident, name, version))
+    return {k: dataset_of(ident, e, sample_type) for k, e in splits.items()}

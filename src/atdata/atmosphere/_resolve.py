@@ -20,13 +20,14 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from atdata._errors import ConfigError, StorageError
+from atdata._errors import ConfigError, RecordNotFoundError, StorageError
 from atdata._extras import require
 
 __all__ = [
     "Identity",
     "get_record",
     "iter_records",
+    "list_page",
     "parse_at_uri",
     "pds_from_did_doc",
     "resolve_did",
@@ -91,6 +92,8 @@ def _get_json(url: str, params: dict[str, Any] | None = None, what: str = "") ->
             detail = f"{body.get('error', '')}: {body.get('message', '')}".strip(": ")
         except ValueError:
             detail = r.text[:200]
+        if detail.startswith("RecordNotFound") or "Could not locate record" in detail:
+            raise RecordNotFoundError(f"{what or url} failed: {detail}")
         raise StorageError(f"{what or url} failed: HTTP {r.status_code} {detail}".rstrip())
     try:
         return r.json()
@@ -165,13 +168,36 @@ def resolve_did(did: str) -> dict[str, Any]:
     return doc
 
 
+def _describe_repo(pds: str, repo: str) -> Identity | None:
+    """The identity of ``repo`` when ``pds`` hosts it (``describeRepo``), else ``None``."""
+    try:
+        out = _get_json(
+            f"{pds.rstrip('/')}/xrpc/com.atproto.repo.describeRepo", {"repo": repo}, "describeRepo"
+        )
+        did, doc = str(out["did"]), out.get("didDoc") or {}
+    except (StorageError, KeyError, TypeError):
+        return None
+    try:
+        home = pds_from_did_doc(doc)
+    except StorageError:
+        home = pds.rstrip("/")
+    return Identity(did=did, handle=str(out.get("handle") or ""), pds=home)
+
+
 def resolve_identity(handle_or_did: str, hint: str | None = None) -> Identity:
     """Resolve a handle or DID to its DID, handle and PDS.
+
+    With ``hint`` (the PDS a session is logged in to), that PDS is asked first
+    (``describeRepo``): repositories it hosts resolve without any DID directory, offline too.
 
     Raises:
         StorageError: When resolution fails.
     """
     s = handle_or_did.lstrip("@")
+    if hint:
+        local = _describe_repo(hint, s)
+        if local is not None:
+            return local
     did = s if s.startswith("did:") else resolve_handle(s, hint)
     doc = resolve_did(did)
     handle = ""
@@ -196,21 +222,28 @@ def get_record(pds: str, repo: str, collection: str, rkey: str) -> tuple[dict[st
     return out["value"], out.get("cid", "")
 
 
+def list_page(
+    pds: str, repo: str, collection: str, limit: int = 100, cursor: str | None = None
+) -> tuple[list[tuple[str, str, dict[str, Any]]], str | None]:
+    """One page of a collection: ``([(uri, cid, value), ...], next cursor or None)``."""
+    params: dict[str, Any] = {"repo": repo, "collection": collection, "limit": limit}
+    if cursor:
+        params["cursor"] = cursor
+    out = _get_json(
+        f"{pds}/xrpc/com.atproto.repo.listRecords", params, f"listing {collection} of {repo}"
+    )
+    recs = [(r["uri"], r.get("cid", ""), r["value"]) for r in out.get("records") or []]
+    nxt = out.get("cursor")
+    return recs, (str(nxt) if nxt and recs else None)
+
+
 def iter_records(
     pds: str, repo: str, collection: str, page_size: int = 100
 ) -> Iterator[tuple[str, str, dict[str, Any]]]:
     """Every record of a collection, following cursors: ``(uri, cid, value)``."""
     cursor: str | None = None
     while True:
-        params: dict[str, Any] = {"repo": repo, "collection": collection, "limit": page_size}
-        if cursor:
-            params["cursor"] = cursor
-        out = _get_json(
-            f"{pds}/xrpc/com.atproto.repo.listRecords", params, f"listing {collection} of {repo}"
-        )
-        recs = out.get("records") or []
-        for r in recs:
-            yield r["uri"], r.get("cid", ""), r["value"]
-        cursor = out.get("cursor")
-        if not cursor or not recs:
+        recs, cursor = list_page(pds, repo, collection, page_size, cursor)
+        yield from recs
+        if cursor is None:
             return

@@ -98,7 +98,7 @@ def register(app: typer.Typer) -> None:
 
         if not password:
             password = typer.prompt("App password", hide_input=True)
-        atmo = Atmosphere.login(handle, password, pds)
+        atmo = Atmosphere.login(handle, password, pds, save=True)
         _console().print(f"logged in as [bold]@{atmo.handle}[/] ({atmo.did}) at {atmo.pds}")
 
     @app.command()
@@ -113,8 +113,9 @@ def register(app: typer.Typer) -> None:
             session_file().unlink(missing_ok=True)
             _console().print("not logged in")
             return
+        handle = atmo.handle
         atmo.logout()
-        _console().print(f"logged out @{atmo.handle}")
+        _console().print(f"logged out @{handle}")
 
     @app.command()
     def whoami() -> None:
