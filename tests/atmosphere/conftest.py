@@ -21,7 +21,12 @@ import pytest
 from tests._services import require_service
 
 # scripts run by upstream atdata's own Python (test_upstream_live.py), not importable here
-collect_ignore = ["_upstream_publish.py", "_upstream_load.py"]
+collect_ignore = [
+    "_upstream_publish.py",
+    "_upstream_load.py",
+    "_upstream_by_name.py",
+    "_upstream_publish_named.py",
+]
 
 
 @functools.cache
