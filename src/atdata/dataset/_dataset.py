@@ -27,22 +27,28 @@ import logging
 import os
 import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-import msgpack
-
-from atdata._errors import AtdataError, ConfigError, DecodeError, ShardError, in_sample
+from atdata._errors import (
+    AtdataError,
+    ConfigError,
+    SampleKeyError,
+    in_sample,
+)
 from atdata._shards.sources import DataSource, URLSource
-from atdata._shards.tar import iter_tar
+from atdata._shards.writer import ShardInfo
 from atdata._wire.sample import DictSample, set_key
-from atdata.dataset._access import RandomAccessMixin
-from atdata.dataset._export import ExportMixin
+from atdata.dataset import _export
+from atdata.dataset._access import ShardTable
+from atdata.dataset._stream import lens_map, raw_stream, shuffle_buffer
+
+if TYPE_CHECKING:
+    from atdata.manifest._query import QueryExecutor, QueryResult, SampleLocation
 
 __all__ = ["Dataset"]
 
 T = TypeVar("T")
 log = logging.getLogger("atdata")
-_unpackb = msgpack.unpackb
 
 
 class _DatasetAlias:
@@ -78,24 +84,7 @@ class _DatasetAlias:
         return f"{self.__origin__.__name__}[{getattr(a, '__name__', repr(a))}]"
 
 
-class _Shared:
-    """Caches shared by a dataset and the datasets derived from it."""
-
-    def __init__(self) -> None:
-        self.counts: dict[str, int] = {}
-        self.members: dict[str, dict[str, tuple[int, int]]] = {}
-        self.key_lists: dict[str, list[str]] = {}
-        self.skipped: list[dict[str, str]] = []
-        self.indexes: dict[str, Any] = {}  # shard -> _members.ShardIndex
-        self.cum: tuple[list[str], list[int]] | None = None  # shards, cumulative counts
-        self.fds: Any = None  # _members.FdCache, opened on first ranged read
-        self.keymap: dict[str, tuple[str, int]] | None = None  # for get(key)
-
-    def __getstate__(self) -> dict[str, Any]:  # DataLoader workers (spawn): open their own files
-        return {**self.__dict__, "fds": None}
-
-
-class Dataset(RandomAccessMixin[T], ExportMixin[T]):
+class Dataset(Generic[T]):
     """A typed dataset over WebDataset tar shards.
 
     Args:
@@ -107,11 +96,29 @@ class Dataset(RandomAccessMixin[T], ExportMixin[T]):
             recording each in :meth:`list_skipped`.
         shard_infos: Known :class:`~atdata.ShardInfo` records (sizes, checksums, counts).
         copy_arrays: ``True`` (default): decoded arrays are writable and own their memory.
-        num_samples: The total sample count when a catalogue already records it (e.g. an ATProto
-            entry's ``size.samples``); ``len(ds)`` then needs no shard access.
             ``False``: arrays are read-only zero-copy views of the payload (faster; copy one
             with ``arr.copy()`` before mutating it).
+        num_samples: The total sample count when a catalogue already records it (e.g. an ATProto
+            entry's ``size.samples``); ``len(ds)`` then needs no shard access.
+
+    Attributes:
+        source: The :class:`~atdata.DataSource` the shards are read through.
+        sample_type: The type samples come out as.
+        on_error: ``"raise"`` or ``"skip"``.
+        copy_arrays: Whether decoded arrays own their memory.
     """
+
+    source: DataSource
+    sample_type: type
+    on_error: str
+    copy_arrays: bool
+    _decode_type: type  # payloads decode as this; views (lenses) come from _ops
+    _ops: tuple[tuple[str, Any], ...]  # ("filter" | "map" | "lens", fn), applied in order
+    _selection: list[int] | None  # overall positions (select / slicing), read by random access
+    _shared: ShardTable  # counts, indexes, positions, skipped: shared with derived datasets
+    _known_total: int | None  # a catalogue's sample count (len without shard access)
+    _infos: dict[str, ShardInfo]  # shard -> recorded size/sha256/count
+    _query_executor: QueryExecutor | None  # built by the first query (see _export.executor)
 
     def __class_getitem__(cls, item: Any) -> Any:
         return _DatasetAlias(cls, item)
@@ -122,31 +129,32 @@ class Dataset(RandomAccessMixin[T], ExportMixin[T]):
         sample_type: type[T] | None = None,
         *,
         on_error: str = "raise",
-        shard_infos: Iterable[Any] | None = None,
+        shard_infos: Iterable[ShardInfo] | None = None,
         copy_arrays: bool = True,
         num_samples: int | None = None,
     ) -> None:
         if on_error not in ("raise", "skip"):
             raise ConfigError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         if hasattr(source, "list_shards") and hasattr(source, "open_shard"):
-            self.source: Any = source
+            self.source = source  # type: ignore[assignment]
         else:
             self.source = URLSource(source)  # type: ignore[arg-type]
-        self.sample_type: type = sample_type if sample_type is not None else DictSample
+        self.sample_type = sample_type if sample_type is not None else DictSample
         if self.sample_type is not DictSample and not hasattr(self.sample_type, "_from_wire"):
             raise ConfigError(
                 f"sample_type {self.sample_type!r} is not a @packable type or DictSample"
             )
         self.on_error = on_error
-        self._decode_type: type = self.sample_type  # payloads decode as this; views come from _ops
+        self._decode_type = self.sample_type
         self.copy_arrays = copy_arrays
-        self._ops: tuple[tuple[str, Any], ...] = ()
-        self._selection: list[int] | None = None
-        self._shared = _Shared()
+        self._ops = ()
+        self._selection = None
+        self._shared = ShardTable(self.source, on_error)
         self._known_total = num_samples
         self._infos = {i.path: i for i in (shard_infos or ())}
         for p, i in self._infos.items():
             self._shared.counts[p] = i.num_samples
+        self._query_executor = None
 
     # -- derivation ---------------------------------------------------------------------------
     def _derive(self, **changes: Any) -> Dataset:
@@ -200,11 +208,11 @@ class Dataset(RandomAccessMixin[T], ExportMixin[T]):
         return spec if isinstance(spec, str) else ",".join(self.list_shards())
 
     @property
-    def shard_infos(self) -> Iterator[Any]:
+    def shard_infos(self) -> Iterator[ShardInfo]:
         """Recorded :class:`~atdata.ShardInfo` of shards (lazy; only those known)."""
         return iter(self._infos.values())
 
-    def list_shard_infos(self) -> list[Any]:
+    def list_shard_infos(self) -> list[ShardInfo]:
         """Recorded :class:`~atdata.ShardInfo` of the shards (known after writing)."""
         return list(self._infos.values())
 
@@ -231,44 +239,7 @@ class Dataset(RandomAccessMixin[T], ExportMixin[T]):
 
     def _raw_stream(self, shards: Iterable[str], dec: Any = None) -> Iterator[Any]:
         """``(shard, key, raw map)`` per sample; with ``dec`` (a generated decoder) the samples."""
-        src = self.source
-        for shard in shards:
-            try:
-                f = src.open_shard(shard)
-            except AtdataError as exc:
-                self._bad(shard, None, exc)
-                continue
-            where = f" in shard {shard}"
-            try:
-                for name, _off, data in iter_tar(f.read, where):
-                    dot = name.find(".", name.rfind("/") + 1)
-                    if dot < 0 or name[dot + 1 :] != "msgpack":
-                        continue
-                    key = name[:dot]
-                    try:
-                        raw = _unpackb(data)
-                    except Exception as exc:
-                        msg = f"payload is not valid msgpack ({exc}){where}, sample {key!r}"
-                        self._bad(shard, key, DecodeError(msg))
-                        continue
-                    if type(raw) is not dict:
-                        msg = f"payload is not a msgpack map{where}, sample {key!r}"
-                        self._bad(shard, key, DecodeError(msg))
-                        continue
-                    if dec is None:
-                        yield shard, key, raw
-                        continue
-                    try:
-                        obj = dec(raw, "", key)
-                    except AtdataError as exc:
-                        self._bad(shard, key, in_sample(exc, shard, key))
-                        continue
-                    yield obj
-            except ShardError as exc:
-                self._bad(shard, None, exc)
-                continue
-            finally:
-                f.close()
+        return raw_stream(self.source, shards, self._bad, dec)
 
     def _decoded(self, raws: Iterable[tuple[str, str, dict]]) -> Iterator[Any]:
         if hasattr(self._decode_type, "atdata_fields"):
@@ -300,13 +271,125 @@ class Dataset(RandomAccessMixin[T], ExportMixin[T]):
             elif op == "map":
                 it = map(fn, it)
             else:
-                it = _lens_map(fn, it)
+                it = lens_map(fn, it)
         return it
 
     def _raws(self, shards: Sequence[str] | None = None) -> Iterator[tuple[str, str, dict]]:
         if self._selection is not None:
-            return self._raw_selection(self._selection)
+            return self._shared.raw_selection(self._selection)
         return self._raw_stream(self.list_shards() if shards is None else shards)
+
+    # -- sizes and random access (positions: see _access.ShardTable) ------------------------------
+    def select(self, indices: Iterable[int]) -> Dataset[T]:
+        """A dataset of the samples at these positions (in this order), read by random access."""
+        n = None
+        idx = []
+        for i in indices:
+            i = int(i)
+            if i < 0:
+                n = n if n is not None else self._shared.base_len()
+                i += n
+            idx.append(i)
+        if self._selection is not None:
+            sel = self._selection
+            idx = [sel[i] for i in idx]
+        return self._derive(_selection=idx)
+
+    def _filtered(self) -> bool:
+        return any(op == "filter" for op, _ in self._ops)
+
+    def _exact_len(self) -> int:
+        """``len`` without the guard against streaming shards (for explicit requests)."""
+        if self._filtered():
+            raise TypeError(
+                "the length of a filtered dataset is unknown until it is read; "
+                "use sum(1 for _ in ds) or ds.count() to count it"
+            )
+        if self._selection is not None:
+            return len(self._selection)
+        if self._known_total is not None:
+            return self._known_total
+        return self._shared.base_len()
+
+    def __len__(self) -> int:
+        # list(ds), tuple(ds), ... ask len() for a size hint before iterating; a TypeError makes
+        # them fall back, so an uncounted remote shard is never downloaded just to count it.
+        if self._selection is None and self._known_total is None and not self._filtered():
+            costly = [s for s in self.list_shards() if self._shared.streams_to_count(s)]
+            if costly:
+                raise TypeError(
+                    f"the length of this dataset is unknown without downloading {len(costly)} "
+                    f"remote shard(s) (first: {costly[0]}); call ds.count() to count them "
+                    "once (len(ds) works afterwards)"
+                )
+        return self._exact_len()
+
+    def count(self) -> int:
+        """The exact number of samples, counting however it takes.
+
+        Local shards are counted from their member indexes (a header-only scan, cached); remote
+        shards whose counts are not known are streamed once, and their counts remembered, so
+        ``len(ds)`` works afterwards. A filtered dataset is read through and its samples counted.
+
+        Examples:
+            >>> import os, tempfile, atdata
+            >>> d = tempfile.mkdtemp()
+            >>> ds = atdata.write_samples([{"x": i} for i in range(4)], os.path.join(d, "a.tar"))
+            >>> ds.count(), ds.filter(lambda s: s["x"] % 2 == 0).count()
+            (4, 2)
+        """
+        if self._filtered():
+            return sum(1 for _ in self)
+        return self._exact_len()
+
+    def get(self, key: str) -> T:
+        """The sample stored under ``key`` (a per-shard member index is built once and reused).
+
+        Raises:
+            SampleKeyError: When no shard holds the key.
+        """
+        hit = self._shared.locate_key(key)
+        if hit is not None:
+            return self._one(hit[0], key, hit[1])
+        shards = self.list_shards()
+        raise SampleKeyError(f"no sample with key {key!r} in {len(shards)} shard(s) of {self.url}")
+
+    def _one(self, shard: str, key: str, pos: int | None = None) -> Any:
+        read = self._shared.read_member
+        if (
+            not self._ops
+            and self.on_error == "raise"
+            and hasattr(self._decode_type, "atdata_fields")
+        ):
+            from atdata._wire.decode import decoder_for
+
+            raw = read(shard, key, pos)
+            try:
+                return decoder_for(self._decode_type, self.copy_arrays)(raw, "", key)
+            except AtdataError as exc:
+                raise in_sample(exc, shard, key) from None
+        raws = iter([(shard, key, read(shard, key, pos))])
+        if not self._ops:
+            for obj in self._decoded(raws):
+                return obj
+            out = []
+        else:
+            out = list(self._with_ops(self._decoded(raws)))
+        if not out:
+            raise SampleKeyError(
+                f"sample {key!r} in shard {shard} is excluded by this dataset's filter"
+            )
+        return out[0]
+
+    def __getitem__(self, item: int | str | slice) -> Any:
+        if isinstance(item, str):
+            return self.get(item)
+        if isinstance(item, slice):
+            return self.select(range(*item.indices(self._exact_len())))
+        if self._selection is not None:
+            item = self._selection[item]
+        shard, key, pos = self._shared.locate_pos(int(item))
+        return self._one(shard, key, pos)
 
     # -- iteration ----------------------------------------------------------------------------
     def __iter__(self) -> Iterator[T]:
@@ -346,15 +429,15 @@ class Dataset(RandomAccessMixin[T], ExportMixin[T]):
         if self._selection is not None:
             sel = list(self._selection)
             rng.shuffle(sel)
-            raws: Iterator[Any] = self._raw_selection(sel)
-        elif self.on_error == "raise" and self._local():
-            order = list(range(self._base_len()))
+            raws: Iterator[Any] = self._shared.raw_selection(sel)
+        elif self.on_error == "raise" and self._shared.local():
+            order = list(range(self._shared.base_len()))
             rng.shuffle(order)
-            raws = self._raw_selection(order)
+            raws = self._shared.raw_selection(order)
         else:
             shards = self.list_shards()
             rng.shuffle(shards)
-            raws = _shuffle_buffer(self._raw_stream(shards), buffer, rng)
+            raws = shuffle_buffer(self._raw_stream(shards), buffer, rng)
         return self._emit(raws, batch_size, drop_last)
 
     def _emit(self, raws: Iterator[Any], batch_size: int | None, drop_last: bool) -> Iterator[Any]:
@@ -386,31 +469,88 @@ class Dataset(RandomAccessMixin[T], ExportMixin[T]):
                 return
             yield SampleBatch(chunk, sample_type=st)
 
+    # -- manifest queries (see manifest/_query.py) and export (see _export.py) -------------------
+    def query(self, where: Any = None, *, limit: int | None = None) -> QueryResult:
+        """Find samples through the shards' manifests: a lambda over the manifest DataFrame, a
+        field expression (``ds.fields``) or a SQL ``WHERE`` string. Returns a
+        :class:`~atdata.QueryResult` of :class:`~atdata.SampleLocation` s.
+
+        Raises:
+            ConfigError: When the shards have no manifests (the message says how to build them).
+        """
+        _export.check_plain(self, "query")
+        return _export.executor(self).query(where, limit=limit)
+
+    @property
+    def fields(self) -> Any:
+        """Queryable fields for typed query expressions: ``Q = ds.fields; Q.label == "dog"``."""
+        from atdata.manifest._expr import FieldSet, query_fields
+
+        if hasattr(self.sample_type, "atdata_fields"):
+            return query_fields(self.sample_type)
+        return FieldSet(_export.executor(self).fields(), "this dataset")
+
+    def get_sample(self, loc: SampleLocation) -> T:
+        """The sample at a :class:`~atdata.SampleLocation`, read by one ranged read."""
+        from atdata.manifest._query import fetch_sample
+
+        _export.check_plain(self, "get_sample")
+        return fetch_sample(self.source, self.sample_type, loc)
+
+    def to_torch(self, **kwargs: Any) -> Any:
+        """This dataset as a ``torch.utils.data.IterableDataset`` split across DataLoader workers
+        and distributed ranks, with ``set_epoch`` and mid-epoch ``state_dict`` resume.
+
+        Keyword arguments: ``batch_size``, ``shuffle``, ``seed``, ``rank``/``world_size`` (default
+        from ``torch.distributed``), ``policy`` (``"drop_last"`` or ``"pad"``), ``drop_last_batch``,
+        ``transform``. See :class:`atdata.dataset._torch.TorchDataset`. Needs ``atdata[torch]``.
+
+        Raises:
+            ConfigError: When the configuration cannot give every rank the same number of samples.
+        """
+        from atdata._extras import require
+
+        require("torch", "torch", "Dataset.to_torch")
+        from atdata.dataset._torch import TorchDataset
+
+        return TorchDataset(self, **kwargs)
+
+    def head(self, n: int = 5) -> list[T]:
+        """The first ``n`` samples."""
+        return list(itertools.islice(self.ordered(), n))
+
+    @property
+    def schema(self) -> dict[str, str]:
+        """Field name -> type, for typed datasets (empty for :class:`DictSample`)."""
+        return _export.schema(self)
+
+    def describe(self) -> dict[str, Any]:
+        """Shards, sample count, bytes and schema, without decoding samples."""
+        return _export.describe(self)
+
+    def to_dict(self) -> dict[str, list[Any]]:
+        """Columns: field name -> list of values, plus ``__key__``."""
+        return _export.to_dict(self)
+
+    def to_pandas(self) -> Any:
+        """A pandas DataFrame, one row per sample (arrays kept as objects). Needs ``atdata[query]``."""
+        from atdata._extras import require
+
+        pd = require("pandas", "query", "Dataset.to_pandas")
+        return pd.DataFrame(self.to_dict())
+
+    def to_parquet(self, path: str | os.PathLike[str]) -> str:
+        """Write the dataset as one parquet file (arrays as nested lists). Needs ``atdata[query]``."""
+        return _export.to_parquet(self, path)
+
+    def verify(self) -> list[dict[str, Any]]:
+        """Check every shard: recorded size and sha256 when known, and a full decode.
+
+        Returns:
+            One report per shard: ``{"shard", "samples", "ok", "error"}``.
+        """
+        return _export.verify(self)
+
     def __repr__(self) -> str:
         tn = getattr(self.sample_type, "__name__", "?")
         return f"Dataset[{tn}]({self.url!r})"
-
-
-def _lens_map(lz: Any, it: Iterator[Any]) -> Iterator[Any]:
-    get = lz.get
-    for s in it:
-        v = get(s)
-        k = getattr(s, "__key__", None)
-        if k is not None:
-            set_key(v, k)
-        yield v
-
-
-def _shuffle_buffer(it: Iterator[Any], size: int, rng: random.Random) -> Iterator[Any]:
-    buf: list[Any] = []
-    rand = rng.randrange
-    for item in it:
-        if len(buf) < size:
-            buf.append(item)
-            continue
-        j = rand(size)
-        out = buf[j]
-        buf[j] = item
-        yield out
-    rng.shuffle(buf)
-    yield from buf
