@@ -12,6 +12,10 @@ Examples:
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
 __all__ = [
     "AtdataError",
     "AuthenticationError",
@@ -21,10 +25,13 @@ __all__ = [
     "LensNotFoundError",
     "MissingCredentialsError",
     "MissingExtraError",
+    "PartialFailureError",
     "RecordNotFoundError",
+    "RemoteShardError",
     "SampleKeyError",
     "SchemaError",
     "ShardError",
+    "ShardFailure",
     "SplitNotFoundError",
     "StorageError",
 ]
@@ -93,6 +100,127 @@ class RecordNotFoundError(StorageError, KeyError):
 
 class AuthenticationError(AtdataError, PermissionError):
     """A login failed, or a saved session is expired or revoked (the message says to log in again)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardFailure:
+    """Why one shard failed in :meth:`~atdata.Dataset.process_shards` or ``Dataset.map(out=...)``.
+
+    Attributes:
+        shard: The input shard identifier.
+        kind: ``"exception"`` (the function or the reading raised), ``"worker_died"`` (the worker
+            process ended without answering, e.g. killed for memory) or ``"timeout"``.
+        message: One line: the exception's type and message, or how the worker ended.
+        traceback: The formatted traceback text (empty when the worker died or timed out).
+        attempts: How many times the shard was tried.
+        exit_code: The worker's exit code for ``"worker_died"`` (negative: killed by that signal).
+        exc_type: The exception's class name (``""`` when the worker died or timed out).
+    """
+
+    shard: str
+    kind: str
+    message: str
+    traceback: str = ""
+    attempts: int = 1
+    exit_code: int | None = None
+    exc_type: str = ""
+
+
+class PartialFailureError(AtdataError, RuntimeError):
+    """Some shards failed while others succeeded (:meth:`~atdata.Dataset.process_shards`).
+
+    Args:
+        succeeded_shards: Identifiers of the shards that succeeded, in shard order.
+        failed_shards: Identifiers of the shards that failed, in shard order.
+        errors: Shard identifier -> the exception it raised (for a shard processed in a worker
+            process, an exception rebuilt from the worker's report).
+        results: Shard identifier -> result, for the shards that succeeded.
+        failures: Shard identifier -> :class:`ShardFailure` (kind, message, traceback, attempts);
+            built from ``errors`` when not given.
+
+    Call :meth:`retry` to run only the failed shards again, with the same function and options.
+
+    Examples:
+        >>> err = PartialFailureError(["a.tar"], ["b.tar"], {"b.tar": ValueError("bad row")}, {"a.tar": 3})
+        >>> print(err)
+        1/2 shards failed during processing
+          b.tar: bad row
+        <BLANKLINE>
+        Inspect .succeeded_shards (1) and .failed_shards (1), or call .retry() to redo only the failed ones.
+        >>> err.failures["b.tar"].kind, err.failures["b.tar"].exc_type
+        ('exception', 'ValueError')
+    """
+
+    def __init__(
+        self,
+        succeeded_shards: Sequence[str],
+        failed_shards: Sequence[str],
+        errors: Mapping[str, BaseException],
+        results: Mapping[str, object],
+        failures: Mapping[str, ShardFailure] | None = None,
+    ) -> None:
+        self.succeeded_shards: list[str] = list(succeeded_shards)
+        self.failed_shards: list[str] = list(failed_shards)
+        self.errors: dict[str, BaseException] = dict(errors)
+        self.results: dict[str, Any] = dict(results)
+        if failures is None:
+            failures = {
+                s: ShardFailure(s, "exception", str(e), exc_type=type(e).__name__)
+                for s, e in self.errors.items()
+            }
+        self.failures: dict[str, ShardFailure] = dict(failures)
+        self._retry: Callable[[], Any] | None = None
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        ok, bad = len(self.succeeded_shards), len(self.failed_shards)
+        lines = [f"{bad}/{ok + bad} shards failed during processing"]
+        for shard in self.failed_shards[:5]:
+            f = self.failures.get(shard)
+            why = self.errors.get(shard, f.message if f else "")
+            extra = ""
+            if f is not None and f.kind != "exception":
+                extra = f" [{f.kind}, {f.attempts} attempt{'s' if f.attempts != 1 else ''}]"
+            lines.append(f"  {shard}: {why}{extra}")
+        if bad > 5:
+            lines.append(f"  ... and {bad - 5} more")
+        lines.append("")
+        lines.append(
+            f"Inspect .succeeded_shards ({ok}) and .failed_shards ({bad}), "
+            "or call .retry() to redo only the failed ones."
+        )
+        return "\n".join(lines)
+
+    def retry(self) -> Any:
+        """Run only the failed shards again, with the same function and options.
+
+        Returns:
+            What the original call returns on success: for ``process_shards`` the results of all
+            shards (earlier successes included), for ``Dataset.map(out=...)`` the output dataset.
+
+        Raises:
+            PartialFailureError: When shards fail again (its ``retry()`` works the same way).
+            ConfigError: When this error was not raised by a call that can be retried.
+        """
+        if self._retry is None:
+            raise ConfigError(
+                "this PartialFailureError was built by hand, so there is nothing to retry; "
+                "call process_shards(fn, shards=err.failed_shards) instead"
+            )
+        return self._retry()
+
+
+class RemoteShardError(AtdataError, RuntimeError):
+    """An exception raised in a worker process, rebuilt from its report (type name + message).
+
+    The original exception object is not sent back (results travel as msgpack, never pickle);
+    ``exc_type`` names its class and ``traceback`` holds the worker's traceback text.
+    """
+
+    def __init__(self, message: str, exc_type: str = "", traceback: str = "") -> None:
+        super().__init__(message)
+        self.exc_type = exc_type
+        self.traceback = traceback
 
 
 def in_sample(exc: Exception, shard: str, key: str) -> Exception:

@@ -168,11 +168,132 @@ class Dataset(Generic[T]):
         shuffling and ``as_type``)."""
         return self._derive(_ops=(*self._ops, ("filter", predicate)))
 
-    def map(self, fn: Callable[[T], Any], sample_type: type | None = None) -> Dataset:
-        """A dataset of ``fn(sample)``; pass ``sample_type`` when ``fn`` changes the type."""
-        return self._derive(
-            _ops=(*self._ops, ("map", fn)), sample_type=sample_type or self.sample_type
-        )
+    def map(
+        self,
+        fn: Callable[[T], Any],
+        sample_type: type | None = None,
+        *,
+        out: str | os.PathLike[str] | None = None,
+        num_proc: int | None = None,
+        batched: bool = False,
+        version: str | None = None,
+        verify: str = "sha256",
+        retries: int = 2,
+        timeout: float | None = None,
+        manifest: bool | None = None,
+        progress: bool | None = None,
+        start_method: str | None = None,
+    ) -> Dataset:
+        """A dataset of ``fn(sample)``: lazy without ``out``, written shard by shard with it.
+
+        Without ``out`` nothing is computed: the returned dataset applies ``fn`` while it is
+        iterated (pass ``sample_type`` when ``fn`` changes the type). With ``out`` (a local
+        directory) every input shard becomes one output shard of the same file name, written by
+        this process or by ``num_proc`` worker processes, with its manifest (when pyarrow is
+        installed, or ``manifest=True``) and a commit record; the output's bytes do not depend
+        on ``num_proc``. The output is the checkpoint: running the same call again (or
+        ``err.retry()``) skips exactly the shards whose commit matches the input's sha256 and
+        ``version`` and whose output verifies, and redoes the rest.
+
+        Args:
+            fn: ``fn(sample) -> sample`` (return ``None`` to drop the sample; output keys are the
+                input keys) or, with ``batched=True``, ``fn(list of one shard's samples) ->
+                iterable of samples`` (keys: a sample's own ``__key__``, else the input key at
+                the same position when as many samples come back, else the running index).
+            sample_type: The output type (default: the type ``fn`` returns).
+            out: Output directory; ``None`` keeps the map lazy.
+            num_proc: Worker processes (``None``: this process; needs ``out``).
+            batched: See ``fn``.
+            version: Your version of ``fn``; changing it redoes every shard.
+            verify: How committed outputs are checked on a rerun: ``"sha256"`` (default),
+                ``"size"`` or ``"none"``.
+            retries: Extra attempts for a shard whose worker died or timed out (an exception
+                raised by ``fn`` is not retried: it would happen again).
+            timeout: Seconds one attempt at a shard may take (needs ``num_proc``).
+            manifest: Write manifests (``None``: when pyarrow is installed).
+            progress: Show a progress bar (``None``: on an interactive terminal).
+            start_method: ``multiprocessing`` start method for workers (default: the
+                platform's); under ``spawn``/``forkserver`` ``fn`` must be picklable, which is
+                checked before any work starts.
+
+        Returns:
+            The lazy mapped dataset, or a ``Dataset`` over the output shards (in input order,
+            with their sizes, sha256 and counts known).
+
+        Raises:
+            PartialFailureError: When shards failed (``out`` only); every other shard is
+                committed, and ``err.retry()`` redoes only the failed ones.
+            ConfigError: For bad options, or a function that cannot be sent to the workers.
+        """
+        if out is None:
+            if num_proc is not None or batched or version is not None or timeout is not None:
+                raise ConfigError("num_proc, batched, version and timeout need out=<directory>")
+            return self._derive(
+                _ops=(*self._ops, ("map", fn)), sample_type=sample_type or self.sample_type
+            )
+        from atdata.dataset._process import map_to_shards
+
+        return map_to_shards(
+            self, fn, out, sample_type=sample_type, num_proc=num_proc, batched=batched,
+            version=version, verify=verify, retries=retries, timeout=timeout,
+            manifest=manifest, progress=progress, start_method=start_method,
+        )  # fmt: skip
+
+    def process_shards(
+        self,
+        fn: Callable[[list[T]], Any],
+        *,
+        shards: list[str] | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
+        on_shard_error: Callable[[str, Exception], None] | None = None,
+        num_proc: int | None = None,
+        retries: int = 2,
+        timeout: float | None = None,
+        progress: bool | None = False,
+        start_method: str | None = None,
+    ) -> dict[str, Any]:
+        """Call ``fn(list of one shard's samples)`` for each shard; collect the results.
+
+        Unlike the lazy :meth:`map`, this runs now, one shard at a time in this process, or on
+        ``num_proc`` worker processes (results then travel back as msgpack: return plain data).
+        Shards that fail do not stop the others.
+
+        Args:
+            fn: Receives the list of one shard's samples (filters and maps of this dataset
+                applied) and returns anything.
+            shards: Shard identifiers to process (default: all), e.g. ``err.failed_shards``.
+            checkpoint: A text file of finished shard identifiers: listed shards are skipped,
+                each finished shard is appended, and the file is deleted once all succeed.
+            on_shard_error: Called as ``on_shard_error(shard, exception)`` for each failure.
+            num_proc: Worker processes (``None``: this process, in order).
+            retries: Extra attempts for a shard whose worker died or timed out.
+            timeout: Seconds one attempt at a shard may take (needs ``num_proc``).
+            progress: Show a progress bar (``None``: on an interactive terminal).
+            start_method: ``multiprocessing`` start method for workers.
+
+        Returns:
+            Shard identifier -> ``fn``'s result, in shard order.
+
+        Raises:
+            PartialFailureError: When at least one shard failed; it carries
+                ``.succeeded_shards``, ``.failed_shards``, ``.errors``, ``.results``,
+                ``.failures`` (kind, message, traceback, attempts) and ``.retry()``.
+
+        Examples:
+            >>> import atdata, os, tempfile
+            >>> d = tempfile.mkdtemp()
+            >>> ds = atdata.write_samples([atdata.DictSample(v=i) for i in range(5)],
+            ...                           os.path.join(d, "v.tar"), maxcount=2, key="index")
+            >>> list(ds.process_shards(len).values())
+            [2, 2, 1]
+        """
+        from atdata.dataset._process import process_shards
+
+        return process_shards(
+            self, fn, shards=shards, checkpoint=checkpoint, on_shard_error=on_shard_error,
+            num_proc=num_proc, retries=retries, timeout=timeout, progress=progress,
+            start_method=start_method,
+        )  # fmt: skip
 
     def as_type(self, view: type, *, network: Any = None) -> Dataset:
         """View this dataset as another sample type through a lens (direct or composed).

@@ -1,0 +1,291 @@
+"""The per-shard work of ``process_shards`` and ``Dataset.map(out=...)``, run in this process or
+in a worker: read one input shard (hashing its bytes on the way), apply the function, and for
+``map`` write the output shard, its manifest and its commit record.
+
+Output shards are written under a hidden temporary name with a fixed tar mtime (0), so their
+bytes depend only on the input and the function (never on ``num_proc`` or the clock), and they
+become visible with one ``os.replace``; the commit record comes last.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import hashlib
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from atdata._errors import ConfigError, SampleKeyError, SchemaError
+from atdata._events import emit
+from atdata._shards.tar import TarWriter
+from atdata._shards.writer import ShardInfo, _check_key
+from atdata._wire.sample import DictSample, _packb
+from atdata.dataset._commit import CommitRecord, commit_path, write_commit
+
+__all__ = ["MapJob", "ReduceJob", "input_sha256", "type_name"]
+
+
+class _HashingReader:
+    """A shard stream that hashes what is read; on close it reads (and hashes) the rest."""
+
+    def __init__(self, f: Any) -> None:
+        self._f = f
+        self.h = hashlib.sha256()
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        b = self._f.read(n)
+        self.h.update(b)
+        self.size += len(b)
+        return b
+
+    def close(self) -> None:
+        try:
+            while block := self._f.read(1 << 20):
+                self.h.update(block)
+                self.size += len(block)
+        finally:
+            self._f.close()
+
+
+class _HashingSource:
+    """Wraps a :class:`~atdata.DataSource` so the last opened shard's sha256 can be read."""
+
+    def __init__(self, source: Any) -> None:
+        self._source = source
+        self.last: _HashingReader | None = None
+
+    def list_shards(self) -> list[str]:
+        return list(self._source.list_shards())
+
+    def open_shard(self, shard: str) -> Any:
+        self.last = _HashingReader(self._source.open_shard(shard))
+        return self.last
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._source, name)
+
+
+def input_sha256(source: Any, shard: str) -> str:
+    """sha256 of an input shard's bytes (a local file is hashed directly)."""
+    if os.path.isfile(shard):
+        from atdata.dataset._commit import file_sha256
+
+        return file_sha256(shard)
+    r = _HashingReader(source.open_shard(shard))
+    r.close()
+    return r.h.hexdigest()
+
+
+def type_name(t: type) -> str:
+    """``module:qualname`` of a type (what commit records store)."""
+    return f"{t.__module__}:{t.__qualname__}"
+
+
+def _keyed_samples(ds: Any, shard: str) -> Iterator[tuple[str, Any]]:
+    """``(key, sample)`` of one shard with the dataset's filters/maps/lenses applied."""
+    cur: list[str] = [""]
+
+    def raws() -> Iterator[tuple[str, str, dict]]:
+        for item in ds._raw_stream([shard]):
+            cur[0] = item[1]
+            yield item
+
+    for s in ds._with_ops(ds._decoded(raws())):
+        yield cur[0], s  # filters/maps/lenses pull one raw at a time: cur is this sample's key
+
+
+class ReduceJob:
+    """``process_shards``: ``fn(list of the shard's samples)`` -> the shard's result."""
+
+    def __init__(self, ds: Any, fn: Callable[[list[Any]], Any], run: str) -> None:
+        self.ds, self.fn, self.run_id = ds, fn, run
+
+    def run(self, shard: str, attempt: int) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        samples = [s for _k, s in _keyed_samples(self.ds, shard)]
+        t1 = time.perf_counter()
+        ev = {"op": "process_shards", "run": self.run_id, "shard": shard, "attempt": attempt}
+        emit("shard_read", samples=len(samples), seconds=t1 - t0, **ev)
+        result = self.fn(samples)
+        emit("shard_done", samples=len(samples), seconds=time.perf_counter() - t0, **ev)
+        return {"result": result, "samples": len(samples)}
+
+
+class _HashingFile:
+    __slots__ = ("_f", "h", "size")
+
+    def __init__(self, f: Any) -> None:
+        self._f, self.h, self.size = f, hashlib.sha256(), 0
+
+    def write(self, b: bytes | memoryview) -> None:
+        self._f.write(b)
+        self.h.update(b)
+        self.size += len(b)
+
+
+class MapJob:
+    """``Dataset.map(out=...)``: one input shard -> one committed output shard.
+
+    Args:
+        ds: The input dataset.
+        fn: Per sample ``fn(sample) -> sample | None`` (``None`` drops it) or, with ``batched``,
+            ``fn(list of the shard's samples) -> iterable of samples``.
+        out_paths: Input shard -> output shard path.
+        version: The user's version string for commit records.
+        batched: See ``fn``.
+        manifest: Write a manifest beside each output shard.
+        sample_type: The output type (for manifests; ``None``: each shard's first sample's).
+        run: The run identifier for events.
+        fsync: Flush output shards to disk before they become visible.
+    """
+
+    def __init__(
+        self,
+        ds: Any,
+        fn: Callable[..., Any],
+        out_paths: dict[str, str],
+        *,
+        version: str,
+        batched: bool,
+        manifest: bool,
+        sample_type: type | None,
+        run: str,
+        fsync: bool = True,
+    ) -> None:
+        self.ds, self.fn, self.out_paths = ds, fn, out_paths
+        self.version, self.batched, self.manifest = version, batched, manifest
+        self.sample_type, self.run_id, self.fsync = sample_type, run, fsync
+
+    def _outputs(self, pairs: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
+        fn = self.fn
+        if not self.batched:
+            for key, s in pairs:
+                o = fn(s)
+                if o is not None:
+                    yield key, o
+            return
+        got = list(pairs)
+        outs = fn([s for _k, s in got])
+        if outs is None:
+            return
+        outs = list(outs)
+        same = len(outs) == len(got)
+        for i, o in enumerate(outs):
+            own = getattr(o, "__key__", None)
+            yield (own if own else got[i][0] if same else f"{i:08d}"), o
+
+    def cleanup(self, shard: str, pid: int) -> None:
+        """Remove what a worker that died (pid) left half-written for ``shard``."""
+        out = self.out_paths[shard]
+        d, name = os.path.dirname(out) or ".", os.path.basename(out)
+        for p in glob.glob(os.path.join(glob.escape(d), glob.escape(f".{name}.tmp-{pid}-")) + "*"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(p)
+
+    def run(self, shard: str, attempt: int) -> dict[str, Any]:
+        out = self.out_paths[shard]
+        ev = {"op": "map", "run": self.run_id, "shard": shard, "attempt": attempt}
+        t0 = time.perf_counter()
+        src = _HashingSource(self.ds.source)
+        ds = self.ds._derive(source=src)
+        d = os.path.dirname(out) or "."
+        tmp = os.path.join(d, f".{os.path.basename(out)}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        raw = open(tmp, "wb")  # noqa: SIM115 - closed below on every path
+        try:
+            hf = _HashingFile(raw)
+            tw = TarWriter(hf, mtime=0)
+            obs = None
+            if self.manifest:
+                from atdata.manifest._builder import ManifestObserver
+
+                obs = ManifestObserver(self.sample_type)
+                obs.begin_shard(out)
+            n_in = [0]
+
+            def counted() -> Iterator[tuple[str, Any]]:
+                for pair in _keyed_samples(ds, shard):
+                    n_in[0] += 1
+                    yield pair
+
+            n, keys, first = 0, set(), None
+            for key, o in self._outputs(counted()):
+                if isinstance(o, dict):
+                    o = DictSample(o)
+                to_wire = getattr(o, "_to_wire", None)
+                if to_wire is None:
+                    raise SchemaError(
+                        f"map function returned a {type(o).__name__} for sample {key!r} of shard "
+                        f"{shard}: return a @packable sample, a DictSample, a dict or None"
+                    )
+                _check_key(key)
+                if key in keys:
+                    raise SampleKeyError(f"duplicate output key {key!r} from shard {shard}")
+                keys.add(key)
+                if first is None:
+                    first = type(o)
+                payload = _packb(to_wire())
+                off = tw.add(key + ".msgpack", payload)
+                if obs is not None:
+                    obs.add(key, off, len(payload), o)
+                n += 1
+            tw.close()
+            raw.flush()
+            if self.fsync:
+                os.fsync(raw.fileno())
+            raw.close()
+            t_read = time.perf_counter() - t0
+            in_sha = src.last.h.hexdigest() if src.last is not None else ""
+            emit("shard_read", samples=n_in[0], seconds=t_read, **ev)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(commit_path(out))  # the old record must never vouch for new bytes
+            os.replace(tmp, out)
+        except BaseException:
+            raw.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        sha = hf.h.hexdigest()
+        info = ShardInfo(out, n, hf.size, sha)
+        if obs is not None:
+            obs.end_shard(info)
+        tname = type_name(self.sample_type or first or DictSample)
+        emit("shard_write", samples=n, seconds=time.perf_counter() - t0, bytes=hf.size, **ev)
+        rec = CommitRecord(
+            shard, in_sha, self.version, os.path.basename(out), sha, hf.size, n, tname
+        )
+        write_commit(out, rec)
+        emit("shard_commit", samples=n, seconds=time.perf_counter() - t0, output=out, **ev)
+        return {
+            "output": out,
+            "samples": n,
+            "samples_in": n_in[0],
+            "size": hf.size,
+            "sha256": sha,
+            "sample_type": tname,
+        }
+
+
+def check_output_names(shards: list[str], out: str) -> dict[str, str]:
+    """Input shard -> output path ``<out>/<input file name>``; refuses collisions and overwriting
+    an input."""
+    paths: dict[str, str] = {}
+    seen: dict[str, str] = {}
+    for s in shards:
+        name = s.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0] or "shard"
+        if not name.endswith(".tar"):
+            name += ".tar"
+        if name in seen:
+            raise ConfigError(
+                f"input shards {seen[name]} and {s} would both be written to {name!r} in {out}; "
+                "map shards with distinct file names, or map each directory to its own output"
+            )
+        seen[name] = s
+        p = os.path.join(out, name)
+        if os.path.exists(s) and os.path.exists(p) and os.path.samefile(s, p):
+            raise ConfigError(f"out={out!r} would overwrite the input shard {s}; choose another")
+        paths[s] = p
+    return paths

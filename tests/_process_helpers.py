@@ -1,0 +1,67 @@
+"""Module-level sample types and functions for the shard-processing tests (picklable, so they
+can reach worker processes started with ``spawn``)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import numpy as np
+
+import atdata
+from atdata import NDArray
+
+
+@atdata.packable
+class Num:
+    x: int
+    name: str
+
+
+@atdata.packable
+class Feat:
+    x: int
+    vec: NDArray
+
+
+def to_feat(s: Num) -> Feat:
+    """A ~deterministic feature sample from a Num."""
+    return Feat(x=s.x * 3, vec=np.arange(4, dtype="f4") + s.x)
+
+
+def square(s: Num) -> Num:
+    return Num(x=s.x * s.x, name=s.name.upper())
+
+
+def shard_sum(samples: list[Num]) -> int:
+    return sum(s.x for s in samples)
+
+
+def count_and_square(s: Num) -> Num:
+    """square(), appending one line per call to $ATDATA_TEST_COUNTER (works across processes)."""
+    with open(os.environ["ATDATA_TEST_COUNTER"], "a") as f:
+        f.write(f"{s.x}\n")
+    return square(s)
+
+
+def die_on_x(s: Num) -> Num:
+    """SIGKILL the process that handles the sample with x == $ATDATA_TEST_DIE_X."""
+    if s.x == int(os.environ["ATDATA_TEST_DIE_X"]):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return square(s)
+
+
+def sleep_on_x(samples: list[Num]) -> int:
+    """Sleep far too long in the shard holding x == $ATDATA_TEST_SLEEP_X."""
+    if any(s.x == int(os.environ["ATDATA_TEST_SLEEP_X"]) for s in samples):
+        time.sleep(60)
+    return len(samples)
+
+
+def busy_ms(s: Num) -> Num:
+    """About 1 ms of CPU per sample (for the benchmark)."""
+    end = time.perf_counter() + 0.001
+    while time.perf_counter() < end:
+        pass
+    return s
