@@ -2,7 +2,7 @@
 
 Layers, low -> high (CLAUDE.md, "Layout"):
 
-0. base: ``_errors``, ``_extras``, ``_lazy``, ``_types``, ``_logging``, ``_version``
+0. base: ``_errors``, ``_events``, ``_extras``, ``_lazy``, ``_types``, ``_logging``, ``_version``
 1. ``_wire`` (arrays, fields, sample, decode, schema_json)
 2. ``_shards`` (tar, members, sources, writer)
 3. ``manifest`` (manifests and queries over shard locations)
@@ -30,6 +30,7 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "atdata"
 # first component under ``atdata`` -> layer rank (higher may import lower, never the reverse)
 LAYERS: dict[str, int] = {
     "_errors": 0,
+    "_events": 0,
     "_extras": 0,
     "_lazy": 0,
     "_types": 0,
