@@ -184,46 +184,31 @@ class Dataset(Generic[T]):
         progress: bool | None = None,
         start_method: str | None = None,
     ) -> Dataset:
-        """A dataset of ``fn(sample)``: lazy without ``out``, written shard by shard with it.
+        """A dataset of ``fn(sample)``: lazy without ``out``; with ``out``, written now.
 
-        Without ``out`` nothing is computed: the returned dataset applies ``fn`` while it is
-        iterated (pass ``sample_type`` when ``fn`` changes the type). With ``out`` (a local
-        directory) every input shard becomes one output shard of the same file name, written by
-        this process or by ``num_proc`` worker processes, with its manifest (when pyarrow is
-        installed, or ``manifest=True``) and a commit record; the output's bytes do not depend
-        on ``num_proc``. The output is the checkpoint: running the same call again (or
-        ``err.retry()``) skips exactly the shards whose commit matches the input's sha256 and
-        ``version`` and whose output verifies, and redoes the rest.
+        With ``out`` (a local directory) each input shard becomes one output shard of the same
+        name, with a manifest and a commit record, written here or by ``num_proc`` workers (the
+        bytes do not depend on ``num_proc``). The output is the checkpoint: the same call again
+        (or ``err.retry()``) redoes only shards whose commit does not match the input sha256 and
+        ``version`` or whose output does not verify. Details: :mod:`atdata.dataset._process`.
 
         Args:
-            fn: ``fn(sample) -> sample`` (return ``None`` to drop the sample; output keys are the
-                input keys) or, with ``batched=True``, ``fn(list of one shard's samples) ->
-                iterable of samples`` (keys: a sample's own ``__key__``, else the input key at
-                the same position when as many samples come back, else the running index).
-            sample_type: The output type (default: the type ``fn`` returns).
-            out: Output directory; ``None`` keeps the map lazy.
-            num_proc: Worker processes (``None``: this process; needs ``out``).
+            fn: ``fn(sample) -> sample`` (``None`` drops it; keys stay); with ``batched``,
+                ``fn(list of a shard's samples) -> samples``.
+            sample_type: The output type (default: what ``fn`` returns).
+            out: Output directory (``None``: lazy map).
+            num_proc: Worker processes (``None``: this process).
             batched: See ``fn``.
             version: Your version of ``fn``; changing it redoes every shard.
-            verify: How committed outputs are checked on a rerun: ``"sha256"`` (default),
-                ``"size"`` or ``"none"``.
-            retries: Extra attempts for a shard whose worker died or timed out (an exception
-                raised by ``fn`` is not retried: it would happen again).
-            timeout: Seconds one attempt at a shard may take (needs ``num_proc``).
+            verify: Check committed outputs by ``"sha256"``, ``"size"`` or ``"none"``.
+            retries: Extra attempts for a shard whose worker died or timed out.
+            timeout: Seconds per attempt at a shard (needs ``num_proc``).
             manifest: Write manifests (``None``: when pyarrow is installed).
-            progress: Show a progress bar (``None``: on an interactive terminal).
-            start_method: ``multiprocessing`` start method for workers (default: the
-                platform's); under ``spawn``/``forkserver`` ``fn`` must be picklable, which is
-                checked before any work starts.
-
-        Returns:
-            The lazy mapped dataset, or a ``Dataset`` over the output shards (in input order,
-            with their sizes, sha256 and counts known).
+            progress: Progress bar (``None``: on a terminal).
+            start_method: Worker start method (a non-picklable ``fn`` fails before any work).
 
         Raises:
-            PartialFailureError: When shards failed (``out`` only); every other shard is
-                committed, and ``err.retry()`` redoes only the failed ones.
-            ConfigError: For bad options, or a function that cannot be sent to the workers.
+            PartialFailureError: Some shards failed; all others are committed.
         """
         if out is None:
             if num_proc is not None or batched or version is not None or timeout is not None:
@@ -254,30 +239,27 @@ class Dataset(Generic[T]):
     ) -> dict[str, Any]:
         """Call ``fn(list of one shard's samples)`` for each shard; collect the results.
 
-        Unlike the lazy :meth:`map`, this runs now, one shard at a time in this process, or on
-        ``num_proc`` worker processes (results then travel back as msgpack: return plain data).
-        Shards that fail do not stop the others.
+        Runs now, in this process in shard order, or on ``num_proc`` worker processes (results
+        then travel back as msgpack: return plain data). A failing shard does not stop others.
 
         Args:
-            fn: Receives the list of one shard's samples (filters and maps of this dataset
-                applied) and returns anything.
+            fn: Gets one shard's samples (this dataset's filters and maps applied).
             shards: Shard identifiers to process (default: all), e.g. ``err.failed_shards``.
-            checkpoint: A text file of finished shard identifiers: listed shards are skipped,
-                each finished shard is appended, and the file is deleted once all succeed.
-            on_shard_error: Called as ``on_shard_error(shard, exception)`` for each failure.
-            num_proc: Worker processes (``None``: this process, in order).
+            checkpoint: Text file of finished shards: listed ones are skipped, each finished
+                one is appended, and the file is deleted once all succeed.
+            on_shard_error: Called as ``on_shard_error(shard, exception)`` per failure.
+            num_proc: Worker processes (``None``: this process).
             retries: Extra attempts for a shard whose worker died or timed out.
-            timeout: Seconds one attempt at a shard may take (needs ``num_proc``).
-            progress: Show a progress bar (``None``: on an interactive terminal).
-            start_method: ``multiprocessing`` start method for workers.
+            timeout: Seconds per attempt at a shard (needs ``num_proc``).
+            progress: Progress bar (``None``: on a terminal).
+            start_method: Worker start method.
 
         Returns:
             Shard identifier -> ``fn``'s result, in shard order.
 
         Raises:
-            PartialFailureError: When at least one shard failed; it carries
-                ``.succeeded_shards``, ``.failed_shards``, ``.errors``, ``.results``,
-                ``.failures`` (kind, message, traceback, attempts) and ``.retry()``.
+            PartialFailureError: At least one shard failed (``.succeeded_shards``,
+                ``.failed_shards``, ``.errors``, ``.results``, ``.failures``, ``.retry()``).
 
         Examples:
             >>> import atdata, os, tempfile
