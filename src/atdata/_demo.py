@@ -115,8 +115,9 @@ def run_demo(
     spec = os.path.join(out, f"demo-{{000000..{len(infos) - 1:06d}}}.tar")
     ds = Dataset[ImageSample](spec)
     first = ds.head(1)[0]
+    first_key = getattr(first, "__key__", None)  # set on every sample read (PackableSample)
     echo(
-        f"read back {len(ds)} samples; first: key={first.__key__} label={first.label} "
+        f"read back {len(ds)} samples; first: key={first_key} label={first.label} "
         f"image={first.image.dtype}{list(first.image.shape)}"
     )
 
@@ -165,7 +166,7 @@ def run_demo(
         "shards": len(infos),
         "bytes": sum(i.size for i in infos),
         "read_back": len(ds),
-        "first_key": first.__key__,
+        "first_key": first_key,
         "batch_image_shape": tuple(batch.image.shape),
         "filtered_cats": n_cats,
         "mean_score": round(mean_score, 3),

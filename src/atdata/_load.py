@@ -134,9 +134,9 @@ def infer_splits(directory: str | os.PathLike[str]) -> dict[str, list[str]]:
         )
     by_split: dict[str, list[str]] = {}
     for f in files:
-        split = _split_of(f)
-        if split is not None:
-            by_split.setdefault(split, []).append(f)
+        named = _split_of(f)
+        if named is not None:
+            by_split.setdefault(named, []).append(f)
     if not by_split:
         return {"train": files}
     return _ordered(by_split)

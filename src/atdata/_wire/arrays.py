@@ -88,7 +88,9 @@ def encode_array(arr: Any) -> bytes:
     return head + a.tobytes()
 
 
-def parse_header(buf: bytes | memoryview, where: str = "") -> tuple[np.dtype, tuple[int, ...], int]:
+def parse_header(
+    buf: bytes | bytearray | memoryview, where: str = ""
+) -> tuple[np.dtype, tuple[int, ...], int]:
     """Parse a compact array header and validate it against the buffer length.
 
     Returns:
@@ -123,7 +125,7 @@ def parse_header(buf: bytes | memoryview, where: str = "") -> tuple[np.dtype, tu
     return dt, tuple(shape), off
 
 
-def _decode_npy(buf: bytes | memoryview, where: str) -> np.ndarray:
+def _decode_npy(buf: bytes | bytearray | memoryview, where: str) -> np.ndarray:
     mv = memoryview(buf)
     if len(mv) < 10:
         raise DecodeError(f"truncated .npy array{where}")

@@ -52,7 +52,7 @@ class FieldSpec:
     kind: str
     optional: bool = False
     item: FieldSpec | None = None
-    sample_type: type | None = None
+    sample_type: Any = None  # a @packable class (its _from_wire/_to_wire are generated)
     dtype: Any = None
     annotation: Any = None
     metadata: tuple = ()
@@ -142,15 +142,15 @@ def spec_for_annotation(name: str, tp: Any, owner: str = "") -> FieldSpec:
     optional = False
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if len(args) != len(typing.get_args(tp)):
+        members = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(members) != len(typing.get_args(tp)):
             optional = True
-        if len(args) != 1:
+        if len(members) != 1:
             raise SchemaError(
                 f"field {owner}{name!r}: unions other than `X | None` are not supported ({tp!r}); "
                 "use one type per field"
             )
-        tp = _unalias(args[0])
+        tp = _unalias(members[0])
         if typing.get_origin(tp) is typing.Annotated:
             a2 = typing.get_args(tp)
             tp, metadata = _unalias(a2[0]), metadata + tuple(a2[1:])
@@ -426,5 +426,5 @@ def fields_of(cls: type) -> tuple[FieldSpec, ...]:
             spec.default = None
         specs.append(spec)
     result = tuple(specs)
-    cls.__atdata_fields__ = result
+    cls.__atdata_fields__ = result  # type: ignore[attr-defined]
     return result

@@ -23,8 +23,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import uuid
-from collections.abc import Iterator, Mapping
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, ClassVar, TypeVar, dataclass_transform, overload
 
 import msgpack
 
@@ -167,7 +167,7 @@ class PackableSample(_WireSample):
     def _from_wire_slow(cls: type[T], raw: dict, where: str = "") -> T:
         """The reference decoder (the generated one in ``_decode`` must agree with it)."""
         vals = {}
-        for spec in fields_of(cls):  # type: ignore[arg-type]
+        for spec in fields_of(cls):
             name = spec.name
             if name in raw:
                 vals[name] = spec.decode(raw[name], where)
@@ -188,7 +188,7 @@ class PackableSample(_WireSample):
     def from_dict(cls: type[T], data: Mapping[str, Any]) -> T:
         """Build a sample from a mapping of raw wire values (arrays may be bytes or arrays)."""
         vals = {}
-        for spec in fields_of(cls):  # type: ignore[arg-type]
+        for spec in fields_of(cls):
             if spec.name in data:
                 v = data[spec.name]
                 if (
@@ -230,7 +230,7 @@ def _needs_init(cls: type) -> bool:
             for k in cls.__mro__
             if k is not PackableSample and k is not object
         )
-        cls.__atdata_needs_init__ = flag
+        cls.__atdata_needs_init__ = flag  # type: ignore[attr-defined]
     return flag
 
 
@@ -246,6 +246,13 @@ def _finish(cls: type[T], vals: dict) -> T:
     return cls(**vals)
 
 
+@overload
+def packable(cls: type[T], /) -> type[T]: ...
+@overload
+def packable(cls: None = None, /) -> Callable[[type[T]], type[T]]: ...
+
+
+@dataclass_transform(eq_default=False)
 def packable(cls: type | None = None, /) -> Any:
     """Make an annotated class a packable sample type (a dataclass subclassing PackableSample).
 
@@ -276,7 +283,7 @@ def packable(cls: type | None = None, /) -> Any:
         if not any(issubclass(b, PackableSample) for b in bases):
             bases = (*bases, PackableSample)
         ns["__atdata_custom_init__"] = "__post_init__" in c.__dict__ or "__init__" in c.__dict__
-        new = type(c)(c.__name__, bases, ns)
+        new: Any = type(c)(c.__name__, bases, ns)
         new.__qualname__ = c.__qualname__
         new.__module__ = c.__module__
         new.__atdata_ns__ = frame_ns  # the defining scope, to resolve string annotations

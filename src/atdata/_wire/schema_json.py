@@ -39,6 +39,7 @@ import hashlib
 import json
 import keyword
 import re
+import types
 from typing import Any
 
 from atdata._errors import SchemaError
@@ -84,7 +85,7 @@ def _prop(spec: FieldSpec | None) -> dict[str, Any]:
         return out
     if kind == "sample":
         st = spec.sample_type
-        props, required = _properties(fields_of(st))  # type: ignore[arg-type]
+        props, required = _properties(fields_of(st))
         out = {"type": "object", "title": st.__name__, "properties": props}
         if required:
             out["required"] = required
@@ -106,7 +107,7 @@ def _uses_ndarray(specs: tuple[FieldSpec, ...]) -> bool:
         while sub is not None:
             if sub.kind == "ndarray":
                 return True
-            if sub.kind == "sample" and _uses_ndarray(fields_of(sub.sample_type)):  # type: ignore[arg-type]
+            if sub.kind == "sample" and _uses_ndarray(fields_of(sub.sample_type)):
                 return True
             sub = sub.item
     return False
@@ -222,7 +223,11 @@ def _annotation(prop: dict[str, Any], where: str, nested: dict[str, type]) -> An
         return _SCALAR_TYPES[tp]
     if tp == "array":
         items = prop.get("items")
-        return list[_annotation(items, f"{where}[]", nested)] if items is not None else list
+        return (
+            types.GenericAlias(list, (_annotation(items, f"{where}[]", nested),))
+            if items is not None
+            else list
+        )
     if tp == "object":
         if "properties" in prop:
             title = str(prop.get("title") or where.rsplit(".", 1)[-1].title())
@@ -230,7 +235,7 @@ def _annotation(prop: dict[str, Any], where: str, nested: dict[str, type]) -> An
             return cls
         add = prop.get("additionalProperties")
         if isinstance(add, dict):
-            return dict[str, _annotation(add, f"{where}{{}}", nested)]
+            return types.GenericAlias(dict, (str, _annotation(add, f"{where}{{}}", nested)))
         return dict
     raise SchemaError(f"schema property {where} has unsupported type {tp!r}")
 
@@ -264,7 +269,7 @@ def _build(name: str, body: dict[str, Any], nested: dict[str, type]) -> type:
     ns["__annotations__"] = annotations
     ns["__module__"] = "atdata.dynamic"
     ns["__doc__"] = f"{cls_name}: a sample type rebuilt from its stored schema."
-    cls = packable(type(cls_name, (), ns))
+    cls: type = packable(type(cls_name, (), ns))
     nested[cls_name] = cls
     return cls
 
@@ -281,7 +286,7 @@ def type_from_schema(name: str, body: dict[str, Any]) -> type:
     """
     if isinstance(body, dict) and "schema" in body and "properties" not in body:
         body = body["schema"]  # a whole record was passed
-    cls = _build(name, body, {})
+    cls: Any = _build(name, body, {})
     cls.__atdata_schema_body__ = body
     return cls
 

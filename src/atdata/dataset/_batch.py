@@ -62,7 +62,7 @@ class SampleBatch(Generic[T]):
         for spec in sample_type.atdata_fields():  # type: ignore[attr-defined]
             name = spec.name
             if spec.kind == "ndarray":
-                vals = [r.get(name) for r in raws]
+                vals: list[Any] = [r.get(name) for r in raws]
                 if set(map(type, vals)) != _BYTES_ONLY:
                     if not spec.optional and None in vals:
                         k = keys[vals.index(None)]
@@ -88,10 +88,10 @@ class SampleBatch(Generic[T]):
                 prefix = first[:off]
                 total = off + nbytes
                 if set(map(len, vals)) == {total} and all([v.startswith(prefix) for v in vals]):
-                    if (
-                        nbytes
-                    ):  # the element bytes of every payload, joined in C into the batch buffer
-                        memoryview(out).cast("B")[:] = b"".join([memoryview(v)[off:] for v in vals])
+                    if nbytes:
+                        # the element bytes of every payload, joined in C into the batch buffer
+                        dest = memoryview(out).cast("B")  # type: ignore[arg-type]
+                        dest[:] = b"".join([memoryview(v)[off:] for v in vals])
                     b._columns[name] = out
                     continue
                 for i, v in enumerate(vals):
@@ -157,9 +157,8 @@ class SampleBatch(Generic[T]):
         samples = self.samples
         if not samples:
             return []
-        if not hasattr(samples[0], name) and not (
-            hasattr(samples[0], "keys") and name in samples[0]
-        ):
+        first: Any = samples[0]
+        if not hasattr(first, name) and not (hasattr(first, "keys") and name in first):
             raise AttributeError(f"samples of this batch have no field {name!r}")
         vals = [getattr(s, name) for s in samples]
         spec = _spec(self.sample_type, name)
@@ -176,7 +175,8 @@ class SampleBatch(Generic[T]):
         """Every column, by field name."""
         if self.sample_type is not None and hasattr(self.sample_type, "atdata_fields"):
             return {s.name: getattr(self, s.name) for s in self.sample_type.atdata_fields()}
-        names = list(self.samples[0].keys()) if self.samples else []
+        first: Any = self.samples[0] if self.samples else None
+        names = list(first.keys()) if first is not None else []
         return {n: getattr(self, n) for n in names}
 
     def __repr__(self) -> str:

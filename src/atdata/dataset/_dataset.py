@@ -109,10 +109,10 @@ class Dataset(Generic[T]):
     """
 
     source: DataSource
-    sample_type: type
+    sample_type: type[Any]
     on_error: str
     copy_arrays: bool
-    _decode_type: type  # payloads decode as this; views (lenses) come from _ops
+    _decode_type: type[Any]  # payloads decode as this; views (lenses) come from _ops
     _ops: tuple[tuple[str, Any], ...]  # ("filter" | "map" | "lens", fn), applied in order
     _selection: list[int] | None  # overall positions (select / slicing), read by random access
     _shared: ShardTable  # counts, indexes, positions, skipped: shared with derived datasets
@@ -138,7 +138,7 @@ class Dataset(Generic[T]):
         if hasattr(source, "list_shards") and hasattr(source, "open_shard"):
             self.source = source  # type: ignore[assignment]
         else:
-            self.source = URLSource(source)  # type: ignore[arg-type]
+            self.source = URLSource(source)
         self.sample_type = sample_type if sample_type is not None else DictSample
         if self.sample_type is not DictSample and not hasattr(self.sample_type, "_from_wire"):
             raise ConfigError(

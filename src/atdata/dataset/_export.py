@@ -115,7 +115,7 @@ def verify(ds: Dataset[Any]) -> list[dict[str, Any]]:
             if info is not None and not is_remote(shard):
                 h = hashlib.sha256()
                 with open(shard, "rb") as f:
-                    for block in iter(lambda f=f: f.read(1 << 20), b""):
+                    while block := f.read(1 << 20):
                         h.update(block)
                 if os.path.getsize(shard) != info.size or h.hexdigest() != info.sha256:
                     raise AtdataError(f"checksum mismatch for shard {shard}")

@@ -86,10 +86,10 @@ def _dist_rank_world() -> tuple[int, int]:
 try:  # this module is imported only by to_torch(), which requires torch first
     from torch.utils.data import IterableDataset as _Base
 except ImportError:  # pragma: no cover - lets doctest collection import the module without torch
-    _Base = object  # type: ignore[assignment,misc]
+    _Base = object
 
 
-class _Tagged(_Base):  # type: ignore[misc,valid-type]
+class _Tagged(_Base):
     """What :meth:`TorchDataset.loader` hands the DataLoader: items come out as ``(slots, item)``."""
 
     def __init__(self, tds: TorchDataset) -> None:
@@ -99,7 +99,7 @@ class _Tagged(_Base):  # type: ignore[misc,valid-type]
         return self.tds._items(tag=True, record=False)
 
 
-class TorchDataset(_Base):  # type: ignore[misc,valid-type]
+class TorchDataset(_Base):
     """A :class:`~atdata.Dataset` as a ``torch.utils.data.IterableDataset`` (see the module notes).
 
     Build it with :meth:`atdata.Dataset.to_torch`.
@@ -265,7 +265,9 @@ class TorchDataset(_Base):  # type: ignore[misc,valid-type]
         kwargs["batch_size"] = None
         tds = self
 
-        class _Loader(data.DataLoader):
+        loader_base: Any = data.DataLoader
+
+        class _Loader(loader_base):
             def __iter__(self) -> Iterator[Any]:
                 tds._remaining()  # resets a finished epoch before workers copy the state
                 for slots, item in super().__iter__():

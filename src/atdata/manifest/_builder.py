@@ -203,7 +203,7 @@ class ManifestObserver:
         self.sizes: list[int] = []
         self.columns: dict[str, list[Any]] = {}
 
-    def _init_kinds(self, sample: Any) -> None:
+    def _init_kinds(self, sample: Any) -> dict[str, str]:
         if self.sample_type is None:
             self.sample_type = type(sample)
         kinds = manifest_fields(self.sample_type)
@@ -211,6 +211,7 @@ class ManifestObserver:
             data = sample.to_dict() if hasattr(sample, "to_dict") else dict(sample)
             kinds = {k: kd for k, v in data.items() if (kd := infer_kind(v)) is not None}
         self.kinds = kinds
+        return kinds
 
     def begin_shard(self, path: str) -> None:
         self._reset()
@@ -219,8 +220,7 @@ class ManifestObserver:
 
     def add(self, key: str, offset: int, size: int, sample: Any) -> None:
         if self.kinds is None:
-            self._init_kinds(sample)
-            self.columns = {k: [] for k in self.kinds}  # type: ignore[union-attr]
+            self.columns = {k: [] for k in self._init_kinds(sample)}
         self.keys.append(key)
         self.offsets.append(offset)
         self.sizes.append(size)
@@ -268,7 +268,7 @@ def build_manifest(
     from atdata._shards.tar import iter_tar, split_member_name
     from atdata._wire.sample import DictSample, unpack_payload
 
-    st = sample_type or DictSample
+    st: Any = sample_type or DictSample
     ob = ManifestObserver(st)
     ob.begin_shard(shard)
     h = hashlib.sha256()

@@ -184,6 +184,7 @@ def fetch_raw(source: Any, loc: SampleLocation, read: Any = None) -> dict:
 
     where = f" in shard {loc.shard}, sample {loc.key!r}"
     read = read or getattr(source, "read_range", None)
+    payload: bytes | memoryview | None
     if read is not None and loc.offset >= 512:
         data = read(loc.shard, loc.offset - 512, loc.size + 512)
         _check_header(data[:512], loc)
@@ -210,7 +211,9 @@ def fetch_raw(source: Any, loc: SampleLocation, read: Any = None) -> dict:
     return unpack_payload(payload, where)
 
 
-def fetch_sample(source: Any, sample_type: type, loc: SampleLocation, read: Any = None) -> Any:
+def fetch_sample(
+    source: Any, sample_type: type[Any], loc: SampleLocation, read: Any = None
+) -> Any:
     """Decode the sample at ``loc`` as ``sample_type`` (reads only its tar member)."""
     raw = fetch_raw(source, loc, read)
     obj = sample_type._from_wire(raw, f" in shard {loc.shard}, sample {loc.key!r}")

@@ -48,17 +48,17 @@ def read_sidecar(source: Any, url: str) -> bytes | None:
         except OSError as exc:
             raise ShardError(f"cannot read {path}: {exc.strerror}") from None
     try:
-        f = source.open_shard(url) if source is not None else None
+        stream = source.open_shard(url) if source is not None else None
     except ShardError as exc:
         if "404" in str(exc) or "not found" in str(exc).lower() or "NoSuchKey" in str(exc):
             return None
         raise
-    if f is None:
+    if stream is None:
         return None
     try:
-        return f.read()
+        return stream.read()
     finally:
-        f.close()
+        stream.close()
 
 
 def _local_size(shard: str) -> int | None:
