@@ -9,6 +9,10 @@ lint:
     uv run ruff check src tests benchmarks examples
     uv run ruff format --check src tests benchmarks examples
 
+# type-check the package (mypy; config in pyproject.toml [tool.mypy]; CI runs it)
+typecheck:
+    uv run mypy
+
 # run the benchmarks and print the comparison tables
 bench:
     uv run python benchmarks/run.py

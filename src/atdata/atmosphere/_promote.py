@@ -130,7 +130,7 @@ def promote_entry(
             and all(shas)
             and [(i.get("checksum") or {}).get("digest") for i in items or []] == shas
         ):
-            cids = [i["blob"]["ref"]["$link"] for i in items]
+            cids = [i["blob"]["ref"]["$link"] for i in items or []]
             return PromoteResult(schema.uri, schema.cid, uri, cid, cids, created=False)
     common: dict[str, Any] = {
         "version": entry.version,

@@ -221,9 +221,8 @@ def publish_dataset(
     elif storage == "s3":
         if not bucket:
             raise ConfigError("storage='s3' needs bucket=")
-        st = storage_s3(
-            bucket, list(zip(shards, shas, strict=True)), region=region, endpoint=endpoint
-        )  # type: ignore[arg-type]
+        pairs = list(zip(shards, shas, strict=True))
+        st = storage_s3(bucket, pairs, region=region, endpoint=endpoint)  # type: ignore[arg-type]
         size = {"shards": len(shards)}
     else:
         raise ConfigError(f"storage must be 'blobs', 'http' or 's3', got {storage!r}")

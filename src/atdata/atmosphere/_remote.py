@@ -292,7 +292,7 @@ def source_for(ident: Identity, entry: dict[str, Any]) -> Any:
 
 def _identity(who: str, hint: str | None, atmosphere: Any) -> Identity:
     if atmosphere is not None and hasattr(atmosphere, "resolve"):
-        return atmosphere.resolve(who)  # type: ignore[no-any-return]
+        return atmosphere.resolve(who)
     return resolve_identity(who, hint or getattr(atmosphere, "pds", None))
 
 

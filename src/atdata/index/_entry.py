@@ -135,13 +135,13 @@ class DatasetEntry:
     def num_samples(self) -> int | None:
         """Total samples (``None`` when a shard's count is unknown)."""
         counts = [s.num_samples for s in self.shards]
-        return None if any(c is None for c in counts) else sum(counts)  # type: ignore[misc]
+        return None if any(c is None for c in counts) else sum(c or 0 for c in counts)
 
     @property
     def size(self) -> int | None:
         """Total bytes (``None`` when a shard's size is unknown)."""
         sizes = [s.size for s in self.shards]
-        return None if any(c is None for c in sizes) else sum(sizes)  # type: ignore[misc]
+        return None if any(c is None for c in sizes) else sum(c or 0 for c in sizes)
 
     @property
     def urls(self) -> list[str]:
@@ -159,10 +159,9 @@ class DatasetEntry:
         return d
 
     @classmethod
-    def from_json(cls, d: dict[str, Any] | str) -> DatasetEntry:
-        if isinstance(d, (str, bytes)):
-            d = json.loads(d)
-        kw = {f.name: d.get(f.name) for f in dataclasses.fields(cls) if f.name in d}
+    def from_json(cls, raw: dict[str, Any] | str) -> DatasetEntry:
+        d: dict[str, Any] = json.loads(raw) if isinstance(raw, (str, bytes)) else raw
+        kw: dict[str, Any] = {f.name: d.get(f.name) for f in dataclasses.fields(cls) if f.name in d}
         kw["shards"] = [ShardRef.from_json(s) for s in d.get("shards") or ()]
         kw["tags"] = list(d.get("tags") or ())
         kw["metadata"] = dict(d.get("metadata") or {})
@@ -226,9 +225,8 @@ class SchemaRecord:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_json(cls, d: dict[str, Any] | str) -> SchemaRecord:
-        if isinstance(d, (str, bytes)):
-            d = json.loads(d)
+    def from_json(cls, raw: dict[str, Any] | str) -> SchemaRecord:
+        d: dict[str, Any] = json.loads(raw) if isinstance(raw, (str, bytes)) else raw
         return cls(
             d["name"], d["version"], d["body"], d.get("description"), d.get("created_at"),
             dict(d.get("metadata") or {}),

@@ -26,8 +26,8 @@ def _ann(tp: Any) -> str:
         return "Any"
     origin = typing.get_origin(tp)
     if origin is not None and getattr(origin, "__name__", "") in ("UnionType", "Union"):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return f"{_ann(args[0])} | None"
+        members = [a for a in typing.get_args(tp) if a is not type(None)]
+        return f"{_ann(members[0])} | None"
     if origin is list:
         (a,) = typing.get_args(tp) or (Any,)
         return f"list[{_ann(a)}]"
@@ -46,7 +46,7 @@ def stub_for(name: str, body: dict[str, Any]) -> str:
     return _stub_class(cls, set())
 
 
-def _stub_class(cls: type, seen: set[str]) -> str:
+def _stub_class(cls: type[Any], seen: set[str]) -> str:
     out = []
     lines = [f"class {cls.__name__}(PackableSample):"]
     for f in cls.atdata_fields():

@@ -80,8 +80,8 @@ class Lens(Generic[S, V]):
                         f"lens {getattr(get, '__name__', get)!r}: annotate the getter's return type"
                     )
                 view = hints["return"]
-        self.source: type = source  # type: ignore[assignment]
-        self.view: type = view  # type: ignore[assignment]
+        self.source: type = source
+        self.view: type = view
         self._get = get
         self._put = put
         self.name = name or getattr(get, "__name__", "lens")

@@ -211,9 +211,7 @@ def fetch_raw(source: Any, loc: SampleLocation, read: Any = None) -> dict:
     return unpack_payload(payload, where)
 
 
-def fetch_sample(
-    source: Any, sample_type: type[Any], loc: SampleLocation, read: Any = None
-) -> Any:
+def fetch_sample(source: Any, sample_type: type[Any], loc: SampleLocation, read: Any = None) -> Any:
     """Decode the sample at ``loc`` as ``sample_type`` (reads only its tar member)."""
     raw = fetch_raw(source, loc, read)
     obj = sample_type._from_wire(raw, f" in shard {loc.shard}, sample {loc.key!r}")

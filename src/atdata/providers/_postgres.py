@@ -199,6 +199,7 @@ class PostgresProvider(IndexProvider):
 
     def get_entry(self, name: str, version: str | None = None) -> DatasetEntry | None:
         s = self.schema
+        args: tuple[str, ...]
         if version is not None:
             sql, args = (
                 f'SELECT version, record FROM "{s}".entries WHERE name=%s AND version=%s',

@@ -214,7 +214,7 @@ class S3DataStore:
         )
         self.verify = verify
         self._client = client
-        self._client_kwargs = {
+        self._client_kwargs: dict[str, Any] = {
             "endpoint_url": endpoint_url,
             "region_name": region_name,
             "aws_access_key_id": aws_access_key_id,

@@ -100,7 +100,7 @@ def _field_strategy(spec: Any, st: Any, max_size: int, depth: int) -> Any:
     return st.one_of(st.none(), base) if spec.optional else base
 
 
-def _sample_strategy(sample_type: type, st: Any, max_size: int, depth: int) -> Any:
+def _sample_strategy(sample_type: type[Any], st: Any, max_size: int, depth: int) -> Any:
     fields = {
         spec.name: _field_strategy(spec, st, max_size, depth)
         for spec in sample_type.atdata_fields()
