@@ -73,32 +73,59 @@ def _photo(i: int) -> Photo:
 
 def test_lens_get_put_and_types():
     p = _photo(3)
-    assert photo_meta.source is Photo and photo_meta.view is Meta
+    assert photo_meta.source_type is Photo and photo_meta.view_type is Meta
+    assert photo_meta.source is Photo and photo_meta.view is Meta  # short aliases
+    assert photo_meta.__name__ == "photo_meta" and photo_meta.__wrapped__ is photo_meta._get
     assert photo_meta(p) == Meta(label="dog", score=0.75)
     back = photo_meta.put(Meta(label="owl", score=9.0), p)
     assert back == Photo(image=p.image, label="owl", score=9.0)
     assert repr(photo_meta) == "Lens(photo_meta: Photo -> Meta)"
     assert label_summary.has_putter is False
-    with pytest.raises(
-        atdata.ConfigError, match=r"has no putter; add one with @label_summary.putter"
-    ):
-        label_summary.put(Summary(text="x"), Label(label="y"))
+    # no putter: the trivial putter hands back the very source it was given
+    src = Label(label="y")
+    assert label_summary.put(Summary(text="x"), src) is src
 
 
 def test_composition_get_and_put():
-    both = photo_meta >> meta_label
-    assert both.source is Photo and both.view is Label and both.name == "photo_meta >> meta_label"
+    both = photo_meta | meta_label
+    assert both.source_type is Photo and both.view_type is Label
+    assert both.name == both.__name__ == "photo_meta | meta_label"
+    assert repr(meta_label @ photo_meta) == "Lens(photo_meta | meta_label: Photo -> Label)"
     p = _photo(2)
     assert both.get(p) == Label(label="cat")
     assert both.put(Label(label="emu"), p) == Photo(image=p.image, label="emu", score=0.5)
-    no_put = meta_label >> label_summary
-    assert no_put.get(Meta(label="a", score=1.0)) == Summary(text="<a>")
-    assert not no_put.has_putter
+    no_put = meta_label | label_summary
+    m = Meta(label="a", score=1.0)
+    assert no_put.get(m) == Summary(text="<a>")
+    assert not no_put.has_putter and no_put.put(Summary(text="z"), m) is m
+    assert (label_summary @ meta_label).get(m) == Summary(text="<a>")
+
+
+def test_composition_refuses_non_lenses():
+    with pytest.raises(TypeError):
+        photo_meta | (lambda m: m)
+    with pytest.raises(TypeError):
+        photo_meta @ 3
+
+
+def test_getter_must_take_exactly_one_parameter():
+    def two(a: Meta, b: int) -> Label:
+        return Label(label=a.label)
+
+    def none() -> Label:
+        return Label(label="")
+
+    with pytest.raises(
+        ValueError, match=r"exactly one parameter \(the source\), got 2: \['a', 'b'\]"
+    ):
+        Lens(two)
+    with pytest.raises(atdata.ConfigError, match=r"exactly one parameter \(the source\), got 0"):
+        Lens(none)
 
 
 def test_unannotated_getter_is_a_config_error():
     with pytest.raises(atdata.ConfigError, match="annotate the getter's parameter"):
-        Lens(lambda: None)
+        Lens(lambda s: s)
     with pytest.raises(atdata.ConfigError, match="pass source= and view= explicitly"):
         Lens(_bad_hint_getter)
 
@@ -108,7 +135,7 @@ def _bad_hint_getter(s: NoSuchType) -> Label:  # type: ignore[name-defined]  # n
 
 
 def test_lens_over_types_defined_in_a_function():
-    net = LensNetwork()
+    net = LensNetwork.isolated()
 
     @atdata.packable
     class Inner:
@@ -123,21 +150,23 @@ def test_lens_over_types_defined_in_a_function():
     def outer_inner(o: Outer) -> Inner:
         return Inner(x=o.x)
 
-    assert outer_inner.source is Outer and outer_inner.view is Inner
-    assert net.find(Outer, Inner) is outer_inner
+    assert outer_inner.source_type is Outer and outer_inner.view_type is Inner
+    assert net.find(Outer, Inner) is outer_inner is net.transform(Outer, Inner)
+    with pytest.raises(LensNotFoundError):  # registered on `net` only
+        LensNetwork().transform(Outer, Inner)
 
 
 # -- the network ------------------------------------------------------------------------------
 
 
 def _chain_net():
-    net = LensNetwork()
+    net = LensNetwork.isolated()
     types = {n: type(n, (), {}) for n in "ABCDE"}
 
     def edge(a: str, b: str) -> Lens:
         return net.register(
             Lens(
-                lambda s, b=b: f"{s}>{b}",
+                lambda s: f"{s}>{b}",
                 source=types[a],
                 view=types[b],
                 name=f"{a.lower()}_{b.lower()}",
@@ -152,7 +181,7 @@ def test_network_composes_a_chain():
     edge("A", "B")
     edge("B", "C")
     lz = net.find(t["A"], t["C"])
-    assert lz.name == "a_b >> b_c"
+    assert lz.name == "a_b | b_c"
     assert lz.get("s") == "s>B>C"
 
 
@@ -164,14 +193,14 @@ def test_network_prefers_the_shorter_chain():
     edge("A", "E")
     edge("E", "D")
     lz = net.find(t["A"], t["D"])
-    assert lz.name == "a_e >> e_d"
+    assert lz.name == "a_e | e_d"
     assert lz.get("s") == "s>E>D"
     edge("A", "D")
     assert net.find(t["A"], t["D"]).name == "a_d"
 
 
 def test_every_packable_is_reachable_from_dict_sample():
-    net = LensNetwork()  # empty: the implicit decode lens does it
+    net = LensNetwork.isolated()  # empty: the implicit decode lens does it
     p = _photo(1)
     d = DictSample.from_bytes(p.packed)
     for view, expected in [
@@ -186,13 +215,13 @@ def test_every_packable_is_reachable_from_dict_sample():
 
 def test_dict_sample_then_registered_chain():
     # Summary is not packable: DictSample -> Label (decode) -> Summary (registered)
-    lz = LensNetwork.default().find(DictSample, Summary)
-    assert lz.name == "DictSample->Label >> label_summary"
+    lz = LensNetwork().find(DictSample, Summary)
+    assert lz.name == "DictSample->Label | label_summary"
     assert lz.get(DictSample(label="cat", other=1)) == Summary(text="<cat>")
 
 
 def test_dict_sample_chain_is_shortest():
-    net = LensNetwork()
+    net = LensNetwork.isolated()
 
     @atdata.packable
     class A:
@@ -209,30 +238,53 @@ def test_dict_sample_chain_is_shortest():
     net.register(Lens(lambda a: B(v=a.v + "b"), source=A, view=B, name="a_b"))
     net.register(Lens(lambda b: Far(v=b.v + "!"), source=B, view=Far, name="b_far"))
     lz = net.find(DictSample, Far)
-    assert lz.name == "DictSample->B >> b_far"  # not DictSample->A >> a_b >> b_far
+    assert lz.name == "DictSample->B | b_far"  # not DictSample->A | a_b | b_far
     assert lz.get(DictSample(v="x")) == Far(v="x!")
 
 
 def test_lens_not_found_lists_lenses_and_stub():
     with pytest.raises(LensNotFoundError) as ei:
-        LensNetwork.default().find(Meta, Photo)
+        LensNetwork().find(Meta, Photo)
     msg = str(ei.value)
     assert msg.startswith(
-        "no lens from Meta to Photo. Lenses from Meta: meta_label (Meta -> Label). "
+        "No lens transforms Meta into Photo. Lenses from Meta: meta_label (Meta -> Label). "
     )
     assert (
         "    @atdata.lens\n    def meta_to_photo(source: Meta) -> Photo:\n        return Photo(...)"
         in msg
     )
-    assert isinstance(ei.value, LookupError)
+    assert isinstance(ei.value, ValueError) and isinstance(ei.value, LookupError)
     with pytest.raises(LensNotFoundError, match="No lenses are registered from Summary"):
-        LensNetwork.default().find(Summary, Label)
+        LensNetwork().find(Summary, Label)
+
+
+def test_network_is_one_shared_registry():
+    assert LensNetwork() is LensNetwork() is LensNetwork.default()
+    assert LensNetwork().transform(Photo, Meta) is photo_meta
+    assert photo_meta in LensNetwork().list_lenses()
+    iso = LensNetwork.isolated()
+    assert iso is not LensNetwork() and iso.list_lenses() == []
+
+
+def test_transform_is_direct_only_find_composes():
+    # Photo -> Meta -> Label is registered as two lenses: find composes them, transform does not
+    assert LensNetwork().find(Photo, Label).name == "photo_meta | meta_label"
+    with pytest.raises(
+        ValueError, match=r"No lens transforms Photo into Label\. Lenses from Photo: photo_meta"
+    ):
+        LensNetwork().transform(Photo, Label)
 
 
 def test_identity_lens():
     lz = LensNetwork().find(Meta, Meta)
     m = Meta(label="a", score=1.0)
     assert lz.get(m) is m and lz.put(Meta(label="b", score=2.0), m) == Meta(label="b", score=2.0)
+    ident = Lens.identity(Photo)
+    assert ident.source_type is Photo and ident.view_type is Photo and ident.has_putter
+    p = _photo(1)
+    assert (ident | photo_meta).get(p) == photo_meta.get(p) == (photo_meta @ ident).get(p)
+    q = Meta(label="q", score=0.5)
+    assert (photo_meta | Lens.identity(Meta)).put(q, p) == photo_meta.put(q, p)
 
 
 # -- Dataset.as_type end to end ------------------------------------------------------------
@@ -270,7 +322,7 @@ def test_as_type_keeps_filters_under_batching(photo_shards):
 
 
 def test_as_type_without_a_lens_raises(photo_shards):
-    with pytest.raises(LensNotFoundError, match="no lens from Label to Photo"):
+    with pytest.raises(LensNotFoundError, match="No lens transforms Label into Photo"):
         atdata.Dataset[Label](photo_shards).as_type(Photo)
 
 
@@ -284,13 +336,16 @@ def test_project_lenses_obey_the_laws_on_examples():
     metas = [Meta(label="x", score=0.0), Meta(label="", score=3.5)]
     check_lens_laws(photo_meta, photos, metas)
     check_lens_laws(meta_label, metas, [Label(label="q"), Label(label="")])
-    check_lens_laws(photo_meta >> meta_label, photos, [Label(label="z")])
+    check_lens_laws(photo_meta | meta_label, photos, [Label(label="z")])
+    check_lens_laws(Lens.identity(Meta), metas, metas)
 
 
 def test_project_lenses_obey_the_laws_with_hypothesis():
     assert_lens_laws(photo_meta, max_examples=40)
     assert_lens_laws(meta_label, max_examples=40)
-    assert_lens_laws(photo_meta >> meta_label, max_examples=40)
+    assert_lens_laws(photo_meta | meta_label, max_examples=40)
+    assert_lens_laws(meta_label @ photo_meta, max_examples=20)
+    assert_lens_laws(Lens.identity(Photo) | photo_meta | Lens.identity(Meta), max_examples=20)
 
 
 def test_implicit_dict_sample_lens_obeys_the_laws():
@@ -305,7 +360,7 @@ def test_implicit_dict_sample_lens_obeys_the_laws():
 
 
 def test_broken_lens_is_reported_with_the_law_and_values():
-    net = LensNetwork()
+    net = LensNetwork.isolated()
 
     @atdata.lens(network=net)
     def forgetful(p: Meta) -> Label:
@@ -328,7 +383,7 @@ def test_broken_lens_is_reported_with_the_law_and_values():
 
 
 def test_put_get_and_put_put_violations():
-    net = LensNetwork()
+    net = LensNetwork.isolated()
 
     @atdata.lens(network=net)
     def upper(m: Label) -> Label:
@@ -420,3 +475,25 @@ def test_missing_hypothesis_names_the_fix(monkeypatch):
     monkeypatch.setitem(sys.modules, "hypothesis.strategies", None)
     with pytest.raises(atdata.MissingExtraError, match="pip install hypothesis"):
         _strategies.strategy_for(Point)
+
+
+# -- composition laws (hypothesis) ---------------------------------------------------------
+
+
+def _shift(c: int) -> Lens:
+    return Lens(lambda x: x + c, lambda v, x: v - c, source=int, view=int, name=f"+{c}")
+
+
+@settings(max_examples=80, deadline=None, database=None)
+@given(st.lists(st.integers(-50, 50), min_size=3, max_size=3), st.integers(), st.integers())
+def test_composition_is_associative_with_identity_units(cs, x, v):
+    a, b, c = (_shift(k) for k in cs)
+    left, right = (a | b) | c, a | (b | c)
+    assert left.get(x) == right.get(x) == x + sum(cs)
+    assert left.put(v, x) == right.put(v, x) == v - sum(cs)
+    assert (c @ b @ a).get(x) == left.get(x)  # `@` is `|` read right to left
+    ident = Lens.identity(int)
+    for lz in (a, left):
+        assert (ident | lz).get(x) == lz.get(x) == (lz | ident).get(x)
+        assert (ident | lz).put(v, x) == lz.put(v, x) == (lz | ident).put(v, x)
+    check_lens_laws(left, [x], [v, x])

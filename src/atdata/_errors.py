@@ -71,8 +71,8 @@ class SplitNotFoundError(AtdataError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-class LensNotFoundError(AtdataError, LookupError):
-    """No lens (direct or composed) converts one sample type into another."""
+class LensNotFoundError(AtdataError, ValueError, LookupError):
+    """No lens (direct or composed) converts one sample type into another (a ``ValueError``)."""
 
 
 class MissingExtraError(AtdataError, ImportError):

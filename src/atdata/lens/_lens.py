@@ -27,10 +27,12 @@ Examples:
 
 from __future__ import annotations
 
+import functools
+import inspect
 import typing
 from collections import deque
-from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar, Generic, TypeVar
 
 from atdata._errors import ConfigError, LensNotFoundError
 
@@ -44,8 +46,34 @@ W = TypeVar("W")
 class Lens(Generic[S, V]):
     """A getter ``S -> V`` with an optional putter ``(V, S) -> S``.
 
-    Lenses compose with ``>>``: ``(a >> b).get(s) == b.get(a.get(s))``.
+    Without a putter, :meth:`put` is the trivial putter: it returns the source unchanged.
+    Lenses compose with ``|`` ("this, then that") and ``@`` ("that, then this"):
+    ``(a | b).get(s) == b.get(a.get(s))`` and ``b @ a`` is the same lens.
+
+    Args:
+        get: The getter; it takes exactly one parameter, annotated with the source type, and
+            its return annotation is the view type (or pass ``source=``/``view=``).
+        put: The putter ``(view, source) -> source``; default: the trivial putter.
+        source: The source type, when the getter's annotation cannot say it.
+        view: The view type, when the getter's annotation cannot say it.
+        name: A display name (default: the getter's ``__name__``).
+
+    Raises:
+        ConfigError: (a ``ValueError``) When the getter does not take exactly one parameter or
+            its annotations do not name the two types.
+
+    Examples:
+        >>> double = Lens(lambda x: 2 * x, lambda v, x: v // 2, source=int, view=int, name="double")
+        >>> inc = Lens(lambda x: x + 1, lambda v, x: v - 1, source=int, view=int, name="inc")
+        >>> (double | inc).get(5), (inc @ double).get(5), (double | inc).put(13, 0)
+        (11, 11, 6)
+        >>> Lens.identity(int).get(7), Lens.identity(int).put(8, 7)
+        (7, 8)
     """
+
+    source_type: type
+    view_type: type
+    name: str
 
     def __init__(
         self,
@@ -55,58 +83,88 @@ class Lens(Generic[S, V]):
         source: type | None = None,
         view: type | None = None,
         name: str | None = None,
-        network: LensNetwork | None = None,
         localns: dict[str, Any] | None = None,
     ) -> None:
+        label = name or getattr(get, "__name__", "lens")
+        try:
+            params = list(inspect.signature(get).parameters.values())
+        except (TypeError, ValueError):  # a builtin without a signature: trust the caller
+            params = None
+        if params is not None and len(params) != 1:
+            raise ConfigError(
+                f"lens {label!r}: the getter must take exactly one parameter (the source), "
+                f"got {len(params)}: {[p.name for p in params]}; bind extra values with a closure "
+                "or functools.partial"
+            )
         if source is None or view is None:
             try:
                 hints = typing.get_type_hints(get, localns=localns)
             except Exception as exc:  # an annotation that names a type out of reach
                 raise ConfigError(
-                    f"lens {getattr(get, '__name__', get)!r}: cannot resolve the getter's annotations "
-                    f"({exc}); pass source= and view= explicitly"
+                    f"lens {label!r}: cannot resolve the getter's annotations ({exc}); "
+                    "pass source= and view= explicitly"
                 ) from None
-            params = [k for k in hints if k != "return"]
             if source is None:
-                if not params:
+                pname = params[0].name if params else None
+                if pname not in hints:
                     raise ConfigError(
-                        f"lens {getattr(get, '__name__', get)!r}: annotate the getter's parameter "
-                        "with the source type"
+                        f"lens {label!r}: annotate the getter's parameter with the source type"
                     )
-                source = hints[params[0]]
+                source = hints[pname]
             if view is None:
                 if "return" not in hints:
-                    raise ConfigError(
-                        f"lens {getattr(get, '__name__', get)!r}: annotate the getter's return type"
-                    )
+                    raise ConfigError(f"lens {label!r}: annotate the getter's return type")
                 view = hints["return"]
-        self.source: type = source
-        self.view: type = view
+        functools.update_wrapper(self, get, updated=())  # __name__, __doc__, __wrapped__ ...
+        self.source_type = source
+        self.view_type = view
+        self.name = label
+        self.__name__ = label
         self._get = get
         self._put = put
-        self.name = name or getattr(get, "__name__", "lens")
-        self._network = network
-        self.__doc__ = getattr(get, "__doc__", None)
+
+    @staticmethod
+    def identity(sample_type: type[S]) -> Lens[S, S]:
+        """The lens whose getter returns the source and whose putter returns the view.
+
+        Examples:
+            >>> Lens.identity(str).source_type is Lens.identity(str).view_type is str
+            True
+        """
+        return Lens(
+            _identity_get, _identity_put, source=sample_type, view=sample_type, name="identity"
+        )
+
+    @property
+    def source(self) -> type:
+        """Alias of :attr:`source_type`."""
+        return self.source_type
+
+    @property
+    def view(self) -> type:
+        """Alias of :attr:`view_type`."""
+        return self.view_type
 
     def get(self, source: S) -> V:
         """Compute the view of ``source``."""
         return self._get(source)
 
-    __call__ = get
+    def __call__(self, source: S) -> V:
+        """Same as :meth:`get`."""
+        return self._get(source)
 
     @property
     def has_putter(self) -> bool:
-        """Whether this lens can write a view back."""
+        """Whether this lens has a real putter (else :meth:`put` returns the source unchanged)."""
         return self._put is not None
 
     def put(self, view: V, source: S) -> S:
         """Write ``view`` back into ``source``, returning the updated source.
 
-        Raises:
-            ConfigError: When the lens has no putter.
+        A lens without a putter returns ``source`` unchanged (the trivial putter).
         """
         if self._put is None:
-            raise ConfigError(f"lens {self.name!r} has no putter; add one with @{self.name}.putter")
+            return source
         return self._put(view, source)
 
     def putter(self, fn: Callable[[V, S], S]) -> Callable[[V, S], S]:
@@ -114,28 +172,45 @@ class Lens(Generic[S, V]):
         self._put = fn
         return fn
 
-    def compose(self, other: Lens[V, W]) -> Lens[S, W]:
-        """This lens followed by ``other``."""
+    def __or__(self, other: Lens[V, W]) -> Lens[S, W]:
+        """Pipeline composition: ``self | other`` applies ``self``, then ``other``."""
+        if not isinstance(other, Lens):
+            return NotImplemented
         first, second = self, other
 
         def get(s: Any) -> Any:
             return second.get(first.get(s))
 
         put = None
-        if first.has_putter and second.has_putter:
+        if first.has_putter and second.has_putter:  # else the trivial putter (source unchanged)
 
             def put(w: Any, s: Any) -> Any:
                 return first.put(second.put(w, first.get(s)), s)
 
         return Lens(
-            get, put, source=first.source, view=second.view, name=f"{first.name} >> {second.name}"
+            get,
+            put,
+            source=first.source_type,
+            view=second.view_type,
+            name=f"{first.name} | {second.name}",
         )
 
-    def __rshift__(self, other: Lens[V, W]) -> Lens[S, W]:
-        return self.compose(other)
+    def __matmul__(self, other: Lens[Any, S]) -> Lens[Any, V]:
+        """Categorical composition: ``self @ other`` applies ``other``, then ``self``."""
+        if not isinstance(other, Lens):
+            return NotImplemented
+        return other | self
 
     def __repr__(self) -> str:
-        return f"Lens({self.name}: {_tname(self.source)} -> {_tname(self.view)})"
+        return f"Lens({self.name}: {_tname(self.source_type)} -> {_tname(self.view_type)})"
+
+
+def _identity_get(s: Any) -> Any:
+    return s
+
+
+def _identity_put(v: Any, s: Any) -> Any:
+    return v
 
 
 def _tname(t: Any) -> str:
@@ -143,30 +218,62 @@ def _tname(t: Any) -> str:
 
 
 class LensNetwork:
-    """A registry of lenses that finds a direct lens or composes the shortest chain.
+    """The registry of lenses; finds a registered lens or composes the shortest chain.
 
-    Every ``@packable`` type is reachable from :class:`~atdata.DictSample` (decoding by schema).
+    ``LensNetwork()`` is the one process-wide registry (the same object on every call) that
+    ``@atdata.lens`` registers into. :meth:`isolated` makes a separate, empty one (tests, or
+    lenses that must not be visible to everyone). Every ``@packable`` type is reachable from
+    :class:`~atdata.DictSample` (decoding by schema).
+
+    Examples:
+        >>> LensNetwork() is LensNetwork() is LensNetwork.default()
+        True
+        >>> net = LensNetwork.isolated()
+        >>> net is LensNetwork(), net.list_lenses()
+        (False, [])
     """
 
-    _default: LensNetwork | None = None
+    _shared: ClassVar[LensNetwork | None] = None
+    _edges: dict[type, dict[type, Lens]]
 
-    def __init__(self) -> None:
-        self._edges: dict[type, dict[type, Lens]] = {}
+    def __new__(cls) -> LensNetwork:
+        shared = cls.__dict__.get("_shared")
+        if shared is None:
+            shared = cls.isolated()
+            cls._shared = shared
+        return shared
+
+    @classmethod
+    def isolated(cls) -> LensNetwork:
+        """A new, empty registry that is not the shared one."""
+        net = object.__new__(cls)
+        net._edges = {}
+        return net
 
     @classmethod
     def default(cls) -> LensNetwork:
-        """The process-wide network that ``@atdata.lens`` registers into."""
-        if cls._default is None:
-            cls._default = cls()
-        return cls._default
+        """The shared registry (same as ``LensNetwork()``)."""
+        return cls()
 
     def register(self, lens_: Lens) -> Lens:
-        """Add a lens (replacing an earlier one between the same two types)."""
-        self._edges.setdefault(lens_.source, {})[lens_.view] = lens_
+        """Add a lens (replacing an earlier one between the same two types); returns it."""
+        self._edges.setdefault(lens_.source_type, {})[lens_.view_type] = lens_
         return lens_
 
+    def transform(self, source: type, view: type) -> Lens:
+        """The lens registered from ``source`` to ``view`` (no composition; see :meth:`find`).
+
+        Raises:
+            LensNotFoundError: (a ``ValueError``) When no lens is registered for the pair; the
+                message lists the lenses that do start at ``source``.
+        """
+        found = self._edges.get(source, {}).get(view)
+        if found is None:
+            raise self._not_found(source, view)
+        return found
+
     @property
-    def lenses(self):
+    def lenses(self) -> Iterator[Lens]:
         """Registered lenses (lazy)."""
         return (lz for d in self._edges.values() for lz in d.values())
 
@@ -205,7 +312,7 @@ class LensNetwork:
                 the ``@lens`` stub that would fix it).
         """
         if source is view:
-            return Lens(lambda s: s, lambda v, s: v, source=source, view=view, name="identity")
+            return Lens.identity(source)
         direct = self._edges.get(source, {}).get(view) or self._implicit(source, view)
         if direct is not None:
             return direct
@@ -222,18 +329,23 @@ class LensNetwork:
                 prev[tgt] = lz
                 if tgt is view:
                     chain = [lz]
-                    while chain[0].source is not source:
-                        chain.insert(0, prev[chain[0].source])
+                    while chain[0].source_type is not source:
+                        chain.insert(0, prev[chain[0].source_type])
                     out = chain[0]
                     for nxt_lens in chain[1:]:
-                        out = out >> nxt_lens
+                        out = out | nxt_lens
                     return out
                 queue.append(tgt)
+        raise self._not_found(source, view)
+
+    def _not_found(self, source: type, view: type) -> LensNotFoundError:
         existing = self.lenses_from(source)
-        have = ", ".join(f"{lz.name} ({_tname(lz.source)} -> {_tname(lz.view)})" for lz in existing)
+        have = ", ".join(
+            f"{lz.name} ({_tname(lz.source_type)} -> {_tname(lz.view_type)})" for lz in existing
+        )
         sn, vn = _tname(source), _tname(view)
-        raise LensNotFoundError(
-            f"no lens from {sn} to {vn}. "
+        return LensNotFoundError(
+            f"No lens transforms {sn} into {vn}. "
             + (
                 f"Lenses from {sn}: {have}. "
                 if existing
@@ -271,12 +383,13 @@ def lens(fn: Callable[[S], V] | None = None, /, *, network: LensNetwork | None =
 
     import sys
 
-    localns = dict(
-        sys._getframe(1).f_locals
-    )  # types defined next to the getter (e.g. in a function)
+    frame = sys._getframe(1)
+    if frame.f_globals.get("__name__") == "atdata.lens":  # called as the callable module
+        frame = frame.f_back or frame
+    localns = dict(frame.f_locals)  # types defined next to the getter (e.g. in a function)
 
     def wrap(f: Callable[[S], V]) -> Lens[S, V]:
-        net = network or LensNetwork.default()
-        return net.register(Lens(f, network=net, localns=localns))
+        net = network or LensNetwork()
+        return net.register(Lens(f, localns=localns))
 
     return wrap if fn is None else wrap(fn)

@@ -60,8 +60,8 @@ def _eq(a: Any, b: Any) -> bool:
 
 def _fail(lz: Any, law: str, rule: str, values: list[tuple[str, Any]]) -> AssertionError:
     name = getattr(lz, "name", repr(lz))
-    src = getattr(getattr(lz, "source", None), "__name__", "?")
-    view = getattr(getattr(lz, "view", None), "__name__", "?")
+    src = getattr(getattr(lz, "source_type", None), "__name__", "?")
+    view = getattr(getattr(lz, "view_type", None), "__name__", "?")
     lines = [f"lens {name} ({src} -> {view}) breaks {law}: {rule}"]
     lines += [f"    {k} = {v!r}" for k, v in values]
     return AssertionError("\n".join(lines))
@@ -156,8 +156,8 @@ def assert_lens_laws(
 
     Args:
         lens: A :class:`~atdata.Lens` with a putter.
-        source_strategy: Strategy for sources (default: :func:`strategy_for` of ``lens.source``).
-        view_strategy: Strategy for views (default: :func:`strategy_for` of ``lens.view``).
+        source_strategy: Strategy for sources (default: :func:`strategy_for` of ``lens.source_type``).
+        view_strategy: Strategy for views (default: :func:`strategy_for` of ``lens.view_type``).
         max_examples: How many examples hypothesis tries.
         laws: Which laws to check (default: all three).
 
@@ -167,8 +167,8 @@ def assert_lens_laws(
     """
     chosen = _laws(laws, lens)
     hyp = hypothesis_module()
-    ss = source_strategy if source_strategy is not None else strategy_for(lens.source)
-    vs = view_strategy if view_strategy is not None else strategy_for(lens.view)
+    ss = source_strategy if source_strategy is not None else strategy_for(lens.source_type)
+    vs = view_strategy if view_strategy is not None else strategy_for(lens.view_type)
 
     @hyp.settings(
         max_examples=max_examples,
