@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 import atdata
 from atdata import IntegrityError, ManifestField, SchemaError
 from atdata._shards.tar import scan_tar_file
+from atdata.manifest._aggregates import CategoricalAggregate, NumericAggregate
 from atdata.manifest._builder import build_manifest, manifest_paths
-from atdata.manifest._fields import Aggregator, manifest_fields
+from atdata.manifest._fields import manifest_fields
 from atdata.manifest._read import load_manifest, manifest_count, verify_manifest
 
 
@@ -309,28 +310,29 @@ def test_wrong_offsets_are_detected_by_verify_and_never_return_wrong_samples(wri
     ds = atdata.Dataset(shard, Img)
     res = ds.query(lambda df: df["idx"] == 2)
     with pytest.raises(IntegrityError, match=r"holds '00000003\.msgpack'"):
-        list(res)
+        list(res.samples)
 
 
 # -- aggregates -------------------------------------------------------------------------------
 
 
 def test_categorical_falls_back_to_cardinality_past_the_limit():
-    a = Aggregator("categorical", limit=3)
+    a = CategoricalAggregate(limit=3)
     for v in ["a", "b", "c", "a"]:
         a.add(v)
-    assert a.result() == {
+    assert a.to_dict() == {
         "type": "categorical",
         "cardinality": 3,
         "value_counts": {"a": 2, "b": 1, "c": 1},
     }
     for v in ["d", "e", "a"]:
         a.add(v)
-    assert a.result() == {"type": "categorical", "cardinality": 5}
+    assert a.to_dict() == {"type": "categorical", "cardinality": 5}
+    assert a.value_counts == {"a": 3, "b": 1, "c": 1, "d": 1, "e": 1}  # still counted in memory
 
 
 def test_empty_numeric_aggregate_is_null_not_infinity():
-    assert Aggregator("numeric").result() == {
+    assert NumericAggregate().to_dict() == {
         "type": "numeric",
         "min": None,
         "max": None,
@@ -342,10 +344,10 @@ def test_empty_numeric_aggregate_is_null_not_infinity():
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.one_of(st.none(), st.integers(-(10**6), 10**6)), max_size=40))
 def test_numeric_aggregate_matches_data(values):
-    a = Aggregator("numeric")
+    a = NumericAggregate()
     for v in values:
         a.add(v)
-    got = a.result()
+    got = a.to_dict()
     real = [v for v in values if v is not None]
     assert got["count"] == len(real)
     if real:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 import atdata
 from atdata import ConfigError, IntegrityError, SampleLocation, SchemaError, ShardError
 from atdata._shards.tar import scan_tar_file
-from atdata.manifest._expr import where_to_expr
+from atdata.manifest._where import where_to_expr
 
 
 @atdata.packable
@@ -122,7 +122,8 @@ def test_locations_are_tar_offsets_and_fetch_by_ranged_read(ds):
     members0 = {n: (o, z) for n, o, z in scan_tar_file(s0)}
     assert locs[0] == SampleLocation(s0, "00000003", *members0["00000003.msgpack"])
     assert locs[1].shard == s1
-    got = [s.idx for s in r]
+    got = [s.idx for s in r.samples]
+    assert [loc.key for loc in r] == ["00000003", "00000041"]  # a list of SampleLocation
     assert got == [3, 41]
     assert ds.get_sample(locs[1]).image.tolist() == [41] * 4
     assert ds.get_sample(locs[1]).__key__ == "00000041"
@@ -142,7 +143,7 @@ def test_query_fields_function_and_errors(ds):
         _ = Q.image
     with pytest.raises(SchemaError, match="contains\\(\\) needs a list\\[str\\] field"):
         Q.label.contains("x")
-    with pytest.raises(ConfigError, match=re.escape("combine query expressions with & | ~")):
+    with pytest.raises(ConfigError, match=re.escape("combine query predicates with & | ~")):
         _ = (Q.idx > 1) and (Q.idx < 3)
     with pytest.raises(ConfigError, match=r"SQL query .* failed"):
         ds.query("nosuchcol = 1")
@@ -152,7 +153,7 @@ def test_query_fields_function_and_errors(ds):
 
 def test_dataset_without_manifests_says_how_to_build(tmp_path):
     plain = atdata.write_samples([make(i) for i in range(3)], tmp_path / "p.tar", key="index")
-    with pytest.raises(ConfigError, match=r"atdata manifest build"):
+    with pytest.raises(FileNotFoundError, match=r"atdata manifest build"):
         plain.query("idx > 1")
 
 
@@ -162,17 +163,18 @@ def test_query_executor_from_directory(ds):
     assert ex.count() == 200
     r = ex.query("confidence = 0.37")
     assert r.list_keys() == ["00000001", "00000101"]
-    assert [s.idx for s in r] == [1, 101]
+    assert [s.idx for s in r.samples] == [1, 101]
+    assert [loc.shard for loc in r] == ["shots-000000", "shots-000002"]  # the shard_id
 
 
 def test_where_to_expr_only_uses_safe_conjuncts():
     assert where_to_expr("a = 1 OR b = 2") is None
-    assert repr(where_to_expr("label = 'x AND y' AND 3 < n")) == "(label == 'x AND y' AND n > 3)"
+    assert repr(where_to_expr("label = 'x AND y' AND 3 < n")) == "(label == 'x AND y' & n > 3)"
     assert repr(where_to_expr("n BETWEEN 1 AND 2 AND upper(s) = 'A'")) == "n BETWEEN 1 AND 2"
     assert repr(where_to_expr("\"my col\" IN ('a', 'it''s')")) == "my col IN ('a', \"it's\")"
     assert where_to_expr("NOT n = 1") is None
     assert where_to_expr("n > 1 AND upper(s) = 'A'", complete=True) is None
-    assert repr(where_to_expr("n > 1 AND s = 'A'", complete=True)) == "(n > 1 AND s == 'A')"
+    assert repr(where_to_expr("n > 1 AND s = 'A'", complete=True)) == "(n > 1 & s == 'A')"
 
 
 def test_sql_beyond_simple_terms_runs_in_duckdb(ds):
@@ -192,11 +194,11 @@ def test_query_upstream_directory(interop_dir):
     expected = json.loads((interop_dir / "expected.json").read_text())["images"]["samples"]
     ex = atdata.QueryExecutor.from_directory(interop_dir / "images")
     r = ex.query(lambda df: df["label"] == "dog")
-    assert [s["idx"] for s in r] == [e["idx"] for e in expected if e["label"] == "dog"]
+    assert [s["idx"] for s in r.samples] == [e["idx"] for e in expected if e["label"] == "dog"]
     assert r.stats.rows_scanned == 25  # the 5 samples upstream's last manifest lost are found
     r = ex.query("list_contains(tags, 't1') AND score > 0.8")
     want = [e["idx"] for e in expected if "t1" in e["tags"] and e["score"] > 0.8]
-    assert [s["idx"] for s in r] == want and want
+    assert [s["idx"] for s in r.list_samples()] == want and want
 
 
 # -- property: pruning never loses a match ------------------------------------------------------
@@ -301,7 +303,7 @@ def test_http_query_reads_only_ranges(http_root):
     remote = atdata.Dataset(f"{base}/shots-{{000000..000004}}.tar", Shot)
     r = remote.query(remote.fields.label == "rare")
     assert r.stats.shards_pruned == 4
-    assert [(s.idx, s.label) for s in r] == [(137, "rare")]
+    assert [(s.idx, s.label) for s in r.samples] == [(137, "rare")]
     tar_gets = [(p, rng) for p, rng in log if p.endswith(".tar")]
     assert tar_gets == [
         (
@@ -381,7 +383,7 @@ def test_s3_query_prunes_and_fetches_by_range(ds, s3_client):
     remote = atdata.Dataset(src, Shot)
     r = remote.query("idx IN (3, 150) AND label <> 'x'")
     assert (r.stats.shards_pruned, r.stats.shards_scanned) == (3, 2)
-    assert [(s.idx, s.__key__) for s in r] == [(3, "00000003"), (150, "00000150")]
+    assert [(s.idx, s.__key__) for s in r.samples] == [(3, "00000003"), (150, "00000150")]
     assert r.list_locations()[1].shard == "s3://atdata-query/data/shots-000003.tar"
 
 

@@ -21,6 +21,7 @@ _LAZY: dict[str, str] = {
     "AtdataError": "atdata._errors",
     "AuthenticationError": "atdata._errors",
     "ConfigError": "atdata._errors",
+    "DataNotFoundError": "atdata._errors",
     "DataSource": "atdata._shards.sources",
     "Dataset": "atdata.dataset._dataset",
     "DatasetDict": "atdata._load",
@@ -34,7 +35,9 @@ _LAZY: dict[str, str] = {
     "LensNetwork": "atdata.lens._lens",
     "LensNotFoundError": "atdata._errors",
     "LocalDiskStore": "atdata.stores._local",
+    "ManifestBuilder": "atdata.manifest._builder",
     "ManifestField": "atdata.manifest._fields",
+    "ManifestWriter": "atdata.manifest._builder",
     "MissingExtraError": "atdata._errors",
     "NDArray": "atdata._types",
     "PackableSample": "atdata._wire.sample",
@@ -53,10 +56,12 @@ _LAZY: dict[str, str] = {
     "ShardError": "atdata._errors",
     "ShardFailure": "atdata._errors",
     "ShardInfo": "atdata._shards.writer",
+    "ShardManifest": "atdata.manifest._read",
     "ShardWriter": "atdata.dataset._write",
     "SplitNotFoundError": "atdata._errors",
     "StorageError": "atdata._errors",
     "URLSource": "atdata._shards.sources",
+    "UnknownFieldError": "atdata._errors",
     "decode_array": "atdata._wire.arrays",
     "encode_array": "atdata._wire.arrays",
     "generate_cid": "atdata.atmosphere._cid",
@@ -80,6 +85,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         AtdataError,
         AuthenticationError,
         ConfigError,
+        DataNotFoundError,
         DecodeError,
         IntegrityError,
         LensNotFoundError,
@@ -92,6 +98,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         ShardFailure,
         SplitNotFoundError,
         StorageError,
+        UnknownFieldError,
     )
     from atdata._load import DatasetDict, load_dataset
     from atdata._shards.sources import DataSource, URLSource
@@ -107,9 +114,11 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from atdata.index._index import Index, set_default_index
     from atdata.index._repository import Repository
     from atdata.lens._lens import Lens, LensNetwork, lens
+    from atdata.manifest._builder import ManifestBuilder, ManifestWriter
     from atdata.manifest._expr import query_fields
     from atdata.manifest._fields import ManifestField
     from atdata.manifest._query import QueryExecutor, QueryResult, SampleLocation
+    from atdata.manifest._read import ShardManifest
     from atdata.providers._base import IndexProvider
     from atdata.stores._local import LocalDiskStore
     from atdata.stores._s3 import S3DataStore, S3Source

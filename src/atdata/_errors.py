@@ -20,6 +20,7 @@ __all__ = [
     "AtdataError",
     "AuthenticationError",
     "ConfigError",
+    "DataNotFoundError",
     "DecodeError",
     "IntegrityError",
     "LensNotFoundError",
@@ -34,6 +35,7 @@ __all__ = [
     "ShardFailure",
     "SplitNotFoundError",
     "StorageError",
+    "UnknownFieldError",
 ]
 
 
@@ -64,8 +66,8 @@ class SampleKeyError(AtdataError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-class SplitNotFoundError(AtdataError, KeyError):
-    """A dataset split was asked for that does not exist."""
+class SplitNotFoundError(AtdataError, ValueError, KeyError):
+    """A dataset split was asked for that does not exist (a ``ValueError``, as documented)."""
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
@@ -221,6 +223,15 @@ class RemoteShardError(AtdataError, RuntimeError):
         super().__init__(message)
         self.exc_type = exc_type
         self.traceback = traceback
+
+
+class DataNotFoundError(AtdataError, FileNotFoundError):
+    """No shard or manifest file exists where one was asked for (a ``FileNotFoundError``)."""
+
+
+class UnknownFieldError(SchemaError, AttributeError):
+    """A field name that the schema (or its manifests) does not have (also an ``AttributeError``,
+    so ``hasattr`` works on field sets)."""
 
 
 def in_sample(exc: Exception, shard: str, key: str) -> Exception:

@@ -1,8 +1,10 @@
-"""Typed field expressions for queries: ``(Q.label == "dog") & (Q.score > 0.5)``.
+"""Typed field predicates for queries: ``(Q.label == "dog") & (Q.score > 0.5)``.
 
-An expression evaluates to a boolean mask over a manifest DataFrame and, from a shard's
-aggregates alone, says whether the shard *may* hold a match, so shards that cannot are pruned.
-Simple SQL ``WHERE`` clauses are translated into the same expressions for pruning.
+A :class:`Predicate` is a boolean condition over manifest fields. Called on a manifest
+DataFrame it returns a boolean Series (so it works wherever a ``lambda df: ...`` does), and from
+a shard's aggregates alone it says whether the shard *may* hold a match, so shards that cannot
+are pruned. Field proxies come from :func:`query_fields` (a sample type's fields, checked) or
+:data:`F` (any name).
 
 Examples:
     >>> import atdata
@@ -14,24 +16,25 @@ Examples:
     >>> Q = query_fields(Row)
     >>> e = (Q.label.isin(["dog", "cat"]) & (Q.score > 0.5)) | ~Q.tags.contains("t0")
     >>> e
-    ((label IN ('dog', 'cat') AND score > 0.5) OR NOT tags CONTAINS 't0')
+    ((label IN ('dog', 'cat') & score > 0.5) | ~tags CONTAINS 't0')
     >>> aggs = {"label": {"type": "categorical", "value_counts": {"bird": 4}},
     ...         "score": {"type": "numeric", "min": 0.1, "max": 0.9, "count": 4}}
     >>> (Q.label == "dog").may_match(aggs, 4), (Q.score.between(0.2, 0.3)).may_match(aggs, 4)
     (False, True)
-    >>> where_to_expr("label IN ('dog','cat') AND score > 0.9 AND (idx = 3 OR idx = 4)")
-    (label IN ('dog', 'cat') AND score > 0.9)
+    >>> import pandas as pd
+    >>> list((F.score >= 0.5)(pd.DataFrame({"score": [0.2, 0.7]})))
+    [False, True]
 """
 
 from __future__ import annotations
 
 import math
-import re
+from collections.abc import Callable
 from typing import Any
 
-from atdata._errors import ConfigError, SchemaError
+from atdata._errors import ConfigError, SchemaError, UnknownFieldError
 
-__all__ = ["Expr", "FieldRef", "FieldSet", "query_fields", "where_to_expr"]
+__all__ = ["F", "FieldProxy", "FieldSet", "Predicate", "query_fields"]
 
 
 def _label(v: Any) -> str:
@@ -47,20 +50,39 @@ def _num(agg: dict, key: str) -> float | None:
     return float(v) if v is not None else None
 
 
-class Expr:
-    """A boolean condition over manifest fields. Combine with ``&``, ``|`` and ``~``."""
+class Predicate:
+    """A boolean condition over manifest fields. Combine with ``&``, ``|`` and ``~``; call it on a
+    manifest DataFrame for a boolean Series."""
 
-    def __and__(self, other: Expr) -> Expr:
-        return And(self, _expr(other))
+    __hash__ = None  # type: ignore[assignment]
+    _kind = "comparison"
+    _compiled: Callable[[Any], Any] | None = None
 
-    def __or__(self, other: Expr) -> Expr:
-        return Or(self, _expr(other))
+    def __and__(self, other: Predicate) -> Predicate:
+        if not isinstance(other, Predicate):
+            return NotImplemented
+        return And(*_flat(self, And), *_flat(other, And))
 
-    def __invert__(self) -> Expr:
+    def __or__(self, other: Predicate) -> Predicate:
+        if not isinstance(other, Predicate):
+            return NotImplemented
+        return Or(*_flat(self, Or), *_flat(other, Or))
+
+    def __invert__(self) -> Predicate:
         return Not(self)
 
     def __bool__(self) -> bool:
-        raise ConfigError("combine query expressions with & | ~, not and/or/not")
+        raise ConfigError("combine query predicates with & | ~, not and/or/not")
+
+    def __call__(self, df: Any) -> Any:
+        """The boolean Series of the rows of ``df`` that match."""
+        return self.mask(df)
+
+    def compile(self) -> Callable[[Any], Any]:
+        """This predicate as a function ``DataFrame -> boolean Series`` (the same one each call)."""
+        if self._compiled is None:
+            self._compiled = self.mask
+        return self._compiled
 
     def fields(self) -> set[str]:
         """Names of the fields this condition reads."""
@@ -79,15 +101,22 @@ class Expr:
         raise NotImplementedError
 
 
-def _expr(x: Any) -> Expr:
-    if not isinstance(x, Expr):
-        raise ConfigError(f"expected a query expression, got {type(x).__name__}: {x!r:.60}")
-    return x
+Expr = Predicate  # the name used inside the package
 
 
-class And(Expr):
-    def __init__(self, *parts: Expr) -> None:
+def _flat(p: Predicate, kind: type) -> tuple[Predicate, ...]:
+    return p.parts if type(p) is kind else (p,)  # type: ignore[attr-defined]
+
+
+class And(Predicate):
+    _kind = "and"
+
+    def __init__(self, *parts: Predicate) -> None:
         self.parts = parts
+
+    @property
+    def _children(self) -> list[Predicate]:
+        return list(self.parts)
 
     def fields(self) -> set[str]:
         return set().union(*(p.fields() for p in self.parts))
@@ -112,10 +141,12 @@ class And(Expr):
         return all(p.may_match(aggs, n) for p in self.parts)
 
     def __repr__(self) -> str:
-        return "(" + " AND ".join(map(repr, self.parts)) + ")"
+        return "(" + " & ".join(map(repr, self.parts)) + ")"
 
 
 class Or(And):
+    _kind = "or"
+
     def mask(self, df: Any) -> Any:
         m = self.parts[0].mask(df)
         for p in self.parts[1:]:
@@ -136,11 +167,13 @@ class Or(And):
         return any(p.may_match(aggs, n) for p in self.parts)
 
     def __repr__(self) -> str:
-        return "(" + " OR ".join(map(repr, self.parts)) + ")"
+        return "(" + " | ".join(map(repr, self.parts)) + ")"
 
 
-class Not(Expr):
-    def __init__(self, inner: Expr) -> None:
+class Not(Predicate):
+    _kind = "not"
+
+    def __init__(self, inner: Predicate) -> None:
         self.inner = inner
 
     def fields(self) -> set[str]:
@@ -158,10 +191,10 @@ class Not(Expr):
         return self.inner.may_match(aggs, n, not negated)
 
     def __repr__(self) -> str:
-        return f"NOT {self.inner!r}"
+        return f"~{self.inner!r}"
 
 
-class Leaf(Expr):
+class Leaf(Predicate):
     """One test of one field: ``op`` is ``== != < <= > >= in between contains``."""
 
     def __init__(self, field: str, op: str, value: Any) -> None:
@@ -300,72 +333,93 @@ class Leaf(Expr):
         return f"{self.field} {self.op} {v!r}"
 
 
-class FieldRef:
-    """A queryable field; comparisons build :class:`Expr` conditions."""
+class FieldProxy:
+    """One queryable field; comparing it builds a :class:`Predicate`.
 
-    def __init__(self, name: str, kind: str) -> None:
-        self.name, self.kind = name, kind
+    Args:
+        name: The field's name (a manifest column).
+        kind: Its manifest kind, when known (``contains`` needs ``"set"`` then).
 
-    def __eq__(self, v: Any) -> Expr:  # type: ignore[override]
-        return Leaf(self.name, "==", v)
-
-    def __ne__(self, v: Any) -> Expr:  # type: ignore[override]
-        return Leaf(self.name, "!=", v)
-
-    def __lt__(self, v: Any) -> Expr:
-        return Leaf(self.name, "<", v)
-
-    def __le__(self, v: Any) -> Expr:
-        return Leaf(self.name, "<=", v)
-
-    def __gt__(self, v: Any) -> Expr:
-        return Leaf(self.name, ">", v)
-
-    def __ge__(self, v: Any) -> Expr:
-        return Leaf(self.name, ">=", v)
+    Examples:
+        >>> FieldProxy("score") > 0.5
+        score > 0.5
+        >>> FieldProxy("score").between(0, 1)
+        score BETWEEN 0 AND 1
+    """
 
     __hash__ = None  # type: ignore[assignment]
 
-    def isin(self, values: Any) -> Expr:
+    def __init__(self, name: str, kind: str | None = None) -> None:
+        self._name = name
+        self.kind = kind
+
+    @property
+    def name(self) -> str:
+        """The field's name."""
+        return self._name
+
+    def __eq__(self, v: Any) -> Predicate:  # type: ignore[override]
+        return Leaf(self._name, "==", v)
+
+    def __ne__(self, v: Any) -> Predicate:  # type: ignore[override]
+        return Leaf(self._name, "!=", v)
+
+    def __lt__(self, v: Any) -> Predicate:
+        return Leaf(self._name, "<", v)
+
+    def __le__(self, v: Any) -> Predicate:
+        return Leaf(self._name, "<=", v)
+
+    def __gt__(self, v: Any) -> Predicate:
+        return Leaf(self._name, ">", v)
+
+    def __ge__(self, v: Any) -> Predicate:
+        return Leaf(self._name, ">=", v)
+
+    def isin(self, values: Any) -> Predicate:
         """The field equals one of ``values``."""
         if isinstance(values, (str, bytes)):
             raise ConfigError(f"isin() takes a list of values, got the string {values!r}")
-        return Leaf(self.name, "in", tuple(values))
+        return Leaf(self._name, "in", tuple(values))
 
-    def between(self, lo: Any, hi: Any) -> Expr:
-        """``lo <= field <= hi``."""
-        return Leaf(self.name, "between", (lo, hi))
+    def between(self, low: Any, high: Any) -> Predicate:
+        """``low <= field <= high``."""
+        return Leaf(self._name, "between", (low, high))
 
-    def contains(self, value: str) -> Expr:
+    def contains(self, value: str) -> Predicate:
         """A ``list[str]`` (set) field holds ``value``."""
-        if self.kind != "set":
-            raise SchemaError(f"contains() needs a list[str] field; {self.name!r} is {self.kind}")
-        return Leaf(self.name, "contains", value)
+        if self.kind is not None and self.kind != "set":
+            raise SchemaError(f"contains() needs a list[str] field; {self._name!r} is {self.kind}")
+        return Leaf(self._name, "contains", value)
 
     def __repr__(self) -> str:
-        return f"FieldRef({self.name!r}, {self.kind!r})"
+        return f"FieldProxy({self._name!r})"
+
+
+FieldRef = FieldProxy  # the name used inside the package
 
 
 class FieldSet:
-    """Attribute access to the queryable fields of a schema (``Q.label``)."""
+    """Attribute access to the queryable fields of a schema (``Q.label``); unknown names raise
+    :class:`~atdata.UnknownFieldError` (an ``AttributeError``, so ``hasattr`` answers False)."""
 
     def __init__(self, kinds: dict[str, str], owner: str = "") -> None:
         self._kinds = dict(kinds)
         self._owner = owner
 
-    def __getattr__(self, name: str) -> FieldRef:
+    def __getattr__(self, name: str) -> FieldProxy:
         if name.startswith("_"):
             raise AttributeError(name)
         return self[name]
 
-    def __getitem__(self, name: str) -> FieldRef:
+    def __getitem__(self, name: str) -> FieldProxy:
         kind = self._kinds.get(name)
         if kind is None:
-            raise SchemaError(
+            raise UnknownFieldError(
                 f"{name!r} is not a queryable field of {self._owner or 'this dataset'}; "
                 f"queryable: {', '.join(self._kinds) or '(none)'}"
             )
-        return FieldRef(name, kind)
+        return FieldProxy(name, kind)
 
     def __dir__(self) -> list[str]:
         return list(self._kinds)
@@ -375,134 +429,44 @@ class FieldSet:
         return list(self._kinds)
 
     def __repr__(self) -> str:
-        return f"FieldSet({self._kinds!r})"
+        fields = ", ".join(f"{k}: {v}" for k, v in self._kinds.items())
+        return f"FieldSet({self._owner or '?'}: {fields})"
+
+
+class _AnyField(FieldSet):
+    """``F``: a proxy for any field name, without a schema (``F.label == "dog"``)."""
+
+    def __init__(self) -> None:
+        super().__init__({}, "F")
+
+    def __getitem__(self, name: str) -> FieldProxy:
+        return FieldProxy(name)
+
+    def __repr__(self) -> str:
+        return "F"
+
+
+#: Proxies for any field name: ``F.confidence > 0.9`` (use :func:`query_fields` for checked names).
+F: FieldSet = _AnyField()
 
 
 def query_fields(sample_type: type) -> FieldSet:
-    """Field references for typed query expressions over ``sample_type``'s manifests.
+    """Field proxies for typed predicates over ``sample_type``'s manifests.
+
+    Raises:
+        SchemaError: (a ``TypeError``) When ``sample_type`` is not a sample type.
 
     Examples:
         >>> import atdata
         >>> @atdata.packable
         ... class P:
         ...     name: str
-        >>> query_fields(P).name == "x"
-        name == 'x'
+        ...     blob: bytes
+        >>> Q = query_fields(P)
+        >>> Q.name == "x", hasattr(Q, "blob")
+        (name == 'x', False)
     """
-    from atdata.manifest._fields import manifest_fields
+    from atdata.manifest._fields import resolve_manifest_fields
 
-    return FieldSet(manifest_fields(sample_type), getattr(sample_type, "__name__", ""))
-
-
-# -- SQL WHERE -> expressions (for pruning only; DuckDB evaluates the SQL itself) ---------------
-
-_TOKEN = re.compile(
-    r"""\s*(?:(?P<str>'(?:[^']|'')*')|(?P<num>-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)|"""
-    r"""(?P<qid>"(?:[^"]|"")+")|(?P<id>[A-Za-z_][A-Za-z0-9_]*)|(?P<op><=|>=|<>|!=|==|=|<|>|\(|\)|,)|(?P<other>\S))"""
-)
-_OPS = {"=": "==", "==": "==", "<>": "!=", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
-_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
-
-
-def _tokens(sql: str) -> list[tuple[str, Any]] | None:
-    out: list[tuple[str, Any]] = []
-    for m in _TOKEN.finditer(sql):
-        kind = m.lastgroup
-        text = m.group(kind)  # type: ignore[arg-type]
-        if kind == "str":
-            out.append(("lit", text[1:-1].replace("''", "'")))
-        elif kind == "num":
-            out.append(("lit", float(text) if any(c in text for c in ".eE") else int(text)))
-        elif kind == "qid":
-            out.append(("id", text[1:-1].replace('""', '"')))
-        elif kind == "id":
-            up = text.upper()
-            if up in ("TRUE", "FALSE"):
-                out.append(("lit", up == "TRUE"))
-            elif up in ("AND", "OR", "NOT", "IN", "BETWEEN", "IS", "NULL", "LIKE"):
-                out.append(("kw", up))
-            else:
-                out.append(("id", text))
-        elif kind == "op":
-            out.append(("op", text))
-        else:
-            return None
-    return out
-
-
-def _conjunct(toks: list[tuple[str, Any]]) -> Expr | None:
-    t = toks
-    if len(t) == 3 and t[1][0] == "op" and t[1][1] in _OPS:
-        if t[0][0] == "id" and t[2][0] == "lit":
-            return Leaf(t[0][1], _OPS[t[1][1]], t[2][1])
-        if t[0][0] == "lit" and t[2][0] == "id":
-            return Leaf(t[2][1], _FLIP[_OPS[t[1][1]]], t[0][1])
-    if (
-        len(t) == 5
-        and t[0][0] == "id"
-        and t[1] == ("kw", "BETWEEN")
-        and t[3] == ("kw", "AND")
-        and t[2][0] == "lit"
-        and t[4][0] == "lit"
-    ):
-        return Leaf(t[0][1], "between", (t[2][1], t[4][1]))
-    if (
-        len(t) >= 5
-        and t[0][0] == "id"
-        and t[1] == ("kw", "IN")
-        and t[2] == ("op", "(")
-        and t[-1] == ("op", ")")
-    ):
-        inner = t[3:-1]
-        vals = [x[1] for x in inner[0::2]]
-        if all(x[0] == "lit" for x in inner[0::2]) and all(x == ("op", ",") for x in inner[1::2]):
-            return Leaf(t[0][1], "in", tuple(vals))
-    if (
-        len(t) == 6
-        and t[0][0] == "id"
-        and t[0][1].lower() in ("list_contains", "array_contains", "list_has")
-        and t[1] == ("op", "(")
-        and t[2][0] == "id"
-        and t[3] == ("op", ",")
-        and t[4][0] == "lit"
-        and t[5] == ("op", ")")
-    ):
-        return Leaf(t[2][1], "contains", t[4][1])
-    return None
-
-
-def where_to_expr(sql: str, *, complete: bool = False) -> Expr | None:
-    """The part of a SQL ``WHERE`` clause that aggregates can prune on, or ``None``.
-
-    Only top-level ``AND`` terms of the forms ``f <op> literal``, ``f IN (...)``,
-    ``f BETWEEN a AND b`` and ``list_contains(f, 'v')`` are used; anything else (``OR`` at the top
-    level, functions, ``NOT``) is left to DuckDB, so pruning never drops a matching shard.
-    With ``complete=True`` the result is ``None`` unless every term was translated, so the
-    expression alone decides the same rows as the SQL.
-    """
-    toks = _tokens(sql)
-    if not toks:
-        return None
-    parts: list[list[tuple[str, Any]]] = [[]]
-    depth = 0
-    between = False
-    for tok in toks:
-        if tok == ("op", "("):
-            depth += 1
-        elif tok == ("op", ")"):
-            depth -= 1
-        if depth == 0 and tok == ("kw", "OR"):
-            return None
-        if depth == 0 and tok == ("kw", "BETWEEN"):
-            between = True
-        elif depth == 0 and tok == ("kw", "AND"):
-            if between:
-                between = False
-            else:
-                parts.append([])
-                continue
-        parts[-1].append(tok)
-    leaves = [e for p in parts if (e := _conjunct(p)) is not None]
-    if not leaves or (complete and len(leaves) != len(parts)):
-        return None
-    return leaves[0] if len(leaves) == 1 else And(*leaves)
+    kinds = {k: str(f.aggregate) for k, f in resolve_manifest_fields(sample_type).items()}
+    return FieldSet(kinds, getattr(sample_type, "__name__", ""))

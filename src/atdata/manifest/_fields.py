@@ -1,4 +1,4 @@
-"""Which fields of a sample type go into a manifest, and their per-shard aggregates.
+"""Which fields of a sample type go into a manifest, and with which aggregate.
 
 A field is *queryable* when its type maps to a manifest kind: ``str`` and ``bool`` are
 ``categorical``, ``int`` and ``float`` are ``numeric``, ``list[str]`` is a ``set``. Arrays, bytes,
@@ -13,29 +13,33 @@ Examples:
     ...     score: float
     ...     tags: list[str]
     ...     code: Annotated[int, ManifestField("categorical")]
-    ...     note: Annotated[str, ManifestField(exclude=True)]
+    ...     note: Annotated[str, ManifestField("categorical", exclude=True)]
     >>> manifest_fields(Row)
     {'label': 'categorical', 'score': 'numeric', 'tags': 'set', 'code': 'categorical'}
-    >>> agg = Aggregator("numeric")
-    >>> for v in (3, 1.5, None, 4.5):
-    ...     agg.add(v)
-    >>> agg.result()
-    {'type': 'numeric', 'min': 1.5, 'max': 4.5, 'mean': 3.0, 'count': 3}
+    >>> resolve_manifest_fields(Row)["code"]
+    ManifestField(aggregate='categorical', exclude=False)
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-from typing import Any
+from typing import Any, Literal, get_args
 
 from atdata._errors import ConfigError, SchemaError
+from atdata.manifest._aggregates import category_label
 
-__all__ = ["KINDS", "Aggregator", "ManifestField", "infer_kind", "manifest_fields"]
+__all__ = [
+    "KINDS",
+    "AggregateKind",
+    "ManifestField",
+    "category_label",
+    "infer_kind",
+    "manifest_fields",
+    "resolve_manifest_fields",
+]
 
-KINDS = ("categorical", "numeric", "set")
-#: distinct values a categorical aggregate counts before it keeps only the cardinality
-VALUE_COUNT_LIMIT = 1000
+AggregateKind = Literal["categorical", "numeric", "set"]
+KINDS: tuple[str, ...] = get_args(AggregateKind)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,26 +47,33 @@ class ManifestField:
     """Annotation extra that sets how (or whether) a field appears in manifests.
 
     Args:
-        kind: ``"categorical"``, ``"numeric"`` or ``"set"`` (``None``: derived from the type).
+        aggregate: ``"categorical"``, ``"numeric"`` or ``"set"`` (``None``: derived from the type).
         exclude: Leave the field out of manifests.
 
     Examples:
         >>> ManifestField("numeric")
-        ManifestField(kind='numeric', exclude=False)
+        ManifestField(aggregate='numeric', exclude=False)
+        >>> ManifestField(aggregate="set").kind
+        'set'
         >>> ManifestField("text")
         Traceback (most recent call last):
         ...
-        atdata._errors.ConfigError: ManifestField kind must be one of categorical, numeric, set; got 'text'
+        atdata._errors.ConfigError: ManifestField aggregate must be one of categorical, numeric, set; got 'text'
     """
 
-    kind: str | None = None
+    aggregate: AggregateKind | None = None
     exclude: bool = False
 
     def __post_init__(self) -> None:
-        if self.kind is not None and self.kind not in KINDS:
+        if self.aggregate is not None and self.aggregate not in KINDS:
             raise ConfigError(
-                f"ManifestField kind must be one of {', '.join(KINDS)}; got {self.kind!r}"
+                f"ManifestField aggregate must be one of {', '.join(KINDS)}; got {self.aggregate!r}"
             )
+
+    @property
+    def kind(self) -> str | None:
+        """Alias of :attr:`aggregate`."""
+        return self.aggregate
 
 
 def _kind_of_spec(spec: Any) -> str | None:
@@ -75,37 +86,61 @@ def _kind_of_spec(spec: Any) -> str | None:
     return None
 
 
-def manifest_fields(sample_type: type) -> dict[str, str]:
-    """Queryable fields of a ``@packable`` type: name -> manifest kind, in declaration order.
+def resolve_manifest_fields(sample_type: type) -> dict[str, ManifestField]:
+    """The manifest fields of a ``@packable`` type: name -> :class:`ManifestField`, in order.
+
+    Fields without an explicit ``ManifestField`` get the kind their type implies.
 
     Raises:
-        SchemaError: When a ``ManifestField`` asks for a kind the field's type cannot hold.
+        SchemaError: (a ``TypeError``) When ``sample_type`` is not a sample type, or a
+            ``ManifestField`` asks for a kind its field's type cannot hold.
     """
     get = getattr(sample_type, "atdata_fields", None)
     if get is None:
-        return {}
-    out: dict[str, str] = {}
+        if dataclasses.is_dataclass(sample_type) and isinstance(sample_type, type):
+            from atdata._wire.sample import packable
+
+            get = packable(type(sample_type.__name__, (sample_type,), {})).atdata_fields
+        else:
+            raise SchemaError(
+                f"{getattr(sample_type, '__name__', sample_type)!r} is not a sample type; "
+                "manifest fields come from an @atdata.packable class"
+            )
+    out: dict[str, ManifestField] = {}
     for spec in get():
         hint = next((m for m in spec.metadata if isinstance(m, ManifestField)), None)
         if hint is not None and hint.exclude:
             continue
         derived = _kind_of_spec(spec)
-        kind = hint.kind if hint is not None and hint.kind is not None else derived
+        kind = hint.aggregate if hint is not None and hint.aggregate is not None else derived
         if kind is None:
             continue
-        if hint is not None and hint.kind is not None:
+        if hint is not None and hint.aggregate is not None:
             ok = {
                 "categorical": spec.kind in ("str", "bool", "int", "float"),
                 "numeric": spec.kind in ("int", "float", "bool"),
-                "set": derived == "set",
+                "set": spec.kind == "list",
             }[kind]
             if not ok:
                 raise SchemaError(
                     f"field {sample_type.__name__}.{spec.name} of type {spec.type_name} cannot be a "
                     f"{kind} manifest field"
                 )
-        out[spec.name] = kind
+            out[spec.name] = hint
+        else:
+            out[spec.name] = ManifestField(kind)  # type: ignore[arg-type]
     return out
+
+
+def manifest_fields(sample_type: type) -> dict[str, str]:
+    """Queryable fields of a sample type: name -> manifest kind (``{}`` for untyped data).
+
+    Raises:
+        SchemaError: When a ``ManifestField`` asks for a kind the field's type cannot hold.
+    """
+    if getattr(sample_type, "atdata_fields", None) is None:
+        return {}
+    return {k: str(f.aggregate) for k, f in resolve_manifest_fields(sample_type).items()}
 
 
 def infer_kind(value: Any) -> str | None:
@@ -122,83 +157,3 @@ def infer_kind(value: Any) -> str | None:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return "set"
     return None
-
-
-def category_label(value: Any) -> str:
-    """How a categorical value is named in ``value_counts`` (``True`` -> ``"True"``)."""
-    return value if isinstance(value, str) else str(value)
-
-
-class Aggregator:
-    """Running per-shard aggregate of one field (``None`` values are not counted).
-
-    Args:
-        kind: ``"categorical"``, ``"numeric"`` or ``"set"``.
-        limit: Distinct categorical values counted before only the cardinality is kept.
-
-    Examples:
-        >>> a = Aggregator("categorical", limit=2)
-        >>> for v in "abab":
-        ...     a.add(v)
-        >>> a.result()
-        {'type': 'categorical', 'cardinality': 2, 'value_counts': {'a': 2, 'b': 2}}
-        >>> a.add("c"); a.result()
-        {'type': 'categorical', 'cardinality': 3}
-    """
-
-    def __init__(self, kind: str, limit: int = VALUE_COUNT_LIMIT) -> None:
-        if kind not in KINDS:
-            raise ConfigError(f"unknown manifest field kind {kind!r}")
-        self.kind = kind
-        self.limit = limit
-        self.counts: dict[str, int] | None = {}
-        self.distinct: set[str] | None = None
-        self.lo = math.inf
-        self.hi = -math.inf
-        self.total = 0.0
-        self.n = 0
-        self.values: set[str] = set()
-
-    def add(self, value: Any) -> None:
-        """Count one value."""
-        if value is None:
-            return
-        if self.kind == "numeric":
-            v = float(value)
-            if math.isnan(v):
-                return
-            self.lo = min(self.lo, v)
-            self.hi = max(self.hi, v)
-            self.total += v
-            self.n += 1
-        elif self.kind == "set":
-            self.values.update(category_label(v) for v in value)
-        else:
-            label = category_label(value)
-            counts = self.counts
-            if counts is not None:
-                counts[label] = counts.get(label, 0) + 1
-                if len(counts) > self.limit:
-                    self.distinct = set(counts)
-                    self.counts = None
-            else:
-                self.distinct.add(label)  # type: ignore[union-attr]
-
-    def result(self) -> dict[str, Any]:
-        """The aggregate in the manifest header's format."""
-        if self.kind == "numeric":
-            if not self.n:
-                return {"type": "numeric", "min": None, "max": None, "mean": None, "count": 0}
-            return {
-                "type": "numeric",
-                "min": self.lo,
-                "max": self.hi,
-                "mean": self.total / self.n,
-                "count": self.n,
-            }
-        if self.kind == "set":
-            return {"type": "set", "all_values": sorted(self.values)}
-        if self.counts is None:
-            return {"type": "categorical", "cardinality": len(self.distinct or ())}
-        ordered = dict(sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0])))
-        return {"type": "categorical", "cardinality": len(ordered), "value_counts": ordered}

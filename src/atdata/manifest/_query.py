@@ -21,7 +21,7 @@ Examples:
     ['00000003', '00000006', '00000009']
     >>> r.stats.shards_total, r.stats.shards_pruned, r.stats.rows_matched
     (3, 0, 3)
-    >>> [s.confidence for s in r]
+    >>> [s.confidence for s in r.samples]
     [0.3, 0.6, 0.9]
     >>> ds.query("label = 'cat' AND confidence >= 0.7").list_keys()
     ['00000007']
@@ -39,10 +39,18 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from atdata._errors import ConfigError, IntegrityError, SchemaError, ShardError
+from atdata._errors import (
+    ConfigError,
+    DataNotFoundError,
+    IntegrityError,
+    SchemaError,
+    ShardError,
+)
 from atdata._extras import require
-from atdata.manifest._expr import Expr, where_to_expr
-from atdata.manifest._read import ShardManifest, load_manifest
+from atdata.manifest._expr import Expr, FieldSet
+from atdata.manifest._paths import manifest_paths
+from atdata.manifest._read import ShardManifest, frame_of, load_manifest, read_sidecar
+from atdata.manifest._where import where_to_expr
 
 __all__ = ["QueryExecutor", "QueryResult", "QueryStats", "SampleLocation", "fetch_sample"]
 
@@ -51,12 +59,18 @@ _BUILD_HINT = "build them with: atdata manifest build {path}"
 
 @dataclasses.dataclass(frozen=True, order=True)
 class SampleLocation:
-    """Where one sample lives: shard, key, byte offset of its payload in the tar, payload size."""
+    """Where one sample lives: its shard, key, the byte offset of its payload in the tar and the
+    payload's size (``None`` when the manifest does not record it).
+
+    Examples:
+        >>> SampleLocation(shard="data/shard-000000", key="sample_00042", offset=52480).shard
+        'data/shard-000000'
+    """
 
     shard: str
     key: str
     offset: int
-    size: int
+    size: int | None = None
 
 
 @dataclasses.dataclass
@@ -70,17 +84,20 @@ class QueryStats:
     rows_matched: int = 0
 
 
-class QueryResult:
-    """Matched :class:`SampleLocation` s with :class:`QueryStats`; iterating reads the samples."""
+class QueryResult(list[SampleLocation]):
+    """The matched :class:`SampleLocation` s (a list, in shard order), with :class:`QueryStats`.
+
+    ``result.samples`` reads the matched samples themselves (ranged reads of just their members).
+    """
 
     def __init__(
         self,
         locations: list[SampleLocation],
         stats: QueryStats,
         table: Any,
-        reader: Callable[..., Any],
+        reader: Callable[[Iterable[SampleLocation]], Iterator[Any]] | None,
     ) -> None:
-        self._locs = locations
+        super().__init__(locations)
         self.stats = stats
         self._table = table
         self._reader = reader
@@ -88,53 +105,70 @@ class QueryResult:
     @property
     def locations(self) -> Iterator[SampleLocation]:
         """Matched locations (lazy)."""
-        return iter(self._locs)
+        return iter(list(self))
 
     def list_locations(self) -> list[SampleLocation]:
         """Matched locations, in shard order."""
-        return list(self._locs)
+        return list(self)
 
     @property
     def keys(self) -> Iterator[str]:
         """Matched sample keys (lazy)."""
-        return (loc.key for loc in self._locs)
+        return (loc.key for loc in list(self))
 
     def list_keys(self) -> list[str]:
         """Matched sample keys."""
-        return [loc.key for loc in self._locs]
+        return [loc.key for loc in self]
+
+    @property
+    def samples(self) -> Iterator[Any]:
+        """The matched samples, read by ranged reads in shard and offset order (lazy).
+
+        Raises:
+            ConfigError: When the manifests queried do not say where their shards are.
+        """
+        if self._reader is None:
+            raise ConfigError(
+                "these manifests do not name their shards, so their samples cannot be read; "
+                "query a dataset (ds.query) or QueryExecutor.from_directory / from_shard_urls"
+            )
+        return self._reader(list(self))
+
+    def list_samples(self) -> list[Any]:
+        """The matched samples."""
+        return list(self.samples)
 
     def to_pandas(self) -> Any:
         """The matched manifest rows (``__shard__``, ``__key__``, ``__offset__``, ``__size__``, fields)."""
-        df = self._table.to_pandas()
-        return df.assign(__shard__=[loc.shard for loc in self._locs])
+        from atdata.manifest._read import frame_of
+
+        df = frame_of(self._table)
+        return df.assign(__shard__=[loc.shard for loc in self])
 
     def to_arrow(self) -> Any:
         """The matched manifest rows as a pyarrow Table (``__shard__`` is the shard's position)."""
         return self._table
 
-    def __len__(self) -> int:
-        return len(self._locs)
-
-    def __iter__(self) -> Iterator[Any]:
-        """Read the matched samples by ranged reads, in shard and offset order."""
-        return self._reader(self._locs)
-
     def __repr__(self) -> str:
         s = self.stats
         return (
-            f"QueryResult({len(self._locs)} samples; shards {s.shards_scanned} scanned, "
+            f"QueryResult({len(self)} samples; shards {s.shards_scanned} scanned, "
             f"{s.shards_pruned} pruned of {s.shards_total})"
         )
+
+
+def _member_size(head: bytes) -> int:
+    size_field = head[124:136].split(b"\0", 1)[0].strip()
+    try:
+        return int(size_field or b"-1", 8)
+    except ValueError:
+        return -1
 
 
 def _check_header(head: bytes, loc: SampleLocation) -> None:
     name = head[:100].split(b"\0", 1)[0].decode("utf-8", "replace")
     want = (loc.key + ".msgpack").encode("utf-8")[:100].decode("utf-8", "replace")
-    size_field = head[124:136].split(b"\0", 1)[0].strip()
-    try:
-        size = int(size_field or b"-1", 8)
-    except ValueError:
-        size = -1
+    size = _member_size(head)
     if name != want or size != loc.size:
         raise IntegrityError(
             f"shard {loc.shard} holds {name!r} ({size} bytes) at offset {loc.offset}, not sample "
@@ -185,7 +219,11 @@ def fetch_raw(source: Any, loc: SampleLocation, read: Any = None) -> dict:
     where = f" in shard {loc.shard}, sample {loc.key!r}"
     read = read or getattr(source, "read_range", None)
     payload: bytes | memoryview | None
-    if read is not None and loc.offset >= 512:
+    if read is not None and loc.offset >= 512 and loc.size is None:
+        size = _member_size(read(loc.shard, loc.offset - 512, 512))
+        if size >= 0:
+            loc = dataclasses.replace(loc, size=size)
+    if read is not None and loc.offset >= 512 and loc.size is not None:
         data = read(loc.shard, loc.offset - 512, loc.size + 512)
         _check_header(data[:512], loc)
         payload = memoryview(data)[512:]
@@ -233,52 +271,110 @@ def fetch_samples(source: Any, sample_type: type, locs: Iterable[SampleLocation]
 
 
 class QueryExecutor:
-    """Run queries over the manifests of a set of shards.
+    """Queries over shard manifests: prune shards by their aggregates, then filter their rows.
 
     Args:
-        shards: Shard identifiers (paths or URLs); each needs ``<shard>.manifest.json`` +
-            ``.manifest.parquet`` beside it.
-        source: The :class:`~atdata.DataSource` that reads the shards (default: a URLSource).
-        sample_type: Type that iterating results decodes to (default :class:`~atdata.DictSample`).
+        manifests: The :class:`~atdata.manifest.ShardManifest` s to query.
+        source: The :class:`~atdata.DataSource` that reads the shards (for reading matches).
+        sample_type: Type that reading matches decodes to (default :class:`~atdata.DictSample`).
+
+    Results name each sample's shard by the manifest's ``shard_id``; for a dataset's executor
+    (:meth:`for_shards`, what ``ds.query`` uses) by the shard's path or URL.
+
+    Examples:
+        >>> import os, tempfile, atdata
+        >>> d = tempfile.mkdtemp()
+        >>> ds = atdata.write_samples([{"n": i} for i in range(6)], os.path.join(d, "n.tar"),
+        ...                           maxcount=3, key="index", manifest=True)
+        >>> ex = QueryExecutor.from_directory(d)
+        >>> [(loc.shard, loc.key) for loc in ex.query(where=lambda df: df["n"] % 4 == 0)]
+        [('n-000000', '00000000'), ('n-000001', '00000004')]
+        >>> from atdata.manifest import F
+        >>> [s.n for s in ex.query(F.n > 3).samples]
+        [4, 5]
     """
 
     def __init__(
-        self, shards: Sequence[str], source: Any = None, sample_type: type | None = None
+        self,
+        manifests: Iterable[ShardManifest] = (),
+        *,
+        source: Any = None,
+        sample_type: type | None = None,
     ) -> None:
-        from atdata._shards.sources import URLSource
         from atdata._wire.sample import DictSample
 
-        self.shards = list(shards)
-        if not self.shards:
-            raise ConfigError("a query needs at least one shard")
-        self.source = source if source is not None else URLSource(self.shards)
+        self._given = list(manifests)
+        self._shards: list[str] | None = None
+        self.source = source
         self.sample_type = sample_type or DictSample
         self._cache: dict[str, tuple[Any, ShardManifest]] = {}
 
     @classmethod
-    def from_directory(
-        cls, path: str | os.PathLike[str], sample_type: type | None = None
+    def for_shards(
+        cls, shards: Sequence[str], source: Any = None, sample_type: type | None = None
     ) -> QueryExecutor:
-        """An executor over every ``*.manifest.json`` (and its shard) in a local directory.
+        """An executor over the manifests beside ``shards`` (each must have one; they are
+        reloaded when they change on disk).
 
         Raises:
-            ConfigError: When the directory holds no manifests.
+            ConfigError: When ``shards`` is empty.
         """
-        d = os.fspath(path)
+        from atdata._shards.sources import URLSource
+
+        shards = list(shards)
+        if not shards:
+            raise ConfigError("a query needs at least one shard")
+        ex = cls(
+            source=source if source is not None else URLSource(shards), sample_type=sample_type
+        )
+        ex._shards = shards
+        return ex
+
+    @classmethod
+    def from_shard_urls(
+        cls, shard_urls: Sequence[str], sample_type: type | None = None
+    ) -> QueryExecutor:
+        """An executor over the manifests found beside ``shard_urls``: shards without a manifest
+        are left out, and a header without its parquet gives a manifest without rows."""
+        from atdata._shards.sources import URLSource, is_remote
+
+        urls = list(shard_urls)
+        source = URLSource(urls) if urls else None
+        found = []
+        for url in urls:
+            m = load_manifest(url, source)
+            if m is None:
+                continue
+            if read_sidecar(source, m.parquet_path or "") is None:
+                m.parquet_path = None  # header only
+            if not is_remote(url) and not os.path.exists(url):
+                m.shard = None  # manifests without their shard: rows as written, no reading
+            found.append(m)
+        return cls(found, source=source, sample_type=sample_type)
+
+    @classmethod
+    def from_directory(
+        cls, directory: str | os.PathLike[str], sample_type: type | None = None
+    ) -> QueryExecutor:
+        """An executor over every ``*.manifest.json`` in a local directory (and its shard).
+
+        Raises:
+            DataNotFoundError: (a ``FileNotFoundError``) When the directory does not exist.
+        """
+        d = os.fspath(directory)
+        if not os.path.isdir(d):
+            raise DataNotFoundError(f"no directory {d} to load manifests from")
         names = sorted(
             n for n in os.listdir(d) if n.endswith(".manifest.json") and not n.startswith(".")
         )
-        if not names:
-            raise ConfigError(f"no manifests in {d}; " + _BUILD_HINT.format(path=d))
-        shards = [os.path.join(d, n[: -len(".manifest.json")] + ".tar") for n in names]
-        return cls(shards, sample_type=sample_type)
+        return cls.from_shard_urls(
+            [os.path.join(d, n[: -len(".manifest.json")] + ".tar") for n in names], sample_type
+        )
 
     # -- manifests ----------------------------------------------------------------------------
     def _manifest(self, shard: str) -> ShardManifest | None:
         stamp: Any = None
         if "://" not in shard:
-            from atdata.manifest._builder import manifest_paths
-
             try:
                 st = os.stat(manifest_paths(shard)[0])
                 stamp = (st.st_mtime_ns, st.st_size)
@@ -296,15 +392,27 @@ class QueryExecutor:
             self._cache[shard] = (stamp, m)
         return m
 
+    @property
+    def _manifests(self) -> list[ShardManifest]:
+        return self.list_manifests()
+
+    @property
+    def manifests(self) -> Iterator[ShardManifest]:
+        """The manifests queried (lazy)."""
+        return iter(self.list_manifests())
+
     def list_manifests(self) -> list[ShardManifest]:
-        """Manifests of all shards.
+        """The manifests queried.
 
         Raises:
-            ConfigError: When a shard has none (the message says how to build them).
+            DataNotFoundError: (a ``FileNotFoundError``) When a dataset's shard has no manifest
+                (the message says how to build them).
         """
+        if self._shards is None:
+            return list(self._given)
         out = []
         missing = []
-        for s in self.shards:
+        for s in self._shards:
             m = self._manifest(s)
             if m is None:
                 missing.append(s)
@@ -312,9 +420,9 @@ class QueryExecutor:
                 out.append(m)
         if missing:
             where = os.path.dirname(missing[0]) or "." if "://" not in missing[0] else missing[0]
-            raise ConfigError(
-                f"{len(missing)} of {len(self.shards)} shard(s) have no manifest (e.g. {missing[0]}); "
-                "queries need manifests: write with manifest=True or "
+            raise DataNotFoundError(
+                f"{len(missing)} of {len(self._shards)} shard(s) have no manifest (e.g. "
+                f"{missing[0]}); queries need manifests: write with manifest=True or "
                 + _BUILD_HINT.format(path=where)
             )
         return out
@@ -347,6 +455,8 @@ class QueryExecutor:
         """
         pa = require("pyarrow", "query", "queries")
         manifests = self.list_manifests()
+        if isinstance(where, FieldSet):
+            raise ConfigError("where= takes a condition such as F.label == 'dog', not a field set")
         stats = QueryStats(shards_total=len(manifests))
         prune: Expr | None = None
         if isinstance(where, Expr):
@@ -362,7 +472,7 @@ class QueryExecutor:
             m.check_fresh()
             if (
                 prune is not None
-                and not m.legacy
+                and m.prunable
                 and not prune.may_match(m.aggregates, m.num_samples)
             ):
                 stats.shards_pruned += 1
@@ -405,22 +515,29 @@ class QueryExecutor:
             table = self._pandas_filter(where, table)
         if limit is not None:
             table = table.slice(0, limit)
-        shard_names = [m.shard for m in manifests]
+        dataset_mode = self._shards is not None
+        shard_names = [(m.shard if dataset_mode else None) or m.shard_id for m in manifests]
+        n = table.num_rows
+        sizes = (
+            table.column("__size__").to_pylist() if "__size__" in table.column_names else [None] * n
+        )
         locs = [
-            SampleLocation(shard_names[s], k, o, z)
+            SampleLocation(shard_names[s], k, int(o), None if z is None else int(z))
             for s, k, o, z in zip(
                 table.column("__shard__").to_pylist(),
                 table.column("__key__").to_pylist(),
                 table.column("__offset__").to_pylist(),
-                table.column("__size__").to_pylist(),
+                sizes,
                 strict=True,
             )
         ]
         stats.rows_matched = len(locs)
-        return QueryResult(locs, stats, table, self.iter_samples)
+        paths = {m.shard_id: m.shard for m in manifests if m.shard is not None}
+        reader = self.iter_samples if dataset_mode or paths else None
+        return QueryResult(locs, stats, table, reader)
 
     def _pandas_filter(self, where: Any, table: Any) -> Any:
-        df = table.to_pandas()
+        df = frame_of(table)
         try:
             mask = where.mask(df) if isinstance(where, Expr) else where(df)
         except (SchemaError, ConfigError):
@@ -450,13 +567,29 @@ class QueryExecutor:
             cur.unregister(view)
             cur.close()
 
+    def _located(self, loc: SampleLocation) -> SampleLocation:
+        """``loc`` naming its shard's path (results of non-dataset executors name the id)."""
+        if self._shards is not None:
+            return loc
+        for m in self._given:
+            if m.shard is not None and m.shard_id == loc.shard:
+                return dataclasses.replace(loc, shard=m.shard)
+        return loc
+
     def get_sample(self, loc: SampleLocation) -> Any:
         """Read the sample at ``loc`` (just its tar member)."""
-        return fetch_sample(self.source, self.sample_type, loc)
+        return fetch_sample(self._source(), self.sample_type, self._located(loc))
 
     def iter_samples(self, locs: Iterable[SampleLocation]) -> Iterator[Any]:
         """Read the samples at ``locs`` in order (ranged reads)."""
-        return fetch_samples(self.source, self.sample_type, locs)
+        return fetch_samples(self._source(), self.sample_type, (self._located(x) for x in locs))
+
+    def _source(self) -> Any:
+        if self.source is None:
+            from atdata._shards.sources import URLSource
+
+            self.source = URLSource([m.shard for m in self._given if m.shard is not None])
+        return self.source
 
 
 _CON: list[Any] = []

@@ -21,14 +21,21 @@ Examples:
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import os
 from typing import Any
 
-from atdata._errors import IntegrityError, ShardError
+from atdata._errors import DataNotFoundError, IntegrityError, ShardError
 from atdata._shards.sources import is_remote
-from atdata.manifest._builder import SYSTEM_COLUMNS, TOKEN_META, manifest_paths
+from atdata.manifest._paths import (
+    MANIFEST_FORMAT_VERSION,
+    SYSTEM_COLUMNS,
+    TOKEN_META,
+    manifest_paths,
+    shard_id_of,
+)
 
 __all__ = ["ShardManifest", "load_manifest", "manifest_count", "read_sidecar", "verify_manifest"]
 
@@ -71,33 +78,172 @@ def _local_size(shard: str) -> int | None:
 
 
 class ShardManifest:
-    """The manifest of one shard: its header, and its rows on demand.
+    """The manifest of one shard: header fields, aggregates, and one row per sample.
 
-    Attributes:
-        shard: The shard it describes (as the dataset lists it).
-        header: The parsed ``.manifest.json``.
-        legacy: ``True`` for manifests without ``offset_kind: "tar"`` (upstream 0.7).
+    Build one with :class:`~atdata.manifest.ManifestBuilder`, load one with :meth:`from_files`
+    (or :func:`load_manifest` beside a shard); its rows (``samples``) load on first use.
+
+    Args:
+        shard_id: The shard's identifier (its name without ``.tar``).
+        schema_type: Name of the sample type.
+        schema_version: Version of the sample type's schema.
+        num_samples: Samples in the shard.
+        size_bytes: Bytes of the shard (or of its samples, for a built manifest).
+        created_at: When the manifest was made.
+        aggregates: Field name -> aggregate (``{"type": ..., ...}``).
+        samples: A DataFrame with ``__key__``, ``__offset__``, ``__size__`` and the field columns
+            (default: read from ``parquet_path`` when there is one, else empty).
+        provenance: Optional provenance (job id, parent shards, pipeline version).
+        header: The full JSON header when loaded from a file (keeps fields this class does not
+            name, such as ``offset_kind``).
+        shard: The shard file this manifest sits beside, when known.
+        json_path: Where the header was read from.
+        parquet_path: Where the rows are read from.
+        source: The data source that reads remote files.
+
+    Examples:
+        >>> import datetime
+        >>> m = ShardManifest("s-0", "Row", "1.0.0", 0, 0, datetime.datetime(2026, 1, 1), {})
+        >>> m.header_dict()["created_at"], m.legacy
+        ('2026-01-01T00:00:00', False)
     """
 
+    __hash__ = None  # type: ignore[assignment]
+
     def __init__(
-        self, shard: str, header: dict[str, Any], json_path: str, parquet_path: str
+        self,
+        shard_id: str,
+        schema_type: str,
+        schema_version: str,
+        num_samples: int,
+        size_bytes: int,
+        created_at: datetime.datetime,
+        aggregates: dict[str, dict[str, Any]],
+        samples: Any = None,
+        provenance: dict[str, Any] | None = None,
+        *,
+        header: dict[str, Any] | None = None,
+        shard: str | None = None,
+        json_path: str | None = None,
+        parquet_path: str | None = None,
+        source: Any = None,
     ) -> None:
+        self.shard_id = shard_id
+        self.schema_type = schema_type
+        self.schema_version = schema_version
+        self.num_samples = int(num_samples)
+        self.size_bytes = int(size_bytes)
+        self.created_at = created_at
+        self.aggregates = aggregates
+        self.provenance = dict(provenance or {})
         self.shard = shard
-        self.header = header
         self.json_path = json_path
         self.parquet_path = parquet_path
-        self.legacy = header.get("offset_kind") != "tar"
+        self.source = source
+        self._samples = samples
         self._arrow: Any = None
+        self.header = dict(header) if header is not None else self.header_dict()
+        # files without our marker were written by upstream atdata 0.7 (offsets are not tar
+        # offsets and rows may be missing); manifests built in memory are taken as they are
+        self.legacy = header is not None and header.get("offset_kind") != "tar"
+
+    @classmethod
+    def from_header(
+        cls,
+        header: dict[str, Any],
+        *,
+        shard: str | None = None,
+        json_path: str | None = None,
+        parquet_path: str | None = None,
+        source: Any = None,
+    ) -> ShardManifest:
+        """A manifest from a parsed ``.manifest.json`` header (rows read lazily from the parquet)."""
+        created = header.get("created_at")
+        try:
+            when = datetime.datetime.fromisoformat(created) if created else None
+        except (TypeError, ValueError):
+            when = None
+        return cls(
+            str(header.get("shard_id") or (shard_id_of(shard) if shard else "")),
+            str(header.get("schema_type") or ""),
+            str(header.get("schema_version") or ""),
+            int(header.get("num_samples") or 0),
+            int(header.get("size_bytes") or 0),
+            when or datetime.datetime.fromtimestamp(0, datetime.UTC),
+            header.get("aggregates") or {},
+            None,
+            header.get("provenance") or {},
+            header=header,
+            shard=shard,
+            json_path=json_path,
+            parquet_path=parquet_path,
+            source=source,
+        )
+
+    @classmethod
+    def from_files(
+        cls, json_path: str | os.PathLike[str], parquet_path: str | os.PathLike[str]
+    ) -> ShardManifest:
+        """Load a manifest from its ``.manifest.json`` header and ``.manifest.parquet`` rows.
+
+        Raises:
+            DataNotFoundError: (a ``FileNotFoundError``) When either file does not exist.
+            IntegrityError: When the header is not a manifest header.
+        """
+        jp, pp = os.fspath(json_path), os.fspath(parquet_path)
+        if not os.path.exists(pp):
+            raise DataNotFoundError(f"manifest parquet {pp} does not exist")
+        return cls.from_header(_read_header(jp), json_path=jp, parquet_path=pp)
+
+    @classmethod
+    def from_json_only(cls, json_path: str | os.PathLike[str]) -> ShardManifest:
+        """Load only a manifest's header (its ``samples`` are empty): enough for aggregates.
+
+        Raises:
+            DataNotFoundError: (a ``FileNotFoundError``) When the file does not exist.
+        """
+        jp = os.fspath(json_path)
+        return cls.from_header(_read_header(jp), json_path=jp)
+
+    def header_dict(self) -> dict[str, Any]:
+        """The JSON header (the ``.manifest.json`` content), aggregates included."""
+        out: dict[str, Any] = dict(getattr(self, "header", None) or {})
+        created = self.created_at
+        out.update(
+            manifest_version=out.get("manifest_version", MANIFEST_FORMAT_VERSION),
+            shard_id=self.shard_id,
+            schema_type=self.schema_type,
+            schema_version=self.schema_version,
+            num_samples=self.num_samples,
+            size_bytes=self.size_bytes,
+            created_at=created.isoformat() if hasattr(created, "isoformat") else str(created),
+            aggregates=self.aggregates,
+        )
+        if self.provenance:
+            out["provenance"] = self.provenance
+        return out
 
     @property
-    def num_samples(self) -> int:
-        """Samples the header records."""
-        return int(self.header.get("num_samples") or 0)
+    def samples(self) -> Any:
+        """The rows as a pandas DataFrame (``list[str]`` fields as lists; empty without rows)."""
+        if self._samples is None:
+            if self.parquet_path is None:
+                from atdata._extras import require
+
+                self._samples = require("pandas", "query", "manifests").DataFrame()
+            else:
+                self._samples = self.frame(self.source)
+        return self._samples
+
+    @samples.setter
+    def samples(self, df: Any) -> None:
+        self._samples = df
+        self._arrow = None
 
     @property
-    def aggregates(self) -> dict[str, dict[str, Any]]:
-        """Per-field aggregates from the header."""
-        return self.header.get("aggregates") or {}
+    def prunable(self) -> bool:
+        """Whether the aggregates may rule this shard out of a query (not for upstream files)."""
+        return not self.legacy
 
     @property
     def kinds(self) -> dict[str, str]:
@@ -107,9 +253,15 @@ class ShardManifest:
             return dict(f)
         return {k: a.get("type", "categorical") for k, a in self.aggregates.items()}
 
+    def __repr__(self) -> str:
+        return (
+            f"ShardManifest({self.shard_id!r}, {self.schema_type}, {self.num_samples} samples, "
+            f"fields: {', '.join(self.kinds) or '-'})"
+        )
+
     def check_fresh(self) -> None:
         """Raise :class:`~atdata.IntegrityError` when a local shard no longer matches our header."""
-        if self.legacy:
+        if self.legacy or self.shard is None:
             return
         size = _local_size(self.shard)
         want = self.header.get("size_bytes")
@@ -125,7 +277,9 @@ class ShardManifest:
 
         pa = require("pyarrow", "query", "manifest queries")
         pq = require("pyarrow.parquet", "query", "manifest queries")
-        data = read_sidecar(source, self.parquet_path)
+        if self._samples is not None or self.parquet_path is None:
+            return _table_of_frame(pa, self.samples)
+        data = read_sidecar(source if source is not None else self.source, self.parquet_path)
         if data is None:
             raise IntegrityError(
                 f"manifest parquet {self.parquet_path} is missing (its header {self.json_path} "
@@ -161,7 +315,7 @@ class ShardManifest:
 
         pa = require("pyarrow", "query", "manifest queries")
         table = self.table(source)
-        if self.legacy:
+        if self.legacy and self.shard is not None and self._samples is None:
             pd = require("pandas", "query", "manifest queries")
             df = _repair_legacy(self, _to_frame(table, self.kinds, pd), source, pd)
             table = pa.Table.from_pandas(df, preserve_index=False)
@@ -186,9 +340,51 @@ class ShardManifest:
         self._arrow = table
         return table
 
-    def frame(self, source: Any) -> Any:
+    def frame(self, source: Any = None) -> Any:
         """Rows as a pandas DataFrame (set fields as lists of str)."""
-        return self.arrow(source).to_pandas()
+        return frame_of(self.arrow(source))
+
+
+def frame_of(table: Any) -> Any:
+    """A pyarrow Table as a pandas DataFrame whose list columns hold Python lists."""
+    import pyarrow as pa
+
+    df = table.to_pandas()
+    for name in table.column_names:
+        if pa.types.is_list(table.column(name).type):
+            df[name] = table.column(name).to_pylist()
+    return df
+
+
+def _table_of_frame(pa: Any, df: Any) -> Any:
+    if df is None or not len(df.columns):
+        return pa.table({})
+    try:
+        return pa.Table.from_pandas(df, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise IntegrityError(f"manifest rows cannot be read as a table: {exc}") from None
+
+
+def _read_header(jpath: str) -> dict[str, Any]:
+    try:
+        with open(jpath, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise DataNotFoundError(f"manifest header {jpath} does not exist") from None
+    except OSError as exc:
+        raise ShardError(f"cannot read manifest header {jpath}: {exc.strerror}") from None
+    return _parse_header(data, jpath, None)
+
+
+def _parse_header(data: bytes, jpath: str, shard: str | None) -> dict[str, Any]:
+    try:
+        header = json.loads(data)
+        if not isinstance(header, dict) or "num_samples" not in header:
+            raise ValueError("not a manifest header")
+    except ValueError as exc:
+        fix = _REBUILD.format(shard=shard) if shard else "rewrite it"
+        raise IntegrityError(f"manifest header {jpath} is corrupt ({exc}); {fix}") from None
+    return header
 
 
 def _to_frame(table: Any, kinds: dict[str, str], pd: Any) -> Any:
@@ -272,7 +468,7 @@ def _repair_legacy(m: ShardManifest, df: Any, source: Any, pd: Any) -> Any:
 
 
 def load_manifest(shard: str, source: Any = None) -> ShardManifest | None:
-    """The manifest header beside ``shard`` (``None`` when there is none).
+    """The manifest beside ``shard`` (``None`` when there is no header).
 
     Raises:
         IntegrityError: When the header is not valid JSON.
@@ -281,15 +477,10 @@ def load_manifest(shard: str, source: Any = None) -> ShardManifest | None:
     data = read_sidecar(source, jpath)
     if data is None:
         return None
-    try:
-        header = json.loads(data)
-        if not isinstance(header, dict) or "num_samples" not in header:
-            raise ValueError("not a manifest header")
-    except ValueError as exc:
-        raise IntegrityError(
-            f"manifest header {jpath} is corrupt ({exc}); " + _REBUILD.format(shard=shard)
-        ) from None
-    return ShardManifest(shard, header, jpath, ppath)
+    header = _parse_header(data, jpath, shard)
+    return ShardManifest.from_header(
+        header, shard=shard, json_path=jpath, parquet_path=ppath, source=source
+    )
 
 
 def manifest_count(shard: str) -> int | None:
