@@ -575,11 +575,15 @@ class Dataset(Generic[T]):
     # -- manifest queries (see manifest/_query.py) and export (see _export.py) -------------------
     def query(self, where: Any = None, *, limit: int | None = None) -> QueryResult:
         """Find samples through the shards' manifests: a lambda over the manifest DataFrame, a
-        field expression (``ds.fields``) or a SQL ``WHERE`` string. Returns a
-        :class:`~atdata.QueryResult` of :class:`~atdata.SampleLocation` s.
+        predicate (``ds.fields`` or ``atdata.manifest.F``) or a SQL ``WHERE`` string.
+
+        Returns:
+            A :class:`~atdata.QueryResult`: the list of matching :class:`~atdata.SampleLocation` s
+            (``.samples`` reads the samples themselves, ``.stats`` says what was pruned).
 
         Raises:
-            ConfigError: When the shards have no manifests (the message says how to build them).
+            DataNotFoundError: (a ``FileNotFoundError``) When the shards have no manifests (the
+                message says how to build them).
         """
         _export.check_plain(self, "query")
         return _export.executor(self).query(where, limit=limit)

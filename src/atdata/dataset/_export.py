@@ -33,7 +33,9 @@ def executor(ds: Dataset[Any]) -> QueryExecutor:
 
     ex = ds._query_executor
     if ex is None or ex.sample_type is not ds.sample_type:
-        ex = QueryExecutor.for_shards(ds.list_shards(), source=ds.source, sample_type=ds.sample_type)
+        ex = QueryExecutor.for_shards(
+            ds.list_shards(), source=ds.source, sample_type=ds.sample_type
+        )
         ds._query_executor = ex
     return ex
 
