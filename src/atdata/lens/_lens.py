@@ -85,7 +85,7 @@ class Lens(Generic[S, V]):
         name: str | None = None,
         localns: dict[str, Any] | None = None,
     ) -> None:
-        label = name or getattr(get, "__name__", "lens")
+        label: str = name or str(getattr(get, "__name__", "lens"))
         try:
             params = list(inspect.signature(get).parameters.values())
         except (TypeError, ValueError):  # a builtin without a signature: trust the caller

@@ -100,7 +100,8 @@ def resolve_manifest_fields(sample_type: type) -> dict[str, ManifestField]:
         if dataclasses.is_dataclass(sample_type) and isinstance(sample_type, type):
             from atdata._wire.sample import packable
 
-            get = packable(type(sample_type.__name__, (sample_type,), {})).atdata_fields
+            typed: Any = packable(type(sample_type.__name__, (sample_type,), {}))
+            get = typed.atdata_fields
         else:
             raise SchemaError(
                 f"{getattr(sample_type, '__name__', sample_type)!r} is not a sample type; "

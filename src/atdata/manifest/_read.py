@@ -422,6 +422,7 @@ def _shard_members(shard: str, source: Any) -> dict[str, tuple[int, int]]:
 
 def _repair_legacy(m: ShardManifest, df: Any, source: Any, pd: Any) -> Any:
     """Give an upstream manifest's rows real tar offsets and add the samples it misses."""
+    assert m.shard is not None  # only manifests loaded beside their shard are repaired
     members = _shard_members(m.shard, source)
     known = set(df["__key__"]) if "__key__" in df else set()
     stray = known - set(members)
