@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from typing import BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple, Protocol
 
 from atdata._errors import ShardError
 
@@ -312,6 +312,12 @@ def _octal(n: int, width: int) -> bytes:
     return b"%0*o\0" % (width - 1, n)
 
 
+class _Writable(Protocol):
+    """What :class:`TarWriter` writes to: anything with ``write(bytes)``."""
+
+    def write(self, data: bytes | memoryview, /) -> Any: ...
+
+
 class TarWriter:
     """Append regular files to a tar stream; tracks payload offsets.
 
@@ -319,7 +325,7 @@ class TarWriter:
     ``path`` record, which every tar reader understands.
     """
 
-    def __init__(self, fileobj: BinaryIO, mtime: int | None = None) -> None:
+    def __init__(self, fileobj: BinaryIO | _Writable, mtime: int | None = None) -> None:
         import time
 
         self._f = fileobj

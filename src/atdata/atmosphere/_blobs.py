@@ -449,7 +449,7 @@ class PDSBlobStore:
             try:
                 for group in pieces:
                     with tempfile.SpooledTemporaryFile(max_size=self.limit + 1) as tmp:
-                        w = TarWriter(tmp, mtime=0)  # type: ignore[arg-type]
+                        w = TarWriter(tmp, mtime=0)
                         for name, off, size in group:
                             w.add(name, os.pread(fd, size, off))
                         w.close()

@@ -127,7 +127,10 @@ def _worker_main(conn: Any, job: ShardJob) -> None:
         if task is None:
             return
         shard, attempt, want_events = task
-        with capture() if want_events else contextlib.nullcontext([]) as got:
+        events: contextlib.AbstractContextManager[list[Any]] = (
+            capture() if want_events else contextlib.nullcontext([])
+        )
+        with events as got:
             try:
                 reply = job.run(shard, attempt)
                 err = None

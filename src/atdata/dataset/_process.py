@@ -169,7 +169,7 @@ def process_shards(
     fn: Callable[[list[Any]], Any],
     *,
     shards: list[str] | None = None,
-    checkpoint: Path | str | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
     on_shard_error: Callable[[str, Exception], None] | None = None,
     num_proc: int | None = None,
     retries: int = 2,
@@ -216,12 +216,13 @@ def process_shards(
                     with open(ckpt, "a") as f:
                         f.write(o.shard + "\n")
                 continue
-            f = o.failure
-            fails[o.shard] = f
-            errors[o.shard] = exc = _error_of(f, local.get(o.shard))
+            failure = o.failure
+            fails[o.shard] = failure
+            errors[o.shard] = exc = _error_of(failure, local.get(o.shard))
             bar.done(0, True)
-            emit("shard_fail", op="process_shards", run=run, shard=o.shard, attempt=f.attempts,
-                 kind=f.kind, message=f.message, exit_code=f.exit_code)  # fmt: skip
+            emit("shard_fail", op="process_shards", run=run, shard=o.shard,
+                 attempt=failure.attempts, kind=failure.kind, message=failure.message,
+                 exit_code=failure.exit_code)  # fmt: skip
             if on_shard_error is not None:
                 on_shard_error(o.shard, exc)  # type: ignore[arg-type]
     finally:
@@ -388,7 +389,7 @@ def map_to_shards(
             bar.close()
         emit("run_end", op="map", run=run, samples=bar.samples,
              seconds=time.perf_counter() - t0, failed=len(fails))  # fmt: skip
-    kwargs = dict(sample_type=sample_type, num_proc=num_proc, batched=batched, version=version,
+    kwargs: dict[str, Any] = dict(sample_type=sample_type, num_proc=num_proc, batched=batched, version=version,
                   verify=verify, retries=retries, timeout=timeout, manifest=manifest,
                   progress=progress, start_method=start_method, fsync=fsync)  # fmt: skip
     if fails:

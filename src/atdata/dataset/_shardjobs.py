@@ -108,7 +108,12 @@ class ReduceJob:
         t0 = time.perf_counter()
         samples = [s for _k, s in _keyed_samples(self.ds, shard)]
         t1 = time.perf_counter()
-        ev = {"op": "process_shards", "run": self.run_id, "shard": shard, "attempt": attempt}
+        ev: dict[str, Any] = {
+            "op": "process_shards",
+            "run": self.run_id,
+            "shard": shard,
+            "attempt": attempt,
+        }
         emit("shard_read", samples=len(samples), seconds=t1 - t0, **ev)
         result = self.fn(samples)
         emit("shard_done", samples=len(samples), seconds=time.perf_counter() - t0, **ev)
@@ -188,7 +193,7 @@ class MapJob:
 
     def run(self, shard: str, attempt: int) -> dict[str, Any]:
         out = self.out_paths[shard]
-        ev = {"op": "map", "run": self.run_id, "shard": shard, "attempt": attempt}
+        ev: dict[str, Any] = {"op": "map", "run": self.run_id, "shard": shard, "attempt": attempt}
         t0 = time.perf_counter()
         src = _HashingSource(self.ds.source)
         ds = self.ds._derive(source=src)
