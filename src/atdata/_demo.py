@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from atdata._types import NDArray
-from atdata._wire.sample import packable
+from atdata._wire.sample import PackableSample, packable
 from atdata.dataset._dataset import Dataset
 from atdata.dataset._write import write_samples
 from atdata.lens._lens import lens
@@ -39,7 +39,7 @@ LABELS = ("cat", "dog", "bird")
 
 # 1. A sample type: an annotated class made packable (an image array, a label, a score).
 @packable
-class ImageSample:
+class ImageSample(PackableSample):  # the base is optional; it types __key__, .packed ...
     """One training example: an 8x8 RGB image, its label and a confidence score."""
 
     image: NDArray
@@ -115,9 +115,8 @@ def run_demo(
     spec = os.path.join(out, f"demo-{{000000..{len(infos) - 1:06d}}}.tar")
     ds = Dataset[ImageSample](spec)
     first = ds.head(1)[0]
-    first_key = getattr(first, "__key__", None)  # set on every sample read (PackableSample)
     echo(
-        f"read back {len(ds)} samples; first: key={first_key} label={first.label} "
+        f"read back {len(ds)} samples; first: key={first.__key__} label={first.label} "
         f"image={first.image.dtype}{list(first.image.shape)}"
     )
 
@@ -166,7 +165,7 @@ def run_demo(
         "shards": len(infos),
         "bytes": sum(i.size for i in infos),
         "read_back": len(ds),
-        "first_key": first_key,
+        "first_key": first.__key__,
         "batch_image_shape": tuple(batch.image.shape),
         "filtered_cats": n_cats,
         "mean_score": round(mean_score, 3),

@@ -27,7 +27,7 @@ import logging
 import os
 import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from atdata._errors import (
     AtdataError,
@@ -43,11 +43,16 @@ from atdata.dataset._access import ShardTable
 from atdata.dataset._stream import lens_map, raw_stream, shuffle_buffer
 
 if TYPE_CHECKING:
+    from atdata.dataset._batch import SampleBatch
+    from atdata.dataset._torch import TorchDataset
+    from atdata.lens._lens import LensNetwork
+    from atdata.manifest._expr import FieldSet
     from atdata.manifest._query import QueryExecutor, QueryResult, SampleLocation
 
 __all__ = ["Dataset"]
 
 T = TypeVar("T")
+V = TypeVar("V")
 log = logging.getLogger("atdata")
 
 
@@ -277,14 +282,14 @@ class Dataset(Generic[T]):
             start_method=start_method,
         )  # fmt: skip
 
-    def as_type(self, view: type, *, network: Any = None) -> Dataset:
+    def as_type(self, view: type[V], *, network: LensNetwork | None = None) -> Dataset[V]:
         """View this dataset as another sample type through a lens (direct or composed).
 
         Raises:
             LensNotFoundError: When no lens chain exists.
         """
         if view is self.sample_type:
-            return self
+            return self  # type: ignore[return-value]  # V is T here
         if self.sample_type is DictSample and not self._ops and hasattr(view, "atdata_fields"):
             return self._derive(
                 sample_type=view, _decode_type=view
@@ -484,7 +489,12 @@ class Dataset(Generic[T]):
             )
         return out[0]
 
-    def __getitem__(self, item: int | str | slice) -> Any:
+    @overload
+    def __getitem__(self, item: int | str) -> T: ...
+    @overload
+    def __getitem__(self, item: slice) -> Dataset[T]: ...
+
+    def __getitem__(self, item: int | str | slice) -> T | Dataset[T]:
         if isinstance(item, str):
             return self.get(item)
         if isinstance(item, slice):
@@ -498,6 +508,11 @@ class Dataset(Generic[T]):
     def __iter__(self) -> Iterator[T]:
         return self.ordered()
 
+    @overload
+    def ordered(self, batch_size: None = None, *, drop_last: bool = False) -> Iterator[T]: ...
+    @overload
+    def ordered(self, batch_size: int, *, drop_last: bool = False) -> Iterator[SampleBatch[T]]: ...
+
     def ordered(self, batch_size: int | None = None, *, drop_last: bool = False) -> Iterator[Any]:
         """Iterate samples in shard order, or :class:`~atdata.SampleBatch` es of ``batch_size``."""
         if (
@@ -510,6 +525,25 @@ class Dataset(Generic[T]):
             dec = decoder_for(self._decode_type, self.copy_arrays)
             return self._with_ops(self._raw_stream(self.list_shards(), dec))
         return self._emit(self._raws(), batch_size, drop_last)
+
+    @overload
+    def shuffled(
+        self,
+        batch_size: None = None,
+        *,
+        buffer: int = 10_000,
+        seed: int | None = None,
+        drop_last: bool = False,
+    ) -> Iterator[T]: ...
+    @overload
+    def shuffled(
+        self,
+        batch_size: int,
+        *,
+        buffer: int = 10_000,
+        seed: int | None = None,
+        drop_last: bool = False,
+    ) -> Iterator[SampleBatch[T]]: ...
 
     def shuffled(
         self,
@@ -589,7 +623,7 @@ class Dataset(Generic[T]):
         return _export.executor(self).query(where, limit=limit)
 
     @property
-    def fields(self) -> Any:
+    def fields(self) -> FieldSet:
         """Queryable fields for typed query expressions: ``Q = ds.fields; Q.label == "dog"``."""
         from atdata.manifest._expr import FieldSet, query_fields
 
@@ -604,7 +638,7 @@ class Dataset(Generic[T]):
         _export.check_plain(self, "get_sample")
         return fetch_sample(self.source, self.sample_type, loc)
 
-    def to_torch(self, **kwargs: Any) -> Any:
+    def to_torch(self, **kwargs: Any) -> TorchDataset:
         """This dataset as a ``torch.utils.data.IterableDataset`` split across DataLoader workers
         and distributed ranks, with ``set_epoch`` and mid-epoch ``state_dict`` resume.
 
