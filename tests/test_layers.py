@@ -14,6 +14,8 @@ Layers, low -> high (CLAUDE.md, "Layout"):
 Every import counts: module level, inside functions, under ``if TYPE_CHECKING:``, absolute and
 relative, ``importlib.import_module("atdata...")`` string literals and the module strings of a
 package's lazy ``_LAZY`` map. A new module must be given a layer in :data:`LAYERS` below.
+
+Within a layer, module-level imports must not form a cycle (a function may import lazily).
 """
 
 from __future__ import annotations
@@ -170,6 +172,55 @@ def _lazy_target(source: str, pkg: bool, mod: str) -> str:
     return resolve_relative(package, True, level, mod[level:] or None)
 
 
+def module_level_imports(path: Path) -> set[str]:
+    """The atdata modules ``path`` imports when it is imported (top-level statements only: not
+    in functions, not under ``if TYPE_CHECKING:``), with the packages each implies."""
+    source, pkg = module_name(path), is_package(path)
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    out: set[str] = set()
+    for node in tree.body:
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = (
+                resolve_relative(source, pkg, node.level, node.module)
+                if node.level
+                else (node.module or "")
+            )
+            names = [f"{base}.{a.name}" if exists(f"{base}.{a.name}") else base for a in node.names]
+        for name in names:
+            if name == "atdata" or name.startswith("atdata."):
+                parts = name.split(".")
+                out.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+    own_packages = {".".join(source.split(".")[:i]) for i in range(1, source.count(".") + 1)}
+    return out - own_packages - {source}
+
+
+def import_cycles(paths: list[Path]) -> list[list[str]]:
+    """Cycles in the module-level import graph (each as a path that returns to its start)."""
+    graph = {module_name(p): module_level_imports(p) for p in paths}
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(mod: str) -> None:
+        state[mod] = 1
+        path.append(mod)
+        for dep in sorted(graph.get(mod, ())):
+            if state.get(dep) == 1:
+                cycles.append([*path[path.index(dep) :], dep])
+            elif dep not in state and dep in graph:
+                visit(dep)
+        path.pop()
+        state[mod] = 2
+
+    for mod in sorted(graph):
+        if mod not in state:
+            visit(mod)
+    return cycles
+
+
 def all_modules() -> list[Path]:
     return sorted(p for p in SRC.rglob("*.py") if "__pycache__" not in p.parts)
 
@@ -209,6 +260,37 @@ def test_imports_only_point_down():
         f"{len(offenders)} import(s) point to a higher layer (move the code down, or pass the "
         "higher-layer object in through a Protocol/callable):\n  " + "\n  ".join(offenders)
     )
+
+
+def test_no_import_cycles_at_module_level():
+    """Within a layer too: importing any module never comes back to itself (the old data path
+    was one cycle; functions may import lazily, but a module's top level must not loop)."""
+    cycles = import_cycles(all_modules())
+    assert cycles == [], "module-level import cycles:\n  " + "\n  ".join(
+        " -> ".join(c) for c in cycles
+    )
+
+
+def test_the_cycle_check_finds_a_cycle(tmp_path, monkeypatch):
+    pkg = tmp_path / "atdata"
+    (pkg / "dataset").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "dataset" / "__init__.py").write_text("from atdata.dataset._a import A\n")
+    (pkg / "dataset" / "_a.py").write_text("from atdata.dataset._b import B\nA = 1\n")
+    (pkg / "dataset" / "_b.py").write_text(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n"
+        "    from atdata.dataset._a import A\n"  # type-only: not a cycle
+        "def f():\n"
+        "    from atdata.dataset._a import A\n"  # lazy: not a cycle
+        "from . import _c\n"
+        "B = 2\n"
+    )
+    (pkg / "dataset" / "_c.py").write_text("from atdata.dataset._a import A\n")  # the cycle
+    monkeypatch.setattr(sys.modules[__name__], "SRC", pkg)
+    assert import_cycles(all_modules()) == [
+        ["atdata.dataset._a", "atdata.dataset._b", "atdata.dataset._c", "atdata.dataset._a"]
+    ]
 
 
 def test_the_scan_sees_every_kind_of_import(tmp_path, monkeypatch):
