@@ -165,7 +165,7 @@ class PackableSample(_WireSample):
 
     @classmethod
     def _from_wire_slow(cls: type[T], raw: dict, where: str = "") -> T:
-        """The reference decoder (the generated one in ``_decode`` must agree with it)."""
+        """The reference decoder (the generated one in ``_wire.decode`` must agree with it)."""
         vals = {}
         for spec in fields_of(cls):
             name = spec.name
