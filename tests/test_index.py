@@ -1,4 +1,4 @@
-"""atdata.Index: write/insert/get, schema versioning, default index, @local names, Repository."""
+"""atdata.Index: write/insert/get, schema versioning, default index, @local names, repositories."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def test_zero_config_uses_atdata_home(tmp_path, monkeypatch):
     monkeypatch.setenv("ATDATA_HOME", str(tmp_path / "h"))
     idx = atdata.Index()
     assert idx.provider.path == str(tmp_path / "h" / "index.db")
-    assert idx.data_store.root == str(tmp_path / "h" / "data")
+    assert idx.data_store.root == (tmp_path / "h" / "data").resolve()
 
 
 def test_write_samples_records_everything(index):
@@ -52,7 +52,8 @@ def test_write_samples_records_everything(index):
         assert os.path.getsize(s.url) == s.size and len(s.sha256) == 64
     assert (e.description, e.license, e.tags, e.metadata) == ("tiny", "MIT", ["t"], {"k": 1})
     assert e.schema_ref == "atdata://local/schema/Img@1.0.0"
-    ds = index.get_dataset("imgs")
+    assert index.get_dataset("imgs") == e  # the documented get_dataset returns the entry
+    ds = index.open_dataset("imgs")
     assert ds.sample_type is Img
     assert [s.label for s in ds.ordered()] == ["l0", "l1", "l2", "l3", "l4"]
 
@@ -61,8 +62,10 @@ def test_same_name_makes_new_version_and_old_stays(index):
     a = index.write_samples(_imgs(2), name="d")
     b = index.write_samples(_imgs(3, 10), name="d")
     assert (a.version, b.version) == ("1.0.0", "1.1.0")
-    assert [s.label for s in index.get_dataset("d", "1.0.0").ordered()] == ["l0", "l1"]
-    assert len(index.get_dataset("d")) == 3
+    assert [s.label for s in index.open_dataset("d", "1.0.0").ordered()] == ["l0", "l1"]
+    assert len(index.open_dataset("d")) == 3
+    assert index.get_dataset("d@1.0.0") == a and index.get_entry_by_name("d") == b
+    assert index.get_entry(a.cid) == a and index.get_entry(b.cid) == b
     assert [(e.name, e.version) for e in index.list_datasets()] == [("d", "1.0.0"), ("d", "1.1.0")]
     assert [e.version for e in index.datasets] == ["1.0.0", "1.1.0"]
     with pytest.raises(atdata.ConfigError, match=r"already has version 1\.0\.0"):
@@ -72,15 +75,19 @@ def test_same_name_makes_new_version_and_old_stays(index):
 def test_get_dataset_without_the_class(index):
     index.write_samples(_imgs(3), name="d")
     fresh = Index(path=index.provider.path)  # another process would know nothing of Img
-    ds = fresh.get_dataset("d")
+    ds = fresh.open_dataset("d")
     assert ds.sample_type is not Img and ds.sample_type.__name__ == "Img"
     got = list(ds.ordered())
     assert got[2].label == "l2" and got[2].pixels.tolist() == [[2, 2], [2, 2]]
 
 
-def test_missing_dataset_is_storage_error(index):
-    with pytest.raises(atdata.StorageError, match="'nope' is not in the index"):
-        index.get_dataset("nope")
+def test_missing_dataset_is_key_error(index):
+    index.write_samples(_imgs(1), name="nopes")
+    for call in (index.get_dataset, index.get_entry_by_name, index.open_dataset):
+        with pytest.raises(KeyError, match=r"'nope' is not in the index.*similar: \['nopes'\]"):
+            call("nope")
+    with pytest.raises(atdata.NotFoundError, match="no dataset entry with CID 'bafyfake'"):
+        index.get_entry("bafyfake")
 
 
 def test_publish_schema_versions(index):
@@ -88,31 +95,39 @@ def test_publish_schema_versions(index):
     class S:
         a: int
 
-    assert index.publish_schema(S).version == "1.0.0"
-    assert index.publish_schema(S).version == "1.0.0"
+    assert index.publish_schema(S) == "atdata://local/schema/S@1.0.0"
+    assert index.publish_schema(S) == "atdata://local/schema/S@1.0.0"  # identical: same version
 
     @atdata.packable
     class S:
         a: int
         b: str | None = None
 
-    assert index.publish_schema(S).version == "1.1.0"
+    assert index.publish_schema(S) == "atdata://local/schema/S@1.1.0"
 
     @atdata.packable
     class S:
         a: float
         b: str | None = None
 
-    assert index.publish_schema(S).version == "2.0.0"
-    assert [r.version for r in index.list_schemas()] == ["1.0.0", "1.1.0", "2.0.0"]
-    assert index.get_schema("S").version == "2.0.0"
-    assert index.get_schema("S@1.1.0").fields == ["a", "b"]
+    assert index.publish_schema(S) == "atdata://local/schema/S@2.0.0"
+    assert [r["version"] for r in index.list_schemas()] == ["1.0.0", "1.1.0", "2.0.0"]
+    assert index.get_schema("S")["version"] == "2.0.0"
+    d = index.get_schema("S@1.1.0")
+    assert (d["$ref"], d["name"]) == ("atdata://local/schema/S@1.1.0", "S")
+    assert [(f["name"], f["optional"]) for f in d["fields"]] == [("a", False), ("b", True)]
+    assert index.get_schema_record("S@1.1.0").fields == ["a", "b"]
+    assert index.get_schema("local://schemas/mymod.S@1.0.0")["version"] == "1.0.0"  # legacy ref
     T = index.get_schema_type("atdata://local/schema/S@1.0.0")
     assert [f.name for f in T.atdata_fields()] == ["a"]
     with pytest.raises(atdata.SchemaError, match="different body"):
         index.publish_schema(S, version="1.0.0")
-    with pytest.raises(atdata.SchemaError, match="not in the index"):
+    with pytest.raises(KeyError, match="'Nope' is not in the index"):
         index.get_schema("Nope")
+    with pytest.raises(KeyError, match="not in the index"):
+        index.get_schema_type("atdata://local/schema/Nope@1.0.0")
+    with pytest.raises(ValueError, match="not a schema reference"):
+        index.get_schema("https://example.com/S")
 
 
 def test_insert_dataset_registers_existing_shards(index, tmp_path):
@@ -174,7 +189,7 @@ def test_manifest_sidecars_are_stored(index):
 def test_dict_samples_have_no_schema(index):
     e = index.write_samples([{"a": 1}, {"a": 2}], name="dicts")
     assert e.schema_ref is None
-    assert [s["a"] for s in index.get_dataset("dicts").ordered()] == [1, 2]
+    assert [s["a"] for s in index.open_dataset("dicts").ordered()] == [1, 2]
 
 
 def test_local_names_through_default_index(index):
@@ -185,30 +200,44 @@ def test_local_names_through_default_index(index):
     assert len(atdata.load_dataset("@local/mnist@1.0.0")) == 2
     ds = atdata.load_dataset("@local/mnist", sample_type=Img)
     assert ds.sample_type is Img
-    with pytest.raises(atdata.StorageError, match=r"mnist@9\.0\.0"):
+    with pytest.raises(KeyError, match=r"mnist@9\.0\.0"):
         atdata.load_dataset("@local/mnist@9.0.0")
 
 
-def test_bad_names():
+def test_bad_names(index):
     from atdata._named import load_named
 
     with pytest.raises(atdata.ConfigError, match="not a dataset name"):
         load_named("@local")
     with pytest.raises(atdata.ConfigError, match="invalid"):
-        Index.write_samples(None, [], name="a@b")  # type: ignore[arg-type]
+        index.write_samples([], name="a@b")
 
 
-def test_repository_routes(tmp_path):
-    lab = Index(path=str(tmp_path / "lab" / "i.db"))
-    local = Index(path=str(tmp_path / "local" / "i.db"))
-    repo = atdata.Repository({"@lab/": lab, "@local/": local})
-    repo.write_samples(_imgs(2), name="@lab/x")
-    repo.write_samples(_imgs(1), name="@local/x")
-    assert len(repo.get_dataset("@lab/x")) == 2 and len(repo.get_dataset("@local/x@1.0.0")) == 1
-    assert [(p, e.name) for p, e in repo.list_datasets()] == [("@lab/", "x"), ("@local/", "x")]
-    assert repo.status()["@lab/"]["provider"]["ok"] is True
-    with pytest.raises(atdata.ConfigError, match="no repository route"):
-        repo.route("@other/x")
+def test_repositories_mounted_by_name(tmp_path):
+    from atdata.repository import Repository, create_repository
+
+    lab_store = atdata.LocalDiskStore(tmp_path / "lab-data")
+    lab = create_repository("sqlite", path=tmp_path / "lab" / "i.db", data_store=lab_store)
+    shared = Repository(atdata.providers.create_provider("sqlite", path=tmp_path / "s.db"))
+    index = Index(path=str(tmp_path / "local" / "i.db"), repos={"lab": lab, "shared": shared})
+    e_lab = index.write(_imgs(2), name="lab/x")
+    index.write(_imgs(1), name="x")
+    index.write(_imgs(3), name="shared/x")
+    assert str(lab_store.root) in e_lab.shards[0].url  # the repository's own store
+    assert len(index.open_dataset("lab/x")) == 2 and len(index.open_dataset("x")) == 1
+    assert (
+        len(index.open_dataset("@local/x@1.0.0")) == 1 and len(index.open_dataset("shared/x")) == 3
+    )
+    assert index.get_dataset("lab/x") == e_lab
+    assert [e.name for e in index.list_datasets("lab")] == ["x"]
+    assert [e.num_samples for e in index.list_datasets()] == [1, 2, 3]
+    assert index.repos == {"lab": lab, "shared": shared}
+    with pytest.raises(KeyError, match="no repository 'other'"):
+        index.list_datasets("other")
+    with pytest.raises(atdata.ConfigError, match="reserved or invalid"):
+        Index(path=str(tmp_path / "z.db"), repos={"local": lab})
+    with pytest.raises(atdata.ConfigError, match="needs an IndexProvider"):
+        Repository("sqlite")  # type: ignore[arg-type]
 
 
 def test_status_reports_down_provider(tmp_path):

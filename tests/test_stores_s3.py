@@ -64,7 +64,7 @@ def test_index_on_s3_round_trip(store, tmp_path):
     samples = [Vec(v=np.arange(3, dtype="f4") + i, name=f"n{i}") for i in range(7)]
     e = idx.write_samples(samples, name="vecs", maxcount=3)
     assert [s.url.startswith(f"s3://{BUCKET}/runs/vecs/") for s in e.shards] == [True] * 3
-    ds = idx.get_dataset("vecs")
+    ds = idx.open_dataset("vecs")
     got = list(ds.ordered())
     assert [s.name for s in got] == [f"n{i}" for i in range(7)]
     assert got[6].v.tolist() == [6.0, 7.0, 8.0]
@@ -80,8 +80,15 @@ def test_s3source_braces_and_prefix(store, tmp_path):
     assert [s.name for s in atdata.Dataset(src, sample_type=Vec).ordered()] == ["0", "1", "2", "3"]
     by_prefix = atdata.S3Source(e.urls[0].rsplit("/", 1)[0] + "/", client=store.client)
     assert by_prefix.list_shards() == e.urls
-    with pytest.raises(atdata.ShardError, match="not found"):
-        src.open_shard(f"s3://{BUCKET}/nope.tar")
+    with pytest.raises(KeyError, match="not one of this source's 4 shards"):
+        src.open_shard(f"s3://{BUCKET}/nope.tar")  # documented: KeyError for an unknown shard
+    missing = atdata.S3Source(BUCKET, ["nope.tar"], client=store.client)
+    with pytest.raises(atdata.ShardError, match="not found") as ei:
+        missing.open_shard(f"s3://{BUCKET}/nope.tar")
+    from botocore.exceptions import ClientError
+
+    assert isinstance(ei.value, ClientError)  # still catchable as botocore's error
+    assert ei.value.response["Error"]["Code"] in ("NoSuchKey", "404")
 
 
 def test_failed_upload_leaves_no_entry(store, tmp_path, s3_endpoint):

@@ -18,6 +18,11 @@ from atdata._version import __version__
 
 # public name -> private module that defines it
 _LAZY: dict[str, str] = {
+    "AbstractDataStore": "atdata.stores._base",
+    "AppViewError": "atdata._errors",
+    "AppViewRequiredError": "atdata._errors",
+    "AppViewSearchBackend": "atdata.search",
+    "AppViewUnavailableError": "atdata._errors",
     "AtdataError": "atdata._errors",
     "AuthenticationError": "atdata._errors",
     "ConfigError": "atdata._errors",
@@ -29,23 +34,26 @@ _LAZY: dict[str, str] = {
     "DecodeError": "atdata._errors",
     "DictSample": "atdata._wire.sample",
     "Index": "atdata.index._index",
+    "IndexEntry": "atdata.index._entry",
     "IndexProvider": "atdata.providers._base",
     "IntegrityError": "atdata._errors",
     "Lens": "atdata.lens._lens",
     "LensNetwork": "atdata.lens._lens",
     "LensNotFoundError": "atdata._errors",
     "LocalDiskStore": "atdata.stores._local",
+    "LocalSearchBackend": "atdata.index._search",
     "ManifestBuilder": "atdata.manifest._builder",
     "ManifestField": "atdata.manifest._fields",
     "ManifestWriter": "atdata.manifest._builder",
     "MissingExtraError": "atdata._errors",
     "NDArray": "atdata._types",
+    "NotFoundError": "atdata._errors",
     "PackableSample": "atdata._wire.sample",
     "PartialFailureError": "atdata._errors",
     "QueryExecutor": "atdata.manifest._query",
     "QueryResult": "atdata.manifest._query",
     "RemoteShardError": "atdata._errors",
-    "Repository": "atdata.index._repository",
+    "Repository": "atdata.repository",
     "S3DataStore": "atdata.stores._s3",
     "S3Source": "atdata.stores._s3",
     "SampleBatch": "atdata.dataset._batch",
@@ -53,23 +61,35 @@ _LAZY: dict[str, str] = {
     "SampleLocation": "atdata.manifest._query",
     "SchemaError": "atdata._errors",
     "SchemaRecord": "atdata.index._entry",
+    "SearchAggregator": "atdata.index._search",
+    "SearchBackend": "atdata.index._search",
+    "SearchResult": "atdata.index._search",
+    "SearchResults": "atdata.index._search",
     "ShardError": "atdata._errors",
     "ShardFailure": "atdata._errors",
     "ShardInfo": "atdata._shards.writer",
     "ShardManifest": "atdata.manifest._read",
+    "ShardWriteResult": "atdata.stores._base",
     "ShardWriter": "atdata.dataset._write",
     "SplitNotFoundError": "atdata._errors",
     "StorageError": "atdata._errors",
     "URLSource": "atdata._shards.sources",
     "UnknownFieldError": "atdata._errors",
+    "configure_logging": "atdata._logging",
+    "create_repository": "atdata.repository",
     "decode_array": "atdata._wire.arrays",
     "encode_array": "atdata._wire.arrays",
     "generate_cid": "atdata.atmosphere._cid",
+    "get_default_index": "atdata.index._index",
+    "get_logger": "atdata._logging",
     "lens": "atdata.lens._lens",
     "load_dataset": "atdata._load",
+    "log_operation": "atdata._logging",
+    "main": "atdata.cli",
     "packable": "atdata._wire.sample",
     "query_fields": "atdata.manifest._expr",
     "set_default_index": "atdata.index._index",
+    "verify_checksums": "atdata.index._verify",
     "verify_cid": "atdata.atmosphere._cid",
     "write_samples": "atdata.dataset._write",
 }
@@ -82,6 +102,9 @@ __getattr__, __dir__ = lazy_module(globals(), _LAZY)
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from atdata._errors import (
+        AppViewError,
+        AppViewRequiredError,
+        AppViewUnavailableError,
         AtdataError,
         AuthenticationError,
         ConfigError,
@@ -90,6 +113,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         IntegrityError,
         LensNotFoundError,
         MissingExtraError,
+        NotFoundError,
         PartialFailureError,
         RemoteShardError,
         SampleKeyError,
@@ -101,18 +125,27 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         UnknownFieldError,
     )
     from atdata._load import DatasetDict, load_dataset
+    from atdata._logging import configure_logging, get_logger, log_operation
     from atdata._shards.sources import DataSource, URLSource
     from atdata._shards.writer import ShardInfo
     from atdata._types import NDArray
     from atdata._wire.arrays import decode_array, encode_array
     from atdata._wire.sample import DictSample, PackableSample, packable
     from atdata.atmosphere._cid import generate_cid, verify_cid
+    from atdata.cli import main
     from atdata.dataset._batch import SampleBatch
     from atdata.dataset._dataset import Dataset
     from atdata.dataset._write import ShardWriter, write_samples
-    from atdata.index._entry import DatasetEntry, SchemaRecord
-    from atdata.index._index import Index, set_default_index
-    from atdata.index._repository import Repository
+    from atdata.index._entry import DatasetEntry, IndexEntry, SchemaRecord
+    from atdata.index._index import Index, get_default_index, set_default_index
+    from atdata.index._search import (
+        LocalSearchBackend,
+        SearchAggregator,
+        SearchBackend,
+        SearchResult,
+        SearchResults,
+    )
+    from atdata.index._verify import verify_checksums
     from atdata.lens._lens import Lens, LensNetwork, lens
     from atdata.manifest._builder import ManifestBuilder, ManifestWriter
     from atdata.manifest._expr import query_fields
@@ -120,5 +153,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from atdata.manifest._query import QueryExecutor, QueryResult, SampleLocation
     from atdata.manifest._read import ShardManifest
     from atdata.providers._base import IndexProvider
+    from atdata.repository import Repository, create_repository
+    from atdata.search import AppViewSearchBackend
+    from atdata.stores._base import AbstractDataStore, ShardWriteResult
     from atdata.stores._local import LocalDiskStore
     from atdata.stores._s3 import S3DataStore, S3Source

@@ -17,6 +17,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 __all__ = [
+    "AppViewError",
+    "AppViewRequiredError",
+    "AppViewUnavailableError",
     "AtdataError",
     "AuthenticationError",
     "ConfigError",
@@ -26,6 +29,7 @@ __all__ = [
     "LensNotFoundError",
     "MissingCredentialsError",
     "MissingExtraError",
+    "NotFoundError",
     "PartialFailureError",
     "RecordNotFoundError",
     "RemoteShardError",
@@ -232,6 +236,95 @@ class DataNotFoundError(AtdataError, FileNotFoundError):
 class UnknownFieldError(SchemaError, AttributeError):
     """A field name that the schema (or its manifests) does not have (also an ``AttributeError``,
     so ``hasattr`` works on field sets)."""
+
+
+class NotFoundError(AtdataError, KeyError):
+    """A dataset, entry (by name or CID), schema, label or lens is not in the index."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class AppViewError(AtdataError):
+    """An operation that goes through an ATProto AppView (search, resolution) failed."""
+
+
+class AppViewUnavailableError(AppViewError, ConnectionError):
+    """An AppView is configured but cannot be reached or answered with an error.
+
+    Attributes:
+        url: The AppView's URL.
+        reason: What went wrong.
+
+    Examples:
+        >>> e = AppViewUnavailableError("https://appview.example", "HTTP 503")
+        >>> e.url, isinstance(e, ConnectionError), "HTTP 503" in str(e)
+        ('https://appview.example', True, True)
+    """
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(
+            f"AppView at {url} is unavailable: {reason}; check the URL and your network, "
+            "or retry without the AppView"
+        )
+
+    def __str__(self) -> str:  # OSError would format (errno, strerror)
+        return str(self.args[0]) if self.args else ""
+
+
+class AppViewRequiredError(AppViewError, ValueError):
+    """An operation needs an AppView but none is configured.
+
+    Attributes:
+        operation: The operation that needs it.
+
+    Examples:
+        >>> AppViewRequiredError("search").operation
+        'search'
+    """
+
+    def __init__(self, operation: str) -> None:
+        self.operation = operation
+        super().__init__(
+            f"{operation!r} needs an ATProto AppView; configure one on the Atmosphere client "
+            "(its appview URL) and try again"
+        )
+
+
+def as_both(ours: type[AtdataError], foreign: BaseException, message: str) -> AtdataError:
+    """An error that is both ``ours`` and ``type(foreign)``, with ``message`` as its text.
+
+    Errors of an optional backend (a Redis ``RedisError``, a botocore ``ClientError``) are
+    re-raised this way, so ``except StorageError`` and ``except RedisError`` both catch them;
+    the foreign error's attributes (``response``, ...) are kept. When the two classes cannot be
+    combined, a plain ``ours`` is returned.
+
+    Examples:
+        >>> class VendorError(Exception):
+        ...     pass
+        >>> e = as_both(StorageError, VendorError("boom"), "backend at x failed: boom")
+        >>> isinstance(e, StorageError), isinstance(e, VendorError), str(e)
+        (True, True, 'backend at x failed: boom')
+    """
+    key = (ours, type(foreign))
+    cls = _BOTH.get(key)
+    if cls is None:
+        try:
+            cls = type(ours.__name__, (ours, type(foreign)), {"__module__": ours.__module__})
+        except TypeError:
+            cls = ours
+        _BOTH[key] = cls
+    err = cls.__new__(cls, message)
+    if cls is not ours:
+        for k, v in getattr(foreign, "__dict__", {}).items():
+            setattr(err, k, v)
+    err.args = (message,)
+    return err
+
+
+_BOTH: dict[tuple[type, type], type] = {}
 
 
 def in_sample(exc: Exception, shard: str, key: str) -> Exception:

@@ -57,7 +57,7 @@ def load_named(
             )
         from atdata.index._index import get_default_index
 
-        return get_default_index().get_dataset(name, version, sample_type=sample_type)
+        return get_default_index().open_dataset(name, version, sample_type=sample_type)
     try:
         remote = importlib.import_module("atdata.atmosphere._remote")
     except ImportError:

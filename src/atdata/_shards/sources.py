@@ -166,12 +166,18 @@ class URLSource:
             raise ShardError(f"no shards in {urls!r}")
 
     @property
-    def shards(self) -> Iterator[str]:
-        """Shard identifiers (lazy)."""
-        return iter(self._shards)
+    def shards(self) -> Iterator[tuple[str, BinaryIO]]:
+        """``(shard id, open stream)`` for each shard in order, opened one at a time (lazy)."""
+        for shard in self._shards:
+            yield shard, self.open_shard(shard)
 
     def list_shards(self) -> list[str]:
         """Shard identifiers, in order."""
+        return list(self._shards)
+
+    @property
+    def shard_list(self) -> list[str]:
+        """Shard identifiers, in order (same as :meth:`list_shards`)."""
         return list(self._shards)
 
     def open_shard(self, shard: str) -> BinaryIO:

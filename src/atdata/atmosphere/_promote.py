@@ -65,7 +65,8 @@ def _schema_of(index: Any, ref: str) -> Any:
     from atdata.index._entry import parse_schema_ref
 
     name, version = parse_schema_ref(ref)
-    for call in (lambda: index.get_schema(ref), lambda: index.get_schema(name, version)):
+    getter = getattr(index, "get_schema_record", None) or index.get_schema
+    for call in (lambda: getter(ref), lambda: getter(name, version)):
         try:
             return call()
         except TypeError:
@@ -95,7 +96,7 @@ def promote_entry(
     Raises:
         ConfigError: No schema, mixed shard locations, or a schema version clash.
     """
-    entry = index.get_entry(name, version)
+    entry = index.get_entry_by_name(name, version)
     if not entry.schema_ref:
         raise ConfigError(
             f"dataset {name!r} has no schema; register its sample type before promoting it"

@@ -69,7 +69,7 @@ def register(app: typer.Typer) -> None:
         name: str, index: str = _INDEX_OPT, as_json: bool = typer.Option(False, "--json")
     ) -> None:
         """Show a schema (NAME, NAME@VERSION or its ref)."""
-        rec = _index(index).get_schema(name)
+        rec = _index(index).get_schema_record(name)
         if as_json:
             typer.echo(json.dumps(rec.to_record(), indent=1))
             return
@@ -85,7 +85,7 @@ def register(app: typer.Typer) -> None:
         from atdata._wire.schema_json import diff_schemas
 
         idx = _index(index)
-        ra, rb = idx.get_schema(a), idx.get_schema(b)
+        ra, rb = idx.get_schema_record(a), idx.get_schema_record(b)
         d = diff_schemas(ra.body, rb.body)
         for kind, sign in (("added", "+"), ("removed", "-"), ("retyped", "~")):
             for f in d[kind]:
@@ -104,7 +104,7 @@ def register(app: typer.Typer) -> None:
         """Write .pyi stubs for the stored schemas (latest version of each) so IDEs complete them."""
         from atdata.index._stubs import stubs_module
 
-        recs = _index(index).list_schemas()
+        recs = _index(index).list_schema_records()
         tmp = out.with_name(out.name + ".tmp")
         tmp.write_text(stubs_module(recs))
         tmp.replace(out)

@@ -15,26 +15,35 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import hashlib
 import json
 import re
-from typing import Any
+from base64 import b32encode
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
 
-from atdata._errors import ConfigError
+from atdata._errors import ConfigError, NotFoundError
 from atdata._wire.schema_json import SCHEMA_RECORD_TYPE, schema_fingerprint
 
 __all__ = [
     "SCHEMA_REF_PREFIX",
     "DatasetEntry",
+    "IndexEntry",
+    "LocalDatasetEntry",
     "SchemaRecord",
     "ShardRef",
     "bump",
+    "entry_cid",
     "parse_schema_ref",
     "parse_version",
     "utcnow",
 ]
 
 SCHEMA_REF_PREFIX = "atdata://local/schema/"
-_SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
+LEGACY_SCHEMA_PREFIXES = ("local://schemas/", "atdata://local/sampleSchema/")
+_SEMVER = re.compile(
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$"
+)
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-/]{0,199}$")
 
 
@@ -44,7 +53,7 @@ def utcnow() -> str:
 
 
 def parse_version(version: str) -> tuple[int, int, int]:
-    """``"1.2.3"`` -> ``(1, 2, 3)``.
+    """``"1.2.3"`` -> ``(1, 2, 3)`` (a semver pre-release or build suffix is allowed and ignored).
 
     Raises:
         ConfigError: When ``version`` is not ``MAJOR.MINOR.PATCH``.
@@ -82,9 +91,71 @@ def parse_schema_ref(ref: str) -> tuple[str, str | None]:
         >>> parse_schema_ref("atdata://local/schema/Img@1.0.0"), parse_schema_ref("Img")
         (('Img', '1.0.0'), ('Img', None))
     """
-    s = ref[len(SCHEMA_REF_PREFIX) :] if ref.startswith(SCHEMA_REF_PREFIX) else ref
+    s = ref
+    for p in (SCHEMA_REF_PREFIX, *LEGACY_SCHEMA_PREFIXES):
+        if ref.startswith(p):
+            s = ref[len(p) :]
+            break
     name, _, version = s.partition("@")
+    if ref.startswith("local://schemas/"):
+        name = name.rsplit(".", 1)[-1]  # legacy refs name the class as module.Class
     return name, (version or None)
+
+
+def _cbor_head(major: int, n: int) -> bytes:
+    if n < 24:
+        return bytes([major << 5 | n])
+    for extra, size in ((24, 1), (25, 2), (26, 4), (27, 8)):
+        if n < 1 << (8 * size):
+            return bytes([major << 5 | extra]) + n.to_bytes(size, "big")
+    raise ValueError("value too large for CBOR")
+
+
+def _dag_cbor(obj: Any) -> bytes:
+    """DAG-CBOR of ``None``, ``str``, lists and str-keyed dicts (the entry identity's types)."""
+    if obj is None:
+        return b"\xf6"
+    if isinstance(obj, str):
+        b = obj.encode("utf-8")
+        return _cbor_head(3, len(b)) + b
+    if isinstance(obj, (list, tuple)):
+        return _cbor_head(4, len(obj)) + b"".join(_dag_cbor(x) for x in obj)
+    if isinstance(obj, dict):
+        keys = sorted(obj, key=lambda k: (len(k.encode()), k.encode()))
+        return _cbor_head(5, len(obj)) + b"".join(_dag_cbor(k) + _dag_cbor(obj[k]) for k in keys)
+    raise TypeError(f"no DAG-CBOR form here for {type(obj).__name__}")
+
+
+def entry_cid(schema_ref: str | None, data_urls: Sequence[str]) -> str:
+    """The content identifier of a dataset entry: CIDv1 (dag-cbor, sha256) of its identity.
+
+    The identity is ``{"schema_ref": ..., "data_urls": [...]}``, so the same schema and shards
+    give the same CID here and in the atmosphere (:func:`atdata.generate_cid` of that dict).
+
+    Examples:
+        >>> entry_cid("atdata://local/schema/Row@1.0.0", ["/d/a.tar"])[:4]
+        'bafy'
+    """
+    body = _dag_cbor({"schema_ref": schema_ref, "data_urls": list(data_urls)})
+    raw = bytes([0x01, 0x71, 0x12, 0x20]) + hashlib.sha256(body).digest()
+    return "b" + b32encode(raw).decode("ascii").lower().rstrip("=")
+
+
+@runtime_checkable
+class IndexEntry(Protocol):
+    """What every index entry offers, local or atmosphere: name, schema, shard URLs, metadata."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def schema_ref(self) -> str | None: ...
+
+    @property
+    def data_urls(self) -> list[str]: ...
+
+    @property
+    def metadata(self) -> dict[str, Any] | None: ...
 
 
 @dataclasses.dataclass
@@ -104,9 +175,12 @@ class ShardRef:
         return cls(d["url"], d.get("sha256"), d.get("size"), d.get("num_samples"))
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(init=False)
 class DatasetEntry:
-    """A dataset version in an index.
+    """A dataset version in an index (also spelled ``LocalDatasetEntry``, the documented name).
+
+    Construct it the documented way, ``DatasetEntry(name, schema_ref, data_urls, metadata)``,
+    or ours, with ``shards=[ShardRef(...)]`` carrying each shard's sha256, size and count.
 
     Attributes:
         name: Dataset name (``@local/<name>``).
@@ -117,19 +191,104 @@ class DatasetEntry:
         description, license, tags, metadata: Free description, SPDX license id, tags, any JSON.
         entry_id: Idempotency key: committing the same id twice returns the first entry.
         data_store: Description of the store holding the shards.
+
+    Examples:
+        >>> e = DatasetEntry("mnist", "atdata://local/schema/Img@1.0.0", ["/d/a.tar"])
+        >>> e.data_urls, e.shards[0].url, e.cid == entry_cid(e.schema_ref, e.data_urls)
+        (['/d/a.tar'], '/d/a.tar', True)
     """
 
     name: str
-    shards: list[ShardRef] = dataclasses.field(default_factory=list)
-    version: str | None = None
-    schema_ref: str | None = None
-    created_at: str | None = None
-    description: str | None = None
-    license: str | None = None
-    tags: list[str] = dataclasses.field(default_factory=list)
-    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
-    entry_id: str | None = None
-    data_store: str | None = None
+    shards: list[ShardRef]
+    version: str | None
+    schema_ref: str | None
+    created_at: str | None
+    description: str | None
+    license: str | None
+    tags: list[str]
+    metadata: dict[str, Any]
+    entry_id: str | None
+    data_store: str | None
+
+    def __init__(
+        self,
+        name: str,
+        schema_ref: str | None = None,
+        data_urls: Sequence[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        *,
+        shards: Sequence[ShardRef] | None = None,
+        version: str | None = None,
+        created_at: str | None = None,
+        description: str | None = None,
+        license: str | None = None,
+        tags: Sequence[str] = (),
+        entry_id: str | None = None,
+        data_store: str | None = None,
+    ) -> None:
+        if shards is not None and data_urls is not None:
+            raise ConfigError("give either data_urls= or shards=, not both")
+        if isinstance(data_urls, str):
+            data_urls = [data_urls]
+        self.name = name
+        self.shards = list(shards) if shards is not None else [ShardRef(u) for u in data_urls or ()]
+        self.version = version
+        self.schema_ref = schema_ref
+        self.created_at = created_at
+        self.description = description
+        self.license = license
+        self.tags = list(tags or ())
+        self.metadata = dict(metadata or {})
+        self.entry_id = entry_id
+        self.data_store = data_store
+
+    @property
+    def data_urls(self) -> list[str]:
+        """Shard URLs in order (the documented name of :attr:`urls`)."""
+        return [s.url for s in self.shards]
+
+    @property
+    def cid(self) -> str:
+        """Content identifier of the entry (:func:`entry_cid` of its schema and shard URLs)."""
+        return entry_cid(self.schema_ref, self.data_urls)
+
+    @property
+    def wds_url(self) -> str | None:
+        """The first shard URL (legacy spelling)."""
+        return self.shards[0].url if self.shards else None
+
+    @property
+    def sample_kind(self) -> str | None:
+        """The schema reference (legacy spelling of :attr:`schema_ref`)."""
+        return self.schema_ref
+
+    def write_to(self, redis: Any, *, prefix: str = "atdata:") -> DatasetEntry:
+        """Commit this entry to the Redis index on ``redis`` (as ``Index(redis=redis)`` sees it).
+
+        Returns:
+            The stored entry (with its version and commit time).
+        """
+        from atdata.providers._redis import RedisProvider
+
+        stored = RedisProvider(redis, prefix=prefix).add_entry(self)
+        self.version, self.created_at, self.entry_id = (
+            stored.version, stored.created_at, stored.entry_id,
+        )  # fmt: skip
+        return stored
+
+    @classmethod
+    def from_redis(cls, redis: Any, cid: str, *, prefix: str = "atdata:") -> DatasetEntry:
+        """The entry whose :attr:`cid` is ``cid`` in the Redis index on ``redis``.
+
+        Raises:
+            NotFoundError: (a ``KeyError``) When there is none.
+        """
+        from atdata.providers._redis import RedisProvider
+
+        for e in RedisProvider(redis, prefix=prefix).list_entries():
+            if e.cid == cid:
+                return e
+        raise NotFoundError(f"no dataset entry with CID {cid!r} in Redis (prefix {prefix!r})")
 
     @property
     def num_samples(self) -> int | None:
@@ -170,6 +329,10 @@ class DatasetEntry:
     def dumps(self) -> str:
         """Compact JSON text."""
         return json.dumps(self.to_json(), separators=(",", ":"), ensure_ascii=False)
+
+
+LocalDatasetEntry = DatasetEntry
+BasicIndexEntry = DatasetEntry
 
 
 @dataclasses.dataclass

@@ -12,7 +12,7 @@ import json
 import uuid
 from typing import Any
 
-from atdata._errors import ConfigError, SchemaError, StorageError
+from atdata._errors import ConfigError, SchemaError, StorageError, as_both
 from atdata._extras import require
 from atdata.index._entry import DatasetEntry, SchemaRecord, parse_version, utcnow
 from atdata.providers._base import (
@@ -34,7 +34,7 @@ if existing then return {0, redis.call('HGET', KEYS[1], existing)} end
 local name, version = ARGV[1], ARGV[3]
 local latest = redis.call('HGET', KEYS[3], name)
 local function parse(v)
-  local a, b, c = string.match(v, '^(%d+)%.(%d+)%.(%d+)$')
+  local a, b, c = string.match(v, '^(%d+)%.(%d+)%.(%d+)')
   return tonumber(a), tonumber(b), tonumber(c)
 end
 if version == '' then
@@ -68,7 +68,7 @@ if existing then return existing end
 redis.call('HSET', KEYS[1], key, ARGV[3])
 local latest = redis.call('HGET', KEYS[2], ARGV[1])
 local function parse(v)
-  local a, b, c = string.match(v, '^(%d+)%.(%d+)%.(%d+)$')
+  local a, b, c = string.match(v, '^(%d+)%.(%d+)%.(%d+)')
   return tonumber(a), tonumber(b), tonumber(c)
 end
 local newer = true
@@ -141,8 +141,11 @@ class RedisProvider(IndexProvider):
         try:
             return fn(*args, **kw)
         except mod.exceptions.RedisError as exc:
-            raise StorageError(
-                f"Redis index at {mask_url(self._url)} failed: {mask_url(str(exc))}"
+            raise as_both(
+                StorageError,
+                exc,
+                f"Redis index at {mask_url(self._url)} failed: {mask_url(str(exc))}; "
+                "check that the server is running and reachable",
             ) from None
 
     # -- schemas --------------------------------------------------------------------------------

@@ -13,17 +13,22 @@ Examples:
     >>> url = store.put_shard(src, "ds/a.tar", sha256=hashlib.sha256(b"x" * 1024).hexdigest(), size=1024)
     >>> url == os.path.join(root, "ds", "a.tar"), store.exists("ds/a.tar", size=1024)
     (True, True)
+    >>> store.read_url(url) == url, store.supports_streaming()
+    (True, True)
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import uuid
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from atdata._errors import ConfigError, IntegrityError, StorageError
+from atdata.stores._base import ShardWriteResult, atdata_home, write_shards_to
 
 __all__ = ["DataStore", "LocalDiskStore", "file_sha256"]
 
@@ -81,17 +86,63 @@ class LocalDiskStore:
     """Shards in a local directory, written atomically (temporary name, then ``os.replace``).
 
     Args:
-        root: Directory holding the shards (created if missing).
+        root: Directory holding the shards, created if missing (``~`` expanded). Default
+            ``~/.atdata/data`` (``$ATDATA_HOME/data`` when ``ATDATA_HOME`` is set).
+
+    Attributes:
+        root: The directory, as an absolute resolved :class:`~pathlib.Path`.
     """
 
     kind = "disk"
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = os.path.abspath(os.path.expanduser(os.fspath(root)))
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        if root is None:
+            root = os.path.join(atdata_home(), "data")
+        self.root: Path = Path(os.fspath(root)).expanduser().resolve()
+        with contextlib.suppress(OSError):  # reported by ping() and the first write
+            self.root.mkdir(parents=True, exist_ok=True)
 
     @property
     def url(self) -> str:
-        return self.root
+        return str(self.root)
+
+    def write_shards(
+        self,
+        ds: Any,
+        *,
+        prefix: str,
+        maxcount: int | None = None,
+        maxsize: int | None = None,
+        manifest: bool = False,
+        **kwargs: Any,
+    ) -> ShardWriteResult:
+        """Copy ``ds``'s samples into new shards under ``root/prefix``.
+
+        Args:
+            ds: A :class:`~atdata.Dataset` (or any iterable of samples).
+            prefix: Sub-directory of :attr:`root`, e.g. ``"mnist/v1"``.
+            maxcount: Samples per shard (default: one shard).
+            maxsize: Bytes per shard.
+            manifest: Also write a manifest beside each shard.
+            **kwargs: Options of other stores (``cache_local``) are accepted and ignored.
+
+        Returns:
+            The shard paths in order, with :attr:`ShardWriteResult.checksums`.
+
+        Raises:
+            ConfigError: When ``ds`` has no samples or ``prefix`` leaves the root.
+        """
+        return write_shards_to(
+            self, ds, prefix, maxcount=maxcount, maxsize=maxsize, manifest=manifest
+        )
+
+    def read_url(self, url: str) -> str:
+        """``url`` itself: local shards are read where they are."""
+        return url
+
+    def supports_streaming(self) -> bool:
+        """``True``: local shards are read as streams."""
+        return True
 
     def path_for(self, key: str) -> str:
         """Local path of ``key``."""
@@ -170,4 +221,4 @@ class LocalDiskStore:
             raise StorageError(f"data store {self.root} is not writable")
 
     def __repr__(self) -> str:
-        return f"LocalDiskStore({self.root!r})"
+        return f"LocalDiskStore({str(self.root)!r})"

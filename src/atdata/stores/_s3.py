@@ -7,12 +7,21 @@ the usual boto3 chain (environment, profile, instance role) and never appear in 
 from __future__ import annotations
 
 import hashlib
+import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from atdata._errors import ConfigError, IntegrityError, ShardError, StorageError
+from atdata._errors import (
+    ConfigError,
+    IntegrityError,
+    NotFoundError,
+    ShardError,
+    StorageError,
+    as_both,
+)
 from atdata._extras import require
+from atdata.stores._base import ShardWriteResult, write_shards_to
 from atdata.stores._local import check_key
 
 __all__ = ["S3DataStore", "S3Source", "parse_s3_url"]
@@ -65,6 +74,26 @@ def make_client(
     )
 
 
+def _read_credentials(creds: str | os.PathLike[str] | dict[str, str]) -> dict[str, str]:
+    """A credentials dict as given, or read from a ``KEY=VALUE`` ``.env`` file."""
+    if isinstance(creds, dict):
+        return {str(k): str(v) for k, v in creds.items() if v is not None}
+    out: dict[str, str] = {}
+    try:
+        with open(os.fspath(creds), encoding="utf-8") as f:
+            for line in f:
+                line = line.strip()
+                if not line or line.startswith("#") or "=" not in line:
+                    continue
+                k, _, v = line.removeprefix("export ").partition("=")
+                out[k.strip()] = v.strip().strip("'\"")
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read S3 credentials file {os.fspath(creds)!r}: {exc.strerror}"
+        ) from None
+    return out
+
+
 def _err(exc: Exception, what: str) -> StorageError:
     code = (
         getattr(exc, "response", {}).get("Error", {}).get("Code")
@@ -76,39 +105,142 @@ def _err(exc: Exception, what: str) -> StorageError:
 
 
 class S3Source:
-    """A :class:`~atdata.DataSource` streaming shards from S3.
+    """A :class:`~atdata.DataSource` streaming shards from S3 or an S3-compatible endpoint.
 
     Args:
-        urls: ``s3://`` URL(s), with brace notation (``s3://b/data-{000..009}.tar``) or a prefix
-            ending in ``/`` (every ``.tar`` under it).
-        client: A boto3 S3 client (default: one built from the other arguments).
-        **client_kwargs: ``endpoint_url``, ``region_name``, credentials (see :func:`make_client`).
+        bucket: Bucket name. (Our shorthand: an ``s3://`` URL or a list of them instead, with
+            brace notation ``s3://b/data-{000..009}.tar`` or a prefix ending in ``/`` meaning
+            every ``.tar`` under it; :meth:`from_urls` is the documented spelling.)
+        keys: Object keys inside ``bucket``, in order.
+        endpoint: Endpoint URL for R2, MinIO or a local S3 server (``None``: AWS).
+        access_key: Access key id (``None``: boto3's usual credential chain).
+        secret_key: Secret access key (never shown in ``repr`` or messages).
+        region: Region name.
+        client: A ready boto3 S3 client (the connection arguments are then ignored).
+        **client_kwargs: More :func:`make_client` options (``endpoint_url``, ``region_name``,
+            ``aws_session_token``, ...).
 
     Examples:
+        >>> src = S3Source("my-datasets", ["train/a.tar", "train/b.tar"], client=object())
+        >>> src.shard_list
+        ['s3://my-datasets/train/a.tar', 's3://my-datasets/train/b.tar']
         >>> S3Source("s3://bucket/d-{0..2}.tar", client=object()).list_shards()
         ['s3://bucket/d-0.tar', 's3://bucket/d-1.tar', 's3://bucket/d-2.tar']
+        >>> S3Source.from_urls(["s3://b/x.tar", "s3://b/y.tar"], client=object()).keys
+        ['x.tar', 'y.tar']
     """
 
     def __init__(
-        self, urls: str | Sequence[str], *, client: Any = None, **client_kwargs: Any
+        self,
+        bucket: str | Sequence[str],
+        keys: Sequence[str] | None = None,
+        endpoint: str | None = None,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        region: str | None = None,
+        *,
+        client: Any = None,
+        **client_kwargs: Any,
     ) -> None:
         from atdata._shards.sources import expand_braces
 
-        specs = [urls] if isinstance(urls, str) else list(urls)
-        self._patterns = [u for s in specs for u in expand_braces(s)]
-        for u in self._patterns:
-            parse_s3_url(u)
+        if isinstance(bucket, str) and not bucket.startswith("s3://"):
+            if "/" in bucket or not bucket:
+                raise ConfigError(
+                    f"S3Source bucket {bucket!r} must be a bare bucket name; pass object keys "
+                    "as keys=[...] or use S3Source.from_urls(['s3://bucket/key.tar'])"
+                )
+            self._patterns = [f"s3://{bucket}/{k.lstrip('/')}" for k in (keys or ())]
+        else:
+            if keys is not None:
+                raise ConfigError("S3Source: give either a bucket with keys=, or s3:// URLs")
+            specs = [bucket] if isinstance(bucket, str) else list(bucket)
+            self._patterns = [u for spec in specs for u in expand_braces(spec)]
+        buckets = {parse_s3_url(u)[0] for u in self._patterns}
+        self.bucket: str | None = buckets.pop() if len(buckets) == 1 else None
+        self.endpoint = endpoint or client_kwargs.get("endpoint_url")
+        self.access_key = access_key or client_kwargs.get("aws_access_key_id")
+        self.secret_key = secret_key or client_kwargs.get("aws_secret_access_key")
+        self.region = region or client_kwargs.get("region_name")
+        kw = dict(client_kwargs)
+        for ours, given in (
+            ("endpoint_url", endpoint), ("aws_access_key_id", access_key),
+            ("aws_secret_access_key", secret_key), ("region_name", region),
+        ):  # fmt: skip
+            if given is not None:
+                kw[ours] = given
         self._client = client
-        self._client_kwargs = client_kwargs
+        self._client_kwargs = kw
         self._listed: list[str] | None = None
 
+    @classmethod
+    def from_urls(
+        cls,
+        urls: Sequence[str],
+        *,
+        endpoint: str | None = None,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        region: str | None = None,
+        **kwargs: Any,
+    ) -> S3Source:
+        """A source over ``s3://bucket/key`` URLs, all in one bucket.
+
+        Raises:
+            ConfigError: (a ``ValueError``) When ``urls`` is empty, a URL is not ``s3://``, has
+                no key, or the URLs span several buckets.
+        """
+        urls = [urls] if isinstance(urls, str) else list(urls)
+        if not urls:
+            raise ConfigError("S3Source.from_urls needs at least one s3:// URL")
+        parsed = [parse_s3_url(u) for u in urls]
+        for u, (_, key) in zip(urls, parsed, strict=True):
+            if not key:
+                raise ConfigError(f"{u!r} names no object key; use s3://bucket/path/shard.tar")
+        buckets = sorted({b for b, _ in parsed})
+        if len(buckets) > 1:
+            raise ConfigError(
+                f"S3Source.from_urls: the URLs span buckets {buckets}; make one source per bucket"
+            )
+        return cls(
+            buckets[0], [k for _, k in parsed], endpoint, access_key, secret_key, region, **kwargs
+        )
+
+    @classmethod
+    def from_credentials(
+        cls, credentials: dict[str, str], bucket: str, keys: Sequence[str], **kwargs: Any
+    ) -> S3Source:
+        """A source configured from a credentials dict (the format :class:`S3DataStore` reads).
+
+        Args:
+            credentials: ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY`` and optionally
+                ``AWS_ENDPOINT`` and ``AWS_REGION``.
+            bucket: Bucket name.
+            keys: Object keys.
+        """
+        return cls(
+            bucket, list(keys), credentials.get("AWS_ENDPOINT"),
+            credentials.get("AWS_ACCESS_KEY_ID"), credentials.get("AWS_SECRET_ACCESS_KEY"),
+            credentials.get("AWS_REGION") or credentials.get("AWS_DEFAULT_REGION"), **kwargs,
+        )  # fmt: skip
+
     @property
-    def client(self) -> Any:
+    def keys(self) -> list[str]:
+        """Object keys of the shards (after expanding braces and prefixes)."""
+        return [parse_s3_url(u)[1] for u in self.list_shards()]
+
+    def _get_client(self) -> Any:
         if self._client is None:
             self._client = make_client(**self._client_kwargs)
         return self._client
 
+    @property
+    def client(self) -> Any:
+        """The boto3 S3 client (built on first use)."""
+        return self._get_client()
+
     def list_shards(self) -> list[str]:
+        """The shards' ``s3://`` URLs, in order (a prefix is listed once)."""
         if self._listed is not None:
             return self._listed
         out: list[str] = []
@@ -118,8 +250,10 @@ class S3Source:
                 continue
             bucket, prefix = parse_s3_url(u)
             try:
-                pages = self.client.get_paginator("list_objects_v2").paginate(
-                    Bucket=bucket, Prefix=prefix
+                pages = (
+                    self._get_client()
+                    .get_paginator("list_objects_v2")
+                    .paginate(Bucket=bucket, Prefix=prefix)
                 )
                 keys = sorted(
                     o["Key"]
@@ -133,19 +267,43 @@ class S3Source:
         self._listed = out
         return out
 
+    @property
+    def shard_list(self) -> list[str]:
+        """The shards' ``s3://`` URLs, in order (same as :meth:`list_shards`)."""
+        return self.list_shards()
+
+    @property
+    def shards(self) -> Iterator[tuple[str, Any]]:
+        """``(shard URL, open stream)`` for each shard in order, opened one at a time."""
+        for shard in self.list_shards():
+            yield shard, self.open_shard(shard)
+
     def open_shard(self, shard: str) -> Any:
+        """A stream of one shard's bytes.
+
+        Raises:
+            NotFoundError: (a ``KeyError``) When ``shard`` is not one of :meth:`list_shards`.
+            ShardError: When S3 refuses or fails; it is also the botocore error raised (a
+                ``ClientError`` stays catchable as one).
+        """
+        if shard not in self.list_shards():
+            raise NotFoundError(
+                f"shard {shard!r} is not one of this source's {len(self.list_shards())} shards"
+            )
         bucket, key = parse_s3_url(shard)
         try:
-            return self.client.get_object(Bucket=bucket, Key=key)["Body"]
+            return self._get_client().get_object(Bucket=bucket, Key=key)["Body"]
         except Exception as exc:
-            if getattr(exc, "response", {}).get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                raise ShardError(f"shard not found: {shard}") from None
-            raise ShardError(f"cannot open shard {shard}: {_err(exc, 'GET')}") from None
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+            what = (
+                "not found" if code in ("NoSuchKey", "404") else f"unreadable ({_err(exc, 'GET')})"
+            )
+            raise as_both(ShardError, exc, f"shard {shard} is {what}") from None
 
     def read_range(self, shard: str, offset: int, size: int) -> bytes:
         bucket, key = parse_s3_url(shard)
         try:
-            body = self.client.get_object(
+            body = self._get_client().get_object(
                 Bucket=bucket, Key=key, Range=f"bytes={offset}-{offset + size - 1}"
             )["Body"]
             data = body.read()
@@ -160,7 +318,7 @@ class S3Source:
     def shard_size(self, shard: str) -> int | None:
         bucket, key = parse_s3_url(shard)
         try:
-            return int(self.client.head_object(Bucket=bucket, Key=key)["ContentLength"])
+            return int(self._get_client().head_object(Bucket=bucket, Key=key)["ContentLength"])
         except Exception:
             return None
 
@@ -171,9 +329,15 @@ class S3Source:
 class S3DataStore:
     """Shards in an S3 bucket (or an S3-compatible endpoint).
 
+    Two spellings: the documented ``S3DataStore(credentials, bucket="b")`` (credentials a dict
+    or a ``.env`` file with ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY`` and optionally
+    ``AWS_ENDPOINT``/``AWS_REGION``), and ours, ``S3DataStore("b", "prefix", endpoint_url=...)``.
+
     Args:
-        bucket: Bucket name.
+        credentials: The credentials dict or ``.env`` path; or, when ``bucket`` is not given,
+            the bucket name.
         prefix: Key prefix inside the bucket.
+        bucket: Bucket name (documented keyword).
         endpoint_url: For R2, MinIO, a local S3 server (``None``: AWS).
         region_name, aws_access_key_id, aws_secret_access_key, aws_session_token: Explicit
             credentials (default: the boto3 chain).
@@ -183,15 +347,22 @@ class S3DataStore:
         verify: ``"read"`` reads each uploaded object back and checks its sha256; ``"head"``
             checks size and the recorded sha256 only.
         client: A ready boto3 S3 client (the other connection arguments are then ignored).
+
+    Examples:
+        >>> s = S3DataStore({"AWS_ENDPOINT": "http://127.0.0.1:9000", "AWS_ACCESS_KEY_ID": "k",
+        ...                  "AWS_SECRET_ACCESS_KEY": "s"}, bucket="lab")
+        >>> s.bucket, s.read_url("s3://lab/a/b.tar"), s.supports_streaming()
+        ('lab', 'http://127.0.0.1:9000/lab/a/b.tar', True)
     """
 
     kind = "s3"
 
     def __init__(
         self,
-        bucket: str,
+        credentials: str | os.PathLike[str] | dict[str, str] | None = None,
         prefix: str = "",
         *,
+        bucket: str | None = None,
         endpoint_url: str | None = None,
         region_name: str | None = None,
         aws_access_key_id: str | None = None,
@@ -205,6 +376,19 @@ class S3DataStore:
     ) -> None:
         if verify not in ("read", "head"):
             raise ConfigError(f"verify must be 'read' or 'head', got {verify!r}")
+        if bucket is None:
+            if not isinstance(credentials, str) or not credentials:
+                raise ConfigError(
+                    "S3DataStore needs a bucket: S3DataStore(credentials, bucket='b')"
+                )
+            bucket, credentials = credentials, None
+        creds = _read_credentials(credentials) if credentials is not None else {}
+        endpoint_url = endpoint_url or creds.get("AWS_ENDPOINT") or None
+        region_name = region_name or creds.get("AWS_REGION") or creds.get("AWS_DEFAULT_REGION")
+        aws_access_key_id = aws_access_key_id or creds.get("AWS_ACCESS_KEY_ID")
+        aws_secret_access_key = aws_secret_access_key or creds.get("AWS_SECRET_ACCESS_KEY")
+        aws_session_token = aws_session_token or creds.get("AWS_SESSION_TOKEN")
+        self.credentials: dict[str, str] = creds
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.endpoint_url = endpoint_url
@@ -222,6 +406,41 @@ class S3DataStore:
             "aws_session_token": aws_session_token,
             "max_attempts": max_attempts,
         }
+
+    def write_shards(
+        self,
+        ds: Any,
+        *,
+        prefix: str,
+        maxcount: int | None = None,
+        maxsize: int | None = None,
+        manifest: bool = False,
+        **kwargs: Any,
+    ) -> ShardWriteResult:
+        """Copy ``ds``'s samples into new shards under ``prefix`` in the bucket, verified.
+
+        Shards are always staged on local disk first (``cache_local`` is accepted and has no
+        effect), then uploaded and checked (size and sha256) before their URLs are returned.
+
+        Returns:
+            The ``s3://`` URLs in order, with :attr:`ShardWriteResult.checksums`.
+        """
+        return write_shards_to(
+            self, ds, prefix, maxcount=maxcount, maxsize=maxsize, manifest=manifest
+        )
+
+    def read_url(self, url: str) -> str:
+        """The URL to stream ``url`` from: ``<endpoint>/<bucket>/<key>`` with a custom endpoint.
+
+        Plain AWS ``s3://`` URLs are returned unchanged.
+        """
+        if self.endpoint_url and url.startswith("s3://"):
+            return self.endpoint_url.rstrip("/") + "/" + url[len("s3://") :]
+        return url
+
+    def supports_streaming(self) -> bool:
+        """``True``: objects are read as streams."""
+        return True
 
     @property
     def client(self) -> Any:
@@ -280,7 +499,6 @@ class S3DataStore:
             IntegrityError: When the object in the bucket does not match ``size``/``sha256``.
             StorageError: When the upload fails after retries.
         """
-        import os
 
         from boto3.s3.transfer import TransferConfig
 

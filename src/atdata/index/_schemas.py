@@ -1,0 +1,173 @@
+"""Schema operations of :class:`~atdata.Index`: publish with versioning, the documented dict
+form of a schema record, decoding to a class, and the ``index.types`` namespace.
+
+Examples:
+    >>> rec = SchemaRecord("Row", "1.0.0", {"properties": {"text": {"type": "string"}},
+    ...                                     "required": ["text"]})
+    >>> d = schema_dict(rec)
+    >>> d["$ref"], d["name"], [f["name"] for f in d["fields"]], d["fields"][0]["optional"]
+    ('atdata://local/schema/Row@1.0.0', 'Row', ['text'], False)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from atdata._errors import ConfigError, NotFoundError, SchemaError, StorageError
+from atdata._wire.schema_json import diff_schemas, schema_body, schema_fingerprint
+from atdata.index._entry import (
+    LEGACY_SCHEMA_PREFIXES,
+    SCHEMA_REF_PREFIX,
+    SchemaRecord,
+    bump,
+    check_name,
+    parse_schema_ref,
+)
+from atdata.providers._base import IndexProvider
+
+__all__ = [
+    "LocalSchemaRecord",
+    "SchemaNamespace",
+    "publish_schema",
+    "resolve_schema",
+    "schema_dict",
+]
+
+
+def schema_dict(rec: SchemaRecord) -> dict[str, Any]:
+    """The documented dict form of a stored schema.
+
+    Keys: ``name``, ``version``, ``fields`` (``{"name", "fieldType", "optional"}`` per field,
+    ``fieldType`` being the field's JSON Schema), ``description``, ``createdAt``, ``$ref``,
+    plus ``schema`` (the whole JSON Schema body, the ATProto record's ``schema``).
+    """
+    props = rec.body.get("properties", {})
+    required = set(rec.body.get("required") or ())
+    return {
+        "$ref": rec.ref,
+        "name": rec.name,
+        "version": rec.version,
+        "fields": [
+            {"name": n, "fieldType": p, "optional": n not in required} for n, p in props.items()
+        ],
+        "description": rec.description,
+        "createdAt": rec.created_at,
+        "metadata": dict(rec.metadata),
+        "schema": rec.body,
+    }
+
+
+def resolve_schema(provider: IndexProvider, ref: str) -> SchemaRecord:
+    """The stored record of ``ref`` (``atdata://local/schema/N@v``, legacy ``local://schemas/m.N@v``,
+    ``N@v`` or ``N`` for the latest version).
+
+    Raises:
+        NotFoundError: (a ``KeyError``) When the index has no such schema.
+        ConfigError: (a ``ValueError``) When ``ref`` is not a schema reference.
+    """
+    if (
+        not isinstance(ref, str)
+        or not ref
+        or ("://" in ref and not ref.startswith((SCHEMA_REF_PREFIX, *LEGACY_SCHEMA_PREFIXES)))
+    ):
+        raise ConfigError(
+            f"{ref!r} is not a schema reference; use 'atdata://local/schema/Name@1.0.0' or 'Name'"
+        )
+    name, version = parse_schema_ref(ref)
+    rec = provider.get_schema(name, version)
+    if rec is None:
+        raise NotFoundError(
+            f"schema {ref!r} is not in the index at {provider.url}; publish it with "
+            "index.publish_schema(SampleType)"
+        )
+    return rec
+
+
+def publish_schema(
+    provider: IndexProvider,
+    sample_type: type,
+    version: str | None,
+    name: str | None,
+    description: str | None,
+) -> SchemaRecord:
+    """Store ``sample_type``'s schema and return the stored record.
+
+    Without ``version``, an identical schema reuses its stored version; a changed one gets
+    the next version: minor when it only adds optional fields, else major (``1.0.0`` first).
+
+    Raises:
+        SchemaError: When an explicit ``version`` exists with a different body, or
+            ``sample_type`` is not a packable type.
+    """
+    if not getattr(sample_type, "__atdata_sample__", False):
+        raise SchemaError(
+            f"{getattr(sample_type, '__name__', sample_type)!r} is not a packable sample type; "
+            "decorate it with @atdata.packable"
+        )
+    name = check_name(name or sample_type.__name__, "schema")
+    body = schema_body(sample_type)
+    if description is None:
+        doc = (sample_type.__doc__ or "").strip()
+        description = doc or None if not doc.startswith(f"{sample_type.__name__}(") else None
+    if version:
+        return provider.put_schema(SchemaRecord(name, version, body, description))
+    fp = schema_fingerprint(body)
+    for _ in range(20):  # retry when a concurrent publisher took the version
+        versions = [r for r in provider.list_schemas() if r.name == name]
+        same = [r for r in versions if r.fingerprint == fp]
+        if same:
+            return same[-1]
+        if not versions:
+            v = "1.0.0"
+        else:
+            latest = versions[-1]
+            d = diff_schemas(latest.body, body)
+            req = set(body.get("required") or ())
+            compatible = not d["removed"] and not d["retyped"] and not (set(d["added"]) & req)
+            v = bump(latest.version, "minor" if compatible else "major")
+        try:
+            return provider.put_schema(SchemaRecord(name, v, body, description))
+        except SchemaError:
+            continue
+    raise StorageError(f"could not publish schema {name!r}: too many concurrent publishers")
+
+
+LocalSchemaRecord = SchemaRecord
+
+
+class SchemaNamespace:
+    """``index.types``: the classes loaded with :meth:`Index.load_schema`, by class name.
+
+    Examples:
+        >>> ns = SchemaNamespace()
+        >>> ns._register("Row", int)
+        >>> ns.Row is int, "Row" in ns, list(ns)
+        (True, True, ['Row'])
+    """
+
+    def __init__(self) -> None:
+        self._types: dict[str, type] = {}
+
+    def _register(self, name: str, cls: type) -> None:
+        self._types[name] = cls
+
+    def __getattr__(self, name: str) -> type:
+        types = self.__dict__.get("_types", {})
+        if name in types:
+            return types[name]
+        raise AttributeError(
+            f"no loaded schema type {name!r}; call index.load_schema(ref) first "
+            f"(loaded: {sorted(types)})"
+        )
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._types
+
+    def __iter__(self) -> Any:
+        return iter(sorted(self._types))
+
+    def __len__(self) -> int:
+        return len(self._types)
+
+    def __dir__(self) -> list[str]:
+        return sorted(self._types)

@@ -1,0 +1,40 @@
+"""``atdata.local``: the documented backward-compatible home of the local index classes.
+
+New code imports from :mod:`atdata` / :mod:`atdata.index` / :mod:`atdata.stores`; these names
+are the same objects (``LocalIndex`` and ``Index`` are one class, ``LocalDatasetEntry`` is
+:class:`~atdata.index.DatasetEntry`, ``LocalSchemaRecord`` is
+:class:`~atdata.index.SchemaRecord`).
+
+Examples:
+    >>> import atdata, atdata.local
+    >>> atdata.local.Index is atdata.Index is atdata.local.LocalIndex
+    True
+"""
+
+from __future__ import annotations
+
+from atdata.index._entry import BasicIndexEntry, LocalDatasetEntry
+from atdata.index._index import Index
+from atdata.index._schemas import LocalSchemaRecord, SchemaNamespace
+from atdata.stores._local import LocalDiskStore
+from atdata.stores._s3 import S3DataStore
+
+LocalIndex = Index
+
+#: Redis key prefixes of upstream's Redis layout (names only; our Redis provider keeps its
+#: records under one configurable prefix, ``atdata:`` by default).
+REDIS_KEY_DATASET_ENTRY = "LocalDatasetEntry"
+REDIS_KEY_SCHEMA = "LocalSchema"
+
+__all__ = [
+    "REDIS_KEY_DATASET_ENTRY",
+    "REDIS_KEY_SCHEMA",
+    "BasicIndexEntry",
+    "Index",
+    "LocalDatasetEntry",
+    "LocalDiskStore",
+    "LocalIndex",
+    "LocalSchemaRecord",
+    "S3DataStore",
+    "SchemaNamespace",
+]
