@@ -86,7 +86,7 @@ def promote_entry(
     """Publish ``index``'s dataset ``name`` (and its schema) to ``atmosphere``'s repository.
 
     Args:
-        index: An :class:`~atdata.Index` (``get_entry(name, version)`` and ``get_schema(ref)``).
+        index: An :class:`~atdata.Index` (``get_entry_by_name(name, version)`` and ``get_schema_record(ref)``).
         name: Dataset name in the index.
         atmosphere: A logged-in :class:`~atdata.atmosphere.Atmosphere`.
         version: Dataset version (default: the latest).
