@@ -286,7 +286,7 @@ class S3Source:
             ShardError: When S3 refuses or fails; it is also the botocore error raised (a
                 ``ClientError`` stays catchable as one).
         """
-        if shard not in self.list_shards():
+        if shard not in self.list_shards() and not self._is_sidecar(shard):
             raise NotFoundError(
                 f"shard {shard!r} is not one of this source's {len(self.list_shards())} shards"
             )
@@ -299,6 +299,14 @@ class S3Source:
                 "not found" if code in ("NoSuchKey", "404") else f"unreadable ({_err(exc, 'GET')})"
             )
             raise as_both(ShardError, exc, f"shard {shard} is {what}") from None
+
+    def _is_sidecar(self, url: str) -> bool:
+        """Whether ``url`` is a listed shard's manifest or member index (read beside it)."""
+        for suffix in (".manifest.json", ".manifest.parquet", ".idx"):
+            if url.endswith(suffix):
+                stem = url[: -len(suffix)]
+                return stem + ".tar" in self.list_shards() or stem in self.list_shards()
+        return False
 
     def read_range(self, shard: str, offset: int, size: int) -> bytes:
         bucket, key = parse_s3_url(shard)
