@@ -316,7 +316,7 @@ def as_both(ours: type[AtdataError], foreign: BaseException, message: str) -> At
         except TypeError:
             cls = ours
         _BOTH[key] = cls
-    err = cls.__new__(cls, message)
+    err: AtdataError = cls.__new__(cls, message)
     if cls is not ours:
         for k, v in getattr(foreign, "__dict__", {}).items():
             setattr(err, k, v)
@@ -324,7 +324,7 @@ def as_both(ours: type[AtdataError], foreign: BaseException, message: str) -> At
     return err
 
 
-_BOTH: dict[tuple[type, type], type] = {}
+_BOTH: dict[tuple[type, type], type[AtdataError]] = {}
 
 
 def in_sample(exc: Exception, shard: str, key: str) -> Exception:

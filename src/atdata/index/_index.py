@@ -601,7 +601,7 @@ class Index:
         local = check_name(local)
         refs = shard_refs_of(ds)
         st = getattr(ds, "sample_type", None)
-        if schema_ref is None and getattr(st, "__atdata_sample__", False):
+        if schema_ref is None and st is not None and getattr(st, "__atdata_sample__", False):
             schema_ref = self._publish_in(provider, st)
         if metadata is None:
             metadata = getattr(ds, "metadata", None) if isinstance(
