@@ -20,7 +20,13 @@ import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from atdata._errors import ConfigError, IntegrityError, ShardError
+from atdata._errors import (
+    AuthenticationError,
+    ConfigError,
+    IntegrityError,
+    ShardError,
+    StorageError,
+)
 from atdata._extras import require
 from atdata._shards.tar import TarWriter, scan_tar_file, split_member_name
 
@@ -28,6 +34,7 @@ __all__ = [
     "BlobRef",
     "BlobSource",
     "PDSBlobStore",
+    "ShardUploadResult",
     "VerifiedHTTPSource",
     "VerifiedSource",
     "blob_shard_id",
@@ -40,6 +47,13 @@ _VERIFY_TAIL = 1 << 16  # on close, drain at most this much to finish a checksum
 def blob_shard_id(did: str, cid: str) -> str:
     """The shard identifier a :class:`BlobSource` uses for one blob."""
     return f"at://{did}/blob/{cid}"
+
+
+def _parse_blob_uri(url: str) -> tuple[str, str]:
+    parts = url[5:].split("/") if url.startswith("at://") else []
+    if len(parts) != 3 or parts[1] != "blob" or not parts[0] or not parts[2]:
+        raise ConfigError(f"{url!r} is not a blob AT-URI (at://<did>/blob/<cid>)")
+    return parts[0], parts[2]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -386,19 +400,86 @@ def _plan_pieces(path: str, limit: int) -> list[list[tuple[str, int, int]]]:
     return pieces
 
 
+class ShardUploadResult(list):  # type: ignore[type-arg]
+    """What :meth:`PDSBlobStore.write_shards` returns: the blob AT-URIs (a ``list[str]``), with
+    ``blob_refs`` (the references for a ``storageBlobs`` record) and ``checksums`` (AT-URI ->
+    sha256)."""
+
+    def __init__(
+        self,
+        urls: list[str],
+        blob_refs: list[dict[str, Any]],
+        checksums: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(urls)
+        self.blob_refs = blob_refs
+        self.checksums = dict(checksums or {})
+
+
 class PDSBlobStore:
     """Upload local shards as ``application/x-tar`` blobs to the account's PDS.
 
     Args:
-        atmosphere: A logged-in :class:`~atdata.atmosphere.Atmosphere`.
+        atmosphere: A logged-in :class:`~atdata.atmosphere.Atmosphere` (also ``.client``).
         max_blob_size: Cap per blob (default: the server's limit, at most 50 MiB as the
             ``storageBlobs`` lexicon says).
     """
 
     def __init__(self, atmosphere: Any, max_blob_size: int | None = None) -> None:
         self.atmosphere = atmosphere
-        server = atmosphere.blob_limit or LEXICON_MAX_BLOB
-        self.limit = min(x for x in (server, LEXICON_MAX_BLOB, max_blob_size) if x)
+        self._max = max_blob_size
+        self._limit: int | None = None
+
+    @property
+    def client(self) -> Any:
+        """The atmosphere client (upstream's name for :attr:`atmosphere`)."""
+        return self.atmosphere
+
+    @property
+    def limit(self) -> int:
+        """Bytes per blob: the smallest of the server's limit, the lexicon's and ``max_blob_size``."""
+        if self._limit is None:
+            server = getattr(self.atmosphere, "blob_limit", None) or LEXICON_MAX_BLOB
+            self._limit = min(x for x in (server, LEXICON_MAX_BLOB, self._max) if x)
+        return self._limit
+
+    def write_shards(self, ds: Any, *, prefix: str = "", **kwargs: Any) -> ShardUploadResult:
+        """Upload a dataset's local shards as blobs (split at sample boundaries when too big).
+
+        Args:
+            ds: A :class:`~atdata.Dataset` over local shard files.
+            prefix: Accepted for the data-store protocol (blobs have no paths).
+
+        Returns:
+            The blob AT-URIs ``at://<did>/blob/<cid>``, with ``blob_refs`` and ``checksums``.
+        """
+        refs = self.upload_shards(list(ds.list_shards()))
+        did = self.atmosphere.did
+        urls = [blob_shard_id(did, r.cid) for r in refs]
+        return ShardUploadResult(
+            urls, [r.ref for r in refs], {u: r.sha256 for u, r in zip(urls, refs, strict=True)}
+        )
+
+    def read_url(self, url: str) -> str:
+        """The HTTP ``getBlob`` URL of a blob AT-URI (other URLs are returned unchanged)."""
+        if not url.startswith("at://"):
+            return url
+        did, cid = _parse_blob_uri(url)
+        return str(self.atmosphere.get_blob_url(did, cid))
+
+    def supports_streaming(self) -> bool:
+        """Blobs stream over HTTP: ``True``."""
+        return True
+
+    def create_source(self, urls: list[str]) -> BlobSource:
+        """A :class:`BlobSource` over blob AT-URIs from :meth:`write_shards` (one repository)."""
+        pairs = [_parse_blob_uri(u) for u in urls]
+        dids = {d for d, _c in pairs}
+        if len(dids) != 1:
+            raise ConfigError(f"a blob source reads one repository's blobs, got {sorted(dids)}")
+        did = dids.pop()
+        pds = self.atmosphere.resolve(did).pds
+        return BlobSource(did, pds, [(c, None, None) for _d, c in pairs])
 
     def plan(self, paths: list[str]) -> list[tuple[str, list[list[tuple[str, int, int]]] | None]]:
         """For each shard, ``None`` (uploaded whole) or the member groups it is split into.
@@ -437,13 +518,22 @@ class PDSBlobStore:
         Returns:
             One :class:`BlobRef` per blob, in order (a split shard gives several).
         """
+        planned = self.plan(paths)
+        total = sum(1 if pieces is None else len(pieces) for _p, pieces in planned)
         refs: list[BlobRef] = []
-        for path, pieces in self.plan(paths):
+
+        def send(data: bytes, path: str) -> None:
+            try:
+                refs.append(self.upload(data))
+            except (StorageError, AuthenticationError) as exc:
+                raise _resumable(exc, path, len(refs), total) from None
+            if on_blob:
+                on_blob(refs[-1])
+
+        for path, pieces in planned:
             if pieces is None:
                 with open(path, "rb") as f:
-                    refs.append(self.upload(f.read()))
-                if on_blob:
-                    on_blob(refs[-1])
+                    send(f.read(), path)
                 continue
             fd = os.open(path, os.O_RDONLY)
             try:
@@ -454,9 +544,18 @@ class PDSBlobStore:
                             w.add(name, os.pread(fd, size, off))
                         w.close()
                         tmp.seek(0)
-                        refs.append(self.upload(tmp.read()))
-                    if on_blob:
-                        on_blob(refs[-1])
+                        send(tmp.read(), path)
             finally:
                 os.close(fd)
         return refs
+
+
+def _resumable(exc: Exception, path: str, done: int, total: int) -> Exception:
+    """The upload error, saying what to do next (nothing was recorded; a rerun resumes)."""
+    kind = type(exc)
+    return kind(
+        f"uploading shard {path} failed ({exc}); {done} of {total} blobs are already up and no "
+        "dataset record was written: rerun the same publish to resume (uploads are "
+        "content-addressed, so the blobs already up keep their CIDs and the record is written "
+        "once); an expired session needs `atdata login` first"
+    )

@@ -128,7 +128,7 @@ class Atmosphere:
         if base_url is None:
             sdk_base = str(getattr(_client, "_base_url", "") or _DEFAULT_PDS)
             base_url = sdk_base[: -len("/xrpc")] if sdk_base.endswith("/xrpc") else sdk_base
-        self.pds = base_url.rstrip("/")
+        self.pds = base_url.rstrip("/").removesuffix("/xrpc")
         self.appview = appview
         self._session: dict[str, str] | None = None
         self._session_path = pathlib.Path(session_path) if session_path else None
@@ -605,6 +605,32 @@ class Atmosphere:
         if blob_cid(data) != cid:
             raise IntegrityError(f"blob {cid} of {did}: the bytes served do not match the CID")
         return data
+
+    def resolve_label(self, handle_or_did: str, name: str, version: str | None = None) -> str:
+        """The entry URI that the label ``name`` (``version``) of a repository points at.
+
+        Raises:
+            RecordNotFoundError: (a ``KeyError``) when there is no such label.
+        """
+        from atdata.atmosphere._api_misc import LabelLoader
+
+        return LabelLoader(self).resolve(handle_or_did, name, version)
+
+    def get_dataset_entry(self, ref: str) -> Any:
+        """The :class:`~atdata.atmosphere.AtmosphereIndexEntry` of ``@handle/name[@version]`` or
+        of an entry AT-URI (what ``Index(atmosphere=...).get_dataset`` asks for).
+
+        Raises:
+            RecordNotFoundError: (a ``KeyError``) when no such dataset is published.
+        """
+        from atdata.atmosphere._index_api import AtmosphereIndexEntry
+        from atdata.atmosphere._remote import find_entry, parse_remote_path
+
+        if ref.startswith("at://"):
+            return AtmosphereIndexEntry(ref, self.get_record(ref), self)
+        who, name, version = parse_remote_path(ref)
+        entry = find_entry(self.resolve(who), name, version)
+        return AtmosphereIndexEntry(entry.uri, entry.value, self)
 
     def promote_entry(self, index: Any, name: str, **kwargs: Any) -> Any:
         """Publish ``index``'s dataset ``name`` and its schema to this account (idempotent).

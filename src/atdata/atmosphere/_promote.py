@@ -7,7 +7,7 @@ an entry with the same name, version and checksums, and writes nothing; a run th
 content-addressed, so re-uploading gives the same CIDs).
 
 Examples:
-    >>> _storage_kind(["/d/a.tar", "/d/b.tar"]), _storage_kind(["https://x/a.tar"]), _storage_kind(["s3://b/k.tar"])
+    >>> storage_kind(["/d/a.tar", "/d/b.tar"]), storage_kind(["https://x/a.tar"]), storage_kind(["s3://b/k.tar"])
     ('blobs', 'http', 's3')
 """
 
@@ -47,7 +47,8 @@ class PromoteResult:
         return [self.schema_uri, self.entry_uri]
 
 
-def _storage_kind(urls: list[str]) -> str:
+def storage_kind(urls: list[str]) -> str:
+    """``blobs`` (local paths), ``http`` or ``s3`` for a list of shard locations, all alike."""
     kinds = {
         "http"
         if u.startswith(("http://", "https://"))
@@ -116,7 +117,7 @@ def promote_entry(
     schema = publish_schema(atmosphere, record)
 
     urls = entry.urls
-    kind = storage or _storage_kind(urls)
+    kind = storage or storage_kind(urls)
     shas = [s.sha256 for s in entry.shards]
     meta = {k: v for k, v in (entry.metadata or {}).items() if k not in ("version", "split")}
     # already promoted with the same shards? then there is nothing to upload or write

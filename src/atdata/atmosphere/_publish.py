@@ -35,6 +35,7 @@ __all__ = [
     "Published",
     "find_entries",
     "publish_dataset",
+    "publish_entry",
     "publish_label",
     "publish_lens",
     "publish_schema",
@@ -228,7 +229,8 @@ def publish_dataset(
         raise ConfigError(f"storage must be 'blobs', 'http' or 's3', got {storage!r}")
     if num_samples is not None:
         size["samples"] = num_samples
-    rec = entry_record(
+    return publish_entry(
+        atmo,
         name,
         schema_ref,
         st,
@@ -237,12 +239,48 @@ def publish_dataset(
         license=license,
         size=size,
         metadata=meta or None,
+        blob_cids=blob_cids,
     )
-    pub = _put_entry(atmo, name, meta, rec, blob_cids)
-    if (
-        not split or split == "train"
-    ):  # a label names one entry: the unsplit data or its train split
-        pub.label = publish_label(atmo, name, pub.uri, version=version, description=description).uri
+
+
+def publish_entry(
+    atmo: Any,
+    name: str,
+    schema_ref: str,
+    storage: dict[str, Any],
+    *,
+    description: str | None = None,
+    tags: list[str] | None = None,
+    license: str | None = None,
+    size: dict[str, int] | None = None,
+    metadata: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+    blob_cids: list[str] | None = None,
+) -> Published:
+    """Write (or find) the entry record for a ready ``storage`` object, then its label.
+
+    ``metadata["version"]`` and ``metadata["split"]`` identify the entry among those of the same
+    name (same name, version and split: updated in place). The label ``name`` (``version``) points
+    at the unsplit data or its ``train`` split. ``extra`` adds record fields (``manifests``,
+    ``contentMetadata``, ...).
+    """
+    meta = dict(metadata or {})
+    rec = entry_record(
+        name,
+        schema_ref,
+        storage,
+        description=description,
+        tags=tags,
+        license=license,
+        size=size,
+        metadata=meta or None,
+    )
+    rec.update(extra or {})
+    pub = _put_entry(atmo, name, meta, rec, list(blob_cids or []))
+    version, split = meta.get("version"), meta.get("split")
+    if not split or split == "train":  # a label names one entry: unsplit data or its train split
+        label = publish_label(atmo, name, pub.uri, version=version, description=description)
+        pub.label = label.uri
     return pub
 
 

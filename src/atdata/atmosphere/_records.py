@@ -1,4 +1,4 @@
-"""Building and reading ``science.alt.dataset.*`` records (the lexicons shipped in ``lexicons/``).
+"""Building and reading ``science.alt.dataset.*`` records (the lexicons of :mod:`atdata.lexicons`).
 
 Records are plain dicts in atproto JSON form (bytes as ``{"$bytes": ...}``, blobs as
 ``{"$type": "blob", "ref": {"$link": cid}, ...}``). They carry no floats.
@@ -20,10 +20,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as _dt
-import json
-import pathlib
 import re
-from functools import cache
 from typing import Any
 
 from atdata._errors import ConfigError, SchemaError
@@ -40,6 +37,7 @@ __all__ = [
     "entry_record",
     "lens_record",
     "lexicon",
+    "pack_metadata",
     "schema_rkey",
     "storage_blobs",
     "storage_http",
@@ -54,24 +52,25 @@ LENS = f"{NS}.lens"
 STORAGE_HTTP = f"{NS}.storageHttp"
 STORAGE_S3 = f"{NS}.storageS3"
 STORAGE_BLOBS = f"{NS}.storageBlobs"
-_LEXICON_DIR = pathlib.Path(__file__).with_name("lexicons")
 _RKEY_BAD = re.compile(r"[^A-Za-z0-9._:~-]")
 
 
-@cache
 def lexicon(nsid: str) -> dict[str, Any]:
     """The shipped lexicon document for ``nsid`` (e.g. ``"science.alt.dataset.entry"``).
+
+    Raises:
+        ConfigError: When atdata ships no lexicon of that id.
 
     Examples:
         >>> lexicon("science.alt.dataset.storageBlobs")["defs"]["blobEntry"]["properties"]["blob"]["maxSize"]
         52428800
     """
-    if not nsid.startswith(NS + "."):
-        raise ConfigError(f"no shipped lexicon for {nsid!r}")
-    path = _LEXICON_DIR / f"{nsid[len(NS) + 1 :]}.json"
-    if not path.exists():
-        raise ConfigError(f"no shipped lexicon for {nsid!r}")
-    return dict(json.loads(path.read_text()))
+    from atdata.lexicons import load_lexicon
+
+    try:
+        return load_lexicon(nsid)
+    except FileNotFoundError:
+        raise ConfigError(f"no shipped lexicon for {nsid!r}") from None
 
 
 def now_iso() -> str:
@@ -143,7 +142,8 @@ def storage_blobs(blobs: list[tuple[dict[str, Any], str | None]]) -> dict[str, A
     return {"$type": STORAGE_BLOBS, "blobs": out}
 
 
-def _pack_metadata(metadata: dict[str, Any]) -> dict[str, str]:
+def pack_metadata(metadata: dict[str, Any]) -> dict[str, str]:
+    """``metadata`` as msgpack ``{"$bytes": b64}`` (unpadded base64, readable by upstream 0.7.0b1)."""
     import msgpack
 
     try:
@@ -241,7 +241,7 @@ def entry_record(
     if size:
         rec["size"] = {k: v for k, v in size.items() if v is not None}
     if metadata:
-        rec["metadata"] = _pack_metadata(metadata)
+        rec["metadata"] = pack_metadata(metadata)
     check_no_floats(rec, "entry record")
     return rec
 

@@ -3,6 +3,8 @@
 * :func:`check_lens_laws` checks GetPut, PutGet and PutPut on given sources and views.
 * :func:`assert_lens_laws` checks them on samples drawn by hypothesis.
 * :func:`run_provider_conformance` / ``provider_checks`` check an index provider (ours or yours).
+* :class:`MockAtmosphere` stands in for :class:`atdata.atmosphere.Atmosphere` (records and blobs
+  in memory) under the atmosphere's publishers and loaders.
 * :func:`strategy_for` builds a hypothesis strategy for any ``@packable`` type.
 
 Names load lazily: importing ``atdata.testing`` imports neither numpy nor hypothesis
@@ -10,8 +12,8 @@ Names load lazily: importing ``atdata.testing`` imports neither numpy nor hypoth
 
 Examples:
     >>> import atdata.testing as t
-    >>> sorted(t.__all__)[:2]
-    ['assert_lens_laws', 'check_lens_laws']
+    >>> 'MockAtmosphere' in t.__all__ and 'check_lens_laws' in t.__all__
+    True
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from atdata._lazy import lazy_module
 
 # public name -> private module of this package
 _LAZY: dict[str, str] = {
+    "MockAtmosphere": "._atmosphere",
     "assert_lens_laws": "._lens_laws",
     "check_lens_laws": "._lens_laws",
     "provider_checks": "._providers",
@@ -30,6 +33,7 @@ _LAZY: dict[str, str] = {
 }
 
 __all__ = [
+    "MockAtmosphere",
     "assert_lens_laws",
     "check_lens_laws",
     "provider_checks",
@@ -42,6 +46,7 @@ __getattr__, __dir__ = lazy_module(globals(), _LAZY)
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from atdata.testing._atmosphere import MockAtmosphere
     from atdata.testing._lens_laws import assert_lens_laws, check_lens_laws
     from atdata.testing._providers import provider_checks, run_provider_conformance
     from atdata.testing._strategies import strategy_for

@@ -1,0 +1,10 @@
+"""``atdata.atmosphere.store``: shards as PDS blobs (:class:`PDSBlobStore`, :class:`ShardUploadResult`)."""
+
+from __future__ import annotations
+
+from atdata.atmosphere._blobs import PDSBlobStore, ShardUploadResult
+
+__all__ = [
+    "PDSBlobStore",
+    "ShardUploadResult",
+]

@@ -1,0 +1,169 @@
+"""The documented class API of atdata.atmosphere, on MockAtmosphere and on the reference PDS."""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+
+import numpy as np
+import pytest
+
+import atdata
+from atdata.atmosphere import (
+    AtmosphereIndex,
+    AtUri,
+    DatasetLoader,
+    DatasetMetadata,
+    DatasetPublisher,
+    LabelLoader,
+    LabelPublisher,
+    LensLoader,
+    LensPublisher,
+    LexDatasetEntry,
+    LexLabelRecord,
+    SchemaLoader,
+    SchemaPublisher,
+    ShardChecksum,
+    StorageHttp,
+    VerificationLoader,
+    VerificationPublisher,
+    record_cid,
+    storage_from_record,
+)
+from atdata.testing import MockAtmosphere
+
+
+@atdata.packable
+class Cell:
+    idx: int
+    tag: str
+    vec: atdata.NDArray
+
+
+def _cells(n: int, start: int = 0) -> list[Cell]:
+    return [
+        Cell(idx=i, tag=f"t{i}", vec=np.full(2, i, dtype="f4")) for i in range(start, start + n)
+    ]
+
+
+def test_publishers_and_loaders_run_on_the_mock():
+    m = MockAtmosphere(did="did:plc:m1", handle="m.test")
+    m.login("m.test", "pw")
+    s_uri = SchemaPublisher(m).publish(Cell, version="1.0.0", description="cells")
+    assert (
+        isinstance(s_uri, AtUri)
+        and str(s_uri) == "at://did:plc:m1/science.alt.dataset.schema/cell:1.0.0"
+    )
+    assert s_uri.cid == record_cid(m.get_record(str(s_uri)))
+    assert SchemaPublisher(m).publish(Cell, version="1.0.0") == s_uri  # written once
+    schema = SchemaLoader(m).get(s_uri)
+    assert (schema["name"], schema["version"], schema["description"]) == ("Cell", "1.0.0", "cells")
+    assert SchemaLoader(m).get_typed(s_uri).schema.schema_body["properties"].keys() >= {
+        "idx",
+        "tag",
+        "vec",
+    }
+    assert [r["name"] for r in SchemaLoader(m).list_all()] == ["Cell"]
+
+    blobs = [b"tar-one", b"tar-two"]
+    meta = {"version": "3.1.0", "note": "n", "lr": 0.25}  # floats travel in the msgpack bytes
+    uri = DatasetPublisher(m).publish_with_blobs(blobs, str(s_uri), name="cells", metadata=meta)
+    loader = DatasetLoader(m)
+    assert loader.get_storage_type(uri) == "blobs"
+    assert [b["blob"]["size"] for b in loader.get_blobs(uri)] == [7, 7]
+    assert loader.get_metadata(uri) == meta
+    assert loader.get_metadata_typed(uri) == DatasetMetadata(
+        version="3.1.0", custom={"note": "n", "lr": 0.25}
+    )
+    assert [m.get_blob(m.did, b["blob"]["ref"]["$link"]) for b in loader.get_blobs(uri)] == blobs
+    # a label was written with the entry: the name resolves, with and without the version
+    assert LabelLoader(m).resolve("m.test", "cells") == str(uri)
+    assert LabelLoader(m).resolve("did:plc:m1", "cells", "3.1.0") == str(uri)
+    with pytest.raises(KeyError, match="no label 'cells' version '9'"):
+        LabelLoader(m).resolve("m.test", "cells", "9")
+    again = DatasetPublisher(m).publish_with_blobs(blobs, str(s_uri), name="cells", metadata=meta)
+    assert again == uri and len(m.list_datasets()) == 1 and len(m.list_labels()) == 1
+
+    http = DatasetPublisher(m).publish_with_urls(
+        ["https://e.org/a.tar"], str(s_uri), name="web",
+        checksums=[ShardChecksum("sha256", "ab" * 32)],
+    )  # fmt: skip
+    assert loader.get_urls(http) == ["https://e.org/a.tar"]
+    typed = loader.get_typed(http)
+    assert (
+        isinstance(typed.storage, StorageHttp)
+        and typed.storage.shards[0].checksum.digest == "ab" * 32
+    )
+    with pytest.raises(ValueError, match=r"not a science\.alt\.dataset\.entry"):
+        loader.get(s_uri)
+
+    lens = LensPublisher(m).publish(
+        name="tag-only", source_schema=str(s_uri), target_schema=str(s_uri),
+        getter_code={"repository": "https://g.org/r", "commit": "abc1234", "path": "l.py:get"},
+    )  # fmt: skip
+    assert LensLoader(m).get_typed(lens).getter_code.path == "l.py:get"
+    assert [r["name"] for r in LensLoader(m).find_by_schemas(str(s_uri))] == ["tag-only"]
+    ver = VerificationPublisher(m).publish(
+        lens_uri=str(lens), lens_commit="abc1234",
+        verification_method="science.alt.dataset.verificationMethod#manualReview",
+    )  # fmt: skip
+    assert VerificationLoader(m).get_typed(ver).lens == str(lens)
+    assert len(VerificationLoader(m).list_for_lens(str(lens))) == 1
+    own = LabelPublisher(m).publish("alias", str(uri), version="1", rkey="alias-1")
+    assert str(own).endswith("/science.alt.dataset.label/alias-1")
+    assert LexLabelRecord.from_record(m.get_record(str(own))).dataset_uri == str(uri)
+
+
+def test_lexicon_types_round_trip_and_read_both_metadata_forms():
+    when = dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    e = LexDatasetEntry(
+        name="d",
+        schema_ref="at://did:plc:a/science.alt.dataset.schema/d:1.0.0",
+        storage=storage_from_record(
+            {"$type": "science.alt.dataset.storageExternal", "urls": ["https://e.org/x.tar"]}
+        ),
+        created_at=when,
+        metadata=DatasetMetadata(version="1.0.0", split="test", custom={"k": 1}),
+    )
+    rec = e.to_record()
+    assert set(rec["metadata"]) == {"$bytes"}  # the lexicon's form
+    assert rec["storage"]["$type"] == "science.alt.dataset.storageHttp"
+    assert rec["createdAt"] == "2025-01-02T03:04:05+00:00"
+    assert LexDatasetEntry.from_record(rec) == e
+    structured = {**rec, "metadata": {"version": "1.0.0", "split": "test", "custom": {"k": 1}}}
+    assert LexDatasetEntry.from_record(structured).metadata == e.metadata
+    with pytest.raises(ValueError, match="has no 'schemaRef'"):
+        LexDatasetEntry.from_record({"name": "d"})
+
+
+@pytest.mark.services
+def test_class_api_on_the_reference_pds(pds, publisher, tmp_path):
+    acct, atmo = publisher
+    ds = atdata.write_samples(_cells(9), str(tmp_path / "c-%02d.tar"), maxcount=4)
+    uri = DatasetPublisher(atmo).publish(ds, name="cells", description="nine cells")
+    assert uri.authority == acct["did"] and uri.cid
+    loader = DatasetLoader(atmo)
+    assert loader.get_storage_type(uri) == "blobs"
+    got = list(loader.to_dataset(uri, Cell))
+    assert [(c.idx, c.tag) for c in got] == [(i, f"t{i}") for i in range(9)]
+    assert type(next(iter(loader.to_dataset(uri)))).__name__ == "Cell"  # type rebuilt from schema
+
+    # the deprecated index and the entry type Index(atmosphere=...) returns
+    with pytest.warns(DeprecationWarning, match="Index\\(atmosphere=client\\)"):
+        idx = AtmosphereIndex(atmo)
+    (entry,) = idx.list_datasets()
+    assert (entry.uri, entry.name) == (str(uri), "cells")
+    assert [u.split("cid=")[1] for u in entry.data_urls] == [
+        b["blob"]["ref"]["$link"] for b in loader.get_blobs(uri)
+    ]
+    by_name = atmo.get_dataset_entry(f"@{acct['handle']}/cells")
+    assert by_name.uri == str(uri) and by_name.schema_ref == entry.schema_ref
+    assert idx.get_schema_type(entry.schema_ref).__name__ == "Cell"
+
+    # sessions: export, then continue elsewhere without the password
+    again = type(atmo).from_session(atmo.export_session())
+    assert (again.did, again.handle, again.pds) == (atmo.did, atmo.handle, atmo.pds)
+    assert again.list_records("science.alt.dataset.entry")[0][0]["name"] == "cells"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert atdata.atmosphere.AtmosphereClient is type(atmo)
