@@ -87,6 +87,7 @@ _LAZY: dict[str, str] = {
     "log_operation": "atdata._logging",
     "main": "atdata.cli",
     "packable": "atdata._wire.sample",
+    "promote_to_atmosphere": "atdata.promote",
     "query_fields": "atdata.manifest._expr",
     "set_default_index": "atdata.index._index",
     "verify_checksums": "atdata.index._verify",
@@ -152,6 +153,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from atdata.manifest._fields import ManifestField
     from atdata.manifest._query import QueryExecutor, QueryResult, SampleLocation
     from atdata.manifest._read import ShardManifest
+    from atdata.promote import promote_to_atmosphere
     from atdata.providers._base import IndexProvider
     from atdata.repository import Repository, create_repository
     from atdata.search import AppViewSearchBackend

@@ -167,3 +167,22 @@ def test_class_api_on_the_reference_pds(pds, publisher, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert atdata.atmosphere.AtmosphereClient is type(atmo)
+
+
+def test_promote_to_atmosphere_on_the_mock(tmp_path):
+    from atdata.index import Index
+    from atdata.promote import promote_to_atmosphere
+
+    m = MockAtmosphere(did="did:plc:p1", handle="p.test")
+    idx = Index(path=str(tmp_path / "i.db"))
+    entry = idx.write_samples(_cells(5), name="cells", maxcount=2)
+    uri = promote_to_atmosphere(entry, idx, m, description="five", tags=["t"])
+    assert isinstance(uri, str) and uri.startswith("at://did:plc:p1/science.alt.dataset.entry/")
+    rec = m.get_record(uri)
+    assert (rec["name"], rec["description"], rec["tags"]) == ("cells", "five", ["t"])
+    assert len(rec["storage"]["blobs"]) == 3 and len(m._blobs) == 3
+    assert LabelLoader(m).resolve("p.test", "cells") == uri
+    again = promote_to_atmosphere(entry, idx, m, description="five", tags=["t"])
+    assert (again, again.created) == (uri, False)
+    renamed = atdata.promote_to_atmosphere(entry, idx, m, name="cells-v")
+    assert m.get_record(renamed)["name"] == "cells-v" and renamed != uri

@@ -427,7 +427,7 @@ class PDSBlobStore:
 
     def __init__(self, atmosphere: Any, max_blob_size: int | None = None) -> None:
         self.atmosphere = atmosphere
-        self._max = max_blob_size
+        self.max_blob_size = max_blob_size
         self._limit: int | None = None
 
     @property
@@ -440,7 +440,7 @@ class PDSBlobStore:
         """Bytes per blob: the smallest of the server's limit, the lexicon's and ``max_blob_size``."""
         if self._limit is None:
             server = getattr(self.atmosphere, "blob_limit", None) or LEXICON_MAX_BLOB
-            self._limit = min(x for x in (server, LEXICON_MAX_BLOB, self._max) if x)
+            self._limit = min(x for x in (server, LEXICON_MAX_BLOB, self.max_blob_size) if x)
         return self._limit
 
     def write_shards(self, ds: Any, *, prefix: str = "", **kwargs: Any) -> ShardUploadResult:

@@ -13,25 +13,34 @@ Examples:
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from atdata._errors import ConfigError
-from atdata.atmosphere._publish import find_entries, publish_dataset, publish_schema
+from atdata.atmosphere._publish import (
+    find_entries,
+    publish_dataset,
+    publish_label,
+    publish_schema,
+)
 from atdata.atmosphere._records import STORAGE_BLOBS, now_iso, unpack_metadata
 
 __all__ = ["PromoteResult", "promote_entry"]
 
 
-@dataclasses.dataclass
-class PromoteResult:
-    """Every record and blob a promotion wrote or found.
+class PromoteResult(str):
+    """What a promotion wrote or found; as a string, the entry's AT-URI (what upstream returns).
 
     Attributes:
         schema_uri, schema_cid: The schema record.
         entry_uri, entry_cid: The dataset entry record.
         blobs: CIDs of the shard blobs (blob storage).
         created: Whether this run wrote the entry (``False``: it was already published).
+        label_uri: The label record naming the entry.
+
+    Examples:
+        >>> r = PromoteResult("at://d/s/x", "c1", "at://d/e/y", "c2", [], True)
+        >>> r == "at://d/e/y", r.uris
+        (True, ['at://d/s/x', 'at://d/e/y'])
     """
 
     schema_uri: str
@@ -40,11 +49,31 @@ class PromoteResult:
     entry_cid: str
     blobs: list[str]
     created: bool
+    label_uri: str | None
+
+    def __new__(
+        cls,
+        schema_uri: str,
+        schema_cid: str,
+        entry_uri: str,
+        entry_cid: str,
+        blobs: list[str],
+        created: bool,
+        label_uri: str | None = None,
+    ) -> PromoteResult:
+        self = super().__new__(cls, entry_uri)
+        self.schema_uri, self.schema_cid = schema_uri, schema_cid
+        self.entry_uri, self.entry_cid = entry_uri, entry_cid
+        self.blobs, self.created, self.label_uri = list(blobs), created, label_uri
+        return self
 
     @property
     def uris(self) -> list[str]:
         """The record URIs (schema, entry)."""
         return [self.schema_uri, self.entry_uri]
+
+    def __repr__(self) -> str:
+        return f"PromoteResult({self.entry_uri!r}, created={self.created})"
 
 
 def storage_kind(urls: list[str]) -> str:
@@ -83,6 +112,10 @@ def promote_entry(
     version: str | None = None,
     storage: str | None = None,
     max_blob_size: int | None = None,
+    as_name: str | None = None,
+    description: str | None = None,
+    tags: list[str] | None = None,
+    license: str | None = None,
 ) -> PromoteResult:
     """Publish ``index``'s dataset ``name`` (and its schema) to ``atmosphere``'s repository.
 
@@ -93,6 +126,8 @@ def promote_entry(
         version: Dataset version (default: the latest).
         storage: ``"blobs"``, ``"http"`` or ``"s3"`` (default: from the shard URLs).
         max_blob_size: Cap per blob.
+        as_name, description, tags, license: Override the entry's name and fields on the
+            atmosphere record.
 
     Raises:
         ConfigError: No schema, mixed shard locations, or a schema version clash.
@@ -120,8 +155,9 @@ def promote_entry(
     kind = storage or storage_kind(urls)
     shas = [s.sha256 for s in entry.shards]
     meta = {k: v for k, v in (entry.metadata or {}).items() if k not in ("version", "split")}
+    target = as_name or entry.name
     # already promoted with the same shards? then there is nothing to upload or write
-    for uri, cid, value in find_entries(atmosphere, entry.name):
+    for uri, cid, value in find_entries(atmosphere, target):
         m = unpack_metadata(value.get("metadata"))
         st = value.get("storage") or {}
         if m.get("version") != entry.version or value.get("schemaRef") != schema.uri:
@@ -133,12 +169,14 @@ def promote_entry(
             and [(i.get("checksum") or {}).get("digest") for i in items or []] == shas
         ):
             cids = [i["blob"]["ref"]["$link"] for i in items or []]
-            return PromoteResult(schema.uri, schema.cid, uri, cid, cids, created=False)
+            # an entry promoted before labels existed gets its label now
+            label = publish_label(atmosphere, target, uri, version=entry.version).uri
+            return PromoteResult(schema.uri, schema.cid, uri, cid, cids, False, label)
     common: dict[str, Any] = {
         "version": entry.version,
-        "description": entry.description,
-        "tags": entry.tags,
-        "license": entry.license,
+        "description": description if description is not None else entry.description,
+        "tags": tags if tags is not None else entry.tags,
+        "license": license if license is not None else entry.license,
         "num_samples": entry.num_samples,
         "metadata": meta or None,
     }
@@ -149,7 +187,7 @@ def promote_entry(
         shards = [u[5:].split("/", 1)[1] for u in urls]
         pub = publish_dataset(
             atmosphere,
-            entry.name,
+            target,
             schema.uri,
             shards=shards,
             sha256=shas,
@@ -160,7 +198,7 @@ def promote_entry(
     else:
         pub = publish_dataset(
             atmosphere,
-            entry.name,
+            target,
             schema.uri,
             shards=urls,
             sha256=shas if kind == "http" else None,
@@ -168,4 +206,6 @@ def promote_entry(
             max_blob_size=max_blob_size,
             **common,
         )
-    return PromoteResult(schema.uri, schema.cid, pub.uri, pub.cid, pub.blobs, created=pub.created)
+    return PromoteResult(
+        schema.uri, schema.cid, pub.uri, pub.cid, pub.blobs, pub.created, pub.label
+    )

@@ -5,6 +5,8 @@
 * :func:`run_provider_conformance` / ``provider_checks`` check an index provider (ours or yours).
 * :class:`MockAtmosphere` stands in for :class:`atdata.atmosphere.Atmosphere` (records and blobs
   in memory) under the atmosphere's publishers and loaders.
+* :func:`make_samples`, :func:`make_dataset` and :func:`mock_index` make samples, a dataset
+  and a temporary index for tests.
 * :func:`strategy_for` builds a hypothesis strategy for any ``@packable`` type.
 
 Names load lazily: importing ``atdata.testing`` imports neither numpy nor hypothesis
@@ -27,6 +29,9 @@ _LAZY: dict[str, str] = {
     "MockAtmosphere": "._atmosphere",
     "assert_lens_laws": "._lens_laws",
     "check_lens_laws": "._lens_laws",
+    "make_dataset": "._factories",
+    "make_samples": "._factories",
+    "mock_index": "._factories",
     "provider_checks": "._providers",
     "run_provider_conformance": "._providers",
     "strategy_for": "._strategies",
@@ -36,6 +41,9 @@ __all__ = [
     "MockAtmosphere",
     "assert_lens_laws",
     "check_lens_laws",
+    "make_dataset",
+    "make_samples",
+    "mock_index",
     "provider_checks",
     "run_provider_conformance",
     "strategy_for",
@@ -47,6 +55,7 @@ __getattr__, __dir__ = lazy_module(globals(), _LAZY)
 
 if TYPE_CHECKING:  # pragma: no cover
     from atdata.testing._atmosphere import MockAtmosphere
+    from atdata.testing._factories import make_dataset, make_samples, mock_index
     from atdata.testing._lens_laws import assert_lens_laws, check_lens_laws
     from atdata.testing._providers import provider_checks, run_provider_conformance
     from atdata.testing._strategies import strategy_for
