@@ -118,7 +118,7 @@ class LensLoader:
 
     def get_typed(self, uri: str | AtUri) -> LexLensRecord:
         """The lens as a :class:`LexLensRecord`."""
-        return LexLensRecord.from_record(self.get(uri))  # type: ignore[no-any-return]
+        return LexLensRecord.from_record(self.get(uri))
 
     def list_all(self, repo: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Lens records of ``repo`` (default: the logged-in account), at most ``limit``."""
@@ -180,7 +180,7 @@ class LabelLoader:
 
     def get_typed(self, uri: str | AtUri) -> LexLabelRecord:
         """The label as a :class:`LexLabelRecord`."""
-        return LexLabelRecord.from_record(self.get(uri))  # type: ignore[no-any-return]
+        return LexLabelRecord.from_record(self.get(uri))
 
     def list_all(self, repo: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Label records of ``repo`` (default: the logged-in account), at most ``limit``."""
@@ -256,7 +256,7 @@ class VerificationLoader:
 
     def get_typed(self, uri: str | AtUri) -> LexLensVerification:
         """The record as a :class:`LexLensVerification`."""
-        return LexLensVerification.from_record(self.get(uri))  # type: ignore[no-any-return]
+        return LexLensVerification.from_record(self.get(uri))
 
     def _all(self, repo: str | None, limit: int) -> list[dict[str, Any]]:
         recs, _cursor = self.client.list_records(

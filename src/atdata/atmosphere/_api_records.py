@@ -95,7 +95,7 @@ class SchemaLoader:
 
     def get_typed(self, uri: str | AtUri) -> LexSchemaRecord:
         """The schema record as a :class:`LexSchemaRecord`."""
-        return LexSchemaRecord.from_record(self.get(uri))  # type: ignore[no-any-return]
+        return LexSchemaRecord.from_record(self.get(uri))
 
     def list_all(self, repo: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Schema records of ``repo`` (default: the logged-in account), at most ``limit``."""
@@ -339,7 +339,7 @@ class DatasetPublisher:
 
         refs = [self.client.upload_blob(bytes(b), mime_type) for b in blobs]
         shas = [hashlib.sha256(b).hexdigest() for b in blobs]
-        st = storage_blobs(list(zip(refs, shas, strict=True)))  # type: ignore[arg-type]
+        st = storage_blobs(list(zip(refs, shas, strict=True)))
         size = {"shards": len(refs), "bytes": sum(len(b) for b in blobs)}
         cids = [str(r["ref"]["$link"]) for r in refs]
         return self._entry(name, schema_uri, st, locals(), size=size, blob_cids=cids)
@@ -357,7 +357,7 @@ class DatasetLoader:
 
     def get_typed(self, uri: str | AtUri) -> LexDatasetEntry:
         """The entry as a :class:`LexDatasetEntry`."""
-        return LexDatasetEntry.from_record(self.get(uri))  # type: ignore[no-any-return]
+        return LexDatasetEntry.from_record(self.get(uri))
 
     def list_all(self, repo: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Entry records of ``repo`` (default: the logged-in account), at most ``limit``."""

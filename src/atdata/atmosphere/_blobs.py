@@ -400,7 +400,7 @@ def _plan_pieces(path: str, limit: int) -> list[list[tuple[str, int, int]]]:
     return pieces
 
 
-class ShardUploadResult(list):  # type: ignore[type-arg]
+class ShardUploadResult(list):
     """What :meth:`PDSBlobStore.write_shards` returns: the blob AT-URIs (a ``list[str]``), with
     ``blob_refs`` (the references for a ``storageBlobs`` record) and ``checksums`` (AT-URI ->
     sha256)."""

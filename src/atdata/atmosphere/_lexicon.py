@@ -264,7 +264,7 @@ def storage_from_record(d: dict[str, Any]) -> StorageUnion:
     kind = str(d.get("$type", ""))
     for cls in (StorageHttp, StorageS3, StorageBlobs):
         if kind == cls._TYPE:
-            return cls.from_record(d)  # type: ignore[no-any-return]
+            return cls.from_record(d)
     if kind == f"{_NS}.storageExternal":
         return StorageHttp(
             [HttpShardEntry(u, ShardChecksum("none", "")) for u in d.get("urls", [])]
