@@ -229,9 +229,9 @@ _meta_leaf = (
 def test_metadata_bytes_round_trip_and_need_no_base64_padding(meta):
     import base64
 
-    from atdata.atmosphere._records import _pack_metadata
+    from atdata.atmosphere._records import pack_metadata
 
-    b64 = _pack_metadata(meta)["$bytes"]
+    b64 = pack_metadata(meta)["$bytes"]
     assert unpack_metadata({"$bytes": b64}) == meta
     if len(meta) < 16:  # fixmap/map16/map32 headers reach every length residue: upstream decodes it
         assert len(b64) % 4 == 0
