@@ -327,18 +327,31 @@ def test_dictsample_dataset_and_as_type(shard_dir):
 def test_to_dict_pandas_parquet(shard_dir, tmp_path):
     ds = atdata.Dataset[Item](_url(shard_dir, "data-000002.tar"))
     cols = ds.to_dict()
-    assert cols["__key__"] == ["00000020", "00000021", "00000022", "00000023", "00000024"]
+    assert list(cols) == ["idx", "label", "vec"]  # the fields only, as documented
     assert cols["idx"] == [20, 21, 22, 23, 24]
     assert cols["vec"][0].tolist() == [20.0, 20.0, 20.0]
+    keyed = ds.to_dict(limit=2, with_keys=True)
+    assert keyed["__key__"] == ["00000020", "00000021"] and keyed["idx"] == [20, 21]
     df = ds.to_pandas()
-    assert list(df.columns) == ["__key__", "idx", "label", "vec"]
+    assert list(df.columns) == ["idx", "label", "vec"]
     assert df["label"].tolist() == ["even", "odd", "even", "odd", "even"]
-    out = ds.to_parquet(tmp_path / "x.parquet")
+    assert list(ds.to_pandas(limit=1, with_keys=True).columns) == ["__key__", "idx", "label", "vec"]
+    (out,) = ds.to_parquet(tmp_path / "x.parquet")
     import pyarrow.parquet as pq
 
     t = pq.read_table(out)
+    assert t.column_names == ["idx", "label", "vec"]
     assert t.column("idx").to_pylist() == [20, 21, 22, 23, 24]
     assert t.column("vec").to_pylist()[1] == [21.0, 21.0, 21.0]
+    parts = ds.to_parquet(tmp_path / "p.parquet", maxcount=2, compression="zstd")
+    assert [os.path.basename(p) for p in parts] == [
+        "p-000000.parquet",
+        "p-000001.parquet",
+        "p-000002.parquet",
+    ]
+    assert [pq.read_table(p).column("idx").to_pylist() for p in parts] == [[20, 21], [22, 23], [24]]
+    (mapped,) = ds.to_parquet(tmp_path / "m.parquet", sample_map=lambda s: {"twice": 2 * s.idx})
+    assert pq.read_table(mapped).to_pydict() == {"twice": [40, 42, 44, 46, 48]}
 
 
 def test_verify(shard_dir, tmp_path):

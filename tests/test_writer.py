@@ -186,7 +186,7 @@ def test_config_errors(tmp_path, kwargs, match):
 
 
 def test_empty_input(tmp_path):
-    with pytest.raises(ConfigError, match=r"no samples were given"):
+    with pytest.raises(ConfigError, match=r"samples must be non-empty: none were given"):
         atdata.write_samples([], tmp_path / "e.tar")
     assert _listing(tmp_path) == []
 

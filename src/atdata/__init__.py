@@ -48,6 +48,7 @@ _LAZY: dict[str, str] = {
     "MissingExtraError": "atdata._errors",
     "NDArray": "atdata._types",
     "NotFoundError": "atdata._errors",
+    "Packable": "atdata._wire.sample",
     "PackableSample": "atdata._wire.sample",
     "PartialFailureError": "atdata._errors",
     "QueryExecutor": "atdata.manifest._query",
@@ -131,7 +132,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from atdata._shards.writer import ShardInfo
     from atdata._types import NDArray
     from atdata._wire.arrays import decode_array, encode_array
-    from atdata._wire.sample import DictSample, PackableSample, packable
+    from atdata._wire.sample import DictSample, Packable, PackableSample, packable
     from atdata.atmosphere._cid import generate_cid, verify_cid
     from atdata.cli import main
     from atdata.dataset._batch import SampleBatch

@@ -20,7 +20,7 @@ from typing import BinaryIO, Protocol, runtime_checkable
 
 from atdata._errors import ConfigError, ShardError
 
-__all__ = ["DataSource", "URLSource", "expand_braces", "expand_urls", "is_remote"]
+__all__ = ["DataSource", "URLSource", "brace_url", "expand_braces", "expand_urls", "is_remote"]
 
 _RANGE = re.compile(r"^(-?\d+)\.\.(-?\d+)$")
 _HTTP_TIMEOUT = 60.0
@@ -68,6 +68,53 @@ def expand_braces(pattern: str) -> list[str]:
     else:
         options = body.split(",")
     return [head + opt + rest for opt in options for rest in expand_braces(tail)]
+
+
+def _common_prefix(names: Sequence[str]) -> str:
+    lo, hi = min(names), max(names)  # the lexicographic extremes share the common prefix
+    n = 0
+    while n < min(len(lo), len(hi)) and lo[n] == hi[n]:
+        n += 1
+    return lo[:n]
+
+
+def brace_url(shards: Sequence[str]) -> str:
+    """One shard spec naming exactly ``shards``, in order, that :func:`expand_urls` accepts:
+    a numeric range or a brace list where the names differ in one place, else ``::``-joined.
+
+    Examples:
+        >>> brace_url(["d/a-000008.tar", "d/a-000009.tar", "d/a-000010.tar"])
+        'd/a-{000008..000010}.tar'
+        >>> brace_url(["d/train.tar", "d/test.tar"])
+        'd/{train,test}.tar'
+        >>> brace_url(["x/one.tar", "y/b,c.tar"])
+        'x/one.tar::y/b,c.tar'
+        >>> all(expand_braces(brace_url(s)) == s for s in (["a1.tar", "a3.tar"], ["a.tar"]))
+        True
+    """
+    shards = list(shards)
+    if len(shards) <= 1:
+        return shards[0] if shards else ""
+    pre = _common_prefix(shards)
+    suf = _common_prefix([x[len(pre) :][::-1] for x in shards])[::-1]
+    while pre and pre[-1].isalnum():  # keep whole words and numbers in the varying part
+        pre = pre[:-1]
+    while suf and suf[0].isalnum():
+        suf = suf[1:]
+    mids = [x[len(pre) : len(x) - len(suf)] for x in shards]
+    if all(m.isdigit() for m in mids) and len({len(m) for m in mids}) == 1:
+        nums = [int(m) for m in mids]
+        if nums == list(range(nums[0], nums[0] + len(nums))):
+            return f"{pre}{{{mids[0]}..{mids[-1]}}}{suf}"
+    special = ("{", "}", ",", "::")
+    pattern = f"{pre}{{{','.join(mids)}}}{suf}"
+    if (
+        not any(c in x for x in (pre, suf, *mids) for c in special)
+        and len(set(mids)) == len(mids)
+        and expand_braces(pattern) == shards
+    ):
+        return pattern
+    return "::".join(shards)
 
 
 def is_remote(url: str) -> bool:

@@ -24,14 +24,29 @@ import contextlib
 import dataclasses
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, ClassVar, TypeVar, dataclass_transform, overload
+from typing import (
+    Any,
+    ClassVar,
+    Protocol,
+    TypeVar,
+    dataclass_transform,
+    overload,
+    runtime_checkable,
+)
 
 import msgpack
 
 from atdata._errors import DecodeError, SchemaError
 from atdata._wire.fields import FieldSpec, fields_of
 
-__all__ = ["DictSample", "PackableSample", "packable", "set_key", "unpack_payload"]
+__all__ = [
+    "DictSample",
+    "Packable",
+    "PackableSample",
+    "packable",
+    "set_key",
+    "unpack_payload",
+]
 
 T = TypeVar("T")
 
@@ -102,6 +117,43 @@ class _WireSample:
     def from_bytes(cls: type[T], data: bytes | memoryview) -> T:
         """Decode a msgpack payload into this type."""
         return cls._from_wire(unpack_payload(data))  # type: ignore[attr-defined]
+
+    @classmethod
+    def from_data(cls: type[T], data: Mapping[str, Any]) -> T:
+        """Build a sample from an unpacked msgpack payload (its field map, arrays still encoded).
+
+        Raises:
+            SchemaError: When a field is missing or has the wrong type. DecodeError: For a bad
+                array payload.
+        """
+        return cls._from_wire(dict(data))  # type: ignore[attr-defined]
+
+
+@runtime_checkable
+class Packable(Protocol):
+    """What a sample type offers: ``@packable`` classes, ``PackableSample`` subclasses and
+    :class:`DictSample` all satisfy it (``isinstance`` works on instances).
+
+    Examples:
+        >>> import atdata
+        >>> @atdata.packable
+        ... class P:
+        ...     x: int
+        >>> isinstance(P(x=1), Packable), P.from_data({"x": 2}), isinstance(3, Packable)
+        (True, P(x=2), False)
+    """
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> Packable: ...
+
+    @classmethod
+    def from_bytes(cls, data: bytes | memoryview) -> Packable: ...
+
+    @property
+    def packed(self) -> bytes: ...
+
+    @property
+    def as_wds(self) -> dict[str, Any]: ...
 
 
 class PackableSample(_WireSample):

@@ -26,7 +26,8 @@ import itertools
 import logging
 import os
 import random
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from atdata._errors import (
@@ -40,6 +41,7 @@ from atdata._shards.writer import ShardInfo
 from atdata._wire.sample import DictSample, set_key
 from atdata.dataset import _export
 from atdata.dataset._access import ShardTable
+from atdata.dataset._meta import check_content_metadata, fetch_metadata, wrap_raw, wrap_raw_batch
 from atdata.dataset._stream import lens_map, raw_stream, shuffle_buffer
 
 if TYPE_CHECKING:
@@ -65,6 +67,9 @@ class _DatasetAlias:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         arg = self.__args__[0]
+        if len(args) > 1 and isinstance(args[1], (str, os.PathLike)):  # (source, metadata_url)
+            kwargs.setdefault("metadata_url", os.fspath(args[1]))
+            args = args[:1] + args[2:]
         if not isinstance(arg, TypeVar):
             kwargs.setdefault("sample_type", arg)
         return self.__origin__(*args, **kwargs)
@@ -105,6 +110,9 @@ class Dataset(Generic[T]):
             with ``arr.copy()`` before mutating it).
         num_samples: The total sample count when a catalogue already records it (e.g. an ATProto
             entry's ``size.samples``); ``len(ds)`` then needs no shard access.
+        url: The shards, as a keyword (same as ``source``).
+        metadata_url: A msgpack map of dataset metadata (path or URL), read by :attr:`metadata`.
+            As the second positional argument a string is taken as ``metadata_url``.
 
     Attributes:
         source: The :class:`~atdata.DataSource` the shards are read through.
@@ -124,20 +132,34 @@ class Dataset(Generic[T]):
     _known_total: int | None  # a catalogue's sample count (len without shard access)
     _infos: dict[str, ShardInfo]  # shard -> recorded size/sha256/count
     _query_executor: QueryExecutor | None  # built by the first query (see _export.executor)
+    metadata_url: str | None
+    _metadata: dict[str, Any] | None  # fetched from metadata_url on first use
+    _content_metadata: Any  # set by write_samples(content_metadata=) or by the caller
 
     def __class_getitem__(cls, item: Any) -> Any:
         return _DatasetAlias(cls, item)
 
     def __init__(
         self,
-        source: str | os.PathLike[str] | Sequence[str] | DataSource,
-        sample_type: type[T] | None = None,
+        source: str | os.PathLike[str] | Sequence[str] | DataSource | None = None,
+        sample_type: type[T] | str | None = None,
         *,
+        url: str | os.PathLike[str] | Sequence[str] | None = None,
+        metadata_url: str | None = None,
         on_error: str = "raise",
         shard_infos: Iterable[ShardInfo] | None = None,
         copy_arrays: bool = True,
         num_samples: int | None = None,
     ) -> None:
+        if isinstance(sample_type, (str, os.PathLike)):  # upstream's Dataset(source, metadata_url)
+            metadata_url, sample_type = os.fspath(sample_type), None
+        if source is None:
+            if url is None:
+                raise TypeError("Dataset() needs the shards: Dataset(source) or Dataset(url=...)")
+            source = url
+        self.metadata_url = metadata_url
+        self._metadata = None
+        self._content_metadata = None
         if on_error not in ("raise", "skip"):
             raise ConfigError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         if hasattr(source, "list_shards") and hasattr(source, "open_shard"):
@@ -310,10 +332,66 @@ class Dataset(Generic[T]):
         return list(self.source.list_shards())
 
     @property
+    def shard_list(self) -> list[str]:
+        """Deprecated alias of :meth:`list_shards` (warns)."""
+        warnings.warn(
+            "Dataset.shard_list is deprecated, use list_shards()", DeprecationWarning, stacklevel=2
+        )
+        return self.list_shards()
+
+    @property
     def url(self) -> str:
-        """The shard spec this dataset reads (for display)."""
+        """The shards as one spec ``Dataset()`` accepts again (brace notation where possible)."""
         spec = getattr(self.source, "spec", None)
-        return spec if isinstance(spec, str) else ",".join(self.list_shards())
+        if isinstance(spec, str):
+            return spec
+        from atdata._shards.sources import brace_url
+
+        return brace_url(self.list_shards())
+
+    @property
+    def metadata(self) -> dict[str, Any] | None:
+        """The msgpack map at ``metadata_url`` (fetched once), or ``None`` without one.
+
+        Raises:
+            StorageError: When it cannot be fetched. DecodeError: When it is not a msgpack map.
+        """
+        if self.metadata_url is None:
+            return None
+        if self._metadata is None:
+            self._metadata = fetch_metadata(self.metadata_url, self.source)
+        return self._metadata
+
+    @property
+    def content_metadata(self) -> Any:
+        """Dataset-level content metadata (a ``@packable`` sample or a dict), or ``None``."""
+        return self._content_metadata
+
+    @content_metadata.setter
+    def content_metadata(self, value: Any) -> None:
+        self._content_metadata = check_content_metadata(value)
+
+    @property
+    def batch_type(self) -> Any:
+        """``SampleBatch[T]``: the type ``ordered(batch_size=n)`` yields."""
+        from atdata.dataset._batch import SampleBatch
+
+        generic: Any = SampleBatch
+        return generic[self.sample_type]
+
+    @property
+    def column_names(self) -> list[str]:
+        """Field names of the sample type (empty for :class:`~atdata.DictSample`)."""
+        return list(_export.schema(self))
+
+    def wrap(self, sample: Mapping[str, Any]) -> T:
+        """This dataset's sample from a raw WebDataset dict (``{"__key__", "msgpack"}``), through
+        its lenses and maps. Raises DecodeError (a ``ValueError``) for a bad dict."""
+        return wrap_raw(self._decode_type, self._ops, sample)
+
+    def wrap_batch(self, batch: Mapping[str, Any]) -> Any:
+        """A ``SampleBatch[T]`` from a raw WebDataset batch (``{"msgpack": [payload, ...]}``)."""
+        return wrap_raw_batch(self._decode_type, self._ops, self.sample_type, batch)
 
     @property
     def shard_infos(self) -> Iterator[ShardInfo]:
@@ -669,20 +747,28 @@ class Dataset(Generic[T]):
         """Shards, sample count, bytes and schema, without decoding samples."""
         return _export.describe(self)
 
-    def to_dict(self) -> dict[str, list[Any]]:
-        """Columns: field name -> list of values, plus ``__key__``."""
-        return _export.to_dict(self)
+    def to_dict(self, limit: int | None = None, *, with_keys: bool = False) -> dict[str, list[Any]]:
+        """Columns: field name -> values, for all samples or the first ``limit`` (``with_keys``
+        adds ``__key__``)."""
+        return _export.to_dict(self, limit, with_keys=with_keys)
 
-    def to_pandas(self) -> Any:
+    def to_pandas(self, limit: int | None = None, *, with_keys: bool = False) -> Any:
         """A pandas DataFrame, one row per sample (arrays kept as objects). Needs ``atdata[query]``."""
         from atdata._extras import require
 
         pd = require("pandas", "query", "Dataset.to_pandas")
-        return pd.DataFrame(self.to_dict())
+        return pd.DataFrame(self.to_dict(limit, with_keys=with_keys))
 
-    def to_parquet(self, path: str | os.PathLike[str]) -> str:
-        """Write the dataset as one parquet file (arrays as nested lists). Needs ``atdata[query]``."""
-        return _export.to_parquet(self, path)
+    def to_parquet(
+        self,
+        path: str | os.PathLike[str],
+        sample_map: Callable[[T], dict[str, Any]] | None = None,
+        maxcount: int | None = None,
+        **kwargs: Any,
+    ) -> list[str]:
+        """Write parquet (arrays as nested lists): one file, or with ``maxcount`` files of that
+        many rows named ``{stem}-{segment:06d}.parquet``; returns the paths written."""
+        return _export.to_parquet(self, path, sample_map, maxcount, **kwargs)
 
     def verify(self) -> list[dict[str, Any]]:
         """Check every shard: recorded size and sha256 when known, and a full decode.

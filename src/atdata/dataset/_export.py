@@ -13,7 +13,9 @@ Examples:
 
 from __future__ import annotations
 
+import itertools
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from atdata._errors import AtdataError, ConfigError
@@ -79,29 +81,75 @@ def describe(ds: Dataset[Any]) -> dict[str, Any]:
     }
 
 
-def to_dict(ds: Dataset[Any]) -> dict[str, list[Any]]:
-    """Columns: field name -> list of values, plus ``__key__``."""
-    cols: dict[str, list[Any]] = {"__key__": []}
-    for s in ds.ordered():
-        row = s.to_dict()
-        cols["__key__"].append(getattr(s, "__key__", None))
-        for k, v in row.items():
+def to_dict(
+    ds: Dataset[Any], limit: int | None = None, *, with_keys: bool = False
+) -> dict[str, list[Any]]:
+    """Columns: field name -> list of values (the first ``limit`` samples; ``with_keys`` adds a
+    ``__key__`` column first)."""
+    cols: dict[str, list[Any]] = {"__key__": []} if with_keys else {}
+    it = ds.ordered() if limit is None else itertools.islice(ds.ordered(), limit)
+    for s in it:
+        if with_keys:
+            cols["__key__"].append(getattr(s, "__key__", None))
+        for k, v in _row(s).items():
             cols.setdefault(k, []).append(v)
     return cols
 
 
-def to_parquet(ds: Dataset[Any], path: str | os.PathLike[str]) -> str:
-    """Write ``ds`` as one parquet file (arrays as nested lists); returns the path."""
+def _row(s: Any) -> dict[str, Any]:
+    if hasattr(s, "to_dict"):
+        return dict(s.to_dict())
+    if isinstance(s, dict):
+        return s
+    raise ConfigError(f"cannot export a {type(s).__name__} as a row; pass sample_map=")
+
+
+def _parquet_cell(v: Any) -> Any:
+    return v.tolist() if type(v).__name__ == "ndarray" else v
+
+
+def to_parquet(
+    ds: Dataset[Any],
+    path: str | os.PathLike[str],
+    sample_map: Callable[[Any], dict[str, Any]] | None = None,
+    maxcount: int | None = None,
+    **kwargs: Any,
+) -> list[str]:
+    """Write ``ds`` as parquet: one file, or files of at most ``maxcount`` rows named
+    ``{stem}-{segment:06d}{suffix}``; one column per field (arrays as nested lists). ``kwargs`` go
+    to ``pyarrow.parquet.write_table``. Returns the paths written."""
     from atdata._extras import require
 
     pa = require("pyarrow", "query", "Dataset.to_parquet")
     pq = require("pyarrow.parquet", "query", "Dataset.to_parquet")
-    cols = to_dict(ds)
-    for k, vals in cols.items():
-        cols[k] = [v.tolist() if type(v).__name__ == "ndarray" else v for v in vals]
+    if maxcount is not None and maxcount < 1:
+        raise ConfigError(f"maxcount must be >= 1, got {maxcount}")
+    to_row = sample_map or _row
     out = os.fspath(path)
-    pq.write_table(pa.table(cols), out)
-    return out
+    stem, suffix = os.path.splitext(out)
+    written: list[str] = []
+
+    def flush(rows: list[dict[str, Any]]) -> None:
+        cols: dict[str, list[Any]] = {}
+        for r in rows:
+            for k in r:
+                cols.setdefault(k, [])
+        for r in rows:
+            for k, col in cols.items():
+                col.append(_parquet_cell(r.get(k)))
+        target = out if maxcount is None else f"{stem}-{len(written):06d}{suffix}"
+        pq.write_table(pa.table(cols), target, **kwargs)
+        written.append(target)
+
+    buf: list[dict[str, Any]] = []
+    for s in ds.ordered():
+        buf.append(to_row(s))
+        if maxcount is not None and len(buf) >= maxcount:
+            flush(buf)
+            buf = []
+    if buf or not written:
+        flush(buf)
+    return written
 
 
 def verify(ds: Dataset[Any]) -> list[dict[str, Any]]:

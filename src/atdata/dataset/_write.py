@@ -100,6 +100,7 @@ def write_samples(
     observers: Iterable[ShardObserver] = (),
     progress: bool | None = None,
     manifest: bool = False,
+    content_metadata: Any = None,
 ) -> Dataset[T]:
     """Write samples to tar shards and return a :class:`~atdata.Dataset` over them.
 
@@ -114,13 +115,20 @@ def write_samples(
         observers: Shard observers (manifests).
         progress: Show a progress display.
         manifest: Write a manifest beside each shard (see :class:`ShardWriter`).
+        content_metadata: Dataset-level content metadata (a ``@packable`` sample or a dict); the
+            returned dataset's ``content_metadata``.
 
     Returns:
         A ``Dataset`` over the written shards; ``ds.list_shard_infos()`` has sizes and sha256.
 
     Raises:
-        ConfigError: When ``samples`` is empty.
+        ConfigError: (a ``ValueError``) When ``samples`` is empty.
+        SchemaError: (a ``TypeError``) When ``content_metadata`` is neither a sample nor a dict
+            (checked before anything is written).
     """
+    from atdata.dataset._meta import check_content_metadata
+
+    check_content_metadata(content_metadata)
     total = len(samples) if isinstance(samples, Sized) else None
     first_type: type | None = None
     with ShardWriter(
@@ -140,8 +148,13 @@ def write_samples(
             w.write(s)
     infos = w.list_shard_infos()
     if not infos:
-        raise ConfigError(f"no samples were given, so nothing was written to {os.fspath(path)!r}")
+        raise ConfigError(
+            f"samples must be non-empty: none were given, so nothing was written to "
+            f"{os.fspath(path)!r}"
+        )
     st: Any = sample_type or first_type
     if st is dict:
         st = DictSample
-    return Dataset([i.path for i in infos], sample_type=st, shard_infos=infos)
+    ds: Dataset[T] = Dataset([i.path for i in infos], sample_type=st, shard_infos=infos)
+    ds.content_metadata = content_metadata
+    return ds
