@@ -278,3 +278,24 @@ def test_query_fields_is_checked():
     assert "Pic" in repr(Q)
     with pytest.raises(TypeError):
         query_fields(int)
+
+
+def test_builder_manifest_beside_a_real_shard_gets_tar_offsets(tmp_path):
+    # a manifest built by hand with running-sum offsets (as upstream's writer records them):
+    # beside its shard, queries check it against the shard and use the real tar offsets
+    from atdata._shards.tar import scan_tar_file
+
+    ds = atdata.write_samples([pic(i) for i in range(5)], tmp_path / "h.tar", key="index")
+    shard = ds.list_shards()[0]
+    b = ManifestBuilder(Pic, "h")
+    off = 0
+    for s in ds:
+        b.add_sample(key=s.__key__, offset=off, size=len(s.packed), sample=s)
+        off += 512 + len(s.packed)
+    ManifestWriter(tmp_path / "h").write(b.build())
+    r = QueryExecutor.from_directory(tmp_path).query(where=lambda df: df["tags"].map(len) == 2)
+    members = {n: o for n, o, _z in scan_tar_file(shard)}
+    assert [(loc.key, loc.offset) for loc in r] == [
+        (k, members[f"{k}.msgpack"]) for k in ("00000001", "00000004")
+    ]
+    assert [s.label for s in r.samples] == ["cat", "cat"]

@@ -391,7 +391,9 @@ def _to_frame(table: Any, kinds: dict[str, str], pd: Any) -> Any:
     cols: dict[str, Any] = {}
     for name in table.column_names:
         col = table.column(name)
-        if kinds.get(name) == "set" or "json" in str(col.type):
+        if str(col.type).startswith(("list", "large_list")):
+            cols[name] = col.to_pylist()
+        elif kinds.get(name) == "set" or "json" in str(col.type):
             cols[name] = [
                 None if v is None else json.loads(v) for v in col.cast("string").to_pylist()
             ]
