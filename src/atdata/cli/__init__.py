@@ -28,10 +28,15 @@ def _root() -> None:
 
 
 # command modules, each with a ``register(app)`` function
-_COMMAND_MODULES = ["._core", "._query", "._atmosphere", "._index"]
+_COMMAND_MODULES = ["._core", "._query", "._atmosphere", "._index", "._services"]
+_registered: list[bool] = []
 
 
 def _register() -> None:
+    """Add every topic's commands to ``app`` (once)."""
+    if _registered:
+        return
+    _registered.append(True)
     for mod in _COMMAND_MODULES:
         try:
             importlib.import_module(mod, __name__).register(app)
@@ -64,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         raise
     return rc if isinstance(rc, int) else 0
 
+
+_register()  # `app` is complete on import: typer's CliRunner can invoke it before main() runs
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
