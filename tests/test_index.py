@@ -196,10 +196,13 @@ def test_local_names_through_default_index(index):
     index.write_samples(_imgs(2), name="mnist")
     index.write_samples(_imgs(3), name="mnist")
     atdata.set_default_index(index)
-    assert len(atdata.load_dataset("@local/mnist")) == 3
-    assert len(atdata.load_dataset("@local/mnist@1.0.0")) == 2
-    ds = atdata.load_dataset("@local/mnist", sample_type=Img)
+    dd = atdata.load_dataset("@local/mnist", streaming=True)  # one dataset: the train split
+    assert isinstance(dd, atdata.DatasetDict) and list(dd) == ["train"] and dd.streaming
+    assert len(dd["train"]) == 3
+    assert len(atdata.load_dataset("@local/mnist@1.0.0", split="train")) == 2
+    ds = atdata.load_dataset("@local/mnist", sample_type=Img, split="test")  # any split name
     assert ds.sample_type is Img
+    assert len(atdata.load_dataset("@local/mnist", index=index, split="x")) == 3
     with pytest.raises(KeyError, match=r"mnist@9\.0\.0"):
         atdata.load_dataset("@local/mnist@9.0.0")
 

@@ -170,7 +170,9 @@ def test_named_dataset_dispatch(monkeypatch):
     calls = []
     monkeypatch.setattr(named, "load_named", lambda p, **kw: calls.append((p, kw)) or "ok")
     assert atdata.load_dataset("@local/mnist", split="train") == "ok"
-    assert calls == [("@local/mnist", {"sample_type": None, "split": "train", "atmosphere": None})]
+    assert calls == [
+        ("@local/mnist", {"sample_type": None, "split": "train", "atmosphere": None, "index": None})
+    ]
 
 
 def test_http_urls_pass_through():
@@ -187,3 +189,27 @@ def test_files_without_split_are_left_out_when_others_name_one(tmp_path):
     assert {k: [os.path.basename(p) for p in v] for k, v in infer_splits(tmp_path).items()} == {
         "train": ["train-0.tar"]
     }
+
+
+def test_documented_exception_types_and_dict_attributes(tmp_path):
+    for split, n in [("train", 5), ("test", 2)]:
+        atdata.write_samples(
+            [{"i": i} for i in range(n)], tmp_path / f"{split}.tar", maxcount=2, key="index"
+        )
+    dd = atdata.load_dataset(str(tmp_path), streaming=True)
+    assert dd.streaming is True and dd.num_shards == {"train": 3, "test": 1}
+    assert dd.sample_type is atdata.DictSample
+    assert atdata.load_dataset(str(tmp_path)).streaming is False
+    assert DatasetDict(splits={"a": dd["test"]}, sample_type=atdata.DictSample).num_shards == {
+        "a": 1
+    }
+    with pytest.raises(ValueError, match="split 'dev' not found"):
+        atdata.load_dataset(str(tmp_path), split="dev")
+    with pytest.raises(FileNotFoundError, match="no shard matches"):
+        atdata.load_dataset(str(tmp_path / "missing-*.tar"))
+    with pytest.raises(FileNotFoundError, match="no data files found"):
+        atdata.load_dataset(str(tmp_path / "missing.tar"))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="holds no .tar shards"):
+        atdata.load_dataset(str(empty))

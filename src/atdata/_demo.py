@@ -147,7 +147,7 @@ def run_demo(
     )  # fmt: skip
     set_default_index(index)
     try:
-        named = load_dataset("@local/demo-images")
+        named = load_dataset("@local/demo-images", split="train")
         hits = named.query("label = 'dog' AND score > 0.5")
         n_dogs = len(hits.list_locations())
     finally:

@@ -229,7 +229,7 @@ class RemoteShardError(AtdataError, RuntimeError):
         self.traceback = traceback
 
 
-class DataNotFoundError(AtdataError, FileNotFoundError):
+class DataNotFoundError(ShardError, FileNotFoundError):
     """No shard or manifest file exists where one was asked for (a ``FileNotFoundError``)."""
 
 

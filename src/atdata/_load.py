@@ -28,7 +28,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from atdata._errors import AtdataError, ConfigError, ShardError, SplitNotFoundError
+from atdata._errors import AtdataError, ConfigError, DataNotFoundError, SplitNotFoundError
 from atdata._shards.sources import expand_urls, is_remote
 from atdata.dataset._dataset import Dataset
 
@@ -50,17 +50,50 @@ _SPLIT_RE = re.compile(
 _SPLIT_ORDER = ("train", "validation", "test")
 
 
-class DatasetDict(dict):
+class DatasetDict(dict[str, Dataset[Any]]):
     """A ``dict`` of split name -> :class:`~atdata.Dataset`, as :func:`load_dataset` returns.
+
+    Args:
+        splits: Split name -> dataset.
+        sample_type: The sample type of the splits (default: the first split's).
+        streaming: Whether it was loaded with ``streaming=True`` (atdata datasets always stream
+            their shards; this records the intent).
 
     Examples:
         >>> DatasetDict()
         DatasetDict({})
+        >>> DatasetDict(streaming=True).streaming
+        True
     """
+
+    def __init__(
+        self,
+        splits: Mapping[str, Dataset[Any]] | None = None,
+        sample_type: type | None = None,
+        streaming: bool = False,
+    ) -> None:
+        super().__init__(splits or {})
+        self._sample_type = sample_type
+        self.streaming = streaming
+
+    @property
+    def sample_type(self) -> type | None:
+        """The sample type of the splits (``None`` when there are none)."""
+        if self._sample_type is not None:
+            return self._sample_type
+        first = next(iter(self.values()), None)
+        return first.sample_type if first is not None else None
+
+    @property
+    def num_shards(self) -> dict[str, int]:
+        """Split name -> how many shards it has."""
+        return {name: len(ds.list_shards()) for name, ds in self.items()}
 
     def as_type(self, view: type) -> DatasetDict:
         """Every split viewed as ``view`` (see :meth:`Dataset.as_type`)."""
-        return DatasetDict({k: v.as_type(view) for k, v in self.items()})
+        return DatasetDict(
+            {k: v.as_type(view) for k, v in self.items()}, view, streaming=self.streaming
+        )
 
     @property
     def splits(self) -> list[str]:
@@ -107,7 +140,7 @@ def infer_splits(directory: str | os.PathLike[str]) -> dict[str, list[str]]:
     left out when others do); a directory without split names is one ``train`` split.
 
     Raises:
-        ShardError: When the directory holds no ``.tar`` shards.
+        DataNotFoundError: (a ``FileNotFoundError``) When the directory holds no ``.tar`` shards.
 
     Examples:
         >>> import os, tempfile
@@ -129,7 +162,7 @@ def infer_splits(directory: str | os.PathLike[str]) -> dict[str, list[str]]:
         return _ordered(subdirs)
     files = _tars_in(d)
     if not files:
-        raise ShardError(
+        raise DataNotFoundError(
             f"directory {d!r} holds no .tar shards (nor split sub-directories with any)"
         )
     by_split: dict[str, list[str]] = {}
@@ -172,15 +205,26 @@ def _resolve(path: str, data_files: Any) -> dict[str, list[str]]:
         if is_dir:
             return _resolve_data_files(os.path.expanduser(local), data_files)
         if path and not is_remote(path) and not os.path.exists(os.path.expanduser(local)):
-            raise ShardError(f"directory not found: {path!r} (data_files are relative to it)")
+            raise DataNotFoundError(
+                f"directory not found: {path!r} (data_files are relative to it)"
+            )
         return _resolve_data_files(None, data_files)
     if is_dir:
         return infer_splits(os.path.expanduser(local))
-    return {"train": expand_urls(path)}
+    shards = expand_urls(path)
+    if not any(is_remote(x) or os.path.exists(x) for x in shards):
+        raise DataNotFoundError(f"no data files found at {path!r}")
+    return {"train": shards}
 
 
 def _load_named(
-    path: str, sample_type: type | None, split: str | None, atmosphere: Any = None
+    path: str,
+    sample_type: type | None,
+    split: str | None,
+    atmosphere: Any = None,
+    *,
+    index: Any = None,
+    streaming: bool = False,
 ) -> Any:
     if importlib.util.find_spec("atdata._named") is None:
         raise AtdataError(
@@ -188,7 +232,12 @@ def _load_named(
             "and atmosphere support, which this installation does not have"
         )
     mod = importlib.import_module("atdata._named")
-    return mod.load_named(path, sample_type=sample_type, split=split, atmosphere=atmosphere)
+    out = mod.load_named(
+        path, sample_type=sample_type, split=split, atmosphere=atmosphere, index=index
+    )
+    if isinstance(out, DatasetDict):
+        out.streaming = streaming
+    return out
 
 
 def load_dataset(
@@ -197,6 +246,8 @@ def load_dataset(
     split: str | None = None,
     data_files: str | Sequence[str] | Mapping[str, str | Sequence[str]] | None = None,
     *,
+    streaming: bool = False,
+    index: Any = None,
     on_error: str = "raise",
     atmosphere: Any = None,
 ) -> Any:
@@ -211,6 +262,10 @@ def load_dataset(
         data_files: Explicit shards: a pattern or a list of them (one ``train`` split), or a
             dict ``{split: pattern(s)}``. Relative patterns are relative to ``path`` when it is a
             directory.
+        streaming: Recorded on the :class:`DatasetDict` (``.streaming``); atdata datasets stream
+            their shards either way.
+        index: The :class:`~atdata.Index` that resolves ``@local/name`` (default: the default
+            index).
         on_error: ``"raise"`` or ``"skip"`` (see :class:`~atdata.Dataset`).
         atmosphere: A logged-in :class:`~atdata.atmosphere.Atmosphere` for ``@handle/name``: its
             PDS resolves names and DIDs first.
@@ -219,8 +274,10 @@ def load_dataset(
         A :class:`DatasetDict` without ``split``; a :class:`~atdata.Dataset` with it.
 
     Raises:
-        SplitNotFoundError: When ``split`` is not among the splits found (the message lists them).
-        ShardError: When nothing matches ``path``.
+        SplitNotFoundError: (a ``ValueError``) When ``split`` is not among the splits found (the
+            message lists them).
+        DataNotFoundError: (a ``FileNotFoundError``) When no data files match ``path``.
+        NotFoundError: (a ``KeyError``) When a ``@local`` name is not in the index.
 
     Examples:
         >>> import os, tempfile, atdata
@@ -235,7 +292,7 @@ def load_dataset(
     """
     path_s = os.fspath(path)
     if path_s.startswith("@"):
-        return _load_named(path_s, sample_type, split, atmosphere)
+        return _load_named(path_s, sample_type, split, atmosphere, index=index, streaming=streaming)
     splits = _resolve(path_s, data_files)
     if split is not None:
         if split not in splits:
@@ -247,5 +304,7 @@ def load_dataset(
         {
             name: Dataset(shards, sample_type=sample_type, on_error=on_error)
             for name, shards in splits.items()
-        }
+        },
+        sample_type,
+        streaming=streaming,
     )

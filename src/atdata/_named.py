@@ -36,28 +36,34 @@ def split_name(path: str) -> tuple[str, str, str | None]:
 
 
 def load_named(
-    path: str, sample_type: type | None = None, split: str | None = None, atmosphere: Any = None
+    path: str,
+    sample_type: type | None = None,
+    split: str | None = None,
+    atmosphere: Any = None,
+    index: Any = None,
 ) -> Any:
-    """Load a named dataset: ``@local/...`` from the default index, other handles from the atmosphere.
+    """Load a named dataset: ``@local/...`` from an index, other handles from the atmosphere.
 
-    An atmosphere name gives a :class:`~atdata.DatasetDict` of its published splits (unsplit data
-    is ``train``), or one :class:`~atdata.Dataset` with ``split``. ``atmosphere`` (a logged-in
+    A local name is one dataset: without ``split`` it comes as the ``train`` split of a
+    :class:`~atdata.DatasetDict`; with ``split`` (any name) the dataset itself. An atmosphere
+    name gives a :class:`~atdata.DatasetDict` of its published splits (unsplit data is
+    ``train``), or one :class:`~atdata.Dataset` with ``split``. ``atmosphere`` (a logged-in
     client) resolves names and DIDs through its own PDS first.
 
     Raises:
-        ConfigError: For a malformed name, a split on a local dataset, or a missing atmosphere.
-        StorageError: When the local dataset or version does not exist.
+        ConfigError: For a malformed name or a missing atmosphere.
+        NotFoundError: (a ``KeyError``) When the local dataset or version does not exist.
     """
+    from atdata._load import DatasetDict
+
     handle, name, version = split_name(path)
     if handle == "local":
-        if split is not None:
-            raise ConfigError(
-                f"{path!r} is one local dataset; it has no split {split!r} (store splits as "
-                f"separate names, e.g. '@local/{name}-{split}')"
-            )
-        from atdata.index._index import get_default_index
+        if index is None:
+            from atdata.index._index import get_default_index
 
-        return get_default_index().open_dataset(name, version, sample_type=sample_type)
+            index = get_default_index()
+        ds = index.open_dataset(name, version, sample_type=sample_type)
+        return ds if split is not None else DatasetDict({"train": ds}, ds.sample_type)
     try:
         remote = importlib.import_module("atdata.atmosphere._remote")
     except ImportError:
@@ -68,6 +74,4 @@ def load_named(
     out = remote.load_remote_splits(path, sample_type, split, atmosphere=atmosphere)
     if split is not None:
         return out
-    from atdata._load import DatasetDict
-
     return DatasetDict(out)

@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import BinaryIO, Protocol, runtime_checkable
 
-from atdata._errors import ConfigError, ShardError
+from atdata._errors import ConfigError, DataNotFoundError, ShardError
 
 __all__ = ["DataSource", "URLSource", "brace_url", "expand_braces", "expand_urls", "is_remote"]
 
@@ -134,7 +134,8 @@ def expand_urls(urls: str | os.PathLike[str] | Sequence[str | os.PathLike[str]])
     ``.tar`` files in it.
 
     Raises:
-        ShardError: When a local pattern matches nothing.
+        DataNotFoundError: (a ``FileNotFoundError`` and a ``ShardError``) When a local pattern
+            or directory matches nothing.
     """
     if isinstance(urls, (str, os.PathLike)):
         specs = [os.fspath(urls)]
@@ -151,12 +152,12 @@ def expand_urls(urls: str | os.PathLike[str] | Sequence[str | os.PathLike[str]])
                 if os.path.isdir(path):
                     found = sorted(_glob.glob(os.path.join(_glob.escape(path), "*.tar")))
                     if not found:
-                        raise ShardError(f"directory {path!r} holds no .tar shards")
+                        raise DataNotFoundError(f"directory {path!r} holds no .tar shards")
                     out.extend(found)
                 elif _glob.has_magic(path):
                     found = sorted(_glob.glob(path))
                     if not found:
-                        raise ShardError(f"no shard matches {path!r}")
+                        raise DataNotFoundError(f"no shard matches {path!r}")
                     out.extend(found)
                 else:
                     out.append(path)
