@@ -56,6 +56,19 @@ def _open(path: str, sample_type: type | None) -> dict[str, Any]:
     return {"": Dataset(path, sample_type)}
 
 
+def _indexed(name: str, db: str | None, sample_type: type | None) -> Any:
+    """The dataset NAME (NAME@VERSION) of an index, with its recorded shard checksums."""
+    from atdata.index._index import Index, get_default_index
+
+    idx = Index(path=db) if db else get_default_index()
+    return idx.open_dataset(*_name_version(name), sample_type=sample_type)
+
+
+def _name_version(name: str) -> tuple[str, str | None]:
+    base, _, version = name.removeprefix("@local/").partition("@")
+    return base, version or None
+
+
 def _array_summary(arr: Any, stats: bool) -> str:
     text = f"{arr.dtype} {tuple(arr.shape)}"
     if stats and arr.size and arr.dtype.kind in "biuf":
@@ -191,17 +204,31 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def verify(
-        path: str = typer.Argument(..., help="Shard, glob, brace pattern, URL or directory."),
+        path: str = typer.Argument(
+            ...,
+            help="Shard, glob, brace pattern, URL or directory; or a dataset name in the index.",
+        ),
         type_: str | None = typer.Option(None, "--type", help="Sample type as module:Class."),
+        db: str | None = typer.Option(
+            None,
+            "--db",
+            help="SQLite index file for a dataset name (default: $ATDATA_HOME/index.db).",
+        ),
     ) -> None:
         """Check every shard (recorded checksums when known, and a full decode); exit 1 on failure."""
         from rich.markup import escape
         from rich.table import Table
 
+        from atdata.cli._sources import looks_like_shards
+
         con = _console()
         bad = 0
         total = 0
-        for split, ds in _open(path, _load_type(type_)).items():
+        if db is not None or not looks_like_shards(path):
+            datasets = {"": _indexed(path, db, _load_type(type_))}
+        else:
+            datasets = _open(path, _load_type(type_))
+        for split, ds in datasets.items():
             t = Table(title=_title(path, split), title_justify="left")
             for c in ("shard", "samples", "sha256", "status"):
                 t.add_column(c)

@@ -10,7 +10,28 @@ from pathlib import Path
 
 import typer
 
+from atdata.cli._core import _load_type
+from atdata.cli._sources import looks_like_shards, schema_of
+
 __all__ = ["register"]
+
+
+def _print_body(title: str, body: dict) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    required = set(body.get("required") or ())
+    t = Table(title=escape(title))
+    for col in ("field", "type", "required"):
+        t.add_column(col, overflow="fold")
+    for f, prop in body.get("properties", {}).items():
+        t.add_row(
+            escape(f),
+            escape(json.dumps(prop, separators=(",", ":"))),
+            "yes" if f in required else "no",
+        )
+    Console(highlight=False).print(t)
 
 
 def _index(path: str | None):
@@ -66,9 +87,20 @@ def register(app: typer.Typer) -> None:
 
     @schema_app.command("show")
     def show(
-        name: str, index: str = _INDEX_OPT, as_json: bool = typer.Option(False, "--json")
+        name: str,
+        index: str = _INDEX_OPT,
+        as_json: bool = typer.Option(False, "--json"),
+        type_: str | None = typer.Option(None, "--type", help="Sample type as module:Class."),
     ) -> None:
-        """Show a schema (NAME, NAME@VERSION or its ref)."""
+        """Show a schema: NAME, NAME@VERSION or its ref in the index, or shards (a path, pattern
+        or URL; their sample type, else the first sample's fields)."""
+        if looks_like_shards(name):
+            title, body = schema_of(name, None, _load_type(type_))
+            if as_json:
+                typer.echo(json.dumps(body, indent=1))
+            else:
+                _print_body(title, body)
+            return
         rec = _index(index).get_schema_record(name)
         if as_json:
             typer.echo(json.dumps(rec.to_record(), indent=1))
@@ -81,9 +113,21 @@ def register(app: typer.Typer) -> None:
 
     @schema_app.command("diff")
     def diff(a: str, b: str, index: str = _INDEX_OPT) -> None:
-        """Fields added, removed and retyped from schema A to B (exit 1 when they differ)."""
+        """Fields added, removed and retyped from schema A to B, each a name in the index or
+        shards (exit 0 when they match, 1 when they differ)."""
         from atdata._wire.schema_json import diff_schemas
 
+        if looks_like_shards(a) or looks_like_shards(b):
+            idx = None if looks_like_shards(a) and looks_like_shards(b) else _index(index)
+            (ta, ba), (tb, bb) = schema_of(a, idx), schema_of(b, idx)
+            changes = diff_schemas(ba, bb)
+            for kind, sign in (("added", "+"), ("removed", "-"), ("retyped", "~")):
+                for f in changes[kind]:
+                    typer.echo(f"{sign} {f} ({kind})")
+            if any(changes.values()):
+                raise typer.Exit(1)
+            typer.echo(f"{ta} and {tb} have the same fields")
+            return
         idx = _index(index)
         ra, rb = idx.get_schema_record(a), idx.get_schema_record(b)
         d = diff_schemas(ra.body, rb.body)
