@@ -211,5 +211,5 @@ def test_documented_exception_types_and_dict_attributes(tmp_path):
         atdata.load_dataset(str(tmp_path / "missing.tar"))
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(FileNotFoundError, match="holds no .tar shards"):
+    with pytest.raises(FileNotFoundError, match=r"holds no \.tar shards"):
         atdata.load_dataset(str(empty))

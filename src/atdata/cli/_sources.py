@@ -87,7 +87,7 @@ def schema_of(arg: str, index: Any = None, sample_type: type | None = None) -> t
         from atdata._errors import ConfigError
         from atdata.dataset._dataset import Dataset
 
-        ds = Dataset(arg, sample_type)
+        ds: Dataset[Any] = Dataset(arg, sample_type)
         if sample_type is not None:
             return f"{arg} ({sample_type.__name__})", schema_body(sample_type)
         first = next(iter(ds.head(1)), None)
