@@ -1,19 +1,30 @@
-"""PyTorch integration: exactly-once splitting across workers and ranks, epochs, mid-epoch resume."""
+"""PyTorch integration: exactly-once over workers and ranks, worker-independent batches, O(1)
+resume across changes of worker count (random and streaming modes, local, HTTP and S3 shards)."""
 
 from __future__ import annotations
 
 import collections
+import gc
+import http.server
 import importlib.util
 import itertools
+import json
+import os
+import pathlib
+import threading
+from typing import ClassVar
 
 import numpy as np
 import pytest
 
 import atdata
-from atdata.dataset._torch import rank_slots
+from atdata.dataset._torch_plan import rank_slots, stream_slots
 from tests._services import require_service
 
-pytestmark = pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:This DataLoader will create:UserWarning",
+    "ignore:.*pin_memory.*:UserWarning",
+)
 
 N = 23  # three shards of 8, 8 and 7: fewer shards than 4 workers x 3 ranks
 
@@ -25,15 +36,70 @@ def _torch_present():
 
 
 @pytest.fixture(scope="module")
-def ds(tmp_path_factory):
+def shard_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("torchds")
-    return atdata.write_samples(
+    atdata.write_samples(
         [{"i": i} for i in range(N)], str(d / "s-%02d.tar"), maxcount=8, key="index", fsync=False
     )
+    return d
+
+
+@pytest.fixture(scope="module")
+def ds(shard_dir):
+    return atdata.Dataset(str(shard_dir / "s-{00..02}.tar"))
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    gets: ClassVar[list[tuple[str, str | None]]] = []
+    ranges: ClassVar[bool] = True
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        rng = self.headers.get("Range")
+        type(self).gets.append((self.path, rng))
+        if not rng or not type(self).ranges:
+            return super().do_GET()
+        data = pathlib.Path(self.translate_path(self.path)).read_bytes()
+        lo, hi = (int(x) for x in rng.split("=")[1].split("-"))
+        self.send_response(206)
+        self.send_header("Content-Range", f"bytes {lo}-{hi}/{len(data)}")
+        self.send_header("Content-Length", str(hi + 1 - lo))
+        self.end_headers()
+        self.wfile.write(data[lo : hi + 1])
+        return None
+
+
+@pytest.fixture(scope="module")
+def http_url(shard_dir):
+    """A loopback HTTP server over the shards (counts GETs, honours Range unless told not to)."""
+    handler = lambda *a, **k: _Handler(*a, directory=str(shard_dir), **k)  # noqa: E731
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}/s-{{00..02}}.tar"
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        t.join()
+
+
+@pytest.fixture
+def gets():
+    _Handler.gets.clear()
+    _Handler.ranges = True
+    yield _Handler.gets
+    _Handler.ranges = True
 
 
 def _ids(items):
-    return [s["i"] for s in items]
+    return [int(s["i"]) for s in items]
+
+
+def _keys(batches):
+    return [list(b.keys) for b in batches]
 
 
 def _run(tds, workers, limit=None, **kw):
@@ -46,34 +112,54 @@ def _run(tds, workers, limit=None, **kw):
     return out
 
 
-@pytest.mark.parametrize(("workers", "world"), list(itertools.product([1, 2, 4], [1, 2, 3])))
+# -- order -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(("workers", "world"), [(1, 1), (2, 3), (4, 2), (0, 3)])
 @pytest.mark.parametrize("policy", ["drop_last", "pad"])
-def test_exactly_once_across_workers_and_ranks(ds, workers, world, policy):
+@pytest.mark.parametrize("mode", ["random", "stream"])
+def test_exactly_once_across_workers_and_ranks(ds, workers, world, policy, mode):
     per_rank = []
     for rank in range(world):
-        tds = ds.to_torch(rank=rank, world_size=world, policy=policy, shuffle=True, seed=3)
-        per_rank.append(_ids(_run(tds, workers)))
+        tds = ds.to_torch(
+            rank=rank, world_size=world, policy=policy, shuffle=True, seed=3, mode=mode
+        )
+        got = _ids(_run(tds, workers))
+        assert len(got) == len(tds)
+        per_rank.append(got)
     counts = [len(r) for r in per_rank]
-    assert len(set(counts)) == 1  # equal counts per rank
     seen = collections.Counter(itertools.chain.from_iterable(per_rank))
     if policy == "drop_last":
-        assert counts[0] == N // world
+        assert counts == [N // world] * world
         assert all(c == 1 for c in seen.values())
         assert len(seen) == (N // world) * world
     else:
-        assert counts[0] == -(-N // world)
+        assert counts == [-(-N // world)] * world
         assert set(seen) == set(range(N))
         assert sum(seen.values()) - N == counts[0] * world - N  # only the padding repeats
 
 
-def test_num_workers_zero_and_plain_iteration(ds):
-    tds = ds.to_torch(rank=1, world_size=3)
-    assert _ids(tds) == [1, 4, 7, 10, 13, 16, 19]  # 21 of 23 kept by drop_last, dealt round-robin
-    assert len(tds) == 7
-    assert _ids(_run(ds.to_torch(rank=1, world_size=3), 0)) == [1, 4, 7, 10, 13, 16, 19]
-    from torch.utils.data import DataLoader
+@pytest.mark.parametrize("mode", ["random", "stream"])
+def test_batches_identical_for_any_worker_count_and_len_exact(ds, mode):
+    runs = {}
+    for workers in (0, 1, 2, 3):
+        tds = ds.to_torch(batch_size=4, shuffle=True, seed=5, mode=mode)
+        tds.set_epoch(2)
+        runs[workers] = _keys(_run(tds, workers))
+        assert len(runs[workers]) == len(tds) == 6  # 23 samples: five batches of 4 and one of 3
+    assert runs[0] == runs[1] == runs[2] == runs[3]
+    assert [len(b) for b in runs[0]] == [4, 4, 4, 4, 4, 3]
+    assert sorted(itertools.chain.from_iterable(runs[0])) == [f"{i:08d}" for i in range(N)]
+    tds = ds.to_torch(batch_size=4, shuffle=True, seed=5, mode=mode, drop_last_batch=True)
+    assert len(tds) == 5 == len(_run(tds, 2))
 
-    assert _ids(DataLoader(ds.to_torch(), batch_size=None)) == list(range(N))
+
+def test_stream_order_keeps_ranks_on_few_shards(ds):
+    # unshuffled, rank 0 of 2 reads the first 11 samples in order: shards 0 and 1 only
+    tds = ds.to_torch(rank=0, world_size=2, mode="stream")
+    assert _ids(tds) == list(range(11))
+    s = ds.to_torch(rank=1, world_size=2, mode="stream", shuffle=True, seed=1, shuffle_buffer=4)
+    got = _ids(s)
+    assert sorted(got) != got and len(got) == 11
+    assert len({i // 8 for i in got[:4]}) <= 2  # a window of 4 spans at most two shards
 
 
 def test_epochs_are_deterministic_and_differ(ds):
@@ -86,70 +172,184 @@ def test_epochs_are_deterministic_and_differ(ds):
     assert sorted(first) == list(range(N))
     a.set_epoch(3)
     assert _ids(a) != first
-    assert _ids(ds.to_torch(shuffle=True, seed=8, rank=0, world_size=1)) != _ids(
-        ds.to_torch(shuffle=True, seed=7)
-    )
+    assert _ids(ds.to_torch(shuffle=True, seed=8)) != _ids(ds.to_torch(shuffle=True, seed=7))
 
 
+# -- resume ----------------------------------------------------------------------------------
+def _resume_twice(make, workers=(2, 3, 0), limits=(2, 2)):
+    """Keys over three runs (interrupted after ``limits`` batches, with a new worker count each
+    time, state through JSON) and the keys of one uninterrupted run."""
+    full = make()
+    full.set_epoch(1)
+    expected = _keys(_run(full, 1))
+    t = make()
+    t.set_epoch(1)
+    got = []
+    for w, limit in zip(workers, (*limits, None), strict=True):
+        got += _keys(_run(t, w, limit=limit))
+        state = json.loads(json.dumps(t.state_dict()))
+        assert len(json.dumps(state)) < 1024
+        t = make()
+        t.load_state_dict(state)
+    return got, expected
+
+
+@pytest.mark.parametrize("mode", ["random", "stream"])
 @pytest.mark.parametrize("world", [1, 3])
-def test_resume_twice_with_changing_workers(ds, world):
+def test_resume_twice_with_changing_workers_local(ds, mode, world):
     for rank in range(world):
-        kw = dict(rank=rank, world_size=world, shuffle=True, seed=11)
-        full = ds.to_torch(**kw)
-        full.set_epoch(1)
-        expected = _ids(full)
-
-        t1 = ds.to_torch(**kw)
-        t1.set_epoch(1)
-        part1 = _ids(_run(t1, 2, limit=3))
-        s1 = t1.state_dict()
-        assert len(s1["consumed"]) == 3
-
-        t2 = ds.to_torch(**kw)
-        t2.load_state_dict(s1)
-        part2 = _ids(_run(t2, 4, limit=2))
-        s2 = t2.state_dict()
-        assert len(s2["consumed"]) == 5
-
-        t3 = ds.to_torch(**kw)
-        t3.load_state_dict(s2)
-        part3 = _ids(_run(t3, 0))
-        got = part1 + part2 + part3
-        assert sorted(got) == sorted(expected)  # exactly the samples of the epoch, none twice
-        assert len(got) == len(expected)
-        assert set(part3).isdisjoint(part1 + part2)
+        got, expected = _resume_twice(
+            lambda rank=rank: ds.to_torch(
+                batch_size=2, rank=rank, world_size=world, shuffle=True, seed=11, mode=mode
+            )
+        )
+        assert got == expected  # the same batches in the same order, none twice, none lost
+        assert len({k for b in got for k in b}) == (N // world)
 
 
-def test_resume_state_survives_json_and_finishes_epoch(ds):
-    import json
+@pytest.mark.parametrize("mode", ["random", "stream"])
+def test_resume_twice_with_changing_workers_http(http_url, gets, mode):
+    ds = atdata.Dataset(http_url)
+    got, expected = _resume_twice(
+        lambda: ds.to_torch(batch_size=3, shuffle=True, seed=2, mode=mode), workers=(1, 2, 0)
+    )
+    assert got == expected
+    assert sorted(k for b in got for k in b) == [f"{i:08d}" for i in range(N)]
 
+
+def test_resume_changes_batch_size_and_state_is_small(ds):
     t = ds.to_torch(batch_size=4, shuffle=True, seed=1)
     it = iter(t)
     first = [next(it), next(it)]
-    state = json.loads(json.dumps(t.state_dict()))
-    t2 = ds.to_torch(batch_size=4, shuffle=True, seed=1)
+    state = t.state_dict()
+    assert state["position"] == 8 and state["epoch"] == 0
+    assert all(not isinstance(v, (list, dict)) for v in state.values())
+    t2 = ds.to_torch(batch_size=5, shuffle=True, seed=1)
     t2.load_state_dict(state)
+    assert len(t2) == 3
     rest = list(t2)
+    assert [len(b) for b in rest] == [5, 5, 5]
     keys = [k for b in first + rest for k in b.keys]
     assert sorted(keys) == [f"{i:08d}" for i in range(N)]
-    assert [len(b) for b in rest] == [4, 4, 4, 3]
-    # the finished epoch starts over on the next iteration
-    assert sum(len(b) for b in t2) == N
+    assert sum(len(b) for b in t2) == N  # the finished epoch starts over
 
 
-def test_batches_are_stacked_typed(tmp_path):
-    ds = atdata.write_samples(
-        [TorchRow(x=np.full(3, i, dtype="f4"), name=str(i)) for i in range(10)],
-        str(tmp_path / "t.tar"),
+def test_persistent_workers_follow_epochs_and_resume(ds):
+    tds = ds.to_torch(batch_size=4, shuffle=True, seed=9)
+    loader = tds.loader(num_workers=2, persistent_workers=True, prefetch_factor=3)
+    orders = []
+    for epoch in (0, 1):
+        tds.set_epoch(epoch)
+        orders.append(_keys(loader))
+    assert orders[0] != orders[1]
+    for o in orders:
+        assert sorted(k for b in o for k in b) == [f"{i:08d}" for i in range(N)]
+    tds.set_epoch(1)
+    part = []
+    for b in loader:  # interrupted, then the same persistent loader continues where it stopped
+        part.append(list(b.keys))
+        if len(part) == 2:
+            break
+    assert tds.state_dict()["position"] == 8
+    assert part + _keys(loader) == orders[1]
+
+
+def test_plain_dataloader_with_workers_is_refused(ds):
+    from torch.utils.data import DataLoader
+
+    tds = ds.to_torch(batch_size=4)
+    with pytest.raises(atdata.ConfigError, match=r"use tds\.loader\(num_workers=2"):
+        list(DataLoader(tds, batch_size=None, num_workers=2))
+    # in the main process it records what it delivered
+    it = iter(DataLoader(tds, batch_size=None, num_workers=0))
+    next(it)
+    assert tds.state_dict()["position"] == 4
+
+
+# -- outputs and transforms ------------------------------------------------------------------
+@atdata.packable
+class TorchRow:
+    x: atdata.NDArray
+    name: str
+    n: int
+
+
+@pytest.fixture(scope="module")
+def rows(tmp_path_factory):
+    d = tmp_path_factory.mktemp("rows")
+    return atdata.write_samples(
+        [TorchRow(x=np.full(3, i, dtype="f4"), name=str(i), n=i) for i in range(10)],
+        str(d / "t.tar"),
         key="index",
         fsync=False,
     )
-    tds = ds.to_torch(batch_size=4, drop_last_batch=True)
-    batches = _run(tds, 2)
+
+
+def test_batches_are_stacked_typed(rows):
+    batches = _run(rows.to_torch(batch_size=4, drop_last_batch=True), 2)
     assert len(batches) == 2
     xs = np.concatenate([b.x for b in batches])
     assert xs.shape == (8, 3)
-    assert sorted(xs[:, 0].tolist()) == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
+    assert xs[:, 0].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
+
+
+def test_torch_output_feeds_default_collate_and_pin_memory(rows):
+    import torch
+    from torch.utils.data import DataLoader
+
+    b = _run(rows.to_torch(batch_size=4, output="torch"), 2, pin_memory=True)[0]
+    assert set(b) == {"x", "name", "n", "__key__"}
+    assert b["x"].dtype == torch.float32 and b["x"].shape == (4, 3)
+    assert b["n"].tolist() == [0, 1, 2, 3] and b["name"] == ["0", "1", "2", "3"]
+    assert b["__key__"] == ["00000000", "00000001", "00000002", "00000003"]
+    tds = rows.to_torch(output="torch")  # samples, batched by the DataLoader's default collate
+    c = next(iter(DataLoader(tds, batch_size=5, pin_memory=True)))
+    assert c["x"].shape == (5, 3) and c["n"].tolist() == [0, 1, 2, 3, 4]
+    assert c["name"] == ["0", "1", "2", "3", "4"]
+    assert tds.state_dict()["position"] == 5
+
+
+def test_batches_from_workers_travel_in_shared_memory(rows):
+    import torch
+
+    b = _run(rows.to_torch(batch_size=4), 1)[1]  # a SampleBatch made in a worker process
+    assert isinstance(b.x, np.ndarray) and b.x[:, 0].tolist() == [4.0, 5.0, 6.0, 7.0]
+    assert [s.name for s in b.samples] == ["4", "5", "6", "7"]  # rebuilt from the columns
+    assert b.samples[2].x.tolist() == [6.0, 6.0, 6.0] and b.keys[0] == "00000004"
+    t = _run(rows.to_torch(batch_size=4, output="torch"), 2)[2]
+    assert t["x"].is_shared() and t["x"][:, 0].tolist() == [8.0, 9.0]
+    assert isinstance(t["n"], torch.Tensor) and t["n"].tolist() == [8, 9]
+
+
+def test_pack_sends_views_of_shared_buffers_and_small_tensors_inline():
+    import torch
+
+    from atdata.dataset import _torch_ipc as ipc
+
+    reg: dict = {}
+    a = ipc.shm_alloc(reg)((4, 1000), np.dtype("f4"))
+    a[...] = 3
+    small = torch.arange(3)
+    packed = ipc.pack({"x": torch.from_numpy(a), "arr": a, "n": small, "s": ["a"]}, reg)
+    assert packed["x"] is reg[a.ctypes.data][1] and packed["x"].is_shared()
+    assert type(packed["n"]).__name__ == "_AsTensor" and type(packed["arr"]).__name__ == "_AsArray"
+    back = ipc.unpack(packed)
+    assert back["n"].tolist() == [0, 1, 2] and back["s"] == ["a"]
+    assert isinstance(back["arr"], np.ndarray) and float(back["arr"].sum()) == 12000.0
+
+
+def test_sample_and_batch_transforms(rows):
+    import torch
+
+    tds = rows.to_torch(
+        batch_size=4,
+        sample_transform=_double,
+        transform=_add_one_to_x,
+        drop_last_batch=True,
+    )
+    got = _run(tds, 2)
+    assert [b[0].tolist() for b in got] == [[1.0, 3.0, 5.0, 7.0], [9.0, 11.0, 13.0, 15.0]]
+    assert isinstance(got[0][1], torch.Tensor) and got[0][1].tolist() == [0, 1, 2, 3]
 
 
 def test_transform_and_spawn(ds):
@@ -158,10 +358,75 @@ def test_transform_and_spawn(ds):
     tds = ds.to_torch(world_size=2, rank=0, transform=_as_tensor)
     got = _run(tds, 2, multiprocessing_context="spawn")
     assert all(isinstance(t, torch.Tensor) for t in got)
-    assert sorted(int(t) for t in got) == list(range(0, 22, 2))
-    assert len(tds.state_dict()["consumed"]) == 11
+    assert sorted(int(t) for t in got) == sorted(_ids(ds.to_torch(world_size=2, rank=0)))
+    assert tds.state_dict()["position"] == 11
 
 
+@pytest.mark.parametrize("mode", ["random", "stream"])
+def test_filtered_and_selected_datasets(ds, mode):
+    f = ds.filter(lambda s: s["i"] % 3 != 0)
+    tds = f.to_torch(batch_size=4, shuffle=True, seed=0, mode=mode)
+    got = _run(tds, 2)
+    assert len(got) == len(tds) == 4
+    assert sorted(int(i) for b in got for i in b.i) == [i for i in range(N) if i % 3]
+    sel = ds.select([5, 2, 9, 20])
+    assert len(sel.to_torch(mode=mode)) == 4
+    order = _ids(sel.to_torch(mode=mode))
+    assert order == ([5, 2, 9, 20] if mode == "random" else [2, 5, 9, 20])
+
+
+# -- remote streaming ------------------------------------------------------------------------
+def test_http_stream_reads_each_shard_once_in_one_request(http_url, gets):
+    ds = atdata.Dataset(http_url)
+    tds = ds.to_torch(batch_size=4, shuffle=True, seed=0)
+    assert tds.mode == "stream"
+    got = _run(tds, 2)
+    assert sorted(k for b in got for k in b.keys) == [f"{i:08d}" for i in range(N)]
+    assert sorted(p for p, _ in gets) == ["/s-00.tar", "/s-01.tar", "/s-02.tar"]
+    assert all(r is None for _, r in gets)  # whole shards, no Range requests
+    cache = tds._reader.cache.directory
+    assert os.path.isdir(cache)
+    del tds, got
+    gc.collect()
+    assert not os.path.exists(cache)  # the private temporary cache goes with the dataset
+
+
+def test_http_without_range_support_and_shared_capped_cache(http_url, gets, tmp_path):
+    _Handler.ranges = False
+    ds = atdata.Dataset(http_url)
+    cache = tmp_path / "cache"
+    a = ds.to_torch(batch_size=5, cache_dir=cache)
+    assert sum(len(b) for b in _run(a, 2)) == N
+    assert len(gets) == 3
+    b = atdata.Dataset(http_url).to_torch(batch_size=5, cache_dir=cache)  # a later run: no GET
+    assert sum(len(x) for x in _run(b, 1)) == N
+    assert len(gets) == 3
+    small = atdata.Dataset(http_url).to_torch(cache_dir=tmp_path / "small", cache_limit=1)
+    assert sorted(_ids(_run(small, 2))) == list(range(N))
+    assert len(list((tmp_path / "small").glob("*.tar"))) <= 3
+
+
+def test_s3_stream(s3_endpoint, shard_dir):
+    boto3 = pytest.importorskip("boto3")
+    kw = dict(
+        endpoint_url=s3_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
+    c = boto3.client("s3", **kw)
+    c.create_bucket(Bucket="torch")
+    for p in sorted(shard_dir.glob("s-*.tar")):
+        c.upload_file(str(p), "torch", p.name)
+    ds = atdata.Dataset(atdata.S3Source("s3://torch/s-{00..02}.tar", **kw))
+    got, expected = _resume_twice(
+        lambda: ds.to_torch(batch_size=3, shuffle=True, seed=4), workers=(2, 1, 2)
+    )
+    assert got == expected
+    assert sorted(k for b in got for k in b) == [f"{i:08d}" for i in range(N)]
+
+
+# -- configuration ---------------------------------------------------------------------------
 def test_configuration_errors(ds):
     with pytest.raises(atdata.ConfigError, match="cannot give each of 30 ranks"):
         ds.to_torch(rank=0, world_size=30)
@@ -174,24 +439,37 @@ def test_configuration_errors(ds):
         ds.to_torch(rank=0)
     with pytest.raises(atdata.ConfigError, match="batch_size must be"):
         ds.to_torch(batch_size=0)
+    with pytest.raises(atdata.ConfigError, match="mode must be"):
+        ds.to_torch(mode="fast")
+    with pytest.raises(atdata.ConfigError, match="output must be"):
+        ds.to_torch(output="numpy")
+    with pytest.raises(atdata.ConfigError, match="collate_fn combines"):
+        ds.to_torch(batch_size=2, collate_fn=list)
     state = ds.to_torch(seed=1, shuffle=True).state_dict()
     with pytest.raises(atdata.ConfigError, match="seed=1"):
         ds.to_torch(seed=2, shuffle=True).load_state_dict(state)
+    with pytest.raises(atdata.ConfigError, match="mode='random'"):
+        ds.to_torch(seed=1, shuffle=True, mode="stream").load_state_dict(state)
+    with pytest.raises(atdata.ConfigError, match="state version"):
+        ds.to_torch().load_state_dict({"version": 1, "consumed": [1, 2]})
     with pytest.raises(atdata.ConfigError, match="pass batch_size to to_torch"):
         ds.to_torch().loader(batch_size=4)
-    with pytest.raises(atdata.ConfigError, match="persistent_workers"):
-        ds.to_torch().loader(num_workers=1, persistent_workers=True)
-    with pytest.raises(atdata.ConfigError, match="filtered dataset"):
-        ds.filter(lambda s: True).to_torch()
-    assert _ids(ds.select([5, 2, 9]).to_torch()) == [5, 2, 9]
+    with pytest.raises(atdata.ConfigError, match="in_order=False"):
+        ds.to_torch().loader(num_workers=1, in_order=False)
 
 
-def test_rank_slots_values():
+def test_plan_values():
     assert rank_slots(10, 0, 4, "drop_last", None, 0) == [0, 4]
     assert rank_slots(10, 3, 4, "pad", None, 0) == [3, 7, 1]
     assert rank_slots(2, 4, 5, "pad", None, 0) == [0]
-    perm = sorted(rank_slots(10, 0, 1, "drop_last", 5, 0))
-    assert perm == list(range(10))
+    assert sorted(rank_slots(10, 0, 1, "drop_last", 5, 0)) == list(range(10))
+    assert rank_slots(10, 0, 1, "drop_last", 5, 0) != list(range(10))
+    assert stream_slots([3, 2, 4], 0, 2, "drop_last", None, 0, 4).tolist() == [0, 1, 2, 3]
+    assert stream_slots([3, 2, 4], 1, 2, "drop_last", None, 0, 4).tolist() == [4, 5, 6, 7]
+    shuffled = stream_slots([3, 2, 4], 0, 1, "drop_last", 1, 0, 3).tolist()
+    assert sorted(shuffled) == list(range(9)) and shuffled != list(range(9))
+    sel = stream_slots([3, 2, 4], 0, 1, "drop_last", None, 0, 4, np.array([1, 4, 8]))
+    assert sel.tolist() == [1, 4, 8]
 
 
 def _as_tensor(s):
@@ -200,7 +478,11 @@ def _as_tensor(s):
     return torch.tensor(s["i"])
 
 
-@atdata.packable
-class TorchRow:
-    x: atdata.NDArray
-    name: str
+def _double(s):
+    import torch
+
+    return torch.from_numpy(s.x[:1] * 2), s.n
+
+
+def _add_one_to_x(b):
+    return b[0][:, 0] + 1, b[1]

@@ -49,9 +49,14 @@ class SampleBatch(Generic[T]):
         self._raw: list[dict] | None = None
 
     @classmethod
-    def _from_raw(cls, sample_type: type, raws: list[dict], keys: list[str]) -> SampleBatch:
-        """Build a batch straight from raw payload maps, decoding arrays into stacked buffers."""
+    def _from_raw(
+        cls, sample_type: type, raws: list[dict], keys: list[str], alloc: Any = None
+    ) -> SampleBatch:
+        """Build a batch straight from raw payload maps, decoding arrays into stacked buffers
+        (made by ``alloc(shape, dtype)``, default ``np.empty``)."""
         import numpy as np
+
+        empty = alloc if alloc is not None else np.empty
 
         from atdata._wire.arrays import parse_header
 
@@ -82,7 +87,7 @@ class SampleBatch(Generic[T]):
                     b._columns[name] = _stack(name, arrs, keys)
                     continue
                 dt, shape, off = parse_header(first, f" in field {name!r}")
-                out = np.empty((n, *shape), dtype=dt)
+                out = empty((n, *shape), dt)
                 flat = out.reshape(n, -1) if out.size else out
                 nbytes = dt.itemsize * (out[0].size if n else 0)
                 prefix = first[:off]
@@ -124,9 +129,26 @@ class SampleBatch(Generic[T]):
                 b._columns[name] = col
         return b
 
+    def _for_transport(self, convert: Any) -> SampleBatch:
+        """A copy with ``convert`` applied to every column and without the raw payloads (to
+        send between processes; its samples are rebuilt from the columns if asked for)."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        if self._raw is not None and self._samples is None:  # _from_raw made every column
+            new._raw = None
+        new._columns = {k: convert(v) for k, v in self._columns.items()}
+        return new
+
     @property
     def samples(self) -> list[T]:
         """The samples of this batch (decoded on first access for batches built from raw data)."""
+        if self._samples is None and self._raw is None and self.sample_type is not None:
+            cols = self._columns  # a batch that crossed processes: rebuild from the columns
+            self._samples = []
+            for i, key in enumerate(self._keys or ()):
+                s = self.sample_type(**{k: v[i] for k, v in cols.items()})
+                s.__key__ = key
+                self._samples.append(s)
         if self._samples is None:
             assert self._raw is not None and self.sample_type is not None
             self._samples = []
@@ -144,9 +166,12 @@ class SampleBatch(Generic[T]):
         return self._keys
 
     def __len__(self) -> int:
-        return (
-            len(self._raw) if self._samples is None and self._raw is not None else len(self.samples)
-        )
+        if self._samples is None:
+            if self._raw is not None:
+                return len(self._raw)
+            if self._keys is not None:
+                return len(self._keys)
+        return len(self.samples)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):

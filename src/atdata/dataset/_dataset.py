@@ -718,14 +718,35 @@ class Dataset(Generic[T]):
 
     def to_torch(self, **kwargs: Any) -> TorchDataset:
         """This dataset as a ``torch.utils.data.IterableDataset`` split across DataLoader workers
-        and distributed ranks, with ``set_epoch`` and mid-epoch ``state_dict`` resume.
+        and distributed ranks, with ``set_epoch`` and an O(1) mid-epoch ``state_dict`` resume.
+        Needs ``atdata[torch]``; see :class:`atdata.dataset._torch.TorchDataset` for the design.
 
-        Keyword arguments: ``batch_size``, ``shuffle``, ``seed``, ``rank``/``world_size`` (default
-        from ``torch.distributed``), ``policy`` (``"drop_last"`` or ``"pad"``), ``drop_last_batch``,
-        ``transform``. See :class:`atdata.dataset._torch.TorchDataset`. Needs ``atdata[torch]``.
+        Keyword arguments:
+
+        - ``batch_size``: items are batches of this size (default: single samples);
+          ``drop_last_batch`` drops a short last batch.
+        - ``shuffle``, ``seed``: a new order each epoch (``set_epoch``), the same on every run
+          and for any number of workers.
+        - ``rank``, ``world_size`` (default from ``torch.distributed``), ``policy``
+          (``"drop_last"`` or ``"pad"``): equal sample counts per rank.
+        - ``mode``: ``"auto"`` (default: ``"random"`` for local shards, ``"stream"`` otherwise),
+          ``"random"`` (one read per sample, full permutation) or ``"stream"`` (whole shards
+          fetched once each, shuffled within ``shuffle_buffer`` samples; ``cache_dir`` and
+          ``cache_limit`` bytes for the local shard cache, default a temporary directory).
+        - ``sample_transform``: called on each sample in the worker, before batching (batches of
+          its results are made by ``collate_fn``, default ``torch``'s ``default_collate``);
+          ``transform``: called on each item (the batch, or the sample) in the worker.
+        - ``output``: ``"sample"`` (default: samples and :class:`~atdata.SampleBatch` es) or
+          ``"torch"`` (dicts of tensors and lists, with ``"__key__"``, which the default collate
+          and ``pin_memory`` take).
+
+        Iterate it in the main process, through ``tds.loader(num_workers=..., ...)``, or through
+        ``DataLoader(tds, num_workers=0)``; a plain ``DataLoader`` with worker processes is
+        refused (it could not record what was delivered).
 
         Raises:
-            ConfigError: When the configuration cannot give every rank the same number of samples.
+            ConfigError: When the configuration cannot give every rank the same number of samples,
+                or an argument is out of range.
         """
         from atdata._extras import require
 

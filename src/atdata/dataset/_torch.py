@@ -1,19 +1,34 @@
 """PyTorch integration: :class:`TorchDataset`, an ``IterableDataset`` split across workers and ranks.
 
-Design. Each epoch has one global, deterministic order of sample positions (the identity, or a
-permutation seeded by ``seed`` and the epoch). It is cut to equal per-rank lengths by an explicit
-``policy`` (``"drop_last"`` drops the tail, ``"pad"`` repeats samples from the start) and dealt to
-ranks round-robin: rank ``r`` owns *slots* ``0..n-1`` of its own list. The slots a rank has not yet
-consumed are dealt round-robin to its DataLoader workers. ``state_dict()`` records the epoch and
-the consumed slots, so a resumed run yields exactly the samples not yet delivered, whatever its
-number of workers.
+Order. Each epoch gives every rank one deterministic list of sample positions, a pure function
+of (seed, epoch, rank, world size), never of the number of DataLoader workers (see
+:mod:`atdata.dataset._torch_plan`). The list is cut into items (batches of ``batch_size``, or
+single samples) and item ``k`` of what is left is made by worker ``k % num_workers``; the
+DataLoader hands items over in that round-robin order, so the training loop sees the same items
+in the same order whatever the number of workers.
 
-Consumption is recorded when an item reaches the training loop: by iterating the dataset directly
-or through ``DataLoader(tds, batch_size=None, num_workers=0)``, or, with worker processes, through
-:meth:`TorchDataset.loader` (a DataLoader that tags each item with its slots and records them).
+Two ways to read:
 
-Samples are read by random access through the per-shard member index (``len`` is exact, shards and
-sample ranges split alike, and a single shard still feeds many workers).
+- ``mode="random"`` (local shards): one ``pread`` per sample through the per-shard member index;
+  the order is a full permutation of the samples.
+- ``mode="stream"`` (HTTP, S3, ATProto blobs, any other :class:`~atdata.DataSource`): each shard is
+  fetched whole, with one sequential request, into a local shard cache shared by the workers (a
+  shard crosses the network once; the cache is capped by ``cache_limit``); shards come in a seeded
+  order, each rank takes one contiguous span of them, shuffled within windows of
+  ``shuffle_buffer`` samples.
+
+``mode="auto"`` (the default) picks ``"random"`` when every shard is a local file, else
+``"stream"``.
+
+Resume. :meth:`TorchDataset.state_dict` holds the epoch, the seed and the number of samples this
+rank has delivered (a few hundred bytes, whatever the dataset size); the rest of the epoch is
+recomputed from them, so a resumed run yields exactly what was not delivered, with any number
+of workers. Delivery is recorded when an item reaches the training loop: by iterating the dataset
+in the main process (directly or through ``DataLoader(tds, num_workers=0)``) or through
+:meth:`TorchDataset.loader`, a DataLoader (any ``num_workers``, ``persistent_workers``,
+``prefetch_factor``, ``pin_memory``) that records what it hands over. A plain
+``DataLoader(tds, num_workers=N)`` with ``N > 0`` is refused: its workers cannot say what reached
+the training loop.
 
 Examples:
     >>> import os, tempfile, atdata
@@ -26,53 +41,30 @@ Examples:
 
 from __future__ import annotations
 
-import random
+import os
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
+
 from atdata._errors import ConfigError
 from atdata._extras import require
+from atdata.dataset._torch_plan import per_rank, rank_order, rank_slots, stream_slots
+from atdata.dataset._torch_read import Reader
 
 __all__ = ["TorchDataset", "rank_slots"]
 
-_POLICIES = ("drop_last", "pad")
-_STATE_VERSION = 1
-
-
-def rank_slots(
-    n: int, rank: int, world_size: int, policy: str, seed: int | None, epoch: int
-) -> list[int]:
-    """The sample positions rank ``rank`` reads in ``epoch``, in order (slot ``i`` is item ``i``).
-
-    Raises:
-        ConfigError: When the configuration cannot give every rank the same number of samples.
-
-    Examples:
-        >>> rank_slots(7, 0, 3, "drop_last", None, 0), rank_slots(7, 2, 3, "pad", None, 0)
-        ([0, 3], [2, 5, 1])
-    """
-    if policy not in _POLICIES:
-        raise ConfigError(f"policy must be 'drop_last' or 'pad', got {policy!r}")
-    if world_size < 1 or not 0 <= rank < world_size:
-        raise ConfigError(f"rank {rank} is not in range for world_size {world_size}")
-    order = list(range(n))
-    if seed is not None:
-        random.Random(seed * 1_000_003 + epoch).shuffle(order)
-    if policy == "drop_last":
-        per = n // world_size
-        if per == 0:
-            raise ConfigError(
-                f"a dataset of {n} samples cannot give each of {world_size} ranks a sample with "
-                "policy='drop_last'; use policy='pad' or fewer ranks"
-            )
-        order = order[: per * world_size]
-    else:
-        if n == 0:
-            raise ConfigError("an empty dataset cannot be padded across ranks")
-        per = -(-n // world_size)
-        extra = per * world_size - n
-        order = order + (order * (extra // n + 1))[:extra]
-    return order[rank::world_size]
+_STATE_VERSION = 2
+_MODES = ("auto", "random", "stream")
+_OUTPUTS = ("sample", "torch")
+_DEFAULT_WINDOW = 10_000
+_DEFAULT_CACHE_LIMIT = 8 << 30
+_PLAIN_LOADER = (
+    "a plain DataLoader(tds, num_workers={n}) cannot record which items reached the training "
+    "loop, so state_dict() would replay the epoch; use tds.loader(num_workers={n}, ...) (it takes "
+    "the same arguments), or num_workers=0"
+)
 
 
 def _dist_rank_world() -> tuple[int, int]:
@@ -90,19 +82,46 @@ except ImportError:  # pragma: no cover - lets doctest collection import the mod
 
 
 class _Tagged(_Base):
-    """What :meth:`TorchDataset.loader` hands the DataLoader: items come out as ``(slots, item)``."""
+    """What :meth:`TorchDataset.loader` hands the DataLoader: items come out as ``(end, item)``.
 
-    def __init__(self, tds: TorchDataset) -> None:
+    ``ctl`` (shared memory: epoch, start position) carries the main process's state to workers,
+    persistent ones included, at the start of every iteration.
+    """
+
+    def __init__(self, tds: TorchDataset, ctl: Any) -> None:
         self.tds = tds
+        self.ctl = ctl
+
+    def __len__(self) -> int:
+        return len(self.tds)
+
+    def _batch(self, raws: list[tuple[str, str, dict]], alloc: Any) -> Any:
+        ds = self._reader.dataset
+        st = ds.sample_type
+        if alloc is None or ds._ops or ds.on_error != "raise" or not hasattr(st, "atdata_fields"):
+            return next(iter(ds._emit(iter(raws), len(raws), False)))
+        from atdata._errors import AtdataError
+        from atdata.dataset._batch import SampleBatch
+
+        try:
+            return SampleBatch._from_raw(st, [r[2] for r in raws], [r[1] for r in raws], alloc)
+        except AtdataError as exc:
+            raise type(exc)(
+                f"{exc} (batch starting at shard {raws[0][0]}, sample {raws[0][1]!r})"
+            ) from None
 
     def __iter__(self) -> Iterator[Any]:
-        return self.tds._items(tag=True, record=False)
+        from torch.utils.data import get_worker_info
+
+        info = get_worker_info()
+        wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
+        return self.tds._produce(int(self.ctl[0]), int(self.ctl[1]), wid, nw, info is not None)
 
 
 class TorchDataset(_Base):
     """A :class:`~atdata.Dataset` as a ``torch.utils.data.IterableDataset`` (see the module notes).
 
-    Build it with :meth:`atdata.Dataset.to_torch`.
+    Build it with :meth:`atdata.Dataset.to_torch`, which documents the arguments.
     """
 
     def __init__(
@@ -117,12 +136,30 @@ class TorchDataset(_Base):
         policy: str = "drop_last",
         drop_last_batch: bool = False,
         transform: Callable[[Any], Any] | None = None,
+        sample_transform: Callable[[Any], Any] | None = None,
+        collate_fn: Callable[[list[Any]], Any] | None = None,
+        output: str = "sample",
+        mode: str = "auto",
+        shuffle_buffer: int = _DEFAULT_WINDOW,
+        cache_dir: str | os.PathLike[str] | None = None,
+        cache_limit: int = _DEFAULT_CACHE_LIMIT,
     ) -> None:
         if batch_size is not None and batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         if (rank is None) != (world_size is None):
             raise ConfigError(
                 "pass both rank and world_size, or neither (torch.distributed decides)"
+            )
+        if output not in _OUTPUTS:
+            raise ConfigError(f"output must be 'sample' or 'torch', got {output!r}")
+        if mode not in _MODES:
+            raise ConfigError(f"mode must be 'auto', 'random' or 'stream', got {mode!r}")
+        if shuffle_buffer < 1:
+            raise ConfigError(f"shuffle_buffer must be >= 1 sample, got {shuffle_buffer}")
+        if collate_fn is not None and sample_transform is None:
+            raise ConfigError(
+                "collate_fn combines the results of sample_transform; without one, batches are "
+                "assembled by atdata (use transform= to change whole batches)"
             )
         if rank is None:
             rank, world_size = _dist_rank_world()
@@ -135,143 +172,288 @@ class TorchDataset(_Base):
         self.policy = policy
         self.drop_last_batch = drop_last_batch
         self.transform = transform
+        self.sample_transform = sample_transform
+        self.collate_fn = collate_fn
+        self.output = output
+        self.shuffle_buffer = int(shuffle_buffer)
+        self.mode = mode if mode != "auto" else ("random" if dataset._shared.local() else "stream")
         self.epoch = 0
-        self._consumed: set[int] = set()
-        if any(op == "filter" for op, _ in getattr(dataset, "_ops", ())):
-            raise ConfigError(
-                "to_torch() needs the exact sample count, which a filtered dataset does not have; "
-                "filter in the training loop or with transform=, or select() the wanted indices"
-            )
-        self._n = dataset.count()  # streams uncounted remote shards once
-        self._slots()  # validate the configuration now, not in a worker
+        self._pos = 0  # samples of this rank's order delivered in this epoch
+        self._resumed = False  # restored by load_state_dict: honour the position even at the end
+        self._order_cache: tuple[int, np.ndarray] | None = None
+        self._reader = Reader(dataset, self.mode, cache_dir, cache_limit)
+        self._fin = weakref.finalize(self, self._reader.release, os.getpid())
+        per_rank(self._reader.size, world_size, policy)  # validate now, not in a worker
+        if not 0 <= rank < world_size:
+            raise ConfigError(f"rank {rank} is not in range for world_size {world_size}")
+
+    def __getstate__(self) -> dict[str, Any]:  # spawned workers: no finalizer, no order cache
+        return {k: v for k, v in self.__dict__.items() if k not in ("_fin", "_order_cache")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._order_cache = None
 
     # -- order and state ------------------------------------------------------------------------
-    def _slots(self) -> list[int]:
-        return rank_slots(
-            self._n,
-            self.rank,
-            self.world_size,
-            self.policy,
-            self.seed if self.shuffle else None,
-            self.epoch,
-        )
+    def _order(self, epoch: int) -> np.ndarray:
+        c = self._order_cache
+        if c is not None and c[0] == epoch:
+            return c[1]
+        r = self._reader
+        seed = self.seed if self.shuffle else None
+        if self.mode == "random":
+            order = rank_order(r.universe(), self.rank, self.world_size, self.policy, seed, epoch)
+        else:
+            order = stream_slots(
+                r.counts,
+                self.rank,
+                self.world_size,
+                self.policy,
+                seed,
+                epoch,
+                self.shuffle_buffer,
+                r.kept,
+            )
+        self._order_cache = (epoch, order)
+        return order
+
+    def _items(self, start: int) -> list[tuple[int, int]]:
+        """``(lo, hi)`` slot ranges of the items from position ``start`` to the epoch's end."""
+        n = per_rank(self._reader.size, self.world_size, self.policy)
+        bs = self.batch_size or 1
+        out = [(lo, min(lo + bs, n)) for lo in range(start, n, bs)]
+        if self.drop_last_batch and out and out[-1][1] - out[-1][0] < bs:
+            out.pop()
+        return out
+
+    def _begin(self) -> int:
+        """The position the next iteration starts from: a restored one as it is, else a
+        finished epoch starts over."""
+        if self._resumed:
+            self._resumed = False
+        elif not self._items(self._pos):
+            self._pos = 0
+        return self._pos
 
     def __len__(self) -> int:
-        """Items this rank yields per epoch (batches when ``batch_size`` is set, single-process)."""
-        n = len(self._slots())
-        if self.batch_size is None:
-            return n
-        return n // self.batch_size if self.drop_last_batch else -(-n // self.batch_size)
+        """Items the next iteration yields (batches when ``batch_size`` is set), for any workers."""
+        left = len(self._items(self._pos))
+        return left if left or self._resumed else len(self._items(0))
 
     def set_epoch(self, epoch: int) -> None:
-        """Start epoch ``epoch`` (its own order when shuffling); forgets consumption."""
-        self.epoch = int(epoch)
-        self._consumed = set()
+        """Start epoch ``epoch`` (its own order when shuffling) from its beginning.
+
+        Right after :meth:`load_state_dict`, ``set_epoch`` of the saved epoch keeps the saved
+        position (a training loop calls it at the top of every epoch, resumed ones included).
+        """
+        epoch = int(epoch)
+        if self._resumed and epoch == self.epoch:
+            return
+        self.epoch = epoch
+        self._pos = 0
+        self._resumed = False
 
     def state_dict(self) -> dict[str, Any]:
-        """The epoch and the slots consumed so far (JSON-serialisable)."""
+        """Where this rank is: epoch, samples delivered, and the settings that fix the order.
+
+        Small (a few hundred bytes) and JSON-serialisable, whatever the dataset size.
+        """
         return {
             "version": _STATE_VERSION,
             "epoch": self.epoch,
+            "position": self._pos,
             "seed": self.seed,
             "shuffle": self.shuffle,
             "rank": self.rank,
             "world_size": self.world_size,
             "policy": self.policy,
-            "num_samples": self._n,
-            "consumed": sorted(self._consumed),
+            "mode": self.mode,
+            "shuffle_buffer": self.shuffle_buffer,
+            "num_samples": self._reader.size,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Resume from :meth:`state_dict`: the next iteration yields only unconsumed samples.
+        """Resume from :meth:`state_dict`: the next iteration yields only what was not delivered.
+
+        The batch size and the number of workers may differ from the saved run's.
 
         Raises:
             ConfigError: When the state belongs to another configuration (seed, ranks, dataset).
         """
         if state.get("version") != _STATE_VERSION:
-            raise ConfigError(f"unsupported TorchDataset state version {state.get('version')!r}")
-        for k in ("seed", "shuffle", "rank", "world_size", "policy"):
+            raise ConfigError(
+                f"unsupported TorchDataset state version {state.get('version')!r} "
+                f"(this atdata reads version {_STATE_VERSION})"
+            )
+        keys = ["seed", "shuffle", "rank", "world_size", "policy", "mode"]
+        if self.mode == "stream" and self.shuffle:
+            keys.append("shuffle_buffer")
+        for k in keys:
             if state[k] != getattr(self, k):
                 raise ConfigError(
                     f"state was saved with {k}={state[k]!r} but this dataset has {k}={getattr(self, k)!r}"
                 )
-        if state["num_samples"] != self._n:
+        if state["num_samples"] != self._reader.size:
             raise ConfigError(
-                f"state was saved for {state['num_samples']} samples but the dataset now has {self._n}"
+                f"state was saved for {state['num_samples']} samples but the dataset now has "
+                f"{self._reader.size}"
             )
         self.epoch = int(state["epoch"])
-        self._consumed = set(state["consumed"])
-
-    def _record(self, slots: tuple[int, ...]) -> None:
-        self._consumed.update(slots)
+        self._pos = int(state["position"])
+        self._resumed = True
 
     # -- iteration -----------------------------------------------------------------------------
-    def _remaining(self) -> tuple[list[int], list[int]]:
-        order = self._slots()
-        if len(self._consumed) >= len(order):  # the epoch was finished: run it again
-            self._consumed = set()
-        todo = [i for i in range(len(order)) if i not in self._consumed]
-        return order, todo
+    def _produce(
+        self, epoch: int, start: int, wid: int, nw: int, ipc: bool = False
+    ) -> Iterator[tuple[int, Any]]:
+        """``(end position, item)`` for the items of worker ``wid`` of ``nw`` from ``start``
+        (``ipc``: made to cross to the training process, see :mod:`._torch_ipc`)."""
+        order = self._order(epoch)
+        mine = self._items(start)[wid::nw]
+        make = self._assemble
+        if ipc:
+            from atdata.dataset._torch_ipc import pack, shm_alloc
 
-    def _items(self, tag: bool, record: bool) -> Iterator[Any]:
-        from torch.utils.data import get_worker_info
+            def make(raws: list[tuple[str, str, dict]]) -> Any:
+                registry: dict[int, Any] = {}
+                return pack(self._assemble(raws, shm_alloc(registry), registry), registry)
 
-        order, todo = self._remaining()
-        info = get_worker_info()
-        if info is not None:
-            todo = todo[info.id :: info.num_workers]
-        ds = self.dataset
+        return self._reader.items(order, mine, make, self._ahead())
+
+    def _ahead(self) -> int:
+        """Shards a streaming worker fetches ahead of the one it reads (a shuffle window's worth)."""
+        r = self._reader
+        if r.counts is None or not len(r.counts):
+            return 2
+        mean = max(1, int(np.mean(r.counts)))
+        return 2 + (-(-self.shuffle_buffer // mean) if self.shuffle else 0)
+
+    def _assemble(
+        self, raws: list[tuple[str, str, dict]], alloc: Any = None, registry: Any = None
+    ) -> Any:
+        """One item from the raw payloads of its samples (decoding, transforms, output);
+        ``alloc`` places batch arrays (in shared memory, noted in ``registry``)."""
+        ds = self._reader.dataset
+        st = self.sample_transform
+        if self.batch_size is None:
+            item = next(iter(ds._emit(iter(raws), None, False)))
+            if st is not None:
+                item = st(item)
+            elif self.output == "torch":
+                item = _sample_to_torch(item)
+        elif st is not None:
+            samples = [st(s) for s in ds._emit(iter(raws), None, False)]
+            if self.collate_fn is not None:
+                item = self.collate_fn(samples)
+            else:
+                from torch.utils.data import default_collate
+
+                item = default_collate(samples)
+        else:
+            item = self._batch(raws, alloc)
+            if self.output == "torch":
+                item = _batch_to_torch(item, registry or {})
         tf = self.transform
-        bs = self.batch_size
-        if bs is None:
-            for slot in todo:
-                item = ds[order[slot]]
-                if tf is not None:
-                    item = tf(item)
-                if record:
-                    self._consumed.add(slot)
-                yield ((slot,), item) if tag else item
-            return
-        for start in range(0, len(todo), bs):
-            chunk = todo[start : start + bs]
-            if self.drop_last_batch and len(chunk) < bs:
-                return
-            batch = next(iter(ds.select([order[s] for s in chunk]).ordered(batch_size=len(chunk))))
-            if tf is not None:
-                batch = tf(batch)
-            if record:
-                self._consumed.update(chunk)
-            yield (tuple(chunk), batch) if tag else batch
+        return tf(item) if tf is not None else item
+
+    def _batch(self, raws: list[tuple[str, str, dict]], alloc: Any) -> Any:
+        ds = self._reader.dataset
+        st = ds.sample_type
+        if alloc is None or ds._ops or ds.on_error != "raise" or not hasattr(st, "atdata_fields"):
+            return next(iter(ds._emit(iter(raws), len(raws), False)))
+        from atdata._errors import AtdataError
+        from atdata.dataset._batch import SampleBatch
+
+        try:
+            return SampleBatch._from_raw(st, [r[2] for r in raws], [r[1] for r in raws], alloc)
+        except AtdataError as exc:
+            raise type(exc)(
+                f"{exc} (batch starting at shard {raws[0][0]}, sample {raws[0][1]!r})"
+            ) from None
 
     def __iter__(self) -> Iterator[Any]:
-        return self._items(tag=False, record=True)
+        from torch.utils.data import get_worker_info
+
+        info = get_worker_info()
+        if info is not None:
+            raise ConfigError(_PLAIN_LOADER.format(n=info.num_workers))
+        start = self._begin()
+        for end, item in self._produce(self.epoch, start, 0, 1):
+            self._pos = end  # before handing it over: a checkpoint taken now counts this item
+            yield item
 
     def loader(self, **kwargs: Any) -> Any:
-        """A ``torch.utils.data.DataLoader`` over this dataset that records what it delivers, so
-        :meth:`state_dict` is exact with worker processes. Takes DataLoader arguments
-        (``num_workers``, ``multiprocessing_context``, ``pin_memory``, ...); batching is done
-        here (``batch_size`` of :meth:`~atdata.Dataset.to_torch`), so ``batch_size`` is ``None``.
+        """A ``torch.utils.data.DataLoader`` over this dataset that records what it delivers.
+
+        Takes DataLoader arguments (``num_workers``, ``persistent_workers``, ``prefetch_factor``,
+        ``pin_memory``, ``multiprocessing_context``, ...). Batching is done here (``batch_size``
+        of :meth:`~atdata.Dataset.to_torch`), so the DataLoader's ``batch_size`` is ``None``.
+        Iterate it once per epoch (after :meth:`set_epoch`); :meth:`state_dict` is exact at any
+        point.
+
+        Raises:
+            ConfigError: For ``batch_size`` or ``in_order=False`` (items must arrive in order).
         """
+        import multiprocessing.sharedctypes
+
         data = require("torch.utils.data", "torch", "TorchDataset.loader")
         if kwargs.get("batch_size") is not None:
             raise ConfigError(
                 "batch inside the dataset: pass batch_size to to_torch(), not to loader()"
             )
-        if kwargs.get("persistent_workers"):
+        if kwargs.get("in_order") is False:
             raise ConfigError(
-                "persistent_workers=True would keep each worker's first epoch and position; "
-                "leave it off so set_epoch() and load_state_dict() reach the workers"
+                "in_order=False lets items overtake each other, so the delivered position is "
+                "unknown; leave it on"
             )
+        from atdata.dataset._torch_ipc import unpack
+
         kwargs["batch_size"] = None
+        ctl = multiprocessing.sharedctypes.RawArray("q", 2)
         tds = self
 
         loader_base: Any = data.DataLoader
 
         class _Loader(loader_base):
             def __iter__(self) -> Iterator[Any]:
-                tds._remaining()  # resets a finished epoch before workers copy the state
-                for slots, item in super().__iter__():
-                    tds._record(slots)
-                    yield item
+                ctl[0], ctl[1] = tds.epoch, tds._begin()
+                workers = self.num_workers > 0
+                for end, item in super().__iter__():
+                    tds._pos = end
+                    yield unpack(item) if workers else item
 
-        return _Loader(_Tagged(self), **kwargs)
+        return _Loader(_Tagged(self, ctl), **kwargs)
+
+
+def _tensor_col(col: Any, registry: dict[int, Any]) -> Any:
+    import torch
+
+    if isinstance(col, np.ndarray):
+        hit = registry.get(col.ctypes.data)
+        if hit is not None and hit[0] is col:  # decoded into shared memory: that tensor
+            return hit[1]
+        return torch.from_numpy(col if col.flags.writeable else col.copy())
+    if col and type(col[0]) in (int, float, bool) and len(set(map(type, col))) == 1:
+        return torch.tensor(col)
+    return col
+
+
+def _batch_to_torch(batch: Any, registry: dict[int, Any]) -> dict[str, Any]:
+    """A :class:`~atdata.SampleBatch` as ``{field: tensor or list, "__key__": keys}``."""
+    out = {k: _tensor_col(v, registry) for k, v in batch.to_dict().items()}
+    out["__key__"] = list(batch.keys)
+    return out
+
+
+def _sample_to_torch(sample: Any) -> dict[str, Any]:
+    """A sample as ``{field: tensor or value, "__key__": key}`` (what ``default_collate`` takes)."""
+    import torch
+
+    d = sample.to_dict() if hasattr(sample, "to_dict") else dict(sample)
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, np.ndarray):
+            v = torch.from_numpy(v if v.flags.writeable else v.copy())
+        out[k] = v
+    out["__key__"] = getattr(sample, "__key__", None)
+    return out

@@ -170,6 +170,7 @@ class S3Source:
             if given is not None:
                 kw[ours] = given
         self._client = client
+        self._own_client = client is None
         self._client_kwargs = kw
         self._listed: list[str] | None = None
 
@@ -277,6 +278,17 @@ class S3Source:
         """``(shard URL, open stream)`` for each shard in order, opened one at a time."""
         for shard in self.list_shards():
             yield shard, self.open_shard(shard)
+
+    def __getstate__(self) -> dict[str, Any]:  # spawned DataLoader workers build their own client
+        state = dict(self.__dict__)
+        if self._own_client:
+            state["_client"] = None
+        return state
+
+    def after_fork(self) -> None:
+        """Drop a client this source built (a forked process must not share its connections)."""
+        if self._own_client:
+            self._client = None
 
     def open_shard(self, shard: str) -> Any:
         """A stream of one shard's bytes.
