@@ -95,21 +95,6 @@ class _Tagged(_Base):
     def __len__(self) -> int:
         return len(self.tds)
 
-    def _batch(self, raws: list[tuple[str, str, dict]], alloc: Any) -> Any:
-        ds = self._reader.dataset
-        st = ds.sample_type
-        if alloc is None or ds._ops or ds.on_error != "raise" or not hasattr(st, "atdata_fields"):
-            return next(iter(ds._emit(iter(raws), len(raws), False)))
-        from atdata._errors import AtdataError
-        from atdata.dataset._batch import SampleBatch
-
-        try:
-            return SampleBatch._from_raw(st, [r[2] for r in raws], [r[1] for r in raws], alloc)
-        except AtdataError as exc:
-            raise type(exc)(
-                f"{exc} (batch starting at shard {raws[0][0]}, sample {raws[0][1]!r})"
-            ) from None
-
     def __iter__(self) -> Iterator[Any]:
         from torch.utils.data import get_worker_info
 
@@ -204,6 +189,7 @@ class TorchDataset(_Base):
         if self.mode == "random":
             order = rank_order(r.universe(), self.rank, self.world_size, self.policy, seed, epoch)
         else:
+            assert r.counts is not None
             order = stream_slots(
                 r.counts,
                 self.rank,
@@ -310,15 +296,16 @@ class TorchDataset(_Base):
         (``ipc``: made to cross to the training process, see :mod:`._torch_ipc`)."""
         order = self._order(epoch)
         mine = self._items(start)[wid::nw]
-        make = self._assemble
-        if ipc:
-            from atdata.dataset._torch_ipc import pack, shm_alloc
+        return self._reader.items(
+            order, mine, self._ipc_assemble if ipc else self._assemble, self._ahead()
+        )
 
-            def make(raws: list[tuple[str, str, dict]]) -> Any:
-                registry: dict[int, Any] = {}
-                return pack(self._assemble(raws, shm_alloc(registry), registry), registry)
+    def _ipc_assemble(self, raws: list[tuple[str, str, dict]]) -> Any:
+        """:meth:`_assemble` in a worker: arrays in shared memory, packed to cross processes."""
+        from atdata.dataset._torch_ipc import pack, shm_alloc
 
-        return self._reader.items(order, mine, make, self._ahead())
+        registry: dict[int, Any] = {}
+        return pack(self._assemble(raws, shm_alloc(registry), registry), registry)
 
     def _ahead(self) -> int:
         """Shards a streaming worker fetches ahead of the one it reads (a shuffle window's worth)."""
