@@ -1,19 +1,37 @@
-"""PyTorch loading: ``ds.to_torch(...).loader(num_workers=n)`` vs the DataLoader's own IPC ceiling.
+"""PyTorch loading: ``Dataset.to_torch`` over local, loopback-HTTP and local-S3 (moto) shards.
 
-The ceiling is a trivial ``IterableDataset`` that yields ready-made tensors of the same batch shape,
-so it measures only what moving batches from worker processes to the main process costs.
-Run: ``uv run python benchmarks/run.py torch``.
+Rows (each measured in its own process, so its peak RSS is its own; servers run in their own
+processes too):
+
+- ``local.seq``: ``ds.ordered(batch_size=64)`` of local shards (what decoding alone costs);
+- ``{http,s3}.raw``: a plain GET of every shard's bytes over that transport (the transfer ceiling);
+- ``{http,s3}.seq``: ``ds.ordered(batch_size=64)`` over that transport;
+- ``{local,http,s3}.torch.N``: ``ds.to_torch(batch_size=64, shuffle=True, output="torch")``
+  (``transform=`` to tensors where ``output`` is unknown) through ``tds.loader(num_workers=N)``,
+  a whole epoch (or ``--limit`` seconds), start-up included;
+- ``ceiling.N``: the DataLoader moving ready-made tensors of the same batch shape (its own cost).
+
+Run: ``uv run python benchmarks/bench_torch.py [--limit S] [row-prefix ...]`` (or
+``benchmarks/run.py torch``). Rates are samples/s; RSS is the peak of the measuring process and,
+separately, of its largest worker.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import socket
+import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
 
-import _workload as W
+import _workload as W  # noqa: E402
+
+BATCH = 64
+WORKERS = (0, 1, 2)
 
 
 def _to_tensors(b):
@@ -27,60 +45,343 @@ def _to_tensors(b):
     }
 
 
-def _ceiling_cls():
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# -- servers (own processes) -----------------------------------------------------------------
+_HTTP_SERVER = r"""
+import http.server, os, sys
+class H(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_GET(self):
+        rng = self.headers.get("Range")
+        if not rng:
+            return super().do_GET()
+        path = self.translate_path(self.path)
+        size = os.path.getsize(path)
+        lo, hi = (int(x) for x in rng.split("=")[1].split("-"))
+        hi = min(hi, size - 1)
+        self.send_response(206)
+        self.send_header("Content-Range", f"bytes {lo}-{hi}/{size}")
+        self.send_header("Content-Length", str(hi + 1 - lo))
+        self.end_headers()
+        with open(path, "rb") as f:
+            f.seek(lo)
+            self.wfile.write(f.read(hi + 1 - lo))
+http.server.ThreadingHTTPServer.daemon_threads = True
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])),
+    lambda *a, **k: H(*a, directory=sys.argv[2], **k))
+srv.serve_forever()
+"""
+
+
+def _wait_port(port: int, proc: subprocess.Popen) -> None:
+    for _ in range(300):
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("server did not start")
+
+
+def start_http(d: str) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-c", _HTTP_SERVER, str(port), d])
+    _wait_port(port, proc)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def start_s3(paths: list[str]) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    exe = os.path.join(os.path.dirname(sys.executable), "moto_server")
+    proc = subprocess.Popen(
+        [exe, "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _wait_port(port, proc)
+    url = f"http://127.0.0.1:{port}"
+    c = _s3_client(url)
+    c.create_bucket(Bucket="bench")
+    for p in paths:
+        c.upload_file(p, "bench", os.path.basename(p))
+    return proc, url
+
+
+def _s3_client(url: str):
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
+
+
+# -- one row (run in a fresh process) -------------------------------------------------------
+def _dataset(kind: str, base: str, paths: list[str]):
+    import atdata
+
+    st = W.sample_type()
+    names = [os.path.basename(p) for p in paths]
+    if kind == "local":
+        return atdata.Dataset[st](paths)
+    if kind == "http":
+        return atdata.Dataset[st]([f"{base}/{n}" for n in names])
+    from atdata.stores._s3 import S3Source
+
+    src = S3Source(
+        [f"s3://bench/{n}" for n in names],
+        endpoint_url=base,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
+    return atdata.Dataset[st](src)
+
+
+def _loader(ds, nw: int):
+    import inspect
+
+    from atdata.dataset._torch import TorchDataset
+
+    kw = dict(batch_size=BATCH, shuffle=True, seed=0)
+    if "output" in inspect.signature(TorchDataset.__init__).parameters:
+        kw["output"] = "torch"
+    else:  # before issue 12: batches are SampleBatch objects
+        kw["transform"] = _to_tensors
+    tds = ds.to_torch(**kw)
+    return tds.loader(num_workers=nw)
+
+
+def _ceiling(nw: int):
     import numpy as np
     import torch
-    from torch.utils.data import IterableDataset, get_worker_info
+    from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
     class Ceiling(IterableDataset):
         def __iter__(self):
             info = get_worker_info()
-            nw, wid = (info.num_workers, info.id) if info else (1, 0)
-            img = np.zeros((64, 3, 64, 64), np.uint8)
-            emb = np.zeros((64, 256), np.float32)
-            for _ in range(wid, W.N_SAMPLES // 64, nw):
+            k, w = (info.num_workers, info.id) if info else (1, 0)
+            img = np.zeros((BATCH, 3, 64, 64), np.uint8)
+            emb = np.zeros((BATCH, 256), np.float32)
+            for _ in range(w, W.N_SAMPLES // BATCH, k):
                 yield {
                     "image": torch.from_numpy(img.copy()),
                     "embedding": torch.from_numpy(emb.copy()),
-                    "label": ["x"] * 64,
-                    "idx": torch.arange(64),
+                    "label": ["x"] * BATCH,
+                    "idx": torch.arange(BATCH),
                 }
 
-    return Ceiling
+    return DataLoader(Ceiling(), batch_size=None, num_workers=nw)
 
 
-Ceiling = None
+def _drain(it, limit_s: float) -> tuple[int, float, float]:
+    """Samples, seconds, and the steady rate (after the first item: worker start-up excluded)."""
+    t0 = time.perf_counter()
+    n = 0
+    n1 = t1 = None
+    for b in it:
+        n += len(b["idx"]) if isinstance(b, dict) else len(b)
+        if t1 is None:
+            n1, t1 = n, time.perf_counter()
+        if time.perf_counter() - t0 > limit_s:
+            break
+    t = time.perf_counter()
+    steady = (n - n1) / (t - t1) if t1 is not None and t > t1 and n > n1 else 0.0
+    return n, t - t0, steady
 
 
-def main() -> None:
-    global Ceiling
+class _TreeRSS:
+    """Peak resident memory of this process and, separately, of its largest child (DataLoader
+    workers), sampled every 20 ms from /proc (``ru_maxrss`` would include the launcher's)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.self_kb = 0
+        self.child_kb = 0
+        self._done = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    @staticmethod
+    def _rss(pid: int) -> int:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
+    def _children(self) -> list[int]:
+        out = []
+        try:
+            for tid in os.listdir("/proc/self/task"):
+                with open(f"/proc/self/task/{tid}/children") as f:
+                    out += [int(x) for x in f.read().split()]
+        except OSError:
+            pass
+        return out
+
+    def _run(self) -> None:
+        while not self._done.wait(0.02):
+            self.self_kb = max(self.self_kb, self._rss(os.getpid()))
+            for c in self._children():
+                self.child_kb = max(self.child_kb, self._rss(c))
+
+    def stop(self) -> tuple[float, float]:
+        self._done.set()
+        self._t.join()
+        return self.self_kb / 1024, self.child_kb / 1024
+
+
+def row(name: str, base: str, limit_s: float) -> dict:
+    paths = W.shard_paths(W.data_dir())
+    rss = _TreeRSS()
+    kind, what, *rest = name.split(".")
+    if kind == "ceiling":
+        n, dt, steady = _drain(_ceiling(int(what)), limit_s)
+    elif what == "raw":
+        n, dt = _raw(kind, base, paths)
+        steady = n / dt
+    else:
+        if kind == "local":
+            W.warm(paths)
+        ds = _dataset(kind, base, paths)
+        if what == "seq":
+            n, dt, steady = _drain(ds.ordered(batch_size=BATCH), limit_s)
+        else:
+            import torch  # noqa: F401  (a fixed cost, not the loader's)
+
+            import atdata.dataset._torch  # noqa: F401
+
+            t0 = time.perf_counter()
+            loader = _loader(ds, int(rest[0]))
+            init = time.perf_counter() - t0
+            n, dt, steady = _drain(loader, limit_s)
+            dt = time.perf_counter() - t0
+    own, worker = rss.stop()
+    return {
+        "row": name,
+        "n": n,
+        "seconds": dt,
+        "steady": steady,
+        "init_s": locals().get("init", 0.0),
+        "rss_mb": own,
+        "worker_rss_mb": worker,
+    }
+
+
+def _raw(kind: str, base: str, paths: list[str]) -> tuple[int, float]:
+    t0 = time.perf_counter()
+    if kind == "http":
+        import urllib.request
+
+        for p in paths:
+            with urllib.request.urlopen(f"{base}/{os.path.basename(p)}") as r:
+                while r.read(1 << 20):
+                    pass
+    else:
+        c = _s3_client(base)
+        for p in paths:
+            body = c.get_object(Bucket="bench", Key=os.path.basename(p))["Body"]
+            while body.read(1 << 20):
+                pass
+    return W.N_SAMPLES, time.perf_counter() - t0
+
+
+def _run_row(name: str, servers: dict, limit: float) -> dict | None:
+    kind = name.split(".")[0]
+    base = servers[kind][1] if kind in servers else "-"
+    env = {**os.environ, "ATDATA_CACHE_DIR": os.path.join(W.DATA, "_cache_" + name)}
+    out = subprocess.run(
+        [sys.executable, __file__, "--row", name, base, str(limit)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if out.returncode != 0:
+        print(f"  {name:16s} FAILED: {out.stderr.strip().splitlines()[-3:]}")
+        return None
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    r["rate"] = r["n"] / r["seconds"]
+    return r
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["--row"]:
+        print(json.dumps(row(argv[1], argv[2], float(argv[3]))))
+        return
     try:
         import torch  # noqa: F401
     except ImportError:
         print('torch benchmark skipped: torch is not installed (pip install "atdata[torch]")')
         return
-    from torch.utils.data import DataLoader
-
-    import atdata
-
-    Ceiling = _ceiling_cls()
-    Ceiling.__qualname__ = "Ceiling"
-    paths = W.shard_paths(W.data_dir())
-    W.warm(paths)
-    ds = atdata.Dataset[W.sample_type()](paths)
-    print("to_torch(batch_size=64, shuffle=True, transform=to tensors), 20,000 samples:")
-    for nw in (0, 1, 2):
-        tds = ds.to_torch(batch_size=64, shuffle=True, seed=0, transform=_to_tensors)
-        t0 = time.perf_counter()
-        n = sum(len(b["idx"]) for b in tds.loader(num_workers=nw))
-        ours = n / (time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        m = sum(len(b["idx"]) for b in DataLoader(Ceiling(), batch_size=None, num_workers=nw))
-        ceil = m / (time.perf_counter() - t0)
-        print(
-            f"  num_workers={nw}: atdata {ours:,.0f} samples/s; DataLoader ceiling {ceil:,.0f} ({ours / ceil:.2f}x)"
-        )
+    limit, rounds = 60.0, 1
+    while argv[:1] in (["--limit"], ["--rounds"]):
+        if argv[0] == "--limit":
+            limit = float(argv[1])
+        else:
+            rounds = int(argv[1])
+        argv = argv[2:]
+    names = ["local.seq"]
+    for kind in ("http", "s3"):
+        names += [f"{kind}.raw", f"{kind}.seq"]
+    for kind in ("local", "http", "s3"):
+        names += [f"{kind}.torch.{nw}" for nw in WORKERS]
+    names += [f"ceiling.{nw}" for nw in WORKERS]
+    if argv:
+        names = [n for n in names if any(n.startswith(a) for a in argv)]
+    d = W.data_dir()
+    paths = W.shard_paths(d)
+    size = sum(os.path.getsize(p) for p in paths)
+    print(
+        f"workload: {W.N_SAMPLES} samples, {len(paths)} shards, {size / 1e6:.0f} MB; batch {BATCH}"
+    )
+    servers = {}
+    try:
+        if any(n.startswith("http") for n in names):
+            servers["http"] = start_http(d)
+        if any(n.startswith("s3") for n in names):
+            servers["s3"] = start_s3(paths)
+        results = []
+        for name in names:
+            best = None
+            for _ in range(rounds):
+                r = _run_row(name, servers, limit)
+                if r is not None and (best is None or r["rate"] > best["rate"]):
+                    best = r
+            if best is None:
+                continue
+            results.append(best)
+            print(
+                f"  {name:16s} {best['rate']:9,.0f} samples/s whole run, "
+                f"{best['steady']:9,.0f} after the first item  "
+                f"({best['n']:,} in {best['seconds']:.1f} s, to_torch() {best['init_s']:.1f} s)  "
+                f"peak RSS {best['rss_mb']:.0f} MB, largest worker {best['worker_rss_mb']:.0f} MB",
+                flush=True,
+            )
+        out_path = os.environ.get("BENCH_TORCH_JSON")
+        if out_path:
+            with open(out_path, "w") as f:
+                json.dump(results, f, indent=1)
+    finally:
+        for proc, _ in servers.values():
+            proc.terminate()
+            proc.wait()
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
