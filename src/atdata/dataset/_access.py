@@ -180,12 +180,12 @@ class ShardTable:
         off, size = idx.offsets[pos], idx.sizes[pos]
         where = f" in shard {shard}, sample {key!r}"
         source = self.source
-        read_range = getattr(source, "read_range", None)
         if not is_remote(shard) and type(source) is URLSource:
-            if self.fds is None:
-                self.fds = FdCache()
-            data = self.fds.pread(shard, off, size)
-        elif read_range is not None:
+            fds = self.fds
+            if fds is None:
+                fds = self.fds = FdCache()
+            data = fds.pread(shard, off, size)
+        elif (read_range := getattr(source, "read_range", None)) is not None:
             data = read_range(shard, off, size)
         else:
             f = source.open_shard(shard)
