@@ -35,6 +35,7 @@ __all__ = [
     "BlobSource",
     "PDSBlobStore",
     "ShardUploadResult",
+    "SidecarSource",
     "VerifiedHTTPSource",
     "VerifiedSource",
     "blob_shard_id",
@@ -222,7 +223,9 @@ class BlobSource:
         try:
             cid, sha, size = self._blobs[shard]
         except KeyError:
-            raise ShardError(f"{shard} is not a shard of this dataset") from None
+            raise ShardError(
+                f"{shard} not found: it is not a blob of this dataset ({len(self._order)} shards)"
+            ) from None
         return _open_http(
             f"{self.pds}/xrpc/com.atproto.sync.getBlob",
             shard,
@@ -232,11 +235,96 @@ class BlobSource:
         )
 
     def read_range(self, shard: str, offset: int, size: int) -> bytes:
-        """``size`` bytes at ``offset`` of a shard (the shard is fetched once and kept)."""
-        return self._ranges.read(shard, offset, size)
+        """``size`` bytes at ``offset`` of a shard: a Range request, or (when the PDS ignores
+        Range) the whole blob, fetched once and kept."""
+        if shard not in self._blobs:
+            raise ShardError(f"{shard} not found: it is not a blob of this dataset")
+        cid = self._blobs[shard][0]
+        url = f"{self.pds}/xrpc/com.atproto.sync.getBlob"
+        got = _http_range(url, {"did": self.did, "cid": cid}, offset, size)
+        return got if got is not None else self._ranges.read(shard, offset, size)
 
     def __repr__(self) -> str:
         return f"BlobSource({self.did!r}, {len(self._order)} blobs)"
+
+
+def _http_range(url: str, params: dict[str, str] | None, offset: int, size: int) -> bytes | None:
+    """``size`` bytes at ``offset`` by a Range request; ``None`` when the server ignores Range."""
+    from atdata.atmosphere._resolve import http_client
+
+    httpx = require("httpx", "atmosphere", "reading remote shards")
+    headers = {"Accept-Encoding": "identity", "Range": f"bytes={offset}-{offset + size - 1}"}
+    try:
+        r = http_client().get(url, params=params, headers=headers)
+    except httpx.HTTPError as exc:
+        raise ShardError(f"cannot read {url}: {type(exc).__name__}: {exc}") from None
+    if r.status_code != 206:
+        return None
+    if len(r.content) != size:
+        raise ShardError(f"short read of {url}: wanted {size} bytes at {offset}")
+    return bytes(r.content)
+
+
+def sha256_of_cid(cid: str) -> str | None:
+    """The sha256 digest (hex) inside a CID, when it is a sha256 CID.
+
+    Examples:
+        >>> sha256_of_cid("bafkreif2pall7dybz7vecqka3zo24irdwabwdi4wc55jznaq75q7eaavvu")
+        'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'
+    """
+    try:
+        h = require("libipld", "atmosphere", "CIDs").decode_cid(cid)["hash"]
+    except Exception:
+        return None
+    return bytes(h["digest"]).hex() if h.get("code") == 0x12 else None
+
+
+class SidecarSource:
+    """A source whose manifests (``<shard>.manifest.json``/``.parquet``) are PDS blobs named by
+    the entry record; everything else goes to the inner source.
+
+    Args:
+        inner: The shards' source.
+        pds: The PDS serving the manifest blobs.
+        did: Their repository.
+        sidecars: ``{sidecar path of a shard: blob reference}``.
+    """
+
+    def __init__(self, inner: Any, pds: str, did: str, sidecars: dict[str, dict[str, Any]]) -> None:
+        self.inner, self.pds, self.did = inner, pds.rstrip("/"), did
+        self._sidecars = dict(sidecars)
+        self.spec = getattr(inner, "spec", None)
+
+    def list_shards(self) -> list[str]:
+        """The inner source's shards."""
+        return list(self.inner.list_shards())
+
+    @property
+    def shards(self) -> Iterator[str]:
+        """The inner source's shards (lazy)."""
+        return iter(self.list_shards())
+
+    def open_shard(self, shard: str) -> Any:
+        """A manifest blob (checked against its CID) or a shard of the inner source."""
+        ref = self._sidecars.get(shard)
+        if ref is None:
+            return self.inner.open_shard(shard)
+        cid = str(ref["ref"]["$link"])
+        size = ref.get("size")
+        return _open_http(
+            f"{self.pds}/xrpc/com.atproto.sync.getBlob",
+            shard,
+            sha256_of_cid(cid),
+            int(size) if isinstance(size, int) else None,
+            {"did": self.did, "cid": cid},
+        )
+
+    def read_range(self, shard: str, offset: int, size: int) -> bytes:
+        """``size`` bytes at ``offset`` of a shard of the inner source."""
+        return bytes(self.inner.read_range(shard, offset, size))
+
+    def __repr__(self) -> str:
+        return f"SidecarSource({self.inner!r}, {len(self._sidecars)} manifest blobs)"
 
 
 class VerifiedHTTPSource:
@@ -269,8 +357,10 @@ class VerifiedHTTPSource:
         return _open_http(shard, shard, self._sha.get(shard), None)
 
     def read_range(self, shard: str, offset: int, size: int) -> bytes:
-        """``size`` bytes at ``offset`` of a shard (fetched once and kept)."""
-        return self._ranges.read(shard, offset, size)
+        """``size`` bytes at ``offset`` of a shard: a Range request, or (when the server ignores
+        Range) the whole shard, fetched once and kept."""
+        got = _http_range(shard, None, offset, size)
+        return got if got is not None else self._ranges.read(shard, offset, size)
 
     def __repr__(self) -> str:
         return f"VerifiedHTTPSource({len(self._order)} shards)"

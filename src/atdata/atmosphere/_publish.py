@@ -178,6 +178,7 @@ def publish_dataset(
     num_samples: int | None = None,
     metadata: dict[str, Any] | None = None,
     max_blob_size: int | None = None,
+    manifests: bool | None = None,
 ) -> Published:
     """Publish a dataset entry whose shards are PDS blobs, HTTP URLs or S3 keys.
 
@@ -194,6 +195,9 @@ def publish_dataset(
         num_samples: Stored as ``size.samples``.
         metadata: Extra metadata (any msgpack value; floats are fine here).
         max_blob_size: Cap per blob (blob storage).
+        manifests: Carry the shards' manifests (uploaded as blobs, listed in the record's
+            ``manifests``) so remote ``ds.query`` works: ``None`` when every shard has one,
+            ``True`` requires them, ``False`` leaves them out.
 
     Returns:
         :class:`Published`; publishing the same content again writes nothing.
@@ -229,6 +233,16 @@ def publish_dataset(
         raise ConfigError(f"storage must be 'blobs', 'http' or 's3', got {storage!r}")
     if num_samples is not None:
         size["samples"] = num_samples
+    extra: dict[str, Any] = {}
+    if manifests is not False and size.get("shards") == len(shards):
+        found = carry_manifests(atmo, _manifest_places(storage, list(shards), bucket, endpoint))
+        if found is not None:
+            extra["manifests"] = found
+        elif manifests:
+            raise ConfigError(
+                f"dataset {name!r}: not every shard has a manifest beside it; build them with "
+                "`atdata manifest build` or publish with manifests=False"
+            )
     return publish_entry(
         atmo,
         name,
@@ -239,8 +253,55 @@ def publish_dataset(
         license=license,
         size=size,
         metadata=meta or None,
+        extra=extra,
         blob_cids=blob_cids,
     )
+
+
+def _manifest_places(
+    storage: str, shards: list[str], bucket: str | None, endpoint: str | None
+) -> tuple[Any, list[str]]:
+    """(source reading sidecars, shard locations) for the manifests beside the shards."""
+    if storage == "s3":
+        from atdata.stores._s3 import S3Source
+
+        urls = [f"s3://{bucket}/{k}" for k in shards]
+        return S3Source(urls, **({"endpoint_url": endpoint} if endpoint else {})), urls
+    if storage == "http":
+        from atdata._shards.sources import URLSource
+
+        return URLSource(shards), shards
+    return None, shards
+
+
+def carry_manifests(atmo: Any, places: tuple[Any, list[str]]) -> list[dict[str, Any]] | None:
+    """Upload the manifest beside each shard (JSON header, parquet rows) as blobs; the entry's
+    ``manifests`` list (``{"header": blob, "samples": blob}`` per shard, in shard order), or
+    ``None`` when a shard has no manifest."""
+    from atdata.manifest._paths import manifest_paths
+    from atdata.manifest._read import read_sidecar
+
+    source, shards = places
+    files: list[tuple[bytes, bytes | None]] = []
+    for shard in shards:
+        jpath, ppath = manifest_paths(shard)
+        try:
+            header = read_sidecar(source, jpath)
+            rows = read_sidecar(source, ppath) if header is not None else None
+        except Exception:  # an unreachable sidecar: publish without manifests
+            return None
+        if header is None:
+            return None
+        files.append((header, rows))
+    out = []
+    for header, rows in files:
+        item = {
+            "header": atmo.upload_blob(header, "application/octet-stream")
+        }  # (the SDK re-encodes a JSON body)
+        if rows is not None:
+            item["samples"] = atmo.upload_blob(rows, "application/vnd.apache.parquet")
+        out.append(item)
+    return out
 
 
 def publish_entry(

@@ -262,7 +262,28 @@ def find_entry(
 
 
 def source_for(ident: Identity, entry: dict[str, Any]) -> Any:
-    """The :class:`~atdata.DataSource` reading an entry's storage (blobs, HTTP or S3)."""
+    """The :class:`~atdata.DataSource` reading an entry's storage (blobs, HTTP or S3); when the
+    entry carries its shards' manifests (blobs), they are served beside the shards, so
+    ``ds.query`` prunes and reads by range as it does locally."""
+    source = _shard_source(ident, entry)
+    manifests = entry.get("manifests")
+    shards = source.list_shards()
+    if not isinstance(manifests, list) or len(manifests) != len(shards):
+        return source
+    from atdata.atmosphere._blobs import SidecarSource
+    from atdata.manifest._paths import manifest_paths
+
+    sidecars: dict[str, dict[str, Any]] = {}
+    for shard, m in zip(shards, manifests, strict=True):
+        jpath, ppath = manifest_paths(shard)
+        if isinstance(m, dict) and isinstance(m.get("header"), dict):
+            sidecars[jpath] = m["header"]
+            if isinstance(m.get("samples"), dict):
+                sidecars[ppath] = m["samples"]
+    return SidecarSource(source, ident.pds, ident.did, sidecars) if sidecars else source
+
+
+def _shard_source(ident: Identity, entry: dict[str, Any]) -> Any:
     st = entry.get("storage") or {}
     kind = st.get("$type")
 
