@@ -75,12 +75,10 @@ class Account(dict):
 
 
 def _make_account(pds: Any, prefix: str) -> Account:
-    from atdata.atmosphere import _pdsrun
+    from atdata.atmosphere import create_dev_account
 
-    handle = f"{prefix}{secrets.token_hex(3)}.test"
-    password = f"pw-{secrets.token_urlsafe(12)}"
-    made = _pdsrun.create_account(pds.url, handle, password)
-    return Account(handle=made["handle"], did=made["did"], password=password)
+    made = create_dev_account(pds.url, f"{prefix}{secrets.token_hex(3)}.test")
+    return Account(handle=made.handle, did=made.did, password=made.password)
 
 
 @pytest.fixture(scope="session")

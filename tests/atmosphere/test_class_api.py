@@ -186,3 +186,25 @@ def test_promote_to_atmosphere_on_the_mock(tmp_path):
     assert (again, again.created) == (uri, False)
     renamed = atdata.promote_to_atmosphere(entry, idx, m, name="cells-v")
     assert m.get_record(renamed)["name"] == "cells-v" and renamed != uri
+
+
+def test_schema_type_does_not_depend_on_key_order():
+    # a PDS may return an optional field before a required one
+    m = MockAtmosphere(did="did:plc:k1")
+    body = {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "type": "object",
+        "properties": {"note": {"type": "string"}, "idx": {"type": "integer"}},
+        "required": ["idx"],
+    }
+    uri = m.create_record(
+        "science.alt.dataset.schema",
+        {"$type": "science.alt.dataset.schema", "name": "Late", "version": "1.0.0",
+         "schemaType": "jsonSchema", "schema": body, "createdAt": "2025-01-01T00:00:00Z"},
+        rkey="late:1.0.0",
+    )  # fmt: skip
+    Late = SchemaLoader(m).get_type(uri)
+    s = Late(idx=4)
+    assert (s.idx, s.note) == (4, None)
+    back = Late.from_bytes(s.packed)
+    assert (back.idx, back.note) == (4, None)

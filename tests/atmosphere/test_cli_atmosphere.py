@@ -54,3 +54,18 @@ def test_local_down_without_servers(capsys, tmp_path, monkeypatch):
     assert main(["local", "down", "--pds"]) == 0
     assert capsys.readouterr().out.strip() == "no PDS is running"
     assert main(["local", "up"]) == 1
+
+
+def test_local_up_creates_a_test_account_on_the_running_pds(pds, monkeypatch, capsys):
+    from atdata.atmosphere import Atmosphere, _pdsrun
+
+    if not any(s.port == pds.port for s in _pdsrun.running()):
+        pytest.skip("the test PDS was not started by this process (ATDATA_TEST_PDS_URL)")
+    monkeypatch.setenv("COLUMNS", "250")
+    assert main(["local", "up", "--pds", "--port", str(pds.port), "--account", "carol"]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("account @carol.test"))
+    password = line.split(" password ")[1].strip()
+    assert f"atdata login carol.test --pds {pds.url}" in out
+    atmo = Atmosphere.login("carol.test", password, pds.url)
+    assert atmo.handle == "carol.test" and atmo.did.startswith("did:plc:")

@@ -30,52 +30,10 @@ from atdata._errors import (
 from atdata._extras import require
 from atdata.atmosphere._cid import check_no_floats
 from atdata.atmosphere._resolve import Identity, get_record, iter_records, resolve_identity
+from atdata.atmosphere._session import AUTH_ERRORS, session_file, write_private, xrpc_error
 from atdata.atmosphere._types import LEXICON_NAMESPACE, AtUri
 
 __all__ = ["Atmosphere", "AtmosphereClient", "session_file"]
-
-_AUTH_ERRORS = {
-    "ExpiredToken",
-    "InvalidToken",
-    "AuthenticationRequired",
-    "AuthMissing",
-    "AccountTakedown",
-}
-
-
-def session_file() -> pathlib.Path:
-    """Where the session is saved: ``$ATDATA_SESSION_FILE`` or ``~/.config/atdata/atmosphere-session.json``."""
-    env = os.environ.get("ATDATA_SESSION_FILE")
-    if env:
-        return pathlib.Path(env).expanduser()
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return pathlib.Path(base) / "atdata" / "atmosphere-session.json"
-
-
-def _write_private(path: pathlib.Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
-def _xrpc_error(exc: Exception) -> tuple[int | None, str, str]:
-    """(status, error name, server message) of an SDK exception, without any request data."""
-    resp = getattr(exc, "response", None)
-    if resp is None:
-        return None, type(exc).__name__, ""
-    content = getattr(resp, "content", None)
-    name = getattr(content, "error", None) or ""
-    msg = getattr(content, "message", None) or ""
-    if isinstance(content, dict):
-        name, msg = content.get("error", ""), content.get("message", "")
-    return getattr(resp, "status_code", None), str(name), str(msg)
-
 
 _DEFAULT_PDS = "https://bsky.social"
 
@@ -176,8 +134,8 @@ class Atmosphere:
         try:
             self._client.login(ident, password, fetch_bsky_profile=False)
         except Exception as exc:
-            status, name, msg = _xrpc_error(exc)
-            if status in (400, 401) or name in _AUTH_ERRORS or name == "AuthFactorTokenRequired":
+            status, name, msg = xrpc_error(exc)
+            if status in (400, 401) or name in AUTH_ERRORS or name == "AuthFactorTokenRequired":
                 raise AuthenticationError(
                     f"login as {ident} at {base} failed: {name or status}"
                     + (f" ({msg})" if msg else "")
@@ -279,14 +237,14 @@ class Atmosphere:
             "pds": self.pds,
             "session": self._client.export_session_string(),
         }
-        _write_private(self._session_path, json.dumps(data))
+        write_private(self._session_path, json.dumps(data))
 
     def _auth_failure(self, exc: Exception, doing: str) -> AuthenticationError | StorageError:
-        status, name, msg = _xrpc_error(exc)
+        status, name, msg = xrpc_error(exc)
         if name == "RecordNotFound" or "Could not locate record" in msg:
             return RecordNotFoundError(f"{doing} failed: {name}: {msg}".rstrip(": "))
         who = f"@{self._session['handle']}" if self._session else "this account"
-        if (status in (400, 401) and (name in _AUTH_ERRORS or status == 401)) or type(
+        if (status in (400, 401) and (name in AUTH_ERRORS or status == 401)) or type(
             exc
         ).__name__ == "LoginRequiredError":
             return AuthenticationError(

@@ -29,12 +29,15 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from typing import Any
 
 from atdata._errors import ConfigError, StorageError
 
 __all__ = [
+    "DevAccount",
     "PDSServer",
     "create_account",
+    "create_dev_account",
     "free_port",
     "install",
     "pds_home",
@@ -364,3 +367,52 @@ def create_account(
             f"the PDS at {url} refused to create account {handle!r}: {detail}"
         ) from None
     return {"did": out["did"], "handle": out["handle"]}
+
+
+@dataclasses.dataclass(frozen=True)
+class DevAccount:
+    """An account on a development PDS: handle, DID, password and the PDS URL.
+
+    ``repr`` leaves the password out; :meth:`login` gives a logged-in
+    :class:`~atdata.atmosphere.Atmosphere`.
+    """
+
+    handle: str
+    did: str
+    password: str = dataclasses.field(repr=False)
+    pds: str
+
+    def login(self) -> Any:
+        """A logged-in :class:`~atdata.atmosphere.Atmosphere` for this account (not saved)."""
+        from atdata.atmosphere._client import Atmosphere
+
+        return Atmosphere.login(self.handle, self.password, self.pds)
+
+
+def create_dev_account(
+    pds: str | None = None, handle: str | None = None, password: str | None = None
+) -> DevAccount:
+    """Create an account on a development PDS (default: the one ``atdata local up --pds``
+    started), with a random password unless one is given.
+
+    Args:
+        pds: The PDS URL (default: the running local one).
+        handle: The handle (default ``user-<random>.test``; a bare name gets ``.test``).
+        password: The password (default: random).
+
+    Raises:
+        ConfigError: No local PDS is running, or the PDS refuses the handle.
+    """
+    import secrets
+
+    if pds is None:
+        servers = running()
+        if not servers:
+            raise ConfigError("no local PDS is running; start one with `atdata local up --pds`")
+        pds = servers[0].url
+    handle = handle or f"user-{secrets.token_hex(3)}.test"
+    if "." not in handle:
+        handle += ".test"
+    password = password or secrets.token_urlsafe(16)
+    made = create_account(pds.rstrip("/"), handle, password)
+    return DevAccount(made["handle"], made["did"], password, pds.rstrip("/"))

@@ -145,19 +145,24 @@ def register(app: typer.Typer) -> None:
         ),
         port: int = typer.Option(2583, help="PDS port"),
         fresh: bool = typer.Option(False, help="Wipe the PDS data directory first"),
+        account: str = typer.Option(
+            None, help="Also create this test account (e.g. alice -> alice.test) and print it"
+        ),
     ) -> None:
         """Start local services (--pds: a loopback PDS; installs on first use, 2-6 minutes)."""
         if not pds:
             raise ConfigError("say which service to start, e.g. `atdata local up --pds`")
         from atdata.atmosphere import _pdsrun
 
-        s = _pdsrun.start(port, fresh=fresh)
-        _console().print(
-            f"PDS {s.url} (PLC {s.plc_url}), pid {s.pid}, data {s.data_dir}, log {s.log}"
-        )
-        _console().print(
-            f"use it with: export ATDATA_PLC_URL={s.plc_url} ATDATA_HANDLE_RESOLVER={s.url}"
-        )
+        up = [r for r in _pdsrun.running() if r.port == port]
+        s = up[0] if up else _pdsrun.start(port, fresh=fresh)
+        con = _console()
+        con.print(f"PDS {s.url} (PLC {s.plc_url}), pid {s.pid}, data {s.data_dir}, log {s.log}")
+        con.print(f"use it with: export ATDATA_PLC_URL={s.plc_url} ATDATA_HANDLE_RESOLVER={s.url}")
+        if account:
+            acct = _pdsrun.create_dev_account(s.url, account)
+            con.print(f"account @{acct.handle} ({acct.did}) password {acct.password}")
+            con.print(f"log in with: atdata login {acct.handle} --pds {s.url}")
 
     @local.command("down")
     def local_down(
