@@ -403,3 +403,67 @@ def test_upstream_names_exist():
     assert atdata.local.LocalIndex is atdata.Index is atdata.local.Index
     assert atdata.Repository is atdata.repository.Repository
     assert atdata.main is atdata.cli.main
+
+
+# -- labels and stored lenses (SQLite, Redis and PostgreSQL) ------------------------------------
+@pytest.fixture(params=["sqlite", "redis", "postgres"])
+def any_index(request, tmp_path):
+    from tests._index_backends import make_factory
+
+    factory, cleanup = make_factory(request.param, tmp_path)
+    idx = Index(factory(), data_store=atdata.LocalDiskStore(tmp_path / "data"))
+    yield idx
+    cleanup()
+
+
+def test_labels(any_index):
+    a = any_index.write(_pts(2), name="mnist")
+    b = any_index.write(_pts(3), name="mnist")
+    any_index.label("stable", a.cid, version="1.0.0", description="first")
+    any_index.label("stable", b.cid, version="2.0.0")
+    assert any_index.get_label("stable", "1.0.0") == a
+    assert any_index.get_label("stable") == b  # the most recently set
+    any_index.label("stable", a.cid, version="2.0.0")  # moving a label
+    assert any_index.get_label("stable", "2.0.0") == a
+    assert sorted(any_index.list_labels()) == [
+        ("stable", a.cid, "1.0.0"),
+        ("stable", a.cid, "2.0.0"),
+    ]
+    assert list(any_index.labels) == any_index.list_labels("local")
+    with pytest.raises(KeyError, match="no label 'nope'"):
+        any_index.get_label("nope")
+    with pytest.raises(KeyError, match="no dataset entry with CID 'bafynothing'"):
+        any_index.label("dangling", "bafynothing")
+
+
+def test_stored_lenses(any_index):
+    from tests._lens_defs import Full, NameOnly, full_to_name
+
+    ref = any_index.store_lens(full_to_name, name="full_to_name", description="drop value")
+    assert ref == "atdata://local/lens/full_to_name@1.0.0"
+    assert any_index.store_lens(full_to_name, name="full_to_name").endswith("@1.0.1")
+    rec = any_index.get_lens(ref)
+    assert (rec["sourceSchema"], rec["viewSchema"], rec["description"]) == (
+        "Full",
+        "NameOnly",
+        "drop value",
+    )
+    assert rec["getter"] == "tests._lens_defs:full_to_name"
+    assert rec["putter"] == "tests._lens_defs:full_to_name_put"
+    assert [r["version"] for r in any_index.find_lenses("Full", "NameOnly")] == ["1.0.0", "1.0.1"]
+    assert any_index.find_lenses("NameOnly") == []
+    assert [r["$ref"] for r in any_index.lenses] == [ref, "atdata://local/lens/full_to_name@1.0.1"]
+    got = any_index.load_lens(ref)
+    assert got(Full(name="a", value=1)) == NameOnly(name="a")
+    assert got.put(NameOnly(name="b"), Full(name="a", value=7)) == Full(name="b", value=7)
+    with pytest.raises(ValueError, match="already exists"):
+        any_index.store_lens(full_to_name, name="full_to_name", version="1.0.0")
+    with pytest.raises(KeyError, match="no lens"):
+        any_index.get_lens("atdata://local/lens/missing@1.0.0")
+
+    def local_fn(s: Full) -> NameOnly:
+        return NameOnly(name=s.name)
+
+    inner = any_index.store_lens(atdata.Lens(local_fn, source=Full, view=NameOnly), name="inner")
+    with pytest.raises(ValueError, match="no importable getter"):
+        any_index.load_lens(inner)

@@ -22,21 +22,18 @@ Examples:
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
 import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
 from atdata._errors import ConfigError, NotFoundError
-from atdata.index._entry import DatasetEntry, SchemaRecord, ShardRef, check_name
-from atdata.index._schemas import SchemaNamespace, publish_schema, resolve_schema, schema_dict
+from atdata.index._catalog import Catalog, entry_by_cid
+from atdata.index._entry import DatasetEntry, ShardRef, check_name
+from atdata.index._schemas import publish_schema
 from atdata.providers._base import IndexProvider
 from atdata.stores._base import atdata_home
 
 __all__ = ["Index", "Promoter", "atdata_home", "get_default_index", "set_default_index"]
-
-_ATMOSPHERE_DEFAULT: Any = object()  # Index(atmosphere=...) not given
 
 _default: Index | None = None
 
@@ -63,366 +60,13 @@ def get_default_index() -> Index:
     return _default
 
 
-def _make_provider(
-    provider: Any, path: Any, dsn: Any, redis: Any, prefix: str | None, redis_kwargs: dict[str, Any]
-) -> IndexProvider:
-    from atdata.providers._factory import create_provider
-
-    if isinstance(provider, IndexProvider):
-        return provider
-    if provider is None:
-        redis_like = redis is not None or bool(redis_kwargs)
-        provider = "redis" if redis_like else "postgres" if dsn is not None else "sqlite"
-    if not isinstance(provider, str):
-        raise ConfigError(
-            f"provider must be 'sqlite', 'redis', 'postgres' or an IndexProvider, "
-            f"got {type(provider).__name__}"
-        )
-    return create_provider(provider, path=path, dsn=dsn, redis=redis, prefix=prefix, **redis_kwargs)
-
-
-class Index:
+class Index(Catalog):
     """A catalogue of datasets and schemas: a provider (metadata) plus a data store (bytes).
 
-    Args:
-        provider: ``"sqlite"`` (default), ``"redis"``, ``"postgres"`` or an
-            :class:`~atdata.providers.IndexProvider`.
-        path: SQLite file (default ``$ATDATA_HOME/index.db``, ``~/.atdata/index.db``).
-        dsn: PostgreSQL connection string.
-        redis: Redis URL or client.
-        data_store: Where shards go. When given, :meth:`insert_dataset` copies shards into it;
-            without it, inserted datasets are indexed where they are and written samples go to
-            ``LocalDiskStore($ATDATA_HOME/data)`` (beside ``path`` when that is given).
-        repos: Further named :class:`~atdata.repository.Repository` objects; ``"lab/mnist"``
-            then names dataset ``mnist`` of repository ``lab`` (``"local"`` is this index).
-        atmosphere: An ATProto client for ``@handle/...`` names, or ``None`` for none.
-        auto_stubs: Write a ``.pyi`` stub for each schema loaded with :meth:`load_schema`.
-        stub_dir: Where stubs go (default ``$ATDATA_HOME/stubs``; giving it implies
-            ``auto_stubs``).
-        prefix: Redis key prefix / PostgreSQL schema name.
-        **kwargs: Redis connection options (``host=``, ``port=``, ``db=``): they select Redis.
+    Constructor arguments: see :class:`~atdata.index._catalog.Catalog`. This class adds
+    writing (:meth:`write`, :meth:`write_samples`, :meth:`insert_dataset`, :meth:`add_entry`),
+    labels, stored lenses, search and promotion.
     """
-
-    def __init__(
-        self,
-        provider: str | IndexProvider | None = None,
-        *,
-        path: str | os.PathLike[str] | None = None,
-        dsn: str | None = None,
-        redis: Any = None,
-        data_store: Any = None,
-        repos: dict[str, Any] | None = None,
-        atmosphere: Any = _ATMOSPHERE_DEFAULT,
-        auto_stubs: bool = False,
-        stub_dir: str | os.PathLike[str] | None = None,
-        prefix: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self.provider = _make_provider(provider, path, dsn, redis, prefix, kwargs)
-        self._explicit_store = data_store is not None
-        if data_store is None:
-            from atdata.stores._local import LocalDiskStore
-
-            base = os.path.dirname(os.fspath(path)) if path is not None else atdata_home()
-            data_store = LocalDiskStore(os.path.join(base, "data"))
-        self.data_store = data_store
-        self._repos: dict[str, Any] = {}
-        for rname, repo in (repos or {}).items():
-            if rname == "local" or not rname or "/" in rname or rname.startswith("@"):
-                raise ConfigError(
-                    f"repository name {rname!r} is reserved or invalid; use a plain name like 'lab'"
-                )
-            if not hasattr(repo, "provider"):
-                raise ConfigError(
-                    f"repos[{rname!r}] must be an atdata.repository.Repository, "
-                    f"got {type(repo).__name__}"
-                )
-            self._repos[rname] = repo
-        self._atmosphere = None if atmosphere is _ATMOSPHERE_DEFAULT else atmosphere
-        self._stub_dir = (
-            os.fspath(stub_dir) if stub_dir is not None
-            else os.path.join(atdata_home(), "stubs") if auto_stubs else None
-        )  # fmt: skip
-        self._types: dict[str, type] = {}
-        self._namespace = SchemaNamespace()
-
-    def __repr__(self) -> str:
-        return f"Index({self.provider!r}, data_store={self.data_store!r})"
-
-    @property
-    def repos(self) -> dict[str, Any]:
-        """The named repositories mounted beside ``"local"`` (a copy)."""
-        return dict(self._repos)
-
-    @property
-    def atmosphere(self) -> Any:
-        """The ATProto client given as ``atmosphere=``, or ``None``."""
-        return self._atmosphere
-
-    def _route(self, ref: str) -> tuple[IndexProvider, str]:
-        """``(provider, name in it)`` for ``"name"``, ``"@local/name"`` or ``"repo/name"``."""
-        if ref.startswith("@local/"):
-            return self.provider, ref[len("@local/") :]
-        if ref.startswith("@") or ref.startswith("at://"):
-            raise ConfigError(
-                f"{ref!r} names an atmosphere dataset; use atdata.load_dataset({ref!r}) or an "
-                "Index(atmosphere=client)"
-            )
-        head, sep, rest = ref.partition("/")
-        if sep and head in self._repos:
-            return self._repos[head].provider, rest
-        if sep and head == "local":
-            return self.provider, rest
-        return self.provider, ref
-
-    # -- schemas --------------------------------------------------------------------------------
-    def publish_schema(
-        self, sample_type: type, version: str | None = None, *, name: str | None = None,
-        description: str | None = None,
-    ) -> str:  # fmt: skip
-        """Store ``sample_type``'s schema and return its reference string.
-
-        Without ``version`` (or with ``""``), an identical type reuses its stored version and a
-        changed one gets the next: minor when it only adds optional fields, else major.
-
-        Returns:
-            ``"atdata://local/schema/<Name>@<version>"``.
-
-        Raises:
-            SchemaError: When an explicit ``version`` exists with a different body, or the type
-                is not packable (a ``TypeError``).
-            ConfigError: When ``version`` is not semantic (``1.0.0``, ``1.0.0-beta+b.1``).
-        """
-        rec = publish_schema(self.provider, sample_type, version, name, description)
-        self._types.setdefault(rec.ref, sample_type)
-        return rec.ref
-
-    def get_schema(self, ref: str) -> dict[str, Any]:
-        """A stored schema as a dict (``name``, ``version``, ``fields``, ``$ref``, ...).
-
-        ``ref`` is ``atdata://local/schema/N@1.0.0``, legacy ``local://schemas/mod.N@1.0.0``,
-        ``N@1.0.0`` or ``N`` (latest version).
-
-        Raises:
-            NotFoundError: (a ``KeyError``) When there is no such schema.
-            ConfigError: (a ``ValueError``) When ``ref`` is not a schema reference.
-        """
-        return schema_dict(resolve_schema(self.provider, ref))
-
-    def get_schema_record(self, ref: str) -> SchemaRecord:
-        """A stored schema as a :class:`~atdata.index.SchemaRecord` (typed fields, ``.body``).
-
-        Raises:
-            NotFoundError: (a ``KeyError``) When there is no such schema.
-        """
-        return resolve_schema(self.provider, ref)
-
-    def get_schema_type(self, ref: str) -> type:
-        """A ``@packable`` class for a stored schema (the published class if known, else rebuilt).
-
-        Raises:
-            NotFoundError: (a ``KeyError``) When there is no such schema.
-        """
-        rec = resolve_schema(self.provider, ref)
-        t = self._types.get(rec.ref)
-        if t is None:
-            t = self._types[rec.ref] = rec.sample_type()
-        return t
-
-    def decode_schema(self, ref: str) -> type:
-        """The class of a stored schema (same as :meth:`get_schema_type`)."""
-        return self.get_schema_type(ref)
-
-    def decode_schema_as(self, ref: str, type_hint: type[Any]) -> Any:
-        """:meth:`decode_schema`, typed as ``type_hint`` for IDEs (the runtime class is decoded)."""
-        return self.get_schema_type(ref)
-
-    def load_schema(self, ref: str) -> type:
-        """Decode a schema and make its class available as ``index.types.<Name>``.
-
-        With ``auto_stubs`` a ``.pyi`` stub is also written under :attr:`stub_dir`.
-        """
-        cls = self.get_schema_type(ref)
-        rec = resolve_schema(self.provider, ref)
-        self._namespace._register(rec.name, cls)
-        if self._stub_dir is not None:
-            from atdata.index._stubs import write_stub
-
-            write_stub(self._stub_dir, rec)
-        return cls
-
-    @property
-    def types(self) -> SchemaNamespace:
-        """Classes loaded with :meth:`load_schema`, by name (``index.types.Row``)."""
-        return self._namespace
-
-    @property
-    def stub_dir(self) -> str | None:
-        """Where stubs are written (``None`` unless ``auto_stubs`` or ``stub_dir`` was given)."""
-        return self._stub_dir
-
-    def get_import_path(self, ref: str) -> str | None:
-        """``"local.<Name>_<version>"`` for a schema's stub module, or ``None`` without stubs."""
-        if self._stub_dir is None:
-            return None
-        from atdata.index._stubs import stub_module_name
-
-        return f"local.{stub_module_name(resolve_schema(self.provider, ref))}"
-
-    def clear_stubs(self) -> int:
-        """Delete the written stubs; the number removed (0 without ``auto_stubs``)."""
-        if self._stub_dir is None:
-            return 0
-        from atdata.index._stubs import clear_stubs
-
-        return clear_stubs(self._stub_dir)
-
-    @property
-    def schemas(self) -> Iterator[SchemaRecord]:
-        """Every stored schema version as a record (lazy)."""
-        return iter(self.provider.list_schemas())
-
-    def list_schemas(self) -> list[dict[str, Any]]:
-        """Every stored schema version, as dicts (see :meth:`get_schema`)."""
-        return [schema_dict(r) for r in self.provider.list_schemas()]
-
-    def list_schema_records(self) -> list[SchemaRecord]:
-        """Every stored schema version as :class:`~atdata.index.SchemaRecord` objects."""
-        return self.provider.list_schemas()
-
-    # -- datasets -------------------------------------------------------------------------------
-    @property
-    def datasets(self) -> Iterator[DatasetEntry]:
-        """Every dataset entry of this index and its mounted repositories (lazy)."""
-        yield from self.provider.list_entries()
-        for repo in self._repos.values():
-            yield from repo.provider.list_entries()
-
-    def list_datasets(self, repo: str | None = None) -> list[DatasetEntry]:
-        """Dataset entries (all versions, by name and version) of ``repo`` or of every repository.
-
-        Args:
-            repo: ``"local"``, a mounted repository's name, or ``None`` for all.
-
-        Raises:
-            NotFoundError: (a ``KeyError``) For an unknown repository name.
-        """
-        if repo is None:
-            return list(self.datasets)
-        if repo == "local":
-            return self.provider.list_entries()
-        if repo not in self._repos:
-            raise NotFoundError(f"no repository {repo!r}; mounted: {['local', *self._repos]}")
-        return self._repos[repo].provider.list_entries()
-
-    @property
-    def entries(self) -> Iterator[DatasetEntry]:
-        """Every entry of this index (lazy)."""
-        return iter(self.provider.list_entries())
-
-    def list_entries(self) -> list[DatasetEntry]:
-        """Every entry of this index, sorted by name and version."""
-        return self.provider.list_entries()
-
-    @property
-    def all_entries(self) -> list[DatasetEntry]:
-        """Every entry of this index (a list; same as :meth:`list_entries`)."""
-        return self.provider.list_entries()
-
-    def get_entry(self, cid: str) -> DatasetEntry:
-        """The entry whose content identifier (:attr:`DatasetEntry.cid`) is ``cid``.
-
-        Raises:
-            NotFoundError: (a ``KeyError``) When no entry has that CID.
-        """
-        for e in self.provider.list_entries():
-            if e.cid == cid:
-                return e
-        raise NotFoundError(
-            f"no dataset entry with CID {cid!r} in the index at {self.provider.url}; "
-            "look entries up by name with get_entry_by_name(name)"
-        )
-
-    def get_entry_by_name(self, name: str, version: str | None = None) -> DatasetEntry:
-        """The entry called ``name`` (its latest version, or ``version``).
-
-        ``name`` may carry ``@local/`` or a mounted repository's prefix (``"lab/mnist"``).
-
-        Raises:
-            NotFoundError: (a ``KeyError``) When there is no such dataset or version.
-        """
-        provider, local = self._route(name)
-        e = provider.get_entry(local, version)
-        if e is None:
-            what = f"{local}@{version}" if version else local
-            known = sorted({x.name for x in provider.list_entries()})
-            close = [k for k in known if local.lower() in k.lower() or k.lower() in local.lower()]
-            hint = f"; similar: {close[:5]}" if close else ""
-            raise NotFoundError(f"dataset {what!r} is not in the index at {provider.url}{hint}")
-        return e
-
-    def get_dataset(self, ref: str, version: str | None = None) -> DatasetEntry:
-        """The entry of dataset ``ref`` (``"mnist"``, ``"@local/mnist"``, ``"lab/mnist"``).
-
-        ``"name@1.2.0"`` or ``version=`` select a version; the latest is the default. To read
-        the samples, use :meth:`open_dataset` (or ``atdata.load_dataset("@local/name")``).
-
-        Raises:
-            NotFoundError: (a ``KeyError``) When there is no such dataset.
-            ConfigError: (a ``ValueError``) For an ``@handle/...`` name without an atmosphere.
-        """
-        if ref.startswith("@") and not ref.startswith("@local/") and self._atmosphere is not None:
-            hook = getattr(self._atmosphere, "get_dataset_entry", None)
-            if hook is not None:
-                return hook(ref)
-        provider, local = self._route(ref)
-        if version is None and "@" in local:
-            local, version = local.split("@", 1)
-        if provider is self.provider:
-            return self.get_entry_by_name(local, version)
-        e = provider.get_entry(local, version)
-        if e is None:
-            raise NotFoundError(f"dataset {ref!r} is not in the index at {provider.url}")
-        return e
-
-    def open_dataset(
-        self, name: str, version: str | None = None, *, sample_type: type | None = None
-    ) -> Any:
-        """A :class:`~atdata.Dataset` over a stored entry, typed from its schema unless given.
-
-        Shard sizes, counts and sha256 recorded in the entry come along, so ``len()`` needs no
-        read and every shard is checked against its checksum as it is read.
-        """
-        from atdata._shards.writer import ShardInfo
-        from atdata._wire.sample import DictSample
-        from atdata.dataset._dataset import Dataset
-
-        e = self.get_dataset(name, version)
-        if sample_type is None and e.schema_ref:
-            provider, _ = self._route(name)
-            if provider is self.provider:
-                sample_type = self.get_schema_type(e.schema_ref)
-            else:
-                rec = resolve_schema(provider, e.schema_ref)
-                sample_type = self._types.get(rec.ref) or rec.sample_type()
-        sample_type = sample_type or DictSample
-        infos = [
-            ShardInfo(s.url, s.num_samples, s.size or 0, s.sha256 or "")
-            for s in e.shards
-            if s.num_samples is not None
-        ]
-        return Dataset(self._source_for(e.urls), sample_type=sample_type, shard_infos=infos or None)
-
-    def _source_for(self, urls: list[str]) -> Any:
-        if urls and all(u.startswith("s3://") for u in urls):
-            if getattr(self.data_store, "kind", None) == "s3":
-                return self.data_store.source(urls)
-            from atdata.stores._s3 import S3Source
-
-            return S3Source.from_urls(urls)
-        from atdata._shards.sources import URLSource
-
-        return URLSource(urls)
 
     def write_samples(
         self,
@@ -457,7 +101,7 @@ class Index:
         Raises:
             ConfigError: (a ``ValueError``) When ``samples`` is empty.
         """
-        from atdata.dataset._write import write_samples as _write
+        from atdata.stores._base import put_samples
 
         provider, name = self._route(name)
         name = check_name(name)
@@ -467,40 +111,18 @@ class Index:
             if done is not None:
                 return done
         write_id = write_id or uuid.uuid4().hex
-        staging = store.staging_dir()
-        try:
-            base = os.path.join(staging, name.replace("/", "-") + ".tar")
-            kw: dict[str, Any] = {"key": key, "progress": False}
-            if manifest:
-                kw["manifest"] = True
-            if maxcount is None and maxsize is None:
-                maxcount = 10**12  # always number shards (stable store keys)
-            ds = _write(samples, base, maxcount, maxsize, **kw)
-            infos = ds.list_shard_infos()
-            st = sample_type or ds.sample_type
-            if schema_ref is None and getattr(st, "__atdata_sample__", False):
-                schema_ref = self._publish_in(provider, st)
-            refs = []
-            for info in infos:
-                fname = os.path.basename(info.path)
-                skey = f"{name}/{write_id}/{fname}"
-                for side in _sidecars(info.path):
-                    from atdata.stores._local import file_sha256
-
-                    sha, size = file_sha256(side)
-                    store.put_shard(
-                        side,
-                        f"{name}/{write_id}/{os.path.basename(side)}",
-                        sha256=sha,
-                        size=size,
-                        move=True,
-                    )
-                url = store.put_shard(
-                    info.path, skey, sha256=info.sha256, size=info.size, move=True
-                )
-                refs.append(ShardRef(url, info.sha256, info.size, info.num_samples))
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        if maxcount is None and maxsize is None:
+            maxcount = 10**12  # one shard, still numbered (stable store keys)
+        put, first = put_samples(
+            store, samples, f"{name}/{write_id}", name.replace("/", "-") + "-%06d.tar",
+            maxcount=maxcount, maxsize=maxsize, manifest=manifest, key=key,
+        )  # fmt: skip
+        if not put:
+            raise ConfigError(f"no samples were given, so nothing was written for {name!r}")
+        st = sample_type or first
+        if schema_ref is None and st is not None and getattr(st, "__atdata_sample__", False):
+            schema_ref = self._publish_in(provider, st)
+        refs = [ShardRef(url, i.sha256, i.size, i.num_samples) for i, url in put]
         entry = DatasetEntry(
             name=name, shards=refs, version=version, schema_ref=schema_ref, description=description,
             license=license, tags=list(tags or ()), metadata=dict(metadata or {}), entry_id=write_id,
@@ -633,6 +255,111 @@ class Index:
             )
         return self.insert_dataset(ds, name=name, schema_ref=schema_ref, metadata=metadata)
 
+    # -- labels -----------------------------------------------------------------------------
+    def label(
+        self, name: str, cid: str, *, version: str | None = None, description: str | None = None
+    ) -> None:
+        """Point label ``name`` (optionally ``"<repo>/<name>"``, at ``version``) to entry ``cid``.
+
+        Setting the same name and version again moves the label.
+
+        Raises:
+            NotFoundError: (a ``KeyError``) When no entry has that CID.
+        """
+        from atdata.index._named_records import put_label
+
+        provider, local = self._route(name)
+        entry_by_cid(provider, cid)  # a label never points at nothing
+        put_label(provider, local, cid, version, description)
+
+    def get_label(self, name: str, version: str | None = None) -> DatasetEntry:
+        """The entry label ``name`` points to (at ``version``, else the most recently set).
+
+        Raises:
+            NotFoundError: (a ``KeyError``) When there is no such label.
+        """
+        from atdata.index._named_records import get_label
+
+        provider, local = self._route(name)
+        return entry_by_cid(provider, get_label(provider, local, version)["cid"])
+
+    @property
+    def labels(self) -> Iterator[tuple[str, str, str | None]]:
+        """``(name, cid, version)`` of every label of this index and its repositories (lazy)."""
+        from atdata.index._named_records import list_labels
+
+        for provider in (self.provider, *(r.provider for r in self._repos.values())):
+            yield from list_labels(provider)
+
+    def list_labels(self, repo: str | None = None) -> list[tuple[str, str, str | None]]:
+        """``(name, cid, version)`` of every label (of ``repo`` only, when given)."""
+        from atdata.index._named_records import list_labels
+
+        if repo is None:
+            return list(self.labels)
+        if repo == "local":
+            return list_labels(self.provider)
+        if repo not in self._repos:
+            raise NotFoundError(f"no repository {repo!r}; mounted: {['local', *self._repos]}")
+        return list_labels(self._repos[repo].provider)
+
+    # -- lenses -------------------------------------------------------------------------------
+    def store_lens(
+        self, lens_obj: Any, *, name: str, version: str | None = None,
+        description: str | None = None, source_schema: str | None = None,
+        view_schema: str | None = None,
+    ) -> str:  # fmt: skip
+        """Store a lens (its schemas and where its code lives); its reference string.
+
+        Returns:
+            ``"atdata://local/lens/<name>@<version>"`` (version: given, else latest patch + 1).
+        """
+        from atdata.index._named_records import lens_record
+
+        rec = lens_record(
+            self.provider, lens_obj, name, version, description, source_schema, view_schema
+        )
+        return str(rec["$ref"])
+
+    def get_lens(self, ref: str) -> dict[str, Any]:
+        """A stored lens record (``name``, ``version``, ``sourceSchema``, ``viewSchema``, ...).
+
+        Raises:
+            NotFoundError: (a ``KeyError``) When there is no such lens.
+        """
+        from atdata.index._named_records import get_lens_record
+
+        return get_lens_record(self.provider, ref)
+
+    def load_lens(
+        self, ref: str, *, source_type: type | None = None, view_type: type | None = None
+    ) -> Any:
+        """A working :class:`~atdata.Lens` from a stored record, registered in the network."""
+        from atdata.index._named_records import load_lens
+
+        return load_lens(self.get_lens(ref), source_type, view_type)
+
+    @property
+    def lenses(self) -> Iterator[dict[str, Any]]:
+        """Every stored lens record (lazy)."""
+        return iter(self.list_lenses())
+
+    def list_lenses(self) -> list[dict[str, Any]]:
+        """Every stored lens record, by name then version."""
+        from atdata.index._named_records import list_lens_records
+
+        return list_lens_records(self.provider)
+
+    def find_lenses(
+        self, source_schema: str, view_schema: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Stored lenses from schema ``source_schema`` (to ``view_schema`` when given)."""
+        return [
+            r for r in self.list_lenses()
+            if r.get("sourceSchema") == source_schema
+            and (view_schema is None or r.get("viewSchema") == view_schema)
+        ]  # fmt: skip
+
     def search(
         self,
         text: str | None = None,
@@ -696,11 +423,6 @@ class Index:
     def close(self) -> None:
         """Close the provider's connections."""
         self.provider.close()
-
-
-def _sidecars(shard_path: str) -> list[str]:
-    stem = shard_path[: -len(".tar")] if shard_path.endswith(".tar") else shard_path
-    return [p for p in (stem + ".manifest.json", stem + ".manifest.parquet") if os.path.exists(p)]
 
 
 def _with_store(index: Index, provider: IndexProvider, store: Any) -> Index:

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from typing import Any
 
+from atdata._errors import ConfigError
 from atdata.index._entry import DatasetEntry, SchemaRecord, bump, parse_version
 
 __all__ = ["IndexProvider", "mask_url", "next_entry_version"]
@@ -105,6 +107,25 @@ class IndexProvider(ABC):
     @abstractmethod
     def list_entries(self) -> list[DatasetEntry]:
         """Every entry, sorted by name then version, in one or a few round trips."""
+
+    # -- named records (labels, lenses) ---------------------------------------------------------
+    def put_record(self, kind: str, key: str, record: dict[str, Any]) -> None:
+        """Store (or replace) a JSON ``record`` of ``kind`` (``"label"``, ``"lens"``) under ``key``.
+
+        Optional: providers that do not override it cannot hold labels or lenses.
+        """
+        raise ConfigError(
+            f"the {self.kind} provider at {self.url} does not store {kind} records; "
+            "use the sqlite, redis or postgres provider"
+        )
+
+    def get_record(self, kind: str, key: str) -> dict[str, Any] | None:
+        """The record of ``kind`` stored under ``key``, or ``None``."""
+        return None
+
+    def list_records(self, kind: str) -> list[tuple[str, dict[str, Any]]]:
+        """Every ``(key, record)`` of ``kind``, sorted by key."""
+        return []
 
     # -- lifecycle ------------------------------------------------------------------------------
     def ping(self) -> None:  # noqa: B027 - optional hook

@@ -17,7 +17,7 @@ from atdata._extras import require
 from atdata.providers._base import IndexProvider
 from atdata.stores._base import atdata_home
 
-__all__ = ["create_provider"]
+__all__ = ["create_provider", "provider_for"]
 
 
 def create_provider(
@@ -73,3 +73,20 @@ def _no_extra(kind: str, kwargs: dict[str, Any]) -> None:
             f"the {kind} provider takes no options {sorted(kwargs)}; they are Redis "
             "connection options (host=, port=, db=)"
         )
+
+
+def provider_for(
+    provider: Any, path: Any, dsn: Any, redis: Any, prefix: str | None, redis_kwargs: dict[str, Any]
+) -> IndexProvider:
+    """The provider ``Index(provider, path=, dsn=, redis=, prefix=, **redis_kwargs)`` uses."""
+    if isinstance(provider, IndexProvider):
+        return provider
+    if provider is None:
+        redis_like = redis is not None or bool(redis_kwargs)
+        provider = "redis" if redis_like else "postgres" if dsn is not None else "sqlite"
+    if not isinstance(provider, str):
+        raise ConfigError(
+            f"provider must be 'sqlite', 'redis', 'postgres' or an IndexProvider, "
+            f"got {type(provider).__name__}"
+        )
+    return create_provider(provider, path=path, dsn=dsn, redis=redis, prefix=prefix, **redis_kwargs)

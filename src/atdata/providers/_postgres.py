@@ -7,6 +7,7 @@ concurrent writers from any number of processes never collide.
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from typing import Any
@@ -105,6 +106,10 @@ class PostgresProvider(IndexProvider):
                     f'CREATE TABLE IF NOT EXISTS "{s}".entries (name TEXT NOT NULL, '
                     "version TEXT NOT NULL, entry_id TEXT NOT NULL UNIQUE, record TEXT NOT NULL, "
                     "PRIMARY KEY (name, version))"
+                )
+                conn.execute(
+                    f'CREATE TABLE IF NOT EXISTS "{s}".records (kind TEXT NOT NULL, '
+                    "key TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (kind, key))"
                 )
 
         self._run(go)
@@ -228,6 +233,35 @@ class PostgresProvider(IndexProvider):
             (DatasetEntry.from_json(r[0]) for r in rows),
             key=lambda e: sort_key(e.name, e.version or ""),
         )
+
+    def put_record(self, kind: str, key: str, record: dict[str, Any]) -> None:
+        s = self.schema
+        text = json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+        self._run(
+            lambda conn: conn.execute(
+                f'INSERT INTO "{s}".records (kind, key, record) VALUES (%s, %s, %s) '
+                "ON CONFLICT (kind, key) DO UPDATE SET record = EXCLUDED.record",
+                (kind, key, text),
+            )
+        )
+
+    def get_record(self, kind: str, key: str) -> dict[str, Any] | None:
+        s = self.schema
+        row = self._run(
+            lambda conn: conn.execute(
+                f'SELECT record FROM "{s}".records WHERE kind = %s AND key = %s', (kind, key)
+            ).fetchone()
+        )
+        return json.loads(row[0]) if row else None
+
+    def list_records(self, kind: str) -> list[tuple[str, dict[str, Any]]]:
+        s = self.schema
+        rows = self._run(
+            lambda conn: conn.execute(
+                f'SELECT key, record FROM "{s}".records WHERE kind = %s ORDER BY key', (kind,)
+            ).fetchall()
+        )
+        return [(k, json.loads(r)) for k, r in rows]
 
     def ping(self) -> None:
         self._run(lambda c: c.execute("SELECT 1").fetchone())

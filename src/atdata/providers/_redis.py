@@ -223,12 +223,27 @@ class RedisProvider(IndexProvider):
             key=lambda e: sort_key(e.name, e.version or ""),
         )
 
+    def put_record(self, kind: str, key: str, record: dict[str, Any]) -> None:
+        text = json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+        self._call(self._client.hset, f"{self.prefix}rec:{kind}", key, text)
+
+    def get_record(self, kind: str, key: str) -> dict[str, Any] | None:
+        raw = self._call(self._client.hget, f"{self.prefix}rec:{kind}", key)
+        return json.loads(raw) if raw else None
+
+    def list_records(self, kind: str) -> list[tuple[str, dict[str, Any]]]:
+        raw = self._call(self._client.hgetall, f"{self.prefix}rec:{kind}")
+        out = [(k.decode() if isinstance(k, bytes) else k, json.loads(v)) for k, v in raw.items()]
+        return sorted(out)
+
     def ping(self) -> None:
         self._call(self._client.ping)
 
     def drop(self) -> None:
         """Delete every key of this provider's prefix (tests, cleanup)."""
         self._call(self._client.delete, *self._k.values())
+        for key in self._call(self._client.keys, f"{self.prefix}rec:*"):
+            self._call(self._client.delete, key)
 
     def close(self) -> None:
         self._client.close()

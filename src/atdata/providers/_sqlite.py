@@ -13,6 +13,7 @@ Examples:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 import threading
@@ -38,6 +39,8 @@ CREATE TABLE IF NOT EXISTS atdata_schemas (
 CREATE TABLE IF NOT EXISTS atdata_entries (
     name TEXT NOT NULL, version TEXT NOT NULL, entry_id TEXT NOT NULL UNIQUE, record TEXT NOT NULL,
     PRIMARY KEY (name, version));
+CREATE TABLE IF NOT EXISTS atdata_records (
+    kind TEXT NOT NULL, key TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (kind, key));
 """
 
 
@@ -188,6 +191,23 @@ class SQLiteProvider(IndexProvider):
             DatasetEntry.from_json(r[0]) for r in self._query("SELECT record FROM atdata_entries")
         ]
         return sorted(recs, key=lambda e: sort_key(e.name, e.version or ""))
+
+    def put_record(self, kind: str, key: str, record: dict[str, Any]) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO atdata_records (kind, key, record) VALUES (?, ?, ?)",
+                (kind, key, json.dumps(record, separators=(",", ":"), ensure_ascii=False)),
+            )
+
+    def get_record(self, kind: str, key: str) -> dict[str, Any] | None:
+        rows = self._query("SELECT record FROM atdata_records WHERE kind=? AND key=?", (kind, key))
+        return json.loads(rows[0][0]) if rows else None
+
+    def list_records(self, kind: str) -> list[tuple[str, dict[str, Any]]]:
+        rows = self._query(
+            "SELECT key, record FROM atdata_records WHERE kind=? ORDER BY key", (kind,)
+        )
+        return [(k, json.loads(r)) for k, r in rows]
 
     def ping(self) -> None:
         self._query("SELECT 1")

@@ -15,11 +15,12 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from collections.abc import Iterable, Iterator
 from typing import Any, Protocol, runtime_checkable
 
 from atdata._errors import ConfigError
 
-__all__ = ["AbstractDataStore", "ShardWriteResult", "atdata_home", "write_shards_to"]
+__all__ = ["AbstractDataStore", "ShardWriteResult", "atdata_home", "put_samples", "write_shards_to"]
 
 
 def atdata_home() -> str:
@@ -62,6 +63,62 @@ class ShardWriteResult(list[str]):
         self.checksums = dict(checksums)
 
 
+def put_samples(
+    store: Any,
+    samples: Iterable[Any],
+    prefix: str,
+    pattern: str,
+    *,
+    maxcount: int | None = None,
+    maxsize: int | None = None,
+    manifest: bool = False,
+    key: Any = None,
+) -> tuple[list[tuple[Any, str]], type | None]:
+    """Write ``samples`` into shards named ``pattern`` (``"x-%06d.tar"``) under ``prefix`` of
+    ``store``: staged locally, then put and verified (size, sha256) with their manifests.
+
+    Returns:
+        ``[(ShardInfo of the staged shard, stored URL), ...]`` in order, and the type of the
+        first sample (``None`` when there was none). Staged files are removed whatever happens.
+    """
+    from atdata.dataset._write import ShardWriter
+    from atdata.stores._local import check_key, file_sha256
+
+    prefix = check_key(prefix.strip("/"))
+    staging = store.staging_dir()
+    first: list[type] = []
+
+    def track(it: Iterable[Any]) -> Iterator[Any]:
+        for x in it:
+            if not first:
+                first.append(type(x))
+            yield x
+
+    out: list[tuple[Any, str]] = []
+    try:
+        with ShardWriter(
+            os.path.join(staging, pattern), maxcount, maxsize, key=key, progress=False,
+            manifest=manifest,
+        ) as w:  # fmt: skip
+            for sample in track(samples):
+                w.write(sample)
+        for info in w.list_shard_infos():
+            stem = info.path[: -len(".tar")]
+            for side in (stem + ".manifest.json", stem + ".manifest.parquet"):
+                if os.path.exists(side):
+                    sha, size = file_sha256(side)
+                    side_key = f"{prefix}/{os.path.basename(side)}"
+                    store.put_shard(side, side_key, sha256=sha, size=size, move=True)
+            url = store.put_shard(
+                info.path, f"{prefix}/{os.path.basename(info.path)}", sha256=info.sha256,
+                size=info.size, move=True,
+            )  # fmt: skip
+            out.append((info, url))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out, (first[0] if first else None)
+
+
 def write_shards_to(
     store: Any,
     ds: Any,
@@ -71,49 +128,19 @@ def write_shards_to(
     maxsize: int | None = None,
     manifest: bool = False,
 ) -> ShardWriteResult:
-    """Write ``ds``'s samples into new shards under ``prefix`` of ``store``.
-
-    Shards are written in the store's staging directory, then put (and verified) under
-    ``<prefix>/data--<id>--NNNNNN.tar``; the staged files are removed whatever happens.
+    """Write ``ds``'s samples into new shards ``<prefix>/data--<id>--NNNNNN.tar`` of ``store``.
 
     Raises:
         ConfigError: When ``ds`` has no samples or ``prefix`` is not a relative path.
     """
-    from atdata.dataset._write import ShardWriter
-    from atdata.stores._local import check_key, file_sha256
-
-    prefix = check_key(prefix.strip("/"))
-    tag = uuid.uuid4().hex[:8]
-    staging = store.staging_dir()
-    urls: list[str] = []
-    checksums: dict[str, str] = {}
-    try:
-        pattern = os.path.join(staging, f"data--{tag}--%06d.tar")
-        with ShardWriter(
-            pattern, maxcount, maxsize, progress=False, manifest=manifest
-        ) as w:  # fmt: skip
-            for sample in ds.ordered() if hasattr(ds, "ordered") else ds:
-                w.write(sample)
-        infos = w.list_shard_infos()
-        if not infos:
-            raise ConfigError(
-                f"the dataset has no samples, so nothing was written under {prefix!r}; "
-                "write at least one sample"
-            )
-        for info in infos:
-            name = os.path.basename(info.path)
-            stem = info.path[: -len(".tar")]
-            for side in (stem + ".manifest.json", stem + ".manifest.parquet"):
-                if os.path.exists(side):
-                    sha, size = file_sha256(side)
-                    store.put_shard(
-                        side, f"{prefix}/{os.path.basename(side)}", sha256=sha, size=size, move=True
-                    )
-            url = store.put_shard(
-                info.path, f"{prefix}/{name}", sha256=info.sha256, size=info.size, move=True
-            )
-            urls.append(url)
-            checksums[url] = info.sha256
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return ShardWriteResult(urls, checksums)
+    samples = ds.ordered() if hasattr(ds, "ordered") else ds
+    pattern = f"data--{uuid.uuid4().hex[:8]}--%06d.tar"
+    put, _ = put_samples(
+        store, samples, prefix, pattern, maxcount=maxcount, maxsize=maxsize, manifest=manifest
+    )
+    if not put:
+        raise ConfigError(
+            f"the dataset has no samples, so nothing was written under {prefix!r}; "
+            "write at least one sample"
+        )
+    return ShardWriteResult([u for _, u in put], {u: i.sha256 for i, u in put})

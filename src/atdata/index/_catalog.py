@@ -1,0 +1,370 @@
+"""The reading half of :class:`~atdata.Index`: configuration, schemas, entries and datasets.
+
+:class:`Catalog` holds the provider, the data store and the mounted repositories; ``Index``
+(in :mod:`atdata.index._index`) adds writing, labels, lenses and search on top of it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from atdata._errors import ConfigError, NotFoundError
+from atdata.index._entry import DatasetEntry, SchemaRecord
+from atdata.index._schemas import SchemaNamespace, publish_schema, resolve_schema, schema_dict
+from atdata.providers._base import IndexProvider
+from atdata.providers._factory import provider_for
+from atdata.stores._base import atdata_home
+
+__all__ = ["ATMOSPHERE_DEFAULT", "Catalog", "entry_by_cid"]
+
+ATMOSPHERE_DEFAULT: Any = object()  # Index(atmosphere=...) not given
+
+
+class Catalog:
+    """A catalogue of datasets and schemas: a provider (metadata) plus a data store (bytes).
+
+    Args:
+        provider: ``"sqlite"`` (default), ``"redis"``, ``"postgres"`` or an
+            :class:`~atdata.providers.IndexProvider`.
+        path: SQLite file (default ``$ATDATA_HOME/index.db``, ``~/.atdata/index.db``).
+        dsn: PostgreSQL connection string.
+        redis: Redis URL or client.
+        data_store: Where shards go. When given, :meth:`insert_dataset` copies shards into it;
+            without it, inserted datasets are indexed where they are and written samples go to
+            ``LocalDiskStore($ATDATA_HOME/data)`` (beside ``path`` when that is given).
+        repos: Further named :class:`~atdata.repository.Repository` objects; ``"lab/mnist"``
+            then names dataset ``mnist`` of repository ``lab`` (``"local"`` is this index).
+        atmosphere: An ATProto client for ``@handle/...`` names, or ``None`` for none.
+        auto_stubs: Write a ``.pyi`` stub for each schema loaded with :meth:`load_schema`.
+        stub_dir: Where stubs go (default ``$ATDATA_HOME/stubs``; giving it implies
+            ``auto_stubs``).
+        prefix: Redis key prefix / PostgreSQL schema name.
+        **kwargs: Redis connection options (``host=``, ``port=``, ``db=``): they select Redis.
+    """
+
+    def __init__(
+        self,
+        provider: str | IndexProvider | None = None,
+        *,
+        path: str | os.PathLike[str] | None = None,
+        dsn: str | None = None,
+        redis: Any = None,
+        data_store: Any = None,
+        repos: dict[str, Any] | None = None,
+        atmosphere: Any = ATMOSPHERE_DEFAULT,
+        auto_stubs: bool = False,
+        stub_dir: str | os.PathLike[str] | None = None,
+        prefix: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.provider = provider_for(provider, path, dsn, redis, prefix, kwargs)
+        self._explicit_store = data_store is not None
+        if data_store is None:
+            from atdata.stores._local import LocalDiskStore
+
+            base = os.path.dirname(os.fspath(path)) if path is not None else atdata_home()
+            data_store = LocalDiskStore(os.path.join(base, "data"))
+        self.data_store = data_store
+        self._repos: dict[str, Any] = {}
+        for rname, repo in (repos or {}).items():
+            if rname == "local" or not rname or "/" in rname or rname.startswith("@"):
+                raise ConfigError(
+                    f"repository name {rname!r} is reserved or invalid; use a plain name like 'lab'"
+                )
+            if not hasattr(repo, "provider"):
+                raise ConfigError(
+                    f"repos[{rname!r}] must be an atdata.repository.Repository, "
+                    f"got {type(repo).__name__}"
+                )
+            self._repos[rname] = repo
+        self._atmosphere = None if atmosphere is ATMOSPHERE_DEFAULT else atmosphere
+        self._stub_dir = (
+            os.fspath(stub_dir) if stub_dir is not None
+            else os.path.join(atdata_home(), "stubs") if auto_stubs else None
+        )  # fmt: skip
+        self._types: dict[str, type] = {}
+        self._namespace = SchemaNamespace()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.provider!r}, data_store={self.data_store!r})"
+
+    @property
+    def repos(self) -> dict[str, Any]:
+        """The named repositories mounted beside ``"local"`` (a copy)."""
+        return dict(self._repos)
+
+    @property
+    def atmosphere(self) -> Any:
+        """The ATProto client given as ``atmosphere=``, or ``None``."""
+        return self._atmosphere
+
+    def _route(self, ref: str) -> tuple[IndexProvider, str]:
+        """``(provider, name in it)`` for ``"name"``, ``"@local/name"`` or ``"repo/name"``."""
+        if ref.startswith("@local/"):
+            return self.provider, ref[len("@local/") :]
+        if ref.startswith("@") or ref.startswith("at://"):
+            raise ConfigError(
+                f"{ref!r} names an atmosphere dataset; use atdata.load_dataset({ref!r}) or an "
+                "Index(atmosphere=client)"
+            )
+        head, sep, rest = ref.partition("/")
+        if sep and head in self._repos:
+            return self._repos[head].provider, rest
+        if sep and head == "local":
+            return self.provider, rest
+        return self.provider, ref
+
+    # -- schemas --------------------------------------------------------------------------------
+    def publish_schema(
+        self, sample_type: type, version: str | None = None, *, name: str | None = None,
+        description: str | None = None,
+    ) -> str:  # fmt: skip
+        """Store ``sample_type``'s schema and return its reference string.
+
+        Without ``version`` (or with ``""``), an identical type reuses its stored version and a
+        changed one gets the next: minor when it only adds optional fields, else major.
+
+        Returns:
+            ``"atdata://local/schema/<Name>@<version>"``.
+
+        Raises:
+            SchemaError: When an explicit ``version`` exists with a different body, or the type
+                is not packable (a ``TypeError``).
+            ConfigError: When ``version`` is not semantic (``1.0.0``, ``1.0.0-beta+b.1``).
+        """
+        rec = publish_schema(self.provider, sample_type, version, name, description)
+        self._types.setdefault(rec.ref, sample_type)
+        return rec.ref
+
+    def get_schema(self, ref: str) -> dict[str, Any]:
+        """A stored schema as a dict (``name``, ``version``, ``fields``, ``$ref``, ...).
+
+        ``ref`` is ``atdata://local/schema/N@1.0.0``, legacy ``local://schemas/mod.N@1.0.0``,
+        ``N@1.0.0`` or ``N`` (latest version).
+
+        Raises:
+            NotFoundError: (a ``KeyError``) When there is no such schema.
+            ConfigError: (a ``ValueError``) When ``ref`` is not a schema reference.
+        """
+        return schema_dict(resolve_schema(self.provider, ref))
+
+    def get_schema_record(self, ref: str) -> SchemaRecord:
+        """A stored schema as a :class:`~atdata.index.SchemaRecord` (typed fields, ``.body``).
+
+        Raises:
+            NotFoundError: (a ``KeyError``) When there is no such schema.
+        """
+        return resolve_schema(self.provider, ref)
+
+    def get_schema_type(self, ref: str) -> type:
+        """A ``@packable`` class for a stored schema (the published class if known, else rebuilt).
+
+        Raises:
+            NotFoundError: (a ``KeyError``) When there is no such schema.
+        """
+        rec = resolve_schema(self.provider, ref)
+        t = self._types.get(rec.ref)
+        if t is None:
+            t = self._types[rec.ref] = rec.sample_type()
+        return t
+
+    def decode_schema(self, ref: str) -> type:
+        """The class of a stored schema (same as :meth:`get_schema_type`)."""
+        return self.get_schema_type(ref)
+
+    def decode_schema_as(self, ref: str, type_hint: type[Any]) -> Any:
+        """:meth:`decode_schema`, typed as ``type_hint`` for IDEs (the runtime class is decoded)."""
+        return self.get_schema_type(ref)
+
+    def load_schema(self, ref: str) -> type:
+        """Decode a schema and make its class available as ``index.types.<Name>``.
+
+        With ``auto_stubs`` a ``.pyi`` stub is also written under :attr:`stub_dir`.
+        """
+        cls = self.get_schema_type(ref)
+        rec = resolve_schema(self.provider, ref)
+        self._namespace._register(rec.name, cls)
+        if self._stub_dir is not None:
+            from atdata.index._stubs import write_stub
+
+            write_stub(self._stub_dir, rec)
+        return cls
+
+    @property
+    def types(self) -> SchemaNamespace:
+        """Classes loaded with :meth:`load_schema`, by name (``index.types.Row``)."""
+        return self._namespace
+
+    @property
+    def stub_dir(self) -> str | None:
+        """Where stubs are written (``None`` unless ``auto_stubs`` or ``stub_dir`` was given)."""
+        return self._stub_dir
+
+    def get_import_path(self, ref: str) -> str | None:
+        """``"local.<Name>_<version>"`` for a schema's stub module, or ``None`` without stubs."""
+        if self._stub_dir is None:
+            return None
+        from atdata.index._stubs import stub_module_name
+
+        return f"local.{stub_module_name(resolve_schema(self.provider, ref))}"
+
+    def clear_stubs(self) -> int:
+        """Delete the written stubs; the number removed (0 without ``auto_stubs``)."""
+        if self._stub_dir is None:
+            return 0
+        from atdata.index._stubs import clear_stubs
+
+        return clear_stubs(self._stub_dir)
+
+    @property
+    def schemas(self) -> Iterator[SchemaRecord]:
+        """Every stored schema version as a record (lazy)."""
+        return iter(self.provider.list_schemas())
+
+    def list_schemas(self) -> list[dict[str, Any]]:
+        """Every stored schema version, as dicts (see :meth:`get_schema`)."""
+        return [schema_dict(r) for r in self.provider.list_schemas()]
+
+    def list_schema_records(self) -> list[SchemaRecord]:
+        """Every stored schema version as :class:`~atdata.index.SchemaRecord` objects."""
+        return self.provider.list_schemas()
+
+    # -- datasets -------------------------------------------------------------------------------
+    @property
+    def datasets(self) -> Iterator[DatasetEntry]:
+        """Every dataset entry of this index and its mounted repositories (lazy)."""
+        yield from self.provider.list_entries()
+        for repo in self._repos.values():
+            yield from repo.provider.list_entries()
+
+    def list_datasets(self, repo: str | None = None) -> list[DatasetEntry]:
+        """Dataset entries (all versions, by name and version) of ``repo`` or of every repository.
+
+        Args:
+            repo: ``"local"``, a mounted repository's name, or ``None`` for all.
+
+        Raises:
+            NotFoundError: (a ``KeyError``) For an unknown repository name.
+        """
+        if repo is None:
+            return list(self.datasets)
+        if repo == "local":
+            return self.provider.list_entries()
+        if repo not in self._repos:
+            raise NotFoundError(f"no repository {repo!r}; mounted: {['local', *self._repos]}")
+        return self._repos[repo].provider.list_entries()
+
+    @property
+    def entries(self) -> Iterator[DatasetEntry]:
+        """Every entry of this index (lazy)."""
+        return iter(self.provider.list_entries())
+
+    def list_entries(self) -> list[DatasetEntry]:
+        """Every entry of this index, sorted by name and version."""
+        return self.provider.list_entries()
+
+    @property
+    def all_entries(self) -> list[DatasetEntry]:
+        """Every entry of this index (a list; same as :meth:`list_entries`)."""
+        return self.provider.list_entries()
+
+    def get_entry(self, cid: str) -> DatasetEntry:
+        """The entry whose content identifier (:attr:`DatasetEntry.cid`) is ``cid``.
+
+        Raises:
+            NotFoundError: (a ``KeyError``) When no entry has that CID.
+        """
+        return entry_by_cid(self.provider, cid)
+
+    def get_entry_by_name(self, name: str, version: str | None = None) -> DatasetEntry:
+        """The entry called ``name`` (its latest version, or ``version``).
+
+        ``name`` may carry ``@local/`` or a mounted repository's prefix (``"lab/mnist"``).
+
+        Raises:
+            NotFoundError: (a ``KeyError``) When there is no such dataset or version.
+        """
+        provider, local = self._route(name)
+        e = provider.get_entry(local, version)
+        if e is None:
+            what = f"{local}@{version}" if version else local
+            known = sorted({x.name for x in provider.list_entries()})
+            close = [k for k in known if local.lower() in k.lower() or k.lower() in local.lower()]
+            hint = f"; similar: {close[:5]}" if close else ""
+            raise NotFoundError(f"dataset {what!r} is not in the index at {provider.url}{hint}")
+        return e
+
+    def get_dataset(self, ref: str, version: str | None = None) -> DatasetEntry:
+        """The entry of dataset ``ref`` (``"mnist"``, ``"@local/mnist"``, ``"lab/mnist"``).
+
+        ``"name@1.2.0"`` or ``version=`` select a version; the latest is the default. To read
+        the samples, use :meth:`open_dataset` (or ``atdata.load_dataset("@local/name")``).
+
+        Raises:
+            NotFoundError: (a ``KeyError``) When there is no such dataset.
+            ConfigError: (a ``ValueError``) For an ``@handle/...`` name without an atmosphere.
+        """
+        if ref.startswith("@") and not ref.startswith("@local/") and self._atmosphere is not None:
+            hook = getattr(self._atmosphere, "get_dataset_entry", None)
+            if hook is not None:
+                return hook(ref)
+        provider, local = self._route(ref)
+        if version is None and "@" in local:
+            local, version = local.split("@", 1)
+        if provider is self.provider:
+            return self.get_entry_by_name(local, version)
+        e = provider.get_entry(local, version)
+        if e is None:
+            raise NotFoundError(f"dataset {ref!r} is not in the index at {provider.url}")
+        return e
+
+    def open_dataset(
+        self, name: str, version: str | None = None, *, sample_type: type | None = None
+    ) -> Any:
+        """A :class:`~atdata.Dataset` over a stored entry, typed from its schema unless given.
+
+        Shard sizes, counts and sha256 recorded in the entry come along, so ``len()`` needs no
+        read and every shard is checked against its checksum as it is read.
+        """
+        from atdata._shards.writer import ShardInfo
+        from atdata._wire.sample import DictSample
+        from atdata.dataset._dataset import Dataset
+
+        e = self.get_dataset(name, version)
+        if sample_type is None and e.schema_ref:
+            provider, _ = self._route(name)
+            if provider is self.provider:
+                sample_type = self.get_schema_type(e.schema_ref)
+            else:
+                rec = resolve_schema(provider, e.schema_ref)
+                sample_type = self._types.get(rec.ref) or rec.sample_type()
+        sample_type = sample_type or DictSample
+        infos = [
+            ShardInfo(s.url, s.num_samples, s.size or 0, s.sha256 or "")
+            for s in e.shards
+            if s.num_samples is not None
+        ]
+        return Dataset(self._source_for(e.urls), sample_type=sample_type, shard_infos=infos or None)
+
+    def _source_for(self, urls: list[str]) -> Any:
+        if urls and all(u.startswith("s3://") for u in urls):
+            if getattr(self.data_store, "kind", None) == "s3":
+                return self.data_store.source(urls)
+            from atdata.stores._s3 import S3Source
+
+            return S3Source.from_urls(urls)
+        from atdata._shards.sources import URLSource
+
+        return URLSource(urls)
+
+
+def entry_by_cid(provider: IndexProvider, cid: str) -> DatasetEntry:
+    for e in provider.list_entries():
+        if e.cid == cid:
+            return e
+    raise NotFoundError(
+        f"no dataset entry with CID {cid!r} in the index at {provider.url}; "
+        "look entries up by name with get_entry_by_name(name)"
+    )
