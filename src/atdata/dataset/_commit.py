@@ -88,16 +88,21 @@ def file_sha256(path: str) -> str:
     return h.hexdigest()
 
 
-def write_commit(out_shard: str, record: CommitRecord) -> None:
-    """Write the commit record of ``out_shard`` atomically (temp file, fsync, ``os.replace``)."""
+def write_commit(out_shard: str, record: CommitRecord, *, fsync: bool = False) -> None:
+    """Write the commit record of ``out_shard`` atomically (temp file, then ``os.replace``).
+
+    No fsync by default: a record lost or torn by a power cut only means the shard is redone
+    (an unreadable record counts as none), while the shard it vouches for was flushed first.
+    """
     final = commit_path(out_shard)
     d = os.path.dirname(final) or "."
     tmp = os.path.join(d, f".{os.path.basename(final)}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(record.to_json(), f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, final)
     except BaseException:
         if os.path.exists(tmp):

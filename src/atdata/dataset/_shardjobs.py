@@ -34,19 +34,16 @@ class _HashingReader:
     def __init__(self, f: Any) -> None:
         self._f = f
         self.h = hashlib.sha256()
-        self.size = 0
 
     def read(self, n: int = -1) -> bytes:
         b = self._f.read(n)
         self.h.update(b)
-        self.size += len(b)
         return b
 
     def close(self) -> None:
         try:
             while block := self._f.read(1 << 20):
                 self.h.update(block)
-                self.size += len(block)
         finally:
             self._f.close()
 
@@ -75,9 +72,14 @@ def input_sha256(source: Any, shard: str) -> str:
         from atdata.dataset._commit import file_sha256
 
         return file_sha256(shard)
-    r = _HashingReader(source.open_shard(shard))
-    r.close()
-    return r.h.hexdigest()
+    h = hashlib.sha256()
+    f = source.open_shard(shard)
+    try:
+        while block := f.read(1 << 20):
+            h.update(block)
+    finally:
+        f.close()
+    return h.hexdigest()
 
 
 def type_name(t: type) -> str:
@@ -200,8 +202,8 @@ class MapJob:
         d = os.path.dirname(out) or "."
         tmp = os.path.join(d, f".{os.path.basename(out)}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
         raw = open(tmp, "wb")  # noqa: SIM115 - closed below on every path
+        hf = _HashingFile(raw)
         try:
-            hf = _HashingFile(raw)
             tw = TarWriter(hf, mtime=0)
             obs = None
             if self.manifest:
