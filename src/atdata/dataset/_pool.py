@@ -30,8 +30,10 @@ from atdata._errors import ConfigError, ShardFailure
 __all__ = [
     "ShardJob",
     "TaskOutcome",
+    "answer",
     "check_sendable",
     "exc_failure",
+    "read_answer",
     "run_in_process",
     "run_pool",
     "start_method_of",
@@ -110,9 +112,65 @@ def _pack(obj: Any) -> bytes:
     return msgpack.packb(obj, use_bin_type=True, default=_np_default)
 
 
+def answer(job: ShardJob, shard: str, attempt: int, want_events: bool) -> bytes:
+    """Run one shard where the work happens (a worker process, a Ray task) and pack the answer
+    as msgpack: the reply or the failure, and the events emitted meanwhile when asked for."""
+    from atdata._events import capture
+
+    events: contextlib.AbstractContextManager[list[Any]] = (
+        capture() if want_events else contextlib.nullcontext([])
+    )
+    with events as got:
+        try:
+            reply = job.run(shard, attempt)
+            err = None
+        except Exception as exc:
+            reply, err = None, exc_failure(shard, exc, attempt)
+    evs = [e.to_dict() for e in got] if want_events else []
+    if err is None:
+        try:
+            return _pack({"ok": True, "reply": reply, "events": evs})
+        except Exception as exc:
+            err = ShardFailure(
+                shard,
+                "exception",
+                f"the result cannot travel back from the worker as msgpack ({exc}); "
+                "return plain data (numbers, strings, lists, dicts, bytes) or use num_proc=None",
+                "",
+                attempt,
+                None,
+                type(exc).__name__,
+            )
+    return _pack(
+        {
+            "ok": False,
+            "message": err.message,
+            "traceback": err.traceback,
+            "type": err.exc_type,
+            "events": evs,
+        }
+    )
+
+
+def read_answer(blob: bytes, shard: str, attempt: int) -> TaskOutcome:
+    """Unpack :func:`answer`'s bytes in the parent, re-emitting the worker's events."""
+    msg = msgpack.unpackb(blob)
+    if msg.get("events"):
+        from atdata._events import Event, emit_event
+
+        for d in msg["events"]:
+            emit_event(Event.from_dict(d))
+    if msg["ok"]:
+        return TaskOutcome(shard, msg["reply"], None)
+    fail = ShardFailure(
+        shard, "exception", msg["message"], msg["traceback"], attempt, None, msg["type"]
+    )
+    return TaskOutcome(shard, None, fail)
+
+
 def _worker_main(conn: Any, job: ShardJob) -> None:
     """A worker's loop: read a msgpack task, run it, answer with msgpack; ``None`` ends it."""
-    from atdata._events import capture, clear_subscribers
+    from atdata._events import clear_subscribers
 
     clear_subscribers()  # listeners copied by fork belong to the parent, which re-emits
     parent = multiprocessing.parent_process()
@@ -127,40 +185,7 @@ def _worker_main(conn: Any, job: ShardJob) -> None:
         if task is None:
             return
         shard, attempt, want_events = task
-        events: contextlib.AbstractContextManager[list[Any]] = (
-            capture() if want_events else contextlib.nullcontext([])
-        )
-        with events as got:
-            try:
-                reply = job.run(shard, attempt)
-                err = None
-            except Exception as exc:
-                reply, err = None, exc_failure(shard, exc, attempt)
-        evs = [e.to_dict() for e in got] if want_events else []
-        if err is None:
-            try:
-                blob = _pack({"ok": True, "reply": reply, "events": evs})
-            except Exception as exc:
-                err = ShardFailure(
-                    shard,
-                    "exception",
-                    f"the result cannot travel back from the worker as msgpack ({exc}); "
-                    "return plain data (numbers, strings, lists, dicts, bytes) or use num_proc=None",
-                    "",
-                    attempt,
-                    None,
-                    type(exc).__name__,
-                )
-        if err is not None:
-            blob = _pack(
-                {
-                    "ok": False,
-                    "message": err.message,
-                    "traceback": err.traceback,
-                    "type": err.exc_type,
-                    "events": evs,
-                }
-            )
+        blob = answer(job, shard, attempt, want_events)
         try:
             conn.send_bytes(blob)
         except OSError:  # the parent is gone
@@ -270,21 +295,11 @@ def _collect(w: _Worker, timeout: float | None) -> tuple[TaskOutcome | None, Sha
         has_answer = False
     if has_answer:
         try:
-            msg = msgpack.unpackb(w.conn.recv_bytes())
+            blob = w.conn.recv_bytes()
         except (EOFError, OSError):
-            msg = None
-        if msg is not None:
-            if msg.get("events"):
-                from atdata._events import Event, emit_event
-
-                for d in msg["events"]:
-                    emit_event(Event.from_dict(d))
-            if msg["ok"]:
-                return TaskOutcome(shard, msg["reply"], None), None
-            fail = ShardFailure(
-                shard, "exception", msg["message"], msg["traceback"], attempt, None, msg["type"]
-            )
-            return TaskOutcome(shard, None, fail), None
+            blob = None
+        if blob is not None:
+            return read_answer(blob, shard, attempt), None
     if not w.proc.is_alive():
         w.proc.join(timeout=5)
         code = w.proc.exitcode

@@ -35,7 +35,7 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,9 @@ from atdata.dataset._pool import (
 )
 from atdata.dataset._shardjobs import MapJob, ReduceJob, check_output_names, input_sha256
 
-__all__ = ["map_to_shards", "process_shards"]
+__all__ = ["Runner", "map_to_shards", "process_shards"]
+
+Runner = Callable[[Any, list[str], int, Callable[[str, ShardFailure], None]], Iterable[TaskOutcome]]
 
 
 def _check_common(num_proc: int | None, retries: int, timeout: float | None) -> None:
@@ -318,8 +320,14 @@ def map_to_shards(
     progress: bool | None = None,
     start_method: str | None = None,
     fsync: bool = True,
+    runner: Runner | None = None,
 ) -> Any:
-    """See :meth:`atdata.Dataset.map` (with ``out``)."""
+    """See :meth:`atdata.Dataset.map` (with ``out``).
+
+    ``runner(job, shards, retries, on_retry)``, when given, runs the shard jobs instead of this
+    process or its worker pool (``atdata.ray.map`` runs them as Ray tasks) and yields one
+    :class:`~atdata.dataset._pool.TaskOutcome` per shard.
+    """
     from atdata._wire.sample import DictSample
     from atdata.dataset._dataset import Dataset
 
@@ -364,8 +372,15 @@ def map_to_shards(
         fails: dict[str, ShardFailure] = {}
         local: dict[str, BaseException] = {}
         bar = _Progress(progress, len(todo), "mapping")
-        try:
-            for o in _outcomes(
+        if runner is not None:
+
+            def on_retry(shard: str, f: ShardFailure) -> None:
+                emit("shard_retry", op="map", run=run, shard=shard, attempt=f.attempts + 1,
+                     kind=f.kind, message=f.message)  # fmt: skip
+
+            outcomes: Iterator[TaskOutcome] = iter(runner(job, todo, retries, on_retry))
+        else:
+            outcomes = _outcomes(
                 job,
                 todo,
                 num_proc=num_proc,
@@ -376,7 +391,9 @@ def map_to_shards(
                 op="map",
                 run=run,
                 local_errors=local,
-            ):
+            )
+        try:
+            for o in outcomes:
                 if o.failure is None:
                     assert o.reply is not None
                     bar.done(o.reply["samples_in"], False)
@@ -391,7 +408,8 @@ def map_to_shards(
              seconds=time.perf_counter() - t0, failed=len(fails))  # fmt: skip
     kwargs: dict[str, Any] = dict(sample_type=sample_type, num_proc=num_proc, batched=batched, version=version,
                   verify=verify, retries=retries, timeout=timeout, manifest=manifest,
-                  progress=progress, start_method=start_method, fsync=fsync)  # fmt: skip
+                  progress=progress, start_method=start_method, fsync=fsync,
+                  runner=runner)  # fmt: skip
     if fails:
         ok = [s for s in shard_ids if s not in fails]
         err = PartialFailureError(
