@@ -65,3 +65,9 @@ def busy_ms(s: Num) -> Num:
     while time.perf_counter() < end:
         pass
     return s
+
+
+def fails_on_x3(s: Num) -> Num:
+    if s.x == 3:
+        raise ValueError("x == 3 is not allowed")
+    return s

@@ -25,7 +25,14 @@ from atdata._shards.writer import ShardInfo, _check_key
 from atdata._wire.sample import DictSample, _packb
 from atdata.dataset._commit import CommitRecord, commit_path, write_commit
 
-__all__ = ["MapJob", "ReduceJob", "input_sha256", "type_name"]
+__all__ = [
+    "MapJob",
+    "ReduceJob",
+    "check_output_names",
+    "input_sha256",
+    "keyed_samples",
+    "type_name",
+]
 
 
 class _HashingReader:
@@ -87,7 +94,7 @@ def type_name(t: type) -> str:
     return f"{t.__module__}:{t.__qualname__}"
 
 
-def _keyed_samples(ds: Any, shard: str) -> Iterator[tuple[str, Any]]:
+def keyed_samples(ds: Any, shard: str) -> Iterator[tuple[str, Any]]:
     """``(key, sample)`` of one shard with the dataset's filters/maps/lenses applied."""
     cur: list[str] = [""]
 
@@ -108,7 +115,7 @@ class ReduceJob:
 
     def run(self, shard: str, attempt: int) -> dict[str, Any]:
         t0 = time.perf_counter()
-        samples = [s for _k, s in _keyed_samples(self.ds, shard)]
+        samples = [s for _k, s in keyed_samples(self.ds, shard)]
         t1 = time.perf_counter()
         ev: dict[str, Any] = {
             "op": "process_shards",
@@ -214,7 +221,7 @@ class MapJob:
             n_in = [0]
 
             def counted() -> Iterator[tuple[str, Any]]:
-                for pair in _keyed_samples(ds, shard):
+                for pair in keyed_samples(ds, shard):
                     n_in[0] += 1
                     yield pair
 

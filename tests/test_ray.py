@@ -1,0 +1,93 @@
+"""atdata.ray on a local Ray cluster (``ray.init(num_cpus=2)``): read, map and write back give
+the same samples (and the same output bytes) as the local path. Marked slow: starting Ray takes
+a while, so one cluster serves the whole module."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import numpy as np
+import pytest
+
+import atdata
+from atdata import PartialFailureError
+from tests._process_helpers import Feat, count_and_square, fails_on_x3, square, to_feat
+from tests.test_process import counted, make_input, out_hashes
+
+pytestmark = pytest.mark.slow
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    ray = pytest.importorskip("ray", reason="atdata[ray] is not installed")
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}},
+    )
+    import ray.data
+
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.timeout(600)
+def test_read_gives_the_local_samples_with_exact_counts(ray_cluster, tmp_path):
+    import atdata.ray as ar
+
+    ds = make_input(tmp_path, shards=3, per=4).map(to_feat, sample_type=Feat)
+    tasks = ar.AtdataDatasource(ds).get_read_tasks(1)
+    assert [t.metadata.num_rows for t in tasks] == [4, 4, 4]
+    rd = ar.read(ds)
+    assert rd.count() == 12
+    rows = sorted(rd.take_all(), key=lambda r: r["__key__"])
+    local = list(ds)
+    assert [r["__key__"] for r in rows] == [s.__key__ for s in make_input(tmp_path / "k", 3, 4)]
+    assert [int(r["x"]) for r in rows] == [s.x for s in local]
+    assert all(np.array_equal(r["vec"], s.vec) for r, s in zip(rows, local, strict=True))
+    assert rows[0]["vec"].dtype == np.float32
+
+    # write back: the same samples, keys kept
+    back = ar.write(rd, tmp_path / "back", Feat)
+    got = sorted(back, key=lambda s: s.__key__)
+    assert [(s.__key__, s.x, s.vec.tolist()) for s in got] == [
+        (r["__key__"], int(r["x"]), r["vec"].tolist()) for r in rows
+    ]
+    assert len(back) == 12 and back.sample_type is Feat
+    with pytest.raises(atdata.ConfigError, match="already holds part"):
+        ar.write(rd, tmp_path / "back", Feat)
+
+
+@pytest.mark.timeout(600)
+def test_map_on_ray_matches_local_bytes_and_shares_commits(ray_cluster, tmp_path, monkeypatch):
+    import atdata.ray as ar
+
+    ds = make_input(tmp_path, shards=4, per=3)
+    local = ds.map(square, out=tmp_path / "local")
+    remote = ar.map(ds, square, tmp_path / "ray")
+    assert out_hashes(remote) == out_hashes(local)
+    assert [s.x for s in remote] == [i * i for i in range(12)]
+    counter = tmp_path / "calls.txt"
+    monkeypatch.setenv("ATDATA_TEST_COUNTER", str(counter))
+    again = ds.map(count_and_square, out=tmp_path / "ray")  # committed on Ray: nothing to redo
+    assert counted(counter) == [] and out_hashes(again) == out_hashes(local)
+
+
+@pytest.mark.timeout(600)
+def test_map_on_ray_reports_a_failing_shard(ray_cluster, tmp_path):
+    import atdata.ray as ar
+
+    ds = make_input(tmp_path, shards=3, per=2)
+    with pytest.raises(PartialFailureError) as ei:
+        ar.map(ds, fails_on_x3, tmp_path / "o")
+    bad = ds.list_shards()[1]
+    f = ei.value.failures[bad]
+    assert (ei.value.failed_shards, f.kind, f.exc_type) == ([bad], "exception", "ValueError")
+    assert "x == 3" in f.message and "fails_on_x3" in f.traceback
+    assert sorted(os.listdir(tmp_path / "o")).count("d-000001.tar") == 0
