@@ -63,6 +63,15 @@ def test_read_gives_the_local_samples_with_exact_counts(ray_cluster, tmp_path):
     with pytest.raises(atdata.ConfigError, match="already holds part"):
         ar.write(rd, tmp_path / "back", Feat)
 
+    # with an index: one entry naming every written shard
+    idx = atdata.Index(path=str(tmp_path / "idx" / "index.db"))
+    ar.write(rd, tmp_path / "indexed", Feat, index=idx, name="feats")
+    entry = idx.get_entry("feats")
+    assert sorted(s.url for s in entry.shards) == sorted(
+        str(p) for p in (tmp_path / "indexed").glob("part-*.tar")
+    )
+    assert sum(s.num_samples for s in entry.shards) == 12
+
 
 @pytest.mark.timeout(600)
 def test_map_on_ray_matches_local_bytes_and_shares_commits(ray_cluster, tmp_path, monkeypatch):

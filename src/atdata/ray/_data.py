@@ -42,7 +42,7 @@ def _ray() -> Any:
     m = re.match(r"(\d+)\.(\d+)", ray.__version__)
     if m is None or (int(m.group(1)), int(m.group(2))) < SUPPORTED_RAY:
         raise MissingExtraError(
-            f"atdata.ray needs Ray >= {'.'.join(map(str, SUPPORTED_RAY))} (its Datasource/"
+            f"atdata.ray needs Ray >= {'.'.join(str(v) for v in SUPPORTED_RAY)} (its Datasource/"
             f'Datasink API), found {ray.__version__}: pip install -U "atdata[ray]"'
         )
     return ray
@@ -136,10 +136,7 @@ class AtdataDatasource:
     """
 
     def __new__(cls, ds: Dataset) -> Any:  # subclass Ray's Datasource lazily
-        impl = _impl_datasource()
-        obj = impl.__new__(impl)
-        obj.__init__(ds)
-        return obj
+        return _impl_datasource()(ds)
 
 
 def _read_shard(ds: Dataset, shard: str) -> list[Any]:
@@ -227,10 +224,7 @@ class AtdataDatasink:
     """
 
     def __new__(cls, out: str, sample_type: type, prefix: str = "part") -> Any:
-        impl = _impl_datasink()
-        obj = impl.__new__(impl)
-        obj.__init__(out, sample_type, prefix)
-        return obj
+        return _impl_datasink()(out, sample_type, prefix)
 
 
 def _write_task(out: str, prefix: str, st: type, blocks: Iterable[Any], idx: int) -> Any:
@@ -240,6 +234,7 @@ def _write_task(out: str, prefix: str, st: type, blocks: Iterable[Any], idx: int
     n = 0
     with ShardWriter(path, key=lambda s, i: s.__key__ or f"{idx:06d}-{i:08d}") as w:
         for block in blocks:
+            row: Any
             for row in BlockAccessor.for_block(block).iter_rows(public_row_format=False):
                 key, sample = _row_sample(row, st)
                 with contextlib.suppress(AttributeError, TypeError):
@@ -260,7 +255,7 @@ def _impl_datasink() -> type:
     _ray()
     from ray.data import Datasink
 
-    class _Sink(Datasink):  # type: ignore[misc, valid-type]
+    class _Sink(Datasink):
         def __init__(self, out: str, sample_type: type, prefix: str) -> None:
             self.out, self.sample_type, self.prefix = out, sample_type, prefix
             self.infos: list[ShardInfo] = []
@@ -332,9 +327,9 @@ def write(
     infos = sink.infos
     if not infos:
         raise ConfigError(f"the Ray dataset had no rows, so nothing was written to {out_dir}")
-    ds = Dataset([i.path for i in infos], sample_type=sample_type, shard_infos=infos)
+    ds: Dataset = Dataset([i.path for i in infos], sample_type=sample_type, shard_infos=infos)
     if index is not None:
-        return index.insert_dataset(ds, name=name)
+        index.insert_dataset(ds, name=name)
     return ds
 
 
