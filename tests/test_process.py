@@ -403,3 +403,39 @@ def test_run_killed_after_some_commits_resumes_with_identical_bytes(
     )
     assert out_hashes(resumed) == out_hashes(reference)
     assert hidden_temps(tmp_path / "out") == []
+
+
+def test_map_records_the_output_in_an_index_and_logs_through_configure_logging(tmp_path):
+    ds = make_input(tmp_path, shards=3, per=2)
+    lines = []
+
+    class Rec:
+        def debug(self, m, *a, **k):
+            lines.append(("debug", m % a))
+
+        def info(self, m, *a, **k):
+            lines.append(("info", m % a))
+
+        def warning(self, m, *a, **k):
+            lines.append(("warning", m % a))
+
+        def error(self, m, *a, **k):
+            lines.append(("error", m % a))
+
+    idx = atdata.Index(path=str(tmp_path / "idx" / "i.db"))
+    atdata.configure_logging(Rec())
+    try:
+        out = ds.map(square, out=tmp_path / "o", index=idx, name="squares")
+    finally:
+        import logging
+
+        atdata.configure_logging(logging.getLogger("atdata"))
+    entry = idx.get_entry_by_name("squares")
+    assert [s.url for s in entry.shards] == out.list_shards()
+    assert [s.num_samples for s in entry.shards] == [2, 2, 2]
+    assert [s.sha256 for s in entry.shards] == out_hashes(out)
+    assert [lv for lv, m in lines if "run_" in m] == ["info", "info"]
+    assert sum(" shard_commit " in m for _, m in lines) == 3
+    assert lines[-1][1].startswith("map run_end: 6 samples in ")
+    with pytest.raises(ConfigError, match="pass both index= and name="):
+        ds.map(square, out=tmp_path / "o2", index=idx)

@@ -66,7 +66,7 @@ def test_read_gives_the_local_samples_with_exact_counts(ray_cluster, tmp_path):
     # with an index: one entry naming every written shard
     idx = atdata.Index(path=str(tmp_path / "idx" / "index.db"))
     ar.write(rd, tmp_path / "indexed", Feat, index=idx, name="feats")
-    entry = idx.get_entry("feats")
+    entry = idx.get_entry_by_name("feats")
     assert sorted(s.url for s in entry.shards) == sorted(
         str(p) for p in (tmp_path / "indexed").glob("part-*.tar")
     )

@@ -42,6 +42,7 @@ __all__ = [
     "emit",
     "emit_event",
     "has_subscribers",
+    "log_listener",
     "subscribe",
 ]
 
@@ -181,6 +182,45 @@ def emit(
     emit_event(
         Event(name, op, run, shard, samples, seconds, attempt, os.getpid(), time.time(), data)
     )
+
+
+_LEVELS = {
+    "shard_fail": "warning",
+    "shard_retry": "warning",
+    "run_start": "info",
+    "run_end": "info",
+}
+
+
+def log_listener(logger: Any, run: str = "") -> Callable[[Event], None]:
+    """A listener that writes events to ``logger`` (anything with ``debug``/``info``/
+    ``warning`` methods, e.g. what :func:`atdata.get_logger` returns): failures and retries as
+    warnings, run start/end as info, shard steps as debug. With ``run``, only that run's events.
+
+    Examples:
+        >>> lines = []
+        >>> class L:
+        ...     def debug(self, m, *a): lines.append(("debug", m % a))
+        ...     info = warning = debug
+        >>> with subscribe(log_listener(L(), run="r1")):
+        ...     emit("shard_commit", op="map", run="r1", shard="a.tar", samples=3, seconds=0.25)
+        ...     emit("shard_commit", op="map", run="r2", shard="b.tar")
+        >>> lines
+        [('debug', 'map shard_commit a.tar: 3 samples in 0.25s')]
+    """
+
+    def listen(e: Event) -> None:
+        if run and e.run != run:
+            return
+        extra = "".join(f" {k}={v}" for k, v in e.data.items() if v is not None)
+        what = f" {e.shard}" if e.shard else ""
+        try_ = f" (attempt {e.attempt})" if e.attempt > 1 else ""
+        getattr(logger, _LEVELS.get(e.name, "debug"))(
+            "%s %s%s: %d samples in %.2fs%s%s", e.op, e.name, what, e.samples, e.seconds,
+            try_, extra,
+        )  # fmt: skip
+
+    return listen
 
 
 @contextlib.contextmanager

@@ -210,6 +210,8 @@ class Dataset(Generic[T]):
         manifest: bool | None = None,
         progress: bool | None = None,
         start_method: str | None = None,
+        index: Any = None,
+        name: str | None = None,
     ) -> Dataset:
         """A dataset of ``fn(sample)``: lazy without ``out``; with ``out``, written now.
 
@@ -233,6 +235,9 @@ class Dataset(Generic[T]):
             manifest: Write manifests (``None``: when pyarrow is installed).
             progress: Progress bar (``None``: on a terminal).
             start_method: Worker start method (a non-picklable ``fn`` fails before any work).
+            index: An :class:`~atdata.Index` to record the output in once every shard is
+                committed, under ``name``.
+            name: The index entry's name (with ``index``).
 
         Raises:
             PartialFailureError: Some shards failed; all others are committed.
@@ -240,6 +245,8 @@ class Dataset(Generic[T]):
         if out is None:
             if num_proc is not None or batched or version is not None or timeout is not None:
                 raise ConfigError("num_proc, batched, version and timeout need out=<directory>")
+            if index is not None:
+                raise ConfigError("index= records a written dataset: pass out=<directory> too")
             return self._derive(
                 _ops=(*self._ops, ("map", fn)), sample_type=sample_type or self.sample_type
             )
@@ -248,7 +255,8 @@ class Dataset(Generic[T]):
         return map_to_shards(
             self, fn, out, sample_type=sample_type, num_proc=num_proc, batched=batched,
             version=version, verify=verify, retries=retries, timeout=timeout,
-            manifest=manifest, progress=progress, start_method=start_method,
+            manifest=manifest, progress=progress, start_method=start_method, index=index,
+            name=name,
         )  # fmt: skip
 
     def process_shards(

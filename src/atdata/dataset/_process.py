@@ -45,7 +45,8 @@ from atdata._errors import (
     RemoteShardError,
     ShardFailure,
 )
-from atdata._events import emit, has_subscribers
+from atdata._events import emit, has_subscribers, log_listener, subscribe
+from atdata._logging import get_logger
 from atdata._shards.writer import ShardInfo
 from atdata.dataset._commit import VERIFY_MODES, check_commit, read_commit
 from atdata.dataset._pool import (
@@ -189,6 +190,29 @@ def process_shards(
         if not shard_ids:
             return {}
     run = uuid.uuid4().hex[:12]
+    with subscribe(log_listener(get_logger(), run)):
+        return _process_run(
+            ds, fn, shard_ids, run, checkpoint=checkpoint, on_shard_error=on_shard_error,
+            num_proc=num_proc, retries=retries, timeout=timeout, progress=progress,
+            start_method=start_method,
+        )  # fmt: skip
+
+
+def _process_run(
+    ds: Any,
+    fn: Callable[[list[Any]], Any],
+    shard_ids: list[str],
+    run: str,
+    *,
+    checkpoint: str | os.PathLike[str] | None,
+    on_shard_error: Callable[[str, Exception], None] | None,
+    num_proc: int | None,
+    retries: int,
+    timeout: float | None,
+    progress: bool | None,
+    start_method: str | None,
+) -> dict[str, Any]:
+    ckpt = Path(checkpoint) if checkpoint is not None else None
     emit("run_start", op="process_shards", run=run, shards=len(shard_ids), num_proc=num_proc)
     job = ReduceJob(ds, fn, run)
     results: dict[str, Any] = {}
@@ -321,6 +345,8 @@ def map_to_shards(
     start_method: str | None = None,
     fsync: bool = True,
     runner: Runner | None = None,
+    index: Any = None,
+    name: str | None = None,
 ) -> Any:
     """See :meth:`atdata.Dataset.map` (with ``out``).
 
@@ -332,6 +358,8 @@ def map_to_shards(
     from atdata.dataset._dataset import Dataset
 
     _check_common(num_proc, retries, timeout)
+    if (index is None) != (name is None):
+        raise ConfigError("pass both index= and name= to record the output dataset in an index")
     if verify not in VERIFY_MODES:
         raise ConfigError(f"verify must be one of {', '.join(VERIFY_MODES)}; got {verify!r}")
     if ds._selection is not None:
@@ -347,7 +375,7 @@ def map_to_shards(
     out_paths = check_output_names(shard_ids, out_dir)
     os.makedirs(out_dir, exist_ok=True)
     run = uuid.uuid4().hex[:12]
-    with _locked(out_dir):
+    with _locked(out_dir), subscribe(log_listener(get_logger(), run)):
         for p in out_paths.values():  # leftovers of a run that was killed mid-shard
             for stale in glob.glob(glob.escape(os.path.join(out_dir, "." + os.path.basename(p)))
                                    + ".tmp-*"):  # fmt: skip
@@ -409,7 +437,7 @@ def map_to_shards(
     kwargs: dict[str, Any] = dict(sample_type=sample_type, num_proc=num_proc, batched=batched, version=version,
                   verify=verify, retries=retries, timeout=timeout, manifest=manifest,
                   progress=progress, start_method=start_method, fsync=fsync,
-                  runner=runner)  # fmt: skip
+                  runner=runner, index=index, name=name)  # fmt: skip
     if fails:
         ok = [s for s in shard_ids if s not in fails]
         err = PartialFailureError(
@@ -430,4 +458,7 @@ def map_to_shards(
         infos.append(ShardInfo(p, rec.num_samples, rec.output_size, rec.output_sha256))
         if st is None and rec.num_samples:
             st = _resolve_type(rec.sample_type)
-    return Dataset([i.path for i in infos], sample_type=st or DictSample, shard_infos=infos)
+    result = Dataset([i.path for i in infos], sample_type=st or DictSample, shard_infos=infos)
+    if index is not None:
+        index.insert_dataset(result, name=name)
+    return result
