@@ -458,7 +458,7 @@ def map_to_shards(
         infos.append(ShardInfo(p, rec.num_samples, rec.output_size, rec.output_sha256))
         if st is None and rec.num_samples:
             st = _resolve_type(rec.sample_type)
-    result = Dataset([i.path for i in infos], sample_type=st or DictSample, shard_infos=infos)
+    result: Any = Dataset([i.path for i in infos], sample_type=st or DictSample, shard_infos=infos)
     if index is not None:
         index.insert_dataset(result, name=name)
     return result
