@@ -28,6 +28,7 @@ Examples:
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import glob
 import importlib
@@ -48,10 +49,11 @@ from atdata._errors import (
 from atdata._events import emit, has_subscribers, log_listener, subscribe
 from atdata._logging import get_logger
 from atdata._shards.writer import ShardInfo
-from atdata.dataset._commit import VERIFY_MODES, check_commit, read_commit
+from atdata.dataset._commit import VERIFY_MODES, CommitRecord, check_commit, read_commit
 from atdata.dataset._pool import (
     TaskOutcome,
     check_sendable,
+    cpu_count,
     exc_failure,
     run_pool,
     start_method_of,
@@ -302,6 +304,25 @@ def _locked(out: str) -> Iterator[None]:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
+def _check_commits(
+    ds: Any, shards: list[str], out_paths: dict[str, str], version: str, verify: str
+) -> list[CommitRecord | None]:
+    """Each shard's commit record if it still holds, else ``None``; the sha256 work runs on a
+    few threads (hashlib releases the GIL), so checking many committed shards takes little time."""
+
+    def one(s: str) -> CommitRecord | None:
+        rec = read_commit(out_paths[s])
+        if rec is None:
+            return None
+        why = check_commit(out_paths[s], input_sha256(ds.source, s), version, verify)
+        return None if why else rec
+
+    if len(shards) < 2:
+        return [one(s) for s in shards]
+    with concurrent.futures.ThreadPoolExecutor(min(8, cpu_count() + 1)) as pool:
+        return list(pool.map(one, shards))
+
+
 def _resolve_type(name: str) -> type | None:
     mod, _, qual = name.partition(":")
     m = sys.modules.get(mod)
@@ -384,15 +405,12 @@ def map_to_shards(
         emit("run_start", op="map", run=run, shards=len(shard_ids), num_proc=num_proc, out=out_dir)
         t0 = time.perf_counter()
         todo: list[str] = []
-        for s in shard_ids:
-            rec = read_commit(out_paths[s])
-            why = "no commit record"
-            if rec is not None:
-                why = check_commit(out_paths[s], input_sha256(ds.source, s), ver, verify)
-            if why:
+        recs = _check_commits(ds, shard_ids, out_paths, ver, verify)
+        for s, rec in zip(shard_ids, recs, strict=True):
+            if rec is None:
                 todo.append(s)
             else:
-                emit("shard_skip", op="map", run=run, shard=s, samples=rec.num_samples)  # type: ignore[union-attr]
+                emit("shard_skip", op="map", run=run, shard=s, samples=rec.num_samples)
         job = MapJob(
             ds, fn, out_paths, version=ver, batched=batched, manifest=_manifest_default(manifest),
             sample_type=sample_type, run=run, fsync=fsync,
