@@ -26,11 +26,19 @@ import importlib.util
 import os
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from atdata._errors import AtdataError, ConfigError, DataNotFoundError, SplitNotFoundError
 from atdata._shards.sources import expand_urls, is_remote
+from atdata._wire.sample import DictSample
 from atdata.dataset._dataset import Dataset
+
+if TYPE_CHECKING:
+    from atdata.atmosphere._client import Atmosphere
+    from atdata.index._index import Index
+
+T = TypeVar("T")
+V = TypeVar("V")
 
 __all__ = ["DatasetDict", "infer_splits", "load_dataset"]
 
@@ -50,7 +58,8 @@ _SPLIT_RE = re.compile(
 _SPLIT_ORDER = ("train", "validation", "test")
 
 
-class DatasetDict(dict[str, Dataset[Any]]):
+# (quoted: at run time ``Dataset[T]`` is a callable alias, whose type variable is Dataset's own)
+class DatasetDict(dict[str, "Dataset[T]"], Generic[T]):
     """A ``dict`` of split name -> :class:`~atdata.Dataset`, as :func:`load_dataset` returns.
 
     Args:
@@ -68,8 +77,8 @@ class DatasetDict(dict[str, Dataset[Any]]):
 
     def __init__(
         self,
-        splits: Mapping[str, Dataset[Any]] | None = None,
-        sample_type: type | None = None,
+        splits: Mapping[str, Dataset[T]] | None = None,
+        sample_type: type[T] | None = None,
         streaming: bool = False,
     ) -> None:
         super().__init__(splits or {})
@@ -77,7 +86,7 @@ class DatasetDict(dict[str, Dataset[Any]]):
         self.streaming = streaming
 
     @property
-    def sample_type(self) -> type | None:
+    def sample_type(self) -> type[T] | None:
         """The sample type of the splits (``None`` when there are none)."""
         if self._sample_type is not None:
             return self._sample_type
@@ -89,7 +98,7 @@ class DatasetDict(dict[str, Dataset[Any]]):
         """Split name -> how many shards it has."""
         return {name: len(ds.list_shards()) for name, ds in self.items()}
 
-    def as_type(self, view: type) -> DatasetDict:
+    def as_type(self, view: type[V]) -> DatasetDict[V]:
         """Every split viewed as ``view`` (see :meth:`Dataset.as_type`)."""
         return DatasetDict(
             {k: v.as_type(view) for k, v in self.items()}, view, streaming=self.streaming
@@ -240,17 +249,82 @@ def _load_named(
     return out
 
 
+_DataFiles = str | Sequence[str] | Mapping[str, str | Sequence[str]] | None
+
+
+@overload
+def load_dataset(
+    path: str | os.PathLike[str],
+    sample_type: type[T],
+    split: str,
+    data_files: _DataFiles = None,
+    *,
+    streaming: bool = False,
+    index: Index | None = None,
+    on_error: str = "raise",
+    atmosphere: Atmosphere | None = None,
+) -> Dataset[T]: ...
+@overload
+def load_dataset(
+    path: str | os.PathLike[str],
+    sample_type: type[T],
+    split: None = None,
+    data_files: _DataFiles = None,
+    *,
+    streaming: bool = False,
+    index: Index | None = None,
+    on_error: str = "raise",
+    atmosphere: Atmosphere | None = None,
+) -> DatasetDict[T]: ...
+@overload
+def load_dataset(
+    path: str | os.PathLike[str],
+    sample_type: None,
+    split: str,
+    data_files: _DataFiles = None,
+    *,
+    streaming: bool = False,
+    index: Index | None = None,
+    on_error: str = "raise",
+    atmosphere: Atmosphere | None = None,
+) -> Dataset[DictSample]: ...
+@overload
+def load_dataset(
+    path: str | os.PathLike[str],
+    sample_type: None = None,
+    *,
+    split: str,
+    data_files: _DataFiles = None,
+    streaming: bool = False,
+    index: Index | None = None,
+    on_error: str = "raise",
+    atmosphere: Atmosphere | None = None,
+) -> Dataset[DictSample]: ...
+@overload
+def load_dataset(
+    path: str | os.PathLike[str],
+    sample_type: None = None,
+    split: None = None,
+    data_files: _DataFiles = None,
+    *,
+    streaming: bool = False,
+    index: Index | None = None,
+    on_error: str = "raise",
+    atmosphere: Atmosphere | None = None,
+) -> DatasetDict[DictSample]: ...
+
+
 def load_dataset(
     path: str | os.PathLike[str],
     sample_type: type | None = None,
     split: str | None = None,
-    data_files: str | Sequence[str] | Mapping[str, str | Sequence[str]] | None = None,
+    data_files: _DataFiles = None,
     *,
     streaming: bool = False,
-    index: Any = None,
+    index: Index | None = None,
     on_error: str = "raise",
-    atmosphere: Any = None,
-) -> Any:
+    atmosphere: Atmosphere | None = None,
+) -> Dataset[Any] | DatasetDict[Any]:
     """Open a dataset by path; a :class:`DatasetDict` of splits, or one split's ``Dataset``.
 
     Args:

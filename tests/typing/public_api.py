@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import assert_type
 
 import atdata
-from atdata import Dataset, SampleBatch
+from atdata import Dataset, DatasetDict, DictSample, SampleBatch
 
 
 @atdata.packable
@@ -44,3 +44,10 @@ def check(path: str) -> None:
     assert_type(ds[0].__key__, str | None)
     assert_type(Short(text="x").text, str)
     assert_type(atdata.Dataset[Row](path), Dataset[Row])
+    assert_type(atdata.load_dataset(path, Row, "train"), Dataset[Row])
+    assert_type(atdata.load_dataset(path, Row, split="train"), Dataset[Row])
+    assert_type(atdata.load_dataset(path, Row), DatasetDict[Row])
+    assert_type(atdata.load_dataset(path, split="train"), Dataset[DictSample])
+    assert_type(atdata.load_dataset(path), DatasetDict[DictSample])
+    assert_type(atdata.load_dataset(path, Row)["train"], Dataset[Row])
+    assert_type(atdata.load_dataset(path).as_type(Row), DatasetDict[Row])
