@@ -59,7 +59,7 @@ _LAZY: dict[str, str] = {
     "S3Source": "atdata.stores._s3",
     "SampleBatch": "atdata.dataset._batch",
     "SampleKeyError": "atdata._errors",
-    "SampleLocation": "atdata.manifest._query",
+    "SampleLocation": "atdata.manifest._locations",
     "SchemaError": "atdata._errors",
     "SchemaRecord": "atdata.index._entry",
     "SearchAggregator": "atdata.index._search",
@@ -152,7 +152,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from atdata.manifest._builder import ManifestBuilder, ManifestWriter
     from atdata.manifest._expr import query_fields
     from atdata.manifest._fields import ManifestField
-    from atdata.manifest._query import QueryExecutor, QueryResult, SampleLocation
+    from atdata.manifest._locations import SampleLocation
+    from atdata.manifest._query import QueryExecutor, QueryResult
     from atdata.manifest._read import ShardManifest
     from atdata.promote import promote_to_atmosphere
     from atdata.providers._base import IndexProvider

@@ -41,6 +41,7 @@ from atdata._shards.writer import ShardInfo
 from atdata._wire.sample import DictSample, set_key
 from atdata.dataset import _export
 from atdata.dataset._access import ShardTable
+from atdata.dataset._alias import DatasetAlias
 from atdata.dataset._meta import check_content_metadata, fetch_metadata, wrap_raw, wrap_raw_batch
 from atdata.dataset._stream import lens_map, raw_stream, shuffle_buffer
 
@@ -56,42 +57,6 @@ __all__ = ["Dataset"]
 T = TypeVar("T")
 V = TypeVar("V")
 log = logging.getLogger("atdata")
-
-
-class _DatasetAlias:
-    """``Dataset[T]``: calling it builds a dataset whose samples decode as ``T``."""
-
-    def __init__(self, origin: type, arg: Any) -> None:
-        self.__origin__ = origin
-        self.__args__ = (arg,)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        arg = self.__args__[0]
-        if len(args) > 1 and isinstance(args[1], (str, os.PathLike)):  # (source, metadata_url)
-            kwargs.setdefault("metadata_url", os.fspath(args[1]))
-            args = args[:1] + args[2:]
-        if not isinstance(arg, TypeVar):
-            kwargs.setdefault("sample_type", arg)
-        return self.__origin__(*args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.__origin__, name)
-
-    def __mro_entries__(self, bases: tuple) -> tuple:
-        return (self.__origin__,)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _DatasetAlias) and (other.__origin__, other.__args__) == (
-            self.__origin__,
-            self.__args__,
-        )
-
-    def __hash__(self) -> int:
-        return hash((self.__origin__, self.__args__))
-
-    def __repr__(self) -> str:
-        a = self.__args__[0]
-        return f"{self.__origin__.__name__}[{getattr(a, '__name__', repr(a))}]"
 
 
 class Dataset(Generic[T]):
@@ -137,7 +102,7 @@ class Dataset(Generic[T]):
     _content_metadata: Any  # set by write_samples(content_metadata=) or by the caller
 
     def __class_getitem__(cls, item: Any) -> Any:
-        return _DatasetAlias(cls, item)
+        return DatasetAlias(cls, item)
 
     def __init__(
         self,
@@ -719,7 +684,7 @@ class Dataset(Generic[T]):
 
     def get_sample(self, loc: SampleLocation) -> T:
         """The sample at a :class:`~atdata.SampleLocation`, read by one ranged read."""
-        from atdata.manifest._query import fetch_sample
+        from atdata.manifest._locations import fetch_sample
 
         _export.check_plain(self, "get_sample")
         return fetch_sample(self.source, self.sample_type, loc)

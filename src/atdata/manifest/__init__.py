@@ -33,7 +33,7 @@ _LAZY: dict[str, str] = {
     "QueryExecutor": "atdata.manifest._query",
     "QueryResult": "atdata.manifest._query",
     "QueryStats": "atdata.manifest._query",
-    "SampleLocation": "atdata.manifest._query",
+    "SampleLocation": "atdata.manifest._locations",
     "SetAggregate": "atdata.manifest._aggregates",
     "ShardManifest": "atdata.manifest._read",
     "create_aggregate": "atdata.manifest._aggregates",
@@ -55,6 +55,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from atdata.manifest._builder import ManifestBuilder, ManifestWriter
     from atdata.manifest._expr import F, FieldProxy, FieldSet, Predicate, query_fields
     from atdata.manifest._fields import AggregateKind, ManifestField, resolve_manifest_fields
+    from atdata.manifest._locations import SampleLocation
     from atdata.manifest._paths import MANIFEST_FORMAT_VERSION
-    from atdata.manifest._query import QueryExecutor, QueryResult, QueryStats, SampleLocation
+    from atdata.manifest._query import QueryExecutor, QueryResult, QueryStats
     from atdata.manifest._read import ShardManifest
