@@ -197,3 +197,10 @@ def test_from_data_and_packable_protocol():
     assert not isinstance({"a": 1}, atdata.Packable)
     with pytest.raises(atdata.SchemaError):
         Name.from_data({"nom": "x"})
+
+
+def test_a_missing_shard_is_a_file_not_found_error(tmp_path):
+    ds = atdata.Dataset[Rec](str(tmp_path / "gone.tar"))
+    with pytest.raises(FileNotFoundError, match=r"shard not found: .*gone\.tar") as ei:
+        list(ds)
+    assert isinstance(ei.value, atdata.ShardError)

@@ -335,3 +335,16 @@ def in_sample(exc: Exception, shard: str, key: str) -> Exception:
         "bad array (shard a.tar, sample 'k1')"
     """
     return type(exc)(f"{exc} (shard {shard}, sample {key!r})")
+
+
+def shard_open_error(shard: str, exc: OSError) -> ShardError:
+    """The error for a shard that cannot be opened: :class:`DataNotFoundError` (also a
+    ``FileNotFoundError``) when it does not exist, else :class:`ShardError`.
+
+    Examples:
+        >>> type(shard_open_error("a.tar", FileNotFoundError(2, "No such file"))).__name__
+        'DataNotFoundError'
+    """
+    if isinstance(exc, FileNotFoundError):
+        return DataNotFoundError(f"shard not found: {shard}")
+    return ShardError(f"cannot open shard {shard}: {exc.strerror}")

@@ -34,7 +34,7 @@ import threading
 import weakref
 from typing import Any
 
-from atdata._errors import ShardError
+from atdata._errors import ShardError, shard_open_error
 from atdata._shards.sources import is_remote
 
 __all__ = ["FdCache", "ShardIndex", "cache_dir", "cache_path", "index_path", "load_index"]
@@ -174,7 +174,7 @@ def load_index(shard: str, source: Any, persist: bool = True) -> ShardIndex:
     try:
         st = os.stat(path)
     except OSError as exc:
-        raise ShardError(f"cannot open shard {path!r}: {exc.strerror}") from None
+        raise shard_open_error(path, exc) from None
     if not persist:
         return _from_entries(scan_tar_file(path, where))
     idx = _read_persisted(index_path(shard), st)
@@ -206,7 +206,7 @@ class FdCache:
             try:
                 fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
             except OSError as exc:
-                raise ShardError(f"cannot open shard {shard}: {exc.strerror}") from None
+                raise shard_open_error(shard, exc) from None
             if len(self._fds) >= 256:
                 _close_all(self._fds)
             self._fds[shard] = fd

@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import BinaryIO, Protocol, runtime_checkable
 
-from atdata._errors import ConfigError, DataNotFoundError, ShardError
+from atdata._errors import ConfigError, DataNotFoundError, ShardError, shard_open_error
 
 __all__ = ["DataSource", "URLSource", "brace_url", "expand_braces", "expand_urls", "is_remote"]
 
@@ -242,10 +242,8 @@ class URLSource:
             )
         try:
             return open(shard, "rb", buffering=0)  # the caller closes it
-        except FileNotFoundError:
-            raise ShardError(f"shard not found: {shard}") from None
         except OSError as exc:
-            raise ShardError(f"cannot open shard {shard}: {exc.strerror}") from None
+            raise shard_open_error(shard, exc) from None
 
     def read_range(self, shard: str, offset: int, size: int) -> bytes:
         """Read ``size`` bytes at ``offset`` of a shard (HTTP uses a Range request).
@@ -267,7 +265,7 @@ class URLSource:
             try:
                 fd = os.open(shard, os.O_RDONLY)
             except OSError as exc:
-                raise ShardError(f"cannot open shard {shard}: {exc.strerror}") from None
+                raise shard_open_error(shard, exc) from None
             try:
                 data = os.pread(fd, size, offset)
             finally:

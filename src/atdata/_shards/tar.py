@@ -22,7 +22,7 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, NamedTuple, Protocol
 
-from atdata._errors import ShardError
+from atdata._errors import ShardError, shard_open_error
 
 __all__ = ["Member", "TarWriter", "iter_tar", "scan_tar_file", "split_member_name"]
 
@@ -261,7 +261,7 @@ def scan_tar_file(path: str | os.PathLike[str], where: str = "") -> list[tuple[s
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError as exc:
-        raise ShardError(f"cannot open shard {os.fspath(path)!r}: {exc.strerror}") from None
+        raise shard_open_error(os.fspath(path), exc) from None
     out: list[tuple[str, int, int]] = []
     try:
         total = os.fstat(fd).st_size

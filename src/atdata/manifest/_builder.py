@@ -34,7 +34,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from atdata._errors import SchemaError
+from atdata._errors import SchemaError, shard_open_error
 from atdata._extras import require
 from atdata._version import __version__
 from atdata.manifest._aggregates import aggregate_values
@@ -402,12 +402,10 @@ def build_manifest(
     h = hashlib.sha256()
     size = 0
 
-    from atdata._errors import ShardError
-
     try:
         f = open(shard, "rb")  # noqa: SIM115 - closed below
     except OSError as exc:
-        raise ShardError(f"cannot open shard {shard}: {exc.strerror}") from None
+        raise shard_open_error(shard, exc) from None
 
     def read(n: int) -> bytes:
         nonlocal size

@@ -21,7 +21,7 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from atdata._errors import IntegrityError, ShardError
+from atdata._errors import IntegrityError, ShardError, shard_open_error
 
 __all__ = ["SampleLocation", "fetch_raw", "fetch_sample", "fetch_samples"]
 
@@ -78,7 +78,7 @@ def _local_reader(source: Any) -> Any:
             try:
                 fd = fds[shard] = os.open(shard, os.O_RDONLY)
             except OSError as exc:
-                raise ShardError(f"cannot open shard {shard}: {exc.strerror}") from None
+                raise shard_open_error(shard, exc) from None
         data = os.pread(fd, size, offset)
         if len(data) != size:
             raise ShardError(f"short read in shard {shard}: wanted {size} bytes at {offset}")
