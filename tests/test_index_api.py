@@ -224,7 +224,7 @@ def test_entries_documented_api(index, tmp_path):
     assert e.metadata == {"k": "v"} and e.cid.startswith("bafy")
     assert index.get_entry(e.cid) == e == index.get_entry_by_name("pts") == index.get_dataset("pts")
     assert index.list_entries() == [e] == index.all_entries == list(index.entries)
-    with pytest.raises(ValueError, match="samples must be non-empty"):
+    with pytest.raises(ValueError, match="no samples"):
         index.write([], name="empty")
 
     ext = atdata.write_samples(_pts(3), str(tmp_path / "ext-%02d.tar"), maxcount=2)
