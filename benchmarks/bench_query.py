@@ -93,7 +93,7 @@ def main() -> None:
         n = max(20, args.repeat)
         t_q, res = best(lambda q=q: q(fresh()), n)
         assert res.list_keys() == want, name
-        t_f, samples = best(lambda res=res: list(res), n)
+        t_f, samples = best(lambda res=res: list(res.samples), n)
         assert [s.idx for s in samples] == list(range(LO, HI + 1))
         s = res.stats
         print(
