@@ -71,6 +71,8 @@ def load_named(
             f"cannot load {path!r}: atmosphere support is not available in this installation "
             '(pip install "atdata[atmosphere]")'
         ) from None
+    if atmosphere is None and index is not None:  # Index(atmosphere=client)
+        atmosphere = getattr(index, "atmosphere", None)
     out = remote.load_remote_splits(path, sample_type, split, atmosphere=atmosphere)
     if split is not None:
         return out

@@ -160,6 +160,14 @@ def test_class_api_on_the_reference_pds(pds, publisher, tmp_path):
     assert by_name.uri == str(uri) and by_name.schema_ref == entry.schema_ref
     assert idx.get_schema_type(entry.schema_ref).__name__ == "Cell"
 
+    # load_dataset through an Index(atmosphere=...): names resolve through its PDS
+    from atdata.index import Index
+
+    idx2 = Index(path=str(tmp_path / "i.db"), atmosphere=atmo)
+    dd = atdata.load_dataset(f"@{acct['handle']}/cells", index=idx2)
+    assert [c.idx for c in dd["train"]] == list(range(9))
+    assert idx2.get_dataset(f"@{acct['handle']}/cells").uri == str(uri)
+
     # sessions: export, then continue elsewhere without the password
     again = type(atmo).from_session(atmo.export_session())
     assert (again.did, again.handle, again.pds) == (atmo.did, atmo.handle, atmo.pds)
@@ -208,3 +216,20 @@ def test_schema_type_does_not_depend_on_key_order():
     assert (s.idx, s.note) == (4, None)
     back = Late.from_bytes(s.packed)
     assert (back.idx, back.note) == (4, None)
+
+
+def test_index_with_an_atmosphere_promotes(tmp_path):
+    from atdata.index import Index
+
+    m = MockAtmosphere(did="did:plc:ix", handle="ix.test")
+    idx = Index(path=str(tmp_path / "i.db"), atmosphere=m)
+    idx.write_samples(_cells(4), name="four", maxcount=2)
+    uri = idx.promote_entry("four", name="four-pub", tags=["x"])
+    rec = m.get_record(uri)
+    assert (rec["name"], rec["tags"], len(rec["storage"]["blobs"])) == ("four-pub", ["x"], 2)
+    ds = atdata.write_samples(_cells(3, 10), str(tmp_path / "d.tar"))
+    uri2 = idx.promote_dataset(ds, name="three", description="d")
+    assert isinstance(uri2, str) and m.get_record(uri2)["description"] == "d"
+    assert LabelLoader(m).resolve("ix.test", "three") == uri2
+    with pytest.raises(ValueError, match="needs a logged-in"):
+        Index(path=str(tmp_path / "j.db"), atmosphere=None).promote_entry("four")

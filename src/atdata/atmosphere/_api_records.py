@@ -19,7 +19,14 @@ from atdata.atmosphere._lexicon import (
 )
 from atdata.atmosphere._types import LEXICON_NAMESPACE, AtUri
 
-__all__ = ["DatasetLoader", "DatasetPublisher", "SchemaLoader", "SchemaPublisher", "fetch_typed"]
+__all__ = [
+    "DatasetLoader",
+    "DatasetPublisher",
+    "SchemaLoader",
+    "SchemaPublisher",
+    "fetch_typed",
+    "promote_dataset",
+]
 
 
 def fetch_typed(client: Any, uri: str | AtUri, suffix: str) -> dict[str, Any]:
@@ -445,3 +452,28 @@ class DatasetLoader:
         at = AtUri.parse(str(uri))
         ident = self.client.resolve(at.authority)
         return dataset_of(ident, RemoteEntry(str(at), "", self.get(uri)), sample_type)
+
+
+def promote_dataset(
+    client: Any,
+    dataset: Any,
+    *,
+    name: str,
+    sample_type: type | None = None,
+    schema_version: str = "1.0.0",
+    description: str | None = None,
+    tags: list[str] | None = None,
+    license: str | None = None,
+) -> AtUri:
+    """Publish ``dataset``'s schema (as ``sample_type`` when given), then the dataset."""
+    from atdata.atmosphere._publish import publish_schema
+
+    schema = publish_schema(client, sample_type or dataset.sample_type, schema_version)
+    return DatasetPublisher(client).publish(
+        dataset,
+        name=name,
+        schema_uri=schema.uri,
+        description=description,
+        tags=tags,
+        license=license,
+    )

@@ -600,6 +600,32 @@ class Atmosphere:
 
         return promote_entry(index, name, self, **kwargs)
 
+    def promote_dataset(
+        self,
+        dataset: Any,
+        *,
+        name: str,
+        sample_type: type | None = None,
+        schema_version: str = "1.0.0",
+        description: str | None = None,
+        tags: list[str] | None = None,
+        license: str | None = None,
+    ) -> AtUri:
+        """Publish a :class:`~atdata.Dataset` and its schema (what
+        :meth:`atdata.Index.promote_dataset` calls); see :class:`DatasetPublisher`."""
+        from atdata.atmosphere._api_records import promote_dataset
+
+        return promote_dataset(
+            self,
+            dataset,
+            name=name,
+            sample_type=sample_type,
+            schema_version=schema_version,
+            description=description,
+            tags=tags,
+            license=license,
+        )
+
     @property
     def blob_limit(self) -> int | None:
         """The PDS's blob upload limit in bytes, when ``describeServer`` reports it."""

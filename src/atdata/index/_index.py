@@ -385,24 +385,81 @@ class Index(Catalog):
             text=text, tags=tags, schema_ref=schema_ref, repo=repo, limit=limit
         )
 
-    def promote_entry(self, name: str, atmosphere: Promoter, **kwargs: Any) -> Any:
-        """Publish dataset ``name`` and its schema to the atmosphere (idempotent; see
-        :func:`atdata.atmosphere.promote_entry` for the options and the result).
+    def _promoter(self, atmosphere: Any, what: str) -> Any:
+        client = atmosphere if atmosphere is not None else self._atmosphere
+        if not callable(getattr(client, what, None)):
+            raise ConfigError(
+                f"{what} needs a logged-in atdata.atmosphere.Atmosphere: "
+                "Index(atmosphere=Atmosphere.login(handle, app_password)) or atmosphere="
+            )
+        return getattr(client, what)
 
-        ``atmosphere`` is a logged-in :class:`atdata.atmosphere.Atmosphere` (any object with its
-        ``promote_entry(index, name, **options)``): the index layer does not import the
-        atmosphere layer; the atmosphere does the publishing.
+    def promote_entry(
+        self,
+        entry_name: str,
+        atmosphere: Promoter | None = None,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        license: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Publish dataset ``entry_name`` and its schema to the atmosphere (idempotent).
+
+        The atmosphere is this index's (``Index(atmosphere=client)``) unless one is given. The
+        index layer does not import the atmosphere layer: the client does the publishing
+        (``client.promote_entry(index, name, **options)``; options and result as
+        :func:`atdata.atmosphere.promote_entry`).
+
+        Args:
+            entry_name: The local dataset.
+            atmosphere: A logged-in client (default: this index's).
+            name: The name on the atmosphere (default: ``entry_name``).
+            description, tags, license: Override the entry's fields.
+
+        Returns:
+            The entry record's AT-URI (a ``str`` carrying every record and blob written).
 
         Raises:
-            ConfigError: When ``atmosphere`` cannot promote (e.g. ``None``).
+            ConfigError: (a ``ValueError``) When there is no atmosphere client.
         """
-        promote = getattr(atmosphere, "promote_entry", None)
-        if not callable(promote):
-            raise ConfigError(
-                f"promote_entry needs a logged-in atdata.atmosphere.Atmosphere, got "
-                f"{type(atmosphere).__name__}: Atmosphere.login(handle, app_password)"
+        promote = self._promoter(atmosphere, "promote_entry")
+        opts = {"as_name": name, "description": description, "tags": tags, "license": license}
+        kwargs.update({k: v for k, v in opts.items() if v is not None})
+        return promote(self, entry_name, **kwargs)
+
+    def promote_dataset(
+        self,
+        dataset: Any,
+        *,
+        name: str,
+        sample_type: type | None = None,
+        schema_version: str = "1.0.0",
+        description: str | None = None,
+        tags: list[str] | None = None,
+        license: str | None = None,
+    ) -> str:
+        """Publish a :class:`~atdata.Dataset` (and its schema) to this index's atmosphere.
+
+        Returns:
+            The entry record's AT-URI.
+
+        Raises:
+            ConfigError: (a ``ValueError``) When the index has no atmosphere client.
+        """
+        publish = self._promoter(None, "promote_dataset")
+        return str(
+            publish(
+                dataset,
+                name=name,
+                sample_type=sample_type,
+                schema_version=schema_version,
+                description=description,
+                tags=tags,
+                license=license,
             )
-        return promote(self, name, **kwargs)
+        )
 
     def status(self) -> dict[str, Any]:
         """Which provider and store are configured and whether each is reachable."""

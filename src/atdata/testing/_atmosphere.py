@@ -222,6 +222,12 @@ class MockAtmosphere:
 
         return promote_entry(index, name, self, **kwargs)
 
+    def promote_dataset(self, dataset: Any, **kwargs: Any) -> Any:
+        """Publish a dataset and its schema here (see :meth:`atdata.Index.promote_dataset`)."""
+        from atdata.atmosphere._api_records import promote_dataset
+
+        return promote_dataset(self, dataset, **kwargs)
+
     def reset(self) -> None:
         """Forget every record, blob, call and the login."""
         self._records.clear()
