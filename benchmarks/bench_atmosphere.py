@@ -23,7 +23,14 @@ import time
 import numpy as np
 
 import atdata
-from atdata.atmosphere import Atmosphere, _pdsrun, load_remote, publish_dataset, publish_schema
+from atdata.atmosphere import (
+    Atmosphere,
+    _pdsrun,
+    create_dev_account,
+    load_remote,
+    publish_dataset,
+    publish_schema,
+)
 
 
 @atdata.packable
@@ -52,7 +59,7 @@ def main() -> int:
         os.environ["ATDATA_PLC_URL"] = plc
         os.environ["ATDATA_HANDLE_RESOLVER"] = url
         handle, pw = f"bench{secrets.token_hex(3)}.test", secrets.token_urlsafe(16)
-        _pdsrun.create_account(url, handle, pw)
+        create_dev_account(url, handle, pw)
         atmo = Atmosphere.login(handle, pw, url, save=False)
 
         sample_bytes = 1 << 20  # 1 MiB of random bytes per sample
