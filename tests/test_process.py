@@ -160,7 +160,7 @@ def test_timeout_kills_the_attempt(tmp_path, monkeypatch):
     ds = make_input(tmp_path, shards=3, per=2)
     monkeypatch.setenv("ATDATA_TEST_SLEEP_X", "2")
     with pytest.raises(PartialFailureError) as ei:
-        ds.process_shards(sleep_on_x, num_proc=2, timeout=2, retries=0)
+        ds.process_shards(sleep_on_x, num_proc=2, timeout=6, retries=0)
     f = ei.value.failures[ds.list_shards()[1]]
     assert (f.kind, f.attempts) == ("timeout", 1)
     assert ei.value.results == {ds.list_shards()[0]: 2, ds.list_shards()[2]: 2}
