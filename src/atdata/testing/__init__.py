@@ -8,6 +8,8 @@
 * :func:`make_samples`, :func:`make_dataset` and :func:`mock_index` make samples, a dataset
   and a temporary index for tests.
 * :func:`strategy_for` builds a hypothesis strategy for any ``@packable`` type.
+* Pytest fixtures ``tmp_dataset``, ``tmp_index`` and ``mock_atmosphere`` (import them into a test
+  module, or ``pytest_plugins = ["atdata.testing"]`` in the root ``conftest.py``).
 
 Names load lazily: importing ``atdata.testing`` imports neither numpy nor hypothesis
 (hypothesis is needed only by the hypothesis-driven helpers: ``pip install hypothesis``).
@@ -31,10 +33,13 @@ _LAZY: dict[str, str] = {
     "check_lens_laws": "._lens_laws",
     "make_dataset": "._factories",
     "make_samples": "._factories",
+    "mock_atmosphere": "._fixtures",
     "mock_index": "._factories",
     "provider_checks": "._providers",
     "run_provider_conformance": "._providers",
     "strategy_for": "._strategies",
+    "tmp_dataset": "._fixtures",
+    "tmp_index": "._fixtures",
 }
 
 __all__ = [
@@ -43,10 +48,13 @@ __all__ = [
     "check_lens_laws",
     "make_dataset",
     "make_samples",
+    "mock_atmosphere",
     "mock_index",
     "provider_checks",
     "run_provider_conformance",
     "strategy_for",
+    "tmp_dataset",
+    "tmp_index",
 ]  # keep equal to sorted(_LAZY)
 
 
@@ -56,6 +64,7 @@ __getattr__, __dir__ = lazy_module(globals(), _LAZY)
 if TYPE_CHECKING:  # pragma: no cover
     from atdata.testing._atmosphere import MockAtmosphere
     from atdata.testing._factories import make_dataset, make_samples, mock_index
+    from atdata.testing._fixtures import mock_atmosphere, tmp_dataset, tmp_index
     from atdata.testing._lens_laws import assert_lens_laws, check_lens_laws
     from atdata.testing._providers import provider_checks, run_provider_conformance
     from atdata.testing._strategies import strategy_for
