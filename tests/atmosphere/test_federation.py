@@ -15,7 +15,7 @@ import pytest
 from tests._upstream import upstream_python
 
 import atdata
-from atdata.atmosphere import list_datasets, publish_dataset, publish_schema
+from atdata.atmosphere import list_datasets, publish_dataset, publish_schema, record_cid
 from atdata.atmosphere._labels import LABEL
 
 pytestmark = pytest.mark.services
@@ -66,6 +66,10 @@ def test_upstream_loads_ours_by_name_and_by_version(pds, publisher, tmp_path):
     assert p1.label and p2.label and p1.uri != p2.uri
     labels = {v["version"]: v["datasetUri"] for _u, _c, v in atmo.records(LABEL)}
     assert labels == {"1.0.0": p1.uri, "2.0.0": p2.uri}
+    # every record the PDS holds has the CID we compute for it (labels, entries, schema)
+    for coll in (LABEL, "science.alt.dataset.entry", "science.alt.dataset.schema"):
+        for _u, cid, value in atmo.records(coll):
+            assert record_cid(value) == cid
     # publishing again writes no second label
     again = publish_dataset(atmo, "fed", schema.uri, shards=ds2.list_shards(), version="2.0.0")
     assert (again.created, again.label) == (False, p2.label)
