@@ -167,6 +167,33 @@ def test_query_executor_from_directory(ds):
     assert [loc.shard for loc in r] == ["shots-000000", "shots-000002"]  # the shard_id
 
 
+def test_from_directory_refuses_shards_without_a_manifest(tmp_path):
+    full = atdata.write_samples(
+        [make(i) for i in range(50)], tmp_path / "s.tar", maxcount=10, key="index", manifest=True
+    )
+    gone = full.list_shards()[3]
+    os.unlink(gone[: -len(".tar")] + ".manifest.json")
+    os.unlink(gone[: -len(".tar")] + ".manifest.parquet")
+    with pytest.raises(
+        atdata.DataNotFoundError,
+        match=r"1 shard\(s\) in .* have no manifest \(e\.g\. s-000003\.tar\)",
+    ):
+        atdata.QueryExecutor.from_directory(tmp_path, sample_type=Shot)
+    with pytest.raises(atdata.DataNotFoundError, match="atdata manifest build"):
+        atdata.Dataset(str(tmp_path / "s-*.tar"), Shot).query(lambda df: df["idx"] >= 0)
+    with pytest.raises(FileNotFoundError):
+        atdata.QueryExecutor.from_directory(tmp_path / "nowhere")
+    atdata.write_samples([make(i) for i in range(10, 20)], gone, key="index", manifest=True)
+    ex = atdata.QueryExecutor.from_directory(tmp_path, sample_type=Shot)
+    assert len(ex.query(lambda df: df["idx"] >= 0)) == 50
+
+
+def test_sql_query_pruning_every_shard_is_empty_not_an_error(ds):
+    r = ds.query("idx > 1000")
+    assert (r.list_keys(), r.stats.shards_pruned, r.stats.shards_total) == ([], 5, 5)
+    assert ds.query("label = 'nope' AND idx < 3").list_keys() == []
+
+
 def test_where_to_expr_only_uses_safe_conjuncts():
     assert where_to_expr("a = 1 OR b = 2") is None
     assert repr(where_to_expr("label = 'x AND y' AND 3 < n")) == "(label == 'x AND y' & n > 3)"

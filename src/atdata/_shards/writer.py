@@ -51,11 +51,15 @@ class ShardInfo:
 
 
 class ShardObserver(Protocol):
-    """Hook notified while shards are written (used by manifests and member indexes)."""
+    """Hook notified while shards are written (used by manifests and member indexes).
+
+    An observer may also define ``prepare_shard(tmp_path, info)``: it is called once the shard is
+    complete under its temporary name, before the rename that makes it visible.
+    """
 
     def begin_shard(self, path: str) -> None: ...
     def add(self, key: str, offset: int, size: int, sample: Any) -> None: ...
-    def end_shard(self, info: ShardInfo) -> None: ...
+    def end_shard(self, info: ShardInfo) -> None: ...  # after the shard has its final name
     def abort_shard(self, path: str) -> None: ...
 
 
@@ -92,6 +96,18 @@ def _shard_pattern(path: str, sharded: bool) -> str:
         return path
     root, ext = os.path.splitext(path)
     return f"{root}-%06d{ext or '.tar'}"
+
+
+def _drop_sidecars(final: str) -> None:
+    """Remove the manifest of a shard about to be replaced: it describes the old bytes.
+
+    Done before the new shard takes the name, so a writer killed in between leaves a shard without
+    a manifest (queries refuse it and say how to build one), never a manifest of other bytes.
+    """
+    base = final[:-4] if final.endswith(".tar") else final
+    for side in (base + ".manifest.json", base + ".manifest.parquet"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(side)
 
 
 class ShardWriter:
@@ -185,8 +201,13 @@ class ShardWriter:
         if self._fsync:
             os.fsync(self._raw.fileno())
         self._raw.close()
-        os.replace(self._tmp, self._final)
         info = ShardInfo(self._final, self._shard_count, self._file.size, self._file.hexdigest())
+        for ob in self._observers:  # e.g. manifests, written under temporary names
+            prepare = getattr(ob, "prepare_shard", None)
+            if prepare is not None:
+                prepare(self._tmp, info)
+        _drop_sidecars(self._final)
+        os.replace(self._tmp, self._final)
         self._infos.append(info)
         self._file = None
         self._shard_no += 1

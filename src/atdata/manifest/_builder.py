@@ -3,11 +3,16 @@
 The parquet file has one row per sample: ``__key__``, ``__offset__`` (byte offset of the member's
 payload inside the tar), ``__size__`` (payload bytes) and the queryable fields; ``list[str]`` fields
 are JSON text columns. Both files are written under temporary names and renamed into place, the
-JSON header last, and only for shards that were finished.
+JSON header last, and only for shards that were finished. The writer prepares them before the
+shard takes its final name and renames them right after it, having first removed the manifest of
+the shard it replaces: a writer killed at any point leaves either a manifest of the new bytes or
+none, never one describing other bytes.
 
-Headers we write carry ``offset_kind: "tar"`` and a ``manifest_token`` repeated in the parquet
-metadata. Manifests without the marker (written by upstream atdata 0.7) have offsets that are not
-tar offsets and may miss samples; readers verify those against the shard (see ``_manifest_io``).
+Headers we write carry ``offset_kind: "tar"``, a ``manifest_token`` repeated in the parquet
+metadata, and the shard's ``shard_sha256`` and file stamp ``shard_stat`` (see ``_fresh``), so a
+manifest is only trusted for the exact shard bytes it describes. Manifests without the marker
+(written by upstream atdata 0.7) have offsets that are not tar offsets and may miss samples;
+readers verify those against the shard (see ``_read``).
 
 Examples:
     >>> import os, tempfile, json, atdata
@@ -52,7 +57,10 @@ __all__ = [
     "ManifestObserver",
     "ManifestWriter",
     "build_manifest",
+    "commit_manifest",
+    "discard_manifest",
     "manifest_paths",
+    "prepare_manifest",
     "write_manifest",
 ]
 
@@ -118,6 +126,34 @@ def write_manifest(
     Returns:
         The JSON and parquet paths.
     """
+    pending = prepare_manifest(
+        shard, keys, offsets, sizes, columns, kinds, sample_type=sample_type,
+        shard_size=shard_size, shard_sha256=shard_sha256, stamp_from=shard,
+    )  # fmt: skip
+    return commit_manifest(pending)
+
+
+def prepare_manifest(
+    shard: str,
+    keys: list[str],
+    offsets: list[int],
+    sizes: list[int],
+    columns: dict[str, list[Any]],
+    kinds: dict[str, str],
+    *,
+    sample_type: type | None = None,
+    shard_size: int | None = None,
+    shard_sha256: str | None = None,
+    stamp_from: str | None = None,
+) -> tuple[str, str, str, str]:
+    """Write a shard's manifest under temporary names; :func:`commit_manifest` renames it.
+
+    ``stamp_from`` is the file whose stamp the header records: the shard's temporary file when
+    the manifest is prepared before the shard takes its name (renaming keeps mtime and inode).
+
+    Returns:
+        ``(tmp json, tmp parquet, json, parquet)`` paths.
+    """
     pa = require("pyarrow", "query", "manifests")
     jpath, ppath = manifest_paths(shard)
     token = uuid.uuid4().hex
@@ -148,31 +184,68 @@ def write_manifest(
         "fields": dict(kinds),
         "shard_file": os.path.basename(shard),
         "shard_sha256": shard_sha256,
+        "shard_stat": _stamp(stamp_from or shard),
         "manifest_token": token,
         "writer": f"atdata {__version__}",
     }
-    write_files(jpath, ppath, table, header)
-    return jpath, ppath
+    return prepare_files(jpath, ppath, table, header)
+
+
+def _stamp(shard: str) -> dict[str, int] | None:
+    from atdata.manifest._fresh import stamp_of
+
+    try:
+        return stamp_of(shard)
+    except OSError:
+        return None
 
 
 def write_files(jpath: str, ppath: str, table: Any, header: dict[str, Any]) -> None:
     """Write a manifest's parquet rows and JSON header under temporary names, then rename them
     into place (the header last), so a reader never sees a header without its rows."""
+    commit_manifest(prepare_files(jpath, ppath, table, header))
+
+
+def prepare_files(
+    jpath: str, ppath: str, table: Any, header: dict[str, Any]
+) -> tuple[str, str, str, str]:
+    """Write a manifest's rows and header under temporary names beside their final ones.
+
+    Returns:
+        ``(tmp json, tmp parquet, json, parquet)`` for :func:`commit_manifest`.
+    """
     pq = require("pyarrow.parquet", "query", "manifests")
     d = os.path.dirname(jpath) or "."
     os.makedirs(d, exist_ok=True)
     tmp_p = os.path.join(d, f".{os.path.basename(ppath)}.tmp-{uuid.uuid4().hex[:8]}")
     tmp_j = os.path.join(d, f".{os.path.basename(jpath)}.tmp-{uuid.uuid4().hex[:8]}")
+    pending = (tmp_j, tmp_p, jpath, ppath)
     try:
         pq.write_table(table, tmp_p)
         with open(tmp_j, "w", encoding="utf-8") as f:
             json.dump(header, f, indent=2)
+    except BaseException:
+        discard_manifest(pending)
+        raise
+    return pending
+
+
+def commit_manifest(pending: tuple[str, str, str, str]) -> tuple[str, str]:
+    """Rename a prepared manifest into place (the parquet first, the header last)."""
+    tmp_j, tmp_p, jpath, ppath = pending
+    try:
         os.replace(tmp_p, ppath)
         os.replace(tmp_j, jpath)
     finally:
-        for t in (tmp_p, tmp_j):
-            if os.path.exists(t):
-                os.unlink(t)
+        discard_manifest(pending)
+    return jpath, ppath
+
+
+def discard_manifest(pending: tuple[str, str, str, str]) -> None:
+    """Remove the temporary files of a prepared manifest that will not be committed."""
+    for t in pending[:2]:
+        if os.path.exists(t):
+            os.unlink(t)
 
 
 class ManifestBuilder:
@@ -323,6 +396,7 @@ class ManifestObserver:
         self.sample_type = sample_type
         self.kinds: dict[str, str] | None = None
         self.written: list[tuple[str, str]] = []
+        self._pending: tuple[str, str, str, str] | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -355,23 +429,32 @@ class ManifestObserver:
         for name, col in self.columns.items():
             col.append(_field_value(sample, name))
 
+    def prepare_shard(self, tmp_path: str, info: Any) -> None:
+        """Write the finished shard's manifest under temporary names, before the shard is
+        renamed to ``info.path`` (the header records the stamp of ``tmp_path``, which the
+        rename keeps)."""
+        self._pending = prepare_manifest(
+            info.path, self.keys, self.offsets, self.sizes, self.columns, self.kinds or {},
+            sample_type=self.sample_type, shard_size=info.size, shard_sha256=info.sha256,
+            stamp_from=tmp_path,
+        )  # fmt: skip
+
     def end_shard(self, info: Any) -> None:
-        self.written.append(
-            write_manifest(
-                info.path,
-                self.keys,
-                self.offsets,
-                self.sizes,
-                self.columns,
-                self.kinds or {},
-                sample_type=self.sample_type,
-                shard_size=info.size,
-                shard_sha256=info.sha256,
-            )
-        )
+        pending, self._pending = self._pending, None
+        if pending is None or pending[2] != manifest_paths(info.path)[0]:
+            if pending is not None:
+                discard_manifest(pending)
+            pending = prepare_manifest(
+                info.path, self.keys, self.offsets, self.sizes, self.columns, self.kinds or {},
+                sample_type=self.sample_type, shard_size=info.size, shard_sha256=info.sha256,
+            )  # fmt: skip
+        self.written.append(commit_manifest(pending))
         self._reset()
 
     def abort_shard(self, path: str) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            discard_manifest(pending)
         self._reset()
 
 

@@ -228,18 +228,26 @@ class QueryExecutor:
     ) -> QueryExecutor:
         """An executor over every ``*.manifest.json`` in a local directory (and its shard).
 
+        Like :meth:`atdata.Dataset.query`, it refuses a directory where a shard (``*.tar``) has
+        no manifest, instead of silently answering from the other shards.
+
         Raises:
-            DataNotFoundError: (a ``FileNotFoundError``) When the directory does not exist.
+            DataNotFoundError: (a ``FileNotFoundError``) When the directory does not exist, or
+                a shard in it has no manifest (the message says how to build them).
         """
         d = os.fspath(directory)
         if not os.path.isdir(d):
             raise DataNotFoundError(f"no directory {d} to load manifests from")
-        names = sorted(
-            n for n in os.listdir(d) if n.endswith(".manifest.json") and not n.startswith(".")
-        )
-        return cls.from_shard_urls(
-            [os.path.join(d, n[: -len(".manifest.json")] + ".tar") for n in names], sample_type
-        )
+        names = [n for n in os.listdir(d) if not n.startswith(".")]
+        stems = sorted(n[: -len(".manifest.json")] for n in names if n.endswith(".manifest.json"))
+        bare = sorted(set(n[:-4] for n in names if n.endswith(".tar")) - set(stems))
+        if bare:
+            raise DataNotFoundError(
+                f"{len(bare)} shard(s) in {d} have no manifest (e.g. {bare[0]}.tar); queries "
+                "would silently miss their samples: write with manifest=True or "
+                + _BUILD_HINT.format(path=d)
+            )
+        return cls.from_shard_urls([os.path.join(d, n + ".tar") for n in stems], sample_type)
 
     # -- manifests ----------------------------------------------------------------------------
     def _manifest(self, shard: str) -> ShardManifest | None:
@@ -374,7 +382,7 @@ class QueryExecutor:
                 table = table.filter(fast.arrow_mask(table))
             except pa.ArrowException:
                 table = self._sql(where, table)
-        elif isinstance(where, str):
+        elif isinstance(where, str) and tables:  # every shard pruned: nothing to filter
             table = self._sql(where, table)
         elif isinstance(where, Expr) and table.num_rows:
             try:

@@ -1,7 +1,8 @@
 """Reading manifests back: headers, validated rows, counts for ``len(ds)``, and verification.
 
 Two kinds of manifest are read. Ours carry ``offset_kind: "tar"``: their offsets are trusted once
-the shard's size matches the header and the parquet's token matches the header's. Upstream's
+the shard is proven to be the file the header was written for (size, file stamp, else sha256: see
+``_fresh``) and the parquet's token matches the header's. Upstream's
 (no marker) record a running sum of payload sizes as ``__offset__`` and can miss samples; their
 rows are checked against a header scan of the shard, offsets are replaced with the real ones and
 samples the manifest misses are read from the shard, so queries still see every sample.
@@ -37,7 +38,14 @@ from atdata.manifest._paths import (
     shard_id_of,
 )
 
-__all__ = ["ShardManifest", "load_manifest", "manifest_count", "read_sidecar", "verify_manifest"]
+__all__ = [
+    "ShardManifest",
+    "load_manifest",
+    "manifest_count",
+    "read_sidecar",
+    "recorded_digest",
+    "verify_manifest",
+]
 
 log = logging.getLogger("atdata")
 _REBUILD = "rebuild it with: atdata manifest build {shard} --force"
@@ -66,15 +74,6 @@ def read_sidecar(source: Any, url: str) -> bytes | None:
         return stream.read()
     finally:
         stream.close()
-
-
-def _local_size(shard: str) -> int | None:
-    if is_remote(shard):
-        return None
-    try:
-        return os.path.getsize(shard[7:] if shard.startswith("file://") else shard)
-    except OSError:
-        return None
 
 
 class ShardManifest:
@@ -259,17 +258,22 @@ class ShardManifest:
             f"fields: {', '.join(self.kinds) or '-'})"
         )
 
-    def check_fresh(self) -> None:
-        """Raise :class:`~atdata.IntegrityError` when a local shard no longer matches our header."""
-        if self.legacy or self.shard is None:
-            return
-        size = _local_size(self.shard)
-        want = self.header.get("size_bytes")
-        if size is not None and want is not None and size != want:
-            raise IntegrityError(
-                f"manifest {self.json_path} is stale: it describes {want} bytes but shard "
-                f"{self.shard} has {size}; " + _REBUILD.format(shard=self.shard)
-            )
+    def check_fresh(self, *, allow_hash: bool = True) -> bool:
+        """Check that a local shard is still the one this header describes (see ``_fresh``):
+        size and file stamp on every call, the recorded sha256 when the stamp differs.
+
+        Returns:
+            ``True`` when proven fresh (or not checkable: remote shards, upstream manifests),
+            ``False`` only when the stamp differs and ``allow_hash`` is false.
+
+        Raises:
+            IntegrityError: When the shard is not the one the manifest was written for.
+        """
+        if self.legacy or self.shard is None or is_remote(self.shard):
+            return True
+        from atdata.manifest._fresh import check_stamp
+
+        return check_stamp(self.header, self.shard, str(self.json_path), allow_hash=allow_hash)
 
     def table(self, source: Any) -> Any:
         """The parquet rows as a pyarrow Table (validated; set columns still JSON text)."""
@@ -497,14 +501,33 @@ def manifest_count(shard: str) -> int | None:
     if m is None or m.legacy:
         return None
     try:
-        m.check_fresh()
+        fresh = m.check_fresh(allow_hash=False)  # unknown stamp: a header scan beats hashing
     except IntegrityError:
         return None
-    return m.num_samples
+    return m.num_samples if fresh else None
+
+
+def recorded_digest(shard: str) -> tuple[str, int | None, str] | None:
+    """``(sha256, size, what recorded it)`` from the manifest of a local shard, if it records one."""
+    from atdata.manifest._fresh import recorded_sha256
+
+    if is_remote(shard):
+        return None
+    try:
+        m = load_manifest(shard)
+    except IntegrityError:
+        return None
+    sha = recorded_sha256(m.header) if m is not None and not m.legacy else None
+    if m is None or sha is None:
+        return None
+    size = m.header.get("size_bytes")
+    return sha, size if isinstance(size, int) else None, f"its manifest {m.json_path} records"
 
 
 def verify_manifest(shard: str, source: Any = None) -> list[str]:
-    """Check a shard's manifest against the shard itself (count, keys, offsets, sizes, parquet).
+    """Check a shard's manifest against the shard itself (sha256, count, keys, offsets, sizes,
+    parquet). A local shard is always hashed and compared with the sha256 the manifest records,
+    so a flipped byte is caught even when the file's size and stamp look unchanged.
 
     Returns:
         Problems found, one line each; empty when the manifest agrees with the shard. A missing
@@ -515,6 +538,12 @@ def verify_manifest(shard: str, source: Any = None) -> list[str]:
         m = load_manifest(shard, source)
         if m is None:
             return [f"{shard}: no manifest (build one with: atdata manifest build {shard})"]
+        if not m.legacy and not is_remote(shard):
+            from atdata.manifest._fresh import check_digest
+
+            missing = check_digest(m.header, shard, str(m.json_path))
+            if missing:
+                return missing
         m.check_fresh()
         table = m.table(source)
     except (IntegrityError, ShardError) as exc:
