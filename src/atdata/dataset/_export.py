@@ -163,6 +163,7 @@ def verify(ds: Dataset[Any]) -> list[dict[str, Any]]:
         try:
             if not is_remote(shard):
                 info = ds._infos.get(shard)
+                want: tuple[str, int | None, str] | None = None
                 if info is not None and info.sha256:
                     want = (info.sha256, info.size, "recorded")
                 else:
