@@ -58,12 +58,22 @@ def test_index_is_persisted_in_the_cache_and_reused(tmp_path):
         "00000002\t2560\t4",
         "00000003\t3584\t4",
     ]
-    # a planted (valid-looking) index is what the next dataset reads: proof it is reused
+    # the next dataset reads the cached index: no header scan
+    from atdata._shards import tar
+
+    real, scans = tar.scan_tar_file, []
+    tar.scan_tar_file = lambda *a, **k: scans.append(a) or real(*a, **k)
+    try:
+        assert len(atdata.Dataset(shards)) == 9
+    finally:
+        tar.scan_tar_file = real
+    assert scans == []
+    # a planted index that leaves samples out is caught by the check against the shard
     head = lines[0].split(" ")
     head[4] = "1"
     with open(paths[0], "w", encoding="utf-8") as f:
         f.write(" ".join(head) + "\n" + lines[1] + "\n")
-    assert len(atdata.Dataset(shards)) == 6
+    assert len(atdata.Dataset(shards)) == 9
 
 
 def test_index_shipped_beside_the_shard_is_read_first(tmp_path):
@@ -76,11 +86,80 @@ def test_index_shipped_beside_the_shard_is_read_first(tmp_path):
     head[4] = "2"
     with open(index_path(shards[0]), "w", encoding="utf-8") as f:
         f.write(" ".join(head) + "\n" + "\n".join(lines[1:3]) + "\n")
-    assert len(atdata.Dataset(shards)) == 7
+    assert len(atdata.Dataset(shards)) == 9  # it leaves two samples out: not trusted
+    head[4] = "4"
+    with open(index_path(shards[0]), "w", encoding="utf-8") as f:
+        f.write(" ".join(head) + "\n" + "\n".join(lines[1:5]) + "\n")
+    os.unlink(cache_path(shards[0]))
+    assert len(atdata.Dataset(shards)) == 9
+    assert not os.path.exists(cache_path(shards[0]))  # a valid shipped index was used as is
     os.utime(shards[0], ns=(1, 1))  # the shipped index is now stale: rebuilt, only in the cache
     assert len(atdata.Dataset(shards)) == 9
     with open(index_path(shards[0]), encoding="utf-8") as f:
         assert f.read().split("\n")[0] == " ".join(head)  # left as it was
+
+
+def _idx_head(shard: str, count: int) -> str:
+    st = os.stat(shard)
+    return f"atdata-idx 1 {st.st_size} {st.st_mtime_ns} {count}\n"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "",  # empty: would make len() 0
+        "00000000\t512\t4\n",  # the first sample only
+        "00000001\t1536\t4\n00000000\t512\t4\n",  # out of order
+        "00000000\t512\t4\n00000001\t1536\t4\n00000002\t2560\t4\n00000003\t3584\t4\n00000009\t4608\t4\n",
+        "00000000\t512\t4\n00000001\t1536\t9\n00000002\t2560\t4\n00000003\t3584\t4\n00000004\t4608\t4\n",
+        "00000000\t512\t4\n00000001\t1000\t4\n00000002\t2560\t4\n00000003\t3584\t4\n00000004\t4608\t4\n",
+        "a\t512\t4\nb\t1536\t4\nc\t2560\t4\nd\t3584\t4\ne\t4608\t4\n",  # wrong keys
+    ],
+)
+@pytest.mark.parametrize("where", ["shipped", "cache"])
+def test_empty_or_lying_idx_never_changes_len_or_keys(tmp_path, body, where):
+    shard = _write(tmp_path, 5, 5).list_shards()[0]
+    count = body.count("\n")
+    target = index_path(shard) if where == "shipped" else cache_path(shard)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    with open(target, "w", encoding="utf-8") as f:
+        f.write(_idx_head(shard, count) + body)
+    ds = atdata.Dataset(shard)
+    assert len(ds) == 5
+    assert [ds[i].__key__ for i in range(5)] == [f"{i:08d}" for i in range(5)]
+    assert ds["00000004"]["i"] == 4
+
+
+def test_idx_check_walks_other_members_and_long_names(tmp_path):
+    import io
+
+    from atdata._shards.tar import TarWriter
+    from atdata._wire.sample import _packb
+
+    shard = str(tmp_path / "mixed.tar")
+    buf = io.BytesIO()
+    w = TarWriter(buf)
+    long_key = "k" * 120
+    w.add("a.msgpack", _packb({"i": 0}))
+    w.add("a.json", b"{}")  # another member between samples
+    w.add(long_key + ".msgpack", _packb({"i": 1}))  # a PAX long name
+    w.add("b.msgpack", _packb({"i": 2}))
+    w.add("zz.txt", b"tail")  # after the last sample
+    w.close()
+    with open(shard, "wb") as f:
+        f.write(buf.getvalue())
+    built = load_index(shard, atdata.URLSource(shard))
+    assert built.keys == ["a", long_key, "b"]
+    from atdata._shards.members import _matches_shard
+
+    assert _matches_shard(shard, built, os.path.getsize(shard))
+    # leaving out a sample between other members is caught
+    from atdata._shards.members import ShardIndex
+
+    fewer = ShardIndex([built.keys[0], built.keys[2]], [built.offsets[0], built.offsets[2]],
+                       [built.sizes[0], built.sizes[2]])  # fmt: skip
+    assert not _matches_shard(shard, fewer, os.path.getsize(shard))
+    assert len(atdata.Dataset(shard)) == 3
 
 
 def test_keys_with_tabs_round_trip_through_the_cache(tmp_path):

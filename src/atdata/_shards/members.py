@@ -5,7 +5,10 @@ For local shards it is also persisted in a cache directory, ``$ATDATA_CACHE_DIR/
 (default ``~/.cache/atdata/members/``), under a name derived from a hash of the shard's real path;
 reading never writes beside the user's shards. A valid ``<shard>.idx`` beside a shard (e.g. one
 shipped with the data) is read first. A persisted index is ignored and rebuilt when the shard's
-size or modification time no longer match; an unwritable cache only costs the rebuild.
+size or modification time no longer match, or when a cheap check against the shard fails: the
+offsets must tile the archive (the members between and after indexed ones, usually none, are
+walked and may not be samples) and the tar headers at the first, last and a spread of indexed
+offsets must name that key and size. An unwritable cache only costs the rebuild.
 ``len(ds)``, ``ds[i]``, ``ds.get(key)``, ``ds.select(...)``, local shuffling and the PyTorch
 splitter all read positions from it.
 
@@ -107,7 +110,7 @@ def _from_entries(entries: list[tuple[str, int, int]]) -> ShardIndex:
     return ShardIndex(keys, offs, sizes)
 
 
-def _read_persisted(path: str, st: os.stat_result) -> ShardIndex | None:
+def _read_persisted(path: str, st: os.stat_result, shard: str) -> ShardIndex | None:
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
@@ -132,9 +135,115 @@ def _read_persisted(path: str, st: os.stat_result) -> ShardIndex | None:
             sizes.append(int(s))
     except ValueError:
         return None
-    if offs and (offs[-1] + sizes[-1] > size or min(offs) < 512):
-        return None
-    return ShardIndex(keys, offs, sizes)
+    idx = ShardIndex(keys, offs, sizes)
+    return idx if _matches_shard(shard, idx, size) else None
+
+
+_SAMPLE = 16  # indexed headers checked beyond the first and last
+
+
+def _hdr_ok(hdr: bytes) -> bool:
+    """A plausible tar header block: its checksum adds up."""
+    from atdata._shards.tar import _checksum_ok
+
+    return len(hdr) == 512 and _checksum_ok(hdr)
+
+
+def _hdr_size(hdr: bytes) -> int:
+    field = hdr[124:136]
+    if field[0] & 0x80:
+        return int.from_bytes(field[1:], "big") if not field[0] & 0x40 else -1
+    try:
+        return int(field.split(b"\0", 1)[0].strip() or b"0", 8)
+    except ValueError:
+        return -1
+
+
+def _walk_gap(fd: int, pos: int, end: int | None, known: set[str], total: int) -> bool:
+    """Walk the headers of members between ``pos`` and ``end`` (members the index leaves out):
+    only names that are not ``.msgpack`` samples (or duplicates of indexed keys), PAX and
+    GNU long-name records may be there, and they must end exactly at ``end`` (``None``: at the
+    end-of-archive block or the end of the file)."""
+    long_name: str | None = None
+    while pos < (total if end is None else end):
+        hdr = os.pread(fd, 512, pos)
+        if end is None and (len(hdr) < 512 or hdr == bytes(512)):
+            return True
+        if not _hdr_ok(hdr):
+            return False
+        size = _hdr_size(hdr)
+        if size < 0 or pos + 512 + size > total:
+            return False
+        typ = hdr[156]
+        if typ == 120 or typ == 76:  # PAX or GNU long name: read the name it carries
+            data = os.pread(fd, min(size, 1 << 16), pos + 512)
+            if typ == 76:
+                long_name = data.rstrip(b"\0").decode("utf-8", "replace")
+            else:
+                for rec in data.split(b"\n"):
+                    k, _, v = rec.partition(b"=")
+                    if k.endswith(b" path"):
+                        long_name = v.decode("utf-8", "replace")
+        elif typ in (48, 0, 55):
+            name = long_name if long_name is not None else _plain_name(hdr)
+            long_name = None
+            dot = name.find(".", name.rfind("/") + 1)
+            if dot >= 0 and name[dot + 1 :] == "msgpack" and name[:dot] not in known:
+                return False  # a sample the index leaves out
+        else:
+            long_name = None
+        pos += 512 + ((size + 511) & ~511)
+    return pos == end if end is not None else pos >= total
+
+
+def _plain_name(hdr: bytes) -> str:
+    z = hdr.find(0, 0, 100)
+    name = hdr[: z if z >= 0 else 100].decode("utf-8", "replace")
+    if hdr[257:262] == b"ustar" and hdr[345]:
+        pre = hdr[345:500]
+        z = pre.find(0)
+        name = (pre if z < 0 else pre[:z]).decode("utf-8", "replace") + "/" + name
+    return name
+
+
+def _matches_shard(path: str, idx: ShardIndex, total: int) -> bool:
+    """Cheaply check a persisted index against the shard: offsets ordered and block-aligned, the
+    members between indexed ones (usually none) and after the last walked, and the tar header at
+    the first, the last and a spread of other indexed offsets naming that key and size."""
+    offs, sizes, keys = idx.offsets, idx.sizes, idx.keys
+    n = len(keys)
+    prev_end = 0
+    for o, s in zip(offs, sizes, strict=True):
+        if o % 512 or s < 0 or o - 512 < prev_end or o + s > total:
+            return False
+        prev_end = o + ((s + 511) & ~511)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        known = set(keys)
+        pos = 0
+        for o, s in zip(offs, sizes, strict=True):
+            start = o - 512
+            if start != pos and not _walk_gap(fd, pos, start, known, total):
+                return False  # what sits in between is not just other members
+            pos = o + ((s + 511) & ~511)
+        if not _walk_gap(fd, pos, None, known, total):  # after the last sample
+            return False
+        step = max(1, n // _SAMPLE)
+        for i in sorted({0, n - 1, *range(0, n, step)} if n else ()):
+            hdr = os.pread(fd, 512, offs[i] - 512)
+            if not _hdr_ok(hdr) or _hdr_size(hdr) != sizes[i] or hdr[156] not in (48, 0, 55):
+                return False
+            want = (keys[i] + ".msgpack").encode("utf-8")
+            if len(want) <= 100 and _plain_name(hdr) != keys[i] + ".msgpack":
+                return False
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
 
 
 def _persist(path: str, st: os.stat_result, idx: ShardIndex) -> None:
@@ -177,10 +286,10 @@ def load_index(shard: str, source: Any, persist: bool = True) -> ShardIndex:
         raise shard_open_error(path, exc) from None
     if not persist:
         return _from_entries(scan_tar_file(path, where))
-    idx = _read_persisted(index_path(shard), st)
+    idx = _read_persisted(index_path(shard), st, path)
     if idx is None:
         cpath = cache_path(shard)
-        idx = _read_persisted(cpath, st)
+        idx = _read_persisted(cpath, st, path)
         if idx is None:
             idx = _from_entries(scan_tar_file(path, where))
             _persist(cpath, st, idx)
