@@ -22,7 +22,7 @@ from atdata import DataNotFoundError, IntegrityError
 
 pytest.importorskip("pyarrow")
 
-LOOPS = int(os.environ.get("ATDATA_KILL_LOOPS", "10"))
+LOOPS = int(os.environ.get("ATDATA_KILL_LOOPS", "8"))
 
 # Every pass writes the same keys and byte sizes; only the values of `flag` and `v` alternate,
 # so a manifest of the previous pass describes a shard of exactly the same size.
@@ -170,3 +170,52 @@ def test_overwriting_a_shard_removes_its_old_manifest_first(tmp_path):
     assert not os.path.exists(tmp_path / "t.manifest.parquet")
     with pytest.raises(DataNotFoundError, match="atdata manifest build"):
         atdata.Dataset(shard).query("i = 1")
+
+
+_INDEX_WRITER = textwrap.dedent(
+    """
+    import sys
+    import atdata
+
+    idx = atdata.Index(path=sys.argv[1])
+    k = int(sys.argv[2])
+    first = True
+    while True:
+        rows = [{"i": i, "k": k} for i in range(12)]
+        idx.write_samples(rows, name="d", maxcount=4, manifest=True, write_id=f"w{k}")
+        if first:
+            print("ready", flush=True)
+            first = False
+        k += 1000
+    """
+)
+
+
+def test_killed_index_writes_never_leave_a_manifest_without_its_shard(tmp_path):
+    db = str(tmp_path / "index.db")
+    rng = random.Random(99)
+    for n in range(max(4, LOOPS // 2)):
+        _run_until_killed(_INDEX_WRITER, [db, str(n)], rng)
+        store = tmp_path / "data"
+        orphans = []
+        for root, dirs, files in os.walk(store):
+            dirs[:] = [d for d in dirs if d != ".staging"]
+            for f in files:
+                if f.endswith(".manifest.json") and not f.startswith("."):
+                    shard = os.path.join(root, f[: -len(".manifest.json")] + ".tar")
+                    if not os.path.exists(shard):
+                        orphans.append(shard)
+        assert orphans == []
+    from atdata.index._gc import collect, find_leftovers
+
+    idx = atdata.Index(path=db)
+    entries = idx.list_datasets()
+    assert len(entries) >= max(4, LOOPS // 2)
+    left = find_leftovers(idx, min_age=0)
+    rep = collect(idx, min_age=0)
+    assert rep.bytes == sum(x.size for x in left) and len(rep.removed) == len(left)
+    assert find_leftovers(idx, min_age=0) == []
+    for e in entries:  # every committed entry still reads and verifies after the gc
+        ds = idx.get_dataset(e.name, e.version)
+        assert len(ds) == 12 and all(r["ok"] for r in ds.verify())
+    print(f"kill loop (index writes): {len(entries)} entries, gc removed {len(left)} items")

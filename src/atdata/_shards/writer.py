@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from atdata._errors import ConfigError, SampleKeyError, SchemaError
+from atdata._errors import AtdataError, ConfigError, SampleKeyError, SchemaError, StorageError
 from atdata._shards.tar import BLOCK, TarWriter
 from atdata._wire.sample import _packb
 
@@ -96,6 +96,17 @@ def _shard_pattern(path: str, sharded: bool) -> str:
         return path
     root, ext = os.path.splitext(path)
     return f"{root}-%06d{ext or '.tar'}"
+
+
+def _write_error(exc: OSError, path: str) -> StorageError:
+    import errno
+
+    why = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+    where = exc.filename or path
+    return StorageError(
+        f"cannot write shard {path}: {why} ({where}); free some space or write to a directory "
+        "you can write to (nothing was kept of the unfinished shard)"
+    )
 
 
 def _drop_sidecars(final: str) -> None:
@@ -265,26 +276,39 @@ class ShardWriter:
             and self._shard_count
             and self._file.size + len(payload) + 3 * BLOCK + 1024 > self.maxsize
         ):
-            self._finish()
+            self._io(self._finish)
         if self._file is None:
-            self._open()
+            self._io(self._open)
         if key in self._keys:
             raise SampleKeyError(f"duplicate sample key {key!r} in shard {self._final}")
         self._keys.add(key)
-        offset = self._tar.add(key + ".msgpack", payload)
+        try:
+            offset = self._tar.add(key + ".msgpack", payload)
+        except OSError as exc:
+            raise _write_error(exc, self._final) from None
         for ob in self._observers:
             ob.add(key, offset, len(payload), sample)
         self._shard_count += 1
         self._count += 1
         self._progress.advance(len(payload))
         if self.maxcount is not None and self._shard_count >= self.maxcount:
-            self._finish()
+            self._io(self._finish)
         return key
+
+    def _io(self, step: Callable[[], None]) -> None:
+        """Run a shard lifecycle step; a failed write (read-only directory, full disk) becomes a
+        :class:`~atdata.StorageError` naming the shard."""
+        try:
+            step()
+        except OSError as exc:
+            if isinstance(exc, AtdataError):
+                raise
+            raise _write_error(exc, getattr(self, "_final", None) or self.pattern) from None
 
     def close(self) -> list[ShardInfo]:
         """Finish the open shard and return every shard written."""
         if self._file is not None:
-            self._finish()
+            self._io(self._finish)
         self._progress.close()
         return list(self._infos)
 

@@ -1,4 +1,4 @@
-"""Index commands: ``atdata ls``, ``atdata schema show|diff|stubs``, ``atdata local status``.
+"""Index commands: ``atdata ls``, ``atdata schema show|diff|stubs``, ``atdata local status|gc``.
 
 They use the default index: ``$ATDATA_HOME/index.db`` (``~/.atdata``), or ``--index PATH``.
 """
@@ -157,10 +157,42 @@ def register(app: typer.Typer) -> None:
     @local_app.command("status")
     def status(index: str = _INDEX_OPT) -> None:
         """Which provider and data store are configured, and whether each is reachable."""
-        st = _index(index).status()
+        idx = _index(index)
+        st = idx.status()
         t = Table("part", "kind", "where", "reachable")
         for part, s in st.items():
             t.add_row(part, s["kind"], s["url"], "yes" if s["ok"] else f"NO: {s['error']}")
         Console().print(t)
+        from atdata.index._gc import find_leftovers
+
+        left = find_leftovers(idx, min_age=0)
+        if left:
+            size = sum(x.size for x in left)
+            typer.echo(
+                f"left by killed writers: {len(left)} staging dir(s)/temp file(s), {size} bytes "
+                "(remove them with: atdata local gc)"
+            )
+            for x in left:
+                typer.echo(f"  {x.kind:8} {x.size:>12}  {x.path}")
         if not all(s["ok"] for s in st.values()):
             raise typer.Exit(1)
+
+    @local_app.command("gc")
+    def gc(
+        index: str = _INDEX_OPT,
+        min_age: float = typer.Option(
+            3600.0, "--min-age", min=0, help="Leave temp files younger than this (seconds)."
+        ),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would go."),
+    ) -> None:
+        """Remove staging directories and temp files killed writers left in the data store (never
+        a staging directory in use, never a file an index entry references)."""
+        from atdata.index._gc import collect
+
+        rep = collect(_index(index), min_age=min_age, dry_run=dry_run)
+        verb = "would remove" if dry_run else "removed"
+        for x in rep.removed:
+            typer.echo(f"{verb} {x.kind} {x.path} ({x.size} bytes)")
+        for p in rep.skipped:
+            typer.echo(f"kept {p} (referenced by an index entry, or could not be removed)")
+        typer.echo(f"{verb} {len(rep.removed)} item(s), {rep.bytes} bytes")

@@ -12,6 +12,7 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -20,7 +21,14 @@ from typing import Any, Protocol, runtime_checkable
 
 from atdata._errors import ConfigError
 
-__all__ = ["AbstractDataStore", "ShardWriteResult", "atdata_home", "put_samples", "write_shards_to"]
+__all__ = [
+    "AbstractDataStore",
+    "ShardWriteResult",
+    "atdata_home",
+    "put_samples",
+    "staging_lock",
+    "write_shards_to",
+]
 
 
 def atdata_home() -> str:
@@ -79,7 +87,8 @@ def put_samples(
 
     Returns:
         ``[(ShardInfo of the staged shard, stored URL), ...]`` in order, and the type of the
-        first sample (``None`` when there was none). Staged files are removed whatever happens.
+        first sample (``None`` when there was none). Staged files are removed whatever happens,
+        except on Ctrl-C (``KeyboardInterrupt``), which leaves them for ``atdata local gc``.
     """
     from atdata.dataset._write import ShardWriter
     from atdata.stores._local import check_key, file_sha256
@@ -95,28 +104,56 @@ def put_samples(
             yield x
 
     out: list[tuple[Any, str]] = []
+    keep = False
     try:
-        with ShardWriter(
-            os.path.join(staging, pattern), maxcount, maxsize, key=key, progress=False,
-            manifest=manifest,
-        ) as w:  # fmt: skip
-            for sample in track(samples):
-                w.write(sample)
-        for info in w.list_shard_infos():
-            stem = info.path[: -len(".tar")]
-            for side in (stem + ".manifest.json", stem + ".manifest.parquet"):
-                if os.path.exists(side):
-                    sha, size = file_sha256(side)
-                    side_key = f"{prefix}/{os.path.basename(side)}"
-                    store.put_shard(side, side_key, sha256=sha, size=size, move=True)
-            url = store.put_shard(
-                info.path, f"{prefix}/{os.path.basename(info.path)}", sha256=info.sha256,
-                size=info.size, move=True,
-            )  # fmt: skip
-            out.append((info, url))
+        with staging_lock(staging):  # `atdata local gc` never takes a staging dir in use
+            with ShardWriter(
+                os.path.join(staging, pattern), maxcount, maxsize, key=key, progress=False,
+                manifest=manifest,
+            ) as w:  # fmt: skip
+                for sample in track(samples):
+                    w.write(sample)
+            for info in w.list_shard_infos():
+                # the shard first, then its manifest (rows, then header): a failure in between
+                # leaves a shard without a manifest, never a manifest without its shard
+                url = store.put_shard(
+                    info.path, f"{prefix}/{os.path.basename(info.path)}", sha256=info.sha256,
+                    size=info.size, move=True,
+                )  # fmt: skip
+                stem = info.path[: -len(".tar")]
+                for side in (stem + ".manifest.parquet", stem + ".manifest.json"):
+                    if os.path.exists(side):
+                        sha, size = file_sha256(side)
+                        side_key = f"{prefix}/{os.path.basename(side)}"
+                        store.put_shard(side, side_key, sha256=sha, size=size, move=True)
+                out.append((info, url))
+    except BaseException as exc:
+        # Ctrl-C (or SystemExit) leaves the staging directory for inspection: `atdata local
+        # status` lists it, `atdata local gc` removes it, and a rerun with the same write_id
+        # completes the write.
+        keep = not isinstance(exc, Exception)
+        raise
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(staging, ignore_errors=True)
     return out, (first[0] if first else None)
+
+
+LOCK = ".lock"
+
+
+@contextlib.contextmanager
+def staging_lock(directory: str) -> Iterator[None]:
+    """Hold ``directory``'s writer lock while writing in it (``atdata local gc`` skips locked
+    staging directories)."""
+    import fcntl
+
+    fd = os.open(os.path.join(directory, LOCK), os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def write_shards_to(

@@ -150,7 +150,13 @@ class LocalDiskStore:
 
     def staging_dir(self) -> str:
         d = os.path.join(self.root, ".staging", uuid.uuid4().hex)
-        os.makedirs(d, exist_ok=True)
+        try:
+            os.makedirs(d, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot create a staging directory in data store {self.root}: {exc.strerror} "
+                f"({exc.filename}); make it writable or choose another data_store"
+            ) from None
         return d
 
     def exists(self, key: str, *, size: int | None = None, sha256: str | None = None) -> bool:
