@@ -341,6 +341,13 @@ class ShardWriter:
             self.close()
 
 
+def _rate(bar: Any, task: Any) -> str:
+    """Samples per second of a progress task (the bar counts samples, not bytes)."""
+    t = next(x for x in bar.tasks if x.id == task)
+    speed = t.finished_speed or t.speed
+    return "" if speed is None else f"{speed:,.0f} samples/s"
+
+
 class _Progress:
     """A rich progress bar, shown only when asked for or on an interactive terminal."""
 
@@ -358,28 +365,28 @@ class _Progress:
                 Progress,
                 TextColumn,
                 TimeRemainingColumn,
-                TransferSpeedColumn,
             )
 
             self._bar = Progress(
                 TextColumn("writing"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TransferSpeedColumn(),
+                TextColumn("{task.fields[rate]}"),
                 TimeRemainingColumn(),
                 transient=False,
             )
             self._bar.start()
-            self._task = self._bar.add_task("write", total=total)
+            self._task = self._bar.add_task("write", total=total, rate="")
 
     def advance(self, nbytes: int) -> None:
         if self._bar is not None:
             self._n += 1
             if self._n % 64 == 0:
-                self._bar.update(self._task, completed=self._n)
+                self._bar.update(self._task, completed=self._n, rate=_rate(self._bar, self._task))
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.update(self._task, completed=self._n)
+            self._bar.update(self._task, rate=_rate(self._bar, self._task))
             self._bar.stop()
             self._bar = None

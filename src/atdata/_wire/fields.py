@@ -246,6 +246,11 @@ def _make_encoder(spec: FieldSpec, owner: str) -> Callable[[Any], Any]:
         from atdata._wire.arrays import encode_array
 
         def enc(v: Any) -> Any:
+            if v is None:  # np.asarray(None) is an object array: say what is really wrong
+                raise SchemaError(
+                    f"{where} is required but got None; give it an array, or declare it "
+                    "optional (NDArray | None)"
+                )
             try:
                 return encode_array(v)
             except DecodeError as exc:

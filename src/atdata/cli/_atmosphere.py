@@ -31,9 +31,9 @@ def _has_command(app: typer.Typer, name: str) -> bool:
 
 
 def _console() -> Any:
-    from rich.console import Console
+    from atdata.cli._out import console
 
-    return Console()
+    return console()
 
 
 def ls_remote(target: str) -> None:

@@ -16,9 +16,9 @@ __all__ = ["describe_value", "register"]
 
 
 def _console() -> Any:
-    from rich.console import Console
+    from atdata.cli._out import console
 
-    return Console(highlight=False, soft_wrap=False)
+    return console()
 
 
 def _load_type(spec: str | None) -> type | None:

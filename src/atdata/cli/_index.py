@@ -47,8 +47,9 @@ _INDEX_OPT = typer.Option(
 
 def register(app: typer.Typer) -> None:
     """Add the index commands to ``app``."""
-    from rich.console import Console
     from rich.table import Table
+
+    from atdata.cli._out import console
 
     schema_app = typer.Typer(help="Stored sample schemas.", no_args_is_help=True)
     app.add_typer(schema_app, name="schema")
@@ -83,7 +84,7 @@ def register(app: typer.Typer) -> None:
                 str(len(e.shards)), str(e.size if e.size is not None else "?"),
                 (e.schema_ref or "-").rsplit("/", 1)[-1], e.license or "-", (e.created_at or "")[:19],
             )  # fmt: skip
-        Console().print(t)
+        console().print(t)
 
     @schema_app.command("show")
     def show(
@@ -109,7 +110,7 @@ def register(app: typer.Typer) -> None:
         t = Table("field", "type", "required", title=f"{rec.name}@{rec.version}")
         for f, prop in rec.body.get("properties", {}).items():
             t.add_row(f, json.dumps(prop, separators=(",", ":")), "yes" if f in required else "no")
-        Console().print(t)
+        console().print(t)
 
     @schema_app.command("diff")
     def diff(a: str, b: str, index: str = _INDEX_OPT) -> None:
@@ -162,7 +163,7 @@ def register(app: typer.Typer) -> None:
         t = Table("part", "kind", "where", "reachable")
         for part, s in st.items():
             t.add_row(part, s["kind"], s["url"], "yes" if s["ok"] else f"NO: {s['error']}")
-        Console().print(t)
+        console().print(t)
         from atdata.index._gc import find_leftovers
 
         left = find_leftovers(idx, min_age=0)

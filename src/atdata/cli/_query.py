@@ -11,9 +11,9 @@ __all__ = ["register"]
 
 
 def _console() -> Any:
-    from rich.console import Console
+    from atdata.cli._out import console
 
-    return Console(highlight=False, soft_wrap=False)
+    return console()
 
 
 def _datasets(path: str, sample_type: type | None) -> dict[str, Any]:

@@ -655,7 +655,15 @@ class Dataset(Generic[T]):
             chunk = list(itertools.islice(samples, batch_size))
             if not chunk or (drop_last and len(chunk) < batch_size):
                 return
-            yield SampleBatch(chunk, sample_type=st)
+            bad = next((x for x in chunk if not hasattr(x, "_to_wire")), None)
+            if bad is not None:
+                raise ConfigError(
+                    f"batch_size needs samples, but this dataset's map/lens gives "
+                    f"{type(bad).__name__} values (e.g. {bad!r:.60}); return a @packable sample "
+                    "or a DictSample from the map function, or iterate without batch_size and "
+                    "group the values yourself"
+                )
+            yield SampleBatch(chunk, sample_type=type(chunk[0]) if self._ops else st)
 
     # -- manifest queries (see manifest/_query.py) and export (see _export.py) -------------------
     def query(self, where: Any = None, *, limit: int | None = None) -> QueryResult:

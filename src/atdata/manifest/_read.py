@@ -350,9 +350,16 @@ class ShardManifest:
 
 
 def frame_of(table: Any) -> Any:
-    """A pyarrow Table as a pandas DataFrame whose list columns hold Python lists."""
+    """A pyarrow Table as a pandas DataFrame whose list columns hold Python lists.
+
+    Raises:
+        MissingExtraError: When pandas is not installed (it names ``atdata[query]``).
+    """
     import pyarrow as pa
 
+    from atdata._extras import require
+
+    require("pandas", "query", "query predicates over the manifest DataFrame (lambdas)")
     df = table.to_pandas()
     for name in table.column_names:
         if pa.types.is_list(table.column(name).type):
