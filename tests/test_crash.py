@@ -216,6 +216,6 @@ def test_killed_index_writes_never_leave_a_manifest_without_its_shard(tmp_path):
     assert rep.bytes == sum(x.size for x in left) and len(rep.removed) == len(left)
     assert find_leftovers(idx, min_age=0) == []
     for e in entries:  # every committed entry still reads and verifies after the gc
-        ds = idx.get_dataset(e.name, e.version)
+        ds = idx.open_dataset(e.name, e.version)
         assert len(ds) == 12 and all(r["ok"] for r in ds.verify())
     print(f"kill loop (index writes): {len(entries)} entries, gc removed {len(left)} items")

@@ -23,7 +23,7 @@ def index(tmp_path):
 def _plant(index, tmp_path):
     """A dead writer's staging dir, temp files beside stored shards, and a committed entry."""
     e = index.write_samples([{"i": i} for i in range(6)], name="keep", maxcount=3, manifest=True)
-    root = index.data_store.root
+    root = str(index.data_store.root)
     dead = os.path.join(root, ".staging", "deadbeef")
     os.makedirs(dead)
     with open(os.path.join(dead, "keep-000000.tar"), "wb") as f:
@@ -64,9 +64,9 @@ def test_gc_removes_leftovers_reports_bytes_and_keeps_referenced_shards(index, t
     assert not os.path.exists(dead) and not any(os.path.exists(p) for p in temps)
     assert os.path.exists(kept)
     for name in ("keep", "odd"):
-        got = index.get_dataset(name)
+        got = index.open_dataset(name)
         assert all(rep["ok"] for rep in got.verify())
-    assert [s["i"] for s in index.get_dataset("keep").ordered()] == list(range(6))
+    assert [s["i"] for s in index.open_dataset("keep").ordered()] == list(range(6))
 
 
 def test_gc_leaves_young_temp_files_and_locked_staging_dirs(index, tmp_path):

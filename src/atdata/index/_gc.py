@@ -92,9 +92,9 @@ def _roots(index: Any) -> tuple[list[str], list[str]]:
     staging: list[str] = []
     temps: list[str] = []
     root = getattr(store, "root", None)
-    if getattr(store, "kind", None) == "disk" and isinstance(root, str):
-        staging.append(os.path.join(root, ".staging"))
-        temps.append(root)
+    if getattr(store, "kind", None) == "disk" and isinstance(root, (str, os.PathLike)):
+        staging.append(os.path.join(os.fspath(root), ".staging"))
+        temps.append(os.fspath(root))
     return staging, temps
 
 
