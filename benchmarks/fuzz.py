@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import hashlib
 import json
 import os
@@ -261,10 +262,8 @@ def mutate_json(rng: random.Random, data: bytes, keys: list[str]) -> bytes:
             parent = x
             for p in path[:-1]:
                 parent = parent[p]
-            try:
+            with contextlib.suppress(KeyError, IndexError, TypeError):
                 del parent[path[-1]]
-            except (KeyError, IndexError, TypeError):
-                pass
         elif op == 4:  # add a known key with a hostile value
             target = x
             for p in path:
@@ -383,7 +382,9 @@ def worker(args: argparse.Namespace, wid: int, count: int) -> dict:
     rng = random.Random(args.seed * 1000 + wid)
     work = tempfile.mkdtemp(prefix=f"atdata-fuzz-{wid}-")
     pool = seeds(work)
-    keys = {t: _json_keys(v) for t, v in pool.items() if t in ("schema", "atproto", "manifest_json")}
+    keys = {
+        t: _json_keys(v) for t, v in pool.items() if t in ("schema", "atproto", "manifest_json")
+    }
     names = sorted(t for t in args.targets)
     weights = [WEIGHTS[t] for t in names]
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
@@ -453,6 +454,34 @@ def _run(payload: tuple) -> dict:
     return worker(args, wid, count)
 
 
+def replay(paths: list[str], timeout: float) -> int:
+    """Run saved inputs one by one, printing each traceback."""
+    import logging
+
+    logging.getLogger("atdata").disabled = True
+    work = tempfile.mkdtemp(prefix="atdata-fuzz-replay-")
+    seeds(work)
+    signal.signal(signal.SIGALRM, _alarm)
+    bad = 0
+    for path in paths:
+        if path.endswith(".txt"):
+            continue
+        target = os.path.basename(os.path.dirname(os.path.abspath(path)))
+        with open(path, "rb") as f:
+            data = f.read()
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+        try:
+            run_target(target, data, work)
+            print(f"ok      {target} {path}")
+        except BaseException as exc:
+            bad += 1
+            print(f"FAILED  {target} {path}: {type(exc).__name__}")
+            traceback.print_exc(limit=-4)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    return 1 if bad else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--inputs", type=int, default=100_000)
@@ -464,7 +493,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--targets", nargs="*", default=sorted(TARGETS), choices=sorted(TARGETS))
     ap.add_argument("--save", default=os.path.join(os.path.dirname(__file__), "fuzz-findings"))
     ap.add_argument("--progress", action="store_true")
+    ap.add_argument(
+        "--replay", nargs="*", default=[], help="run saved inputs (target = parent folder name)"
+    )
     args = ap.parse_args(argv)
+    if args.replay:
+        return replay(args.replay, args.timeout)
     per = [args.inputs // args.jobs + (i < args.inputs % args.jobs) for i in range(args.jobs)]
     t0 = time.time()
     if args.jobs == 1:

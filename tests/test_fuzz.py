@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import pathlib
 import tempfile
 
 import msgpack
@@ -322,3 +323,59 @@ def test_batch_of_each_dtype(tmp_path, dtype):
     b = next(ds.ordered(batch_size=3))
     assert b.arr.dtype.str == np.dtype(dtype).str and b.arr.shape == (3, 2, 3)
     assert np.array_equal(b.arr, np.stack(arrs))
+
+
+# -- the checked-in corpus: regression inputs of every decoder ------------------------------------
+
+_CORPUS = pathlib.Path(__file__).parent / "fuzz_corpus"
+_CORPUS_FILES = sorted(p for p in _CORPUS.glob("*/*") if p.is_file())
+
+
+@pytest.fixture(scope="module")
+def fuzz_work(tmp_path_factory):
+    from atdata.testing._fuzz import seeds
+
+    work = str(tmp_path_factory.mktemp("fuzz"))
+    seeds(work)  # writes the fixed shard and manifests once
+    return work
+
+
+def test_corpus_covers_every_decoder():
+    from atdata.testing._fuzz import TARGETS
+
+    have = {p.parent.name for p in _CORPUS_FILES}
+    assert have == set(TARGETS) == {
+        "atproto", "idx", "manifest_json", "manifest_parquet", "npy", "schema", "tar_scan",
+        "tar_stream",
+    }  # fmt: skip
+    assert len(_CORPUS_FILES) >= 90
+
+
+@pytest.mark.timeout(120)  # a hang fails here instead of stalling the suite
+@pytest.mark.parametrize("path", _CORPUS_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_corpus_input(path, fuzz_work):
+    """Only AtdataError escapes, and memory stays near the input's size (tracemalloc peak)."""
+    import tracemalloc
+
+    from atdata.testing._fuzz import run_target
+
+    data = path.read_bytes()
+    tracemalloc.start()
+    try:
+        run_target(path.parent.name, data, fuzz_work)  # anything but AtdataError propagates
+        _cur, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < (32 << 20) + 64 * len(data), f"{peak} bytes traced for {len(data)} input bytes"
+
+
+def test_seeds_run_clean(fuzz_work):
+    """The fuzzer's seeds are valid inputs: each target reads them without any error at all."""
+    import atdata
+    from atdata.testing._fuzz import seeds
+
+    s = seeds(fuzz_work)
+    assert sorted(s) == sorted(k for k in s if s[k])
+    shard = os.path.join(fuzz_work, "base", "s.tar")
+    assert len(atdata.Dataset(shard)) == 5
+    assert [r["x"] for r in atdata.Dataset(shard).query(lambda df: df["x"] > 2)] == [3, 4]

@@ -376,6 +376,10 @@ def test_s3_storage_loads_through_boto3_with_checksums(
     kw = {"storage": "s3", "bucket": "atmo", "endpoint": s3_endpoint, "region": "us-east-1"}
     pub = publish_dataset(alice_atmo, "readings-s3", schema.uri, shards=keys, sha256=shas, **kw)
     _check_cid(alice_atmo, pub.uri, pub.cid)
+    # a record's http endpoint is refused until the reader trusts it (credentials go there)
+    with pytest.raises(atdata.StorageError, match=r"plain http; refusing it"):
+        load_remote(f"@{alice['handle']}/readings-s3", sample_type=Reading)
+    monkeypatch.setenv("ATDATA_S3_TRUSTED_ENDPOINTS", s3_endpoint)
     _same(list(load_remote(f"@{alice['handle']}/readings-s3", sample_type=Reading)), 9)
 
     publish_dataset(alice_atmo, "bad-s3", schema.uri, shards=keys[:1], sha256=["1" * 64], **kw)

@@ -37,10 +37,17 @@ import threading
 import weakref
 from typing import Any
 
-from atdata._errors import ShardError, shard_open_error
-from atdata._shards.sources import is_remote
+from atdata._errors import shard_open_error
+from atdata._shards.sources import is_remote, pread_exact
 
-__all__ = ["FdCache", "ShardIndex", "cache_dir", "cache_path", "index_path", "load_index"]
+__all__ = [
+    "FdCache",
+    "ShardIndex",
+    "cache_dir",
+    "cache_path",
+    "index_path",
+    "load_index",
+]
 
 _MAGIC = "atdata-idx 1"
 
@@ -134,6 +141,9 @@ def _read_persisted(path: str, st: os.stat_result, shard: str) -> ShardIndex | N
             offs.append(int(o))
             sizes.append(int(s))
     except ValueError:
+        return None
+    # every member must lie inside the shard: a lying index never sizes a read
+    if not all(o >= 512 and n >= 0 and o + n <= size for o, n in zip(offs, sizes, strict=True)):
         return None
     idx = ShardIndex(keys, offs, sizes)
     return idx if _matches_shard(shard, idx, size) else None
@@ -319,10 +329,7 @@ class FdCache:
             if len(self._fds) >= 256:
                 _close_all(self._fds)
             self._fds[shard] = fd
-        data = os.pread(fd, size, offset)
-        if len(data) != size:
-            raise ShardError(f"short read in shard {shard}: wanted {size} bytes at {offset}")
-        return data
+        return pread_exact(fd, size, offset, shard)
 
     def close(self) -> None:
         """Close every cached descriptor."""

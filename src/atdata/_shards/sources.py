@@ -20,9 +20,17 @@ from typing import BinaryIO, Protocol, runtime_checkable
 
 from atdata._errors import ConfigError, DataNotFoundError, ShardError, shard_open_error
 
-__all__ = ["DataSource", "URLSource", "brace_url", "expand_braces", "expand_urls", "is_remote"]
+__all__ = [
+    "DataSource",
+    "URLSource",
+    "brace_url",
+    "expand_braces",
+    "expand_urls",
+    "is_remote",
+    "pread_exact",
+]
 
-_RANGE = re.compile(r"^(-?\d+)\.\.(-?\d+)$")
+_RANGE = re.compile(r"(-?\d+)\.\.(-?\d+)")
 _HTTP_TIMEOUT = 60.0
 
 
@@ -58,7 +66,7 @@ def expand_braces(pattern: str) -> list[str]:
     if end < 0:
         raise ConfigError(f"unbalanced '{{' in shard pattern {pattern!r}")
     body, head, tail = pattern[start + 1 : end], pattern[:start], pattern[end + 1 :]
-    m = _RANGE.match(body)
+    m = _RANGE.fullmatch(body)
     if m:
         lo, hi = int(m.group(1)), int(m.group(2))
         if hi < lo:
@@ -199,6 +207,25 @@ class _HTTPStream:
         self.close()
 
 
+def pread_exact(fd: int, size: int, offset: int, shard: str) -> bytes:
+    """``size`` bytes at ``offset`` of an open local shard, checked against the file's size
+    before anything is allocated (sizes and offsets come from indexes and manifests).
+
+    Raises:
+        ShardError: When the range does not lie inside the file.
+    """
+    total = os.fstat(fd).st_size
+    if size < 0 or offset < 0 or offset + size > total:
+        raise ShardError(
+            f"short read in shard {shard}: wanted {size} bytes at {offset} of a "
+            f"{total}-byte file (a stale or corrupt index or manifest)"
+        )
+    data = os.pread(fd, size, offset)
+    if len(data) != size:
+        raise ShardError(f"short read in shard {shard}: wanted {size} bytes at {offset}")
+    return data
+
+
 class URLSource:
     """Shards named by local paths or ``http(s)://`` URLs (brace notation and globs expanded).
 
@@ -260,14 +287,16 @@ class URLSource:
                         f"server of {shard} ignored the Range request (HTTP {s._resp.status}); "
                         "random access needs a server that supports byte ranges"
                     )
-                data = s.read(size)
+                from atdata._shards.tar import _read_at_least
+
+                data = _read_at_least(s.read, size, 0) if size > 0 else b""
         else:
             try:
                 fd = os.open(shard, os.O_RDONLY)
             except OSError as exc:
                 raise shard_open_error(shard, exc) from None
             try:
-                data = os.pread(fd, size, offset)
+                data = pread_exact(fd, size, offset, shard)
             finally:
                 os.close(fd)
         if len(data) != size:

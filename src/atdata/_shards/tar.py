@@ -29,6 +29,10 @@ __all__ = ["Member", "TarWriter", "iter_tar", "scan_tar_file", "split_member_nam
 BLOCK = 512
 _ZERO = bytes(BLOCK)
 CHUNK = 1 << 20
+# The most one read() call asks for. ``FileIO.read(n)`` and ``HTTPResponse.read(n)`` allocate
+# ``n`` bytes before reading, so a size declared by a tar header is never passed to read() whole:
+# a lying header costs at most this much memory beyond the bytes that really arrive.
+MAX_READ = 1 << 20
 
 
 class Member(NamedTuple):
@@ -82,6 +86,13 @@ def _checksum_ok(hdr: bytes) -> bool:
     return stored == calc
 
 
+def _pax_size(value: str, where: str) -> int:
+    """A PAX ``size`` record: plain decimal digits only (``int()`` would take ``-1``, ``1_0``)."""
+    if not (value.isascii() and value.isdigit()) or len(value) > 20:
+        raise ShardError(f"corrupt PAX header (size {value[:40]!r}){where}")
+    return int(value)
+
+
 def _parse_pax(data: bytes, where: str) -> dict[str, str]:
     out: dict[str, str] = {}
     pos = 0
@@ -90,11 +101,11 @@ def _parse_pax(data: bytes, where: str) -> dict[str, str]:
         sp = data.find(b" ", pos)
         if sp < 0:
             break
-        try:
-            length = int(data[pos:sp])
-        except ValueError:
-            raise ShardError(f"corrupt PAX header{where}") from None
-        if length <= 0:
+        field = data[pos:sp]
+        if not field.isdigit() or len(field) > 20:
+            raise ShardError(f"corrupt PAX header (record length {bytes(field[:40])!r}){where}")
+        length = int(field)
+        if length <= sp - pos:
             break
         rec = data[sp + 1 : pos + length - 1]
         k, _, v = rec.partition(b"=")
@@ -201,7 +212,7 @@ def iter_tar(read: Callable[[int], bytes], where: str = "", chunk: int = CHUNK) 
             pax = _parse_pax(bytes(data), where)
             pax_name = pax.get("path", pax_name)
             if "size" in pax:
-                pax_size = int(pax["size"])
+                pax_size = _pax_size(pax["size"], where)
         elif typ == 76:  # 'L': GNU long name
             long_name = bytes(data).rstrip(b"\0").decode("utf-8", "replace")
         elif typ != 103:  # directories and links are skipped; 'g' global headers too
@@ -235,8 +246,11 @@ def _member_name(hdr: bytes, ustar: bool, pax_name: str | None, long_name: str |
 
 
 def _read_at_least(read: Callable[[int], bytes], n: int, chunk: int) -> bytes:
+    """At least ``n`` bytes (fewer at the end of the stream), asking for at most
+    :data:`MAX_READ` (or ``chunk``) per call so a declared size never sizes an allocation."""
     want = max(n, chunk)
-    data = read(want)
+    cap = max(chunk, MAX_READ)
+    data = read(min(want, cap))
     if data is None:
         data = b""
     if len(data) >= n or not data:
@@ -244,7 +258,7 @@ def _read_at_least(read: Callable[[int], bytes], n: int, chunk: int) -> bytes:
     parts = [data]
     got = len(data)
     while got < n:
-        d = read(want - got)
+        d = read(min(want - got, cap))
         if not d:
             break
         parts.append(d)
@@ -278,6 +292,8 @@ def scan_tar_file(path: str | os.PathLike[str], where: str = "") -> list[tuple[s
                 raise ShardError(f"not a tar archive (bad header checksum at byte {off}){where}")
             first = False
             size = pax_size if pax_size is not None else _parse_num(hdr[124:136], "size", where)
+            if size < 0:  # the offset would move backwards: an endless scan
+                raise ShardError(f"negative member size in tar header at byte {off}{where}")
             typ = hdr[156]
             start = off + BLOCK
             if start + size > total:
@@ -292,7 +308,7 @@ def scan_tar_file(path: str | os.PathLike[str], where: str = "") -> list[tuple[s
                 pax = _parse_pax(os.pread(fd, size, start), where)
                 pax_name = pax.get("path", pax_name)
                 if "size" in pax:
-                    pax_size = int(pax["size"])
+                    pax_size = _pax_size(pax["size"], where)
             elif typ == 76:
                 long_name = os.pread(fd, size, start).rstrip(b"\0").decode("utf-8", "replace")
             elif typ != 103:  # a directory or link consumes its PAX/long-name headers

@@ -23,6 +23,8 @@ Examples:
 
 from __future__ import annotations
 
+import collections
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -31,7 +33,11 @@ from atdata._errors import SchemaError
 __all__ = ["decoder_for"]
 
 _MISSING = object()
-_cache: dict[tuple[type, bool], Callable[[dict, str, str | None], Any]] = {}
+# generated decoders, least recently used first (rebuilt schema types come and go: keep it bounded)
+_cache: collections.OrderedDict[tuple[type, bool], Callable[[dict, str, str | None], Any]] = (
+    collections.OrderedDict()
+)
+_CACHE_SIZE = 256
 
 
 class _ArrayCell:
@@ -96,6 +102,8 @@ def decoder_for(cls: type, copy_arrays: bool = True) -> Callable[[dict, str, str
     """
     fn = _cache.get((cls, copy_arrays))
     if fn is not None:
+        with contextlib.suppress(KeyError):  # another thread may have just evicted it
+            _cache.move_to_end((cls, copy_arrays))
         return fn
     from atdata._wire.fields import fields_of
     from atdata._wire.sample import _needs_init
@@ -152,6 +160,8 @@ def decoder_for(cls: type, copy_arrays: bool = True) -> Callable[[dict, str, str
     lines.append("    return obj")
     exec(compile("\n".join(lines), f"<atdata decoder {cls.__qualname__}>", "exec"), ns)
     fn = ns["_decode"]
-    if len(_cache) < 1024:
-        _cache[(cls, copy_arrays)] = fn
+    _cache[(cls, copy_arrays)] = fn
+    if len(_cache) > _CACHE_SIZE:
+        with contextlib.suppress(KeyError):
+            _cache.popitem(last=False)
     return fn

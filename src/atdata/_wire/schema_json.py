@@ -33,6 +33,8 @@ Examples:
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import dataclasses
 import datetime as _dt
 import hashlib
@@ -63,7 +65,7 @@ DRAFT_07 = "http://json-schema.org/draft-07/schema#"
 _BYTES = {"type": "string", "format": "byte", "contentEncoding": "base64"}
 _SCALARS = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
 _SCALAR_TYPES: dict[str, type] = {"string": str, "integer": int, "number": float, "boolean": bool}
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # used with fullmatch: "$" would allow "a\n"
 
 
 def _prop(spec: FieldSpec | None) -> dict[str, Any]:
@@ -147,8 +149,11 @@ def schema_fingerprint(body: dict[str, Any]) -> str:
         >>> schema_fingerprint({"b": 1, "a": [1, 2]}) == schema_fingerprint({"a": [1, 2], "b": 1})
         True
     """
-    canon = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canon.encode()).hexdigest()
+    try:
+        canon = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise SchemaError(f"a schema body must be plain JSON ({type(exc).__name__})") from None
+    return hashlib.sha256(canon.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def schema_record(
@@ -198,69 +203,133 @@ def schema_record(
 # -- schema -> type -----------------------------------------------------------------------------
 
 
-def _annotation(prop: dict[str, Any], where: str, nested: dict[str, type]) -> Any:
+_MAX_DEPTH = 32  # nested arrays/objects/types in one schema
+_MAX_FIELDS = 4096  # properties in one schema, nested types included
+_TYPE_CACHE_SIZE = 256
+_type_cache: collections.OrderedDict[tuple[str, str], type] = collections.OrderedDict()
+_reserved: frozenset[str] | None = None
+
+
+def _reserved_names() -> frozenset[str]:
+    """Attribute names of a rebuilt class a field must not shadow (``from_bytes``, ``packed``...)."""
+    global _reserved
+    if _reserved is None:
+        from atdata._wire.sample import packable
+
+        probe = packable(type("_Probe", (), {"__annotations__": {"x": int}}))
+        _reserved = frozenset(n for n in dir(probe) if n != "x")
+    return _reserved
+
+
+class _Budget:
+    """Counts properties while a body is rebuilt (a schema may not be arbitrarily large)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.fields = 0
+
+    def field(self) -> None:
+        self.fields += 1
+        if self.fields > _MAX_FIELDS:
+            raise SchemaError(f"schema {self.name!r} has more than {_MAX_FIELDS} properties")
+
+
+def _annotation(prop: Any, where: str, nested: dict[str, type], depth: int, budget: _Budget) -> Any:
     from atdata._types import NDArray
 
     if not isinstance(prop, dict):
-        raise SchemaError(f"schema property {where} is not an object: {prop!r}")
+        raise SchemaError(f"schema property {where} is not an object: {str(prop)[:80]}")
+    if depth > _MAX_DEPTH:
+        raise SchemaError(f"schema property {where[:120]}... is nested deeper than {_MAX_DEPTH}")
     if not prop:
         return Any
     if "$ref" in prop:
-        if "atdata-ndarray-bytes" in str(prop["$ref"]):
+        ref = prop["$ref"]
+        if isinstance(ref, str) and "atdata-ndarray-bytes" in ref:
             return NDArray
         raise SchemaError(
-            f"schema property {where} references {prop['$ref']!r}, which atdata cannot decode"
+            f"schema property {where} references {str(ref)[:120]!r}, which atdata cannot decode"
         )
     tp = prop.get("type")
     if isinstance(tp, list):  # ["string", "null"] style optionals
         non_null = [t for t in tp if t != "null"]
-        if len(non_null) != 1:
-            raise SchemaError(f"schema property {where} has an unsupported type union {tp!r}")
-        return _annotation({**prop, "type": non_null[0]}, where, nested) | None
+        if len(non_null) != 1 or not isinstance(non_null[0], str):
+            raise SchemaError(
+                f"schema property {where} has an unsupported type union {str(tp)[:120]}"
+            )
+        return _annotation({**prop, "type": non_null[0]}, where, nested, depth, budget) | None
+    if not isinstance(tp, str):
+        raise SchemaError(f"schema property {where} has unsupported type {str(tp)[:80]!r}")
     if tp == "string" and (prop.get("format") == "byte" or prop.get("contentEncoding") == "base64"):
         return bytes
     if tp in _SCALAR_TYPES:
         return _SCALAR_TYPES[tp]
     if tp == "array":
         items = prop.get("items")
-        return (
-            types.GenericAlias(list, (_annotation(items, f"{where}[]", nested),))
-            if items is not None
-            else list
-        )
+        if items is None:
+            return list
+        return types.GenericAlias(list, (_annotation(items, f"{where}[]", nested, depth + 1, budget),))
     if tp == "object":
         if "properties" in prop:
-            title = str(prop.get("title") or where.rsplit(".", 1)[-1].title())
-            cls = _build(title, prop, nested)
-            return cls
+            title = prop.get("title")
+            if not isinstance(title, str) or not title:
+                title = where.rsplit(".", 1)[-1].title()
+            return _build(title, prop, nested, depth + 1, budget)
         add = prop.get("additionalProperties")
         if isinstance(add, dict):
-            return types.GenericAlias(dict, (str, _annotation(add, f"{where}{{}}", nested)))
+            return types.GenericAlias(
+                dict, (str, _annotation(add, f"{where}{{}}", nested, depth + 1, budget))
+            )
         return dict
-    raise SchemaError(f"schema property {where} has unsupported type {tp!r}")
+    raise SchemaError(f"schema property {where} has unsupported type {tp[:80]!r}")
 
 
 def _class_name(name: str) -> str:
     base = re.sub(r"[^A-Za-z0-9_]", "_", name.split("@", 1)[0].rsplit(".", 1)[-1]) or "Sample"
     if base[0].isdigit():
         base = "_" + base
-    return base
+    return base[:100]
 
 
-def _build(name: str, body: dict[str, Any], nested: dict[str, type]) -> type:
+def _required(body: dict[str, Any], name: str) -> set[str]:
+    req = body.get("required")
+    if req is None:
+        return set()
+    if not isinstance(req, list) or not all(isinstance(r, str) for r in req):
+        raise SchemaError(
+            f"schema {name!r}: 'required' must be a list of field names, not {str(req)[:80]}"
+        )
+    return set(req)
+
+
+def _build(
+    name: str, body: Any, nested: dict[str, type], depth: int = 0, budget: _Budget | None = None
+) -> type:
     from atdata._wire.sample import packable
 
     cls_name = _class_name(name)
+    budget = budget or _Budget(cls_name)
+    if not isinstance(body, dict):
+        raise SchemaError(f"schema {cls_name!r} is not a JSON object: {str(body)[:80]}")
     props = body.get("properties")
     if not isinstance(props, dict):
-        raise SchemaError(f"schema {name!r} has no 'properties' object")
-    required = set(body.get("required") or ())
+        raise SchemaError(f"schema {cls_name!r} has no 'properties' object")
+    required = _required(body, cls_name)
+    reserved = _reserved_names()
     annotations: dict[str, Any] = {}
     ns: dict[str, Any] = {}
     for fname, prop in props.items():
-        if not _IDENT.match(fname) or keyword.iskeyword(fname):
-            raise SchemaError(f"schema {name!r}: field name {fname!r} is not a Python identifier")
-        ann = _annotation(prop, f"{cls_name}.{fname}", nested)
+        budget.field()
+        if not _IDENT.fullmatch(fname) or keyword.iskeyword(fname):
+            raise SchemaError(
+                f"schema {cls_name!r}: field name {fname[:80]!r} is not a Python identifier"
+            )
+        if fname in reserved or fname.startswith("__"):
+            raise SchemaError(
+                f"schema {cls_name!r}: field name {fname!r} would hide the sample type's own "
+                f"attribute of that name; rename the field"
+            )
+        ann = _annotation(prop, f"{cls_name}.{fname}", nested, depth, budget)
         if fname in required:
             annotations[fname] = ann
         else:
@@ -277,17 +346,37 @@ def _build(name: str, body: dict[str, Any], nested: dict[str, type]) -> type:
 def type_from_schema(name: str, body: dict[str, Any]) -> type:
     """Rebuild a ``@packable`` class from a schema body (fields in order; optional ones default None).
 
+    The same ``name`` and body give the same class (the last 256 are kept), so reloading a
+    schema neither grows memory nor makes a new type each time.
+
     Args:
         name: Class name (a record name like ``"pkg.Image@1.0.0"`` is reduced to ``Image``).
         body: A body from :func:`schema_body` (or an upstream/atmosphere schema record's ``schema``).
 
     Raises:
-        SchemaError: For a body atdata cannot turn into a type.
+        SchemaError: For a body atdata cannot turn into a type (not an object, a bad
+            ``required``, a field name that is not an identifier or would hide an attribute,
+            nesting deeper than 32, more than 4096 properties).
     """
     if isinstance(body, dict) and "schema" in body and "properties" not in body:
         body = body["schema"]  # a whole record was passed
-    cls: Any = _build(name, body, {})
+    if not isinstance(body, dict):
+        raise SchemaError(f"schema {str(name)[:80]!r} is not a JSON object: {str(body)[:80]}")
+    key = (str(name), schema_fingerprint(body))
+    cached = _type_cache.get(key)
+    if cached is not None:
+        with contextlib.suppress(KeyError):  # evicted by another thread meanwhile
+            _type_cache.move_to_end(key)
+        return cached
+    try:
+        cls: Any = _build(str(name), body, {})
+    except RecursionError:  # pragma: no cover - the depth limit comes first
+        raise SchemaError(f"schema {str(name)[:80]!r} is nested too deeply") from None
     cls.__atdata_schema_body__ = body
+    _type_cache[key] = cls
+    if len(_type_cache) > _TYPE_CACHE_SIZE:
+        with contextlib.suppress(KeyError):
+            _type_cache.popitem(last=False)
     return cls
 
 
@@ -300,8 +389,11 @@ def diff_schemas(a: dict[str, Any], b: dict[str, Any]) -> dict[str, list[str]]:
         >>> diff_schemas(a, b)
         {'added': ['z'], 'removed': ['y'], 'retyped': ['x']}
     """
+    for body in (a, b):
+        if not isinstance(body, dict) or not isinstance(body.get("properties", {}), dict):
+            raise SchemaError(f"not a schema body with a 'properties' object: {str(body)[:80]}")
     pa, pb = a.get("properties", {}), b.get("properties", {})
-    ra, rb = set(a.get("required") or ()), set(b.get("required") or ())
+    ra, rb = _required(a, "a"), _required(b, "b")
     retyped = [k for k in pa if k in pb and (pa[k] != pb[k] or ((k in ra) != (k in rb)))]
     return {
         "added": [k for k in pb if k not in pa],

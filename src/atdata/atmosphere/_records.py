@@ -23,7 +23,7 @@ import datetime as _dt
 import re
 from typing import Any
 
-from atdata._errors import ConfigError, SchemaError
+from atdata._errors import ConfigError, DecodeError, SchemaError
 from atdata.atmosphere._cid import check_no_floats
 
 __all__ = [
@@ -184,6 +184,10 @@ def unpack_metadata(value: Any) -> dict[str, Any]:
     Examples:
         >>> unpack_metadata({"version": "2.0.0", "sourceUri": "s3://x", "custom": {"lr": "0.1"}})
         {'version': '2.0.0', 'source_uri': 's3://x', 'lr': '0.1'}
+
+    Raises:
+        DecodeError: When ``$bytes`` is not base64 or the value is neither bytes, ``$bytes`` nor
+            an object (bytes that are not a msgpack map decode to ``{}``).
     """
     import msgpack
 
@@ -198,7 +202,20 @@ def unpack_metadata(value: Any) -> dict[str, Any]:
         return out
     if isinstance(value, dict) and "$bytes" in value:
         b64 = value["$bytes"]
-        value = base64.b64decode(b64 + "=" * (-len(b64) % 4))
+        try:
+            if not isinstance(b64, str):
+                raise ValueError("not a string")
+            value = base64.b64decode(b64 + "=" * (-len(b64) % 4), validate=True)
+        except ValueError:  # binascii.Error is a ValueError
+            raise DecodeError(
+                f"entry metadata {{'$bytes': {str(b64)[:60]!r}}} is not base64; the record "
+                "does not follow the science.alt.dataset.entry lexicon"
+            ) from None
+    if not isinstance(value, (bytes, bytearray, memoryview)):
+        raise DecodeError(
+            f"entry metadata is a {type(value).__name__}, not {{'$bytes': ...}}; the record "
+            "does not follow the science.alt.dataset.entry lexicon"
+        )
     try:
         out = msgpack.unpackb(bytes(value), raw=False)
     except Exception:

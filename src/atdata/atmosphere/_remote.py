@@ -14,9 +14,16 @@ Examples:
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
-from atdata._errors import ConfigError, RecordNotFoundError, SplitNotFoundError, StorageError
+from atdata._errors import (
+    AtdataError,
+    ConfigError,
+    RecordNotFoundError,
+    SplitNotFoundError,
+    StorageError,
+)
 from atdata.atmosphere._blobs import BlobSource, VerifiedHTTPSource, VerifiedSource
 from atdata.atmosphere._labels import LABEL, pick_label
 from atdata.atmosphere._records import (
@@ -79,10 +86,14 @@ def schema_uri(value: Any) -> str:
         'at://did:plc:a/science.alt.dataset.schema/x'
     """
     if isinstance(value, dict) and {"authority", "collection", "rkey"} <= set(value):
-        return f"at://{value['authority']}/{value['collection']}/{value['rkey']}"
+        parts = [value["authority"], value["collection"], value["rkey"]]
+        if all(isinstance(p, str) and p and "/" not in p for p in parts):
+            return "at://" + "/".join(parts)
     if isinstance(value, str):
         return value
-    raise StorageError(f"entry schemaRef {value!r} is neither an AT-URI nor a record reference")
+    raise StorageError(
+        f"entry schemaRef {str(value)[:120]!r} is neither an AT-URI nor a record reference"
+    )
 
 
 @dataclasses.dataclass
@@ -108,12 +119,15 @@ class RemoteEntry:
     def version(self) -> str | None:
         """Dataset version: from metadata, else from a label naming this entry, else the schema
         key's version."""
-        v = self.metadata.get("version")
+        v = self._meta().get("version")
         if v:
             return str(v)
         if self.label_versions:
             return self.label_versions[-1]
-        rkey = schema_uri(self.value.get("schemaRef", "")).rsplit("/", 1)[-1]
+        try:
+            rkey = schema_uri(self.value.get("schemaRef", "")).rsplit("/", 1)[-1]
+        except StorageError:
+            return None
         for sep in (":", "@"):
             if sep in rkey:
                 return rkey.rsplit(sep, 1)[1]
@@ -122,8 +136,16 @@ class RemoteEntry:
     @property
     def split(self) -> str | None:
         """Split name from metadata, if any."""
-        s = self.metadata.get("split")
+        s = self._meta().get("split")
         return str(s) if s else None
+
+    def _meta(self) -> dict[str, Any]:
+        """Metadata for listings: a malformed one reads as none (one bad record must not hide
+        the others)."""
+        try:
+            return self.metadata
+        except AtdataError:
+            return {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -261,10 +283,63 @@ def find_entry(
     return splits[split]
 
 
+def _malformed(entry: dict[str, Any], what: str) -> StorageError:
+    name = str(entry.get("name"))[:80]
+    return StorageError(
+        f"dataset entry {name!r} has a malformed storage record ({what}); it does not follow "
+        "the science.alt.dataset lexicon"
+    )
+
+
+def _items(entry: dict[str, Any], st: dict[str, Any], field: str) -> list[dict[str, Any]]:
+    items = st.get(field)
+    if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
+        raise _malformed(entry, f"{field!r} must be a non-empty list of objects")
+    return items
+
+
+def _sha(entry: dict[str, Any], item: dict[str, Any]) -> str | None:
+    c = item.get("checksum")
+    if c is None:
+        return None
+    if not isinstance(c, dict):
+        raise _malformed(entry, "a checksum is not an object")
+    if c.get("algorithm") != "sha256":
+        return None
+    digest = c.get("digest")
+    if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
+        raise _malformed(entry, f"sha256 digest {str(digest)[:80]!r} is not 64 hex digits")
+    return digest.lower()
+
+
+def _str_field(entry: dict[str, Any], item: dict[str, Any], field: str) -> str:
+    v = item.get(field)
+    if not isinstance(v, str) or not v:
+        raise _malformed(entry, f"{field!r} {str(v)[:80]!r} is not a string")
+    return v
+
+
+def _blob(entry: dict[str, Any], item: dict[str, Any]) -> tuple[str, str | None, int | None]:
+    blob = item.get("blob")
+    ref = blob.get("ref") if isinstance(blob, dict) else None
+    link = ref.get("$link") if isinstance(ref, dict) else None
+    if not isinstance(link, str) or not re.fullmatch(r"[A-Za-z0-9]{8,200}", link):
+        raise _malformed(entry, f"blob ref $link {str(link)[:80]!r} is not a CID")
+    size = blob.get("size")  # type: ignore[union-attr]
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+        raise _malformed(entry, f"blob size {str(size)[:40]!r} is not a byte count")
+    return link, _sha(entry, item), size
+
+
 def source_for(ident: Identity, entry: dict[str, Any]) -> Any:
     """The :class:`~atdata.DataSource` reading an entry's storage (blobs, HTTP or S3); when the
     entry carries its shards' manifests (blobs), they are served beside the shards, so
-    ``ds.query`` prunes and reads by range as it does locally."""
+    ``ds.query`` prunes and reads by range as it does locally.
+
+    Raises:
+        StorageError: For storage the record does not describe validly, an unknown storage kind,
+            or an S3 endpoint you do not allow (see :func:`atdata.stores._s3.record_client_kwargs`).
+    """
     source = _shard_source(ident, entry)
     manifests = entry.get("manifests")
     shards = source.list_shards()
@@ -284,30 +359,32 @@ def source_for(ident: Identity, entry: dict[str, Any]) -> Any:
 
 
 def _shard_source(ident: Identity, entry: dict[str, Any]) -> Any:
-    st = entry.get("storage") or {}
+    st = entry.get("storage")
+    if not isinstance(st, dict):
+        raise _malformed(entry, "'storage' is not an object")
     kind = st.get("$type")
-
-    def sha(item: dict[str, Any]) -> str | None:
-        c = item.get("checksum") or {}
-        return c.get("digest") if c.get("algorithm") == "sha256" else None
-
     if kind == STORAGE_BLOBS:
-        blobs = [
-            (b["blob"]["ref"]["$link"], sha(b), b["blob"].get("size")) for b in st.get("blobs", [])
-        ]
+        blobs = [_blob(entry, b) for b in _items(entry, st, "blobs")]
         return BlobSource(ident.did, ident.pds, blobs)
     if kind == STORAGE_HTTP:
-        return VerifiedHTTPSource([(s["url"], sha(s)) for s in st.get("shards", [])])
+        shards = _items(entry, st, "shards")
+        urls = [_str_field(entry, s, "url") for s in shards]
+        if not all(u.startswith(("http://", "https://")) for u in urls):
+            raise _malformed(entry, "a shard URL is not http(s)")
+        return VerifiedHTTPSource([(u, _sha(entry, s)) for u, s in zip(urls, shards, strict=True)])
     if kind == STORAGE_S3:  # boto3 (credentials from its usual chain), checksums on top
-        from atdata.stores._s3 import S3Source
+        from atdata.stores._s3 import S3Source, record_client_kwargs
 
-        items = st.get("shards", [])
-        urls = [f"s3://{st['bucket']}/{s['key']}" for s in items]
-        opts = (("endpoint_url", st.get("endpoint")), ("region_name", st.get("region")))
-        digests = {u: sha(s) for u, s in zip(urls, items, strict=True)}
-        return VerifiedSource(S3Source(urls, **{k: v for k, v in opts if v}), digests)
+        items = _items(entry, st, "shards")
+        bucket = _str_field(entry, st, "bucket")
+        urls = [f"s3://{bucket}/{_str_field(entry, s, 'key')}" for s in items]
+        what = f"dataset entry {str(entry.get('name'))[:80]!r}"
+        kw = record_client_kwargs(st.get("endpoint"), st.get("region"), what)
+        digests = {u: _sha(entry, s) for u, s in zip(urls, items, strict=True)}
+        return VerifiedSource(S3Source(urls, **kw), digests)
     raise StorageError(
-        f"entry {entry.get('name')!r} uses storage {kind!r}, which atdata cannot read"
+        f"entry {str(entry.get('name'))[:80]!r} uses storage {str(kind)[:80]!r}, which atdata "
+        "cannot read"
     )
 
 
@@ -339,11 +416,12 @@ def dataset_of(ident: Identity, entry: RemoteEntry, sample_type: type | None = N
 
     if sample_type is None:
         sample_type = sample_type_of(ident, entry)
-    total = (entry.value.get("size") or {}).get("samples")
+    size = entry.value.get("size")
+    total = size.get("samples") if isinstance(size, dict) else None
     return Dataset(
         source_for(ident, entry.value),
         sample_type=sample_type,
-        num_samples=total if isinstance(total, int) and total >= 0 else None,
+        num_samples=total if type(total) is int and total >= 0 else None,
     )
 
 

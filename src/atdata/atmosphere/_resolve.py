@@ -142,10 +142,15 @@ def pds_from_did_doc(doc: dict[str, Any]) -> str:
     Raises:
         StorageError: When the document names no PDS.
     """
-    for svc in doc.get("service") or ():
-        if str(svc.get("id", "")).endswith("#atproto_pds") and svc.get("serviceEndpoint"):
-            return str(svc["serviceEndpoint"]).rstrip("/")
-    raise StorageError(f"the DID document of {doc.get('id', '?')} names no #atproto_pds service")
+    services = doc.get("service") if isinstance(doc, dict) else None
+    for svc in services if isinstance(services, list) else ():
+        if not isinstance(svc, dict) or not str(svc.get("id", "")).endswith("#atproto_pds"):
+            continue
+        url = svc.get("serviceEndpoint")
+        if isinstance(url, str) and url.startswith(("https://", "http://")):
+            return url.rstrip("/")
+    who = str(doc.get("id", "?"))[:120] if isinstance(doc, dict) else "?"
+    raise StorageError(f"the DID document of {who} names no #atproto_pds service (an http(s) URL)")
 
 
 def resolve_did(did: str) -> dict[str, Any]:
@@ -174,8 +179,10 @@ def _describe_repo(pds: str, repo: str) -> Identity | None:
         out = _get_json(
             f"{pds.rstrip('/')}/xrpc/com.atproto.repo.describeRepo", {"repo": repo}, "describeRepo"
         )
-        did, doc = str(out["did"]), out.get("didDoc") or {}
-    except (StorageError, KeyError, TypeError):
+        did, doc = out["did"], out.get("didDoc") or {}
+    except (StorageError, KeyError, TypeError, AttributeError):
+        return None
+    if not isinstance(did, str) or not did.startswith("did:"):
         return None
     try:
         home = pds_from_did_doc(doc)
@@ -201,8 +208,9 @@ def resolve_identity(handle_or_did: str, hint: str | None = None) -> Identity:
     did = s if s.startswith("did:") else resolve_handle(s, hint)
     doc = resolve_did(did)
     handle = ""
-    for aka in doc.get("alsoKnownAs") or ():
-        if str(aka).startswith("at://"):
+    akas = doc.get("alsoKnownAs")
+    for aka in akas if isinstance(akas, list) else ():
+        if isinstance(aka, str) and aka.startswith("at://"):
             handle = str(aka)[5:]
             break
     return Identity(did=did, handle=handle, pds=pds_from_did_doc(doc))
@@ -219,31 +227,67 @@ def get_record(pds: str, repo: str, collection: str, rkey: str) -> tuple[dict[st
         {"repo": repo, "collection": collection, "rkey": rkey},
         f"fetching at://{repo}/{collection}/{rkey}",
     )
-    return out["value"], out.get("cid", "")
+    value = out.get("value") if isinstance(out, dict) else None
+    if not isinstance(value, dict):
+        raise StorageError(
+            f"fetching at://{repo}/{collection}/{rkey}: the answer holds no record object"
+        )
+    cid = out.get("cid", "")
+    return value, cid if isinstance(cid, str) else ""
 
 
 def list_page(
     pds: str, repo: str, collection: str, limit: int = 100, cursor: str | None = None
 ) -> tuple[list[tuple[str, str, dict[str, Any]]], str | None]:
-    """One page of a collection: ``([(uri, cid, value), ...], next cursor or None)``."""
+    """One page of a collection: ``([(uri, cid, value), ...], next cursor or None)``.
+
+    Raises:
+        StorageError: When the answer is not a listing (records without a ``uri`` string or a
+            ``value`` object, ``records`` not a list).
+    """
     params: dict[str, Any] = {"repo": repo, "collection": collection, "limit": limit}
     if cursor:
         params["cursor"] = cursor
-    out = _get_json(
-        f"{pds}/xrpc/com.atproto.repo.listRecords", params, f"listing {collection} of {repo}"
-    )
-    recs = [(r["uri"], r.get("cid", ""), r["value"]) for r in out.get("records") or []]
+    what = f"listing {collection} of {repo}"
+    out = _get_json(f"{pds}/xrpc/com.atproto.repo.listRecords", params, what)
+    if not isinstance(out, dict):
+        raise StorageError(f"{what}: the answer is not an object")
+    raw = out.get("records")
+    if raw is None:
+        raw = []
+    if not isinstance(raw, list):
+        raise StorageError(f"{what}: 'records' is not a list")
+    recs = []
+    for r in raw:
+        uri = r.get("uri") if isinstance(r, dict) else None
+        value = r.get("value") if isinstance(r, dict) else None
+        if not isinstance(uri, str) or not isinstance(value, dict):
+            raise StorageError(
+                f"{what}: a record lacks its 'uri' string or its 'value' object ({str(r)[:120]})"
+            )
+        cid = r.get("cid", "")
+        recs.append((uri, cid if isinstance(cid, str) else "", value))
     nxt = out.get("cursor")
-    return recs, (str(nxt) if nxt and recs else None)
+    return recs, (nxt if isinstance(nxt, str) and nxt and recs else None)
 
 
 def iter_records(
     pds: str, repo: str, collection: str, page_size: int = 100
 ) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    """Every record of a collection, following cursors: ``(uri, cid, value)``."""
+    """Every record of a collection, following cursors: ``(uri, cid, value)``.
+
+    Raises:
+        StorageError: For a malformed page, or a cursor that repeats (the listing would not end).
+    """
     cursor: str | None = None
+    seen: set[str] = set()
     while True:
         recs, cursor = list_page(pds, repo, collection, page_size, cursor)
         yield from recs
         if cursor is None:
             return
+        if cursor in seen:  # a server handing out the same page again would never end
+            raise StorageError(
+                f"listing {collection} of {repo}: the cursor {cursor[:60]!r} repeats"
+            )
+        seen.add(cursor)

@@ -21,7 +21,7 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from atdata._errors import IntegrityError, ShardError, shard_open_error
+from atdata._errors import IntegrityError, shard_open_error
 
 __all__ = ["SampleLocation", "fetch_raw", "fetch_sample", "fetch_samples"]
 
@@ -64,7 +64,7 @@ def _check_header(head: bytes, loc: SampleLocation) -> None:
 
 def _local_reader(source: Any) -> Any:
     """A ``read_range`` that keeps local shards open (URLSource only), or ``None``."""
-    from atdata._shards.sources import URLSource, is_remote
+    from atdata._shards.sources import URLSource, is_remote, pread_exact
 
     if type(source) is not URLSource:
         return None
@@ -79,10 +79,7 @@ def _local_reader(source: Any) -> Any:
                 fd = fds[shard] = os.open(shard, os.O_RDONLY)
             except OSError as exc:
                 raise shard_open_error(shard, exc) from None
-        data = os.pread(fd, size, offset)
-        if len(data) != size:
-            raise ShardError(f"short read in shard {shard}: wanted {size} bytes at {offset}")
-        return data
+        return pread_exact(fd, size, offset, shard)
 
     def close() -> None:
         for fd in fds.values():

@@ -37,6 +37,7 @@ from atdata.manifest._paths import (
     manifest_paths,
     shard_id_of,
 )
+from atdata.manifest._validate import check_columns, check_header_types
 
 __all__ = [
     "ShardManifest",
@@ -308,6 +309,8 @@ class ShardManifest:
             raise IntegrityError(
                 f"manifest parquet {self.parquet_path} lacks the columns {', '.join(SYSTEM_COLUMNS)}"
             )
+        if table.num_columns:
+            check_columns(table, self.parquet_path, _REBUILD.format(shard=self.shard))
         return table
 
     def arrow(self, source: Any) -> Any:
@@ -329,10 +332,19 @@ class ShardManifest:
             if (kinds.get(name) == "set" and not pa.types.is_list(col.type)) or "json" in str(
                 col.type
             ):
-                vals = [
-                    None if v is None else json.loads(v) for v in col.cast(pa.string()).to_pylist()
-                ]
-                table = table.set_column(i, name, pa.array(vals, pa.list_(pa.string())))
+                try:
+                    vals = [
+                        None if v is None else json.loads(v)
+                        for v in col.cast(pa.string()).to_pylist()
+                    ]
+                    arr = pa.array(vals, pa.list_(pa.string()))
+                except (ValueError, TypeError, RecursionError, pa.ArrowException) as exc:
+                    raise IntegrityError(
+                        f"manifest parquet {self.parquet_path}: set column {name!r} is not "
+                        f"JSON lists of strings ({type(exc).__name__}); "
+                        + _REBUILD.format(shard=self.shard)
+                    ) from None
+                table = table.set_column(i, name, arr)
         if not table.num_columns:
             table = pa.table(
                 {
@@ -392,9 +404,10 @@ def _parse_header(data: bytes, jpath: str, shard: str | None) -> dict[str, Any]:
         header = json.loads(data)
         if not isinstance(header, dict) or "num_samples" not in header:
             raise ValueError("not a manifest header")
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         fix = _REBUILD.format(shard=shard) if shard else "rewrite it"
         raise IntegrityError(f"manifest header {jpath} is corrupt ({exc}); {fix}") from None
+    check_header_types(header, jpath, _REBUILD.format(shard=shard) if shard else "rewrite it")
     return header
 
 

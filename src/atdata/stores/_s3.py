@@ -2,6 +2,15 @@
 
 ``boto3`` (extra ``s3``) is imported on first use. Credentials come from explicit arguments or
 the usual boto3 chain (environment, profile, instance role) and never appear in messages.
+
+An endpoint named by a *published record* (``storageS3.endpoint``) is chosen by whoever wrote
+the record, so your credentials go there only when you trust it: list it in
+``$ATDATA_S3_TRUSTED_ENDPOINTS`` (comma-separated), or configure it for boto3 yourself
+(``$AWS_ENDPOINT_URL_S3`` / ``$AWS_ENDPOINT_URL``). Other endpoints are read anonymously
+(unsigned requests: public buckets work, nothing of yours is sent), and only over ``https``
+unless ``$ATDATA_S3_ALLOW_HTTP=1`` (or the endpoint is trusted). Note that botocore's own DEBUG
+logging prints request headers, the session token included: atdata never turns it on; do not
+enable it where logs are shared.
 """
 
 from __future__ import annotations
@@ -24,7 +33,13 @@ from atdata._extras import require
 from atdata.stores._base import ShardWriteResult, write_shards_to
 from atdata.stores._local import check_key
 
-__all__ = ["S3DataStore", "S3Source", "parse_s3_url"]
+__all__ = [
+    "S3DataStore",
+    "S3Source",
+    "parse_s3_url",
+    "record_client_kwargs",
+    "trusted_endpoints",
+]
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
@@ -52,16 +67,21 @@ def make_client(
     max_attempts: int = 5,
     connect_timeout: float = 5.0,
     read_timeout: float = 60.0,
+    unsigned: bool = False,
 ) -> Any:
-    """A boto3 S3 client with retries and timeouts set."""
+    """A boto3 S3 client with retries and timeouts set (``unsigned``: anonymous requests, no
+    credentials looked up or sent)."""
     boto3 = require("boto3", "s3", "S3 storage")
+    from botocore import UNSIGNED
     from botocore.config import Config
 
+    extra: dict[str, Any] = {"signature_version": UNSIGNED} if unsigned else {}
     cfg = Config(
         retries={"max_attempts": max_attempts, "mode": "standard"},
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
         s3={"addressing_style": "path"} if endpoint_url else None,
+        **extra,
     )
     return boto3.session.Session().client(
         "s3",
@@ -92,6 +112,72 @@ def _read_credentials(creds: str | os.PathLike[str] | dict[str, str]) -> dict[st
             f"cannot read S3 credentials file {os.fspath(creds)!r}: {exc.strerror}"
         ) from None
     return out
+
+
+def _endpoint_id(url: str) -> tuple[str, str, int | None]:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url.strip())
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    default = {"https": 443, "http": 80}.get(parts.scheme.lower())
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port or default
+
+
+def trusted_endpoints() -> set[tuple[str, str, int | None]]:
+    """Endpoints you allowed to receive your S3 credentials: ``$ATDATA_S3_TRUSTED_ENDPOINTS``
+    (comma-separated) and the endpoint you configured for boto3 (``$AWS_ENDPOINT_URL_S3``,
+    ``$AWS_ENDPOINT_URL``).
+
+    Examples:
+        >>> import os
+        >>> os.environ["ATDATA_S3_TRUSTED_ENDPOINTS"] = "https://S3.example.org/, http://127.0.0.1:9000"
+        >>> sorted(trusted_endpoints())
+        [('http', '127.0.0.1', 9000), ('https', 's3.example.org', 443)]
+        >>> del os.environ["ATDATA_S3_TRUSTED_ENDPOINTS"]
+    """
+    raw = [os.environ.get("ATDATA_S3_TRUSTED_ENDPOINTS", "")]
+    raw += [os.environ.get(v, "") for v in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")]
+    return {_endpoint_id(u) for r in raw for u in r.split(",") if u.strip()}
+
+
+def record_client_kwargs(endpoint: Any, region: Any, what: str) -> dict[str, Any]:
+    """Client arguments for an S3 location a published record chose (see the module notes).
+
+    Without an endpoint the record points at AWS itself: your usual credentials are used. A
+    record's endpoint gets them only when you trust it; otherwise requests are unsigned, and an
+    ``http`` endpoint is refused unless trusted or ``$ATDATA_S3_ALLOW_HTTP=1``.
+
+    Raises:
+        StorageError: For an endpoint that is not an http(s) URL, or plain http not allowed.
+    """
+    kw: dict[str, Any] = {}
+    if region is not None:
+        if not isinstance(region, str) or not region.replace("-", "").isalnum():
+            raise StorageError(f"{what}: storageS3.region {str(region)[:60]!r} is not a region")
+        kw["region_name"] = region
+    if endpoint is None:
+        return kw
+    if not isinstance(endpoint, str) or _endpoint_id(endpoint)[0] not in ("http", "https"):
+        raise StorageError(
+            f"{what}: storageS3.endpoint {str(endpoint)[:80]!r} is not an http(s) URL"
+        )
+    ident = _endpoint_id(endpoint)
+    if not ident[1] or ident[2] == -1:
+        raise StorageError(f"{what}: storageS3.endpoint {endpoint[:80]!r} is not a valid URL")
+    trusted = ident in trusted_endpoints()
+    if ident[0] == "http" and not trusted and os.environ.get("ATDATA_S3_ALLOW_HTTP") != "1":
+        raise StorageError(
+            f"{what}: the record's S3 endpoint {endpoint} is plain http; refusing it. If you "
+            "trust it, add it to ATDATA_S3_TRUSTED_ENDPOINTS (your credentials will be sent), "
+            "or set ATDATA_S3_ALLOW_HTTP=1 to read it anonymously"
+        )
+    kw["endpoint_url"] = endpoint
+    if not trusted:
+        kw["unsigned"] = True  # never send the reader's credentials where a record points
+    return kw
 
 
 def _err(exc: Exception, what: str) -> StorageError:
@@ -226,6 +312,15 @@ class S3Source:
         )  # fmt: skip
 
     @property
+    def _hint(self) -> str:
+        if not self._client_kwargs.get("unsigned"):
+            return ""
+        return (
+            f" (read anonymously: no credentials are sent to {self._client_kwargs.get('endpoint_url')}"
+            " unless you list it in ATDATA_S3_TRUSTED_ENDPOINTS)"
+        )
+
+    @property
     def keys(self) -> list[str]:
         """Object keys of the shards (after expanding braces and prefixes)."""
         return [parse_s3_url(u)[1] for u in self.list_shards()]
@@ -310,7 +405,7 @@ class S3Source:
             what = (
                 "not found" if code in ("NoSuchKey", "404") else f"unreadable ({_err(exc, 'GET')})"
             )
-            raise as_both(ShardError, exc, f"shard {shard} is {what}") from None
+            raise as_both(ShardError, exc, f"shard {shard} is {what}{self._hint}") from None
 
     def _is_sidecar(self, url: str) -> bool:
         """Whether ``url`` is a listed shard's manifest or member index (read beside it)."""
@@ -330,6 +425,7 @@ class S3Source:
         except Exception as exc:
             raise ShardError(
                 f"cannot read {size} bytes at {offset} of shard {shard}: {_err(exc, 'GET')}"
+                f"{self._hint}"
             ) from None
         if len(data) != size:
             raise ShardError(f"short read in shard {shard}: wanted {size} bytes at {offset}")

@@ -108,8 +108,26 @@ def _base(work: str) -> str:
     if not os.path.exists(shard + ".done"):
         _fresh_dir(work, "base")
         atdata.write_samples(_rows(), shard, key="index", manifest=True, fsync=False)
+        _fixed_token(shard)
         _write(shard + ".done", b"")
     return shard
+
+
+def _fixed_token(shard: str) -> None:
+    """Give the manifest a fixed token, so a saved parquet input replays in any directory."""
+    import pyarrow.parquet as pq
+
+    from atdata.manifest._builder import TOKEN_META, manifest_paths
+
+    j, p = manifest_paths(shard)
+    with open(j, "rb") as f:
+        header = json.loads(f.read())
+    header["manifest_token"] = "fuzz-token"
+    _write(j, json.dumps(header).encode())
+    table = pq.read_table(p)
+    meta = dict(table.schema.metadata or {})
+    meta[TOKEN_META] = b"fuzz-token"
+    pq.write_table(table.replace_schema_metadata(meta), p)
 
 
 # -- targets ----------------------------------------------------------------------------------
@@ -238,7 +256,7 @@ def _use_manifest(shard: str) -> None:
         m = load_manifest(shard)
         if m is None:
             return
-        (m.num_samples, m.kinds, m.aggregates)
+        _ = (m.num_samples, m.kinds, m.aggregates)
         m.check_fresh()
         m.frame(None)
 
@@ -412,11 +430,10 @@ def _npy_seeds() -> list[bytes]:
 
 def seeds(work: str) -> dict[str, list[bytes]]:
     """Valid inputs of every target (the fuzzer mutates them)."""
-    from atdata._wire.schema_json import schema_body, schema_record
-    from atdata.manifest._builder import manifest_paths
-
     from atdata._shards.members import load_index
     from atdata._shards.sources import URLSource
+    from atdata._wire.schema_json import schema_body, schema_record
+    from atdata.manifest._builder import manifest_paths
 
     base = _base(work)
     idx = load_index(base, URLSource(base), persist=False)
