@@ -266,3 +266,83 @@ def test_from_bytes_errors_are_atdata_errors():
         if bad[:1] in (b"\x93", b"", b"\xc1"):
             with pytest.raises(DecodeError):
                 DictSample.from_bytes(bad)
+
+
+# -- secrets and names (issue 9, item 11) ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("dsn", "masked"),
+    [
+        ("redis://u:p@SECRET@host:6379/0", "redis://u:***@host:6379/0"),
+        ("redis://:p@SECRET@host", "redis://:***@host"),
+        ("postgresql://bob:s@cr@t@db:5432/x", "postgresql://bob:***@db:5432/x"),
+        ("host=db password='a\\'SECRET' dbname=x", "host=db password=*** dbname=x"),
+        ("host=db password = 'two words' dbname=x", "host=db password = *** dbname=x"),
+        ("host=db PASSWORD='unterminated SECRET", "host=db PASSWORD=***"),
+        ("host=db password=plain dbname=x", "host=db password=*** dbname=x"),
+        ("postgresql://bob@db/x", "postgresql://bob@db/x"),
+    ],
+)
+def test_mask_url_hides_the_whole_password(dsn, masked):
+    from atdata.providers import mask_url
+
+    assert mask_url(dsn) == masked
+    assert "SECRET" not in mask_url(dsn) and "cr@t" not in mask_url(dsn)
+
+
+def test_providers_with_passwords_refuse_pickling():
+    import pickle
+
+    from atdata.providers._postgres import PostgresProvider
+
+    pg = object.__new__(PostgresProvider)
+    pg.dsn, pg.schema, pg.connect_timeout = "postgresql://bob:SECRET@127.0.0.1/x", "atdata", 1.0
+    with pytest.raises(atdata.ConfigError, match=r"holds a password") as ei:
+        pickle.dumps(pg)
+    assert "SECRET" not in str(ei.value) and "bob:***@" in str(ei.value)
+    pg.dsn = "host=127.0.0.1 password='a\\'SECRET' dbname=x"
+    with pytest.raises(atdata.ConfigError, match=r"holds a password"):
+        pickle.dumps(pg)
+    pytest.importorskip("redis")
+    from atdata.providers._redis import RedisProvider
+
+    r = RedisProvider("redis://:SECRET@127.0.0.1:6379/15", prefix="never-used:")  # no connection
+    with pytest.raises(atdata.ConfigError, match=r"holds a password"):
+        pickle.dumps(r)
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=6379, db=15, password="SECRET")
+    with pytest.raises(atdata.ConfigError, match=r"holds a password") as ei:
+        pickle.dumps(RedisProvider(client, prefix="never-used:"))
+    assert "SECRET" not in str(ei.value)
+    plain = pickle.loads(pickle.dumps(RedisProvider("redis://127.0.0.1:6379/15", prefix="p:")))
+    assert plain.url == "redis://127.0.0.1:6379/15 (prefix 'p:')"
+
+
+@pytest.mark.parametrize("bad", ["1.0.0\n", "1.0.0\n\n", "\n1.0.0"])
+def test_versions_with_newlines_are_refused(bad):
+    from atdata.index._entry import parse_version
+
+    with pytest.raises(atdata.ConfigError, match=r"not semantic"):
+        parse_version(bad)
+
+
+@pytest.mark.parametrize("bad", ["mnist\n", "a/b\n", "x\ny"])
+def test_names_with_newlines_are_refused(bad):
+    from atdata.index._entry import check_name
+
+    with pytest.raises(atdata.ConfigError, match=r"is invalid"):
+        check_name(bad)
+
+
+def test_session_directory_is_private_whatever_the_umask(tmp_path):
+    from atdata.atmosphere._session import write_private as _write_private
+
+    old = os.umask(0)
+    try:
+        _write_private(tmp_path / "cfg" / "atdata" / "session.json", "{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "cfg" / "atdata").stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "cfg" / "atdata" / "session.json").stat().st_mode & 0o777 == 0o600

@@ -74,9 +74,20 @@ class BlobRef:
 class _VerifyingStream:
     """``read``/``close`` over an HTTP body; checks size and sha256 once the body is consumed."""
 
-    def __init__(self, resp: Any, shard: str, sha256: str | None, size: int | None) -> None:
+    def __init__(
+        self,
+        resp: Any,
+        shard: str,
+        sha256: str | None,
+        size: int | None,
+        limit: int | None = None,
+    ) -> None:
         self._resp = resp
-        self._it = resp.iter_bytes(1 << 20)
+        # the declared size (else ``limit``) is enforced while reading: the server never decides
+        # how much we buffer; chunks never exceed it by more than one byte
+        self._limit = size if size is not None else limit
+        chunk = 1 << 20 if self._limit is None else max(1, min(1 << 20, self._limit + 1))
+        self._it = resp.iter_bytes(chunk)
         self._buf = b""
         self._h = hashlib.sha256() if sha256 else None
         self._want = sha256
@@ -97,6 +108,15 @@ class _VerifyingStream:
                 f"connection lost while reading shard {self.shard}: {type(exc).__name__}"
             ) from None
         self._n += len(chunk)
+        if self._limit is not None and self._n > self._limit:
+            self._eof = True
+            self._resp.close()
+            what = "its record says" if self._size is not None else "the most a blob may have is"
+            raise IntegrityError(
+                f"shard {self.shard} is larger than the {self._limit} bytes {what}; stopped "
+                f"reading after {self._n} bytes (the stored shard was replaced or the server "
+                "is misbehaving)"
+            )
         if self._h is not None:
             self._h.update(chunk)
         self._buf += chunk
@@ -145,7 +165,12 @@ class _VerifyingStream:
 
 
 def _open_http(
-    url: str, shard: str, sha256: str | None, size: int | None, params: dict | None = None
+    url: str,
+    shard: str,
+    sha256: str | None,
+    size: int | None,
+    params: dict | None = None,
+    limit: int | None = None,
 ) -> Any:
     from atdata.atmosphere._resolve import http_client
 
@@ -159,10 +184,26 @@ def _open_http(
     except httpx.HTTPError as exc:
         raise ShardError(f"cannot fetch shard {shard}: {type(exc).__name__}: {exc}") from None
     if resp.status_code != 200:
-        body = resp.read()[:200].decode(errors="replace")
+        head = b""
+        try:
+            for part in resp.iter_bytes(256):  # an error page: its first bytes only
+                head += part
+                if len(head) >= 200:
+                    break
+        except httpx.HTTPError:
+            pass
         resp.close()
+        body = head[:200].decode(errors="replace")
         raise ShardError(f"cannot fetch shard {shard}: HTTP {resp.status_code} {body}".rstrip())
-    return _VerifyingStream(resp, shard, sha256, size)
+    cap = size if size is not None else limit
+    declared = resp.headers.get("content-length", "")
+    if cap is not None and declared.isdigit() and int(declared) > cap:
+        resp.close()
+        raise IntegrityError(
+            f"shard {shard} is served as {declared} bytes, more than the {cap} it may have; "
+            "not reading it (the stored shard was replaced or the server is misbehaving)"
+        )
+    return _VerifyingStream(resp, shard, sha256, size, limit)
 
 
 class _RangeCache:
@@ -232,6 +273,7 @@ class BlobSource:
             sha,
             size,
             {"did": self.did, "cid": cid},
+            limit=LEXICON_MAX_BLOB,  # a blob without a recorded size is still bounded
         )
 
     def read_range(self, shard: str, offset: int, size: int) -> bytes:

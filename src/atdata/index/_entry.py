@@ -41,10 +41,11 @@ __all__ = [
 
 SCHEMA_REF_PREFIX = "atdata://local/schema/"
 LEGACY_SCHEMA_PREFIXES = ("local://schemas/", "atdata://local/sampleSchema/")
+# used with fullmatch: "$" would also match before a trailing newline ("1.0.0\n")
 _SEMVER = re.compile(
-    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$"
+    r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?"
 )
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-/]{0,199}$")
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-/]{0,199}")
 
 
 def utcnow() -> str:
@@ -58,7 +59,7 @@ def parse_version(version: str) -> tuple[int, int, int]:
     Raises:
         ConfigError: When ``version`` is not ``MAJOR.MINOR.PATCH``.
     """
-    m = _SEMVER.match(version) if isinstance(version, str) else None
+    m = _SEMVER.fullmatch(version) if isinstance(version, str) else None
     if m is None:
         raise ConfigError(f"version {version!r} is not semantic MAJOR.MINOR.PATCH, e.g. '1.0.0'")
     return int(m[1]), int(m[2]), int(m[3])
@@ -76,7 +77,7 @@ def bump(version: str, part: str) -> str:
 
 def check_name(name: str, what: str = "dataset") -> str:
     """Validate a dataset or schema name (letters, digits, ``_ . - /``; no ``@``)."""
-    if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
         raise ConfigError(
             f"{what} name {name!r} is invalid: use letters, digits and _ . - / (no '@', no '..'), "
             "at most 200 characters"

@@ -22,15 +22,51 @@ from typing import Any
 from atdata._errors import ConfigError
 from atdata.index._entry import DatasetEntry, SchemaRecord, bump, parse_version
 
-__all__ = ["IndexProvider", "mask_url", "next_entry_version"]
+__all__ = ["IndexProvider", "has_password", "mask_url", "next_entry_version", "refuse_pickle"]
 
-_URL_PW = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
-_KV_PW = re.compile(r"(password\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
+# the password runs to the LAST "@" of the authority (urllib and redis-py read "u:p@x@host" as
+# password "p@x"); a libpq value may be quoted with backslash escapes ('a\'b'), or unterminated
+_URL_PW = re.compile(r"(://[^:/@\s]*:)[^/\s?#]*@")
+_KV_PW = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*(?:'|\Z)|\S+)", re.IGNORECASE)
 
 
 def mask_url(url: str) -> str:
-    """Hide the password in a URL or libpq key=value DSN (for messages and logs)."""
+    """Hide the password in a URL or libpq key=value DSN (for messages and logs).
+
+    Examples:
+        >>> mask_url("redis://u:p@SECRET@host:6379/0")
+        'redis://u:***@host:6379/0'
+        >>> mask_url("host=db password='a\\\\'SECRET' dbname=x")
+        'host=db password=*** dbname=x'
+    """
     return _KV_PW.sub(r"\1***", _URL_PW.sub(r"\1***@", url))
+
+
+def has_password(url: str) -> bool:
+    """Whether a URL or DSN carries a password (what :func:`mask_url` would hide).
+
+    Examples:
+        >>> has_password("postgresql://bob@db/x"), has_password("host=db password=s dbname=x")
+        (False, True)
+    """
+    return mask_url(url) != url
+
+
+def refuse_pickle(kind: str, url: str) -> None:
+    """Raise :class:`~atdata.ConfigError` when pickling a provider would carry its password.
+
+    Raises:
+        ConfigError: When ``url`` holds a password.
+    """
+    if has_password(url):
+        from atdata._errors import ConfigError
+
+        raise ConfigError(
+            f"the {kind} provider {mask_url(url)} holds a password, so it is not pickled (the "
+            "pickle would carry the password in clear); in worker processes build the provider "
+            "again from a URL whose password comes from the environment (PGPASSWORD or "
+            "~/.pgpass for PostgreSQL, an env var you read for Redis)"
+        )
 
 
 def next_entry_version(existing: list[str]) -> str:

@@ -20,6 +20,7 @@ from atdata.providers._base import (
     conflict_message,
     mask_url,
     next_entry_version,
+    refuse_pickle,
     schema_conflict_message,
     sort_key,
 )
@@ -276,6 +277,7 @@ class PostgresProvider(IndexProvider):
             self._conn_obj = None
 
     def __reduce__(self) -> Any:
+        refuse_pickle("PostgreSQL", self.dsn)
         return (_rebuild, (self.dsn, self.schema, self.connect_timeout))
 
 

@@ -19,6 +19,7 @@ from atdata.providers._base import (
     IndexProvider,
     conflict_message,
     mask_url,
+    refuse_pickle,
     schema_conflict_message,
     sort_key,
 )
@@ -118,6 +119,8 @@ class RedisProvider(IndexProvider):
             self._client = redis
             kw = redis.connection_pool.connection_kwargs
             self._url = f"redis://{kw.get('host', '?')}:{kw.get('port', '?')}/{kw.get('db', 0)}"
+        # a client built with a password (not in the URL we keep) must not be pickled either
+        self._has_auth = bool(self._client.connection_pool.connection_kwargs.get("password"))
         self.prefix = prefix
         self.connect_timeout, self.timeout = connect_timeout, timeout
         p = prefix
@@ -249,6 +252,10 @@ class RedisProvider(IndexProvider):
         self._client.close()
 
     def __reduce__(self) -> Any:
+        # a client built with a password keeps it out of self._url: refuse that one too
+        refuse_pickle(
+            "Redis", self._url.replace("://", "://:pw@", 1) if self._has_auth else self._url
+        )
         return (_rebuild, (self._url, self.prefix, self.connect_timeout, self.timeout))
 
 

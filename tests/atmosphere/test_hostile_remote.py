@@ -1,0 +1,240 @@
+"""A hostile record or PDS decides neither where our credentials go nor how much memory we use.
+
+Loopback fake servers record what reaches them: S3 requests (the Authorization header carries the
+access key id) and blob downloads (how many bytes the server got to send).
+"""
+
+from __future__ import annotations
+
+import http.server
+import io
+import re
+import threading
+import tracemalloc
+
+import pytest
+
+import atdata
+from atdata._shards.tar import TarWriter
+from atdata.atmosphere._remote import source_for
+from atdata.atmosphere._resolve import Identity
+
+pytest.importorskip("httpx")
+
+IDENT = Identity(did="did:plc:hostile", handle="", pds="https://pds.invalid")
+
+
+def _tar() -> bytes:
+    buf = io.BytesIO()
+    w = TarWriter(buf, mtime=0)
+    w.add("k0.msgpack", atdata.DictSample(x=1).packed)
+    w.close()
+    return buf.getvalue()
+
+
+class _Server:
+    """A threaded loopback HTTP server answering GETs with ``handler(path) -> (status, chunks)``."""
+
+    def __init__(self, body) -> None:
+        self.requests: list[dict[str, str]] = []
+        self.sent = 0
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                outer.requests.append({k.lower(): v for k, v in self.headers.items()})
+                status, chunks, length = body(self.path)
+                self.send_response(status)
+                if length is not None:
+                    self.send_header("Content-Length", str(length))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                try:
+                    for c in chunks:
+                        self.wfile.write(c)
+                        outer.sent += len(c)
+                except OSError:  # the client hung up: what we wanted
+                    pass
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+# -- storageS3.endpoint never receives ambient credentials unless trusted ------------------------
+
+
+def _s3_entry(endpoint: str) -> dict:
+    return {
+        "name": "hostile",
+        "storage": {
+            "$type": "science.alt.dataset.storageS3",
+            "bucket": "b",
+            "endpoint": endpoint,
+            "region": "us-east-1",
+            "shards": [{"key": "a.tar"}],
+        },
+    }
+
+
+@pytest.fixture
+def ambient_creds(monkeypatch):
+    pytest.importorskip("boto3")
+    for var in ("ATDATA_S3_TRUSTED_ENDPOINTS", "ATDATA_S3_ALLOW_HTTP", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDAMBIENTSECRET")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "ambient-secret")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "ambient-session-token")
+    return monkeypatch
+
+
+def _read_all(src) -> list:
+    return [s["x"] for s in atdata.Dataset(src)]
+
+
+def test_record_http_endpoint_refused_without_opt_in(ambient_creds):
+    shard = _tar()
+    with _Server(lambda path: (200, [shard], len(shard))) as srv:
+        with pytest.raises(atdata.StorageError, match=r"plain http; refusing it"):
+            source_for(IDENT, _s3_entry(srv.url))
+        assert srv.requests == []
+
+
+def test_untrusted_record_endpoint_gets_no_credentials(ambient_creds):
+    ambient_creds.setenv("ATDATA_S3_ALLOW_HTTP", "1")  # http allowed, the endpoint not trusted
+    shard = _tar()
+    with _Server(lambda path: (200, [shard], len(shard))) as srv:
+        assert _read_all(source_for(IDENT, _s3_entry(srv.url))) == [1]
+    assert len(srv.requests) >= 1
+    for headers in srv.requests:
+        assert "authorization" not in headers
+        assert "x-amz-security-token" not in headers
+        assert not any("AKIDAMBIENTSECRET" in v for v in headers.values())
+
+
+def test_untrusted_endpoint_errors_say_how_to_trust_it(ambient_creds):
+    ambient_creds.setenv("ATDATA_S3_ALLOW_HTTP", "1")
+    with _Server(lambda path: (403, [b"<Error><Code>AccessDenied</Code></Error>"], 41)) as srv:
+        src = source_for(IDENT, _s3_entry(srv.url))
+        with pytest.raises(atdata.ShardError, match=r"ATDATA_S3_TRUSTED_ENDPOINTS"):
+            list(atdata.Dataset(src))
+
+
+def test_trusted_record_endpoint_gets_credentials(ambient_creds):
+    shard = _tar()
+    with _Server(lambda path: (200, [shard], len(shard))) as srv:
+        ambient_creds.setenv("ATDATA_S3_TRUSTED_ENDPOINTS", f"https://other.example, {srv.url}/")
+        assert _read_all(source_for(IDENT, _s3_entry(srv.url))) == [1]
+    auth = [h.get("authorization", "") for h in srv.requests]
+    assert auth and all("Credential=AKIDAMBIENTSECRET/" in a for a in auth)
+    assert srv.requests[0]["x-amz-security-token"] == "ambient-session-token"
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "fragment"),
+    [
+        ("file:///etc/passwd", "is not an http(s) URL"),
+        (5, "is not an http(s) URL"),
+        ("https://", "is not a valid URL"),
+        ("https://h:99999", "is not a valid URL"),
+    ],
+)
+def test_bad_record_endpoints(ambient_creds, endpoint, fragment):
+    with pytest.raises(atdata.StorageError, match=re.escape(fragment)):
+        source_for(IDENT, _s3_entry(endpoint))
+
+
+# -- a blob's declared size is enforced while reading --------------------------------------------
+
+
+def _huge_member_tar_head(size: int) -> bytes:
+    """The first block of a tar whose only member claims ``size`` bytes (a valid header)."""
+    buf = io.BytesIO()
+    w = TarWriter(buf, mtime=0)
+    return w._header(b"k0.msgpack", size, b"0")
+
+
+def _oversized_blob(path: str):
+    total = 64 << 20
+    head = _huge_member_tar_head(total)
+
+    def chunks():
+        yield head
+        zero = bytes(1 << 16)
+        for _ in range((total - len(head)) // len(zero)):
+            yield zero
+
+    return 200, chunks(), None  # no Content-Length: the size shows only while reading
+
+
+def _blob_source(url: str, size: int | None):
+    from atdata.atmosphere._blobs import BlobSource
+
+    return BlobSource("did:plc:hostile", url, [("bafkreihostileblob", None, size)])
+
+
+@pytest.mark.parametrize("mode", ["stream", "random"])
+def test_blob_larger_than_declared_is_cut_off(mode):
+    with _Server(_oversized_blob) as srv:
+        src = _blob_source(srv.url, 4096)
+        shard = src.list_shards()[0]
+        tracemalloc.start()
+        try:
+            with pytest.raises(atdata.IntegrityError, match=r"larger than the 4096 bytes"):
+                if mode == "stream":
+                    list(atdata.Dataset(src))
+                else:
+                    src.read_range(shard, 512, 16)
+            _cur, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert peak < 4 << 20, f"{peak} bytes buffered for a 4096-byte blob"
+    assert srv.sent < 32 << 20  # the server was cut off long before its 64 MiB
+
+
+def test_blob_content_length_over_declared_is_refused_before_reading():
+    body = bytes(1 << 20)
+    with _Server(lambda path: (200, [body], len(body))) as srv:
+        src = _blob_source(srv.url, 4096)
+        with pytest.raises(atdata.IntegrityError, match=r"served as 1048576 bytes"):
+            src.open_shard(src.list_shards()[0])
+
+
+def test_blob_without_recorded_size_is_bounded_by_the_lexicon(monkeypatch):
+    from atdata.atmosphere import _blobs
+
+    monkeypatch.setattr(_blobs, "LEXICON_MAX_BLOB", 8192)
+    with _Server(_oversized_blob) as srv:
+        src = _blob_source(srv.url, None)
+        with pytest.raises(atdata.IntegrityError, match=r"the most a blob may have is"):
+            list(atdata.Dataset(src))
+
+
+def test_error_pages_are_not_read_whole():
+    def page(path):
+        return 500, (bytes(1 << 16) for _ in range(1024)), None
+
+    with _Server(page) as srv:
+        src = _blob_source(srv.url, 4096)
+        tracemalloc.start()
+        try:
+            with pytest.raises(atdata.ShardError, match=r"HTTP 500"):
+                src.open_shard(src.list_shards()[0])
+            _cur, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert peak < 4 << 20
