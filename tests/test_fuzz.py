@@ -378,4 +378,4 @@ def test_seeds_run_clean(fuzz_work):
     assert sorted(s) == sorted(k for k in s if s[k])
     shard = os.path.join(fuzz_work, "base", "s.tar")
     assert len(atdata.Dataset(shard)) == 5
-    assert [r["x"] for r in atdata.Dataset(shard).query(lambda df: df["x"] > 2)] == [3, 4]
+    assert [r["x"] for r in atdata.Dataset(shard).query(lambda df: df["x"] > 2).samples] == [3, 4]

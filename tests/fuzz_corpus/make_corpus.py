@@ -259,6 +259,14 @@ def _s3_seed(raw: list[bytes]) -> dict:
     raise AssertionError("no S3 seed")
 
 
+def _s3_variant(s3: dict, key: str) -> bytes:
+    import copy
+
+    x = copy.deepcopy(s3)
+    x["list"]["records"][0]["value"]["storage"]["shards"][0]["key"] = key
+    return json.dumps(x).encode()
+
+
 def main() -> None:
     from atdata.manifest._builder import manifest_paths
     from atdata.testing._fuzz import _base, seeds
@@ -280,6 +288,15 @@ def main() -> None:
         "schema": schema_inputs(),
         "atproto": {
             **atproto_inputs(atp),
+            **{
+                name: _s3_variant(s3, key=key)
+                for name, key in (
+                    ("s3_key_braces_1e9", "a-{0..999999999}.tar"),
+                    ("s3_key_a_prefix", "runs/"),
+                    ("s3_key_empty", ""),
+                    ("s3_key_glob", "*.tar"),
+                )
+            },
             "s3_http_endpoint": json.dumps(
                 {**s3, "list": {**s3["list"], "records": [
                     {**s3["list"]["records"][0], "value": {

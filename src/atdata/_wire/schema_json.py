@@ -268,7 +268,9 @@ def _annotation(prop: Any, where: str, nested: dict[str, type], depth: int, budg
         items = prop.get("items")
         if items is None:
             return list
-        return types.GenericAlias(list, (_annotation(items, f"{where}[]", nested, depth + 1, budget),))
+        return types.GenericAlias(
+            list, (_annotation(items, f"{where}[]", nested, depth + 1, budget),)
+        )
     if tp == "object":
         if "properties" in prop:
             title = prop.get("title")

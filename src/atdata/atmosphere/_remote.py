@@ -377,7 +377,14 @@ def _shard_source(ident: Identity, entry: dict[str, Any]) -> Any:
 
         items = _items(entry, st, "shards")
         bucket = _str_field(entry, st, "bucket")
-        urls = [f"s3://{bucket}/{_str_field(entry, s, 'key')}" for s in items]
+        keys = [_str_field(entry, s, "key") for s in items]
+        # exact names: a record never makes us list a bucket or expand {0..999999999}
+        for k in [bucket + "/", *keys]:
+            if (k.endswith("/") and k != bucket + "/") or any(c in k for c in "{}*?[]\n"):
+                raise _malformed(entry, f"S3 name {k[:80]!r} is not an exact bucket/key")
+        if "/" in bucket:
+            raise _malformed(entry, f"S3 bucket {bucket[:80]!r} contains '/'")
+        urls = [f"s3://{bucket}/{k}" for k in keys]
         what = f"dataset entry {str(entry.get('name'))[:80]!r}"
         kw = record_client_kwargs(st.get("endpoint"), st.get("region"), what)
         digests = {u: _sha(entry, s) for u, s in zip(urls, items, strict=True)}

@@ -81,4 +81,6 @@ def check_columns(table: Any, path: str, fix: str) -> None:
         elif name != "__key__" and len(col) and pc.min(col).as_py() < 0:
             problem = "has negative values"
         if problem:
-            raise IntegrityError(f"manifest parquet {path} is corrupt: column {name} {problem}; {fix}")
+            raise IntegrityError(
+                f"manifest parquet {path} is corrupt: column {name} {problem}; {fix}"
+            )

@@ -267,10 +267,10 @@ def _use_manifest(shard: str) -> None:
         ds = atdata.Dataset(shard, sample_type=typ)
         _try(lambda ds=ds: len(ds))
         _try(lambda ds=ds: ds[3])
-        _try(lambda ds=ds: list(ds.query(lambda df: df["x"] > 1)))
-        _try(lambda ds=ds: list(ds.query("label = 'a'")))
-        _try(lambda ds=ds: list(ds.query(ds.fields.x >= 2)))  # prunes on the aggregates
-    _try(lambda: QueryExecutor.from_directory(os.path.dirname(shard)).query(None).list_keys())
+        _try(lambda ds=ds: list(ds.query(lambda df: df["x"] > 1).samples))
+        _try(lambda ds=ds: [ds.get_sample(loc) for loc in ds.query("label = 'a'")])
+        _try(lambda ds=ds: list(ds.query(ds.fields.x >= 2).samples))  # prunes on aggregates
+    _try(lambda: list(QueryExecutor.from_directory(os.path.dirname(shard)).query(None).samples))
 
 
 def t_manifest_json(data: bytes, work: str) -> None:
