@@ -310,7 +310,8 @@ class ShardManifest:
                 f"manifest parquet {self.parquet_path} lacks the columns {', '.join(SYSTEM_COLUMNS)}"
             )
         if table.num_columns:
-            check_columns(table, self.parquet_path, _REBUILD.format(shard=self.shard))
+            fix = _REBUILD.format(shard=self.shard) if self.shard else "rewrite it"
+            check_columns(table, self.parquet_path, fix)
         return table
 
     def arrow(self, source: Any) -> Any:
