@@ -296,15 +296,29 @@ def _http_range(url: str, params: dict[str, str] | None, offset: int, size: int)
 
     httpx = require("httpx", "atmosphere", "reading remote shards")
     headers = {"Accept-Encoding": "identity", "Range": f"bytes={offset}-{offset + size - 1}"}
-    try:
-        r = http_client().get(url, params=params, headers=headers)
+    client = http_client()
+    try:  # streamed: a server that ignores Range (or lies) never makes us buffer its answer
+        r = client.send(
+            client.build_request("GET", url, params=params, headers=headers), stream=True
+        )
     except httpx.HTTPError as exc:
         raise ShardError(f"cannot read {url}: {type(exc).__name__}: {exc}") from None
-    if r.status_code != 206:
-        return None
-    if len(r.content) != size:
-        raise ShardError(f"short read of {url}: wanted {size} bytes at {offset}")
-    return bytes(r.content)
+    try:
+        if r.status_code != 206:
+            return None
+        parts, got = [], 0
+        for part in r.iter_bytes(max(1, min(size + 1, 1 << 20))):
+            parts.append(part)
+            got += len(part)
+            if got > size:
+                break
+    except httpx.HTTPError as exc:
+        raise ShardError(f"connection lost reading {url}: {type(exc).__name__}") from None
+    finally:
+        r.close()
+    if got != size:
+        raise ShardError(f"short read of {url}: wanted {size} bytes at {offset}, got {got}")
+    return b"".join(parts)
 
 
 def sha256_of_cid(cid: str) -> str | None:
