@@ -386,6 +386,9 @@ def test_http_stream_reads_each_shard_once_in_one_request(http_url, gets):
     assert all(r is None for _, r in gets)  # whole shards, no Range requests
     cache = tds._reader.cache.directory
     assert os.path.isdir(cache)
+    if os.access("/dev/shm", os.W_OK):  # the temporary cache lives in memory where it can
+        assert cache.startswith("/dev/shm/atdata-shards-")
+    assert 0 < tds._reader.cache.limit <= 8 << 30
     del tds, got
     gc.collect()
     assert not os.path.exists(cache)  # the private temporary cache goes with the dataset

@@ -713,7 +713,8 @@ class Dataset(Generic[T]):
         - ``mode``: ``"auto"`` (default: ``"random"`` for local shards, ``"stream"`` otherwise),
           ``"random"`` (one read per sample, full permutation) or ``"stream"`` (whole shards
           fetched once each, shuffled within ``shuffle_buffer`` samples; ``cache_dir`` and
-          ``cache_limit`` bytes for the local shard cache, default a temporary directory).
+          ``cache_limit`` bytes for the local shard cache, default a temporary directory on
+          ``/dev/shm`` where there is one, capped at a quarter of its free space).
         - ``sample_transform``: called on each sample in the worker, before batching (batches of
           its results are made by ``collate_fn``, default ``torch``'s ``default_collate``);
           ``transform``: called on each item (the batch, or the sample) in the worker.

@@ -59,7 +59,6 @@ _STATE_VERSION = 2
 _MODES = ("auto", "random", "stream")
 _OUTPUTS = ("sample", "torch")
 _DEFAULT_WINDOW = 10_000
-_DEFAULT_CACHE_LIMIT = 8 << 30
 _PLAIN_LOADER = (
     "a plain DataLoader(tds, num_workers={n}) cannot record which items reached the training "
     "loop, so state_dict() would replay the epoch; use tds.loader(num_workers={n}, ...) (it takes "
@@ -127,7 +126,7 @@ class TorchDataset(_Base):
         mode: str = "auto",
         shuffle_buffer: int = _DEFAULT_WINDOW,
         cache_dir: str | os.PathLike[str] | None = None,
-        cache_limit: int = _DEFAULT_CACHE_LIMIT,
+        cache_limit: int | None = None,
     ) -> None:
         if batch_size is not None and batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")

@@ -32,6 +32,7 @@ from atdata.dataset._torch_cache import ShardCache
 __all__ = ["Reader"]
 
 _COUNT_THREADS = 4
+_DEFAULT_LIMIT = 8 << 30
 
 
 class Reader:
@@ -40,9 +41,11 @@ class Reader:
     Args:
         dataset: The :class:`~atdata.Dataset` (selections and filters allowed).
         mode: ``"random"`` or ``"stream"``.
-        cache_dir: Stream mode's shard cache (default: a private temporary directory, removed
-            when the :class:`~atdata.dataset._torch.TorchDataset` goes away).
-        cache_limit: Bytes the cache directory may hold.
+        cache_dir: Stream mode's shard cache (default: a private temporary directory, on
+            ``/dev/shm`` where there is one, removed when the
+            :class:`~atdata.dataset._torch.TorchDataset` goes away).
+        cache_limit: Bytes the cache directory may hold (default: 8 GiB for a ``cache_dir``; for
+            the temporary one a quarter of the free space of its file system, at most 8 GiB).
     """
 
     def __init__(
@@ -50,9 +53,9 @@ class Reader:
         dataset: Any,
         mode: str,
         cache_dir: str | os.PathLike[str] | None,
-        cache_limit: int,
+        cache_limit: int | None,
     ) -> None:
-        if cache_limit < 1:
+        if cache_limit is not None and cache_limit < 1:
             raise ConfigError(f"cache_limit must be a positive number of bytes, got {cache_limit}")
         self.mode = mode
         selection = dataset._selection
@@ -62,12 +65,8 @@ class Reader:
         self._temp = cache_dir is None and mode == "stream"
         self.cache: ShardCache | None = None
         if mode == "stream":
-            directory = (
-                tempfile.mkdtemp(prefix="atdata-shards-")
-                if cache_dir is None
-                else os.fspath(cache_dir)
-            )
-            self.cache = ShardCache(directory, cache_limit, direct=self.dataset._shared.local())
+            directory, limit = _cache_place(cache_dir, cache_limit)
+            self.cache = ShardCache(directory, limit, direct=self.dataset._shared.local())
         self.counts: np.ndarray | None = None
         self.starts: np.ndarray | None = None
         if mode == "stream":
@@ -181,6 +180,22 @@ class Reader:
         self.cache.close()
         if self._temp and os.getpid() == owner_pid:
             self.cache.remove()
+
+
+def _cache_place(cache_dir: str | os.PathLike[str] | None, limit: int | None) -> tuple[str, int]:
+    """The cache directory and its byte limit (see :class:`Reader`)."""
+    if cache_dir is not None:
+        return os.fspath(cache_dir), limit if limit is not None else _DEFAULT_LIMIT
+    shm = "/dev/shm"
+    base = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+    directory = tempfile.mkdtemp(prefix="atdata-shards-", dir=base)
+    if limit is None:
+        try:
+            st = os.statvfs(directory)
+            limit = min(_DEFAULT_LIMIT, st.f_bavail * st.f_frsize // 4)
+        except (OSError, AttributeError):
+            limit = _DEFAULT_LIMIT
+    return directory, max(1, limit)
 
 
 class _Prefetch(threading.Thread):
