@@ -163,11 +163,23 @@ class Reader:
         needed = np.searchsorted(firsts, ends, side="left")  # shards needed through each item
         pre = _Prefetch(self.cache, self.dataset.source, seq, ahead)
         pre.start()
+        starts, shards, src, cache = (
+            self.starts.tolist(),
+            self.shards,
+            self.dataset.source,
+            self.cache,
+        )
+        positions, owners = pos.tolist(), sidx.tolist()
         try:
             off = 0
             for k, (lo, hi) in enumerate(mine):
                 pre.advance(int(needed[k]))
-                raws = list(self._raws(pos[off : off + hi - lo].tolist()))
+                raws = []
+                for p, s in zip(
+                    positions[off : off + hi - lo], owners[off : off + hi - lo], strict=True
+                ):
+                    key, raw = cache.raw(src, shards[s], p - starts[s])
+                    raws.append((shards[s], key, raw))
                 off += hi - lo
                 yield hi, assemble(raws)
         finally:
