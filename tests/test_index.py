@@ -33,7 +33,8 @@ def test_zero_config_uses_atdata_home(tmp_path, monkeypatch):
     monkeypatch.setenv("ATDATA_HOME", str(tmp_path / "h"))
     idx = atdata.Index()
     assert idx.provider.path == str(tmp_path / "h" / "index.db")
-    assert idx.data_store.root == (tmp_path / "h" / "data").resolve()
+    assert idx.data_store is None  # documented: none unless given
+    assert idx.status()["data_store"]["url"] == str((tmp_path / "h" / "data").resolve())
 
 
 def test_write_samples_records_everything(index):

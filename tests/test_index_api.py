@@ -204,11 +204,25 @@ def test_load_schema_types_namespace_and_stubs(tmp_path):
     idx = Index(path=str(tmp_path / "i.db"), stub_dir=tmp_path / "stubs")
     ref = idx.publish_schema(Pt)
     fresh = Index(path=str(tmp_path / "i.db"), auto_stubs=True, stub_dir=tmp_path / "stubs")
+    assert repr(fresh.types) == "SchemaNamespace(empty)"
     T = fresh.load_schema(ref)
+    assert repr(fresh.types) == "SchemaNamespace(Pt)"
     assert fresh.types.Pt is T and "Pt" in fresh.types and T(name="a", value=1).value == 1
     assert fresh.get_import_path(ref) == "local.Pt_1_0_0"
-    stub = tmp_path / "stubs" / "local" / "Pt_1_0_0.pyi"
+    stub = tmp_path / "stubs" / "local" / "Pt_1_0_0.py"
     assert "class Pt(PackableSample):" in stub.read_text()
+    mtime = stub.stat().st_mtime_ns
+    fresh.get_schema(ref)  # current: not written again
+    assert stub.stat().st_mtime_ns == mtime and fresh.stub_dir == tmp_path / "stubs"
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("Pt_1_0_0", stub)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)  # the stub is an importable module
+    assert (
+        mod.Pt.__annotations__ == {"name": "str", "value": "int"}
+        or "name" in mod.Pt.__annotations__
+    )
     assert fresh.clear_stubs() == 1 and not stub.exists()
     plain = Index(path=str(tmp_path / "i.db"))
     assert plain.get_import_path(ref) is None and plain.clear_stubs() == 0
@@ -238,8 +252,12 @@ def test_entries_documented_api(index, tmp_path):
     )
     assert all(u.startswith(str(store.root)) for u in copied.data_urls)
     assert [s.value for s in index.open_dataset("copied").ordered()] == [0, 1, 2]
+    assert index.data_store is None  # none given: inserts index in place, writes use the default
     moved = index.insert_dataset(ext, name="moved", copy=True)
-    assert all(u.startswith(str(index.data_store.root)) for u in moved.data_urls)
+    home = index.status()["data_store"]["url"]
+    assert home == str(tmp_path / "idx" / "data") and all(
+        u.startswith(home) for u in moved.data_urls
+    )
 
 
 def test_explicit_store_copies_on_insert(tmp_path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from atdata._errors import ConfigError, NotFoundError
@@ -60,13 +61,12 @@ class Catalog:
         **kwargs: Any,
     ) -> None:
         self.provider = provider_for(provider, path, dsn, redis, prefix, kwargs)
-        self._explicit_store = data_store is not None
-        if data_store is None:
-            from atdata.stores._local import LocalDiskStore
-
-            base = os.path.dirname(os.fspath(path)) if path is not None else atdata_home()
-            data_store = LocalDiskStore(os.path.join(base, "data"))
-        self.data_store = data_store
+        #: The data store given (``None`` when none was: inserted datasets are then indexed
+        #: where they are, and written samples go to the default store, see ``_write_store``).
+        self.data_store: Any = data_store
+        base = os.path.dirname(os.fspath(path)) if path is not None else atdata_home()
+        self._default_root = os.path.join(base, "data")
+        self._default_store: Any = None
         self._repos: dict[str, Any] = {}
         for rname, repo in (repos or {}).items():
             if rname == "local" or not rname or "/" in rname or rname.startswith("@"):
@@ -81,11 +81,22 @@ class Catalog:
             self._repos[rname] = repo
         self._atmosphere = None if atmosphere is ATMOSPHERE_DEFAULT else atmosphere
         self._stub_dir = (
-            os.fspath(stub_dir) if stub_dir is not None
-            else os.path.join(atdata_home(), "stubs") if auto_stubs else None
+            Path(stub_dir) if stub_dir is not None
+            else Path(atdata_home()) / "stubs" if auto_stubs else None
         )  # fmt: skip
         self._types: dict[str, type] = {}
         self._namespace = SchemaNamespace()
+
+    def _write_store(self) -> Any:
+        """Where written samples go: :attr:`data_store`, else ``LocalDiskStore`` beside the index
+        file (``$ATDATA_HOME/data``, ``~/.atdata/data``), made on first use."""
+        if self.data_store is not None:
+            return self.data_store
+        if self._default_store is None:
+            from atdata.stores._local import LocalDiskStore
+
+            self._default_store = LocalDiskStore(self._default_root)
+        return self._default_store
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.provider!r}, data_store={self.data_store!r})"
@@ -148,7 +159,15 @@ class Catalog:
             NotFoundError: (a ``KeyError``) When there is no such schema.
             ConfigError: (a ``ValueError``) When ``ref`` is not a schema reference.
         """
-        return schema_dict(resolve_schema(self.provider, ref))
+        rec = resolve_schema(self.provider, ref)
+        self._stub(rec)
+        return schema_dict(rec)
+
+    def _stub(self, rec: SchemaRecord) -> None:
+        if self._stub_dir is not None:
+            from atdata.index._stubs import write_stub
+
+            write_stub(self._stub_dir, rec)
 
     def get_schema_record(self, ref: str) -> SchemaRecord:
         """A stored schema as a :class:`~atdata.index.SchemaRecord` (typed fields, ``.body``).
@@ -161,6 +180,8 @@ class Catalog:
     def get_schema_type(self, ref: str) -> type:
         """A ``@packable`` class for a stored schema (the published class if known, else rebuilt).
 
+        The class also becomes ``index.types.<Name>`` (and, with ``auto_stubs``, gets a stub).
+
         Raises:
             NotFoundError: (a ``KeyError``) When there is no such schema.
         """
@@ -168,6 +189,8 @@ class Catalog:
         t = self._types.get(rec.ref)
         if t is None:
             t = self._types[rec.ref] = rec.sample_type()
+        self._namespace._register(rec.name, t)
+        self._stub(rec)
         return t
 
     def decode_schema(self, ref: str) -> type:
@@ -181,16 +204,10 @@ class Catalog:
     def load_schema(self, ref: str) -> type:
         """Decode a schema and make its class available as ``index.types.<Name>``.
 
-        With ``auto_stubs`` a ``.pyi`` stub is also written under :attr:`stub_dir`.
+        With ``auto_stubs`` a stub module ``local/<Name>_<version>.py`` is also written under
+        :attr:`stub_dir` (see :meth:`get_import_path`).
         """
-        cls = self.get_schema_type(ref)
-        rec = resolve_schema(self.provider, ref)
-        self._namespace._register(rec.name, cls)
-        if self._stub_dir is not None:
-            from atdata.index._stubs import write_stub
-
-            write_stub(self._stub_dir, rec)
-        return cls
+        return self.get_schema_type(ref)
 
     @property
     def types(self) -> SchemaNamespace:
@@ -198,7 +215,7 @@ class Catalog:
         return self._namespace
 
     @property
-    def stub_dir(self) -> str | None:
+    def stub_dir(self) -> Path | None:
         """Where stubs are written (``None`` unless ``auto_stubs`` or ``stub_dir`` was given)."""
         return self._stub_dir
 

@@ -85,6 +85,7 @@ class Index(Catalog):
         write_id: str | None = None,
         sample_type: type | None = None,
         schema_ref: str | None = None,
+        key_prefix: str | None = None,
     ) -> DatasetEntry:
         """Write shards to the data store, publish the schema, then commit the entry (last).
 
@@ -105,7 +106,7 @@ class Index(Catalog):
 
         provider, name = self._route(name)
         name = check_name(name)
-        store = self._store_for(provider) or self.data_store
+        store = self._store_for(provider) or self._write_store()
         if write_id is not None:
             done = provider.get_entry_by_id(write_id)
             if done is not None:
@@ -114,7 +115,7 @@ class Index(Catalog):
         if maxcount is None and maxsize is None:
             maxcount = 10**12  # one shard, still numbered (stable store keys)
         put, first = put_samples(
-            store, samples, f"{name}/{write_id}", name.replace("/", "-") + "-%06d.tar",
+            store, samples, f"{key_prefix or name}/{write_id}", name.replace("/", "-") + "-%06d.tar",
             maxcount=maxcount, maxsize=maxsize, manifest=manifest, key=key,
         )  # fmt: skip
         if not put:
@@ -160,7 +161,7 @@ class Index(Catalog):
     def _store_for(self, provider: IndexProvider) -> Any:
         """The data store paired with ``provider`` (``None`` when it has none of its own)."""
         if provider is self.provider:
-            return self.data_store if self._explicit_store else None
+            return self.data_store
         for repo in self._repos.values():
             if repo.provider is provider:
                 return repo.data_store
@@ -205,18 +206,20 @@ class Index(Catalog):
             data_store: A store to copy the shards into.
             force: Accepted for the atmosphere's size limits; local indexes have none.
             copy: Copy into :attr:`data_store` even without an explicit store.
-            prefix: Accepted for compatibility; copied shards are keyed by name and write id.
+            prefix: Store key prefix of copied shards (default: the dataset name); a write id
+                is appended, so a retried or repeated copy never overwrites another.
             maxcount, maxsize: Shard limits when copying.
             **kwargs: ``cache_local`` and other store options are accepted and ignored.
         """
         provider, local = self._route(name)
-        store = data_store or self._store_for(provider) or (self.data_store if copy else None)
+        store = data_store or self._store_for(provider) or (self._write_store() if copy else None)
         if store is not None:
             samples = ds.ordered() if hasattr(ds, "ordered") else ds
             return _with_store(self, provider, store).write_samples(
                 samples, name=local, maxcount=maxcount, maxsize=maxsize, description=description,
                 license=license, tags=tags or (), metadata=metadata, version=version,
                 sample_type=getattr(ds, "sample_type", None), schema_ref=schema_ref,
+                key_prefix=prefix,
             )  # fmt: skip
         from atdata.index._register import shard_refs_of
 
@@ -249,7 +252,7 @@ class Index(Catalog):
     ) -> DatasetEntry:
         """Index ``ds``'s shards where they are (never copied); see :meth:`insert_dataset`."""
         provider, _ = self._route(name)
-        if provider is self.provider and self._explicit_store:
+        if provider is self.provider and self.data_store is not None:
             return _with_store(self, provider, None).insert_dataset(
                 ds, name=name, schema_ref=schema_ref, metadata=metadata
             )
@@ -464,7 +467,7 @@ class Index(Catalog):
     def status(self) -> dict[str, Any]:
         """Which provider and store are configured and whether each is reachable."""
         out: dict[str, Any] = {}
-        for what, obj in (("provider", self.provider), ("data_store", self.data_store)):
+        for what, obj in (("provider", self.provider), ("data_store", self._write_store())):
             try:
                 obj.ping()
                 out[what] = {"kind": obj.kind, "url": obj.url, "ok": True, "error": None}
@@ -488,7 +491,5 @@ def _with_store(index: Index, provider: IndexProvider, store: Any) -> Index:
     view.__dict__.update(index.__dict__)
     view.provider = provider
     view._repos = {}
-    view._explicit_store = store is not None
-    if store is not None:
-        view.data_store = store
+    view.data_store = store
     return view

@@ -156,7 +156,7 @@ class SchemaNamespace:
         if name in types:
             return types[name]
         raise AttributeError(
-            f"no loaded schema type {name!r}; call index.load_schema(ref) first "
+            f"schema type {name!r} is not loaded; call index.load_schema(ref) first "
             f"(loaded: {sorted(types)})"
         )
 
@@ -171,3 +171,7 @@ class SchemaNamespace:
 
     def __dir__(self) -> list[str]:
         return sorted(self._types)
+
+    def __repr__(self) -> str:
+        names = ", ".join(sorted(self._types))
+        return f"SchemaNamespace({names})" if names else "SchemaNamespace(empty)"
