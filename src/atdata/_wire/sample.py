@@ -28,6 +28,7 @@ from typing import (
     Any,
     ClassVar,
     Protocol,
+    Self,
     TypeVar,
     dataclass_transform,
     overload,
@@ -102,10 +103,19 @@ class _WireSample:
     __slots__ = ()
     __key__: str | None
 
+    def _to_wire(self) -> dict[str, Any]:
+        """The field map the msgpack payload holds (each kind of sample defines it)."""
+        raise NotImplementedError
+
+    @classmethod
+    def _from_wire(cls, raw: dict, where: str = "") -> Self:
+        """A sample of this type from a payload's field map (each kind of sample defines it)."""
+        raise NotImplementedError
+
     @property
     def packed(self) -> bytes:
         """The msgpack payload of this sample (arrays in the compact encoding)."""
-        return _packb(self._to_wire())  # type: ignore[attr-defined]
+        return _packb(self._to_wire())
 
     @property
     def as_wds(self) -> dict[str, Any]:
@@ -114,19 +124,19 @@ class _WireSample:
         return {"__key__": key, "msgpack": self.packed}
 
     @classmethod
-    def from_bytes(cls: type[T], data: bytes | memoryview) -> T:
+    def from_bytes(cls, data: bytes | memoryview) -> Self:
         """Decode a msgpack payload into this type."""
-        return cls._from_wire(unpack_payload(data))  # type: ignore[attr-defined]
+        return cls._from_wire(unpack_payload(data))
 
     @classmethod
-    def from_data(cls: type[T], data: Mapping[str, Any]) -> T:
+    def from_data(cls, data: Mapping[str, Any]) -> Self:
         """Build a sample from an unpacked msgpack payload (its field map, arrays still encoded).
 
         Raises:
             SchemaError: When a field is missing or has the wrong type. DecodeError: For a bad
                 array payload.
         """
-        return cls._from_wire(dict(data))  # type: ignore[attr-defined]
+        return cls._from_wire(dict(data))
 
 
 @runtime_checkable
