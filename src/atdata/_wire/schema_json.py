@@ -216,7 +216,7 @@ def _reserved_names() -> frozenset[str]:
     if _reserved is None:
         from atdata._wire.sample import packable
 
-        probe = packable(type("_Probe", (), {"__annotations__": {"x": int}}))
+        probe: type = packable(type("_Probe", (), {"__annotations__": {"x": int}}))
         _reserved = frozenset(n for n in dir(probe) if n != "x")
     return _reserved
 
