@@ -185,3 +185,18 @@ def test_writer_refuses_huge_member():
 
     with pytest.raises(ShardError, match=r"too large"):
         TarWriter(io.BytesIO(), mtime=0).add("a.msgpack", _Big())  # type: ignore[arg-type]
+
+
+def test_shard_errors_are_tar_errors_for_tarfile_based_code(tmp_path):
+    """A shard that is not a tar archive raises ShardError, also a tarfile.TarError and an OSError."""
+    import tarfile
+
+    import atdata
+
+    bad = tmp_path / "bad-000000.tar"
+    bad.write_bytes(b"this is not a tar archive, just some bytes" * 20)
+    with pytest.raises(tarfile.TarError) as info:
+        list(atdata.Dataset(str(bad)).ordered())
+    assert isinstance(info.value, atdata.ShardError)
+    assert isinstance(info.value, OSError)
+    assert "bad-000000.tar" in str(info.value)

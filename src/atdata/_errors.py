@@ -13,6 +13,7 @@ Examples:
 from __future__ import annotations
 
 import dataclasses
+import tarfile
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -55,8 +56,11 @@ class DecodeError(AtdataError, ValueError):
     """Bytes could not be decoded: not msgpack, a lying array header, a forbidden dtype."""
 
 
-class ShardError(AtdataError, OSError):
-    """A shard is missing, unreadable, truncated or not a tar archive."""
+class ShardError(AtdataError, OSError, tarfile.TarError):
+    """A shard is missing, unreadable, truncated or not a tar archive.
+
+    Also a :class:`tarfile.TarError`, so code written for tarfile-based readers catches it.
+    """
 
 
 class IntegrityError(AtdataError, ValueError):

@@ -294,7 +294,7 @@ class Atmosphere:
     def _ensure_authenticated(self) -> None:
         if self._session is None:
             raise ConfigError(
-                "this Atmosphere is not logged in; use Atmosphere.login(handle, app_password) "
+                "this Atmosphere is not authenticated (not logged in); use Atmosphere.login(handle, app_password) "
                 "or Atmosphere.resume()"
             )
 
