@@ -15,6 +15,7 @@ Examples:
     >>> import os, tempfile, atdata
     >>> d = tempfile.mkdtemp()
     >>> ds = atdata.write_samples([{"i": i} for i in range(3)], os.path.join(d, "a.tar"))
+    >>> os.makedirs(os.path.join(d, "cache"))
     >>> c = ShardCache(os.path.join(d, "cache"), 1 << 30)
     >>> c.count(ds.source, ds.list_shards()[0]), c.raw(ds.source, ds.list_shards()[0], 2)[1]["i"]
     (3, 2)
@@ -74,7 +75,7 @@ class ShardCache:
     """Fetches whole shards into ``directory`` (at most ``limit`` bytes) and reads their samples.
 
     Args:
-        directory: Where shard files go (created); shared by the workers of one node.
+        directory: Where shard files go (an existing directory); shared by the workers of a node.
         limit: Target size of the directory in bytes; least recently used shards are deleted.
         direct: Read local shard files where they are instead of copying them.
     """
@@ -109,8 +110,7 @@ class ShardCache:
             with contextlib.suppress(OSError):
                 os.utime(path)  # most recently used
             return path
-        try:
-            os.makedirs(self.directory, exist_ok=True)
+        try:  # never recreates the directory: a removed temporary cache stays removed
             lock_fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             raise ShardError(

@@ -197,7 +197,14 @@ class Reader:
 def _cache_place(cache_dir: str | os.PathLike[str] | None, limit: int | None) -> tuple[str, int]:
     """The cache directory and its byte limit (see :class:`Reader`)."""
     if cache_dir is not None:
-        return os.fspath(cache_dir), limit if limit is not None else _DEFAULT_LIMIT
+        directory = os.fspath(cache_dir)
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot create the shard cache {directory}: {exc.strerror}; pass a writable cache_dir"
+            ) from None
+        return directory, limit if limit is not None else _DEFAULT_LIMIT
     shm = "/dev/shm"
     base = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
     directory = tempfile.mkdtemp(prefix="atdata-shards-", dir=base)
