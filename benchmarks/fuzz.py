@@ -394,6 +394,9 @@ def worker(args: argparse.Namespace, wid: int, count: int) -> dict:
     for t in names:  # warm up: imports (boto3, pyarrow) are not charged to the first input
         for data in pool[t]:
             run_target(t, data, work)
+    for mod in ("duckdb", "pandas", "pyarrow.parquet", "boto3", "httpx"):  # lazily used ones
+        with contextlib.suppress(ImportError):
+            __import__(mod)
     tracemalloc.start()
     counts: collections.Counter = collections.Counter()
     findings: dict[str, list] = {"escapes": [], "hangs": [], "allocs": []}
