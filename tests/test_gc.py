@@ -23,7 +23,7 @@ def index(tmp_path):
 def _plant(index, tmp_path):
     """A dead writer's staging dir, temp files beside stored shards, and a committed entry."""
     e = index.write_samples([{"i": i} for i in range(6)], name="keep", maxcount=3, manifest=True)
-    root = str(index.data_store.root)
+    root = str(index.write_store.root)
     dead = os.path.join(root, ".staging", "deadbeef")
     os.makedirs(dead)
     with open(os.path.join(dead, "keep-000000.tar"), "wb") as f:
@@ -46,8 +46,8 @@ def test_gc_removes_leftovers_reports_bytes_and_keeps_referenced_shards(index, t
     ds = atdata.write_samples([{"i": 1}], odd / "x.tar", key="index")
     hidden = str(odd / ".x.tar.tmp-1-aa")
     os.replace(ds.list_shards()[0], hidden)
-    os.replace(hidden, str(index.data_store.root) + "/.x.tar.tmp-1-aa")
-    kept = str(index.data_store.root) + "/.x.tar.tmp-1-aa"
+    os.replace(hidden, str(index.write_store.root) + "/.x.tar.tmp-1-aa")
+    kept = str(index.write_store.root) + "/.x.tar.tmp-1-aa"
     index.insert_dataset(atdata.Dataset(kept), name="odd")
     found = {lo.path: lo.size for lo in find_leftovers(index, min_age=0)}
     assert found == {dead: 1000, **temps, kept: os.path.getsize(kept)}

@@ -87,9 +87,13 @@ class Catalog:
         self._types: dict[str, type] = {}
         self._namespace = SchemaNamespace()
 
-    def _write_store(self) -> Any:
+    @property
+    def write_store(self) -> Any:
         """Where written samples go: :attr:`data_store`, else ``LocalDiskStore`` beside the index
-        file (``$ATDATA_HOME/data``, ``~/.atdata/data``), made on first use."""
+        file (``$ATDATA_HOME/data``, ``~/.atdata/data``), made on first use (ours)."""
+        return self._write_store()
+
+    def _write_store(self) -> Any:
         if self.data_store is not None:
             return self.data_store
         if self._default_store is None:

@@ -13,7 +13,7 @@ Examples:
     >>> import os, tempfile, atdata
     >>> home = tempfile.mkdtemp()
     >>> idx = atdata.Index(path=os.path.join(home, "index.db"))
-    >>> left = os.path.join(idx.data_store.root, ".staging", "dead")
+    >>> left = os.path.join(idx.write_store.root, ".staging", "dead")
     >>> os.makedirs(left); _ = open(os.path.join(left, "x.tar"), "wb").write(b"x" * 100)
     >>> [(os.path.basename(p.path), p.size) for p in find_leftovers(idx, min_age=0)]
     [('dead', 100)]
@@ -88,7 +88,7 @@ def _in_use(directory: str) -> bool:
 
 def _roots(index: Any) -> tuple[list[str], list[str]]:
     """(directories holding staging dirs, directories to search for temp files)."""
-    store = index.data_store
+    store = index.write_store
     staging: list[str] = []
     temps: list[str] = []
     root = getattr(store, "root", None)
