@@ -233,3 +233,19 @@ def test_index_with_an_atmosphere_promotes(tmp_path):
     assert LabelLoader(m).resolve("ix.test", "three") == uri2
     with pytest.raises(ValueError, match="needs a logged-in"):
         Index(path=str(tmp_path / "j.db"), atmosphere=None).promote_entry("four")
+
+
+def test_publishing_without_a_login_says_not_authenticated_and_names_no_secret():
+    """An Atmosphere never logged in refuses to publish with a ValueError that names no secret."""
+    from atdata.atmosphere import Atmosphere
+
+    @atdata.packable
+    class Unauth:
+        x: int
+
+    with pytest.raises(ValueError, match="not authenticated") as info:
+        SchemaPublisher(Atmosphere()).publish(Unauth, version="1.0.0")
+    assert isinstance(info.value, atdata.AtdataError)
+    text = str(info.value).lower()
+    assert "login(" in text
+    assert not any(word in text for word in ("password", "token", "secret"))

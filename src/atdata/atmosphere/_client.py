@@ -294,8 +294,8 @@ class Atmosphere:
     def _ensure_authenticated(self) -> None:
         if self._session is None:
             raise ConfigError(
-                "this Atmosphere is not authenticated (not logged in); use Atmosphere.login(handle, app_password) "
-                "or Atmosphere.resume()"
+                "this Atmosphere is not authenticated (not logged in); call Atmosphere.login(handle, ...) "
+                "or Atmosphere.resume() first"
             )
 
     @property
