@@ -14,7 +14,6 @@ import dataclasses
 from typing import Any
 
 from atdata._errors import ConfigError
-from atdata.atmosphere._blobs import PDSBlobStore
 from atdata.atmosphere._cid import record_cid
 from atdata.atmosphere._labels import LABEL, label_record
 from atdata.atmosphere._records import (
@@ -30,6 +29,7 @@ from atdata.atmosphere._records import (
     storage_s3,
     unpack_metadata,
 )
+from atdata.atmosphere._upload import PDSBlobStore
 
 __all__ = [
     "Published",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from atdata.atmosphere._blobs import PDSBlobStore, ShardUploadResult
+from atdata.atmosphere._upload import PDSBlobStore, ShardUploadResult
 
 __all__ = [
     "PDSBlobStore",
