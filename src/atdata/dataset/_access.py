@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import logging
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -35,6 +36,8 @@ from atdata._shards.sources import DataSource, URLSource, is_remote
 from atdata._shards.tar import iter_tar
 
 __all__ = ["ShardTable"]
+
+log = logging.getLogger("atdata")
 
 _unpackb = msgpack.unpackb
 
@@ -74,6 +77,13 @@ class ShardTable:
         return {**self.__dict__, "fds": None}
 
     # -- counts ---------------------------------------------------------------------------------
+    def bad(self, shard: str, key: str | None, err: Exception) -> None:
+        """Raise ``err`` (``on_error="raise"``), or record it in :attr:`skipped` and return."""
+        if self.on_error != "skip":
+            raise err from None
+        self.skipped.append({"shard": shard, "key": key or "", "error": str(err)})
+        log.warning("skipped %s%s: %s", shard, f" sample {key}" if key else "", err)
+
     def shard_index(self, shard: str) -> ShardIndex:
         """The member index of ``shard`` (persisted beside local shards; see ``_shards.members``)."""
         idx = self.indexes.get(shard)

@@ -23,27 +23,23 @@ Examples:
 from __future__ import annotations
 
 import itertools
-import logging
 import os
-import random
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from atdata._errors import (
-    AtdataError,
     ConfigError,
     SampleKeyError,
-    in_sample,
 )
 from atdata._shards.sources import DataSource, URLSource
 from atdata._shards.writer import ShardInfo
-from atdata._wire.sample import DictSample, set_key
-from atdata.dataset import _export
+from atdata._wire.sample import DictSample
+from atdata.dataset import _export, _read
 from atdata.dataset._access import ShardTable
 from atdata.dataset._alias import DatasetAlias
 from atdata.dataset._meta import check_content_metadata, fetch_metadata, wrap_raw, wrap_raw_batch
-from atdata.dataset._stream import lens_map, raw_stream, shuffle_buffer
+from atdata.dataset._stream import raw_stream
 
 if TYPE_CHECKING:
     from atdata.dataset._batch import SampleBatch
@@ -56,7 +52,6 @@ __all__ = ["Dataset"]
 
 T = TypeVar("T")
 V = TypeVar("V")
-log = logging.getLogger("atdata")
 
 
 class Dataset(Generic[T]):
@@ -207,21 +202,12 @@ class Dataset(Generic[T]):
         Raises:
             PartialFailureError: Some shards failed; all others are committed.
         """
-        if out is None:
-            if num_proc is not None or batched or version is not None or timeout is not None:
-                raise ConfigError("num_proc, batched, version and timeout need out=<directory>")
-            if index is not None:
-                raise ConfigError("index= records a written dataset: pass out=<directory> too")
-            return self._derive(
-                _ops=(*self._ops, ("map", fn)), sample_type=sample_type or self.sample_type
-            )
-        from atdata.dataset._process import map_to_shards
+        from atdata.dataset._process import map_dataset
 
-        return map_to_shards(
-            self, fn, out, sample_type=sample_type, num_proc=num_proc, batched=batched,
-            version=version, verify=verify, retries=retries, timeout=timeout,
-            manifest=manifest, progress=progress, start_method=start_method, index=index,
-            name=name,
+        return map_dataset(
+            self, fn, sample_type, out, num_proc=num_proc, batched=batched, version=version,
+            verify=verify, retries=retries, timeout=timeout, manifest=manifest, progress=progress,
+            start_method=start_method, index=index, name=name,
         )  # fmt: skip
 
     def process_shards(
@@ -385,53 +371,19 @@ class Dataset(Generic[T]):
         return list(self._shared.skipped)
 
     # -- raw reading --------------------------------------------------------------------------
-    def _skip(self, shard: str, key: str | None, err: Exception) -> None:
-        self._shared.skipped.append({"shard": shard, "key": key or "", "error": str(err)})
-        log.warning("skipped %s%s: %s", shard, f" sample {key}" if key else "", err)
-
     def _bad(self, shard: str, key: str | None, err: Exception) -> None:
         """Record ``err`` and return (``on_error="skip"``) or raise it (``"raise"``)."""
-        if self.on_error == "skip":
-            self._skip(shard, key, err)
-            return
-        raise err from None
+        self._shared.bad(shard, key, err)
 
     def _raw_stream(self, shards: Iterable[str], dec: Any = None) -> Iterator[Any]:
         """``(shard, key, raw map)`` per sample; with ``dec`` (a generated decoder) the samples."""
         return raw_stream(self.source, shards, self._bad, dec)
 
     def _decoded(self, raws: Iterable[tuple[str, str, dict]]) -> Iterator[Any]:
-        if hasattr(self._decode_type, "atdata_fields"):
-            from atdata._wire.decode import decoder_for
-
-            dec = decoder_for(self._decode_type, self.copy_arrays)
-            for shard, key, raw in raws:
-                try:
-                    obj = dec(raw, "", key)
-                except AtdataError as exc:
-                    self._bad(shard, key, in_sample(exc, shard, key))
-                    continue
-                yield obj
-            return
-        fw = self._decode_type._from_wire
-        for shard, key, raw in raws:
-            try:
-                obj = fw(raw)
-            except AtdataError as exc:
-                self._bad(shard, key, in_sample(exc, shard, key))
-                continue
-            set_key(obj, key)
-            yield obj
+        return _read.decoded(self, raws)
 
     def _with_ops(self, it: Iterator[Any]) -> Iterator[Any]:
-        for op, fn in self._ops:
-            if op == "filter":
-                it = filter(fn, it)
-            elif op == "map":
-                it = map(fn, it)
-            else:
-                it = lens_map(fn, it)
-        return it
+        return _read.with_ops(self._ops, it)
 
     def _raws(self, shards: Sequence[str] | None = None) -> Iterator[tuple[str, str, dict]]:
         if self._selection is not None:
@@ -441,47 +393,10 @@ class Dataset(Generic[T]):
     # -- sizes and random access (positions: see _access.ShardTable) ------------------------------
     def select(self, indices: Iterable[int]) -> Dataset[T]:
         """A dataset of the samples at these positions (in this order), read by random access."""
-        n = None
-        idx = []
-        for i in indices:
-            i = int(i)
-            if i < 0:
-                n = n if n is not None else self._shared.base_len()
-                i += n
-            idx.append(i)
-        if self._selection is not None:
-            sel = self._selection
-            idx = [sel[i] for i in idx]
-        return self._derive(_selection=idx)
-
-    def _filtered(self) -> bool:
-        return any(op == "filter" for op, _ in self._ops)
-
-    def _exact_len(self) -> int:
-        """``len`` without the guard against streaming shards (for explicit requests)."""
-        if self._filtered():
-            raise TypeError(
-                "the length of a filtered dataset is unknown until it is read; "
-                "use sum(1 for _ in ds) or ds.count() to count it"
-            )
-        if self._selection is not None:
-            return len(self._selection)
-        if self._known_total is not None:
-            return self._known_total
-        return self._shared.base_len()
+        return self._derive(_selection=_read.positions(self, indices))
 
     def __len__(self) -> int:
-        # list(ds), tuple(ds), ... ask len() for a size hint before iterating; a TypeError makes
-        # them fall back, so an uncounted remote shard is never downloaded just to count it.
-        if self._selection is None and self._known_total is None and not self._filtered():
-            costly = [s for s in self.list_shards() if self._shared.streams_to_count(s)]
-            if costly:
-                raise TypeError(
-                    f"the length of this dataset is unknown without downloading {len(costly)} "
-                    f"remote shard(s) (first: {costly[0]}); call ds.count() to count them "
-                    "once (len(ds) works afterwards)"
-                )
-        return self._exact_len()
+        return _read.guarded_len(self)
 
     def count(self) -> int:
         """The exact number of samples, counting however it takes.
@@ -497,9 +412,7 @@ class Dataset(Generic[T]):
             >>> ds.count(), ds.filter(lambda s: s["x"] % 2 == 0).count()
             (4, 2)
         """
-        if self._filtered():
-            return sum(1 for _ in self)
-        return self._exact_len()
+        return _read.count(self)
 
     def get(self, key: str) -> T:
         """The sample stored under ``key`` (a per-shard member index is built once and reused).
@@ -509,36 +422,9 @@ class Dataset(Generic[T]):
         """
         hit = self._shared.locate_key(key)
         if hit is not None:
-            return self._one(hit[0], key, hit[1])
+            return _read.read_one(self, hit[0], key, hit[1])
         shards = self.list_shards()
         raise SampleKeyError(f"no sample with key {key!r} in {len(shards)} shard(s) of {self.url}")
-
-    def _one(self, shard: str, key: str, pos: int | None = None) -> Any:
-        read = self._shared.read_member
-        if (
-            not self._ops
-            and self.on_error == "raise"
-            and hasattr(self._decode_type, "atdata_fields")
-        ):
-            from atdata._wire.decode import decoder_for
-
-            raw = read(shard, key, pos)
-            try:
-                return decoder_for(self._decode_type, self.copy_arrays)(raw, "", key)
-            except AtdataError as exc:
-                raise in_sample(exc, shard, key) from None
-        raws = iter([(shard, key, read(shard, key, pos))])
-        if not self._ops:
-            for obj in self._decoded(raws):
-                return obj
-            out = []
-        else:
-            out = list(self._with_ops(self._decoded(raws)))
-        if not out:
-            raise SampleKeyError(
-                f"sample {key!r} in shard {shard} is excluded by this dataset's filter"
-            )
-        return out[0]
 
     @overload
     def __getitem__(self, item: int | str) -> T: ...
@@ -549,11 +435,11 @@ class Dataset(Generic[T]):
         if isinstance(item, str):
             return self.get(item)
         if isinstance(item, slice):
-            return self.select(range(*item.indices(self._exact_len())))
+            return self.select(range(*item.indices(_read.exact_len(self))))
         if self._selection is not None:
             item = self._selection[item]
         shard, key, pos = self._shared.locate_pos(int(item))
-        return self._one(shard, key, pos)
+        return _read.read_one(self, shard, key, pos)
 
     # -- iteration ----------------------------------------------------------------------------
     def __iter__(self) -> Iterator[T]:
@@ -566,16 +452,7 @@ class Dataset(Generic[T]):
 
     def ordered(self, batch_size: int | None = None, *, drop_last: bool = False) -> Iterator[Any]:
         """Iterate samples in shard order, or :class:`~atdata.SampleBatch` es of ``batch_size``."""
-        if (
-            batch_size is None
-            and self._selection is None
-            and hasattr(self._decode_type, "atdata_fields")
-        ):
-            from atdata._wire.decode import decoder_for
-
-            dec = decoder_for(self._decode_type, self.copy_arrays)
-            return self._with_ops(self._raw_stream(self.list_shards(), dec))
-        return self._emit(self._raws(), batch_size, drop_last)
+        return _read.ordered(self, batch_size, drop_last)
 
     @overload
     def shuffled(
@@ -611,59 +488,10 @@ class Dataset(Generic[T]):
         ``buffer``). Other sources shuffle the shard order, then samples through a buffer of
         ``buffer`` samples. The same ``seed`` gives the same order on every run.
         """
-        if buffer < 1:
-            raise ConfigError(f"buffer must be >= 1, got {buffer}")
-        rng = random.Random(seed)
-        if self._selection is not None:
-            sel = list(self._selection)
-            rng.shuffle(sel)
-            raws: Iterator[Any] = self._shared.raw_selection(sel)
-        elif self.on_error == "raise" and self._shared.local():
-            order = list(range(self._shared.base_len()))
-            rng.shuffle(order)
-            raws = self._shared.raw_selection(order)
-        else:
-            shards = self.list_shards()
-            rng.shuffle(shards)
-            raws = shuffle_buffer(self._raw_stream(shards), buffer, rng)
-        return self._emit(raws, batch_size, drop_last)
+        return _read.emit(self, _read.shuffled_raws(self, buffer, seed), batch_size, drop_last)
 
     def _emit(self, raws: Iterator[Any], batch_size: int | None, drop_last: bool) -> Iterator[Any]:
-        if batch_size is None:
-            return self._with_ops(self._decoded(raws))
-        if batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-        return self._batches(raws, batch_size, drop_last)
-
-    def _batches(self, raws: Iterator[Any], batch_size: int, drop_last: bool) -> Iterator[Any]:
-        from atdata.dataset._batch import SampleBatch
-
-        st = self.sample_type
-        if not self._ops and hasattr(st, "atdata_fields") and self.on_error == "raise":
-            while True:
-                chunk = list(itertools.islice(raws, batch_size))
-                if not chunk or (drop_last and len(chunk) < batch_size):
-                    return
-                try:
-                    yield SampleBatch._from_raw(st, [c[2] for c in chunk], [c[1] for c in chunk])
-                except AtdataError as exc:
-                    raise type(exc)(
-                        f"{exc} (batch starting at shard {chunk[0][0]}, sample {chunk[0][1]!r})"
-                    ) from None
-        samples = self._with_ops(self._decoded(raws))
-        while True:
-            chunk = list(itertools.islice(samples, batch_size))
-            if not chunk or (drop_last and len(chunk) < batch_size):
-                return
-            bad = next((x for x in chunk if not hasattr(x, "_to_wire")), None)
-            if bad is not None:
-                raise ConfigError(
-                    f"batch_size needs samples, but this dataset's map/lens gives "
-                    f"{type(bad).__name__} values (e.g. {bad!r:.60}); return a @packable sample "
-                    "or a DictSample from the map function, or iterate without batch_size and "
-                    "group the values yourself"
-                )
-            yield SampleBatch(chunk, sample_type=type(chunk[0]) if self._ops else st)
+        return _read.emit(self, raws, batch_size, drop_last)
 
     # -- manifest queries (see manifest/_query.py) and export (see _export.py) -------------------
     def query(self, where: Any = None, *, limit: int | None = None) -> QueryResult:
@@ -700,29 +528,13 @@ class Dataset(Generic[T]):
     def to_torch(self, **kwargs: Any) -> TorchDataset:
         """This dataset as a ``torch.utils.data.IterableDataset`` split across DataLoader workers
         and distributed ranks, with ``set_epoch`` and an O(1) mid-epoch ``state_dict`` resume.
-        Needs ``atdata[torch]``; see :class:`atdata.dataset._torch.TorchDataset` for the design.
+        Needs ``atdata[torch]``.
 
-        Keyword arguments:
-
-        - ``batch_size``: items are batches of this size (default: single samples);
-          ``drop_last_batch`` drops a short last batch.
-        - ``shuffle``, ``seed``: a new order each epoch (``set_epoch``), the same on every run
-          and for any number of workers.
-        - ``rank``, ``world_size`` (default from ``torch.distributed``), ``policy``
-          (``"drop_last"`` or ``"pad"``): equal sample counts per rank.
-        - ``mode``: ``"auto"`` (default: ``"random"`` for local shards, ``"stream"`` otherwise),
-          ``"random"`` (one read per sample, full permutation) or ``"stream"`` (whole shards
-          fetched once each, shuffled within ``shuffle_buffer`` samples; ``cache_dir`` and
-          ``cache_limit`` bytes for the local shard cache, default a temporary directory on
-          ``/dev/shm`` where there is one, capped at a quarter of its free space).
-        - ``sample_transform``: called on each sample in the worker, before batching (batches of
-          its results are made by ``collate_fn``, default ``torch``'s ``default_collate``);
-          ``transform``: called on each item (the batch, or the sample) in the worker.
-        - ``output``: ``"sample"`` (default: samples and :class:`~atdata.SampleBatch` es) or
-          ``"torch"`` (dicts of tensors and lists, with ``"__key__"``, which the default collate
-          and ``pin_memory`` take).
-
-        Iterate it in the main process, through ``tds.loader(num_workers=..., ...)``, or through
+        Keyword arguments (documented on :class:`~atdata.dataset._torch.TorchDataset`):
+        ``batch_size``, ``drop_last_batch``, ``shuffle``, ``seed``, ``rank``, ``world_size``,
+        ``policy``, ``mode``, ``shuffle_buffer``, ``cache_dir``, ``cache_limit``,
+        ``sample_transform``, ``collate_fn``, ``transform`` and ``output``. Iterate it in the
+        main process, through ``tds.loader(num_workers=..., ...)``, or through
         ``DataLoader(tds, num_workers=0)``; a plain ``DataLoader`` with worker processes is
         refused (it could not record what was delivered).
 

@@ -60,7 +60,7 @@ from atdata.dataset._pool import (
 )
 from atdata.dataset._shardjobs import MapJob, ReduceJob, check_output_names, input_sha256
 
-__all__ = ["Runner", "map_to_shards", "process_shards"]
+__all__ = ["Runner", "map_dataset", "map_to_shards", "process_shards"]
 
 Runner = Callable[[Any, list[str], int, Callable[[str, ShardFailure], None]], Iterable[TaskOutcome]]
 
@@ -347,6 +347,33 @@ def _manifest_default(manifest: bool | None) -> bool:
     except ImportError:
         return False
     return True
+
+
+def map_dataset(
+    ds: Any,
+    fn: Callable[..., Any],
+    sample_type: type | None,
+    out: str | os.PathLike[str] | None,
+    *,
+    num_proc: int | None = None,
+    batched: bool = False,
+    version: str | None = None,
+    index: Any = None,
+    timeout: float | None = None,
+    **kwargs: Any,
+) -> Any:
+    """:meth:`~atdata.Dataset.map`: lazy (``out=None``, a derived dataset) or written now
+    (:func:`map_to_shards`)."""
+    if out is None:
+        if num_proc is not None or batched or version is not None or timeout is not None:
+            raise ConfigError("num_proc, batched, version and timeout need out=<directory>")
+        if index is not None:
+            raise ConfigError("index= records a written dataset: pass out=<directory> too")
+        return ds._derive(_ops=(*ds._ops, ("map", fn)), sample_type=sample_type or ds.sample_type)
+    return map_to_shards(
+        ds, fn, out, sample_type=sample_type, num_proc=num_proc, batched=batched,
+        version=version, timeout=timeout, index=index, **kwargs,
+    )  # fmt: skip
 
 
 def map_to_shards(

@@ -105,7 +105,32 @@ class _Tagged(_Base):
 class TorchDataset(_Base):
     """A :class:`~atdata.Dataset` as a ``torch.utils.data.IterableDataset`` (see the module notes).
 
-    Build it with :meth:`atdata.Dataset.to_torch`, which documents the arguments.
+    Build it with :meth:`atdata.Dataset.to_torch`, which passes these keyword arguments.
+
+    Args:
+        dataset: The :class:`~atdata.Dataset` to read.
+        batch_size: Items are batches of this size (default: single samples).
+        drop_last_batch: Drop a short last batch.
+        shuffle: A new order each epoch (``set_epoch``), the same on every run and for any
+            number of workers.
+        seed: The shuffle seed.
+        rank: This process's rank (default from ``torch.distributed``; with ``world_size``).
+        world_size: The number of ranks; every rank gets the same number of samples.
+        policy: ``"drop_last"`` or ``"pad"``: how ranks are made equal.
+        mode: ``"auto"`` (default: ``"random"`` for local shards, ``"stream"`` otherwise),
+            ``"random"`` (one read per sample, full permutation) or ``"stream"`` (whole shards
+            fetched once each, shuffled within ``shuffle_buffer`` samples).
+        shuffle_buffer: Samples per shuffle window in ``"stream"`` mode.
+        cache_dir: The local shard cache of ``"stream"`` mode (default a temporary directory on
+            ``/dev/shm`` where there is one).
+        cache_limit: Bytes the shard cache may hold (default a quarter of its free space).
+        sample_transform: Called on each sample in the worker, before batching (batches of its
+            results are made by ``collate_fn``, default ``torch``'s ``default_collate``).
+        collate_fn: Combines ``sample_transform`` results into a batch.
+        transform: Called on each item (the batch, or the sample) in the worker.
+        output: ``"sample"`` (default: samples and :class:`~atdata.SampleBatch` es) or
+            ``"torch"`` (dicts of tensors and lists, with ``"__key__"``, which the default
+            collate and ``pin_memory`` take).
     """
 
     def __init__(

@@ -1,0 +1,243 @@
+"""Reading a :class:`~atdata.Dataset`'s samples (as functions of it): decoding raw maps, applying
+its filters/maps/lenses, batching, shuffling, positions and lengths.
+
+Each function takes the dataset and uses only what :class:`~atdata.Dataset` declares; the
+dataset's methods (``ds.ordered()``, ``ds.shuffled()``, ``ds[i]``, ``len(ds)`` ...) call them.
+
+Examples:
+    >>> import os, tempfile, atdata
+    >>> d = tempfile.mkdtemp()
+    >>> ds = atdata.write_samples([{"x": i} for i in range(5)], os.path.join(d, "a.tar"), key="index")
+    >>> [s.x for s in emit(ds, iter(list(ds._raws())[1:3]), None, False)]
+    [1, 2]
+    >>> positions(ds, [-1, 0]), exact_len(ds.select([0, 1]))
+    ([4, 0], 2)
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from atdata._errors import AtdataError, ConfigError, SampleKeyError, in_sample
+from atdata._wire.sample import set_key
+from atdata.dataset._stream import lens_map, shuffle_buffer
+
+if TYPE_CHECKING:
+    from atdata.dataset._dataset import Dataset
+
+__all__ = [
+    "decoded",
+    "emit",
+    "exact_len",
+    "guarded_len",
+    "positions",
+    "read_one",
+    "shuffled_raws",
+    "with_ops",
+]
+
+
+# -- decoding and the dataset's operations -----------------------------------------------------
+def decoded(ds: Dataset[Any], raws: Iterable[tuple[str, str, dict]]) -> Iterator[Any]:
+    """``ds``'s decoded samples from ``(shard, key, raw map)`` triples (bad ones go to
+    ``ds._bad``: raised, or recorded and skipped)."""
+    if hasattr(ds._decode_type, "atdata_fields"):
+        from atdata._wire.decode import decoder_for
+
+        dec = decoder_for(ds._decode_type, ds.copy_arrays)
+        for shard, key, raw in raws:
+            try:
+                obj = dec(raw, "", key)
+            except AtdataError as exc:
+                ds._bad(shard, key, in_sample(exc, shard, key))
+                continue
+            yield obj
+        return
+    fw = ds._decode_type._from_wire
+    for shard, key, raw in raws:
+        try:
+            obj = fw(raw)
+        except AtdataError as exc:
+            ds._bad(shard, key, in_sample(exc, shard, key))
+            continue
+        set_key(obj, key)
+        yield obj
+
+
+def with_ops(ops: tuple[tuple[str, Any], ...], it: Iterator[Any]) -> Iterator[Any]:
+    """``it`` through ``ops`` (``("filter" | "map" | "lens", fn)``), in order."""
+    for op, fn in ops:
+        if op == "filter":
+            it = filter(fn, it)
+        elif op == "map":
+            it = map(fn, it)
+        else:
+            it = lens_map(fn, it)
+    return it
+
+
+def read_one(ds: Dataset[Any], shard: str, key: str, pos: int | None = None) -> Any:
+    """The sample ``key`` of ``shard`` (at member position ``pos`` when known), read by one
+    ranged read and passed through ``ds``'s operations.
+
+    Raises:
+        SampleKeyError: When a filter of ``ds`` excludes it.
+    """
+    read = ds._shared.read_member
+    if not ds._ops and ds.on_error == "raise" and hasattr(ds._decode_type, "atdata_fields"):
+        from atdata._wire.decode import decoder_for
+
+        raw = read(shard, key, pos)
+        try:
+            return decoder_for(ds._decode_type, ds.copy_arrays)(raw, "", key)
+        except AtdataError as exc:
+            raise in_sample(exc, shard, key) from None
+    raws = iter([(shard, key, read(shard, key, pos))])
+    if not ds._ops:
+        for obj in decoded(ds, raws):
+            return obj
+        out = []
+    else:
+        out = list(with_ops(ds._ops, decoded(ds, raws)))
+    if not out:
+        raise SampleKeyError(
+            f"sample {key!r} in shard {shard} is excluded by this dataset's filter"
+        )
+    return out[0]
+
+
+# -- iteration ---------------------------------------------------------------------------------
+def emit(
+    ds: Dataset[Any], raws: Iterator[Any], batch_size: int | None, drop_last: bool
+) -> Iterator[Any]:
+    """Samples (``batch_size=None``) or :class:`~atdata.SampleBatch` es from raw triples."""
+    if batch_size is None:
+        return with_ops(ds._ops, decoded(ds, raws))
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    return _batches(ds, raws, batch_size, drop_last)
+
+
+def _batches(
+    ds: Dataset[Any], raws: Iterator[Any], batch_size: int, drop_last: bool
+) -> Iterator[Any]:
+    from atdata.dataset._batch import SampleBatch
+
+    st = ds.sample_type
+    if not ds._ops and hasattr(st, "atdata_fields") and ds.on_error == "raise":
+        while True:
+            chunk = list(itertools.islice(raws, batch_size))
+            if not chunk or (drop_last and len(chunk) < batch_size):
+                return
+            try:
+                yield SampleBatch._from_raw(st, [c[2] for c in chunk], [c[1] for c in chunk])
+            except AtdataError as exc:
+                raise type(exc)(
+                    f"{exc} (batch starting at shard {chunk[0][0]}, sample {chunk[0][1]!r})"
+                ) from None
+    samples = with_ops(ds._ops, decoded(ds, raws))
+    while True:
+        chunk = list(itertools.islice(samples, batch_size))
+        if not chunk or (drop_last and len(chunk) < batch_size):
+            return
+        bad = next((x for x in chunk if not hasattr(x, "_to_wire")), None)
+        if bad is not None:
+            raise ConfigError(
+                f"batch_size needs samples, but this dataset's map/lens gives "
+                f"{type(bad).__name__} values (e.g. {bad!r:.60}); return a @packable sample "
+                "or a DictSample from the map function, or iterate without batch_size and "
+                "group the values yourself"
+            )
+        yield SampleBatch(chunk, sample_type=type(chunk[0]) if ds._ops else st)
+
+
+def shuffled_raws(ds: Dataset[Any], buffer: int, seed: int | None) -> Iterator[Any]:
+    """Raw triples of ``ds`` in a shuffled order (see :meth:`~atdata.Dataset.shuffled`)."""
+    if buffer < 1:
+        raise ConfigError(f"buffer must be >= 1, got {buffer}")
+    rng = random.Random(seed)
+    if ds._selection is not None:
+        sel = list(ds._selection)
+        rng.shuffle(sel)
+        return ds._shared.raw_selection(sel)
+    if ds.on_error == "raise" and ds._shared.local():
+        order = list(range(ds._shared.base_len()))
+        rng.shuffle(order)
+        return ds._shared.raw_selection(order)
+    shards = ds.list_shards()
+    rng.shuffle(shards)
+    return shuffle_buffer(ds._raw_stream(shards), buffer, rng)
+
+
+# -- positions and lengths ---------------------------------------------------------------------
+def positions(ds: Dataset[Any], indices: Iterable[int]) -> list[int]:
+    """Overall positions of ``indices`` (relative to ``ds``'s selection; negative from the end)."""
+    n = None
+    idx = []
+    for i in indices:
+        i = int(i)
+        if i < 0:
+            n = n if n is not None else ds._shared.base_len()
+            i += n
+        idx.append(i)
+    if ds._selection is not None:
+        sel = ds._selection
+        idx = [sel[i] for i in idx]
+    return idx
+
+
+def _filtered(ds: Dataset[Any]) -> bool:
+    return any(op == "filter" for op, _ in ds._ops)
+
+
+def exact_len(ds: Dataset[Any]) -> int:
+    """``len`` without the guard against streaming shards (for explicit requests).
+
+    Raises:
+        TypeError: For a filtered dataset (its length is unknown until read).
+    """
+    if _filtered(ds):
+        raise TypeError(
+            "the length of a filtered dataset is unknown until it is read; "
+            "use sum(1 for _ in ds) or ds.count() to count it"
+        )
+    if ds._selection is not None:
+        return len(ds._selection)
+    if ds._known_total is not None:
+        return ds._known_total
+    return ds._shared.base_len()
+
+
+def guarded_len(ds: Dataset[Any]) -> int:
+    """``len(ds)``: refuses (``TypeError``) when it would download remote shards to count them."""
+    # list(ds), tuple(ds), ... ask len() for a size hint before iterating; a TypeError makes
+    # them fall back, so an uncounted remote shard is never downloaded just to count it.
+    if ds._selection is None and ds._known_total is None and not _filtered(ds):
+        costly = [s for s in ds.list_shards() if ds._shared.streams_to_count(s)]
+        if costly:
+            raise TypeError(
+                f"the length of this dataset is unknown without downloading {len(costly)} "
+                f"remote shard(s) (first: {costly[0]}); call ds.count() to count them "
+                "once (len(ds) works afterwards)"
+            )
+    return exact_len(ds)
+
+
+def count(ds: Dataset[Any]) -> int:
+    """The exact count (a filtered dataset is read through)."""
+    if _filtered(ds):
+        return sum(1 for _ in ds)
+    return exact_len(ds)
+
+
+def ordered(ds: Dataset[Any], batch_size: int | None, drop_last: bool) -> Iterator[Any]:
+    """``ds``'s samples (or batches) in shard order (see :meth:`~atdata.Dataset.ordered`)."""
+    if batch_size is None and ds._selection is None and hasattr(ds._decode_type, "atdata_fields"):
+        from atdata._wire.decode import decoder_for
+
+        dec = decoder_for(ds._decode_type, ds.copy_arrays)
+        return with_ops(ds._ops, ds._raw_stream(ds.list_shards(), dec))
+    return emit(ds, ds._raws(), batch_size, drop_last)
