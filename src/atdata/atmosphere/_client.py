@@ -16,7 +16,6 @@ import contextlib
 import json
 import os
 import pathlib
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,29 +23,23 @@ from atdata._errors import (
     AuthenticationError,
     ConfigError,
     MissingCredentialsError,
-    RecordNotFoundError,
     StorageError,
 )
 from atdata._extras import require
-from atdata.atmosphere._cid import check_no_floats
+from atdata.atmosphere import _repocalls
 from atdata.atmosphere._resolve import Identity, get_record, iter_records, resolve_identity
-from atdata.atmosphere._session import AUTH_ERRORS, session_file, write_private, xrpc_error
+from atdata.atmosphere._session import (
+    auth_failure,
+    read_saved,
+    sdk_login,
+    session_file,
+    write_private,
+)
 from atdata.atmosphere._types import LEXICON_NAMESPACE, AtUri
 
 __all__ = ["Atmosphere", "AtmosphereClient", "session_file"]
 
 _DEFAULT_PDS = "https://bsky.social"
-
-
-def _to_dict(value: Any) -> dict[str, Any]:
-    """An SDK record value (model or dict) as a plain dict in atproto JSON form."""
-    if isinstance(value, dict):
-        return value
-    if callable(getattr(value, "to_dict", None)):  # the SDK's DotDict: keys as sent
-        return dict(value.to_dict())
-    if callable(getattr(value, "model_dump", None)):
-        return dict(value.model_dump(by_alias=True, exclude_none=True))
-    return dict(value)
 
 
 class Atmosphere:
@@ -131,19 +124,7 @@ class Atmosphere:
         base = (pds or base_url or "").rstrip("/") or resolve_identity(ident).pds
         path = pathlib.Path(session_path) if session_path else session_file()
         self = cls(base, appview=appview, session_path=path, save=save)
-        try:
-            self._client.login(ident, password, fetch_bsky_profile=False)
-        except Exception as exc:
-            status, name, msg = xrpc_error(exc)
-            if status in (400, 401) or name in AUTH_ERRORS or name == "AuthFactorTokenRequired":
-                raise AuthenticationError(
-                    f"login as {ident} at {base} failed: {name or status}"
-                    + (f" ({msg})" if msg else "")
-                    + "; check the handle and the app password"
-                ) from None
-            raise StorageError(
-                f"login as {ident} at {base} failed: {name or status} {msg}".rstrip()
-            ) from None
+        sdk_login(self._client, ident, password, base)
         self._sync_session()
         return self
 
@@ -201,17 +182,7 @@ class Atmosphere:
             AuthenticationError: No saved session, or it is expired or revoked.
         """
         path = pathlib.Path(session_path) if session_path else session_file()
-        try:
-            saved = json.loads(path.read_text())
-            pds, session = saved["pds"], saved["session"]
-        except FileNotFoundError:
-            raise AuthenticationError(
-                f"not logged in (no session at {path}); run `atdata login`"
-            ) from None
-        except (ValueError, KeyError, TypeError):
-            raise AuthenticationError(
-                f"the saved session at {path} is unreadable; run `atdata login` again"
-            ) from None
+        pds, session = read_saved(path)
         self = cls(pds, session_path=path, save=True)
         try:
             self._client.login(session_string=session, fetch_bsky_profile=False)
@@ -240,20 +211,8 @@ class Atmosphere:
         write_private(self._session_path, json.dumps(data))
 
     def _auth_failure(self, exc: Exception, doing: str) -> AuthenticationError | StorageError:
-        status, name, msg = xrpc_error(exc)
-        if name == "RecordNotFound" or "Could not locate record" in msg:
-            return RecordNotFoundError(f"{doing} failed: {name}: {msg}".rstrip(": "))
         who = f"@{self._session['handle']}" if self._session else "this account"
-        if (status in (400, 401) and (name in AUTH_ERRORS or status == 401)) or type(
-            exc
-        ).__name__ == "LoginRequiredError":
-            return AuthenticationError(
-                f"the atmosphere session of {who} is expired or revoked ({name or status}); "
-                "log in again with `atdata login` or Atmosphere.login()"
-            )
-        return StorageError(
-            f"{doing} for {who} at {self.pds} failed: {name or status} {msg}".rstrip()
-        )
+        return auth_failure(exc, doing, who, self.pds)
 
     def export_session(self) -> str:
         """The session as a string for :meth:`from_session` (it holds tokens: keep it secret).
@@ -364,21 +323,9 @@ class Atmosphere:
             ValueError: Not logged in, or the record holds a float.
         """
         self._ensure_authenticated()
-        check_no_floats(record, f"{collection} record")
-        data: dict[str, Any] = {
-            "repo": self.did,
-            "collection": collection,
-            "record": record,
-            "validate": validate,
-        }
-        if rkey is not None:
-            data["rkey"] = rkey
-        out = self._call(
-            f"creating a {collection} record", self._client.com.atproto.repo.create_record, data
+        return _repocalls.create_record(
+            self._call, self._client, self.did, collection, record, rkey, validate
         )
-        uri = AtUri.parse(str(out.uri))
-        uri.cid = str(out.cid) if getattr(out, "cid", None) else None
-        return uri
 
     def put_record(
         self,
@@ -396,24 +343,10 @@ class Atmosphere:
             swap_record: Replace only if the record's CID is still this one.
         """
         self._ensure_authenticated()
-        check_no_floats(record, f"{collection} record")
-        data: dict[str, Any] = {
-            "repo": self.did,
-            "collection": collection,
-            "rkey": rkey,
-            "record": record,
-            "validate": validate,
-        }
-        if swap_commit is not None:
-            data["swapCommit"] = swap_commit
-        if swap_record is not None:
-            data["swapRecord"] = swap_record
-        out = self._call(
-            f"writing {collection}/{rkey}", self._client.com.atproto.repo.put_record, data
-        )
-        uri = AtUri.parse(str(out.uri))
-        uri.cid = str(out.cid) if getattr(out, "cid", None) else None
-        return uri
+        return _repocalls.put_record(
+            self._call, self._client, self.did, collection, rkey, record,
+            validate=validate, swap_commit=swap_commit, swap_record=swap_record,
+        )  # fmt: skip
 
     def get_record(self, uri: str | AtUri) -> dict[str, Any]:
         """A record's value as a dict; other accounts' records come from their own PDS.
@@ -423,23 +356,14 @@ class Atmosphere:
         """
         at = AtUri.parse(uri)
         if self._session is not None and at.authority in (self.did, self.handle):
-            out = self._call(
-                f"fetching {at}",
-                self._client.com.atproto.repo.get_record,
-                params={"repo": self.did, "collection": at.collection, "rkey": at.rkey},
-            )
-            return _to_dict(out.value)
+            return _repocalls.own_record(self._call, self._client, self.did, at)
         ident = self.resolve(at.authority)
         return get_record(ident.pds, ident.did, at.collection, at.rkey)[0]
 
     def delete_record(self, uri: str | AtUri, *, swap_commit: str | None = None) -> None:
         """Delete one of this account's records."""
         self._ensure_authenticated()
-        at = AtUri.parse(uri)
-        data: dict[str, Any] = {"repo": self.did, "collection": at.collection, "rkey": at.rkey}
-        if swap_commit:
-            data["swapCommit"] = swap_commit
-        self._call(f"deleting {at}", self._client.com.atproto.repo.delete_record, data)
+        _repocalls.delete_record(self._call, self._client, self.did, AtUri.parse(uri), swap_commit)
 
     def list_records(
         self,
@@ -454,13 +378,9 @@ class Atmosphere:
             self._ensure_authenticated()
             repo = self.did
         if self._session is not None and repo in (self.did, self.handle):
-            params: dict[str, Any] = {"repo": self.did, "collection": collection, "limit": limit}
-            if cursor:
-                params["cursor"] = cursor
-            out = self._call(
-                f"listing {collection}", self._client.com.atproto.repo.list_records, params=params
+            return _repocalls.own_page(
+                self._call, self._client, self.did, collection, limit, cursor
             )
-            return [_to_dict(r.value) for r in out.records], out.cursor
         from atdata.atmosphere._resolve import list_page
 
         ident = self.resolve(repo)
@@ -514,25 +434,7 @@ class Atmosphere:
             StorageError: When the PDS refuses it (e.g. larger than its blob limit).
         """
         self._ensure_authenticated()
-        if timeout is None:
-            timeout = max(60.0, 30.0 + len(data) / 1_000_000)
-        with warnings.catch_warnings():  # the SDK hands httpx raw bytes as data=: harmless
-            warnings.filterwarnings("ignore", "Use 'content=", DeprecationWarning)
-            out = self._call(
-                "uploading a blob",
-                self._client.com.atproto.repo.upload_blob,
-                data,
-                headers={"Content-Type": mime_type},
-                timeout=timeout,
-            )
-        blob = out.blob
-        ref = blob.ref
-        return {
-            "$type": "blob",
-            "ref": {"$link": str(ref.link if hasattr(ref, "link") else ref)},
-            "mimeType": str(blob.mime_type),
-            "size": int(blob.size),
-        }
+        return _repocalls.upload_blob(self._call, self._client, data, mime_type, timeout)
 
     def get_blob_url(self, did: str, cid: str) -> str:
         """The ``com.atproto.sync.getBlob`` URL of a blob (on the PDS of ``did``)."""
@@ -548,21 +450,7 @@ class Atmosphere:
             ShardError: The PDS does not serve it.
             IntegrityError: The bytes do not match the CID.
         """
-        from atdata._errors import IntegrityError
-        from atdata.atmosphere._blobs import BlobSource
-        from atdata.atmosphere._cid import blob_cid
-
-        ident = self.resolve(did)
-        src = BlobSource(ident.did, ident.pds, [(cid, None, None)])
-        (shard,) = src.list_shards()
-        f = src.open_shard(shard)
-        try:
-            data = f.read()
-        finally:
-            f.close()
-        if blob_cid(data) != cid:
-            raise IntegrityError(f"blob {cid} of {did}: the bytes served do not match the CID")
-        return data
+        return _repocalls.verified_blob(self.resolve(did), cid)
 
     def resolve_label(self, handle_or_did: str, name: str, version: str | None = None) -> str:
         """The entry URI that the label ``name`` (``version``) of a repository points at.

@@ -1,11 +1,29 @@
-"""Where sessions are saved (mode 0600) and how SDK errors are read, without request data."""
+"""Sessions: where they are saved (mode 0600), logging the SDK in, and how SDK errors are read
+(without request data) and turned into atdata's errors.
+
+Examples:
+    >>> auth_failure(RuntimeError("boom"), "listing records", "@alice.test", "http://pds.test")
+    StorageError('listing records for @alice.test at http://pds.test failed: RuntimeError')
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
+from typing import Any
 
-__all__ = ["AUTH_ERRORS", "session_file", "write_private", "xrpc_error"]
+from atdata._errors import AuthenticationError, RecordNotFoundError, StorageError
+
+__all__ = [
+    "AUTH_ERRORS",
+    "auth_failure",
+    "read_saved",
+    "sdk_login",
+    "session_file",
+    "write_private",
+    "xrpc_error",
+]
 
 AUTH_ERRORS = {
     "ExpiredToken",
@@ -49,3 +67,63 @@ def xrpc_error(exc: Exception) -> tuple[int | None, str, str]:
     if isinstance(content, dict):
         name, msg = content.get("error", ""), content.get("message", "")
     return getattr(resp, "status_code", None), str(name), str(msg)
+
+
+def auth_failure(
+    exc: Exception, doing: str, who: str, pds: str
+) -> AuthenticationError | StorageError:
+    """The atdata error for an SDK error while ``doing`` something as ``who`` on ``pds``: an
+    expired/revoked session is an :class:`AuthenticationError`, a missing record a
+    :class:`RecordNotFoundError`, anything else a :class:`StorageError`."""
+    status, name, msg = xrpc_error(exc)
+    if name == "RecordNotFound" or "Could not locate record" in msg:
+        return RecordNotFoundError(f"{doing} failed: {name}: {msg}".rstrip(": "))
+    if (status in (400, 401) and (name in AUTH_ERRORS or status == 401)) or type(
+        exc
+    ).__name__ == "LoginRequiredError":
+        return AuthenticationError(
+            f"the atmosphere session of {who} is expired or revoked ({name or status}); "
+            "log in again with `atdata login` or Atmosphere.login()"
+        )
+    return StorageError(f"{doing} for {who} at {pds} failed: {name or status} {msg}".rstrip())
+
+
+def sdk_login(client: Any, ident: str, password: str, base: str) -> None:
+    """Log the SDK ``client`` in as ``ident`` with an app password (no Bluesky profile fetched).
+
+    Raises:
+        AuthenticationError: Wrong identifier or password.
+        StorageError: Any other failure (the PDS unreachable, ...).
+    """
+    try:
+        client.login(ident, password, fetch_bsky_profile=False)
+    except Exception as exc:
+        status, name, msg = xrpc_error(exc)
+        if status in (400, 401) or name in AUTH_ERRORS or name == "AuthFactorTokenRequired":
+            raise AuthenticationError(
+                f"login as {ident} at {base} failed: {name or status}"
+                + (f" ({msg})" if msg else "")
+                + "; check the handle and the app password"
+            ) from None
+        raise StorageError(
+            f"login as {ident} at {base} failed: {name or status} {msg}".rstrip()
+        ) from None
+
+
+def read_saved(path: pathlib.Path) -> tuple[str, str]:
+    """``(pds, session string)`` saved at ``path`` by ``atdata login``.
+
+    Raises:
+        AuthenticationError: No saved session, or it is unreadable.
+    """
+    try:
+        saved = json.loads(path.read_text())
+        return str(saved["pds"]), str(saved["session"])
+    except FileNotFoundError:
+        raise AuthenticationError(
+            f"not logged in (no session at {path}); run `atdata login`"
+        ) from None
+    except (ValueError, KeyError, TypeError):
+        raise AuthenticationError(
+            f"the saved session at {path} is unreadable; run `atdata login` again"
+        ) from None
