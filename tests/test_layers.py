@@ -52,6 +52,7 @@ LAYERS: dict[str, int] = {
     "promote": 6,
     "lexicons": 6,
     "search": 6,
+    "watch": 6,
     "_load": 7,
     "_named": 7,
     "_demo": 7,

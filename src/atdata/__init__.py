@@ -76,6 +76,7 @@ _LAZY: dict[str, str] = {
     "StorageError": "atdata._errors",
     "URLSource": "atdata._shards.sources",
     "UnknownFieldError": "atdata._errors",
+    "Watcher": "atdata.watch._watcher",
     "configure_logging": "atdata._logging",
     "create_repository": "atdata.repository",
     "decode_array": "atdata._wire.arrays",
@@ -162,3 +163,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from atdata.stores._base import AbstractDataStore, ShardWriteResult
     from atdata.stores._local import LocalDiskStore
     from atdata.stores._s3 import S3DataStore, S3Source
+    from atdata.watch._watcher import Watcher

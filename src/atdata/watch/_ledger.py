@@ -1,0 +1,266 @@
+"""The watcher's ledger: one record per watched shard, kept on an index provider.
+
+A record holds the shard's status, the listing stamp of the bytes it describes, the sha256 of
+the bytes that were processed, the attempts made, the lease (owner + expiry) of the watcher
+working on it, the last error and the output written. Every change is a compare-and-set on the
+record's revision ``rev``: a backend writes the new record only when the stored one still has
+``rev - 1`` (or, for ``rev == 1``, when there is none), in one atomic step (SQLite ``BEGIN
+IMMEDIATE`` + conditional ``UPDATE``/``INSERT OR IGNORE``, PostgreSQL conditional ``UPDATE`` /
+``INSERT ... ON CONFLICT DO NOTHING``, Redis a Lua script). So of two watchers deciding from the
+same record, exactly one wins; the other sees the newer record on its next poll.
+
+Examples:
+    >>> import os, tempfile
+    >>> from atdata.providers._sqlite import SQLiteProvider
+    >>> led = ledger_for(SQLiteProvider(os.path.join(tempfile.mkdtemp(), "i.db")), "demo")
+    >>> rec = LedgerRecord("a.tar", "waiting", stamp="10:1", since=5.0, rev=1)
+    >>> led.put(rec, expect_rev=0), led.put(rec, expect_rev=0)
+    (True, False)
+    >>> led.get("a.tar").status, [r.shard for r in led.list_records()]
+    ('waiting', ['a.tar'])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+from collections.abc import Iterator
+from typing import Any, Protocol, runtime_checkable
+
+from atdata._errors import ConfigError, StorageError
+
+__all__ = [
+    "STATUSES",
+    "Ledger",
+    "LedgerRecord",
+    "SQLiteLedger",
+    "ledger_for",
+]
+
+#: ``waiting`` (seen, not yet complete), ``running`` (leased), ``done``, ``failed`` (retried),
+#: ``parked`` (failed ``max_attempts`` times), ``changed`` (rewritten after being done, waiting
+#: to settle), ``refused`` (rewritten and ``on_change="refuse"``)
+STATUSES = ("waiting", "running", "done", "failed", "parked", "changed", "refused")
+
+
+@dataclasses.dataclass(frozen=True)
+class LedgerRecord:
+    """What the ledger knows about one shard.
+
+    Attributes:
+        shard: The shard's path or URL (the record's key within a watch).
+        status: One of :data:`STATUSES`.
+        stamp: The listing stamp (size + mtime or ETag) of the bytes this record describes.
+        since: Clock time when ``stamp`` was first seen (for the "size is stable" rule).
+        checksum: sha256 of the input bytes that were processed (``""`` before any success).
+        attempts: Attempts at processing the current bytes.
+        owner: The watcher holding the lease (``""`` when none).
+        lease_until: Clock time the lease expires.
+        error: The last failure (kind and message), or why the shard was refused.
+        output: The output shard written for it (``""`` when none).
+        samples: Samples in the output shard.
+        rev: The record's revision; each change writes ``rev + 1``.
+        updated: Clock time of the last change.
+    """
+
+    shard: str
+    status: str
+    stamp: str = ""
+    since: float = 0.0
+    checksum: str = ""
+    attempts: int = 0
+    owner: str = ""
+    lease_until: float = 0.0
+    error: str = ""
+    output: str = ""
+    samples: int = 0
+    rev: int = 0
+    updated: float = 0.0
+
+    def dumps(self) -> str:
+        """The record as compact JSON."""
+        return json.dumps(dataclasses.asdict(self), separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def loads(cls, text: str | bytes) -> LedgerRecord:
+        """A record from :meth:`dumps` (unknown keys are ignored)."""
+        raw = json.loads(text)
+        return cls(**{k: raw[k] for k in _FIELDS if k in raw})
+
+    def next(self, **changes: Any) -> LedgerRecord:
+        """This record with ``changes`` and the revision after this one."""
+        return dataclasses.replace(self, rev=self.rev + 1, **changes)
+
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(LedgerRecord))
+
+
+@runtime_checkable
+class Ledger(Protocol):
+    """A watch's records on one backend (see the module docstring for the atomicity rule)."""
+
+    watch: str
+
+    def get(self, shard: str) -> LedgerRecord | None:
+        """The record of ``shard``, or ``None``."""
+        ...
+
+    def list_records(self) -> list[LedgerRecord]:
+        """Every record of this watch, sorted by shard, in one round trip."""
+        ...
+
+    def put(self, record: LedgerRecord, *, expect_rev: int) -> bool:
+        """Store ``record`` if the stored one has revision ``expect_rev`` (``0``: none stored).
+
+        Returns:
+            Whether it was stored (``False``: another watcher changed the record first).
+        """
+        ...
+
+    def delete(self, shard: str) -> bool:
+        """Forget ``shard`` (it is then treated as new); whether there was a record."""
+        ...
+
+
+class LedgerBase:
+    """Shared helpers: the lazy ``records`` view over :meth:`list_records`."""
+
+    def list_records(self) -> list[LedgerRecord]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    @property
+    def records(self) -> Iterator[LedgerRecord]:
+        """Every record of this watch (lazy view of :meth:`list_records`)."""
+        return iter(self.list_records())
+
+    def as_dict(self) -> dict[str, LedgerRecord]:
+        """``shard -> record`` for every record."""
+        return {r.shard: r for r in self.list_records()}
+
+
+_SQLITE_DDL = """
+CREATE TABLE IF NOT EXISTS atdata_watch_ledger (
+    watch TEXT NOT NULL, shard TEXT NOT NULL, rev INTEGER NOT NULL, status TEXT NOT NULL,
+    record TEXT NOT NULL, PRIMARY KEY (watch, shard));
+"""
+
+
+class SQLiteLedger(LedgerBase):
+    """Ledger records in the table ``atdata_watch_ledger`` of a SQLite index file.
+
+    Args:
+        provider: The :class:`~atdata.providers.SQLiteProvider` whose connection is used.
+        watch: The watch's name (records of other watches are not seen).
+    """
+
+    def __init__(self, provider: Any, watch: str) -> None:
+        self.provider = provider
+        self.watch = watch
+        self._ready_conns: set[int] = set()
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection = self.provider._conn()
+        if id(conn) not in self._ready_conns:
+            try:
+                conn.executescript(_SQLITE_DDL)
+            except sqlite3.Error as exc:
+                raise StorageError(
+                    f"cannot create the watch ledger in {self.provider.url}: {exc}"
+                ) from None
+            self._ready_conns.add(id(conn))
+        return conn
+
+    def _err(self, exc: sqlite3.Error) -> StorageError:
+        return StorageError(f"watch ledger {self.watch!r} in {self.provider.url} failed: {exc}")
+
+    def get(self, shard: str) -> LedgerRecord | None:
+        try:
+            row = (
+                self._conn()
+                .execute(
+                    "SELECT record FROM atdata_watch_ledger WHERE watch=? AND shard=?",
+                    (self.watch, shard),
+                )
+                .fetchone()
+            )
+        except sqlite3.Error as exc:
+            raise self._err(exc) from None
+        return LedgerRecord.loads(row[0]) if row else None
+
+    def list_records(self) -> list[LedgerRecord]:
+        try:
+            rows = (
+                self._conn()
+                .execute(
+                    "SELECT record FROM atdata_watch_ledger WHERE watch=? ORDER BY shard",
+                    (self.watch,),
+                )
+                .fetchall()
+            )
+        except sqlite3.Error as exc:
+            raise self._err(exc) from None
+        return [LedgerRecord.loads(r[0]) for r in rows]
+
+    def put(self, record: LedgerRecord, *, expect_rev: int) -> bool:
+        conn = self._conn()
+        args = (record.rev, record.status, record.dumps(), self.watch, record.shard)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if expect_rev == 0:
+                    cur = conn.execute(
+                        "INSERT OR IGNORE INTO atdata_watch_ledger "
+                        "(rev, status, record, watch, shard) VALUES (?,?,?,?,?)",
+                        args,
+                    )
+                else:
+                    cur = conn.execute(
+                        "UPDATE atdata_watch_ledger SET rev=?, status=?, record=? "
+                        "WHERE watch=? AND shard=? AND rev=?",
+                        (*args, expect_rev),
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise self._err(exc) from None
+        return cur.rowcount == 1
+
+    def delete(self, shard: str) -> bool:
+        try:
+            cur = self._conn().execute(
+                "DELETE FROM atdata_watch_ledger WHERE watch=? AND shard=?", (self.watch, shard)
+            )
+        except sqlite3.Error as exc:
+            raise self._err(exc) from None
+        return cur.rowcount == 1
+
+
+def ledger_for(provider: Any, watch: str) -> Ledger:
+    """The ledger of watch ``watch`` on ``provider`` (an index provider or an ``Index``).
+
+    Raises:
+        ConfigError: For a provider kind other than ``sqlite``, ``postgres`` or ``redis``.
+    """
+    if isinstance(provider, Ledger):
+        return provider
+    provider = getattr(provider, "provider", provider)  # an Index -> its provider
+    if not watch:
+        raise ConfigError("a watch ledger needs a non-empty watch name")
+    kind = getattr(provider, "kind", None)
+    if kind == "sqlite":
+        return SQLiteLedger(provider, watch)
+    if kind == "postgres":
+        from atdata.watch._ledger_pg import PostgresLedger
+
+        return PostgresLedger(provider, watch)
+    if kind == "redis":
+        from atdata.watch._ledger_redis import RedisLedger
+
+        return RedisLedger(provider, watch)
+    raise ConfigError(
+        f"cannot keep a watch ledger on {provider!r}: use a SQLite, PostgreSQL or Redis index "
+        "provider (atdata.providers.create_provider)"
+    )

@@ -1,0 +1,342 @@
+"""atdata.Watcher on a local directory with a SQLite ledger: the pure plan, completeness rules,
+retries and parking, rewritten shards, a slow writer, a killed watcher and the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import atdata
+from atdata.providers._sqlite import SQLiteProvider
+from atdata.watch import LedgerRecord, WatchEntry, Watcher, list_local, plan
+from tests._process_helpers import Num
+from tests._watch_helpers import (
+    counted_triple,
+    counts,
+    fail_on_7,
+    outputs,
+    run_watch,
+    sha,
+    triple,
+    watch_cmd,
+    write_shards,
+)
+
+
+class Clock:
+    """An injected clock: time moves only when the test says so."""
+
+    def __init__(self, t: float = 1000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, s: float) -> None:
+        self.t += s
+
+
+def make(tmp_path: Path, fn=triple, **kw) -> Watcher:
+    kw.setdefault("ledger", SQLiteProvider(str(tmp_path / "ledger.db")))
+    kw.setdefault("name", "w")
+    return Watcher(tmp_path / "in", fn, tmp_path / "out", sample_type=Num, **kw)
+
+
+def samples_of(path: Path) -> list[tuple[int, str]]:
+    return [(s.x, s.name) for s in atdata.Dataset(str(path), Num).ordered()]
+
+
+# -- the pure plan --------------------------------------------------------------------------------
+E = WatchEntry("d/a.tar", 10, "10:1")
+
+
+@pytest.mark.parametrize(
+    ("record", "entry", "now", "expected"),
+    [
+        (None, E, 0.0, ("observe", "waiting")),
+        (None, dataclasses.replace(E, complete=True), 0.0, ("claim", "")),
+        (LedgerRecord("d/a.tar", "waiting", "9:1", 0.0, rev=1), E, 50.0, ("observe", "waiting")),
+        (LedgerRecord("d/a.tar", "waiting", "10:1", 41.0, rev=1), E, 50.0, ("wait", "")),
+        (LedgerRecord("d/a.tar", "waiting", "10:1", 20.0, rev=1), E, 50.0, ("claim", "")),
+        (LedgerRecord("d/a.tar", "running", "10:1", lease_until=51.0, rev=2), E, 50.0, ("busy", "")),
+        (LedgerRecord("d/a.tar", "running", "10:1", attempts=1, lease_until=50.0, rev=2), E, 50.0,
+         ("claim", "")),
+        (LedgerRecord("d/a.tar", "running", "10:1", attempts=3, lease_until=10.0, rev=2), E, 50.0,
+         ("park", "")),
+        (LedgerRecord("d/a.tar", "failed", "10:1", attempts=2, rev=3), E, 50.0, ("claim", "")),
+        (LedgerRecord("d/a.tar", "failed", "9:0", attempts=2, rev=3), E, 50.0, ("observe", "waiting")),
+        (LedgerRecord("d/a.tar", "done", "10:1", rev=3), E, 50.0, ("skip", "")),
+        (LedgerRecord("d/a.tar", "done", "11:2", rev=3), E, 50.0, ("observe", "changed")),
+        (LedgerRecord("d/a.tar", "changed", "10:1", 45.0, rev=4), E, 50.0, ("wait", "")),
+        (LedgerRecord("d/a.tar", "changed", "10:1", 10.0, rev=4), E, 50.0, ("verify", "")),
+        (LedgerRecord("d/a.tar", "refused", "10:1", rev=5), E, 50.0, ("skip", "")),
+        (LedgerRecord("d/a.tar", "parked", "10:1", rev=5), E, 50.0, ("skip", "")),
+        (LedgerRecord("d/a.tar", "parked", "8:8", rev=5), E, 50.0, ("observe", "waiting")),
+    ],
+)  # fmt: skip
+def test_plan_rules(record, entry, now, expected):
+    records = {} if record is None else {record.shard: record}
+    (a,) = plan([entry], records, now, settle=10.0, max_attempts=3)
+    assert (a.kind, a.status) == expected
+    assert a.record == record and a.entry == entry
+
+
+_STATUS = st.sampled_from(["waiting", "running", "done", "failed", "parked", "changed", "refused"])
+_RECORD = st.builds(
+    LedgerRecord, shard=st.sampled_from(["a", "b", "c"]), status=_STATUS,
+    stamp=st.sampled_from(["1:1", "2:2"]), since=st.floats(0, 100), attempts=st.integers(0, 4),
+    lease_until=st.floats(0, 100), rev=st.integers(1, 9),
+)  # fmt: skip
+_ENTRY = st.builds(WatchEntry, url=st.sampled_from(["a", "b", "c"]), size=st.just(1),
+                   stamp=st.sampled_from(["1:1", "2:2"]), complete=st.booleans())  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_ENTRY, max_size=6), st.lists(_RECORD, max_size=3), st.floats(0, 100))
+def test_plan_is_pure_and_never_steals_a_live_lease(entries, recs, now):
+    records = {r.shard: r for r in recs}
+    before = dict(records)
+    first = plan(entries, records, now, settle=5.0, max_attempts=3)
+    assert first == plan(entries, records, now, settle=5.0, max_attempts=3)
+    assert records == before
+    assert [a.entry for a in first] == entries
+    for a in first:
+        r = a.record
+        if r is not None and r.status == "running" and r.lease_until > now:
+            assert a.kind == "busy"
+        if r is not None and r.status in ("done", "refused", "parked") and r.stamp == a.entry.stamp:
+            assert a.kind == "skip"
+        if a.kind == "claim" and r is not None and r.status != "waiting":
+            assert r.attempts < 3
+
+
+def test_poll_once_is_a_pure_function_of_listing_ledger_and_clock(tmp_path):
+    write_shards(tmp_path / "in", 3)
+    listing = list_local(tmp_path / "in")
+    runs = []
+    for i in range(2):
+        clock = Clock()
+        w = Watcher(tmp_path / "in", triple, tmp_path / f"out{i}", sample_type=Num, name="w",
+                    ledger=SQLiteProvider(str(tmp_path / f"l{i}.db")), owner="me", clock=clock,
+                    lister=lambda: listing)  # fmt: skip
+        planned = w.plan()
+        assert planned == w.plan() and w.list_records() == []  # planning writes nothing
+        reps = []
+        for _ in range(3):
+            rep = w.poll_once()
+            reps.append(dataclasses.replace(rep, seconds=0.0))
+            clock.advance(1.0)
+        recs = [dataclasses.replace(r, output=os.path.basename(r.output)) for r in w.list_records()]
+        runs.append((planned, reps, recs))
+    assert runs[0] == runs[1]
+    planned, reps, recs = runs[0]
+    assert [a.kind for a in planned] == ["observe"] * 3
+    assert [(r.waiting, r.processed) for r in reps] == [
+        (3, []), (0, ["s-000000.tar", "s-000001.tar", "s-000002.tar"]), (0, [])]  # fmt: skip
+    assert [(r.status, r.attempts, r.rev, r.since, r.updated, r.output) for r in recs] == [
+        ("done", 1, 3, 1000.0, 1001.0, f"s-00000{i}.tar") for i in range(3)]  # fmt: skip
+    assert [r.checksum for r in recs] == [sha(e.url) for e in listing]
+
+
+# -- completeness ---------------------------------------------------------------------------------
+def test_manifest_makes_a_shard_complete_at_once_and_settle_waits(tmp_path):
+    write_shards(tmp_path / "in", 2, manifest=True)
+    (tmp_path / "in" / "raw.tar").write_bytes((tmp_path / "in" / "s-000000.tar").read_bytes())
+    clock = Clock()
+    w = make(tmp_path, clock=clock, settle=30.0)
+    rep = w.poll_once()
+    assert rep.processed == ["s-000000.tar", "s-000001.tar"] and rep.waiting == 1
+    clock.advance(29.0)
+    assert w.poll_once().processed == []  # raw.tar has no manifest: 30 s of stillness first
+    clock.advance(1.0)
+    assert w.poll_once().processed == ["raw.tar"]
+    assert samples_of(tmp_path / "out" / "raw.tar") == [(3 * i, f"n{i}!") for i in range(5)]
+
+
+def test_slow_writer_never_has_a_partial_shard_read(tmp_path, monkeypatch):
+    """A writer copies 10 shards into the watched directory in small chunks, in place, with
+    pauses; the watcher polls meanwhile. Every shard is processed once, from its final bytes."""
+    staging, watched = tmp_path / "staging", tmp_path / "in"
+    write_shards(staging, 10)
+    watched.mkdir()
+    counter = tmp_path / "counter"
+    monkeypatch.setenv("ATDATA_WATCH_COUNTER", str(counter))
+    w = make(tmp_path, fn=counted_triple, settle=0.4, interval=0.02)
+
+    def writer() -> None:
+        for src in sorted(staging.glob("*.tar")):
+            data = src.read_bytes()
+            with open(watched / src.name, "wb") as f:
+                for i in range(0, len(data), 512):
+                    f.write(data[i : i + 512])
+                    f.flush()
+                    time.sleep(0.01)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    processed: list[str] = []
+    deadline = time.monotonic() + 120
+    while len(processed) < 10 and time.monotonic() < deadline:
+        rep = w.poll_once()
+        assert rep.failed == [] and rep.parked == []
+        processed += rep.processed
+        time.sleep(0.02)
+    t.join()
+    assert sorted(processed) == [f"s-{i:06d}.tar" for i in range(10)]
+    assert counts(counter) == {x: 1 for x in range(50)}
+    for r in w.list_records():
+        assert (r.status, r.attempts, r.checksum) == ("done", 1, sha(r.shard))
+        name = os.path.basename(r.shard)
+        i = int(name[2:8])
+        assert samples_of(tmp_path / "out" / name) == [
+            (3 * x, f"n{x}!") for x in range(5 * i, 5 * i + 5)]  # fmt: skip
+
+
+# -- failures, parking, rewrites ------------------------------------------------------------------
+def test_failing_shard_is_retried_then_parked_with_its_error(tmp_path):
+    write_shards(tmp_path / "in", 2, manifest=True)
+    clock = Clock()
+    w = make(tmp_path, fn=fail_on_7, clock=clock, max_attempts=2)
+    rep = w.poll_once()
+    assert rep.processed == ["s-000000.tar"] and rep.failed == ["s-000001.tar"]
+    assert rep.errors["s-000001.tar"] == "ValueError: x == 7 is not allowed"
+    rep = w.poll_once()
+    assert rep.parked == ["s-000001.tar"] and rep.failed == []
+    rec = {os.path.basename(r.shard): r for r in w.list_records()}["s-000001.tar"]
+    assert (rec.status, rec.attempts, rec.error) == (
+        "parked",
+        2,
+        "ValueError: x == 7 is not allowed",
+    )
+    assert w.poll_once().parked == []  # parked stays parked
+    assert not (tmp_path / "out" / "s-000001.tar").exists()
+    assert [p.name for p in (tmp_path / "out").iterdir() if ".tmp" in p.name] == []
+    assert w.forget(rec.shard) is True
+    assert w.poll_once().failed == ["s-000001.tar"]  # seen as new again
+
+
+def test_dead_watchers_lease_expires_then_parks_after_max_attempts(tmp_path):
+    write_shards(tmp_path / "in", 1, manifest=True)
+    clock = Clock()
+    w = make(tmp_path, clock=clock, max_attempts=2, lease=60.0)
+    shard = str(tmp_path / "in" / "s-000000.tar")
+    stamp = list_local(tmp_path / "in")[0].stamp
+    dead = LedgerRecord(shard, "running", stamp, 0.0, attempts=2, owner="ghost",
+                        lease_until=1030.0, rev=4)  # fmt: skip
+    assert w.ledger.put(dead, expect_rev=0)
+    assert w.poll_once().busy == ["s-000000.tar"]
+    clock.advance(30.0)
+    rep = w.poll_once()
+    assert rep.parked == ["s-000000.tar"]
+    assert "lease of ghost expired 2 time(s)" in rep.errors["s-000000.tar"]
+
+
+@pytest.mark.parametrize("on_change", ["reprocess", "refuse"])
+def test_rewritten_shard_is_reprocessed_or_refused(tmp_path, on_change):
+    write_shards(tmp_path / "in", 2, manifest=True)
+    clock = Clock()
+    w = make(tmp_path, clock=clock, on_change=on_change)
+    assert len(w.poll_once().processed) == 2
+    first = outputs(tmp_path / "out")
+    target = tmp_path / "in" / "s-000001.tar"
+    os.utime(target, ns=(1, 1))  # touched, same bytes: verified unchanged, nothing redone
+    assert w.poll_once().waiting == 1  # seen changed (its manifest is newer: no settling)
+    assert w.poll_once().unchanged == ["s-000001.tar"]
+    write_shards(tmp_path / "new", 1, start=100)
+    shutil.copyfile(tmp_path / "new" / "s-000000.tar", target)
+    rec0 = {r.shard: r for r in w.list_records()}[str(target)]
+    rep = w.poll_once()  # a manifest exists but is now older than the shard: wait to settle
+    assert rep.waiting == 1 and rep.processed == rep.refused == []
+    clock.advance(1.0)
+    rep = w.poll_once()
+    rec = {r.shard: r for r in w.list_records()}[str(target)]
+    if on_change == "reprocess":
+        assert rep.processed == ["s-000001.tar"]
+        assert samples_of(tmp_path / "out" / "s-000001.tar")[0] == (300, "n100!")
+        assert (rec.status, rec.checksum, rec.attempts) == ("done", sha(target), 1)
+    else:
+        assert rep.refused == ["s-000001.tar"]
+        assert "rewritten in place" in rec.error and "on_change='refuse'" in rec.error
+        assert (rec.status, rec.checksum) == ("refused", rec0.checksum)
+        assert outputs(tmp_path / "out") == first
+        assert w.poll_once().refused == []  # reported once
+
+
+# -- a killed watcher -----------------------------------------------------------------------------
+def test_killed_watcher_is_recovered_after_the_lease_with_identical_output(tmp_path):
+    write_shards(tmp_path / "in", 6)
+    ref = atdata.Dataset(str(tmp_path / "in" / "s-{000000..000005}.tar"), Num).map(
+        triple, out=str(tmp_path / "ref")
+    )
+    env = {"ATDATA_WATCH_DIE_X": "12", "ATDATA_WATCH_DIE_MARKER": str(tmp_path / "died")}
+    ledger = str(tmp_path / "ledger.db")
+    cmd = watch_cmd(str(tmp_path / "in"), tmp_path / "out", "tests._watch_helpers:die_once",
+                    ledger, None, "w", "--polls", "3", "--interval", "0.05", "--lease", "600")  # fmt: skip
+    p = run_watch(cmd, env)
+    out, _ = p.communicate(timeout=120)
+    assert p.returncode == -signal.SIGKILL, out
+    w = Watcher(tmp_path / "in", triple, tmp_path / "out", sample_type=Num, name="w",
+                ledger=SQLiteProvider(ledger), clock=lambda: time.time() + 601)  # fmt: skip
+    stuck = {os.path.basename(r.shard): r for r in w.list_records()}["s-000002.tar"]
+    assert (stuck.status, stuck.attempts) == ("running", 1)
+    rep = w.poll_once()
+    assert rep.processed == [f"s-{i:06d}.tar" for i in range(2, 6)]
+    assert outputs(tmp_path / "out") == outputs(tmp_path / "ref")
+    assert len(ref.list_shards()) == 6
+    assert [p.name for p in (tmp_path / "out").iterdir() if ".tmp" in p.name] == []
+    recs = {os.path.basename(r.shard): r for r in w.list_records()}
+    assert recs["s-000002.tar"].attempts == 2 and recs["s-000000.tar"].attempts == 1
+
+
+# -- the CLI --------------------------------------------------------------------------------------
+def test_cli_watch_once_prints_readable_lines_when_piped(tmp_path):
+    write_shards(tmp_path / "in", 2, manifest=True)
+    cmd = watch_cmd(str(tmp_path / "in"), tmp_path / "out", "tests._watch_helpers:triple",
+                    str(tmp_path / "l.db"), None, "cli", "--once")  # fmt: skip
+    p = run_watch(cmd, {})
+    out, _ = p.communicate(timeout=120)
+    assert p.returncode == 0, out
+    assert out.splitlines() == [
+        "processed s-000000.tar",
+        "processed s-000001.tar",
+        "ledger: done 2",
+    ]
+    assert sorted(outputs(tmp_path / "out")) == ["s-000000.tar", "s-000001.tar"]
+
+
+def test_cli_watch_reports_parked_and_exits_1(tmp_path):
+    write_shards(tmp_path / "in", 2, manifest=True)
+    cmd = watch_cmd(str(tmp_path / "in"), tmp_path / "out", "tests._watch_helpers:fail_on_7",
+                    str(tmp_path / "l.db"), None, "cli", "--once", "--max-attempts", "1")  # fmt: skip
+    p = subprocess.run(cmd, cwd=Path(__file__).parent.parent, capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
+                       timeout=120)  # fmt: skip
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert p.stdout.splitlines() == [
+        "processed s-000000.tar",
+        "parked s-000001.tar: ValueError: x == 7 is not allowed",
+        "ledger: done 1, parked 1",
+    ]
+
+
+def test_bad_options_are_config_errors(tmp_path):
+    (tmp_path / "in").mkdir()
+    led = SQLiteProvider(str(tmp_path / "l.db"))
+    with pytest.raises(atdata.ConfigError, match="on_change must be"):
+        Watcher(tmp_path / "in", triple, tmp_path / "out", ledger=led, on_change="ignore")
+    with pytest.raises(atdata.ConfigError, match="needs out="):
+        Watcher(tmp_path / "in", triple, ledger=led)
+    with pytest.raises(atdata.ConfigError, match="does not exist"):
+        Watcher(tmp_path / "nope", triple, tmp_path / "out", ledger=led)
+    with pytest.raises(atdata.ConfigError, match="max_attempts"):
+        Watcher(tmp_path / "in", triple, tmp_path / "out", ledger=led, max_attempts=0)
