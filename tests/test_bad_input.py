@@ -117,6 +117,29 @@ def test_member_not_msgpack_or_not_a_map(tmp_path, payload):
         _fails(p, DecodeError, "bad.tar", "'k1'", typ=typ)
 
 
+@pytest.mark.parametrize(
+    ("payload", "what"),
+    [(b"\x92\x01\x02", "list"), (b"\xff", "int"), (b"\xff\xff\xff", "int followed by 2")],
+)
+def test_payload_that_is_not_a_map_is_also_a_type_error(tmp_path, payload, what):
+    # a non-map payload (alone or followed by more bytes) cannot be a sample: DecodeError
+    # (ValueError) and TypeError both catch it, on every read path
+    p = _one_bad(tmp_path, payload)
+    reads = {
+        "stream": lambda ds: list(ds),
+        "batched": lambda ds: list(ds.ordered(batch_size=2)),
+        "random access": lambda ds: ds[1],
+        "by key": lambda ds: ds.get("k1"),
+    }
+    for how, read in reads.items():
+        for typ in (Rec, DictSample):
+            with pytest.raises(TypeError) as ei:
+                read(atdata.Dataset(p, sample_type=typ))
+            assert isinstance(ei.value, DecodeError) and isinstance(ei.value, TypeError), how
+            assert f"payload is a msgpack {what}" in str(ei.value), (how, str(ei.value))
+            assert "'k1'" in str(ei.value) and "not a map" in str(ei.value), how
+
+
 def test_invalid_utf8_string(tmp_path):
     p = _one_bad(tmp_path, msgpack.packb({**GOOD, "name": "x"}).replace(b"\xa1x", b"\xa1\xff"))
     _fails(p, DecodeError, "bad.tar", "'k1'")

@@ -32,6 +32,7 @@ __all__ = [
     "MissingExtraError",
     "NotFoundError",
     "PartialFailureError",
+    "PayloadTypeError",
     "RecordNotFoundError",
     "RemoteShardError",
     "SampleKeyError",
@@ -54,6 +55,13 @@ class SchemaError(AtdataError, TypeError):
 
 class DecodeError(AtdataError, ValueError):
     """Bytes could not be decoded: not msgpack, a lying array header, a forbidden dtype."""
+
+
+class PayloadTypeError(DecodeError, SchemaError):
+    """A sample payload is msgpack, but not a map (e.g. an integer): it cannot be a sample.
+
+    Both a :class:`DecodeError` (``ValueError``) and a :class:`SchemaError` (``TypeError``).
+    """
 
 
 class ShardError(AtdataError, OSError, tarfile.TarError):

@@ -37,15 +37,17 @@ from typing import (
 
 import msgpack
 
-from atdata._errors import DecodeError, SchemaError
+from atdata._errors import DecodeError, PayloadTypeError, SchemaError
 from atdata._wire.fields import FieldSpec, fields_of
 
 __all__ = [
     "DictSample",
     "Packable",
     "PackableSample",
+    "not_a_map",
     "packable",
     "set_key",
+    "unpack_failure",
     "unpack_payload",
 ]
 
@@ -54,18 +56,47 @@ T = TypeVar("T")
 _packb = msgpack.Packer(use_bin_type=True, autoreset=True).pack
 
 
+def not_a_map(obj: Any, where: str, extra: int = 0) -> PayloadTypeError:
+    """The error for a payload whose (first) msgpack object ``obj`` is not a map."""
+    more = f" followed by {extra} more byte(s)" if extra else ""
+    return PayloadTypeError(
+        f"payload is a msgpack {type(obj).__name__}{more}, not a map{where}; "
+        "a sample payload is one msgpack map of its fields"
+    )
+
+
+def unpack_failure(exc: Exception, where: str) -> PayloadTypeError | None:
+    """:func:`not_a_map` when ``exc`` (from ``msgpack.unpackb``) says the bytes hold a non-map
+    object followed by more bytes; ``None`` for other failures (the caller's DecodeError).
+
+    Examples:
+        >>> try:
+        ...     msgpack.unpackb(b"\\xff\\xff")
+        ... except Exception as exc:
+        ...     print(unpack_failure(exc, " in sample 'k'"))
+        payload is a msgpack int followed by 1 more byte(s), not a map in sample 'k'; a sample payload is one msgpack map of its fields
+    """
+    if isinstance(exc, msgpack.ExtraData) and type(exc.unpacked) is not dict:
+        return not_a_map(exc.unpacked, where, len(exc.extra))
+    return None
+
+
 def unpack_payload(data: bytes | memoryview, where: str = "") -> dict:
     """Unpack one msgpack sample payload into its raw field map.
 
     Raises:
-        DecodeError: When the bytes are not a msgpack map.
+        DecodeError: When the bytes are not msgpack.
+        PayloadTypeError: (a ``DecodeError`` and a ``TypeError``) When they are not a map.
     """
     try:
         obj = msgpack.unpackb(data, raw=False, strict_map_key=True)
     except Exception as exc:  # msgpack raises several unrelated types
+        err = unpack_failure(exc, where)
+        if err is not None:
+            raise err from None
         raise DecodeError(f"payload is not valid msgpack{where}: {exc}") from None
     if type(obj) is not dict:
-        raise DecodeError(f"payload is a msgpack {type(obj).__name__}, not a map{where}")
+        raise not_a_map(obj, where)
     return obj
 
 

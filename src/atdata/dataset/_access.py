@@ -34,6 +34,7 @@ from atdata._errors import AtdataError, DecodeError
 from atdata._shards.members import FdCache, ShardIndex
 from atdata._shards.sources import DataSource, URLSource, is_remote
 from atdata._shards.tar import iter_tar
+from atdata._wire.sample import not_a_map, unpack_failure
 
 __all__ = ["ShardTable"]
 
@@ -208,9 +209,12 @@ class ShardTable:
         try:
             raw = _unpackb(data)
         except Exception as exc:
-            raise DecodeError(f"payload is not valid msgpack ({exc}){where}") from None
+            err = unpack_failure(exc, where) or DecodeError(
+                f"payload is not valid msgpack ({exc}){where}"
+            )
+            raise err from None
         if type(raw) is not dict:
-            raise DecodeError(f"payload is not a msgpack map{where}")
+            raise not_a_map(raw, where)
         return raw
 
     def raw_selection(self, indices: Iterable[int]) -> Iterator[tuple[str, str, dict]]:

@@ -21,7 +21,7 @@ import msgpack
 from atdata._errors import AtdataError, DecodeError, ShardError, in_sample
 from atdata._shards.sources import DataSource
 from atdata._shards.tar import iter_tar
-from atdata._wire.sample import set_key
+from atdata._wire.sample import not_a_map, set_key, unpack_failure
 
 __all__ = ["lens_map", "raw_stream", "shuffle_buffer"]
 
@@ -57,11 +57,14 @@ def raw_stream(
                     raw = _unpackb(data)
                 except Exception as exc:
                     msg = f"payload is not valid msgpack ({exc}){where}, sample {key!r}"
-                    bad(shard, key, DecodeError(msg))
+                    bad(
+                        shard,
+                        key,
+                        unpack_failure(exc, f"{where}, sample {key!r}") or DecodeError(msg),
+                    )
                     continue
                 if type(raw) is not dict:
-                    msg = f"payload is not a msgpack map{where}, sample {key!r}"
-                    bad(shard, key, DecodeError(msg))
+                    bad(shard, key, not_a_map(raw, f"{where}, sample {key!r}"))
                     continue
                 if dec is None:
                     yield shard, key, raw

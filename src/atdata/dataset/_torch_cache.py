@@ -34,6 +34,7 @@ import msgpack
 
 from atdata._errors import DecodeError, ShardError
 from atdata._shards.sources import is_remote
+from atdata._wire.sample import not_a_map, unpack_failure
 
 __all__ = ["ShardCache"]
 
@@ -215,11 +216,11 @@ class ShardCache:
         try:
             raw = _unpackb(data)
         except Exception as exc:
-            raise DecodeError(
-                f"payload is not valid msgpack ({exc}) in shard {shard}, sample {key!r}"
-            ) from None
+            where = f" in shard {shard}, sample {key!r}"
+            err = unpack_failure(exc, where)
+            raise err or DecodeError(f"payload is not valid msgpack ({exc}){where}") from None
         if type(raw) is not dict:
-            raise DecodeError(f"payload is not a msgpack map in shard {shard}, sample {key!r}")
+            raise not_a_map(raw, f" in shard {shard}, sample {key!r}")
         return key, raw
 
     def close(self) -> None:
