@@ -53,6 +53,7 @@ LAYERS: dict[str, int] = {
     "lexicons": 6,
     "search": 6,
     "watch": 6,
+    "_ingest": 6,
     "_load": 7,
     "_named": 7,
     "_demo": 7,

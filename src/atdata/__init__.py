@@ -36,6 +36,7 @@ _LAZY: dict[str, str] = {
     "Index": "atdata.index._index",
     "IndexEntry": "atdata.index._entry",
     "IndexProvider": "atdata.providers._base",
+    "IngestReport": "atdata._ingest._report",
     "IntegrityError": "atdata._errors",
     "Lens": "atdata.lens._lens",
     "LensNetwork": "atdata.lens._lens",
@@ -51,6 +52,7 @@ _LAZY: dict[str, str] = {
     "Packable": "atdata._wire.sample",
     "PackableSample": "atdata._wire.sample",
     "PartialFailureError": "atdata._errors",
+    "QualityGateError": "atdata._errors",
     "QueryExecutor": "atdata.manifest._query",
     "QueryResult": "atdata.manifest._query",
     "RemoteShardError": "atdata._errors",
@@ -84,6 +86,7 @@ _LAZY: dict[str, str] = {
     "generate_cid": "atdata.atmosphere._cid",
     "get_default_index": "atdata.index._index",
     "get_logger": "atdata._logging",
+    "ingest": "atdata._ingest",
     "lens": "atdata.lens._lens",
     "load_dataset": "atdata._load",
     "log_operation": "atdata._logging",
@@ -118,6 +121,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         MissingExtraError,
         NotFoundError,
         PartialFailureError,
+        QualityGateError,
         RemoteShardError,
         SampleKeyError,
         SchemaError,
@@ -127,6 +131,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         StorageError,
         UnknownFieldError,
     )
+    from atdata._ingest import ingest
+    from atdata._ingest._report import IngestReport
     from atdata._load import DatasetDict, load_dataset
     from atdata._logging import configure_logging, get_logger, log_operation
     from atdata._shards.sources import DataSource, URLSource

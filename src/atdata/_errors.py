@@ -33,6 +33,7 @@ __all__ = [
     "NotFoundError",
     "PartialFailureError",
     "PayloadTypeError",
+    "QualityGateError",
     "RecordNotFoundError",
     "RemoteShardError",
     "SampleKeyError",
@@ -239,6 +240,27 @@ class RemoteShardError(AtdataError, RuntimeError):
         super().__init__(message)
         self.exc_type = exc_type
         self.traceback = traceback
+
+
+class QualityGateError(AtdataError, ValueError):
+    """An ingestion stopped because too many input rows were invalid (``max_invalid_fraction``).
+
+    The shards sealed before the stop stay in place with their progress record, so a rerun
+    (with fixed input or a higher threshold) resumes after the last sealed shard.
+
+    Attributes:
+        read: Rows read when the gate tripped.
+        invalid: Invalid rows among them.
+        by_reason: Invalid rows per reason (``"parse"``, ``"coerce"``, ``"validate"``).
+    """
+
+    def __init__(
+        self, message: str, read: int = 0, invalid: int = 0, by_reason: Mapping[str, int] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.read = read
+        self.invalid = invalid
+        self.by_reason = dict(by_reason or {})
 
 
 class DataNotFoundError(ShardError, FileNotFoundError):

@@ -137,6 +137,8 @@ class ShardWriter:
         observers: :class:`ShardObserver` hooks (manifests, indexes).
         progress: Show a progress display (``None``: only on an interactive terminal).
         total: Expected number of samples, for the progress display.
+        mtime: The modification time written in every tar header (``None``: now); a fixed
+            value makes the shard bytes depend on the samples alone (reproducible output).
 
     Examples:
         >>> import tempfile, os
@@ -161,6 +163,7 @@ class ShardWriter:
         observers: Iterable[ShardObserver] = (),
         progress: bool | None = None,
         total: int | None = None,
+        mtime: int | None = None,
     ) -> None:
         if maxcount is not None and maxcount < 1:
             raise ConfigError(f"maxcount must be >= 1, got {maxcount}")
@@ -179,6 +182,7 @@ class ShardWriter:
         self._count = 0  # samples written overall
         self._file: Any = None
         self._progress = _Progress(progress, total)
+        self._mtime = mtime
 
     # -- shard lifecycle ----------------------------------------------------------------------
     def _final_path(self) -> str:
@@ -200,7 +204,7 @@ class ShardWriter:
         )
         self._raw = open(self._tmp, "wb")  # noqa: SIM115 - closed in _finish/_abort
         self._file = _HashingFile(self._raw)
-        self._tar = TarWriter(self._file)
+        self._tar = TarWriter(self._file, mtime=self._mtime)
         self._shard_count = 0
         self._keys: set[str] = set()
         for ob in self._observers:

@@ -1,0 +1,140 @@
+"""Where ingested shards go: a local directory, or an ``s3://`` prefix staged on local disk.
+
+For a local output the shards, their manifests and the ``.ingest/`` state are written in the
+output directory itself. For ``s3://bucket/prefix`` they are sealed in a local staging
+directory (``work_dir``, by default ``$ATDATA_CACHE_DIR/ingest/<hash of the URL>``) that holds
+the state, then uploaded and verified (size and sha256) one by one; a shard stays listed as
+pending in the state until its upload is verified, so a rerun uploads whatever a crash or a
+failed upload left behind. The state is mirrored to ``<prefix>/.ingest/state.json`` after
+each upload.
+
+Examples:
+    >>> import tempfile
+    >>> o = Output(tempfile.mkdtemp())
+    >>> o.remote, o.url("data-000000.tar") == o.local("data-000000.tar")
+    (False, True)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from typing import Any
+
+from atdata._ingest._sources import S3Access
+
+__all__ = ["Output", "default_work_dir"]
+
+
+def default_work_dir(out: str) -> str:
+    """The staging directory of an ``s3://`` output.
+
+    Examples:
+        >>> import os
+        >>> os.environ["ATDATA_CACHE_DIR"] = "/tmp/c"
+        >>> default_work_dir("s3://b/x")
+        '/tmp/c/ingest/b-x-28b1755ca62c'
+        >>> del os.environ["ATDATA_CACHE_DIR"]
+    """
+    root = os.path.expanduser(os.environ.get("ATDATA_CACHE_DIR") or "~/.cache/atdata")
+    tag = hashlib.sha256(out.rstrip("/").encode()).hexdigest()[:12]
+    safe = "".join(c if c.isalnum() else "-" for c in out[5:].strip("/"))[:60]
+    return os.path.join(root, "ingest", f"{safe}-{tag}")
+
+
+class Output:
+    """The output of one ingestion (see the module notes).
+
+    Args:
+        out: A local directory or an ``s3://bucket/prefix``.
+        work_dir: Staging directory of an ``s3://`` output.
+        s3: S3 access (client or options) for an ``s3://`` output.
+    """
+
+    def __init__(self, out: str, work_dir: str | None = None, s3: S3Access | None = None) -> None:
+        self.out = out
+        self.remote = out.startswith("s3://")
+        self.store: Any = None
+        if self.remote:
+            from atdata.stores._s3 import S3DataStore
+            from atdata.stores._s3client import parse_s3_url
+
+            bucket, prefix = parse_s3_url(out)
+            self.bucket, self.prefix = bucket, prefix.strip("/")
+            self.work = os.path.abspath(work_dir or default_work_dir(out))
+            self.store = S3DataStore(bucket, self.prefix, client=(s3 or S3Access()).get())
+        else:
+            self.work = os.path.abspath(os.path.expanduser(out))
+        os.makedirs(self.work, exist_ok=True)
+
+    def local(self, name: str) -> str:
+        """Where shard ``name`` is written on local disk."""
+        return os.path.join(self.work, name)
+
+    def url(self, name: str) -> str:
+        """Where shard ``name`` ends up (its path, or its ``s3://`` URL)."""
+        if self.remote:
+            key = f"{self.prefix}/{name}" if self.prefix else name
+            return f"s3://{self.bucket}/{key}"
+        return self.local(name)
+
+    def upload(self, name: str, sha256: str, size: int) -> None:
+        """Upload sealed shard ``name`` and its manifest (header last), verified; then drop
+        the local copies.
+
+        Raises:
+            StorageError: When an upload fails (the shard stays pending).
+            IntegrityError: When the stored object does not match.
+        """
+        from atdata.manifest._paths import manifest_paths
+
+        path = self.local(name)
+        if os.path.exists(path):
+            self.store.put_shard(path, name, sha256=sha256, size=size)
+        elif not self.store.exists(name, size=size, sha256=sha256):
+            from atdata._errors import StorageError
+
+            raise StorageError(
+                f"shard {name} is pending upload to {self.url(name)} but its staged copy "
+                f"{path} is gone; delete {os.path.join(self.work, '.ingest')} and ingest again"
+            )
+        jpath, ppath = manifest_paths(path)
+        for side in (ppath, jpath):
+            if os.path.exists(side):
+                self.put_file(side, os.path.basename(side))
+
+    def put_file(self, path: str, name: str) -> None:
+        """Upload one local file as ``<prefix>/<name>`` (verified)."""
+        with open(path, "rb") as f:
+            data = f.read()
+        self.store.put_shard(path, name, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+
+    def drop_local(self, name: str) -> None:
+        """Remove the staged copy of an uploaded shard and its manifest."""
+        from atdata.manifest._paths import manifest_paths
+
+        path = self.local(name)
+        for p in (path, *manifest_paths(path)):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(p)
+
+    def publish_state(self, data: bytes) -> None:
+        """Mirror ``state.json`` to ``<prefix>/.ingest/state.json`` (remote outputs)."""
+        if self.remote:
+            key = f"{self.prefix}/.ingest/state.json" if self.prefix else ".ingest/state.json"
+            with contextlib.suppress(Exception):  # informational copy; the local one rules
+                self.store.client.put_object(Bucket=self.bucket, Key=key, Body=data)
+
+    def clean_temporaries(self) -> int:
+        """Remove what killed runs left under temporary names; returns how many."""
+        n = 0
+        for d in (self.work, os.path.join(self.work, ".ingest")):
+            if not os.path.isdir(d):
+                continue
+            for entry in os.listdir(d):
+                if entry.startswith(".") and ".tmp-" in entry:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(os.path.join(d, entry))
+                        n += 1
+        return n

@@ -1,0 +1,189 @@
+"""Reading rows from one input with their positions, starting anywhere.
+
+Every reader yields ``(position, row)`` pairs: the position is the record's index in its input
+(the line of a JSONL file, the record of a CSV file after its header, the row of a parquet file
+or HF dataset) and ``row`` is a ``dict``, or a :class:`BadRow` for a record that cannot be read
+(invalid JSON, a CSV record with the wrong number of cells). ``start`` skips the records a
+previous run already took, so a resumed ingestion continues exactly where its last sealed
+shard ended.
+
+Examples:
+    >>> import io
+    >>> rows = iter_jsonl(io.BytesIO(b'{"a": 1}\\n\\n{"a": \\n[1]\\n{"a": 4}\\n'), start=0)
+    >>> [(p, r if isinstance(r, dict) else r.reason) for p, r in rows]
+    [(0, {'a': 1}), (2, 'parse'), (3, 'parse'), (4, {'a': 4})]
+    >>> list(iter_jsonl(io.BytesIO(b'{"a": 1}\\n{"a": 2}\\n'), start=1))
+    [(1, {'a': 2})]
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from atdata._extras import require
+from atdata._ingest._sources import Input, S3Access, open_binary
+
+__all__ = ["BadRow", "iter_csv", "iter_input", "iter_jsonl", "iter_parquet", "iter_table"]
+
+BATCH_ROWS = 4096
+
+
+class BadRow:
+    """A record that could not be read: why, and its raw text."""
+
+    __slots__ = ("detail", "raw", "reason")
+
+    def __init__(self, detail: str, raw: Any, reason: str = "parse") -> None:
+        self.reason = reason
+        self.detail = detail
+        self.raw = raw
+
+
+def iter_jsonl(stream: Any, start: int = 0) -> Iterator[tuple[int, Any]]:
+    """Rows of a JSON Lines stream (one object per line; blank lines are skipped)."""
+    loads = json.loads
+    for pos, line in enumerate(itertools.islice(stream, start, None), start):
+        try:
+            row = loads(line)
+        except ValueError as exc:
+            if not line.strip():
+                continue
+            text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+            yield pos, BadRow(f"invalid JSON: {exc}", text.rstrip("\r\n"))
+            continue
+        if type(row) is not dict:
+            yield pos, BadRow(f"a JSON {type(row).__name__}, not an object", row)
+            continue
+        yield pos, row
+
+
+def iter_csv(stream: Any, start: int = 0, where: str = "") -> Iterator[tuple[int, Any]]:
+    """Rows of a CSV stream with a header line (cells stay text; coercion parses them)."""
+    text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
+    reader = csv.reader(text)
+    try:
+        header = next(reader)
+    except StopIteration:
+        return
+    except (csv.Error, UnicodeDecodeError) as exc:
+        yield 0, BadRow(f"unreadable CSV header{where}: {exc}", "")
+        return
+    n = len(header)
+    pos = start
+    rows = itertools.islice(reader, start, None)
+    while True:
+        try:
+            cells = next(rows)
+        except StopIteration:
+            return
+        except (csv.Error, UnicodeDecodeError) as exc:
+            yield pos, BadRow(f"unreadable CSV record: {exc}", "")
+            pos += 1
+            continue
+        if len(cells) != n:
+            if cells:
+                yield pos, BadRow(f"{len(cells)} cells where the header has {n}", cells)
+            pos += 1
+            continue
+        yield pos, dict(zip(header, cells, strict=True))
+        pos += 1
+
+
+def iter_table(batches: Iterator[Any], start: int = 0) -> Iterator[tuple[int, Any]]:
+    """Rows of a stream of Arrow record batches (or tables), skipping the first ``start``."""
+    pos = 0
+    for batch in batches:
+        n = batch.num_rows
+        if pos + n <= start:
+            pos += n
+            continue
+        skip = max(0, start - pos)
+        part = batch.slice(skip) if skip else batch
+        for i, row in enumerate(part.to_pylist()):
+            yield pos + skip + i, row
+        pos += n
+
+
+def iter_parquet(f: Any, start: int = 0) -> Iterator[tuple[int, Any]]:
+    """Rows of a parquet file (a path or seekable file); row groups before ``start`` are
+    skipped without being read."""
+    pq = require("pyarrow.parquet", "query", "reading parquet")
+    pf = pq.ParquetFile(f)
+    md = pf.metadata
+    pos, groups = 0, []
+    for g in range(md.num_row_groups):
+        n = md.row_group(g).num_rows
+        if pos + n > start:
+            groups.append(g)
+        else:
+            pos += n
+    if not groups:
+        return
+    batches = pf.iter_batches(batch_size=BATCH_ROWS, row_groups=groups)
+    for p, row in iter_table(batches, start - pos):
+        yield pos + p, row
+
+
+def arrow_schema(inp: Input, s3: S3Access | None = None) -> Any:
+    """The Arrow schema of a parquet input or HF dataset (``None`` for text formats)."""
+    if inp.fmt == "hf":
+        return inp.obj.data.schema
+    if inp.fmt == "parquet":
+        pq = require("pyarrow.parquet", "query", "reading parquet")
+        with _seekable(inp, s3) as f:
+            return pq.ParquetFile(f).schema_arrow
+    return None
+
+
+class _seekable:  # noqa: N801 - a context manager used like a function
+    """A seekable file for a parquet input (remote ones are spooled to a temporary file)."""
+
+    def __init__(self, inp: Input, s3: S3Access | None) -> None:
+        self._inp, self._s3 = inp, s3
+        self._f: Any = None
+
+    def __enter__(self) -> Any:
+        if self._inp.location == "local" and not self._inp.compression:
+            self._f = open(self._inp.uri, "rb")  # noqa: SIM115 - closed in __exit__
+            return self._f
+        import shutil
+        import tempfile
+
+        self._f = tempfile.TemporaryFile()  # noqa: SIM115 - closed in __exit__
+        with open_binary(self._inp, self._s3) as src:
+            shutil.copyfileobj(src, self._f, 1 << 20)
+        self._f.seek(0)
+        return self._f
+
+    def __exit__(self, *exc: Any) -> None:
+        self._f.close()
+
+
+def iter_input(inp: Input, start: int = 0, s3: S3Access | None = None) -> Iterator[tuple[int, Any]]:
+    """Rows of ``inp`` from position ``start``."""
+    if inp.fmt == "hf":
+        yield from _iter_hf(inp.obj, start)
+        return
+    if inp.fmt == "parquet":
+        with _seekable(inp, s3) as f:
+            yield from iter_parquet(f, start)
+        return
+    with open_binary(inp, s3) as stream:
+        if inp.fmt == "csv":
+            yield from iter_csv(stream, start, f" of {inp.uri}")
+        else:
+            yield from iter_jsonl(stream, start)
+
+
+def _iter_hf(ds: Any, start: int) -> Iterator[tuple[int, Any]]:
+    table = ds.with_format("arrow")
+    n = len(ds)
+    for lo in range(start, n, BATCH_ROWS):
+        part = table[lo : min(n, lo + BATCH_ROWS)]
+        for i, row in enumerate(part.to_pylist()):
+            yield lo + i, row

@@ -1,0 +1,176 @@
+"""The durable progress of an ingestion: ``<work>/.ingest/state.json`` and its two logs.
+
+``state.json`` (written atomically: temporary name, fsync, ``os.replace``) records, as of the
+last sealed shard, which inputs are done and the position in the current one, the shards
+sealed (name, samples, size, sha256) and those still to upload, the counters, and how many
+bytes of the two append-only logs are valid: ``dedup.bin`` (the 16-byte digests of the rows
+kept) and ``rejects.jsonl``. A resumed run truncates both logs to those lengths, so anything a
+killed run wrote after its last seal is redone exactly once.
+
+Examples:
+    >>> import tempfile
+    >>> st = IngestState(tempfile.mkdtemp())
+    >>> st.progress.shard_no, st.exists()
+    (0, False)
+    >>> st.progress.position = 7
+    >>> st.save()
+    >>> IngestState(st.work_dir).load().progress.position
+    7
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import uuid
+from typing import Any
+
+from atdata._errors import ConfigError
+
+__all__ = ["STATE_FORMAT", "IngestState", "Progress"]
+
+STATE_FORMAT = "atdata.ingest/1"
+
+
+@dataclasses.dataclass
+class Progress:
+    """Where an ingestion stands as of its last sealed shard (see the module notes)."""
+
+    config: dict[str, Any] = dataclasses.field(default_factory=dict)
+    input_index: int = 0
+    position: int = 0
+    shard_no: int = 0
+    read: int = 0
+    written: int = 0
+    duplicates: int = 0
+    filtered: int = 0
+    rejected: dict[str, int] = dataclasses.field(default_factory=dict)
+    bytes: int = 0
+    shards: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    pending: list[str] = dataclasses.field(default_factory=list)
+    dedup_len: int = 0
+    rejects_len: int = 0
+    seconds: float = 0.0
+    complete: bool = False
+
+
+def _atomic_write(path: str, data: bytes, fsync: bool) -> None:
+    d = os.path.dirname(path) or "."
+    tmp = os.path.join(d, f".{os.path.basename(path)}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class IngestState:
+    """The state files of one ingestion under ``<work_dir>/.ingest/``.
+
+    Args:
+        work_dir: The output directory (or, for an ``s3://`` output, the local staging one).
+        fsync: Flush the logs and the state to disk at each seal (survives power loss).
+    """
+
+    def __init__(self, work_dir: str, fsync: bool = True) -> None:
+        self.work_dir = work_dir
+        self.dir = os.path.join(work_dir, ".ingest")
+        self.path = os.path.join(self.dir, "state.json")
+        self.dedup_path = os.path.join(self.dir, "dedup.bin")
+        self.rejects_path = os.path.join(self.dir, "rejects.jsonl")
+        self.fsync = fsync
+        self.progress = Progress()
+        self._dedup: Any = None
+        self._rejects: Any = None
+
+    def exists(self) -> bool:
+        """Whether a previous run left a state."""
+        return os.path.exists(self.path)
+
+    def load(self) -> IngestState:
+        """Read ``state.json``.
+
+        Raises:
+            ConfigError: When it is unreadable or of another format.
+        """
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                raw = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(
+                f"cannot read the ingestion state {self.path}: {exc}; delete {self.dir} to start "
+                "over (the shards beside it will be rewritten)"
+            ) from None
+        if not isinstance(raw, dict) or raw.get("format") != STATE_FORMAT:
+            raise ConfigError(f"{self.path} is not an atdata ingestion state ({STATE_FORMAT})")
+        names = {f.name for f in dataclasses.fields(Progress)}
+        self.progress = Progress(**{k: v for k, v in raw.items() if k in names})
+        return self
+
+    def to_json(self) -> bytes:
+        """The bytes of ``state.json``."""
+        body = {"format": STATE_FORMAT, **dataclasses.asdict(self.progress)}
+        return json.dumps(body, indent=1, sort_keys=True).encode("utf-8")
+
+    def save(self) -> None:
+        """Write ``state.json`` atomically."""
+        os.makedirs(self.dir, exist_ok=True)
+        _atomic_write(self.path, self.to_json(), self.fsync)
+
+    # -- logs ----------------------------------------------------------------------------------
+    def open_logs(self) -> bytes:
+        """Truncate both logs to their recorded lengths, open them for appending, and return
+        the valid dedup digests."""
+        os.makedirs(self.dir, exist_ok=True)
+        p = self.progress
+        digests = b""
+        for path, n in ((self.dedup_path, p.dedup_len), (self.rejects_path, p.rejects_len)):
+            with open(path, "ab") as f:
+                f.truncate(n)
+        with open(self.dedup_path, "rb") as f:
+            digests = f.read(p.dedup_len)
+        self._dedup = open(self.dedup_path, "ab")  # noqa: SIM115 - closed in close_logs
+        self._rejects = open(self.rejects_path, "ab")  # noqa: SIM115 - closed in close_logs
+        return digests
+
+    def reject(self, record: dict[str, Any]) -> None:
+        """Append one rejected row to ``rejects.jsonl``."""
+        line = json.dumps(record, ensure_ascii=False, default=_jsonable) + "\n"
+        self._rejects.write(line.encode("utf-8"))
+
+    def add_digests(self, data: bytes) -> None:
+        """Append digests of kept rows to ``dedup.bin``."""
+        if data:
+            self._dedup.write(data)
+
+    def sync_logs(self) -> None:
+        """Flush both logs and record their lengths in the progress (before a save)."""
+        for f in (self._dedup, self._rejects):
+            f.flush()
+            if self.fsync:
+                os.fsync(f.fileno())
+        self.progress.dedup_len = self._dedup.tell()
+        self.progress.rejects_len = self._rejects.tell()
+
+    def close_logs(self) -> None:
+        for f in (self._dedup, self._rejects):
+            if f is not None:
+                f.close()
+        self._dedup = self._rejects = None
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        import base64
+
+        return {"base64": base64.b64encode(bytes(v)).decode("ascii")}
+    if hasattr(v, "tolist"):
+        return v.tolist()
+    return repr(v)
