@@ -136,4 +136,3 @@ def ingest(
         )
         report.entry = index.insert_dataset(ds, name=name)
     return report
-

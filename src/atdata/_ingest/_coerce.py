@@ -38,7 +38,7 @@ _TRUE = frozenset({"true", "t", "yes", "y", "1"})
 _FALSE = frozenset({"false", "f", "no", "n", "0"})
 
 
-class Reject(Exception):  # noqa: N818 - a control-flow signal, never leaves the package
+class Reject(Exception):
     """A row that cannot become a sample; ``reason`` is the counter it goes to."""
 
     def __init__(self, message: str, reason: str = "coerce") -> None:
@@ -239,10 +239,12 @@ class RowCoercer:
                     raise Reject(
                         f"required field {self._prefix + name!r} is {what}", reason="coerce"
                     )
-                vals[name] = None if spec.optional and not spec.has_default else spec.default_value()
+                vals[name] = (
+                    None if spec.optional and not spec.has_default else spec.default_value()
+                )
                 continue
             vals[name] = co(v)
-        cls = self.sample_type
+        cls: Any = self.sample_type
         if self._init:
             try:
                 return cls(**vals)

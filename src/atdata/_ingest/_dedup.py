@@ -42,7 +42,7 @@ class DigestSet:
         capacity: Initial number of slots (rounded up to a power of two).
     """
 
-    __slots__ = ("_hi", "_lo", "_mask", "_n", "_limit")
+    __slots__ = ("_hi", "_limit", "_lo", "_mask", "_n")
 
     def __init__(self, capacity: int = 1 << 16) -> None:
         size = 1 << max(4, (capacity - 1).bit_length())

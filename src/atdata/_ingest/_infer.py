@@ -168,9 +168,7 @@ def infer_sample_type(
     from atdata._wire.sample import packable
 
     cols: dict[str, _Column] = {}
-    n = 0
-    for row in rows:
-        n += 1
+    for n, row in enumerate(rows, 1):
         for k in cols.keys() - row.keys():
             cols[k].optional = True
         for k, v in row.items():

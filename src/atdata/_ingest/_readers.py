@@ -22,7 +22,7 @@ import csv
 import io
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 from atdata._extras import require
@@ -140,7 +140,7 @@ def arrow_schema(inp: Input, s3: S3Access | None = None) -> Any:
     return None
 
 
-class _seekable:  # noqa: N801 - a context manager used like a function
+class _seekable:
     """A seekable file for a parquet input (remote ones are spooled to a temporary file)."""
 
     def __init__(self, inp: Input, s3: S3Access | None) -> None:
@@ -149,12 +149,12 @@ class _seekable:  # noqa: N801 - a context manager used like a function
 
     def __enter__(self) -> Any:
         if self._inp.location == "local" and not self._inp.compression:
-            self._f = open(self._inp.uri, "rb")  # noqa: SIM115 - closed in __exit__
+            self._f = open(self._inp.uri, "rb")
             return self._f
         import shutil
         import tempfile
 
-        self._f = tempfile.TemporaryFile()  # noqa: SIM115 - closed in __exit__
+        self._f = tempfile.TemporaryFile()
         with open_binary(self._inp, self._s3) as src:
             shutil.copyfileobj(src, self._f, 1 << 20)
         self._f.seek(0)
@@ -164,7 +164,9 @@ class _seekable:  # noqa: N801 - a context manager used like a function
         self._f.close()
 
 
-def iter_input(inp: Input, start: int = 0, s3: S3Access | None = None) -> Iterator[tuple[int, Any]]:
+def iter_input(
+    inp: Input, start: int = 0, s3: S3Access | None = None
+) -> Generator[tuple[int, Any], None, None]:
     """Rows of ``inp`` from position ``start``."""
     if inp.fmt == "hf":
         yield from _iter_hf(inp.obj, start)

@@ -208,7 +208,12 @@ class IngestRun:
         st.add_digests(b"".join(self.new_digests))
         self.new_digests.clear()
         p.shards.append(
-            {"name": name, "num_samples": info.num_samples, "size": info.size, "sha256": info.sha256}
+            {
+                "name": name,
+                "num_samples": info.num_samples,
+                "size": info.size,
+                "sha256": info.sha256,
+            }
         )
         p.shard_no += 1
         p.bytes += info.size
@@ -292,10 +297,9 @@ class IngestRun:
                 display.update(self)
             if self.read == min_rows and self.rejected:
                 self._gate(final=False)
-            if type(row) is not dict:
-                if isinstance(row, BadRow):
-                    self._reject(inp, pos, row.reason, row.detail, row.raw)
-                    continue
+            if type(row) is not dict and isinstance(row, BadRow):
+                self._reject(inp, pos, row.reason, row.detail, row.raw)
+                continue
             if transform is not None:
                 try:
                     row = transform(row)

@@ -104,9 +104,7 @@ def _is_hf(obj: Any) -> bool:
     return type(obj).__module__.startswith("datasets") and hasattr(obj, "with_format")
 
 
-def resolve_inputs(
-    source: Any, fmt: str | None = None, s3: S3Access | None = None
-) -> list[Input]:
+def resolve_inputs(source: Any, fmt: str | None = None, s3: S3Access | None = None) -> list[Input]:
     """The inputs ``source`` names, in a fixed order.
 
     Args:
@@ -188,12 +186,14 @@ def _s3_inputs(uri: str, fmt: str | None, s3: S3Access) -> list[Input]:
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for obj in page.get("Contents", []):
                 k = obj["Key"]
-                if (fnmatch.fnmatchcase(k, key) if cut < len(key) else _known(k)) and not k.endswith(
-                    "/"
-                ):
+                if (
+                    fnmatch.fnmatchcase(k, key) if cut < len(key) else _known(k)
+                ) and not k.endswith("/"):
                     found.append((k, int(obj["Size"])))
     except Exception as exc:
-        raise StorageError(f"cannot list s3://{bucket}/{prefix}: {type(exc).__name__}: {exc}") from None
+        raise StorageError(
+            f"cannot list s3://{bucket}/{prefix}: {type(exc).__name__}: {exc}"
+        ) from None
     if not found:
         raise DataNotFoundError(f"input {uri!r} matches no objects; check the bucket and prefix")
     out = []
@@ -227,13 +227,13 @@ class _RawAdapter(io.RawIOBase):
 
 def _open_raw(inp: Input, s3: S3Access | None) -> Any:
     if inp.location == "local":
-        return open(inp.uri, "rb")  # noqa: SIM115 - the caller closes it
+        return open(inp.uri, "rb")
     if inp.location == "http":
         import urllib.error
         import urllib.request
 
         try:
-            return urllib.request.urlopen(inp.uri, timeout=60)  # noqa: S310 - http(s) only
+            return urllib.request.urlopen(inp.uri, timeout=60)
         except (urllib.error.URLError, OSError) as exc:
             raise StorageError(f"cannot read input {inp.uri}: {exc}; check the URL") from None
     if inp.location == "s3":

@@ -28,7 +28,15 @@ def _root() -> None:
 
 
 # command modules, each with a ``register(app)`` function
-_COMMAND_MODULES = ["._core", "._query", "._atmosphere", "._index", "._services", "._watch"]
+_COMMAND_MODULES = [
+    "._core",
+    "._query",
+    "._atmosphere",
+    "._index",
+    "._services",
+    "._watch",
+    "._ingest",
+]
 _registered: list[bool] = []
 
 
