@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import sys
 import threading
 import warnings
 
@@ -97,7 +98,12 @@ def test_dataset_needs_a_source():
         atdata.Dataset()
 
 
-def test_metadata_from_a_file_and_http(written, tmp_path):
+@pytest.mark.parametrize("http_client", ["requests", "urllib"])
+def test_metadata_from_a_file_and_http(written, tmp_path, monkeypatch, http_client):
+    if http_client == "urllib":  # without requests installed, urllib fetches it
+        monkeypatch.setitem(sys.modules, "requests", None)
+    else:
+        pytest.importorskip("requests")
     meta = tmp_path / "meta.msgpack"
     meta.write_bytes(msgpack.packb({"license": "CC0", "n": 7}))
     assert atdata.Dataset(written.url).metadata is None
@@ -121,6 +127,9 @@ def test_metadata_from_a_file_and_http(written, tmp_path):
     finally:
         srv.shutdown()
         srv.server_close()
+    gone = atdata.Dataset(written.url, metadata_url=f"{base}/meta.msgpack")  # server closed
+    with pytest.raises(atdata.StorageError, match=r"cannot fetch dataset metadata http://127"):
+        _ = gone.metadata
     (tmp_path / "bad.msgpack").write_bytes(msgpack.packb([1, 2]))
     with pytest.raises(atdata.DecodeError, match="is a list, not a map"):
         _ = atdata.Dataset(written.url, metadata_url=str(tmp_path / "bad.msgpack")).metadata

@@ -1,7 +1,8 @@
 """Dataset-level metadata (``metadata_url``, ``content_metadata``) and raw WebDataset dicts.
 
 ``metadata_url`` names a msgpack map (a local path, ``file://`` or HTTP(S) URL, or any URL the
-dataset's source can open); it is fetched once, on first use of ``ds.metadata``.
+dataset's source can open); it is fetched once, on first use of ``ds.metadata`` (HTTP through
+``requests`` when it is installed, else ``urllib``).
 ``wrap``/``wrap_batch`` turn the dicts a WebDataset pipeline yields (``{"__key__", "msgpack"}``)
 into this dataset's samples.
 
@@ -43,6 +44,32 @@ __all__ = [
 _TIMEOUT = 30.0
 
 
+def _http_get(url: str) -> bytes:
+    """The body at an HTTP(S) ``url``: through ``requests`` when it is installed (its CA bundle,
+    ``.netrc`` and proxy settings apply, as with upstream atdata), else ``urllib``.
+
+    Raises:
+        StorageError: An HTTP error status or a failed connection.
+    """
+    try:
+        import requests
+    except ImportError:
+        with urllib.request.urlopen(url, timeout=_TIMEOUT) as resp:
+            return bytes(resp.read())
+    try:
+        with requests.get(url, stream=True, timeout=_TIMEOUT) as resp:
+            resp.raise_for_status()
+            return bytes(resp.content)
+    except requests.HTTPError as exc:
+        code = getattr(exc.response, "status_code", "error")
+        raise StorageError(f"cannot fetch dataset metadata {url}: HTTP {code}") from None
+    except requests.RequestException as exc:
+        raise StorageError(
+            f"cannot fetch dataset metadata {url}: {type(exc).__name__}"
+            " (check the URL and that the server is reachable)"
+        ) from None
+
+
 def fetch_metadata(url: str, source: Any) -> dict[str, Any]:
     """The msgpack map at ``url``.
 
@@ -52,8 +79,7 @@ def fetch_metadata(url: str, source: Any) -> dict[str, Any]:
     """
     try:
         if url.startswith(("http://", "https://")):
-            with urllib.request.urlopen(url, timeout=_TIMEOUT) as resp:
-                data = resp.read()
+            data = _http_get(url)
         elif not is_remote(url):
             with open(url[7:] if url.startswith("file://") else url, "rb") as f:
                 data = f.read()
