@@ -25,6 +25,8 @@ HEAVY = [
     "atproto",
     "libipld",
     "torch",
+    "uvicorn",
+    "selenium",
 ]
 
 

@@ -9,7 +9,7 @@ Layers, low -> high (CLAUDE.md, "Layout"):
 4. ``dataset``, ``lens``
 5. ``stores``, ``providers``, ``index`` and the ``local``/``repository`` facades
 6. ``atmosphere``, ``promote``, ``lexicons``, ``search``
-7. top: ``atdata/__init__``, ``__main__``, ``_load``, ``_named``, ``_demo``, ``cli``, ``testing``, ``ray``
+7. top: ``atdata/__init__``, ``__main__``, ``_load``, ``_named``, ``_demo``, ``cli``, ``testing``, ``ray``, ``viewer``
 
 Every import counts: module level, inside functions, under ``if TYPE_CHECKING:``, absolute and
 relative, ``importlib.import_module("atdata...")`` string literals and the module strings of a
@@ -60,6 +60,7 @@ LAYERS: dict[str, int] = {
     "cli": 7,
     "testing": 7,
     "ray": 7,
+    "viewer": 7,
     "__main__": 7,
 }
 TOP = 7  # the ``atdata`` package itself (its ``__init__``)

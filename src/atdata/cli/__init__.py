@@ -36,6 +36,7 @@ _COMMAND_MODULES = [
     "._services",
     "._watch",
     "._ingest",
+    "._serve",
 ]
 _registered: list[bool] = []
 
