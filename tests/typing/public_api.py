@@ -44,6 +44,9 @@ def check(path: str) -> None:
     assert_type(ds[0].__key__, str | None)
     assert_type(Short(text="x").text, str)
     assert_type(atdata.Dataset[Row](path), Dataset[Row])
+    assert_type(Dataset(path), Dataset[DictSample])  # untyped: the DictSample default
+    assert_type(Dataset(url=path).head(), list[DictSample])
+    assert_type(Dataset(path, sample_type=Row), Dataset[Row])
     assert_type(atdata.load_dataset(path, Row, "train"), Dataset[Row])
     assert_type(atdata.load_dataset(path, Row, split="train"), Dataset[Row])
     assert_type(atdata.load_dataset(path, Row), DatasetDict[Row])

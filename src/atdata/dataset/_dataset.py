@@ -50,7 +50,12 @@ if TYPE_CHECKING:
 
 __all__ = ["Dataset"]
 
-T = TypeVar("T")
+if TYPE_CHECKING:  # type checkers: Dataset("x.tar") is a Dataset[DictSample] (PEP 696 default)
+    import typing_extensions
+
+    T = typing_extensions.TypeVar("T", default=DictSample)
+else:
+    T = TypeVar("T")
 V = TypeVar("V")
 
 
@@ -144,7 +149,7 @@ class Dataset(Generic[T]):
         self._query_executor = None
 
     # -- derivation ---------------------------------------------------------------------------
-    def _derive(self, **changes: Any) -> Dataset:
+    def _derive(self, **changes: Any) -> Dataset[Any]:
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
         new.__dict__.update(changes)
@@ -172,7 +177,7 @@ class Dataset(Generic[T]):
         start_method: str | None = None,
         index: Any = None,
         name: str | None = None,
-    ) -> Dataset:
+    ) -> Dataset[Any]:
         """A dataset of ``fn(sample)``: lazy without ``out``; with ``out``, written now.
 
         With ``out`` (a local directory) each input shard becomes one output shard of the same

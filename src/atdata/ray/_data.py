@@ -76,7 +76,7 @@ def _column(values: list[Any]) -> Any:
     return col
 
 
-def _shard_block(ds: Dataset, shard: str) -> Any:
+def _shard_block(ds: Dataset[Any], shard: str) -> Any:
     from ray.data.block import BlockAccessor
 
     keys: list[str] = []
@@ -135,11 +135,11 @@ class AtdataDatasource:
     Built by :func:`read`; the class derives from ``ray.data.Datasource`` when Ray is imported.
     """
 
-    def __new__(cls, ds: Dataset) -> Any:  # subclass Ray's Datasource lazily
+    def __new__(cls, ds: Dataset[Any]) -> Any:  # subclass Ray's Datasource lazily
         return _impl_datasource()(ds)
 
 
-def _read_shard(ds: Dataset, shard: str) -> list[Any]:
+def _read_shard(ds: Dataset[Any], shard: str) -> list[Any]:
     return [_shard_block(ds, shard)]
 
 
@@ -156,7 +156,7 @@ def _impl_datasource() -> type:
     task_params = set(inspect.signature(ReadTask.__init__).parameters)
 
     class _Source(base):  # type: ignore[misc, valid-type]
-        def __init__(self, ds: Dataset) -> None:
+        def __init__(self, ds: Dataset[Any]) -> None:
             with contextlib.suppress(TypeError):
                 super().__init__()
             self._ds = ds
@@ -195,7 +195,7 @@ def _bind(fn: Callable[..., Any], *args: Any) -> Callable[[], Any]:
     return call
 
 
-def read(ds: Dataset, **read_args: Any) -> Any:
+def read(ds: Dataset[Any], **read_args: Any) -> Any:
     """A ``ray.data.Dataset`` of ``ds``'s samples: one read task per shard.
 
     Columns: ``__key__`` and one per field (arrays as tensor columns). Row counts in the read
@@ -297,7 +297,7 @@ def write(
     index: Any = None,
     name: str | None = None,
     prefix: str = "part",
-) -> Dataset:
+) -> Dataset[Any]:
     """Write a ``ray.data.Dataset`` as atdata shards (one per write task) and return it.
 
     Args:
@@ -327,7 +327,7 @@ def write(
     infos = sink.infos
     if not infos:
         raise ConfigError(f"the Ray dataset had no rows, so nothing was written to {out_dir}")
-    ds: Dataset = Dataset([i.path for i in infos], sample_type=sample_type, shard_infos=infos)
+    ds: Dataset[Any] = Dataset([i.path for i in infos], sample_type=sample_type, shard_infos=infos)
     if index is not None:
         index.insert_dataset(ds, name=name)
     return ds
@@ -384,7 +384,7 @@ def _ray_runner(num_cpus: float) -> Callable[..., Iterator[TaskOutcome]]:
 
 
 def map(
-    ds: Dataset,
+    ds: Dataset[Any],
     fn: Callable[..., Any],
     out: str | os.PathLike[str],
     *,
@@ -395,7 +395,7 @@ def map(
     retries: int = 2,
     manifest: bool | None = None,
     num_cpus: float = 1,
-) -> Dataset:
+) -> Dataset[Any]:
     """``ds.map(fn, out=out)`` with one Ray task per shard, on the connected Ray cluster.
 
     The output shards, manifests and commit records are those of ``Dataset.map(out=...)``
