@@ -132,6 +132,9 @@ def test_index_listing_versions_licence_tags(tmp_path) -> None:
     assert all(len(s["sha256"]) == 64 for s in d["shards"])
     page = c.get("/api/datasets/shots@1.0.0/samples?length=5").json()
     assert [r["cells"]["label"]["v"] for r in page["rows"]] == ["cat", "dog", "bird", "cat", "dog"]
+    thumb = page["rows"][1]["cells"]["image"]["thumb"]
+    png = c.get("/" + thumb)
+    assert png.status_code == 200 and png_size(png.content) == (20, 16)
     # an entry committed while the viewer runs appears in the next listing
     idx.write_samples(rows(2), name="late", description="added later")
     assert "late@" in " ".join(d["id"] for d in c.get("/api/datasets").json()["datasets"])
@@ -187,6 +190,14 @@ def test_page_length_is_capped_at_100_and_offsets_checked(tmp_path) -> None:
     assert c.get("/api/datasets/many/samples?length=ten").status_code == 400
 
 
+def test_a_bad_sample_is_an_error_row_not_a_failed_page(tmp_path) -> None:
+    atdata.write_samples([{"x": i} for i in range(3)], tmp_path / "plain.tar")
+    wrong = atdata.Dataset(str(tmp_path / "plain.tar"), sample_type=ViewRow)
+    page = Client(create_app(wrong)).get("/api/datasets/plain/samples").json()
+    assert [r["i"] for r in page["rows"]] == [0, 1, 2]
+    assert all(r["cells"] == {} and "plain.tar" in r["error"] for r in page["rows"])
+
+
 def test_responses_are_capped_in_size(pics: str) -> None:
     c = Client(create_app(pics, max_response_bytes=6000))
     r = c.get("/api/datasets/pics/samples?offset=0&length=100")
@@ -213,6 +224,8 @@ def test_cell_policy_limits() -> None:
     assert (arr["min"], arr["max"]) == (1.0, 3.0)
     assert to_cell(np.array([], np.int8), p) == {"t": "array", "dtype": "int8", "shape": [0]}
     assert to_cell(bytearray(5), p) == {"t": "bytes", "len": 5}
+    assert to_cell(2**60, p) == {"t": "num", "v": str(2**60)}  # a browser would round it
+    assert to_cell(-(2**53), p) == {"t": "num", "v": -(2**53)}
 
 
 # -- thumbnails -------------------------------------------------------------------------------

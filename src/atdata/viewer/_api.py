@@ -15,7 +15,13 @@ import threading
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from atdata._errors import ConfigError, DataNotFoundError, NotFoundError, SampleKeyError
+from atdata._errors import (
+    AtdataError,
+    ConfigError,
+    DataNotFoundError,
+    NotFoundError,
+    SampleKeyError,
+)
 from atdata.viewer._cells import CellPolicy, to_cell, type_name
 from atdata.viewer._png import image_layout, thumbnail_png
 from atdata.viewer._stats import manifest_summary
@@ -134,6 +140,7 @@ class ViewerAPI:
         self.thumbs = ThumbCache(thumb_cache_bytes)
         self.thumb_side = thumb_side
         self._queries: collections.OrderedDict[tuple[str, str], Any] = collections.OrderedDict()
+        self._queries_lock = threading.Lock()
         self._checksums: dict[tuple[str, int, int], str] = {}
 
     # -- listing and detail -------------------------------------------------------------------
@@ -221,6 +228,13 @@ class ViewerAPI:
             cells[name[: self.policy.string_limit]] = c
         return {**extra, "key": key, "cells": cells}
 
+    def _safe_row(self, vd: ViewerDataset, ds: Dataset[Any], i: int) -> dict[str, Any]:
+        """Row ``i``; a sample that cannot be read is a row with its error, not a failed page."""
+        try:
+            return self._row(vd, ds[i], {"i": i})
+        except AtdataError as exc:
+            return {"i": i, "key": None, "cells": {}, "error": str(exc)[:500]}
+
     def _page(self, rows: list[dict[str, Any]], budget: int) -> tuple[list[dict[str, Any]], bool]:
         """The leading rows that fit in ``budget`` bytes of JSON, and whether any were dropped."""
         used = 0
@@ -237,10 +251,11 @@ class ViewerAPI:
         length = _int(params, "length", 20, 0, MAX_PAGE)
         with vd.lock:
             ds = vd.dataset()
-            total = len(ds)
-            rows = [
-                self._row(vd, ds[i], {"i": i}) for i in range(offset, min(offset + length, total))
-            ]
+            try:
+                total = len(ds)
+            except TypeError as exc:  # remote shards of unknown count: not downloaded for a page
+                raise ConfigError(str(exc)) from None
+            rows = [self._safe_row(vd, ds, i) for i in range(offset, min(offset + length, total))]
         kept, cut = self._page(rows, self.max_response_bytes - 512)
         return {
             "id": vd.id,
@@ -294,17 +309,19 @@ class ViewerAPI:
     def _query(self, vd: ViewerDataset, ds: Dataset[Any], where: str) -> Any:
         """``ds.query(where)``, the last few results remembered (paging re-runs nothing)."""
         k = (vd.id, where)
-        res = self._queries.get(k)
-        if res is None:
-            try:
-                res = ds.query(where or None)
-            except DataNotFoundError as exc:
-                raise ConfigError(str(exc)) from None
+        with self._queries_lock:
+            res = self._queries.get(k)
+            if res is not None:
+                self._queries.move_to_end(k)
+                return res
+        try:
+            res = ds.query(where or None)
+        except DataNotFoundError as exc:
+            raise ConfigError(str(exc)) from None
+        with self._queries_lock:
             self._queries[k] = res
             while len(self._queries) > 8:
                 self._queries.popitem(last=False)
-        else:
-            self._queries.move_to_end(k)
         return res
 
     # -- thumbnails ---------------------------------------------------------------------------

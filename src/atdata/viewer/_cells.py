@@ -4,7 +4,8 @@ Every cell is a dict with a ``"t"`` (type) tag:
 
 - ``{"t": "str", "v": text, "cut": bool, "len": n}``: text is cut at ``string_limit`` chars;
 - ``{"t": "num"|"bool"|"null", "v": ...}``: non-finite floats become the strings ``"nan"``,
-  ``"inf"``, ``"-inf"`` (JSON has no such numbers);
+  ``"inf"``, ``"-inf"`` (JSON has no such numbers), integers beyond 2**53 decimal strings (a
+  browser would round them);
 - ``{"t": "bytes", "len": n}``: raw bytes show only their length;
 - ``{"t": "array", "dtype", "shape", "min", "max"[, "thumb"]}``: never the values; ``thumb``
   is the thumbnail URL of an image-like array;
@@ -48,9 +49,14 @@ class CellPolicy:
     depth_limit: int = 3
 
 
+_JS_SAFE = 2**53  # integers past this lose digits as JavaScript numbers
+
+
 def _num(v: float | int) -> dict[str, Any]:
     if isinstance(v, float) and not math.isfinite(v):
         return {"t": "num", "v": "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")}
+    if isinstance(v, int) and abs(v) > _JS_SAFE:
+        return {"t": "num", "v": str(v)}
     return {"t": "num", "v": v}
 
 

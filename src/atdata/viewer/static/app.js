@@ -179,7 +179,8 @@ async function showSamples(id, params) {
   for (const r of page.rows) for (const k of Object.keys(r.cells)) if (!fields.includes(k)) fields.push(k);
   const rows = page.rows.map((r) => el("tr", { "data-key": r.key || "" },
     el("td", { cls: "num", text: String(r.i) }), el("td", { cls: "arr", text: r.key || "" }),
-    ...fields.map((f) => el("td", {}, r.cells[f] ? cell(r.cells[f]) : null))));
+    ...(r.error ? [el("td", { cls: "error", colspan: String(Math.max(1, fields.length)), text: r.error })]
+      : fields.map((f) => el("td", {}, r.cells[f] ? cell(r.cells[f]) : null)))));
   const go = (o) => { location.hash = dsLink(id, "/samples") + "?offset=" + o + (where ? "&where=" + encodeURIComponent(where) : ""); };
   const end = page.offset + page.length;
   const pager = el("div", { cls: "pager" },
