@@ -3,7 +3,8 @@
 New code imports from :mod:`atdata` / :mod:`atdata.index` / :mod:`atdata.stores`; these names
 are the same objects (``LocalIndex`` and ``Index`` are one class, ``LocalDatasetEntry`` is
 :class:`~atdata.index.DatasetEntry`, ``LocalSchemaRecord`` is
-:class:`~atdata.index.SchemaRecord`).
+:class:`~atdata.index.SchemaRecord`). ``Repo`` is the deprecated S3-plus-Redis object (a facade
+over ``Index`` with an ``S3DataStore``; it warns).
 
 Examples:
     >>> import atdata, atdata.local
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from atdata.index._entry import BasicIndexEntry, LocalDatasetEntry
 from atdata.index._index import Index
+from atdata.index._legacy_repo import Repo
 from atdata.index._schemas import LocalSchemaRecord, SchemaNamespace
 from atdata.stores._local import LocalDiskStore
 from atdata.stores._s3 import S3DataStore
@@ -35,6 +37,7 @@ __all__ = [
     "LocalDiskStore",
     "LocalIndex",
     "LocalSchemaRecord",
+    "Repo",
     "S3DataStore",
     "SchemaNamespace",
 ]
