@@ -28,6 +28,7 @@ __all__ = ["DIGEST_SIZE", "DigestSet", "key_digest", "make_keyer"]
 
 DIGEST_SIZE = 16
 _blake = hashlib.blake2b
+_ZERO = (0,)
 
 
 def key_digest(data: bytes) -> bytes:
@@ -46,8 +47,8 @@ class DigestSet:
 
     def __init__(self, capacity: int = 1 << 16) -> None:
         size = 1 << max(4, (capacity - 1).bit_length())
-        self._hi = array("Q", bytes(8 * size))
-        self._lo = array("Q", bytes(8 * size))
+        self._hi = array("Q", _ZERO) * size
+        self._lo = array("Q", _ZERO) * size
         self._mask = size - 1
         self._n = 0
         self._limit = size * 7 // 10
@@ -96,8 +97,8 @@ class DigestSet:
     def _grow(self) -> None:
         old_hi, old_lo = self._hi, self._lo
         size = 2 * (self._mask + 1)
-        self._hi = t_hi = array("Q", bytes(8 * size))
-        self._lo = t_lo = array("Q", bytes(8 * size))
+        self._hi = t_hi = array("Q", _ZERO) * size
+        self._lo = t_lo = array("Q", _ZERO) * size
         self._mask = mask = size - 1
         self._limit = size * 7 // 10
         for j, hi in enumerate(old_hi):

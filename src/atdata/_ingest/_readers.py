@@ -46,11 +46,11 @@ class BadRow:
 
 def iter_jsonl(stream: Any, start: int = 0) -> Iterator[tuple[int, Any]]:
     """Rows of a JSON Lines stream (one object per line; blank lines are skipped)."""
-    loads = json.loads
+    decode = json.JSONDecoder().decode
     for pos, line in enumerate(itertools.islice(stream, start, None), start):
         try:
-            row = loads(line)
-        except ValueError as exc:
+            row = decode(line.decode("utf-8") if type(line) is bytes else line)
+        except ValueError as exc:  # UnicodeDecodeError too
             if not line.strip():
                 continue
             text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line

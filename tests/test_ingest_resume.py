@@ -1,0 +1,227 @@
+"""Ingestion killed (SIGKILL) and resumed; HTTP and S3 (moto server) inputs and outputs."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import gzip
+import hashlib
+import http.server
+import json
+import os
+import pathlib
+import random
+import signal
+import subprocess
+import sys
+import threading
+
+import pytest
+
+import atdata
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+CHILD = r"""
+import os, signal, sys
+import atdata
+from atdata._ingest import _state
+
+src, out, mode, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+validate = None
+if mode == "row":  # killed while a shard is half written
+    seen = [0]
+    def validate(sample):
+        seen[0] += 1
+        if seen[0] == n:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return True
+elif mode == "save":  # killed after a shard took its name, before the state says so
+    orig, calls = _state._atomic_write, [0]
+    def killing_write(path, data, fsync):
+        calls[0] += 1
+        if calls[0] == n:
+            d, b = os.path.split(path)
+            with open(os.path.join(d, "." + b + ".tmp-1-deadbeef"), "wb") as f:
+                f.write(data[: len(data) // 2])  # a torn temporary the rerun must ignore
+            os.kill(os.getpid(), signal.SIGKILL)
+        orig(path, data, fsync)
+    _state._atomic_write = killing_write
+r = atdata.ingest(src, out, dedup_on="text", maxcount=97, max_invalid_fraction=0.02,
+                  validate=validate, progress=False)
+print(r.rows_read, r.rows_written, r.duplicates, r.rejected.get("parse", 0))
+"""
+
+
+def _make_source(path, n=4000, seed=7):
+    rng = random.Random(seed)
+    lines = []
+    for i in range(n):
+        if rng.random() < 0.004:
+            lines.append(f'{{"id": {i}, "text": ')  # a torn line: rejected as parse
+            continue
+        text = f"t{rng.randrange(3600)}"  # many texts repeat: dropped by dedup
+        lines.append(json.dumps({"id": i, "text": text, "w": rng.random()}))
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def _run_child(tmp_path, src, out, mode="none", n=0):
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.path.join(ROOT, "src")])}
+    return subprocess.run(
+        [sys.executable, str(script), src, out, mode, str(n)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
+def _shard_bytes(d):
+    return {n: pathlib.Path(d, n).read_bytes() for n in sorted(os.listdir(d)) if n.endswith(".tar")}
+
+
+def test_sigkill_at_five_points_then_resume_is_byte_identical(tmp_path):
+    src = _make_source(tmp_path / "rows.jsonl")
+    ref = _run_child(tmp_path, src, str(tmp_path / "ref"))
+    assert ref.returncode == 0, ref.stderr
+    rng = random.Random(20261130)
+    points = [("row", rng.randrange(50, 700)), ("save", rng.randrange(1, 4)),
+              ("row", rng.randrange(50, 700)), ("save", rng.randrange(1, 4)),
+              ("row", rng.randrange(1, 97))]  # fmt: skip
+    out = str(tmp_path / "out")
+    for mode, n in points:
+        p = _run_child(tmp_path, src, out, mode, n)
+        assert p.returncode == -signal.SIGKILL, (mode, n, p.stdout, p.stderr)
+    last = _run_child(tmp_path, src, out)
+    assert last.returncode == 0, last.stderr
+    assert last.stdout == ref.stdout  # same counts: rows read, written, duplicates, rejects
+    want, got = _shard_bytes(tmp_path / "ref"), _shard_bytes(out)
+    assert list(got) == list(want) and len(want) == 25
+    assert [n for n in want if got[n] != want[n]] == []
+    read, written, dups, bad = map(int, ref.stdout.split())
+    assert (read, bad, written + dups + bad) == (4000, read - written - dups, 4000)
+    samples = list(atdata.Dataset(sorted(os.path.join(out, n) for n in got)).ordered())
+    assert [s.__key__ for s in samples] == [f"{i:08d}" for i in range(written)]
+    texts = [s["text"] for s in samples]
+    assert len(set(texts)) == len(texts) == written  # no duplicate, none missing
+    with open(os.path.join(out, ".ingest", "rejects.jsonl")) as f:
+        assert sum(1 for _ in f) == bad  # each reject recorded exactly once
+    assert not [n for n in os.listdir(out) if ".tmp-" in n]
+
+
+# -- HTTP ------------------------------------------------------------------------------------
+@pytest.fixture
+def http_dir(tmp_path):
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield root, f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_http_csv_gz_and_jsonl(http_dir, tmp_path):
+    root, base = http_dir
+    with gzip.open(root / "a.csv.gz", "wt") as f:
+        f.write("id,text\n" + "".join(f"{i},t{i}\n" for i in range(40)))
+    (root / "b.jsonl").write_text(
+        "".join(json.dumps({"id": i, "text": f"j{i}"}) + "\n" for i in range(5))
+    )
+    r = atdata.ingest(f"{base}/a.csv.gz", tmp_path / "o1", maxcount=16)
+    assert (r.rows_read, r.rows_written, r.num_shards) == (40, 40, 3)
+    assert r.schema == "A(id: int, text: str)"
+
+    @atdata.packable
+    class Row:
+        id: int
+        text: str
+
+    r2 = atdata.ingest([f"{base}/b.jsonl", f"{base}/a.csv.gz"], tmp_path / "o2", sample_type=Row)
+    assert [s.text for s in r2.dataset().ordered()][3:7] == ["j3", "j4", "t0", "t1"]
+    with pytest.raises(atdata.StorageError, match="cannot read input"):
+        atdata.ingest(f"{base}/missing.jsonl", tmp_path / "o3", sample_type=Row)
+
+
+# -- S3 (moto server) ------------------------------------------------------------------------
+BUCKET = "ingest-test"
+
+
+@pytest.fixture
+def s3(s3_endpoint):
+    from atdata.stores._s3client import make_client
+
+    client = make_client(endpoint_url=s3_endpoint, aws_access_key_id="testing",
+                         aws_secret_access_key="testing-secret", region_name="us-east-1")  # fmt: skip
+    with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
+        client.create_bucket(Bucket=BUCKET)
+    return client
+
+
+class FlakyClient:
+    """An S3 client whose ``fail_on``-th ``upload_file`` raises (an injected network failure)."""
+
+    def __init__(self, inner, fail_on):
+        self.inner, self.fail_on, self.calls = inner, fail_on, 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def upload_file(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls == self.fail_on:
+            raise ConnectionError("injected: connection reset during upload")
+        return self.inner.upload_file(*args, **kwargs)
+
+
+def test_s3_input_glob_to_local(s3, tmp_path):
+    for k in range(2):
+        body = gzip.compress(
+            "".join(
+                json.dumps({"id": k * 10 + i, "text": f"s{i}"}) + "\n" for i in range(10)
+            ).encode()
+        )
+        s3.put_object(Bucket=BUCKET, Key=f"in/part-{k}.jsonl.gz", Body=body)
+    s3.put_object(Bucket=BUCKET, Key="in/readme.txt", Body=b"not data")
+    r = atdata.ingest(f"s3://{BUCKET}/in/part-*.jsonl.gz", tmp_path / "out", s3_client=s3,
+                      dedup_on="text")  # fmt: skip
+    assert (r.rows_read, r.rows_written, r.duplicates) == (20, 10, 10)
+    r2 = atdata.ingest(f"s3://{BUCKET}/in/", tmp_path / "out2", s3_client=s3)
+    assert r2.rows_written == 20
+
+
+def test_s3_output_failed_upload_is_resumed(s3, tmp_path):
+    src = _make_source(tmp_path / "rows.jsonl", n=600)
+    ref = atdata.ingest(src, tmp_path / "ref", dedup_on="text", maxcount=100,
+                        max_invalid_fraction=0.05)  # fmt: skip
+    out, work = f"s3://{BUCKET}/runs/a", str(tmp_path / "stage")
+    flaky = FlakyClient(s3, fail_on=4)  # shard 0 + 2 manifest files, then shard 1 fails
+    with pytest.raises(atdata.StorageError, match="upload of shard"):
+        atdata.ingest(src, out, dedup_on="text", maxcount=100, max_invalid_fraction=0.05,
+                      s3_client=flaky, work_dir=work)  # fmt: skip
+    state = json.loads(pathlib.Path(work, ".ingest", "state.json").read_text())
+    assert (state["shard_no"], state["pending"]) == (2, ["data-000001.tar"])
+    r = atdata.ingest(src, out, dedup_on="text", maxcount=100, max_invalid_fraction=0.05,
+                      s3_client=s3, work_dir=work)  # fmt: skip
+    assert r.resumed and (r.rows_written, r.duplicates) == (ref.rows_written, ref.duplicates)
+    assert r.list_shards() == [f"{out}/data-{i:06d}.tar" for i in range(ref.num_shards)]
+    for url, local in zip(r.shards, ref.shards, strict=True):
+        key = url[len(f"s3://{BUCKET}/") :]
+        body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        assert (
+            hashlib.sha256(body).digest()
+            == hashlib.sha256(pathlib.Path(local).read_bytes()).digest()
+        )
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="runs/a/")["Contents"]}
+    assert {"runs/a/.ingest/state.json", "runs/a/data-000001.manifest.json"} <= keys
+    assert not [n for n in os.listdir(work) if n.endswith(".tar")]  # staged copies dropped
+    remote_state = json.loads(
+        s3.get_object(Bucket=BUCKET, Key="runs/a/.ingest/state.json")["Body"].read()
+    )
+    assert remote_state["complete"] is True and remote_state["pending"] == []
