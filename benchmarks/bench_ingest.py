@@ -55,12 +55,12 @@ def child(kind: str, src: str, out: str) -> dict:
 
         os.makedirs(out, exist_ok=True)
         n, loads, packb = 0, json.loads, msgpack.packb
-        with wds.ShardWriter(os.path.join(out, "base-%06d.tar"), maxcount=10_000, verbose=0) as w:
-            with open(src, "rb") as f:
-                for line in f:
-                    row = loads(line)
-                    w.write({"__key__": f"{n:08d}", "msgpack": packb(row)})
-                    n += 1
+        pattern = os.path.join(out, "base-%06d.tar")
+        with wds.ShardWriter(pattern, maxcount=10_000, verbose=0) as w, open(src, "rb") as f:
+            for line in f:
+                row = loads(line)
+                w.write({"__key__": f"{n:08d}", "msgpack": packb(row)})
+                n += 1
         rows, written = n, n
     else:
         import atdata

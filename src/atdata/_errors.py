@@ -255,7 +255,11 @@ class QualityGateError(AtdataError, ValueError):
     """
 
     def __init__(
-        self, message: str, read: int = 0, invalid: int = 0, by_reason: Mapping[str, int] | None = None
+        self,
+        message: str,
+        read: int = 0,
+        invalid: int = 0,
+        by_reason: Mapping[str, int] | None = None,
     ) -> None:
         super().__init__(message)
         self.read = read
