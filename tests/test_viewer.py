@@ -467,3 +467,78 @@ def test_importing_the_viewer_is_light() -> None:
 def test_row_type_is_what_the_tests_think() -> None:
     assert [f.name for f in ViewRow.atdata_fields()][:3] == ["image", "depth", "embedding"]
     assert (len(LABELS), PER_SHARD) == (3, 25)
+
+
+def test_only_what_was_given_is_reachable(tmp_path, pics: str) -> None:
+    idx = atdata.Index(path=tmp_path / "index.db")
+    idx.write_samples(rows(3), name="secret")
+    idx.write_samples(rows(2), name="shown")
+    c = Client(create_app(pics, "@local/shown", index=idx))
+    assert [d["id"] for d in c.get("/api/datasets").json()["datasets"]] == [
+        "pics", f"shown@{idx.get_dataset('shown').version}",
+    ]  # fmt: skip
+    for name in ("secret", "@local/secret", "secret@0.1.0", "%40local%2Fsecret"):
+        assert c.get(f"/api/datasets/{name}").status_code == 404
+        assert c.get(f"/api/datasets/{name}/samples").status_code == 404
+
+
+def test_cli_serve_reports_a_missing_path_in_one_line(tmp_path, capsys) -> None:
+    from atdata.cli import main
+
+    assert main(["serve", str(tmp_path / "none-*.tar"), "--port", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "error:" in err and "none-*.tar" in err and len(err.strip().splitlines()) <= 2
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=300)
+    | st.binary(max_size=50),
+    lambda inner: st.lists(inner, max_size=30) | st.dictionaries(st.text(max_size=5), inner, max_size=30),
+    max_leaves=200,
+)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(value=_json)
+def test_cells_are_json_and_bounded(value: Any) -> None:
+    p = CellPolicy(string_limit=50, item_limit=5, depth_limit=2)
+    cell = to_cell(value, p)
+    text = json.dumps(cell, allow_nan=False)  # never NaN/Infinity, always serialisable
+    # each level keeps at most item_limit items of at most string_limit characters
+    assert len(text) < 200 * (p.item_limit + 1) ** (p.depth_limit + 1)
+    if isinstance(value, str):
+        assert cell["v"] == value[:50] and cell["cut"] == (len(value) > 50)
+
+
+def test_concurrent_requests_on_a_real_server(pics: str, tmp_path) -> None:
+    import concurrent.futures
+
+    other = atdata.write_samples([{"n": i} for i in range(300)], tmp_path / "nums.tar")
+    with ServerThread(create_app(pics, other)) as srv:
+
+        def fetch(j: int) -> tuple[int, Any]:
+            kind = j % 4
+            if kind == 0:
+                url = f"api/datasets/pics/samples?offset={j % N}&length=5"
+            elif kind == 1:
+                url = f"api/datasets/pics/thumb?key={j % N:08d}&field=image"
+            elif kind == 2:
+                url = f"api/datasets/nums/samples?offset={j}&length=3"
+            else:
+                url = "api/datasets/pics/query?where=" + "score%20%3E%20" + str(j % 10)
+            with urllib.request.urlopen(srv.url + url, timeout=30) as r:
+                body = r.read()
+                return j, body if kind == 1 else json.loads(body)
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(fetch, range(80)))
+    for j, out in results:
+        kind = j % 4
+        if kind == 0:
+            assert out["rows"][0]["key"] == f"{j % N:08d}"
+        elif kind == 1:
+            assert png_size(out) == (20, 16)
+        elif kind == 2:
+            assert [r["cells"]["n"]["v"] for r in out["rows"]] == [j, j + 1, j + 2]
+        else:
+            assert out["total"] == sum(1 for i in range(N) if i / 4 > j % 10)
