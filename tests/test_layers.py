@@ -55,6 +55,7 @@ LAYERS: dict[str, int] = {
     "watch": 6,
     "_ingest": 6,
     "_load": 7,
+    "_convert": 7,
     "_named": 7,
     "_demo": 7,
     "cli": 7,

@@ -23,6 +23,7 @@ _LAZY: dict[str, str] = {
     "AppViewRequiredError": "atdata._errors",
     "AppViewSearchBackend": "atdata.search",
     "AppViewUnavailableError": "atdata._errors",
+    "ArrayLayoutError": "atdata._errors",
     "AtdataError": "atdata._errors",
     "AuthenticationError": "atdata._errors",
     "ConfigError": "atdata._errors",
@@ -83,6 +84,7 @@ _LAZY: dict[str, str] = {
     "create_repository": "atdata.repository",
     "decode_array": "atdata._wire.arrays",
     "encode_array": "atdata._wire.arrays",
+    "from_arrow": "atdata._convert",
     "generate_cid": "atdata.atmosphere._cid",
     "get_default_index": "atdata.index._index",
     "get_logger": "atdata._logging",
@@ -94,6 +96,7 @@ _LAZY: dict[str, str] = {
     "packable": "atdata._wire.sample",
     "promote_to_atmosphere": "atdata.promote",
     "query_fields": "atdata.manifest._expr",
+    "schema_from_arrow": "atdata.dataset._arrow_read",
     "set_default_index": "atdata.index._index",
     "verify_checksums": "atdata.index._verify",
     "verify_cid": "atdata.atmosphere._cid",
@@ -107,10 +110,12 @@ __getattr__, __dir__ = lazy_module(globals(), _LAZY)
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from atdata._convert import from_arrow
     from atdata._errors import (
         AppViewError,
         AppViewRequiredError,
         AppViewUnavailableError,
+        ArrayLayoutError,
         AtdataError,
         AuthenticationError,
         ConfigError,
@@ -142,6 +147,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from atdata._wire.sample import DictSample, Packable, PackableSample, packable
     from atdata.atmosphere._cid import generate_cid, verify_cid
     from atdata.cli import main
+    from atdata.dataset._arrow_read import schema_from_arrow
     from atdata.dataset._batch import SampleBatch
     from atdata.dataset._dataset import Dataset
     from atdata.dataset._write import ShardWriter, write_samples

@@ -19,6 +19,7 @@ from typing import Any
 
 __all__ = [
     "AppViewError",
+    "ArrayLayoutError",
     "AppViewRequiredError",
     "AppViewUnavailableError",
     "AtdataError",
@@ -100,6 +101,20 @@ class MissingExtraError(AtdataError, ImportError):
 
 class ConfigError(AtdataError, ValueError):
     """An argument or a configuration value cannot work."""
+
+
+class ArrayLayoutError(ConfigError):
+    """An array does not fit the Arrow column laid out for its field from the first batch.
+
+    Attributes:
+        field_path: The field (``"img"``, ``"meta.mask"``).
+        fallback: A layout that holds it (``"list"`` or ``"bytes"``).
+    """
+
+    def __init__(self, message: str, field_path: str = "", fallback: str = "bytes") -> None:
+        super().__init__(message)
+        self.field_path = field_path
+        self.fallback = fallback
 
 
 class MissingCredentialsError(ConfigError, OSError):

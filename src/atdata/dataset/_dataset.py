@@ -35,7 +35,7 @@ from atdata._errors import (
 from atdata._shards.sources import DataSource, URLSource
 from atdata._shards.writer import ShardInfo
 from atdata._wire.sample import DictSample
-from atdata.dataset import _export, _read
+from atdata.dataset import _arrow, _arrow_hf, _export, _read
 from atdata.dataset._access import ShardTable
 from atdata.dataset._alias import DatasetAlias
 from atdata.dataset._meta import check_content_metadata, fetch_metadata, wrap_raw, wrap_raw_batch
@@ -579,16 +579,13 @@ class Dataset(Generic[T]):
         pd = require("pandas", "query", "Dataset.to_pandas")
         return pd.DataFrame(self.to_dict(limit, with_keys=with_keys))
 
-    def to_parquet(
-        self,
-        path: str | os.PathLike[str],
-        sample_map: Callable[[T], dict[str, Any]] | None = None,
-        maxcount: int | None = None,
-        **kwargs: Any,
-    ) -> list[str]:
-        """Write parquet (arrays as nested lists): one file, or with ``maxcount`` files of that
-        many rows named ``{stem}-{segment:06d}.parquet``; returns the paths written."""
-        return _export.to_parquet(self, path, sample_map, maxcount, **kwargs)
+    # Arrow (see _arrow.py: streaming batches, PyCapsule stream; _arrow_hf.py: Hugging Face)
+    to_arrow_reader = _arrow.to_arrow_reader
+    to_parquet = _arrow.to_parquet
+    to_arrow = _arrow.to_arrow
+    to_polars = _arrow.to_polars
+    to_hf = _arrow_hf.to_hf
+    __arrow_c_stream__ = _arrow.arrow_c_stream
 
     def verify(self) -> list[dict[str, Any]]:
         """Check every shard: recorded size and sha256 when known, and a full decode.

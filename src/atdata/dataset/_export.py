@@ -1,7 +1,7 @@
 """Description, export and manifest queries of a :class:`~atdata.Dataset` (as functions of it).
 
 Each function takes the dataset and uses only what :class:`~atdata.Dataset` declares; the
-dataset's methods (``ds.describe()``, ``ds.to_parquet(...)``, ``ds.query(...)`` ...) call them.
+dataset's methods (``ds.describe()``, ``ds.to_dict(...)``, ``ds.query(...)`` ...) call them.
 
 Examples:
     >>> import os, tempfile, atdata
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from atdata._errors import AtdataError, ConfigError
@@ -25,7 +24,7 @@ if TYPE_CHECKING:
     from atdata.dataset._dataset import Dataset
     from atdata.manifest._query import QueryExecutor
 
-__all__ = ["check_plain", "describe", "executor", "schema", "to_dict", "to_parquet", "verify"]
+__all__ = ["check_plain", "describe", "executor", "schema", "to_dict", "verify"]
 
 
 # -- manifest queries (see manifest/_query.py) ------------------------------------------------
@@ -102,54 +101,6 @@ def _row(s: Any) -> dict[str, Any]:
     if isinstance(s, dict):
         return s
     raise ConfigError(f"cannot export a {type(s).__name__} as a row; pass sample_map=")
-
-
-def _parquet_cell(v: Any) -> Any:
-    return v.tolist() if type(v).__name__ == "ndarray" else v
-
-
-def to_parquet(
-    ds: Dataset[Any],
-    path: str | os.PathLike[str],
-    sample_map: Callable[[Any], dict[str, Any]] | None = None,
-    maxcount: int | None = None,
-    **kwargs: Any,
-) -> list[str]:
-    """Write ``ds`` as parquet: one file, or files of at most ``maxcount`` rows named
-    ``{stem}-{segment:06d}{suffix}``; one column per field (arrays as nested lists). ``kwargs`` go
-    to ``pyarrow.parquet.write_table``. Returns the paths written."""
-    from atdata._extras import require
-
-    pa = require("pyarrow", "query", "Dataset.to_parquet")
-    pq = require("pyarrow.parquet", "query", "Dataset.to_parquet")
-    if maxcount is not None and maxcount < 1:
-        raise ConfigError(f"maxcount must be >= 1, got {maxcount}")
-    to_row = sample_map or _row
-    out = os.fspath(path)
-    stem, suffix = os.path.splitext(out)
-    written: list[str] = []
-
-    def flush(rows: list[dict[str, Any]]) -> None:
-        cols: dict[str, list[Any]] = {}
-        for r in rows:
-            for k in r:
-                cols.setdefault(k, [])
-        for r in rows:
-            for k, col in cols.items():
-                col.append(_parquet_cell(r.get(k)))
-        target = out if maxcount is None else f"{stem}-{len(written):06d}{suffix}"
-        pq.write_table(pa.table(cols), target, **kwargs)
-        written.append(target)
-
-    buf: list[dict[str, Any]] = []
-    for s in ds.ordered():
-        buf.append(to_row(s))
-        if maxcount is not None and len(buf) >= maxcount:
-            flush(buf)
-            buf = []
-    if buf or not written:
-        flush(buf)
-    return written
 
 
 def verify(ds: Dataset[Any]) -> list[dict[str, Any]]:

@@ -1,0 +1,266 @@
+"""Build Arrow arrays and record batches from samples' wire values, following a column plan.
+
+Array fields of the ``tensor`` layout are copied once, straight from the stored array bytes
+into one contiguous buffer per batch (no per-sample numpy arrays).
+
+Examples:
+    >>> import numpy as np, pyarrow as pa
+    >>> from atdata._wire.arrays import encode_array
+    >>> from atdata.dataset._arrow_plan import Plan
+    >>> p = Plan("x", "ndarray", layout="tensor", dtype=np.dtype("u1"), shape=(2,))
+    >>> arr = build_array(pa, p, [encode_array(np.array([1, 2], "u1")), np.array([3, 4], "u1")])
+    >>> arr.type.shape, arr.storage.to_pylist()
+    ([2], [[1, 2], [3, 4]])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from atdata._errors import ArrayLayoutError, SchemaError
+from atdata.dataset._arrow_plan import Plan, arrow_field
+
+__all__ = ["build_array", "build_batch"]
+
+
+def _where(keys: Sequence[str] | None, i: int) -> str:
+    return f" (sample {keys[i]!r})" if keys is not None and i < len(keys) else ""
+
+
+def _array_data(v: Any) -> tuple[Any, tuple[int, ...], Any]:
+    """``(dtype, shape, C-order data as bytes-like)`` of an ndarray or atdata array bytes."""
+    import numpy as np
+
+    if type(v).__name__ == "ndarray":
+        a = np.ascontiguousarray(v)
+        return a.dtype, tuple(a.shape), a.reshape(-1).view(np.uint8).data if a.size else b""
+    from atdata._wire.arrays import _NPY_MAGIC, decode_array, parse_header
+
+    if bytes(v[:6]) == _NPY_MAGIC:
+        a = decode_array(v)
+        return a.dtype, tuple(a.shape), a.tobytes()
+    dt, shape, off = parse_header(v)
+    return dt, shape, memoryview(v)[off:]
+
+
+def _mismatch(
+    plan: Plan, got: str, keys: Sequence[str] | None, i: int, fallback: str = "bytes"
+) -> ArrayLayoutError:
+    want = (
+        f"{plan.dtype} {plan.shape}"
+        if plan.layout == "tensor"
+        else f"{plan.dtype} ndim {plan.ndim}"
+    )
+    alt = "'list' or 'bytes'" if plan.layout == "tensor" else "'bytes'"
+    return ArrayLayoutError(
+        f"field {plan.path!r}{_where(keys, i)} holds an array of {got}, but its {plan.layout} "
+        f"column was laid out for {want} from the first batch; pass "
+        f"arrays={{{plan.path!r}: {alt}}} (or arrays={alt.split(' ')[0]}) to keep every array",
+        plan.path,
+        fallback,
+    )
+
+
+def _native(np: Any, flat: Any, dtype: Any) -> Any:
+    """A native-endian numpy array of ``dtype`` over ``flat`` bytes (bool stays bool)."""
+    a = np.frombuffer(flat, dtype=dtype) if len(flat) else np.zeros(0, dtype=dtype)
+    if dtype.byteorder not in ("=", "|") and dtype.byteorder != np.dtype("=i2").byteorder:
+        a = a.astype(dtype.newbyteorder("="))
+    return a
+
+
+def _validity(pa: Any, values: Sequence[Any]) -> tuple[Any, int]:
+    nulls = sum(v is None for v in values)
+    if not nulls:
+        return None, 0
+    return pa.array([v is not None for v in values], pa.bool_()).buffers()[1], nulls
+
+
+def _tensor(pa: Any, plan: Plan, values: Sequence[Any], keys: Sequence[str] | None) -> Any:
+    import numpy as np
+
+    assert plan.shape is not None
+    size = 1
+    for d in plan.shape:
+        size *= d
+    nbytes = size * plan.dtype.itemsize
+    parts: list[Any] = []
+    zero = b"\0" * nbytes
+    for i, v in enumerate(values):
+        if v is None:
+            parts.append(zero)
+            continue
+        dt, shape, data = _array_data(v)
+        if dt != plan.dtype or shape != plan.shape:
+            ok = dt == plan.dtype and len(shape) == len(plan.shape) and 0 not in shape
+            raise _mismatch(plan, f"{dt} {shape}", keys, i, "list" if ok else "bytes")
+        parts.append(data)
+    flat = _native(np, b"".join(parts), plan.dtype)
+    child = pa.array(flat)
+    ftype = arrow_field(pa, plan).type
+    validity, nulls = _validity(pa, values)
+    storage = pa.Array.from_buffers(
+        ftype.storage_type, len(values), [validity], null_count=nulls, children=[child]
+    )
+    return pa.ExtensionArray.from_storage(ftype, storage)
+
+
+def _offsets(pa: Any, lengths: Sequence[int | None]) -> tuple[Any, Any]:
+    """Offsets (a null list takes no room) and the null mask (``None`` when nothing is null)."""
+    out = [0]
+    total = 0
+    for n in lengths:
+        total += n or 0
+        out.append(total)
+    mask = pa.array([n is None for n in lengths], pa.bool_()) if None in lengths else None
+    return pa.array(out, pa.int32()), mask
+
+
+def _ndlist(pa: Any, plan: Plan, values: Sequence[Any], keys: Sequence[str] | None) -> Any:
+    import numpy as np
+
+    ndim = plan.ndim if plan.ndim is not None else 1
+    datas: list[Any] = []
+    level_lengths: list[list[int]] = [[] for _ in range(ndim)]
+    top: list[int | None] = []
+    for i, v in enumerate(values):
+        if v is None:
+            top.append(None)
+            continue
+        dt, shape, data = _array_data(v)
+        if dt != plan.dtype or len(shape) != ndim:
+            raise _mismatch(plan, f"{dt} {shape}", keys, i)
+        if 0 in shape and not _restorable(shape, plan.shape):
+            raise _mismatch(plan, f"{dt} {shape} (empty, and {plan.shape} recorded)", keys, i)
+        datas.append(data)
+        if ndim == 0:
+            continue
+        top.append(shape[0])
+        count = shape[0]
+        for k in range(1, ndim):
+            level_lengths[k].extend([shape[k]] * count)
+            count *= shape[k]
+    flat = _native(np, b"".join(datas), plan.dtype)
+    arr: Any = pa.array(flat)
+    if ndim == 0:
+        return arr.take(pa.array(_index_of(values), pa.int64()))
+    for k in range(ndim - 1, 0, -1):
+        arr = pa.ListArray.from_arrays(_offsets(pa, level_lengths[k])[0], arr)
+    offsets, mask = _offsets(pa, top)
+    return pa.ListArray.from_arrays(offsets, arr, type=arrow_field(pa, plan).type, mask=mask)
+
+
+def _restorable(shape: tuple[int, ...], known: Any) -> bool:
+    """Whether an empty array's extents after its first 0 come back from the recorded ones."""
+    z = shape.index(0)
+    known = known or (None,) * len(shape)
+    return all(shape[k] == (known[k] or 0) for k in range(z + 1, len(shape)))
+
+
+def _index_of(values: Sequence[Any]) -> list[int | None]:
+    """Position of each non-null value among the non-null values (``None`` for nulls)."""
+    out: list[int | None] = []
+    j = 0
+    for v in values:
+        out.append(None if v is None else j)
+        j += v is not None
+    return out
+
+
+def _nested(pa: Any, plan: Plan, values: Sequence[Any], keys: Sequence[str] | None) -> Any:
+    assert plan.item is not None
+    lengths: list[int | None] = []
+    items: list[Any] = []
+    for v in values:
+        if v is None:
+            lengths.append(None)
+            continue
+        if plan.kind == "dict":
+            items.extend(v.items())
+        else:
+            items.extend(v)
+        lengths.append(len(v))
+    offsets, mask = _offsets(pa, lengths)
+    ftype = arrow_field(pa, plan).type
+    if plan.kind == "dict":
+        ks = pa.array([k for k, _ in items], pa.string())
+        vs = build_array(pa, plan.item, [x for _, x in items])
+        return pa.MapArray.from_arrays(offsets, ks, vs, type=ftype, mask=mask)
+    items_arr = build_array(pa, plan.item, items)
+    return pa.ListArray.from_arrays(offsets, items_arr, type=ftype, mask=mask)
+
+
+def _struct(pa: Any, plan: Plan, values: Sequence[Any], keys: Sequence[str] | None) -> Any:
+    rows = [None if v is None else v if isinstance(v, dict) else v._to_wire() for v in values]
+    kids = [
+        build_array(pa, c, [None if r is None else r.get(c.name) for r in rows], keys)
+        for c in plan.children
+    ]
+    ftype = arrow_field(pa, plan).type
+    mask = pa.array([r is None for r in rows], pa.bool_()) if None in rows else None
+    if not kids:
+        return pa.array([None if r is None else {} for r in rows], type=ftype)
+    return pa.StructArray.from_arrays(kids, fields=list(ftype), mask=mask)
+
+
+def build_array(
+    pa: Any, plan: Plan, values: Sequence[Any], keys: Sequence[str] | None = None
+) -> Any:
+    """One Arrow array of ``values`` (wire values of one field, ``None`` for nulls).
+
+    Raises:
+        ArrayLayoutError: (a ``ConfigError``) When an array does not fit the column's layout (the message names the
+            field, the sample and the ``arrays=`` fix).
+        SchemaError: When a value does not fit the column's type (e.g. an int beyond int64).
+    """
+    kind = plan.kind
+    try:
+        if kind == "ndarray":
+            if plan.layout == "tensor":
+                return _tensor(pa, plan, values, keys)
+            if plan.layout == "list":
+                return _ndlist(pa, plan, values, keys)
+            return pa.array(
+                [None if v is None else _as_array_bytes(v) for v in values], pa.binary()
+            )
+        if kind in ("list", "dict"):
+            return _nested(pa, plan, values, keys)
+        if kind == "sample":
+            return _struct(pa, plan, values, keys)
+        if kind == "any":
+            import msgpack
+
+            return pa.array(
+                [None if v is None else msgpack.packb(v, use_bin_type=True) for v in values],
+                pa.binary(),
+            )
+        return pa.array(values, type=arrow_field(pa, plan).type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError) as exc:
+        raise SchemaError(
+            f"field {plan.path!r}: cannot make a {plan.kind} Arrow column from these values "
+            f"({exc}); declare the field's type to match its values"
+        ) from None
+
+
+def _as_array_bytes(v: Any) -> bytes:
+    if type(v).__name__ == "ndarray":
+        from atdata._wire.arrays import encode_array
+
+        return encode_array(v)
+    return bytes(v)
+
+
+def build_batch(
+    pa: Any,
+    schema: Any,
+    plans: Sequence[Plan],
+    rows: Sequence[Mapping[str, Any]],
+    keys: Sequence[str] | None = None,
+) -> Any:
+    """A ``pyarrow.RecordBatch`` of ``rows`` (wire maps) with ``schema``; a ``__key__`` column
+    first when the schema has one."""
+    cols = [build_array(pa, p, [r.get(p.name) for r in rows], keys) for p in plans]
+    if schema.names and schema.names[0] == "__key__":
+        cols.insert(0, pa.array(list(keys or ()), pa.string()))
+    return pa.RecordBatch.from_arrays(cols, schema=schema)
