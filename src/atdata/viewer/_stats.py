@@ -12,6 +12,8 @@ Examples:
     >>> merge_aggregates([{"type": "categorical", "cardinality": 1, "value_counts": {"a": 2}},
     ...                   {"type": "categorical", "cardinality": 2, "value_counts": {"a": 1, "b": 5}}])
     {'type': 'categorical', 'cardinality': 2, 'value_counts': {'b': 5, 'a': 3}, 'cut': False}
+    >>> merge_aggregates([{"type": "categorical", "value_counts": {"x" * 100: 1}}])["value_counts"]
+    {'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx…': 1}
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["histogram", "manifest_summary", "merge_aggregates"]
 
 HIST_BINS = 20
+LABEL_LIMIT = 80  # characters of a categorical value shown
 
 
 def merge_aggregates(aggs: Sequence[dict[str, Any]], top: int = 40) -> dict[str, Any]:
@@ -67,7 +70,11 @@ def merge_aggregates(aggs: Sequence[dict[str, Any]], top: int = 40) -> dict[str,
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     out: dict[str, Any] = {"type": "categorical", "cardinality": max(card, len(counts))}
     if complete:
-        out["value_counts"] = dict(ranked[:top])
+        shown: dict[str, int] = {}
+        for k, v in ranked[:top]:  # long values are cut (and marked) like any text cell
+            label = k if len(k) <= LABEL_LIMIT else k[: LABEL_LIMIT - 1] + "…"
+            shown[label] = shown.get(label, 0) + v
+        out["value_counts"] = shown
         out["cut"] = len(ranked) > top
     return out
 

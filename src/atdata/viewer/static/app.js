@@ -100,7 +100,11 @@ function histogram(h) {
 function aggText(a) {
   if (a.type === "numeric") return "min " + num(a.min) + " · max " + num(a.max) + " · mean " + (a.mean === null ? "–" : Number(a.mean).toPrecision(4)) + " · n " + num(a.count);
   if (a.type === "set") return (a.all_values || []).join(", ") + (a.cut ? " …" : "");
-  if (a.value_counts) return Object.entries(a.value_counts).map(([k, v]) => k + " (" + v + ")").join(", ") + (a.cut ? " …" : "");
+  if (a.value_counts) {
+    const e = Object.entries(a.value_counts), shown = e.slice(0, 12);
+    const more = a.cardinality - shown.length;
+    return shown.map(([k, v]) => k + " (" + v + ")").join(", ") + (more > 0 ? " … " + more + " more" : "");
+  }
   return a.cardinality + " distinct values";
 }
 
