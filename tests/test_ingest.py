@@ -268,3 +268,32 @@ def test_digest_set_is_a_set(keys):
         assert s.add(d) == (d not in ref)
         ref.add(d)
     assert len(s) == len(ref) and all(d in s for d in ref)
+
+
+@settings(max_examples=25, deadline=None)
+@given(hs.lists(hs.integers(1, 9), min_size=1, max_size=6), hs.integers(0, 60))
+def test_parquet_rows_from_any_start(tmp_path_factory, groups, start):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    from atdata._ingest._readers import iter_parquet
+
+    path = tmp_path_factory.mktemp("pq") / "g.parquet"
+    with pq.ParquetWriter(path, pa.schema([("id", pa.int64())])) as w:
+        n = 0
+        for g in groups:  # row groups of uneven sizes
+            w.write_table(pa.table({"id": list(range(n, n + g))}))
+            n += g
+    got = [(p, r["id"]) for p, r in iter_parquet(str(path), start)]
+    assert got == [(i, i) for i in range(start, n)]
+
+
+@settings(max_examples=25, deadline=None)
+@given(hs.lists(hs.sampled_from(['{"a": 1}', "", "{bad", '"s"']), max_size=20), hs.integers(0, 25))
+def test_jsonl_positions_from_any_start(lines, start):
+    import io
+
+    from atdata._ingest._readers import iter_jsonl
+
+    data = "".join(x + "\n" for x in lines).encode()
+    got = [p for p, _ in iter_jsonl(io.BytesIO(data), start)]
+    assert got == [i for i in range(start, len(lines)) if lines[i]]

@@ -221,7 +221,55 @@ def test_s3_output_failed_upload_is_resumed(s3, tmp_path):
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="runs/a/")["Contents"]}
     assert {"runs/a/.ingest/state.json", "runs/a/data-000001.manifest.json"} <= keys
     assert not [n for n in os.listdir(work) if n.endswith(".tar")]  # staged copies dropped
+    assert [s.__key__ for s in r.dataset().ordered()][-1] == f"{ref.rows_written - 1:08d}"
+    idx = atdata.Index(path=str(tmp_path / "i.db"))
+    r2 = atdata.ingest(src, out, dedup_on="text", maxcount=100, max_invalid_fraction=0.05,
+                       s3_client=s3, work_dir=work, index=idx, name="rows")  # fmt: skip
+    assert [sh.url for sh in r2.entry.shards] == r.list_shards()
     remote_state = json.loads(
         s3.get_object(Bucket=BUCKET, Key="runs/a/.ingest/state.json")["Body"].read()
     )
     assert remote_state["complete"] is True and remote_state["pending"] == []
+
+
+# -- interrupted in-process (KeyboardInterrupt) then resumed, per format ------------------------
+class Stop(BaseException):
+    pass
+
+
+def _interrupt_at(n):
+    seen = [0]
+
+    def validate(sample):
+        seen[0] += 1
+        if seen[0] == n:
+            raise Stop
+        return True
+
+    return validate
+
+
+@pytest.mark.parametrize("fmt", ["csv.gz", "parquet", "hf"])
+def test_interrupted_resume_per_format(tmp_path, fmt):
+    rows = [{"id": i, "text": f"t{i % 150}", "w": i / 7} for i in range(400)]
+    if fmt == "csv.gz":
+        src = str(tmp_path / "rows.csv.gz")
+        with gzip.open(src, "wt") as f:
+            f.write("id,text,w\n" + "".join(f"{r['id']},{r['text']},{r['w']}\n" for r in rows))
+    elif fmt == "parquet":
+        pa = pytest.importorskip("pyarrow")
+        pq = pytest.importorskip("pyarrow.parquet")
+        src = str(tmp_path / "rows.parquet")
+        pq.write_table(pa.Table.from_pylist(rows), src, row_group_size=64)
+    else:
+        datasets = pytest.importorskip("datasets")
+        src = datasets.Dataset.from_list(rows)
+    kw = {"dedup_on": "text", "maxcount": 30, "name": "rows"}
+    ref = atdata.ingest(src, tmp_path / "ref", **kw)
+    out = tmp_path / "out"
+    for n in (45, 17, 61):  # each run stops part-way, after sealing some shards
+        with pytest.raises(Stop):
+            atdata.ingest(src, out, validate=_interrupt_at(n), **kw)
+    r = atdata.ingest(src, out, **kw)
+    assert (r.rows_read, r.rows_written, r.duplicates) == (400, 150, 250)
+    assert _shard_bytes(tmp_path / "ref") == _shard_bytes(out) and r.num_shards == ref.num_shards

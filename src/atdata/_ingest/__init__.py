@@ -132,7 +132,9 @@ def ingest(
         from atdata.dataset._dataset import Dataset
 
         ds: Any = Dataset(
-            report.list_shards(), sample_type=run.sample_type, shard_infos=run.shard_infos()
+            report.source or report.list_shards(),
+            sample_type=run.sample_type,
+            shard_infos=run.shard_infos(),
         )
         report.entry = index.insert_dataset(ds, name=name)
     return report

@@ -115,13 +115,13 @@ def iter_parquet(f: Any, start: int = 0) -> Iterator[tuple[int, Any]]:
     pq = require("pyarrow.parquet", "query", "reading parquet")
     pf = pq.ParquetFile(f)
     md = pf.metadata
-    pos, groups = 0, []
+    pos, groups = 0, list[int]()
     for g in range(md.num_row_groups):
         n = md.row_group(g).num_rows
-        if pos + n > start:
-            groups.append(g)
+        if not groups and pos + n <= start:
+            pos += n  # wholly before start: never read
         else:
-            pos += n
+            groups.append(g)
     if not groups:
         return
     batches = pf.iter_batches(batch_size=BATCH_ROWS, row_groups=groups)

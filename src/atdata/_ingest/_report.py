@@ -40,6 +40,8 @@ class IngestReport:
         rejects_path: The JSONL file of rejected rows (input, position, reason, row).
         sample_type: The ``@packable`` type of the samples.
         entry: The index entry, when ingested into an index.
+        shard_urls: The shards, in order (see :attr:`shards`).
+        source: A data source over the shards when paths are not enough (``s3://`` outputs).
     """
 
     out: str
@@ -57,6 +59,7 @@ class IngestReport:
     sample_type: Any = None
     entry: Any = None
     shard_urls: list[str] = dataclasses.field(default_factory=list, repr=False)
+    source: Any = dataclasses.field(default=None, repr=False)
 
     @property
     def invalid(self) -> int:
@@ -91,7 +94,7 @@ class IngestReport:
         """A :class:`~atdata.Dataset` over the written shards."""
         from atdata.dataset._dataset import Dataset
 
-        return Dataset(self.list_shards(), sample_type=self.sample_type)
+        return Dataset(self.source or self.list_shards(), sample_type=self.sample_type)
 
     def summary(self) -> str:
         """Two readable lines: what was written, and what was dropped."""

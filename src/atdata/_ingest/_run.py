@@ -144,8 +144,11 @@ class IngestRun:
                 f"cannot infer a sample type: {self.inputs[0].uri} has no readable rows; "
                 "pass sample_type="
             )
-        stem = (name or "").rsplit("/", 1)[-1] or os.path.basename(self.inputs[0].uri)
-        stem = stem.split(".", 1)[0] if "." in stem and name is None else stem
+        first = self.inputs[0]
+        stem = (name or "").rsplit("/", 1)[-1]
+        if not stem:
+            stem = "hf-row" if first.fmt == "hf" else os.path.basename(first.uri.split("?")[0])
+            stem = stem.split(".", 1)[0]
         return infer_sample_type(rows, type_name_for(stem))
 
     def _check_config(self) -> None:
@@ -436,7 +439,18 @@ class IngestRun:
             rejects_path=rejects if sum(p.rejected.values()) else None,
             sample_type=self.sample_type,
             shard_urls=[self.output.url(s["name"]) for s in p.shards],
+            source=self.source(),
         )
+
+    def source(self) -> Any:
+        """A data source over the written shards (``None``: their paths are enough)."""
+        p = self.state.progress
+        if not self.output.remote or not p.shards:
+            return None
+        from atdata.stores._s3 import S3Source
+
+        urls = [self.output.url(s["name"]) for s in p.shards]
+        return S3Source.from_urls(urls, client=self.output.store.client)
 
     def shard_infos(self) -> list[Any]:
         from atdata._shards.writer import ShardInfo
