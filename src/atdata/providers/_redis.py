@@ -4,17 +4,23 @@ Layout under a key prefix (``atdata:`` by default, one per test run in the tests
 ``<p>entries`` (``name@version`` -> entry JSON), ``<p>entry_ids`` (id -> ``name@version``),
 ``<p>latest`` (name -> highest version), and the same three for schemas. Commits and version
 assignment run as Lua scripts, so they are atomic; listing is one ``HVALS``.
+
+With ``legacy_keys`` (the default for the default prefix, ``atdata:``) the provider also reads
+the index upstream atdata keeps unprefixed in the same database, and mirrors its own commits
+into it (see :mod:`atdata.providers._redis_legacy`), so both libraries share one index.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from typing import Any
 
 from atdata._errors import ConfigError, SchemaError, StorageError, as_both
 from atdata._extras import require
 from atdata.index._entry import DatasetEntry, SchemaRecord, parse_version, utcnow
+from atdata.providers import _redis_legacy as _legacy
 from atdata.providers._base import (
     IndexProvider,
     conflict_message,
@@ -25,6 +31,8 @@ from atdata.providers._base import (
 )
 
 __all__ = ["RedisProvider"]
+
+log = logging.getLogger("atdata")
 
 _TOKEN = "@@ATDATA_VERSION@@"
 
@@ -97,6 +105,8 @@ class RedisProvider(IndexProvider):
         redis: A ``redis.Redis`` client, or a URL such as ``"redis://127.0.0.1:6379/0"``.
         prefix: Key prefix (every key this provider touches starts with it).
         connect_timeout: Seconds before an unreachable server raises :class:`StorageError`.
+        legacy_keys: Also read upstream atdata's unprefixed index in this database, and mirror
+            commits into it (``None``: only with the default prefix ``atdata:``).
     """
 
     kind = "redis"
@@ -108,6 +118,7 @@ class RedisProvider(IndexProvider):
         prefix: str = "atdata:",
         connect_timeout: float = 3.0,
         timeout: float = 30.0,
+        legacy_keys: bool | None = None,
     ) -> None:
         mod = require("redis", "redis", "the Redis index provider")
         if isinstance(redis, str):
@@ -122,6 +133,7 @@ class RedisProvider(IndexProvider):
         # a client built with a password (not in the URL we keep) must not be pickled either
         self._has_auth = bool(self._client.connection_pool.connection_kwargs.get("password"))
         self.prefix = prefix
+        self.legacy_keys = prefix == "atdata:" if legacy_keys is None else legacy_keys
         self.connect_timeout, self.timeout = connect_timeout, timeout
         p = prefix
         self._k = {
@@ -164,6 +176,8 @@ class RedisProvider(IndexProvider):
         stored = SchemaRecord.from_json(raw)
         if stored.fingerprint != record.fingerprint:
             raise SchemaError(schema_conflict_message(record))
+        if self.legacy_keys:
+            _legacy.mirror_schema(self, stored)
         return stored
 
     def get_schema(self, name: str, version: str | None = None) -> SchemaRecord | None:
@@ -172,13 +186,17 @@ class RedisProvider(IndexProvider):
             raw = self._call(self._latest, keys=[k["schemas"], k["schema_latest"]], args=[name])
         else:
             raw = self._call(self._client.hget, k["schemas"], f"{name}@{version}")
-        return SchemaRecord.from_json(raw) if raw else None
+        if raw:
+            return SchemaRecord.from_json(raw)
+        return _legacy.find_schema(self, name, version) if self.legacy_keys else None
 
     def list_schemas(self) -> list[SchemaRecord]:
         vals = self._call(self._client.hvals, self._k["schemas"])
-        return sorted(
-            (SchemaRecord.from_json(v) for v in vals), key=lambda r: sort_key(r.name, r.version)
-        )
+        out = {(r.name, r.version): r for r in map(SchemaRecord.from_json, vals)}
+        if self.legacy_keys:
+            for r in _legacy.read_schemas(self):
+                out.setdefault((r.name, r.version), r)
+        return sorted(out.values(), key=lambda r: sort_key(r.name, r.version))
 
     # -- entries --------------------------------------------------------------------------------
     def add_entry(self, entry: DatasetEntry) -> DatasetEntry:
@@ -202,7 +220,10 @@ class RedisProvider(IndexProvider):
         )
         if status == -1:
             raise ConfigError(conflict_message(entry))
-        return DatasetEntry.from_json(payload)
+        stored = DatasetEntry.from_json(payload)
+        if self.legacy_keys:
+            _legacy.mirror_entry(self, stored)
+        return stored
 
     def get_entry(self, name: str, version: str | None = None) -> DatasetEntry | None:
         k = self._k
@@ -210,7 +231,9 @@ class RedisProvider(IndexProvider):
             raw = self._call(self._latest, keys=[k["entries"], k["latest"]], args=[name])
         else:
             raw = self._call(self._client.hget, k["entries"], f"{name}@{version}")
-        return DatasetEntry.from_json(raw) if raw else None
+        if raw:
+            return DatasetEntry.from_json(raw)
+        return _legacy.find_entry(self, name) if self.legacy_keys and version is None else None
 
     def get_entry_by_id(self, entry_id: str) -> DatasetEntry | None:
         ref = self._call(self._client.hget, self._k["ids"], entry_id)
@@ -221,14 +244,17 @@ class RedisProvider(IndexProvider):
 
     def list_entries(self) -> list[DatasetEntry]:
         vals = self._call(self._client.hvals, self._k["entries"])
-        return sorted(
-            (DatasetEntry.from_json(json.loads(v)) for v in vals),
-            key=lambda e: sort_key(e.name, e.version or ""),
-        )
+        out = [DatasetEntry.from_json(json.loads(v)) for v in vals]
+        if self.legacy_keys:
+            ours = {e.cid for e in out}
+            out += [e for e in _legacy.read_entries(self) if e.cid not in ours]
+        return sorted(out, key=lambda e: sort_key(e.name, e.version or ""))
 
     def put_record(self, kind: str, key: str, record: dict[str, Any]) -> None:
         text = json.dumps(record, separators=(",", ":"), ensure_ascii=False)
         self._call(self._client.hset, f"{self.prefix}rec:{kind}", key, text)
+        if self.legacy_keys and kind == "label":
+            _legacy.mirror_label(self, record)
 
     def get_record(self, kind: str, key: str) -> dict[str, Any] | None:
         raw = self._call(self._client.hget, f"{self.prefix}rec:{kind}", key)
@@ -236,8 +262,11 @@ class RedisProvider(IndexProvider):
 
     def list_records(self, kind: str) -> list[tuple[str, dict[str, Any]]]:
         raw = self._call(self._client.hgetall, f"{self.prefix}rec:{kind}")
-        out = [(k.decode() if isinstance(k, bytes) else k, json.loads(v)) for k, v in raw.items()]
-        return sorted(out)
+        out = {(k.decode() if isinstance(k, bytes) else k): json.loads(v) for k, v in raw.items()}
+        if self.legacy_keys and kind == "label":
+            for key, rec in _legacy.read_labels(self):
+                out.setdefault(key, rec)
+        return sorted(out.items())
 
     def ping(self) -> None:
         self._call(self._client.ping)
@@ -256,8 +285,14 @@ class RedisProvider(IndexProvider):
         refuse_pickle(
             "Redis", self._url.replace("://", "://:pw@", 1) if self._has_auth else self._url
         )
-        return (_rebuild, (self._url, self.prefix, self.connect_timeout, self.timeout))
+        args = (self._url, self.prefix, self.connect_timeout, self.timeout, self.legacy_keys)
+        return (_rebuild, args)
 
 
-def _rebuild(url: str, prefix: str, connect_timeout: float, timeout: float) -> RedisProvider:
-    return RedisProvider(url, prefix=prefix, connect_timeout=connect_timeout, timeout=timeout)
+def _rebuild(
+    url: str, prefix: str, connect_timeout: float, timeout: float, legacy_keys: bool | None = None
+) -> RedisProvider:
+    return RedisProvider(
+        url, prefix=prefix, connect_timeout=connect_timeout, timeout=timeout,
+        legacy_keys=legacy_keys,
+    )  # fmt: skip

@@ -1,0 +1,302 @@
+"""Upstream atdata's Redis index layout, read and written beside ours (so both share one index).
+
+Upstream (0.7.0b1) keeps its index unprefixed in the Redis database: a hash
+``LocalDatasetEntry:<cid>`` per entry (``name``, ``schema_ref``, ``cid``, msgpack ``data_urls``
+and ``metadata``), a JSON string ``LocalSchema:<Name>@<version>`` per schema (a list of
+``fields`` with ``local#primitive`` / ``local#ndarray`` / ``local#array`` field types) and a hash
+``Label:<name>@<version>`` per label (``name``, ``cid``, ``version``; upstream sets the label
+``<name>@`` on every insert). :class:`~atdata.providers.RedisProvider` reads these as entries,
+schema records and labels of its own, and mirrors what it commits into them, so an upstream
+installation sees datasets written here and the reverse.
+
+Examples:
+    >>> rec = schema_from_legacy(
+    ...     '{"name": "Img", "version": "1.0.0", "fields": ['
+    ...     '{"name": "label", "fieldType": {"$type": "local#primitive", "primitive": "str"},'
+    ...     ' "optional": false}]}'
+    ... )
+    >>> rec.ref, rec.body["properties"], rec.body["required"]
+    ('atdata://local/schema/Img@1.0.0', {'label': {'type': 'string'}}, ['label'])
+    >>> legacy_fields(rec.body)
+    [{'name': 'label', 'fieldType': {'$type': 'local#primitive', 'primitive': 'str'}, 'optional': False}]
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+
+from atdata._errors import DecodeError
+from atdata._wire.schema_json import (
+    DRAFT_07,
+    NDARRAY_REF,
+    SCHEMA_FORMAT_TYPE,
+)
+from atdata.index._entry import DatasetEntry, SchemaRecord, parse_version
+
+if TYPE_CHECKING:
+    from atdata.providers._redis import RedisProvider
+
+__all__ = [
+    "ENTRY",
+    "LABEL",
+    "SCHEMA",
+    "entry_from_legacy",
+    "find_entry",
+    "find_schema",
+    "legacy_entry_hash",
+    "legacy_fields",
+    "legacy_schema_json",
+    "mirror_entry",
+    "mirror_label",
+    "mirror_schema",
+    "read_entries",
+    "read_labels",
+    "read_schemas",
+    "schema_from_legacy",
+]
+
+log = logging.getLogger("atdata")
+
+ENTRY, SCHEMA, LABEL = "LocalDatasetEntry", "LocalSchema", "Label"
+#: A field of mirror-written label hashes: such labels are ours, not read back as upstream's.
+MIRROR_MARK = "atdata_mirror"
+
+_PRIMITIVE_TO_JSON = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
+_JSON_TO_PRIMITIVE = {v: k for k, v in _PRIMITIVE_TO_JSON.items()}
+_BYTES = {"type": "string", "format": "byte", "contentEncoding": "base64"}
+
+
+def _text(v: Any) -> str:
+    return v.decode("utf-8") if isinstance(v, bytes) else str(v)
+
+
+# -- schemas ------------------------------------------------------------------------------------
+def _prop_of(field_type: dict[str, Any], where: str) -> tuple[dict[str, Any], bool]:
+    """(JSON Schema property, uses ndarray) of an upstream field type."""
+    kind = field_type.get("$type", "")
+    if kind == "local#primitive":
+        p = field_type.get("primitive")
+        if p == "bytes":
+            return dict(_BYTES), False
+        if p in _PRIMITIVE_TO_JSON:
+            return {"type": _PRIMITIVE_TO_JSON[p]}, False
+    elif kind == "local#ndarray":
+        return {"$ref": NDARRAY_REF}, True
+    elif kind == "local#array":
+        items = field_type.get("items")
+        if isinstance(items, dict):
+            prop, nd = _prop_of(items, where)
+            return {"type": "array", "items": prop}, nd
+        return {"type": "array"}, False
+    return {}, False  # dataframe, sparse, ...: no JSON Schema form here; any value decodes
+
+
+def schema_from_legacy(raw: str | bytes, key: str = "") -> SchemaRecord:
+    """The :class:`~atdata.index.SchemaRecord` of an upstream ``LocalSchema`` JSON value.
+
+    Raises:
+        DecodeError: (a ``ValueError``) When it is not upstream's schema JSON.
+    """
+    try:
+        d = json.loads(raw)
+        name, version, fields = str(d["name"]), str(d["version"]), list(d.get("fields") or [])
+        parse_version(version)
+    except (ValueError, KeyError, TypeError):
+        raise DecodeError(
+            f"Redis key {key or SCHEMA!r} is not an upstream atdata schema (JSON with name, "
+            "version and fields)"
+        ) from None
+    props: dict[str, Any] = {}
+    required: list[str] = []
+    ndarray = False
+    for f in fields:
+        fname = str(f.get("name", ""))
+        prop, nd = _prop_of(f.get("fieldType") or {}, f"{name}.{fname}")
+        props[fname], ndarray = prop, ndarray or nd
+        if not f.get("optional", False):
+            required.append(fname)
+    body: dict[str, Any] = {
+        "$type": SCHEMA_FORMAT_TYPE,
+        "$schema": DRAFT_07,
+        "type": "object",
+        "properties": props,
+    }
+    if required:
+        body["required"] = required
+    if ndarray:
+        body["arrayFormatVersions"] = {"ndarrayBytes": "1.0.0"}
+    return SchemaRecord(
+        name.rsplit(".", 1)[-1], version, body, d.get("description"), d.get("createdAt")
+    )
+
+
+def _field_type(prop: dict[str, Any]) -> dict[str, Any] | None:
+    """Upstream's field type of a JSON Schema property (``None``: upstream has no form)."""
+    if prop.get("$ref") == NDARRAY_REF:
+        return {"$type": "local#ndarray", "dtype": "float32"}  # upstream's default dtype
+    t = prop.get("type")
+    if t == "string" and prop.get("format") == "byte":
+        return {"$type": "local#primitive", "primitive": "bytes"}
+    if t in _JSON_TO_PRIMITIVE:
+        return {"$type": "local#primitive", "primitive": _JSON_TO_PRIMITIVE[t]}
+    if t == "array":
+        items = prop.get("items")
+        inner = _field_type(items) if isinstance(items, dict) else None
+        return {"$type": "local#array", "items": inner} if inner is not None else None
+    return None
+
+
+def legacy_fields(body: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """Upstream's ``fields`` list of a JSON Schema body; ``None`` when a field (a nested sample,
+    a dict) has no upstream form."""
+    required = set(body.get("required", []))
+    out = []
+    for fname, prop in (body.get("properties") or {}).items():
+        ft = _field_type(prop)
+        if ft is None:
+            return None
+        out.append({"name": fname, "fieldType": ft, "optional": fname not in required})
+    return out
+
+
+def legacy_schema_json(record: SchemaRecord) -> str | None:
+    """Upstream's ``LocalSchema`` JSON of ``record`` (``None`` when upstream cannot express it)."""
+    fields = legacy_fields(record.body)
+    if fields is None:
+        return None
+    d: dict[str, Any] = {"name": record.name, "version": record.version, "fields": fields}
+    d["description"] = record.description
+    d["createdAt"] = record.created_at
+    return json.dumps(d)
+
+
+# -- entries ------------------------------------------------------------------------------------
+def entry_from_legacy(raw: dict[Any, Any], key: str = "") -> DatasetEntry:
+    """The :class:`~atdata.index.DatasetEntry` of an upstream ``LocalDatasetEntry`` hash (no
+    version: upstream entries have none).
+
+    Raises:
+        DecodeError: (a ``ValueError``) When the hash is not upstream's entry layout.
+    """
+    h = {_text(k): v for k, v in raw.items()}
+    try:
+        urls = msgpack.unpackb(h["data_urls"], raw=False)
+        meta = msgpack.unpackb(h["metadata"], raw=False) if "metadata" in h else None
+        if not isinstance(urls, list) or not (meta is None or isinstance(meta, dict)):
+            raise TypeError
+        name = _text(h["name"])
+    except Exception:  # msgpack raises several unrelated types
+        raise DecodeError(
+            f"Redis key {key or ENTRY!r} is not an upstream atdata entry (a hash with name, "
+            "schema_ref and msgpack data_urls)"
+        ) from None
+    ref = _text(h["schema_ref"]) if h.get("schema_ref") else None
+    return DatasetEntry(name, ref, [str(u) for u in urls], meta)
+
+
+def legacy_entry_hash(entry: DatasetEntry) -> dict[str, bytes | str]:
+    """Upstream's ``LocalDatasetEntry`` hash of ``entry``."""
+    data: dict[str, bytes | str] = {
+        "name": entry.name,
+        "schema_ref": entry.schema_ref or "",
+        "data_urls": msgpack.packb(entry.data_urls),
+        "cid": entry.cid,
+    }
+    if entry.metadata:
+        data["metadata"] = msgpack.packb(entry.metadata)
+    return data
+
+
+# -- reading and mirroring through a RedisProvider -------------------------------------------
+def _keys(p: RedisProvider, pattern: str) -> list[str]:
+    return sorted(_text(k) for k in p._call(lambda: list(p._client.scan_iter(match=pattern))))
+
+
+def read_entries(p: RedisProvider) -> list[DatasetEntry]:
+    """Every upstream entry in ``p``'s database (a malformed one is logged and left out)."""
+    out = []
+    for key in _keys(p, f"{ENTRY}:*"):
+        raw = p._call(p._client.hgetall, key)
+        if not raw:
+            continue
+        try:
+            out.append(entry_from_legacy(raw, key))
+        except DecodeError as exc:
+            log.warning("skipped %s", exc)
+    return out
+
+
+def find_entry(p: RedisProvider, name: str) -> DatasetEntry | None:
+    """The upstream entry called ``name``: the one its label ``<name>@`` (set by upstream on
+    every insert) points to, else the first by CID; ``None`` when there is none."""
+    found = [e for e in read_entries(p) if e.name == name]
+    if not found:
+        return None
+    latest = p._call(p._client.hget, f"{LABEL}:{name}@", "cid")
+    for e in found:
+        if latest is not None and e.cid == _text(latest):
+            return e
+    return found[0]
+
+
+def read_schemas(p: RedisProvider) -> list[SchemaRecord]:
+    """Every upstream schema in ``p``'s database (a malformed one is logged and left out)."""
+    out = []
+    for key in _keys(p, f"{SCHEMA}:*"):
+        raw = p._call(p._client.get, key)
+        if raw is None:
+            continue
+        try:
+            out.append(schema_from_legacy(raw, key))
+        except DecodeError as exc:
+            log.warning("skipped %s", exc)
+    return out
+
+
+def find_schema(p: RedisProvider, name: str, version: str | None) -> SchemaRecord | None:
+    """Upstream's schema ``name`` at ``version`` (the highest when ``None``), or ``None``."""
+    found = [r for r in read_schemas(p) if r.name == name]
+    if version is not None:
+        found = [r for r in found if r.version == version]
+    return max(found, key=lambda r: parse_version(r.version)) if found else None
+
+
+def read_labels(p: RedisProvider) -> list[tuple[str, dict[str, Any]]]:
+    """Upstream's labels as ``(name@version, label record)`` (mirrored ones of ours left out)."""
+    out = []
+    for key in _keys(p, f"{LABEL}:*"):
+        h = {_text(k): _text(v) for k, v in p._call(p._client.hgetall, key).items()}
+        if MIRROR_MARK in h or "cid" not in h or "name" not in h:
+            continue
+        version = h.get("version") or None
+        rec = {"name": h["name"], "cid": h["cid"], "version": version, "description": None,
+               "createdAt": None}  # fmt: skip
+        out.append((f"{h['name']}@{version or ''}", rec))
+    return out
+
+
+def mirror_schema(p: RedisProvider, record: SchemaRecord) -> None:
+    """Write ``record`` as upstream's ``LocalSchema`` (never over an existing one; skipped when
+    upstream cannot express a field)."""
+    text = legacy_schema_json(record)
+    if text is not None:
+        p._call(p._client.set, f"{SCHEMA}:{record.name}@{record.version}", text, nx=True)
+
+
+def mirror_entry(p: RedisProvider, entry: DatasetEntry) -> None:
+    """Write ``entry`` as upstream's ``LocalDatasetEntry`` and point upstream's ``<name>@`` label
+    (its "latest insert") at it."""
+    p._call(p._client.hset, f"{ENTRY}:{entry.cid}", mapping=legacy_entry_hash(entry))
+    label = {"cid": entry.cid, "name": entry.name, "version": "", MIRROR_MARK: "1"}
+    p._call(p._client.hset, f"{LABEL}:{entry.name}@", mapping=label)
+
+
+def mirror_label(p: RedisProvider, record: dict[str, Any]) -> None:
+    """Write one of our label records as upstream's ``Label`` hash."""
+    version = record.get("version") or ""
+    label = {"cid": record["cid"], "name": record["name"], "version": version, MIRROR_MARK: "1"}
+    p._call(p._client.hset, f"{LABEL}:{record['name']}@{version}", mapping=label)
