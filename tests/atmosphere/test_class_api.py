@@ -249,3 +249,21 @@ def test_publishing_without_a_login_says_not_authenticated_and_names_no_secret()
     text = str(info.value).lower()
     assert "login(" in text
     assert not any(word in text for word in ("password", "token", "secret"))
+
+
+def test_every_loader_shares_get_get_typed_and_list_all():
+    from atdata.atmosphere._api_records import RecordLoader
+    from atdata.atmosphere._lexicon import LexLensVerification, LexSchemaRecord
+
+    m = MockAtmosphere(did="did:plc:m2", handle="l.test")
+    m.login("l.test", "pw")
+    s_uri = SchemaPublisher(m).publish(Cell, version="2.0.0")
+    loaders = (SchemaLoader, DatasetLoader, LensLoader, LabelLoader, VerificationLoader)
+    assert all(issubclass(c, RecordLoader) for c in loaders)
+    assert [c.kind for c in loaders] == ["schema", "entry", "lens", "label", "lensVerification"]
+    assert isinstance(SchemaLoader(m).get_typed(s_uri), LexSchemaRecord)
+    for other in (DatasetLoader, LensLoader, LabelLoader, VerificationLoader):
+        with pytest.raises(ValueError, match=r"is a 'science\.alt\.dataset\.schema'"):
+            other(m).get(s_uri)  # another kind of record: refused, naming both kinds
+        assert other(m).list_all() == []
+    assert VerificationLoader.record_class is LexLensVerification

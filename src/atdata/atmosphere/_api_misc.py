@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from atdata._errors import ConfigError, RecordNotFoundError
-from atdata.atmosphere._api_records import _at, fetch_typed
+from atdata.atmosphere._api_records import RecordLoader, _at
 from atdata.atmosphere._lexicon import (
     LexCodeHash,
     LexCodeReference,
@@ -106,23 +106,11 @@ class LensPublisher:
         return _at(pub)
 
 
-class LensLoader:
-    """Read ``science.alt.dataset.lens`` records (data only: no code is fetched or run)."""
+class LensLoader(RecordLoader[LexLensRecord]):
+    """Read ``science.alt.dataset.lens`` records (``get_typed``: a :class:`LexLensRecord`; data
+    only: no code is fetched or run)."""
 
-    def __init__(self, client: Any) -> None:
-        self.client = client
-
-    def get(self, uri: str | AtUri) -> dict[str, Any]:
-        """The lens record at ``uri`` (``ValueError`` when it is not a lens)."""
-        return fetch_typed(self.client, uri, "lens")
-
-    def get_typed(self, uri: str | AtUri) -> LexLensRecord:
-        """The lens as a :class:`LexLensRecord`."""
-        return LexLensRecord.from_record(self.get(uri))
-
-    def list_all(self, repo: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        """Lens records of ``repo`` (default: the logged-in account), at most ``limit``."""
-        return list(self.client.list_lenses(repo=repo, limit=limit))
+    kind, record_class, lister = "lens", LexLensRecord, "list_lenses"
 
     def find_by_schemas(
         self, source_schema_uri: str, target_schema_uri: str | None = None, repo: str | None = None
@@ -168,23 +156,11 @@ class LabelPublisher:
         return _at(pub)
 
 
-class LabelLoader:
-    """Read labels and resolve ``(handle, name, version)`` to a dataset entry's AT-URI."""
+class LabelLoader(RecordLoader[LexLabelRecord]):
+    """Read labels (``get_typed``: a :class:`LexLabelRecord`) and resolve
+    ``(handle, name, version)`` to a dataset entry's AT-URI."""
 
-    def __init__(self, client: Any) -> None:
-        self.client = client
-
-    def get(self, uri: str | AtUri) -> dict[str, Any]:
-        """The label record at ``uri`` (``ValueError`` when it is not a label)."""
-        return fetch_typed(self.client, uri, "label")
-
-    def get_typed(self, uri: str | AtUri) -> LexLabelRecord:
-        """The label as a :class:`LexLabelRecord`."""
-        return LexLabelRecord.from_record(self.get(uri))
-
-    def list_all(self, repo: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        """Label records of ``repo`` (default: the logged-in account), at most ``limit``."""
-        return list(self.client.list_labels(repo=repo, limit=limit))
+    kind, record_class, lister = "label", LexLabelRecord, "list_labels"
 
     def resolve(self, handle_or_did: str, name: str, version: str | None = None) -> str:
         """The entry URI the newest label ``name`` (of ``version``) points at; every page of the
@@ -244,25 +220,21 @@ class VerificationPublisher:
         return _create(self.client, "lensVerification", rec, rkey)
 
 
-class VerificationLoader:
-    """Read ``science.alt.dataset.lensVerification`` records."""
+class VerificationLoader(RecordLoader[LexLensVerification]):
+    """Read ``science.alt.dataset.lensVerification`` records (``get_typed``: a
+    :class:`LexLensVerification`)."""
 
-    def __init__(self, client: Any) -> None:
-        self.client = client
+    kind, record_class = "lensVerification", LexLensVerification
 
-    def get(self, uri: str | AtUri) -> dict[str, Any]:
-        """The verification record at ``uri`` (``ValueError`` when it is not one)."""
-        return fetch_typed(self.client, uri, "lensVerification")
-
-    def get_typed(self, uri: str | AtUri) -> LexLensVerification:
-        """The record as a :class:`LexLensVerification`."""
-        return LexLensVerification.from_record(self.get(uri))
-
-    def _all(self, repo: str | None, limit: int) -> list[dict[str, Any]]:
+    def list_all(self, repo: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Verification records of ``repo`` (default: the logged-in account), at most ``limit``."""
         recs, _cursor = self.client.list_records(
-            f"{LEXICON_NAMESPACE}.lensVerification", repo=repo, limit=limit
+            f"{LEXICON_NAMESPACE}.{self.kind}", repo=repo, limit=limit
         )
         return list(recs)
+
+    def _all(self, repo: str | None, limit: int) -> list[dict[str, Any]]:
+        return self.list_all(repo, limit)
 
     def list_for_lens(
         self, lens_uri: str, repo: str | None = None, limit: int = 100

@@ -8,7 +8,7 @@ code: publishing is idempotent and writes a label record, as the functions do.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar, Generic, TypeVar
 
 from atdata._errors import ConfigError
 from atdata.atmosphere._lexicon import (
@@ -22,6 +22,7 @@ from atdata.atmosphere._types import LEXICON_NAMESPACE, AtUri
 __all__ = [
     "DatasetLoader",
     "DatasetPublisher",
+    "RecordLoader",
     "SchemaLoader",
     "SchemaPublisher",
     "fetch_typed",
@@ -40,6 +41,45 @@ def fetch_typed(client: Any, uri: str | AtUri, suffix: str) -> dict[str, Any]:
     if rec.get("$type") != want:
         raise ConfigError(f"the record at {uri} is a {rec.get('$type')!r}, not a {want} record")
     return dict(rec)
+
+
+L = TypeVar("L")
+
+
+class RecordLoader(Generic[L]):
+    """Reads one kind of ``science.alt.dataset.<kind>`` record: the part every loader shares.
+
+    A loader class names its ``kind`` (the lexicon suffix), the ``record_class`` its
+    :meth:`get_typed` returns and the ``lister``, the client method :meth:`list_all` calls.
+
+    Args:
+        client: An :class:`~atdata.atmosphere.Atmosphere` (or a test double of it).
+    """
+
+    kind: ClassVar[str]
+    record_class: ClassVar[Any]
+    lister: ClassVar[str]
+    client: Any
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def get(self, uri: str | AtUri) -> dict[str, Any]:
+        """The record at ``uri``, as a dict.
+
+        Raises:
+            ConfigError: (a ``ValueError``) When the record there is of another kind.
+        """
+        return fetch_typed(self.client, uri, self.kind)
+
+    def get_typed(self, uri: str | AtUri) -> L:
+        """The record at ``uri`` as its lexicon class (``record_class``)."""
+        typed: L = self.record_class.from_record(self.get(uri))
+        return typed
+
+    def list_all(self, repo: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Records of this kind in ``repo`` (default: the logged-in account), at most ``limit``."""
+        return list(getattr(self.client, self.lister)(repo=repo, limit=limit))
 
 
 def _at(pub: Any) -> AtUri:
@@ -90,23 +130,10 @@ class SchemaPublisher:
         return _at(pub)
 
 
-class SchemaLoader:
-    """Read ``science.alt.dataset.schema`` records."""
+class SchemaLoader(RecordLoader[LexSchemaRecord]):
+    """Read ``science.alt.dataset.schema`` records (``get_typed``: a :class:`LexSchemaRecord`)."""
 
-    def __init__(self, client: Any) -> None:
-        self.client = client
-
-    def get(self, uri: str | AtUri) -> dict[str, Any]:
-        """The schema record at ``uri`` (``ValueError`` when it is not a schema)."""
-        return fetch_typed(self.client, uri, "schema")
-
-    def get_typed(self, uri: str | AtUri) -> LexSchemaRecord:
-        """The schema record as a :class:`LexSchemaRecord`."""
-        return LexSchemaRecord.from_record(self.get(uri))
-
-    def list_all(self, repo: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        """Schema records of ``repo`` (default: the logged-in account), at most ``limit``."""
-        return list(self.client.list_schemas(repo=repo, limit=limit))
+    kind, record_class, lister = "schema", LexSchemaRecord, "list_schemas"
 
     def resolve(
         self, handle_or_did: str, schema_id: str, version: str | None = None
@@ -352,23 +379,11 @@ class DatasetPublisher:
         return self._entry(name, schema_uri, st, locals(), size=size, blob_cids=cids)
 
 
-class DatasetLoader:
-    """Read ``science.alt.dataset.entry`` records and open them as datasets."""
+class DatasetLoader(RecordLoader[LexDatasetEntry]):
+    """Read ``science.alt.dataset.entry`` records (``get_typed``: a :class:`LexDatasetEntry`)
+    and open them as datasets."""
 
-    def __init__(self, client: Any) -> None:
-        self.client = client
-
-    def get(self, uri: str | AtUri) -> dict[str, Any]:
-        """The entry record at ``uri`` (``ValueError`` when it is not an entry)."""
-        return fetch_typed(self.client, uri, "entry")
-
-    def get_typed(self, uri: str | AtUri) -> LexDatasetEntry:
-        """The entry as a :class:`LexDatasetEntry`."""
-        return LexDatasetEntry.from_record(self.get(uri))
-
-    def list_all(self, repo: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        """Entry records of ``repo`` (default: the logged-in account), at most ``limit``."""
-        return list(self.client.list_datasets(repo=repo, limit=limit))
+    kind, record_class, lister = "entry", LexDatasetEntry, "list_datasets"
 
     def get_storage_type(self, uri: str | AtUri) -> str:
         """``"http"``, ``"s3"``, ``"blobs"`` or ``"external"`` (the deprecated URL list).
