@@ -64,7 +64,7 @@ E = WatchEntry("d/a.tar", 10, "10:1")
     ("record", "entry", "now", "expected"),
     [
         (None, E, 0.0, ("observe", "waiting")),
-        (None, dataclasses.replace(E, complete=True), 0.0, ("claim", "")),
+        (None, E._replace(complete=True), 0.0, ("claim", "")),
         (LedgerRecord("d/a.tar", "waiting", "9:1", 0.0, rev=1), E, 50.0, ("observe", "waiting")),
         (LedgerRecord("d/a.tar", "waiting", "10:1", 41.0, rev=1), E, 50.0, ("wait", "")),
         (LedgerRecord("d/a.tar", "waiting", "10:1", 20.0, rev=1), E, 50.0, ("claim", "")),
@@ -340,3 +340,18 @@ def test_bad_options_are_config_errors(tmp_path):
         Watcher(tmp_path / "nope", triple, tmp_path / "out", ledger=led)
     with pytest.raises(atdata.ConfigError, match="max_attempts"):
         Watcher(tmp_path / "in", triple, tmp_path / "out", ledger=led, max_attempts=0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.builds(
+        LedgerRecord, shard=st.text(min_size=1), status=_STATUS, stamp=st.text(),
+        since=st.floats(allow_nan=False, allow_infinity=False), checksum=st.text(),
+        attempts=st.integers(0, 10**6), owner=st.text(),
+        lease_until=st.floats(allow_nan=False, allow_infinity=False), error=st.text(),
+        output=st.text(), samples=st.integers(0, 10**9), rev=st.integers(0, 2**53),
+    )
+)  # fmt: skip
+def test_ledger_record_json_round_trip(rec):
+    assert LedgerRecord.loads(rec.dumps()) == rec
+    assert LedgerRecord.loads(rec.dumps().encode()) == rec

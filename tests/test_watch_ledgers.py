@@ -158,3 +158,19 @@ def test_killed_watcher_recovered_after_lease_with_identical_output(backend, tmp
     recs = {Path(r.shard).name: r for r in w.list_records()}
     assert [(recs[n].status, recs[n].attempts) for n in sorted(recs)] == [
         ("done", 1), ("done", 2), ("done", 1), ("done", 1)]  # fmt: skip
+
+
+def test_snapshot_sees_every_change_made_through_another_connection(backend):
+    a = ledger_for(backend.provider(), "snap")
+    b = ledger_for(backend.provider(), "snap")
+    for i in range(5):
+        assert a.put(LedgerRecord(f"/d/s{i}.tar", "waiting", rev=1), expect_rev=0)
+    assert sorted(b.snapshot()) == [f"/d/s{i}.tar" for i in range(5)]
+    r = a.get("/d/s2.tar")
+    assert r is not None and a.put(r.next(status="done", checksum="cd" * 32), expect_rev=1)
+    assert a.delete("/d/s4.tar")
+    assert a.put(LedgerRecord("/d/s9.tar", "waiting", rev=1), expect_rev=0)
+    snap = b.snapshot()
+    assert sorted(snap) == ["/d/s0.tar", "/d/s1.tar", "/d/s2.tar", "/d/s3.tar", "/d/s9.tar"]
+    assert (snap["/d/s2.tar"].status, snap["/d/s2.tar"].rev) == ("done", 2)
+    assert b.snapshot() == snap == {r.shard: r for r in a.list_records()}

@@ -23,6 +23,7 @@ class PostgresLedger(LedgerBase):
     """
 
     def __init__(self, provider: Any, watch: str) -> None:
+        super().__init__()
         self.provider = provider
         self.watch = watch
         self._table = f'"{provider.schema}".watch_ledger'
@@ -52,6 +53,23 @@ class PostgresLedger(LedgerBase):
         rows = self.provider._run(
             lambda c: c.execute(
                 f"SELECT record FROM {self._table} WHERE watch=%s ORDER BY shard", (self.watch,)
+            ).fetchall()
+        )
+        return [LedgerRecord.loads(r[0]) for r in rows]
+
+    def revisions(self) -> list[tuple[str, int]]:
+        rows = self.provider._run(
+            lambda c: c.execute(
+                f"SELECT shard, rev FROM {self._table} WHERE watch=%s", (self.watch,)
+            ).fetchall()
+        )
+        return [(s, int(r)) for s, r in rows]
+
+    def fetch(self, shards: list[str]) -> list[LedgerRecord]:
+        rows = self.provider._run(
+            lambda c: c.execute(
+                f"SELECT record FROM {self._table} WHERE watch=%s AND shard = ANY(%s)",
+                (self.watch, shards),
             ).fetchall()
         )
         return [LedgerRecord.loads(r[0]) for r in rows]

@@ -20,10 +20,9 @@ Examples:
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from atdata._errors import ConfigError, StorageError
 
@@ -32,8 +31,7 @@ __all__ = ["Lister", "WatchEntry", "list_local", "list_s3", "lister_for"]
 _MANIFEST = ".manifest.json"
 
 
-@dataclasses.dataclass(frozen=True)
-class WatchEntry:
+class WatchEntry(NamedTuple):
     """One shard as listed.
 
     Attributes:
@@ -64,39 +62,36 @@ def list_local(directory: str | os.PathLike[str], suffix: str = ".tar") -> list[
         StorageError: When ``directory`` cannot be listed.
     """
     d = os.fspath(directory)
-    tars: dict[str, os.stat_result] = {}
+    tars: list[tuple[str, int, int]] = []
     manifests: dict[str, int] = {}
+    cut = len(_MANIFEST)
     try:
         with os.scandir(d) as it:
             for e in it:
                 name = e.name
-                if not _visible(name):
+                if name[:1] == "." or ".tmp" in name:
                     continue
                 if name.endswith(suffix):
                     try:
                         st = e.stat()
                     except FileNotFoundError:  # removed between listing and stat
                         continue
-                    tars[name] = st
+                    tars.append((name, st.st_size, st.st_mtime_ns))
                 elif name.endswith(_MANIFEST):
                     try:
-                        manifests[name[: -len(_MANIFEST)]] = e.stat().st_mtime_ns
+                        manifests[name[:-cut]] = e.stat().st_mtime_ns
                     except FileNotFoundError:
                         continue
     except OSError as exc:
         raise StorageError(f"cannot list the watched directory {d}: {exc}") from None
+    tars.sort()
+    prefix = os.path.join(d, "")
+    strip = len(".tar") if suffix.endswith(".tar") else 0
     out: list[WatchEntry] = []
-    for name in sorted(tars):
-        st = tars[name]
-        m = manifests.get(name[: -len(suffix)] if name.endswith(".tar") else name)
-        out.append(
-            WatchEntry(
-                os.path.join(d, name),
-                st.st_size,
-                f"{st.st_size}:{st.st_mtime_ns}",
-                m is not None and m >= st.st_mtime_ns,
-            )
-        )
+    for name, size, mtime in tars:
+        m = manifests.get(name[:-strip] if strip else name) if manifests else None
+        done = m is not None and m >= mtime
+        out.append(WatchEntry(prefix + name, size, f"{size}:{mtime}", done))
     return out
 
 

@@ -31,8 +31,8 @@ Examples:
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Mapping
+from typing import NamedTuple
 
 from atdata.watch._ledger import LedgerRecord
 from atdata.watch._listing import WatchEntry
@@ -43,8 +43,7 @@ __all__ = ["ACTIONS", "Action", "plan"]
 ACTIONS = ("observe", "claim", "verify", "park", "wait", "busy", "skip")
 
 
-@dataclasses.dataclass(frozen=True)
-class Action:
+class Action(NamedTuple):
     """One decision of a poll.
 
     Attributes:

@@ -266,7 +266,7 @@ class Watcher:
     def plan(self, listing: list[WatchEntry] | None = None) -> list[Action]:
         """What the next poll would do, changing nothing (listing: default the lister's)."""
         entries = self.lister() if listing is None else listing
-        records = {r.shard: r for r in self.ledger.list_records()}
+        records = self.ledger.snapshot()
         return plan(entries, records, self.clock(), settle=self.settle,
                     max_attempts=self.max_attempts)  # fmt: skip
 
@@ -303,6 +303,8 @@ class Watcher:
     def _check_names(self, entries: list[WatchEntry]) -> None:
         if self.out is None:
             return
+        if len({e.url.rsplit("/", 1)[-1] for e in entries}) == len(entries):
+            return
         seen: dict[str, str] = {}
         for e in entries:
             b = _base(e.url)
@@ -314,6 +316,8 @@ class Watcher:
             seen[b] = e.url
 
     def _act(self, a: Action, rep: PollReport) -> None:
+        if a.kind == "skip":  # the steady state of most shards: nothing to do, fast
+            return
         e, r, now = a.entry, a.record, self.clock()
         if a.kind == "observe":
             rep.waiting += 1
