@@ -263,8 +263,11 @@ class _TreeRSS:
 
 
 def row(name: str, base: str, limit_s: float) -> dict:
+    import resource
+
     paths = W.shard_paths(W.data_dir())
     rss = _TreeRSS()
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
     kind, what, *rest = name.split(".")
     if kind == "ceiling":
         n, dt, steady = _drain(_ceiling(int(what)), limit_s)
@@ -288,7 +291,10 @@ def row(name: str, base: str, limit_s: float) -> dict:
             n, dt, steady = _drain(loader, limit_s)
             dt = time.perf_counter() - t0
     own, worker = rss.stop()
+    ru1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime
     return {
+        "cpu_s": cpu,
         "row": name,
         "n": n,
         "seconds": dt,
@@ -300,6 +306,9 @@ def row(name: str, base: str, limit_s: float) -> dict:
 
 
 def _raw(kind: str, base: str, paths: list[str]) -> tuple[int, float]:
+    c = _s3_client(base) if kind == "s3" else None  # the client's set-up is not transfer time
+    if c is not None:
+        c.head_bucket(Bucket="bench")
     t0 = time.perf_counter()
     if kind == "http":
         import urllib.request
@@ -309,7 +318,7 @@ def _raw(kind: str, base: str, paths: list[str]) -> tuple[int, float]:
                 while r.read(1 << 20):
                     pass
     else:
-        c = _s3_client(base)
+        assert c is not None
         for p in paths:
             body = c.get_object(Bucket="bench", Key=os.path.basename(p))["Body"]
             while body.read(1 << 20):
@@ -388,7 +397,8 @@ def main(argv: list[str]) -> None:
                 f"  {name:16s} {best['rate']:9,.0f} samples/s whole run, "
                 f"{best['steady']:9,.0f} after the first item  "
                 f"({best['n']:,} in {best['seconds']:.1f} s, to_torch() {best['init_s']:.1f} s)  "
-                f"peak RSS {best['rss_mb']:.0f} MB, largest worker {best['worker_rss_mb']:.0f} MB",
+                f"peak RSS {best['rss_mb']:.0f} MB, largest worker {best['worker_rss_mb']:.0f} MB, "
+                f"main-process CPU {best['cpu_s']:.2f} s",
                 flush=True,
             )
         out_path = os.environ.get("BENCH_TORCH_JSON")

@@ -409,6 +409,57 @@ def test_http_without_range_support_and_shared_capped_cache(http_url, gets, tmp_
     assert len(list((tmp_path / "small").glob("*.tar"))) <= 3
 
 
+def test_one_rank_streams_unknown_shards_without_counting_them(http_url, gets):
+    ds = atdata.Dataset(http_url)
+    tds = ds.to_torch(batch_size=4, shuffle=True, seed=1)
+    assert tds._reader.lazy and gets == []  # nothing fetched before the first item is asked for
+    first = next(iter(tds.loader(num_workers=0)))
+    assert len(first) == 4 and 1 <= len(gets) <= 3
+    assert atdata.Dataset(http_url).to_torch()._reader.lazy  # (that dataset now knows counts)
+    tds = atdata.Dataset(http_url).to_torch(batch_size=4, shuffle=True, seed=1)
+    got = _run(tds, 2)  # counted in the workers only
+    assert sorted(k for b in got for k in b.keys) == [f"{i:08d}" for i in range(N)]
+    assert tds.state_dict()["num_samples"] is None  # not counted yet: the state does not say
+    assert len(tds) == len(got) == 6  # asked after the run: counted from the cache, exact
+    fresh = atdata.Dataset(http_url).to_torch(batch_size=4, shuffle=True, seed=1)
+    assert len(fresh) == 6 and not fresh._reader.lazy  # asked first: counts every shard
+    assert _keys(_run(fresh, 0)) == _keys(got)  # the same batches, counted or not
+
+
+def test_counts_from_published_manifests_and_stale_counts(tmp_path):
+    atdata.write_samples(
+        [{"i": i} for i in range(10)],
+        str(tmp_path / "m-%02d.tar"),
+        maxcount=4,
+        key="index",
+        fsync=False,
+        manifest=True,
+    )
+    handler = lambda *a, **k: _Handler(*a, directory=str(tmp_path), **k)  # noqa: E731
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    _Handler.gets.clear()
+    try:
+        url = f"http://127.0.0.1:{srv.server_address[1]}/m-{{00..02}}.tar"
+        tds = atdata.Dataset(url).to_torch(rank=0, world_size=2)  # two ranks need the total
+        assert len(tds) == 5
+        assert sorted(p for p, _ in _Handler.gets) == [
+            f"/m-{i:02d}.manifest.json" for i in range(3)
+        ]  # counted from the manifests, no shard fetched
+        assert _ids(tds) == [0, 1, 2, 3, 4]
+        assert {p for p, _ in _Handler.gets if p.endswith(".tar")} == {"/m-00.tar", "/m-01.tar"}
+        from atdata._shards.writer import ShardInfo
+
+        urls = atdata.Dataset(url).list_shards()
+        wrong = [ShardInfo(u, 4, 0, "") for u in urls]  # the last shard really holds 2
+        stale = atdata.Dataset(url, shard_infos=wrong).to_torch()
+        with pytest.raises(atdata.IntegrityError, match=r"m-02\.tar holds 2 samples .* says 4"):
+            list(stale)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
 def test_s3_stream(s3_endpoint, shard_dir):
     boto3 = pytest.importorskip("boto3")
     kw = dict(

@@ -13,9 +13,13 @@ Two ways to read:
   the order is a full permutation of the samples.
 - ``mode="stream"`` (HTTP, S3, ATProto blobs, any other :class:`~atdata.DataSource`): each shard is
   fetched whole, with one sequential request, into a local shard cache shared by the workers (a
-  shard crosses the network once; the cache is capped by ``cache_limit``); shards come in a seeded
-  order, each rank takes one contiguous span of them, shuffled within windows of
-  ``shuffle_buffer`` samples.
+  shard crosses the network once; the cache is capped by ``cache_limit``), indexed while it
+  arrives, and read through a memory map; shards come in a seeded order, each rank takes one
+  contiguous span of them, shuffled within windows of ``shuffle_buffer`` samples (the first
+  windows of an epoch smaller, so the first batch waits for one shard, not a window's worth).
+  Shard sizes come from shard infos or manifests published beside the shards; a single rank
+  streams shards of unknown size without counting them first (``len()`` then counts them when
+  asked), several ranks count them up front (they need the total to split it).
 
 ``mode="auto"`` (the default) picks ``"random"`` when every shard is a local file, else
 ``"stream"``.
@@ -50,12 +54,12 @@ import numpy as np
 
 from atdata._errors import ConfigError
 from atdata._extras import require
-from atdata.dataset._torch_plan import per_rank, rank_order, rank_slots, stream_slots
+from atdata.dataset._torch_plan import StreamWalk, per_rank, rank_order, rank_slots, shard_order
 from atdata.dataset._torch_read import Reader
 
 __all__ = ["TorchDataset", "rank_slots"]
 
-_STATE_VERSION = 2
+_STATE_VERSION = 3
 _MODES = ("auto", "random", "stream")
 _OUTPUTS = ("sample", "torch")
 _DEFAULT_WINDOW = 10_000
@@ -189,12 +193,16 @@ class TorchDataset(_Base):
         self.epoch = 0
         self._pos = 0  # samples of this rank's order delivered in this epoch
         self._resumed = False  # restored by load_state_dict: honour the position even at the end
+        self._finished = False  # the last iteration ran to the end of the epoch
         self._order_cache: tuple[int, np.ndarray] | None = None
-        self._reader = Reader(dataset, self.mode, cache_dir, cache_limit)
-        self._fin = weakref.finalize(self, self._reader.release, os.getpid())
-        per_rank(self._reader.size, world_size, policy)  # validate now, not in a worker
         if not 0 <= rank < world_size:
             raise ConfigError(f"rank {rank} is not in range for world_size {world_size}")
+        self._reader = Reader(
+            dataset, self.mode, cache_dir, cache_limit, need_counts=world_size > 1
+        )
+        self._fin = weakref.finalize(self, self._reader.release, os.getpid())
+        if not self._reader.lazy:
+            per_rank(self._reader.size, world_size, policy)  # validate now, not in a worker
 
     def __getstate__(self) -> dict[str, Any]:  # spawned workers: no finalizer, no order cache
         return {k: v for k, v in self.__dict__.items() if k not in ("_fin", "_order_cache")}
@@ -205,27 +213,35 @@ class TorchDataset(_Base):
 
     # -- order and state ------------------------------------------------------------------------
     def _order(self, epoch: int) -> np.ndarray:
+        """Random mode: this rank's positions in ``epoch``."""
         c = self._order_cache
         if c is not None and c[0] == epoch:
             return c[1]
-        r = self._reader
         seed = self.seed if self.shuffle else None
-        if self.mode == "random":
-            order = rank_order(r.universe(), self.rank, self.world_size, self.policy, seed, epoch)
-        else:
-            assert r.counts is not None
-            order = stream_slots(
-                r.counts,
-                self.rank,
-                self.world_size,
-                self.policy,
-                seed,
-                epoch,
-                self.shuffle_buffer,
-                r.kept,
-            )
+        order = rank_order(
+            self._reader.universe(), self.rank, self.world_size, self.policy, seed, epoch
+        )
         self._order_cache = (epoch, order)
         return order
+
+    def _walk(self, epoch: int) -> StreamWalk:
+        """Stream mode: this rank's walk through ``epoch`` (one rank over shards of unknown
+        size: to the end, however long it is)."""
+        r = self._reader
+        seed = self.seed if self.shuffle else None
+        lo, length = 0, None
+        if not r.lazy:
+            length = per_rank(r.size, self.world_size, self.policy)
+            lo = self.rank * length
+        return StreamWalk(
+            shard_order(len(r.shards), seed, epoch),
+            r.count_of,
+            r.codes_of,
+            lo,
+            length,
+            None if seed is None else (seed, epoch, self.rank),
+            self.shuffle_buffer,
+        )
 
     def _items(self, start: int) -> list[tuple[int, int]]:
         """``(lo, hi)`` slot ranges of the items from position ``start`` to the epoch's end."""
@@ -241,13 +257,21 @@ class TorchDataset(_Base):
         finished epoch starts over."""
         if self._resumed:
             self._resumed = False
-        elif not self._items(self._pos):
+        elif self._finished or (not self._reader.lazy and not self._items(self._pos)):
             self._pos = 0
+        self._finished = False
         return self._pos
 
     def __len__(self) -> int:
-        """Items the next iteration yields (batches when ``batch_size`` is set), for any workers."""
+        """Items the next iteration yields (batches when ``batch_size`` is set), for any workers.
+
+        Exact. Streaming shards whose sizes nothing records (no shard infos, no manifests) with
+        one rank starts without counting them; asking for the length then fetches and counts
+        every shard first (into the shard cache, which the epoch then reads).
+        """
         left = len(self._items(self._pos))
+        if self._finished and not self._resumed:
+            return len(self._items(0))
         return left if left or self._resumed else len(self._items(0))
 
     def set_epoch(self, epoch: int) -> None:
@@ -262,6 +286,7 @@ class TorchDataset(_Base):
         self.epoch = epoch
         self._pos = 0
         self._resumed = False
+        self._finished = False
 
     def state_dict(self) -> dict[str, Any]:
         """Where this rank is: epoch, samples delivered, and the settings that fix the order.
@@ -279,7 +304,8 @@ class TorchDataset(_Base):
             "policy": self.policy,
             "mode": self.mode,
             "shuffle_buffer": self.shuffle_buffer,
-            "num_samples": self._reader.size,
+            "num_shards": len(self._reader.shards),
+            "num_samples": None if self._reader.lazy else self._reader.size,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -303,10 +329,15 @@ class TorchDataset(_Base):
                 raise ConfigError(
                     f"state was saved with {k}={state[k]!r} but this dataset has {k}={getattr(self, k)!r}"
                 )
-        if state["num_samples"] != self._reader.size:
+        if state["num_shards"] != len(self._reader.shards):
             raise ConfigError(
-                f"state was saved for {state['num_samples']} samples but the dataset now has "
-                f"{self._reader.size}"
+                f"state was saved for {state['num_shards']} shards but the dataset now has "
+                f"{len(self._reader.shards)}"
+            )
+        saved = state["num_samples"]
+        if saved is not None and not self._reader.lazy and saved != self._reader.size:
+            raise ConfigError(
+                f"state was saved for {saved} samples but the dataset now has {self._reader.size}"
             )
         self.epoch = int(state["epoch"])
         self._pos = int(state["position"])
@@ -318,11 +349,19 @@ class TorchDataset(_Base):
     ) -> Iterator[tuple[int, Any]]:
         """``(end position, item)`` for the items of worker ``wid`` of ``nw`` from ``start``
         (``ipc``: made to cross to the training process, see :mod:`._torch_ipc`)."""
-        order = self._order(epoch)
-        mine = self._items(start)[wid::nw]
-        return self._reader.items(
-            order, mine, self._ipc_assemble if ipc else self._assemble, self._ahead()
-        )
+        assemble = self._ipc_assemble if ipc else self._assemble
+        if self.mode == "stream":
+            walk = self._walk(epoch)
+            return self._reader.stream_items(
+                walk,
+                start,
+                self.batch_size or 1,
+                self.drop_last_batch,
+                (wid, nw),
+                assemble,
+                self.shuffle_buffer if self.shuffle else 1,
+            )
+        return self._reader.items(self._order(epoch), self._items(start)[wid::nw], assemble)
 
     def _ipc_assemble(self, raws: list[tuple[str, str, dict]]) -> Any:
         """:meth:`_assemble` in a worker: arrays in shared memory, packed to cross processes."""
@@ -330,14 +369,6 @@ class TorchDataset(_Base):
 
         registry: dict[int, Any] = {}
         return pack(self._assemble(raws, shm_alloc(registry), registry), registry)
-
-    def _ahead(self) -> int:
-        """Shards a streaming worker fetches ahead of the one it reads (a shuffle window's worth)."""
-        r = self._reader
-        if r.counts is None or not len(r.counts):
-            return 2
-        mean = max(1, int(np.mean(r.counts)))
-        return 2 + (-(-self.shuffle_buffer // mean) if self.shuffle else 0)
 
     def _assemble(
         self, raws: list[tuple[str, str, dict]], alloc: Any = None, registry: Any = None
@@ -392,6 +423,7 @@ class TorchDataset(_Base):
         for end, item in self._produce(self.epoch, start, 0, 1):
             self._pos = end  # before handing it over: a checkpoint taken now counts this item
             yield item
+        self._finished = True
 
     def loader(self, **kwargs: Any) -> Any:
         """A ``torch.utils.data.DataLoader`` over this dataset that records what it delivers.
@@ -420,6 +452,7 @@ class TorchDataset(_Base):
         from atdata.dataset._torch_ipc import unpack
 
         kwargs["batch_size"] = None
+        kwargs.setdefault("collate_fn", _convert)
         ctl = multiprocessing.sharedctypes.RawArray("q", 2)
         tds = self
 
@@ -432,8 +465,29 @@ class TorchDataset(_Base):
                 for end, item in super().__iter__():
                     tds._pos = end
                     yield unpack(item) if workers else item
+                tds._finished = True
 
         return _Loader(_Tagged(self, ctl), **kwargs)
+
+
+_PLAIN = (str, int, float, bool, type(None), bytes)
+
+
+def _convert(item: Any) -> Any:
+    """What the DataLoader's ``default_convert`` makes of an item (numpy arrays to tensors,
+    tuples to lists), without walking lists of plain values one element at a time."""
+    from torch.utils.data import default_convert
+
+    t = type(item)
+    if t is dict:
+        return {k: _convert(v) for k, v in item.items()}
+    if t is list and all(type(v) in _PLAIN for v in item):
+        return item
+    if t is tuple or t is list:
+        return [_convert(v) for v in item]
+    if t.__module__ == "torch":
+        return item
+    return default_convert(item)
 
 
 def _tensor_col(col: Any, registry: dict[int, Any]) -> Any:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import mmap
 import os
 import shutil
 import threading
@@ -51,12 +52,16 @@ def _lock(fd: int) -> None:
 
 
 class _Local:
-    """A fetched shard: its file descriptor and member index (key, offset, size per sample)."""
+    """A fetched shard: its file descriptor and member index (key, offset, size per sample).
 
-    __slots__ = ("fd", "keys", "offsets", "path", "sizes")
+    The index is the one built while downloading (``idx``), else the ``.idx`` the downloading
+    process left beside the file, else a header-only scan.
+    """
 
-    def __init__(self, path: str, shard: str) -> None:
-        from atdata._shards.members import _from_entries
+    __slots__ = ("fd", "keys", "mm", "offsets", "path", "sizes", "view")
+
+    def __init__(self, path: str, shard: str, idx: Any = None, sidecar: bool = False) -> None:
+        from atdata._shards.members import _from_entries, _read_persisted
         from atdata._shards.tar import scan_tar_file
 
         try:
@@ -64,12 +69,31 @@ class _Local:
         except OSError as exc:
             raise ShardError(f"cannot open shard {shard} at {path}: {exc.strerror}") from None
         try:
-            idx = _from_entries(scan_tar_file(path, f" in shard {shard} (read from {path})"))
+            if idx is None and sidecar:
+                idx = _read_persisted(path + ".idx", os.fstat(self.fd), path)
+            if idx is None:
+                idx = _from_entries(scan_tar_file(path, f" in shard {shard} (read from {path})"))
+            total = os.fstat(self.fd).st_size
+            if any(o + n > total for o, n in zip(idx.offsets, idx.sizes, strict=True)):
+                raise ShardError(
+                    f"the member index of shard {shard} points past the end of {path}; "
+                    "delete the shard cache directory and fetch again"
+                )
+            # mapped, not pread: slicing keeps the GIL, so the prefetch thread cannot stall
+            # every read (a GIL hand-over on each pread costs more than the read)
+            self.mm = mmap.mmap(self.fd, 0, access=mmap.ACCESS_READ) if total else None
         except BaseException:
             os.close(self.fd)
             raise
+        self.view = memoryview(self.mm) if self.mm is not None else memoryview(b"")
         self.path = path
         self.keys, self.offsets, self.sizes = idx.keys, idx.offsets, idx.sizes
+
+    def close(self) -> None:
+        self.view.release()
+        if self.mm is not None:
+            self.mm.close()
+        os.close(self.fd)
 
 
 class ShardCache:
@@ -87,6 +111,7 @@ class ShardCache:
         self.direct = direct
         self.keep: set[str] = set()  # shards the reader needs soon: never evicted by this process
         self._open: dict[str, _Local] = {}
+        self._built: dict[str, Any] = {}  # member indexes built while this process downloaded
         self._mu = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:  # workers open their own files
@@ -106,6 +131,8 @@ class ShardCache:
         Raises:
             ShardError: When the shard cannot be fetched or the cache cannot be written.
         """
+        if self.direct and not is_remote(shard):  # read where it is
+            return shard[7:] if shard.startswith("file://") else shard
         path = self.path(shard)
         if os.path.exists(path):
             with contextlib.suppress(OSError):
@@ -124,8 +151,13 @@ class ShardCache:
                 return path
             tmp = f"{path}.part-{os.getpid()}-{threading.get_ident()}"
             try:
-                self._download(source, shard, tmp)
+                idx = self._download(source, shard, tmp)
+                from atdata._shards.members import _persist
+
+                _persist(path + ".idx", os.stat(tmp), idx)  # for the other workers
                 os.replace(tmp, path)
+                with self._mu:
+                    self._built[shard] = idx
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
@@ -135,16 +167,28 @@ class ShardCache:
         self._evict({path, *(self.path(k) for k in set(self.keep))})
         return path
 
-    def _download(self, source: Any, shard: str, tmp: str) -> None:
+    def _download(self, source: Any, shard: str, tmp: str) -> Any:
+        """Copy the shard into ``tmp`` with one sequential read, indexing its members on the
+        way (the tar walk sees every byte once; nothing is read back)."""
+        from atdata._shards.members import _from_entries
+        from atdata._shards.tar import iter_tar
+
         f = source.open_shard(shard)
         try:
-            with open(tmp, "wb") as out:
-                read = f.read
-                while True:
-                    block = read(_CHUNK)
-                    if not block:
-                        break
-                    out.write(block)
+            with open(tmp, "wb", buffering=0) as out:
+                get, put = f.read, out.write
+
+                def read(n: int) -> bytes:
+                    block = get(n)
+                    if block:
+                        put(block)
+                    return block
+
+                where = f" in shard {shard}"
+                entries = [(m.name, m.offset, len(m.data)) for m in iter_tar(read, where, _CHUNK)]
+                while read(_CHUNK):  # what follows the end-of-archive blocks
+                    pass
+            return _from_entries(entries)
         except OSError as exc:
             if isinstance(exc, ShardError):
                 raise
@@ -163,6 +207,9 @@ class ShardCache:
                     if e.name.endswith(".tar"):
                         st = e.stat()
                         entries.append((st.st_mtime, st.st_size, e.path))
+                    elif e.name.endswith(".tar.idx") and not os.path.exists(e.path[:-4]):
+                        with contextlib.suppress(OSError):  # its shard was evicted
+                            os.unlink(e.path)
         except OSError:
             return
         total = sum(size for _t, size, _p in entries)
@@ -174,6 +221,8 @@ class ShardCache:
             with contextlib.suppress(OSError):
                 os.unlink(p)
                 total -= size
+            with contextlib.suppress(OSError):
+                os.unlink(p + ".idx")
 
     def local(self, source: Any, shard: str) -> _Local:
         """The fetched, indexed shard (kept open by this process)."""
@@ -181,16 +230,21 @@ class ShardCache:
         if loc is not None:
             return loc
         if self.direct and not is_remote(shard):
-            loc = _Local(shard[7:] if shard.startswith("file://") else shard, shard)
+            from atdata._shards.members import load_index
+
+            path = shard[7:] if shard.startswith("file://") else shard
+            loc = _Local(path, shard, load_index(path, source))  # the persisted member index
         else:
             try:
-                loc = _Local(self.fetch(source, shard), shard)
+                path = self.fetch(source, shard)
+                loc = _Local(path, shard, self._built.pop(shard, None), sidecar=True)
             except ShardError:  # evicted between fetch and open: fetch again
-                loc = _Local(self.fetch(source, shard), shard)
+                path = self.fetch(source, shard)
+                loc = _Local(path, shard, self._built.pop(shard, None), sidecar=True)
         with self._mu:
             known = self._open.get(shard)
             if known is not None:  # another thread opened it meanwhile
-                os.close(loc.fd)
+                loc.close()
                 return known
             if len(self._open) >= 64:
                 self.close()
@@ -209,12 +263,9 @@ class ShardCache:
         """
         loc = self.local(source, shard)
         key = loc.keys[i]
-        size = loc.sizes[i]
-        data = os.pread(loc.fd, size, loc.offsets[i])
-        if len(data) != size:
-            raise ShardError(f"short read in shard {shard} (cached at {loc.path}), sample {key!r}")
+        off = loc.offsets[i]
         try:
-            raw = _unpackb(data)
+            raw = _unpackb(loc.view[off : off + loc.sizes[i]])
         except Exception as exc:
             where = f" in shard {shard}, sample {key!r}"
             err = unpack_failure(exc, where)
@@ -226,9 +277,16 @@ class ShardCache:
     def close(self) -> None:
         """Close the files this process opened."""
         for loc in self._open.values():
-            with contextlib.suppress(OSError):
-                os.close(loc.fd)
+            with contextlib.suppress(OSError, BufferError):
+                loc.close()
         self._open.clear()
+
+    def trim(self, keep: set[str]) -> None:
+        """Close (unmap) the shards this process has open that are not in ``keep``."""
+        with self._mu:
+            for shard in [s for s in self._open if s not in keep]:
+                with contextlib.suppress(OSError, BufferError):
+                    self._open.pop(shard).close()
 
     def remove(self) -> None:
         """Delete the whole directory (a private temporary cache at the end of its life)."""

@@ -8,7 +8,9 @@ number of DataLoader workers, so a position in a rank's order identifies what wa
   ``policy`` and dealt to ranks round-robin (:func:`rank_slots`).
 - ``"stream"`` mode: shards in a seeded order, concatenated; each rank takes one contiguous span
   (so it touches about ``1/world_size`` of the shards), shuffled within consecutive windows of
-  ``window`` samples (:func:`stream_slots`): every shard is needed during one window only.
+  ``window`` samples, the first few smaller (:func:`window_bounds`): every shard is needed during
+  one window only. :class:`StreamWalk` produces the span window by window and asks for a shard's
+  count only when it reaches it, so one rank can start on shards of unknown size.
 
 Examples:
     >>> rank_slots(7, 0, 3, "drop_last", None, 0), rank_slots(7, 2, 3, "pad", None, 0)
@@ -19,13 +21,21 @@ Examples:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
 from atdata._errors import ConfigError
 
-__all__ = ["per_rank", "rank_order", "rank_slots", "stream_slots"]
+__all__ = [
+    "StreamWalk",
+    "per_rank",
+    "rank_order",
+    "rank_slots",
+    "shard_order",
+    "stream_slots",
+    "window_bounds",
+]
 
 POLICIES = ("drop_last", "pad")
 _STREAM_SALT = 0x5EED
@@ -130,21 +140,144 @@ def stream_slots(
     _check_rank(rank, world_size)
     if window < 1:
         raise ConfigError(f"shuffle window must be >= 1 sample, got {window}")
-    cum = np.cumsum(np.asarray(counts, dtype=np.int64))
+    counts = np.asarray(counts, dtype=np.int64)
+    starts = np.concatenate(([0], np.cumsum(counts)))
     if universe is None:
-        universe = np.arange(int(cum[-1]) if len(cum) else 0, dtype=np.int64)
-    bounds = np.searchsorted(universe, np.concatenate(([0], cum)))
-    shards = np.arange(len(cum))
-    if seed is not None:
-        shards = _rng(seed, epoch, _STREAM_SALT).permutation(shards)
-    parts = [universe[bounds[s] : bounds[s + 1]] for s in shards]
-    order = np.concatenate(parts) if parts else universe[:0]
-    per = per_rank(len(order), world_size, policy)
-    span = _cut(order, world_size, policy)[rank * per : (rank + 1) * per]
-    if seed is None:
-        return span
-    rng = _rng(seed, epoch, rank, _STREAM_SALT + 1)
-    out = span.copy()
-    for lo in range(0, len(out), window):
-        rng.shuffle(out[lo : lo + window])
+        universe = np.arange(int(starts[-1]), dtype=np.int64)
+    bounds = np.searchsorted(universe, starts)
+    kept = [universe[bounds[s] : bounds[s + 1]] - starts[s] for s in range(len(counts))]
+    per = per_rank(len(universe), world_size, policy)
+    walk = StreamWalk(
+        shard_order(len(counts), seed, epoch),
+        lambda s: len(kept[s]),
+        lambda s: (s << SHIFT) | kept[s],
+        rank * per,
+        per,
+        None if seed is None else (seed, epoch, rank),
+        window,
+    )
+    parts = [w for _lo, w in walk.windows()]
+    codes = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    return starts[codes >> SHIFT] + (codes & _LOW)
+
+
+# -- streaming mode, walked lazily -----------------------------------------------------------
+SHIFT = 32  # a sample is coded ``shard << SHIFT | index in shard`` (shards of < 2**32 samples)
+_LOW = (1 << SHIFT) - 1
+_RAMP = 16  # the first window of an epoch holds window // _RAMP samples; each next one twice that
+
+
+def window_bounds(window: int, upto: int) -> list[int]:
+    """Slot boundaries ``[0, b1, b2, ...]`` of the shuffle windows up to the first >= ``upto``.
+
+    The first windows of an epoch ramp up (``window // 16``, then twice that, ... up to
+    ``window``), so the first item needs one shard's worth of samples, not a whole window's.
+
+    Examples:
+        >>> window_bounds(16, 40)
+        [0, 1, 3, 7, 15, 31, 47]
+    """
+    out, size = [0], max(1, window // _RAMP)
+    while out[-1] < upto:
+        out.append(out[-1] + size)
+        size = min(window, size * 2)
     return out
+
+
+def shard_order(num_shards: int, seed: int | None, epoch: int) -> list[int]:
+    """Streaming mode's shard order in ``epoch`` (seeded, or the stored order)."""
+    if seed is None:
+        return list(range(num_shards))
+    return _rng(seed, epoch, _STREAM_SALT).permutation(num_shards).tolist()
+
+
+class StreamWalk:
+    """One rank's sample codes in one epoch of streaming mode, produced window by window.
+
+    The rank reads the slots ``[lo, lo + length)`` of the shards concatenated in ``order``
+    (wrapping around to the start when padding), shuffled within windows (:func:`window_bounds`).
+    Counts come from ``count(shard)``, called only when the walk reaches that shard, so a walk
+    over shards of unknown size fetches each one as it goes (``length=None``: to the end).
+
+    Args:
+        order: Shard indices in this epoch's order.
+        count: Samples of a shard that take part (may fetch the shard).
+        codes: The codes of a shard's samples that take part (after ``count``).
+        lo: The rank's first slot in the concatenation.
+        length: Slots of the rank (``None``: all from ``lo``, however many there are).
+        rng_parts: ``(seed, epoch, rank)`` for the window shuffles, or ``None``: no shuffle.
+        window: The shuffle window in samples.
+    """
+
+    def __init__(
+        self,
+        order: list[int],
+        count: Callable[[int], int],
+        codes: Callable[[int], np.ndarray],
+        lo: int,
+        length: int | None,
+        rng_parts: tuple[int, int, int] | None,
+        window: int,
+    ) -> None:
+        self.order, self.count, self.codes = order, count, codes
+        self.lo, self.length = lo, length
+        self.rng_parts, self.window = rng_parts, window
+        self.at = 0  # index into ``seq()`` of the last shard the walk has touched
+
+    def _visits(self) -> Iterator[tuple[int, int, int]]:
+        """``(shard, first, end)``: the part of each shard the span covers, in walk order."""
+        pos, end = 0, None if self.length is None else self.lo + self.length
+        while self.order:
+            before = pos
+            for s in self.order:
+                n = self.count(s)
+                a, b = max(self.lo, pos), pos + n if end is None else min(end, pos + n)
+                if b > a or (n == 0 and pos >= self.lo):  # empty shards too: indexes match seq()
+                    yield s, max(0, a - pos), max(0, b - pos)
+                pos += n
+                if end is not None and pos >= end:
+                    return
+            if end is None or pos == before:
+                return  # an unbounded walk ends with the shards; padding wraps around
+
+    def seq(self) -> list[int]:
+        """The shards in the order the walk needs them (for prefetching); with a known
+        ``length`` exactly those of the span, else the whole order."""
+        if self.length is None:
+            return list(self.order)
+        return [s for s, _a, _b in self._visits()]
+
+    def windows(self, start: int = 0) -> Iterator[tuple[int, np.ndarray]]:
+        """``(first slot, codes)`` of each window from the one holding slot ``start``;
+        ``at`` follows the index into :meth:`seq` of the shard last read."""
+        bounds = window_bounds(self.window, start + 1)
+        k = len(bounds) - 2  # the window holding ``start``
+        size = bounds[k + 1] - bounds[k]
+        wlo = skip = bounds[k]
+        buf: list[np.ndarray] = []
+        have = 0
+        for j, (s, a, b) in enumerate(self._visits()):
+            if skip >= b - a:
+                skip -= b - a
+                continue
+            part = self.codes(s)[a + skip : b]
+            skip = 0
+            self.at = j
+            buf.append(part)
+            have += len(part)
+            while have >= size:
+                flat = np.concatenate(buf) if len(buf) > 1 else buf[0]
+                yield wlo, self._shuffled(k, flat[:size])
+                rest = flat[size:]
+                buf, have = ([rest] if len(rest) else []), len(rest)
+                wlo, k = wlo + size, k + 1
+                size = min(self.window, size * 2)
+        if have:
+            yield wlo, self._shuffled(k, np.concatenate(buf))
+
+    def _shuffled(self, k: int, codes: np.ndarray) -> np.ndarray:
+        if self.rng_parts is None:
+            return codes
+        out = codes.copy()
+        _rng(*self.rng_parts, _STREAM_SALT + 1, k).shuffle(out)
+        return out

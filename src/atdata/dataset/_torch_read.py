@@ -12,11 +12,14 @@ Examples:
     >>> r = Reader(ds.filter(lambda s: s["i"] % 2 == 0), "stream", None, 1 << 30)
     >>> r.size, r.counts.tolist(), r.kept.tolist()
     (3, [4, 2], [0, 2, 4])
+    >>> Reader(ds, "stream", None, 1 << 30).counts.tolist()  # recorded by write_samples
+    [4, 2]
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import tempfile
 import threading
@@ -26,8 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from atdata._errors import ConfigError
+from atdata._errors import AtdataError, ConfigError, IntegrityError
+from atdata._shards.sources import is_remote
 from atdata.dataset._torch_cache import ShardCache
+from atdata.dataset._torch_plan import _LOW, SHIFT, StreamWalk
 
 __all__ = ["Reader"]
 
@@ -38,6 +43,11 @@ _DEFAULT_LIMIT = 8 << 30
 class Reader:
     """Sizes and sample reading of one dataset in one mode (built in the main process).
 
+    In stream mode, counts the plan needs come from shard infos, then from manifests published
+    beside remote shards; when neither knows a shard and the plan can do without (one rank, no
+    selection or filter), the shard is counted when the walk reaches it (``lazy``), else every
+    unknown shard is fetched into the cache and counted up front.
+
     Args:
         dataset: The :class:`~atdata.Dataset` (selections and filters allowed).
         mode: ``"random"`` or ``"stream"``.
@@ -46,6 +56,7 @@ class Reader:
             :class:`~atdata.dataset._torch.TorchDataset` goes away).
         cache_limit: Bytes the cache directory may hold (default: 8 GiB for a ``cache_dir``; for
             the temporary one a quarter of the free space of its file system, at most 8 GiB).
+        need_counts: Count every shard now (several ranks need the total to split it).
     """
 
     def __init__(
@@ -54,6 +65,7 @@ class Reader:
         mode: str,
         cache_dir: str | os.PathLike[str] | None,
         cache_limit: int | None,
+        need_counts: bool = False,
     ) -> None:
         if cache_limit is not None and cache_limit < 1:
             raise ConfigError(f"cache_limit must be a positive number of bytes, got {cache_limit}")
@@ -64,20 +76,27 @@ class Reader:
         self._pid = os.getpid()
         self._temp = cache_dir is None and mode == "stream"
         self.cache: ShardCache | None = None
+        filtered = any(op == "filter" for op, _ in self.dataset._ops)
+        self.counts: np.ndarray | None = None  # stream mode: samples per shard, -1 unknown
+        self.starts: np.ndarray | None = None
+        self.lazy = False
+        self._size: int | None = None
+        self._selection: np.ndarray | None = None
+        self.kept: np.ndarray | None = None  # sorted positions that take part (None: all)
+        self._kept_by: list[np.ndarray] | None = None  # stream mode: kept indexes per shard
         if mode == "stream":
             directory, limit = _cache_place(cache_dir, cache_limit)
             self.cache = ShardCache(directory, limit, direct=self.dataset._shared.local())
-        self.counts: np.ndarray | None = None
-        self.starts: np.ndarray | None = None
-        if mode == "stream":
-            self.counts = np.asarray(self._stream_counts(), dtype=np.int64)
-            self.starts = np.concatenate(([0], np.cumsum(self.counts)))
-            total = int(self.starts[-1])
+            known = self.dataset._shared.counts
+            self.counts = np.asarray([known.get(s, -1) for s in self.shards], dtype=np.int64)
+            self._given = self.counts >= 0  # counts the shards must be checked against
+            if need_counts or selection is not None or filtered:
+                self.ensure_counts()
+            else:
+                self.lazy = bool((self.counts < 0).any())
+            total = -1 if self.lazy else int(self.counts.sum())
         else:
             total = self.dataset._shared.base_len()
-        filtered = any(op == "filter" for op, _ in self.dataset._ops)
-        self._selection: np.ndarray | None = None
-        self.kept: np.ndarray | None = None  # sorted positions that take part (None: all)
         if selection is not None:
             self._selection = np.asarray(selection, dtype=np.int64)
             if len(self._selection) and (
@@ -88,21 +107,73 @@ class Reader:
         if filtered:
             self.kept = self._filter_pass(self.kept, total)
             self._selection = None
-        self.size = total if self.kept is None else len(self.kept)
+        if self.kept is not None and self.starts is not None:
+            b = np.searchsorted(self.kept, self.starts)
+            self._kept_by = [
+                self.kept[b[s] : b[s + 1]] - self.starts[s] for s in range(len(self.shards))
+            ]
+        if not self.lazy:
+            self._size = total if self.kept is None else len(self.kept)
 
     # -- sizes ---------------------------------------------------------------------------------
-    def _stream_counts(self) -> list[int]:
-        ds, cache = self.dataset, self.cache
-        assert cache is not None
-        known = ds._shared.counts
-        todo = [s for s in self.shards if s not in known]
-        if todo:  # fetched into the cache, which the epoch then reads
+    @property
+    def size(self) -> int:
+        """Samples that take part (stream mode with unknown counts: counts every shard first)."""
+        if self._size is None:
+            self.ensure_counts()
+            assert self.counts is not None
+            self._size = int(self.counts.sum())
+        return self._size
+
+    def ensure_counts(self) -> None:
+        """Know every shard's count: manifests beside remote shards, else fetch and count."""
+        counts, cache, src = self.counts, self.cache, self.dataset.source
+        assert counts is not None and cache is not None
+        todo = [j for j in range(len(self.shards)) if counts[j] < 0]
+        if todo:
             with ThreadPoolExecutor(min(_COUNT_THREADS, len(todo))) as pool:
-                for s, n in zip(
-                    todo, pool.map(lambda s: cache.count(ds.source, s), todo), strict=True
-                ):
-                    known[s] = n
-        return [known[s] for s in self.shards]
+                found = pool.map(lambda j: _published_count(src, self.shards[j]), todo)
+                for j, n in zip(todo, found, strict=True):
+                    if n is not None:
+                        counts[j] = n
+                        self._given[j] = True
+                rest = [j for j in todo if counts[j] < 0]
+                for j, n in zip(rest, pool.map(self.count_of, rest), strict=True):
+                    counts[j] = n
+        self.starts = np.concatenate(([0], np.cumsum(counts)))
+        self.lazy = False
+
+    def count_of(self, s: int) -> int:
+        """Samples of shard ``s`` that take part (a shard of unknown size is fetched to count it)."""
+        if self._kept_by is not None:
+            return len(self._kept_by[s])
+        counts = self.counts
+        assert counts is not None
+        n = int(counts[s])
+        if n < 0:
+            assert self.cache is not None
+            shard = self.shards[s]
+            n = counts[s] = self.cache.count(self.dataset.source, shard)
+            self.dataset._shared.counts[shard] = n
+        return n
+
+    def codes_of(self, s: int) -> np.ndarray:
+        """The codes (see :class:`~atdata.dataset._torch_plan.StreamWalk`) of shard ``s``."""
+        if self._kept_by is not None:
+            return (s << SHIFT) | self._kept_by[s]
+        return (s << SHIFT) | np.arange(self.count_of(s), dtype=np.int64)
+
+    def _check(self, s: int) -> None:
+        """A shard whose count came from shard infos or a manifest must hold that many."""
+        assert self.cache is not None and self.counts is not None
+        shard = self.shards[s]
+        n = self.cache.count(self.dataset.source, shard)
+        if self._given[s] and n != self.counts[s]:
+            raise IntegrityError(
+                f"shard {shard} holds {n} samples but its shard info or manifest says "
+                f"{int(self.counts[s])}; fix or drop the stale record (shard_infos=, "
+                f"atdata manifest build {shard} --force)"
+            )
 
     def _filter_pass(self, candidates: np.ndarray | None, total: int) -> np.ndarray:
         """Positions (among ``candidates``, default all) whose sample the dataset's filter keeps."""
@@ -135,55 +206,86 @@ class Reader:
             key, raw = cache.raw(src, shards[s], int(p - starts[s]))
             yield shards[s], key, raw
 
-    def items(
-        self,
-        order: np.ndarray,
-        mine: list[tuple[int, int]],
-        assemble: Callable[[list[tuple[str, str, dict]]], Any],
-        ahead: int,
-    ) -> Iterator[tuple[int, Any]]:
-        """``(hi, item)`` for each slot range ``(lo, hi)`` of ``mine``."""
+    def _after_fork(self) -> None:
         if os.getpid() != self._pid:  # a forked worker: drop connections the parent opened
             hook = getattr(self.dataset.source, "after_fork", None)
             if hook is not None:
                 hook()
             self._pid = os.getpid()
-        if self.cache is None or not mine:
-            for lo, hi in mine:
-                yield hi, assemble(list(self._raws(order[lo:hi].tolist())))
-            return
-        pos = np.concatenate([order[lo:hi] for lo, hi in mine])
-        assert self.starts is not None
-        sidx = np.searchsorted(self.starts, pos, side="right") - 1
-        uniq, first = np.unique(sidx, return_index=True)
-        by_use = np.argsort(first)
-        seq = [self.shards[s] for s in uniq[by_use]]  # shards in the order this worker needs them
-        firsts = first[by_use]
-        ends = np.cumsum([hi - lo for lo, hi in mine])
-        needed = np.searchsorted(firsts, ends, side="left")  # shards needed through each item
-        pre = _Prefetch(self.cache, self.dataset.source, seq, ahead)
+
+    def items(
+        self,
+        order: np.ndarray,
+        mine: list[tuple[int, int]],
+        assemble: Callable[[list[tuple[str, str, dict]]], Any],
+    ) -> Iterator[tuple[int, Any]]:
+        """Random mode: ``(hi, item)`` for each slot range ``(lo, hi)`` of ``mine``."""
+        self._after_fork()
+        for lo, hi in mine:
+            yield hi, assemble(list(self._raws(order[lo:hi].tolist())))
+
+    def stream_items(
+        self,
+        walk: StreamWalk,
+        start: int,
+        size: int,
+        drop_last: bool,
+        worker: tuple[int, int],
+        assemble: Callable[[list[tuple[str, str, dict]]], Any],
+        window: int,
+    ) -> Iterator[tuple[int, Any]]:
+        """Stream mode: ``(hi, item)`` for the items from slot ``start`` (``size`` slots each,
+        the last one shorter or, with ``drop_last``, dropped) that fall to ``worker``
+        (``(id, count)``: item ``k`` goes to worker ``k % count``)."""
+        self._after_fork()
+        wid, nw = worker
+        shards, src, cache = self.shards, self.dataset.source, self.cache
+        assert cache is not None
+        pre = _Prefetch(cache, src, [shards[s] for s in walk.seq()], self._ahead(window))
         pre.start()
-        starts, shards, src, cache = (
-            self.starts.tolist(),
-            self.shards,
-            self.dataset.source,
-            self.cache,
-        )
-        positions, owners = pos.tolist(), sidx.tolist()
+        wins = walk.windows(start)
+        cur, cur_lo, done = np.zeros(0, dtype=np.int64), -1, False
+        checked: set[int] = set()
         try:
-            off = 0
-            for k, (lo, hi) in enumerate(mine):
-                pre.advance(int(needed[k]))
+            for k in itertools.count():
+                lo = start + k * size
+                hi = lo + size
+                while not done and (cur_lo < 0 or cur_lo + len(cur) < hi):
+                    nxt = next(wins, None)
+                    if nxt is None:
+                        done = True
+                        break
+                    if cur_lo < 0:
+                        cur_lo, cur = nxt
+                    else:
+                        cur = np.concatenate((cur[lo - cur_lo :], nxt[1]))
+                        cur_lo = lo
+                    pre.ahead = self._ahead(window)
+                    cache.trim(pre.advance(walk.at + 1))
+                hi = min(hi, cur_lo + len(cur))
+                if cur_lo < 0 or hi <= lo or (drop_last and hi - lo < size):
+                    return
+                if k % nw != wid:
+                    continue
                 raws = []
-                for p, s in zip(
-                    positions[off : off + hi - lo], owners[off : off + hi - lo], strict=True
-                ):
-                    key, raw = cache.raw(src, shards[s], p - starts[s])
+                for c in cur[lo - cur_lo : hi - cur_lo].tolist():
+                    s = c >> SHIFT
+                    if s not in checked:
+                        self._check(s)
+                        checked.add(s)
+                    key, raw = cache.raw(src, shards[s], c & _LOW)
                     raws.append((shards[s], key, raw))
-                off += hi - lo
                 yield hi, assemble(raws)
         finally:
             pre.stop()
+
+    def _ahead(self, window: int) -> int:
+        """Shards to fetch ahead of the walk: the next window's worth, and two more."""
+        counts = self.counts
+        assert counts is not None
+        known = counts[counts > 0]
+        mean = max(1, int(known.mean())) if len(known) else 1
+        return 2 + min(len(self.shards), -(-window // mean))
 
     def release(self, owner_pid: int) -> None:
         """Close files; remove a private temporary cache (only in the process that made it)."""
@@ -192,6 +294,21 @@ class Reader:
         self.cache.close()
         if self._temp and os.getpid() == owner_pid:
             self.cache.remove()
+
+
+def _published_count(source: Any, shard: str) -> int | None:
+    """Samples in a remote shard according to a manifest published beside it (or ``None``)."""
+    if not is_remote(shard):
+        return None
+    from atdata.manifest._read import load_manifest
+
+    try:
+        m = load_manifest(shard, source)
+    except (AtdataError, OSError, ValueError):
+        return None
+    if m is None or m.legacy or not isinstance(m.num_samples, int):
+        return None
+    return m.num_samples
 
 
 def _cache_place(cache_dir: str | os.PathLike[str] | None, limit: int | None) -> tuple[str, int]:
@@ -227,12 +344,15 @@ class _Prefetch(threading.Thread):
         self._halt = False
         self._cv = threading.Condition()
 
-    def advance(self, needed: int) -> None:
+    def advance(self, needed: int) -> set[str]:
+        """The reader needs ``seq[:needed]``: fetch up to ``ahead`` beyond; returns the shards
+        it may still read (the rest may be evicted and closed)."""
         with self._cv:
             self._progress = needed
             lo = max(0, needed - self.ahead)
-            self.cache.keep = set(self.seq[lo : needed + self.ahead])
+            keep = self.cache.keep = set(self.seq[lo : needed + self.ahead])
             self._cv.notify()
+        return keep
 
     def stop(self) -> None:
         with self._cv:
