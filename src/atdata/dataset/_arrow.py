@@ -107,12 +107,15 @@ class _Stream:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         self._pa = pa
 
+        raw = specs is not None  # rows are wire maps already
+
         def chunks() -> Iterator[tuple[list[str | None], list[Any]]]:
             while True:
                 chunk = list(itertools.islice(rows, batch_size))
                 if not chunk:
                     return
-                yield [k for k, _ in chunk], [_as_wire(r) for _, r in chunk]
+                keys = [k for k, _ in chunk]
+                yield keys, [r for _, r in chunk] if raw else [_as_wire(r) for _, r in chunk]
 
         if specs is None:
             head = list(itertools.islice(rows, 1))
@@ -142,7 +145,7 @@ class _Stream:
         chunk, self._first = self._first, None
         while chunk is not None:
             keys, rows = chunk
-            yield build_batch(pa, self.schema, self.plans, rows, [str(k) for k in keys])
+            yield build_batch(pa, self.schema, self.plans, rows, keys)
             chunk = next(self._chunks, None)
 
 

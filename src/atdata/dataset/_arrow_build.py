@@ -24,7 +24,7 @@ from atdata.dataset._arrow_plan import Plan, arrow_field
 __all__ = ["build_array", "build_batch"]
 
 
-def _where(keys: Sequence[str] | None, i: int) -> str:
+def _where(keys: Sequence[str | None] | None, i: int) -> str:
     return f" (sample {keys[i]!r})" if keys is not None and i < len(keys) else ""
 
 
@@ -45,7 +45,7 @@ def _array_data(v: Any) -> tuple[Any, tuple[int, ...], Any]:
 
 
 def _mismatch(
-    plan: Plan, got: str, keys: Sequence[str] | None, i: int, fallback: str = "bytes"
+    plan: Plan, got: str, keys: Sequence[str | None] | None, i: int, fallback: str = "bytes"
 ) -> ArrayLayoutError:
     want = (
         f"{plan.dtype} {plan.shape}"
@@ -77,7 +77,15 @@ def _validity(pa: Any, values: Sequence[Any]) -> tuple[Any, int]:
     return pa.array([v is not None for v in values], pa.bool_()).buffers()[1], nulls
 
 
-def _tensor(pa: Any, plan: Plan, values: Sequence[Any], keys: Sequence[str] | None) -> Any:
+def _header(dtype: Any, shape: tuple[int, ...]) -> bytes:
+    """The compact array header atdata writes for ``dtype`` and ``shape``."""
+    import struct
+
+    ds = dtype.str.encode("ascii")
+    return bytes((len(ds),)) + ds + bytes((len(shape),)) + struct.pack(f"<{len(shape)}q", *shape)
+
+
+def _tensor(pa: Any, plan: Plan, values: Sequence[Any], keys: Sequence[str | None] | None) -> Any:
     import numpy as np
 
     assert plan.shape is not None
@@ -85,20 +93,30 @@ def _tensor(pa: Any, plan: Plan, values: Sequence[Any], keys: Sequence[str] | No
     for d in plan.shape:
         size *= d
     nbytes = size * plan.dtype.itemsize
-    parts: list[Any] = []
-    zero = b"\0" * nbytes
-    for i, v in enumerate(values):
-        if v is None:
-            parts.append(zero)
-            continue
-        dt, shape, data = _array_data(v)
-        if dt != plan.dtype or shape != plan.shape:
-            ok = dt == plan.dtype and len(shape) == len(plan.shape) and 0 not in shape
-            raise _mismatch(plan, f"{dt} {shape}", keys, i, "list" if ok else "bytes")
-        parts.append(data)
-    flat = _native(np, b"".join(parts), plan.dtype)
-    child = pa.array(flat)
+    n = len(values)
     ftype = arrow_field(pa, plan).type
+    head = _header(plan.dtype, plan.shape)  # the stored header of a fitting array
+    hl = len(head)
+    want = hl + nbytes
+    buf = pa.allocate_buffer(nbytes * n)  # from Arrow's pool, which reuses freed pages
+    dst = memoryview(buf).cast("B")
+    o = 0
+    for i, v in enumerate(values):
+        if type(v) is bytes and len(v) == want and v.startswith(head):
+            dst[o : o + nbytes] = memoryview(v)[hl:]  # the common case: no header parsing
+        elif v is None:
+            dst[o : o + nbytes] = bytes(nbytes)
+        else:
+            dt, shape, data = _array_data(v)
+            if dt != plan.dtype or shape != plan.shape:
+                ok = dt == plan.dtype and len(shape) == len(plan.shape) and 0 not in shape
+                raise _mismatch(plan, f"{dt} {shape}", keys, i, "list" if ok else "bytes")
+            dst[o : o + nbytes] = data
+        o += nbytes
+    if plan.dtype.kind == "b" or not plan.dtype.isnative:  # bit-packed / byte-swapped copy
+        child = pa.array(_native(np, buf, plan.dtype))
+    else:
+        child = pa.Array.from_buffers(ftype.value_type, size * n, [None, buf])
     validity, nulls = _validity(pa, values)
     storage = pa.Array.from_buffers(
         ftype.storage_type, len(values), [validity], null_count=nulls, children=[child]
@@ -117,7 +135,7 @@ def _offsets(pa: Any, lengths: Sequence[int | None]) -> tuple[Any, Any]:
     return pa.array(out, pa.int32()), mask
 
 
-def _ndlist(pa: Any, plan: Plan, values: Sequence[Any], keys: Sequence[str] | None) -> Any:
+def _ndlist(pa: Any, plan: Plan, values: Sequence[Any], keys: Sequence[str | None] | None) -> Any:
     import numpy as np
 
     ndim = plan.ndim if plan.ndim is not None else 1
@@ -168,7 +186,7 @@ def _index_of(values: Sequence[Any]) -> list[int | None]:
     return out
 
 
-def _nested(pa: Any, plan: Plan, values: Sequence[Any], keys: Sequence[str] | None) -> Any:
+def _nested(pa: Any, plan: Plan, values: Sequence[Any], keys: Sequence[str | None] | None) -> Any:
     assert plan.item is not None
     lengths: list[int | None] = []
     items: list[Any] = []
@@ -191,7 +209,7 @@ def _nested(pa: Any, plan: Plan, values: Sequence[Any], keys: Sequence[str] | No
     return pa.ListArray.from_arrays(offsets, items_arr, type=ftype, mask=mask)
 
 
-def _struct(pa: Any, plan: Plan, values: Sequence[Any], keys: Sequence[str] | None) -> Any:
+def _struct(pa: Any, plan: Plan, values: Sequence[Any], keys: Sequence[str | None] | None) -> Any:
     rows = [None if v is None else v if isinstance(v, dict) else v._to_wire() for v in values]
     kids = [
         build_array(pa, c, [None if r is None else r.get(c.name) for r in rows], keys)
@@ -205,7 +223,7 @@ def _struct(pa: Any, plan: Plan, values: Sequence[Any], keys: Sequence[str] | No
 
 
 def build_array(
-    pa: Any, plan: Plan, values: Sequence[Any], keys: Sequence[str] | None = None
+    pa: Any, plan: Plan, values: Sequence[Any], keys: Sequence[str | None] | None = None
 ) -> Any:
     """One Arrow array of ``values`` (wire values of one field, ``None`` for nulls).
 
@@ -256,11 +274,11 @@ def build_batch(
     schema: Any,
     plans: Sequence[Plan],
     rows: Sequence[Mapping[str, Any]],
-    keys: Sequence[str] | None = None,
+    keys: Sequence[str | None] | None = None,
 ) -> Any:
     """A ``pyarrow.RecordBatch`` of ``rows`` (wire maps) with ``schema``; a ``__key__`` column
     first when the schema has one."""
     cols = [build_array(pa, p, [r.get(p.name) for r in rows], keys) for p in plans]
     if schema.names and schema.names[0] == "__key__":
-        cols.insert(0, pa.array(list(keys or ()), pa.string()))
+        cols.insert(0, pa.array([None if k is None else str(k) for k in keys or ()], pa.string()))
     return pa.RecordBatch.from_arrays(cols, schema=schema)
