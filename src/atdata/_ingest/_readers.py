@@ -94,8 +94,27 @@ def iter_csv(stream: Any, start: int = 0, where: str = "") -> Iterator[tuple[int
         pos += 1
 
 
-def iter_table(batches: Iterator[Any], start: int = 0) -> Iterator[tuple[int, Any]]:
-    """Rows of a stream of Arrow record batches (or tables), skipping the first ``start``."""
+def row_reader(schema: Any) -> Any:
+    """The Arrow -> row converter of :mod:`atdata.dataset._arrow_read` for ``schema`` (tensor
+    columns become arrays, structs nested samples), or ``None`` when its columns cannot be
+    fields (then rows come from ``to_pylist``)."""
+    from atdata._errors import SchemaError
+    from atdata.dataset._arrow_read import RowReader
+
+    try:
+        return RowReader(schema)
+    except SchemaError:
+        return None
+
+
+def iter_table(
+    batches: Iterator[Any], start: int = 0, reader: Any = None
+) -> Iterator[tuple[int, Any]]:
+    """Rows of a stream of Arrow record batches (or tables), skipping the first ``start``.
+
+    With a ``reader`` (see :func:`row_reader`) rows are its wire maps (arrays as their wire
+    bytes, nulls left out); without, ``to_pylist`` dicts.
+    """
     pos = 0
     for batch in batches:
         n = batch.num_rows
@@ -104,7 +123,8 @@ def iter_table(batches: Iterator[Any], start: int = 0) -> Iterator[tuple[int, An
             continue
         skip = max(0, start - pos)
         part = batch.slice(skip) if skip else batch
-        for i, row in enumerate(part.to_pylist()):
+        rows = (r for _, r in reader.rows(part)) if reader is not None else part.to_pylist()
+        for i, row in enumerate(rows):
             yield pos + skip + i, row
         pos += n
 
@@ -125,7 +145,7 @@ def iter_parquet(f: Any, start: int = 0) -> Iterator[tuple[int, Any]]:
     if not groups:
         return
     batches = pf.iter_batches(batch_size=BATCH_ROWS, row_groups=groups)
-    for p, row in iter_table(batches, start - pos):
+    for p, row in iter_table(batches, start - pos, row_reader(pf.schema_arrow)):
         yield pos + p, row
 
 
@@ -184,8 +204,9 @@ def iter_input(
 
 def _iter_hf(ds: Any, start: int) -> Iterator[tuple[int, Any]]:
     table = ds.with_format("arrow")
+    reader = row_reader(ds.data.schema)
     n = len(ds)
     for lo in range(start, n, BATCH_ROWS):
         part = table[lo : min(n, lo + BATCH_ROWS)]
-        for i, row in enumerate(part.to_pylist()):
+        for i, row in iter_table(iter([part]), 0, reader):
             yield lo + i, row

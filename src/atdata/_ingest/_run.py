@@ -21,7 +21,7 @@ from atdata._ingest._coerce import Reject, RowCoercer
 from atdata._ingest._dedup import DigestSet, make_keyer
 from atdata._ingest._infer import describe_type, infer_sample_type, type_name_for
 from atdata._ingest._output import Output
-from atdata._ingest._readers import BadRow, iter_input
+from atdata._ingest._readers import BadRow, arrow_schema, iter_input
 from atdata._ingest._report import IngestReport
 from atdata._ingest._sources import Input, S3Access, resolve_inputs
 from atdata._ingest._state import IngestState
@@ -118,6 +118,19 @@ class IngestRun:
 
     # -- setup ---------------------------------------------------------------------------------
     def _infer(self, name: str | None) -> tuple[type, dict[str, str]]:
+        first = self.inputs[0]
+        stem = (name or "").rsplit("/", 1)[-1]
+        if not stem:
+            stem = "hf-row" if first.fmt == "hf" else os.path.basename(first.uri.split("?")[0])
+            stem = stem.split(".", 1)[0]
+        type_name = type_name_for(stem)
+        if first.fmt in ("parquet", "hf") and self.transform is None:
+            from atdata.dataset._arrow_read import schema_from_arrow
+
+            try:  # the schema says it all: nullability, tensor shapes, nested structs
+                return schema_from_arrow(arrow_schema(first, self.s3), name=type_name), {}
+            except SchemaError:
+                pass  # e.g. column names that are not identifiers: infer from the rows
         rows: list[dict[str, Any]] = []
         for inp in self.inputs:
             gen = iter_input(inp, 0, self.s3)
@@ -144,12 +157,7 @@ class IngestRun:
                 f"cannot infer a sample type: {self.inputs[0].uri} has no readable rows; "
                 "pass sample_type="
             )
-        first = self.inputs[0]
-        stem = (name or "").rsplit("/", 1)[-1]
-        if not stem:
-            stem = "hf-row" if first.fmt == "hf" else os.path.basename(first.uri.split("?")[0])
-            stem = stem.split(".", 1)[0]
-        return infer_sample_type(rows, type_name_for(stem))
+        return infer_sample_type(rows, type_name)
 
     def _check_config(self) -> None:
         old = self.state.progress.config
