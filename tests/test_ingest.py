@@ -322,3 +322,50 @@ def test_jsonl_positions_from_any_start(lines, start):
     data = "".join(x + "\n" for x in lines).encode()
     got = [p for p, _ in iter_jsonl(io.BytesIO(data), start)]
     assert got == [i for i in range(start, len(lines)) if lines[i]]
+
+
+@atdata.packable
+class Mixed:
+    n: int
+    x: float
+    s: str
+    b: bool
+    tags: list[str]
+    opt: int | None = None
+
+
+_mixed = hs.builds(
+    Mixed,
+    n=hs.integers(-(2**63), 2**63 - 1),
+    x=hs.floats(allow_nan=False, allow_infinity=False),
+    s=hs.text(max_size=12),
+    b=hs.booleans(),
+    tags=hs.lists(hs.text(max_size=4), max_size=3),
+    opt=hs.none() | hs.integers(-5, 5),
+)
+
+
+@settings(max_examples=20, deadline=None)
+@given(hs.lists(_mixed, min_size=1, max_size=12))
+def test_jsonl_round_trip_property(tmp_path_factory, samples):
+    d = tmp_path_factory.mktemp("rt")
+    src = write_jsonl(d / "m.jsonl", [s.to_dict() for s in samples])
+    r = atdata.ingest(src, d / "out", sample_type=Mixed, maxcount=5, fsync=False)
+    assert list(r.dataset().ordered()) == samples
+
+
+@settings(max_examples=20, deadline=None)
+@given(hs.lists(_mixed, min_size=1, max_size=12))
+def test_csv_round_trip_property(tmp_path_factory, samples):
+    import csv
+
+    d = tmp_path_factory.mktemp("csv")
+    with open(d / "m.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["n", "x", "s", "b", "tags", "opt"])
+        for s in samples:  # text cells: numbers by repr, lists as JSON, None as empty
+            w.writerow(
+                [s.n, repr(s.x), s.s, s.b, json.dumps(s.tags), "" if s.opt is None else s.opt]
+            )
+    r = atdata.ingest(str(d / "m.csv"), d / "out", sample_type=Mixed, fsync=False)
+    assert list(r.dataset().ordered()) == samples

@@ -57,7 +57,9 @@ def ingest(
     Resumable and exactly-once: progress is saved atomically in ``<out>/.ingest/`` each time a
     shard is sealed, so rerunning the same call after a crash (or a failed upload, or a quality
     gate stop) continues after the last sealed shard, and the shards are byte-identical to those
-    of an uninterrupted run. Rerunning a finished ingestion returns its report at once.
+    of an uninterrupted run. Rerunning a finished ingestion returns its report at once. A rerun
+    with other inputs or options is refused; ``transform``, ``validate`` and ``dedup_on``
+    callables cannot be compared, so pass the same ones (and keep them deterministic).
 
     Args:
         source: A path, directory, glob (``"data/*.jsonl.gz"``), ``http(s)://`` URL,
