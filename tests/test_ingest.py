@@ -241,6 +241,20 @@ def test_other_settings_on_same_output_are_refused(tmp_path):
         atdata.ingest(src, tmp_path / "out", sample_type=Item, maxcount=7)
 
 
+def test_concurrent_run_on_same_output_is_refused(tmp_path):
+    from atdata._ingest._state import IngestState
+
+    src = write_jsonl(tmp_path / "a.jsonl", rows_of(3))
+    other = IngestState(str(tmp_path / "out"))
+    other.lock()  # as another process would (flock is per open file)
+    try:
+        with pytest.raises(atdata.ConfigError, match="another ingestion is writing"):
+            atdata.ingest(src, tmp_path / "out", sample_type=Item)
+    finally:
+        other.unlock()
+    assert atdata.ingest(src, tmp_path / "out", sample_type=Item).rows_written == 3
+
+
 def test_bad_options(tmp_path):
     src = write_jsonl(tmp_path / "a.jsonl", rows_of(3))
     with pytest.raises(atdata.ConfigError, match="dedup_on names field 'nope'"):

@@ -54,3 +54,11 @@ def check(path: str) -> None:
     assert_type(atdata.load_dataset(path), DatasetDict[DictSample])
     assert_type(atdata.load_dataset(path, Row)["train"], Dataset[Row])
     assert_type(atdata.load_dataset(path).as_type(Row), DatasetDict[Row])
+
+
+def check_ingest(path: str) -> None:
+    report = atdata.ingest(path, path + "-out", sample_type=Row, dedup_on="text")
+    assert_type(report, atdata.IngestReport)
+    assert_type(report.rows_written, int)
+    assert_type(report.list_shards(), list[str])
+    assert_type(report.rejected, dict[str, int])

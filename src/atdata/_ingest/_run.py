@@ -390,6 +390,13 @@ class IngestRun:
 
     def run(self) -> IngestReport:
         """Ingest (or resume, or confirm a finished ingestion); returns the report."""
+        self.state.lock()
+        try:
+            return self._run_locked()
+        finally:
+            self.state.unlock()
+
+    def _run_locked(self) -> IngestReport:
         self._prepare()
         p = self.state.progress
         try:

@@ -89,6 +89,35 @@ class IngestState:
         self.progress = Progress()
         self._dedup: Any = None
         self._rejects: Any = None
+        self._lock_fd: int | None = None
+
+    def lock(self) -> None:
+        """Take ``.ingest/lock`` so that two runs never write the same output at once.
+
+        Raises:
+            ConfigError: When another process holds it.
+        """
+        os.makedirs(self.dir, exist_ok=True)
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: no lock
+            return
+        fd = os.open(os.path.join(self.dir, "lock"), os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise ConfigError(
+                f"another ingestion is writing {self.work_dir} right now; wait for it to finish "
+                "(or stop it) and rerun to resume"
+            ) from None
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        """Release the lock taken by :meth:`lock`."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def exists(self) -> bool:
         """Whether a previous run left a state."""
