@@ -90,3 +90,9 @@ def run_watch(cmd: list[str], env: dict[str, str], timeout: float = 120) -> subp
 
 def unique() -> str:
     return uuid.uuid4().hex[:10]
+
+
+def slow_triple(s: Num) -> Num:
+    """triple() after 0.25 s (a shard of 5 takes ~1.25 s: twice a short lease)."""
+    time.sleep(0.25)
+    return counted_triple(s)

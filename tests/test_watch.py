@@ -314,6 +314,20 @@ def test_cli_watch_once_prints_readable_lines_when_piped(tmp_path):
     assert sorted(outputs(tmp_path / "out")) == ["s-000000.tar", "s-000001.tar"]
 
 
+def test_cli_watch_once_waits_one_interval_for_shards_without_manifest(tmp_path):
+    write_shards(tmp_path / "in", 2)
+    cmd = watch_cmd(str(tmp_path / "in"), tmp_path / "out", "tests._watch_helpers:triple",
+                    str(tmp_path / "l.db"), None, "cli", "--once", "--interval", "0.2")  # fmt: skip
+    p = run_watch(cmd, {})
+    out, _ = p.communicate(timeout=120)
+    assert p.returncode == 0, out
+    assert out.splitlines() == [
+        "processed s-000000.tar",
+        "processed s-000001.tar",
+        "ledger: done 2",
+    ]
+
+
 def test_cli_watch_reports_parked_and_exits_1(tmp_path):
     write_shards(tmp_path / "in", 2, manifest=True)
     cmd = watch_cmd(str(tmp_path / "in"), tmp_path / "out", "tests._watch_helpers:fail_on_7",
@@ -355,3 +369,75 @@ def test_bad_options_are_config_errors(tmp_path):
 def test_ledger_record_json_round_trip(rec):
     assert LedgerRecord.loads(rec.dumps()) == rec
     assert LedgerRecord.loads(rec.dumps().encode()) == rec
+
+
+# -- leases, handlers, run() ----------------------------------------------------------------------
+def test_lease_is_renewed_while_a_slow_shard_is_processed(tmp_path, monkeypatch):
+    """Lease 0.6 s, shard ~1.25 s: the heartbeat keeps it, so a second watcher polling all the
+    while only ever sees it busy and never processes it."""
+    from tests._watch_helpers import slow_triple
+
+    write_shards(tmp_path / "in", 1, manifest=True)
+    counter = tmp_path / "counter"
+    monkeypatch.setenv("ATDATA_WATCH_COUNTER", str(counter))
+    a = make(tmp_path, fn=slow_triple, lease=0.6, owner="a")
+    b = make(tmp_path, fn=slow_triple, lease=0.6, owner="b")
+    reps = []
+    t = threading.Thread(target=lambda: reps.append(a.poll_once()))
+    t.start()
+    shard = str(tmp_path / "in" / "s-000000.tar")
+    while (r := a.ledger.get(shard)) is None or r.status != "running":
+        time.sleep(0.005)  # a has claimed it; now b polls until a is done
+    seen_busy = 0
+    while t.is_alive():
+        rep = b.poll_once()
+        assert rep.processed == [] and rep.lost == []
+        seen_busy += rep.busy == ["s-000000.tar"]
+        time.sleep(0.05)
+    t.join()
+    assert reps[0].processed == ["s-000000.tar"] and seen_busy >= 1
+    assert counts(counter) == {x: 1 for x in range(5)}
+    (rec,) = a.list_records()
+    assert (rec.status, rec.attempts, rec.owner) == ("done", 1, "")
+    assert rec.rev > 3  # claim + at least one renewal + finish
+
+
+class CountingHandler:
+    """A ShardHandler: counts each shard's samples into a text file of its own."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+
+    def handle(self, shard: str, dataset: atdata.Dataset) -> str:
+        path = self.out / (Path(shard).stem + ".count")
+        path.write_text(str(sum(1 for _ in dataset.ordered())))
+        return str(path)
+
+
+def test_shard_handler_and_an_index_as_ledger(tmp_path):
+    write_shards(tmp_path / "in", 2, per=3, manifest=True)
+    (tmp_path / "counts").mkdir()
+    index = atdata.Index(path=str(tmp_path / "index.db"))
+    w = Watcher(tmp_path / "in", CountingHandler(tmp_path / "counts"), sample_type=Num,
+                ledger=index)  # fmt: skip
+    assert w.poll_once().processed == ["s-000000.tar", "s-000001.tar"]
+    assert sorted(p.read_text() for p in (tmp_path / "counts").iterdir()) == ["3", "3"]
+    recs = w.list_records()
+    assert [Path(r.output).name for r in recs] == ["s-000000.count", "s-000001.count"]
+    assert [r.checksum for r in recs] == [sha(r.shard) for r in recs]
+    again = Watcher(tmp_path / "in", CountingHandler(tmp_path / "counts"), sample_type=Num,
+                    ledger=atdata.Index(path=str(tmp_path / "index.db")))  # fmt: skip
+    assert again.name == w.name and again.poll_once().processed == []
+
+
+def test_run_polls_until_max_polls_and_reports_each(tmp_path):
+    write_shards(tmp_path / "in", 2)
+    clock = Clock()
+    w = make(tmp_path, clock=clock, interval=0.0)
+    seen: list[tuple[str, str, str]] = []
+    w.on_shard = lambda *a: seen.append(a)
+    reps = []
+    w.run(max_polls=3, on_poll=reps.append)
+    assert [(r.waiting, r.processed) for r in reps] == [
+        (2, []), (0, ["s-000000.tar", "s-000001.tar"]), (0, [])]  # fmt: skip
+    assert seen == [("processed", "s-000000.tar", ""), ("processed", "s-000001.tar", "")]

@@ -1,8 +1,9 @@
 """``atdata watch SRC --out DST --fn module:function``: process each new shard exactly once.
 
 Polls a local directory or ``s3://bucket/prefix/`` (see :class:`atdata.Watcher`) and prints one
-line per shard it processes, fails, parks or refuses; ``--once`` polls once and prints the
-ledger's counts by status. The ledger lives on the default index's provider unless
+line per shard it processes, fails, parks or refuses. ``--once`` polls once (and, when shards
+without a manifest were waiting to prove their size stable, once more after ``--interval``
+seconds), then prints the ledger's counts by status. The ledger lives on the default index's provider unless
 ``--ledger`` names a SQLite file, a ``postgresql://`` DSN or a ``redis://`` URL.
 
 Examples:
@@ -15,6 +16,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import time
 from collections import Counter
 from typing import Any
 
@@ -75,7 +77,11 @@ def register(app: typer.Typer) -> None:
         sample_type: str | None = typer.Option(
             None, "--type", help="Input sample type as module:Class (default: dict samples)."
         ),
-        once: bool = typer.Option(False, "--once", help="Poll once and exit."),
+        once: bool = typer.Option(
+            False,
+            "--once",
+            help="One pass: poll, again after --interval if shards were settling, then exit.",
+        ),
         polls: int = typer.Option(0, "--polls", help="Exit after this many polls (0: never)."),
         interval: float = typer.Option(5.0, "--interval", help="Seconds between polls."),
         settle: float = typer.Option(
@@ -126,7 +132,12 @@ def register(app: typer.Typer) -> None:
                       f"(ledger {escape(w.ledger.watch)}); Ctrl-C stops")  # fmt: skip
             con.file.flush()
         try:
-            w.run(max_polls=1 if once else (polls or None))
+            if once:
+                if w.poll_once().waiting:
+                    time.sleep(interval)
+                    w.poll_once()
+            else:
+                w.run(max_polls=polls or None)
         except KeyboardInterrupt:
             return
         counts = Counter(r.status for r in w.list_records())
