@@ -115,6 +115,9 @@ def test_from_arrow_to_arrow_round_trip(drawn, batch_size):
         derived = atdata.from_arrow(table, os.path.join(d, "derived"))
         assert derived.sample_type.__name__ == "Drawn"
         assert all(_same(a, b) for a, b in zip(derived, ds, strict=True))
+        (path,) = ds.to_parquet(os.path.join(d, "x.parquet"), batch_size=batch_size)
+        from_pq = atdata.from_arrow(pq.read_table(path), os.path.join(d, "pq"), sample_type=cls)
+        assert list(from_pq) == list(ds)  # parquet keeps dtype and shape too
 
 
 @pytest.fixture

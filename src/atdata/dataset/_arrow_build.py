@@ -209,12 +209,39 @@ def _nested(pa: Any, plan: Plan, values: Sequence[Any], keys: Sequence[str | Non
     return pa.ListArray.from_arrays(offsets, items_arr, type=ftype, mask=mask)
 
 
+def _filler(plan: Plan) -> Any:
+    """A value for a required field under a null struct (Arrow wants no nulls there)."""
+    import numpy as np
+
+    from atdata._wire.arrays import encode_array
+
+    if plan.kind == "ndarray":
+        dt = plan.dtype if plan.dtype is not None else np.dtype("u1")
+        if plan.layout == "tensor":
+            return np.zeros(plan.shape or (), dt)
+        if plan.layout == "list":
+            known = plan.shape or (None,) * (plan.ndim or 0)
+            return np.zeros((0, *(d or 0 for d in known[1:])) if known else (), dt)
+        return encode_array(np.zeros(0, dt))
+    if plan.kind == "sample":
+        return {c.name: _filler(c) for c in plan.children if not c.optional}
+    return {
+        "str": "",
+        "int": 0,
+        "float": 0.0,
+        "bool": False,
+        "bytes": b"",
+        "list": [],
+        "dict": {},
+    }.get(plan.kind)
+
+
 def _struct(pa: Any, plan: Plan, values: Sequence[Any], keys: Sequence[str | None] | None) -> Any:
     rows = [None if v is None else v if isinstance(v, dict) else v._to_wire() for v in values]
-    kids = [
-        build_array(pa, c, [None if r is None else r.get(c.name) for r in rows], keys)
-        for c in plan.children
-    ]
+    kids = []
+    for c in plan.children:
+        fill = None if c.optional else _filler(c)  # a null struct's required children
+        kids.append(build_array(pa, c, [fill if r is None else r.get(c.name) for r in rows], keys))
     ftype = arrow_field(pa, plan).type
     mask = pa.array([r is None for r in rows], pa.bool_()) if None in rows else None
     if not kids:

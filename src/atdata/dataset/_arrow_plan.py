@@ -208,7 +208,8 @@ def _plan(spec: FieldSpec, values: list[Any], arrays: str | Mapping[str, str], p
         plan = Plan(name="", kind="sample", children=tuple(kids), type_name=st.__name__)
     else:
         plan = Plan(name="", kind=kind)
-    plan.name, plan.optional, plan.path = spec.name, spec.optional or plan.optional, path
+    plan.name, plan.path = spec.name, path
+    plan.optional = spec.optional or plan.optional or kind == "any"  # Any holds None too
     return plan
 
 

@@ -97,7 +97,12 @@ def _tensor_reader(
         if hasattr(arr, "storage"):
             arr = arr.storage
         n = len(arr)
-        flat = _flat_values(arr, depth).to_numpy(zero_copy_only=False)
+        vals = _flat_values(arr, depth)
+        if vals.null_count:  # null rows' slots (e.g. after parquet): no float detour for ints
+            import pyarrow as pa
+
+            vals = vals.fill_null(pa.scalar(0).cast(vals.type))
+        flat = vals.to_numpy(zero_copy_only=False)
         block = flat.astype(dt, copy=False).reshape((n, *shape))
         mask = _none_mask(arr)
         return [
