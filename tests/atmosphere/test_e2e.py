@@ -301,6 +301,9 @@ def test_session_saved_private_refreshed_and_revoked(pds, alice, session_path, c
     ) as bad:
         Atmosphere.login(alice["handle"], "wrong-" + alice["password"], pds.url, save=False)
 
+    from atproto_client.exceptions import AtProtocolError  # upstream documents these raising it
+
+    assert isinstance(info.value, AtProtocolError) and isinstance(bad.value, AtProtocolError)
     texts = [repr(atmo), repr(resumed), str(info.value), str(bad.value), caplog.text]
     for secret in [alice["password"], *tokens]:
         assert all(secret not in t for t in texts)
@@ -308,6 +311,22 @@ def test_session_saved_private_refreshed_and_revoked(pds, alice, session_path, c
         repr(atmo)
         == f"Atmosphere(handle={alice['handle']!r}, did={alice['did']!r}, pds={atmo.pds!r})"
     )
+
+
+def test_sdk_failures_are_atdata_errors_and_the_sdks(alice_atmo):
+    from atproto_client.exceptions import AtProtocolError
+
+    missing = f"at://{alice_atmo.did}/science.alt.dataset.label/no-such-rkey"
+    from atdata._errors import RecordNotFoundError
+
+    with pytest.raises(RecordNotFoundError) as nf:
+        alice_atmo.get_record(missing)
+    assert isinstance(nf.value, KeyError) and isinstance(nf.value, AtProtocolError)
+    assert "no-such-rkey" in str(nf.value) or "Could not locate record" in str(nf.value)
+    with pytest.raises(atdata.StorageError) as bad:
+        alice_atmo.create_record("science.alt.dataset.label", {"$type": 7}, validate=True)
+    assert isinstance(bad.value, AtProtocolError) and not isinstance(bad.value, KeyError)
+    assert f"@{alice_atmo.handle}" in str(bad.value)
 
 
 def test_not_logged_in_message(tmp_path):

@@ -20,10 +20,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from atdata._errors import (
-    AuthenticationError,
+    AtdataError,
     ConfigError,
     MissingCredentialsError,
-    StorageError,
 )
 from atdata._extras import require
 from atdata.atmosphere import _repocalls
@@ -210,7 +209,7 @@ class Atmosphere:
         }
         write_private(self._session_path, json.dumps(data))
 
-    def _auth_failure(self, exc: Exception, doing: str) -> AuthenticationError | StorageError:
+    def _auth_failure(self, exc: Exception, doing: str) -> AtdataError:
         who = f"@{self._session['handle']}" if self._session else "this account"
         return auth_failure(exc, doing, who, self.pds)
 

@@ -13,7 +13,13 @@ import os
 import pathlib
 from typing import Any
 
-from atdata._errors import AuthenticationError, RecordNotFoundError, StorageError
+from atdata._errors import (
+    AtdataError,
+    AuthenticationError,
+    RecordNotFoundError,
+    StorageError,
+    as_both,
+)
 
 __all__ = [
     "AUTH_ERRORS",
@@ -69,23 +75,34 @@ def xrpc_error(exc: Exception) -> tuple[int | None, str, str]:
     return getattr(resp, "status_code", None), str(name), str(msg)
 
 
-def auth_failure(
-    exc: Exception, doing: str, who: str, pds: str
-) -> AuthenticationError | StorageError:
+def _sdk_flavoured(ours: type[AtdataError], exc: Exception, message: str) -> AtdataError:
+    """``ours`` with ``message``; for an SDK error (``atproto``'s ``AtProtocolError`` family,
+    which upstream documents as what record calls raise) also an instance of its class."""
+    if type(exc).__module__.startswith("atproto"):
+        return as_both(ours, exc, message)
+    return ours(message)
+
+
+def auth_failure(exc: Exception, doing: str, who: str, pds: str) -> AtdataError:
     """The atdata error for an SDK error while ``doing`` something as ``who`` on ``pds``: an
     expired/revoked session is an :class:`AuthenticationError`, a missing record a
-    :class:`RecordNotFoundError`, anything else a :class:`StorageError`."""
+    :class:`RecordNotFoundError`, anything else a :class:`StorageError`; each is also the SDK's
+    error class (``except AtProtocolError`` keeps working)."""
     status, name, msg = xrpc_error(exc)
     if name == "RecordNotFound" or "Could not locate record" in msg:
-        return RecordNotFoundError(f"{doing} failed: {name}: {msg}".rstrip(": "))
+        text = f"{doing} failed: {name}: {msg}".rstrip(": ")
+        return _sdk_flavoured(RecordNotFoundError, exc, text)
     if (status in (400, 401) and (name in AUTH_ERRORS or status == 401)) or type(
         exc
     ).__name__ == "LoginRequiredError":
-        return AuthenticationError(
+        return _sdk_flavoured(
+            AuthenticationError,
+            exc,
             f"the atmosphere session of {who} is expired or revoked ({name or status}); "
-            "log in again with `atdata login` or Atmosphere.login()"
+            "log in again with `atdata login` or Atmosphere.login()",
         )
-    return StorageError(f"{doing} for {who} at {pds} failed: {name or status} {msg}".rstrip())
+    text = f"{doing} for {who} at {pds} failed: {name or status} {msg}".rstrip()
+    return _sdk_flavoured(StorageError, exc, text)
 
 
 def sdk_login(client: Any, ident: str, password: str, base: str) -> None:
@@ -100,14 +117,15 @@ def sdk_login(client: Any, ident: str, password: str, base: str) -> None:
     except Exception as exc:
         status, name, msg = xrpc_error(exc)
         if status in (400, 401) or name in AUTH_ERRORS or name == "AuthFactorTokenRequired":
-            raise AuthenticationError(
+            raise _sdk_flavoured(
+                AuthenticationError,
+                exc,
                 f"login as {ident} at {base} failed: {name or status}"
                 + (f" ({msg})" if msg else "")
-                + "; check the handle and the app password"
+                + "; check the handle and the app password",
             ) from None
-        raise StorageError(
-            f"login as {ident} at {base} failed: {name or status} {msg}".rstrip()
-        ) from None
+        text = f"login as {ident} at {base} failed: {name or status} {msg}".rstrip()
+        raise _sdk_flavoured(StorageError, exc, text) from None
 
 
 def read_saved(path: pathlib.Path) -> tuple[str, str]:
