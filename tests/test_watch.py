@@ -238,7 +238,9 @@ def test_dead_watchers_lease_expires_then_parks_after_max_attempts(tmp_path):
     clock.advance(30.0)
     rep = w.poll_once()
     assert rep.parked == ["s-000000.tar"]
-    assert "lease of ghost expired 2 time(s)" in rep.errors["s-000000.tar"]
+    assert rep.errors["s-000000.tar"] == (
+        "the lease of ghost expired on attempt 2 of 2: the watcher died or hung while processing "
+        "the shard")  # fmt: skip
 
 
 @pytest.mark.parametrize("on_change", ["reprocess", "refuse"])
@@ -441,3 +443,15 @@ def test_run_polls_until_max_polls_and_reports_each(tmp_path):
     assert [(r.waiting, r.processed) for r in reps] == [
         (2, []), (0, ["s-000000.tar", "s-000001.tar"]), (0, [])]  # fmt: skip
     assert seen == [("processed", "s-000000.tar", ""), ("processed", "s-000001.tar", "")]
+
+
+def test_relative_paths_give_the_same_watch_and_ledger_keys(tmp_path, monkeypatch):
+    write_shards(tmp_path / "in", 1, manifest=True)
+    led = str(tmp_path / "l.db")
+    monkeypatch.chdir(tmp_path)
+    w = Watcher("in", triple, "out", sample_type=Num, ledger=SQLiteProvider(led))
+    assert w.poll_once().processed == ["s-000000.tar"]
+    monkeypatch.chdir(tmp_path / "in")
+    w2 = Watcher(".", triple, "../out", sample_type=Num, ledger=SQLiteProvider(led))
+    assert w2.name == w.name and w2.poll_once().processed == []
+    assert [r.shard for r in w2.list_records()] == [str(tmp_path / "in" / "s-000000.tar")]

@@ -193,6 +193,8 @@ class Watcher:
         from atdata.dataset._process import _manifest_default
 
         self.source = os.fspath(source)
+        if "://" not in self.source:  # ledger keys are absolute paths, whatever the cwd
+            self.source = os.path.abspath(self.source)
         if on_change not in ON_CHANGE:
             raise ConfigError(f"on_change must be 'reprocess' or 'refuse', got {on_change!r}")
         if max_attempts < 1:
@@ -207,6 +209,8 @@ class Watcher:
             raise ConfigError(f"handler_or_fn must be a function or a ShardHandler, "
                               f"got {type(handler_or_fn).__name__}")  # fmt: skip
         self.out = os.fspath(out) if out is not None else None
+        if self.out is not None and "://" not in self.out:
+            self.out = os.path.abspath(self.out)
         if self.handler is None and self.out is None:
             raise ConfigError("a Watcher with a map function needs out= (a local directory)")
         if self.out is not None and "://" in self.out:
@@ -336,9 +340,10 @@ class Watcher:
             rep.busy.append(_base(e.url))
         elif a.kind == "park":
             assert r is not None
-            why = r.error or (
-                f"the lease of {r.owner} expired {r.attempts} time(s): the watcher died or hung "
-                "while processing the shard"
+            why = (
+                f"the lease of {r.owner} expired on attempt {r.attempts} of {self.max_attempts}: "
+                "the watcher died or hung while processing the shard"
+                + (f" (an earlier attempt failed with {r.error})" if r.error else "")
             )
             new = r.next(status="parked", error=why, owner="", lease_until=0.0, updated=now)
             if self.ledger.put(new, expect_rev=r.rev):
