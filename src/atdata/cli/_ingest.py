@@ -20,7 +20,10 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def ingest(
         paths: list[str] = typer.Argument(
-            ..., help="Inputs (paths, globs, http(s):// or s3:// URLs), then the output."
+            ...,
+            metavar="SOURCE OUT",
+            help="Inputs (paths, globs, http(s):// or s3:// URLs), then the output directory "
+            "or s3:// prefix.",
         ),
         type_: str | None = typer.Option(
             None, "--type", help="Sample type as module:Class (default: inferred)."
