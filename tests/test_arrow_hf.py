@@ -70,3 +70,37 @@ def test_from_hf_dict_dataset_and_streaming(tmp_path):
     assert [r["text"] for r in stream] == ["c", "a"]
     back = atdata.from_arrow(stream, tmp_path / "from-stream")
     assert [s.label for s in back] == [0, 0]
+
+
+@atdata.packable
+class Part:
+    v: atdata.NDArray
+    n: int
+
+
+@atdata.packable
+class Rich:
+    props: dict[str, int]
+    tags: list[str]
+    part: Part | None
+    half: atdata.NDArray
+
+
+def test_hf_round_trip_of_dicts_structs_and_half_floats(tmp_path):
+    samples = [
+        Rich(
+            props={"a": i, "b": -i},
+            tags=["x"] * i,
+            part=None if i % 2 else Part(v=np.full(3, i, ">f4"), n=i),
+            half=np.arange(i, dtype="f2"),
+        )
+        for i in range(4)
+    ]
+    ds = atdata.write_samples(samples, tmp_path / "r.tar", key="index")
+    hf = ds.to_hf(cache_dir=tmp_path / "hf")
+    assert hf[1]["props"] == [{"key": "a", "value": 1}, {"key": "b", "value": -1}]
+    assert hf[1]["part"] is None and hf[2]["part"]["n"] == 2
+    back = atdata.from_arrow(hf, tmp_path / "back", sample_type=Rich)
+    assert list(back) == list(ds)
+    derived = list(atdata.from_arrow(hf, tmp_path / "derived"))
+    assert derived[2].props == {"a": 2, "b": -2} and derived[2].part.v.dtype == np.dtype(">f4")

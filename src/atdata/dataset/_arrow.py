@@ -33,7 +33,14 @@ from typing import TYPE_CHECKING, Any
 from atdata._errors import ArrayLayoutError, ConfigError
 from atdata._extras import require
 from atdata.dataset._arrow_build import build_batch
-from atdata.dataset._arrow_plan import Plan, arrow_schema, layout_for, plan_fields, specs_for_rows
+from atdata.dataset._arrow_plan import (
+    Plan,
+    arrow_schema,
+    layout_for,
+    maps_as_lists,
+    plan_fields,
+    specs_for_rows,
+)
 
 if TYPE_CHECKING:
     from atdata.dataset._dataset import Dataset
@@ -102,6 +109,7 @@ class _Stream:
         arrays: Arrays,
         with_keys: bool,
         type_name: str,
+        no_maps: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
@@ -138,6 +146,8 @@ class _Stream:
             with_keys = with_keys or "__key__" in columns
             specs = [by_name[c] for c in columns if c != "__key__"]
         self.plans = plan_fields(specs, first_rows, arrays)
+        if no_maps:
+            maps_as_lists(self.plans)
         self.schema = arrow_schema(pa, self.plans, type_name, with_keys)
 
     def batches(self) -> Iterator[Any]:
@@ -156,14 +166,21 @@ def _stream(
     arrays: Arrays,
     with_keys: bool,
     feature: str,
+    no_maps: bool = False,
 ) -> _Stream:
     pa = _pa(feature)
     rows, specs = _wire_rows(ds)
     name = getattr(ds.sample_type, "__name__", "")
     return _Stream(
         pa, rows, specs, batch_size=batch_size, columns=columns, arrays=arrays,
-        with_keys=with_keys, type_name=name if name != "DictSample" else "",
+        with_keys=with_keys, type_name=name if name != "DictSample" else "", no_maps=no_maps,
     )  # fmt: skip
+
+
+def hf_reader(ds: Dataset[Any], batch_size: int, arrays: Arrays) -> Any:
+    """A reader laid out for Hugging Face: no map columns (dicts as key/value lists)."""
+    st = _stream(ds, batch_size, None, arrays, False, "Dataset.to_hf", no_maps=True)
+    return st._pa.RecordBatchReader.from_batches(st.schema, st.batches())
 
 
 def to_arrow_reader(

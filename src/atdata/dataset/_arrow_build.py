@@ -204,6 +204,9 @@ def _nested(pa: Any, plan: Plan, values: Sequence[Any], keys: Sequence[str | Non
     if plan.kind == "dict":
         ks = pa.array([k for k, _ in items], pa.string())
         vs = build_array(pa, plan.item, [x for _, x in items])
+        if plan.map_as_list:
+            entries = pa.StructArray.from_arrays([ks, vs], fields=list(ftype.value_type))
+            return pa.ListArray.from_arrays(offsets, entries, type=ftype, mask=mask)
         return pa.MapArray.from_arrays(offsets, ks, vs, type=ftype, mask=mask)
     items_arr = build_array(pa, plan.item, items)
     return pa.ListArray.from_arrays(offsets, items_arr, type=ftype, mask=mask)

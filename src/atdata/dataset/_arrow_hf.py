@@ -8,7 +8,7 @@ or lens gets a fresh random fingerprint each time (a function cannot be digested
 
 Array fields become nested list columns (``atdata.layout = list``) keeping dtype and shape in
 their field metadata, which HF keeps, so ``atdata.from_arrow(hf_ds)`` gets the arrays back
-exactly.
+exactly; dict fields become lists of ``{key, value}`` (HF has no map type).
 
 Examples:
     >>> import os, tempfile, atdata
@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from atdata._errors import ConfigError
 from atdata._extras import require
 from atdata._shards.sources import is_remote
-from atdata.dataset._arrow import with_fallback
+from atdata.dataset._arrow import hf_reader, with_fallback
 
 if TYPE_CHECKING:
     from atdata.dataset._dataset import Dataset
@@ -141,7 +141,7 @@ class _Handle:
 
 
 def _rows(handle: _Handle, batch_size: int) -> Iterator[dict[str, Any]]:
-    for batch in handle.ds.to_arrow_reader(batch_size, arrays="list"):
+    for batch in hf_reader(handle.ds, batch_size, "list"):
         yield from batch.to_pylist()
 
 
@@ -164,14 +164,14 @@ def to_hf(
         >>> d = tempfile.mkdtemp()
         >>> ds = atdata.write_samples([{"img": np.eye(2, dtype="u1"), "y": 1}], os.path.join(d, "a.tar"))
         >>> hf = ds.to_hf(cache_dir=d)
-        >>> hf.num_rows, hf[0]["img"], hf._fingerprint == fingerprint(ds, "list")
+        >>> hf.num_rows, hf[0]["img"], hf._fingerprint == fingerprint(ds, "hf-v2")
         (1, [[1, 0], [0, 1]], True)
     """
     datasets = require("datasets", "hf", "Dataset.to_hf")
     pa = require("pyarrow", "hf", "Dataset.to_hf")
-    fp = fingerprint(ds, "list")
+    fp = fingerprint(ds, "hf-v2")
     if streaming:
-        schema = ds.to_arrow_reader(batch_size, arrays="list").schema
+        schema = hf_reader(ds, batch_size, "list").schema
         features = datasets.Features.from_arrow_schema(schema)
         return datasets.IterableDataset.from_generator(
             _rows, features=features,
@@ -185,7 +185,7 @@ def to_hf(
     if not os.path.exists(path):
 
         def write(arrays: Any) -> None:
-            reader = ds.to_arrow_reader(batch_size, arrays=arrays)
+            reader = hf_reader(ds, batch_size, arrays)
             schema = _nullable_schema(pa, reader.schema)
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".arrow", dir=root)
             os.close(fd)

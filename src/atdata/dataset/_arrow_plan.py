@@ -55,6 +55,7 @@ __all__ = [
     "arrow_schema",
     "infer_annotation",
     "layout_for",
+    "maps_as_lists",
     "plan_fields",
 ]
 
@@ -86,6 +87,8 @@ class Plan:
         children: The plans of a nested sample's fields.
         type_name: A nested sample's class name.
         path: Dotted path for messages (``meta.tags[]``).
+        map_as_list: For dicts: a ``list<struct<key, value>>`` column (metadata ``atdata.kind =
+            dict``) instead of a ``map`` (for consumers without maps, e.g. Hugging Face).
     """
 
     name: str
@@ -99,6 +102,7 @@ class Plan:
     children: tuple[Plan, ...] = ()
     type_name: str = ""
     path: str = ""
+    map_as_list: bool = False
 
 
 def array_meta(v: Any) -> tuple[Any, tuple[int, ...]]:
@@ -211,6 +215,13 @@ def _plan(spec: FieldSpec, values: list[Any], arrays: str | Mapping[str, str], p
     plan.name, plan.path = spec.name, path
     plan.optional = spec.optional or plan.optional or kind == "any"  # Any holds None too
     return plan
+
+
+def maps_as_lists(plans: Sequence[Plan]) -> None:
+    """Lay out every dict field (nested ones too) as a list of key/value structs."""
+    for p in plans:
+        p.map_as_list = p.kind == "dict"
+        maps_as_lists([*p.children, *([p.item] if p.item is not None else [])])
 
 
 def plan_fields(
@@ -346,6 +357,10 @@ def _arrow_type(pa: Any, plan: Plan) -> tuple[Any, dict[bytes, bytes]]:
         return pa.list_(arrow_field(pa, plan.item)), meta
     if kind == "dict":
         assert plan.item is not None
+        if plan.map_as_list:
+            meta[META_KIND] = b"dict"
+            entry = pa.struct([pa.field("key", pa.string(), False), arrow_field(pa, plan.item)])
+            return pa.list_(pa.field("entries", entry, False)), meta
         return pa.map_(pa.string(), arrow_field(pa, plan.item)), meta
     if kind == "sample":
         meta[META_TYPE] = plan.type_name.encode()

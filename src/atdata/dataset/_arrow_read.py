@@ -143,7 +143,10 @@ def _list_reader(item: Reader, is_map: bool, cast_to: Any = None) -> Reader:
             arr = arr.cast(cast_to)
         offs = arr.offsets.to_pylist()
         base, end = offs[0], offs[-1]
-        if is_map:
+        if is_map and not hasattr(arr, "keys"):  # list<struct<key, value>> (atdata.kind dict)
+            kcol, vcol = arr.values.slice(base, end - base).flatten()
+            keys, vals = kcol.to_pylist(), item(vcol)
+        elif is_map:
             keys = arr.keys.slice(base, end - base).to_pylist()
             vals = item(arr.items.slice(base, end - base))
         else:
@@ -251,6 +254,13 @@ def _convert(field: Any, path: str, nested: dict[str, type]) -> tuple[Any, Reade
         return str, lambda arr: [None if v is None else v.isoformat() for v in arr.to_pylist()]
     if pa.types.is_null(t):
         return str, _plain
+    if (
+        _meta(field, META_KIND) == "dict"
+        and pa.types.is_list(t)
+        and pa.types.is_struct(t.value_type)
+    ):
+        iann, ird = _convert_opt(t.value_type.field("value"), path + "{}", nested)
+        return dict[str, iann], _list_reader(ird, True)  # type: ignore[valid-type]
     if pa.types.is_map(t):
         iann, ird = _convert_opt(t.item_field, path + "{}", nested)
         if not pa.types.is_string(t.key_type) and not pa.types.is_large_string(t.key_type):
