@@ -10,6 +10,7 @@ import os
 import sys
 import threading
 import warnings
+from typing import Any
 
 import msgpack
 import numpy as np
@@ -213,3 +214,14 @@ def test_a_missing_shard_is_a_file_not_found_error(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"shard not found: .*gone\.tar") as ei:
         list(ds)
     assert isinstance(ei.value, atdata.ShardError)
+
+
+def test_atdata_dataset_serves_the_names_its_signatures_use():
+    import atdata.dataset as dsmod
+
+    for name in ("Dataset", "DictSample", "PackableSample", "packable", "Packable", "SampleBatch",
+                 "DataSource", "URLSource", "write_samples"):  # fmt: skip
+        assert getattr(dsmod, name) is getattr(atdata, name), name
+    assert dsmod.WDSRawSample == dsmod.WDSRawBatch == dsmod.SampleExportRow == dict[str, Any]
+    assert dsmod.ST.__bound__ is atdata.Packable and dsmod.RT.__bound__ is atdata.Packable
+    assert set(dsmod.__all__) >= {"WDSRawSample", "SampleExportMap", "Pathlike", "DT", "ST"}
