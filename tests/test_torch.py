@@ -16,9 +16,18 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import atdata
-from atdata.dataset._torch_plan import rank_slots, stream_slots
+from atdata.dataset._torch_plan import (
+    SHIFT,
+    Permutation,
+    StreamWalk,
+    rank_slots,
+    shard_order,
+    stream_slots,
+)
 from tests._services import require_service
 
 pytestmark = pytest.mark.filterwarnings(
@@ -540,3 +549,50 @@ def _double(s):
 
 def _add_one_to_x(b):
     return b[0][:, 0] + 1, b[1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 5000), st.integers(0, 2**40), st.integers(0, 9))
+def test_feistel_permutation_is_a_bijection(n, seed, epoch):
+    p = Permutation(n, seed, epoch)
+    out = p(np.arange(n))
+    assert sorted(out.tolist()) == list(range(n))
+    assert p(np.array([n - 1])).tolist() == [out[-1]]  # one slot on its own: the same position
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.integers(0, 9), min_size=1, max_size=6),
+    st.integers(1, 4),
+    st.sampled_from(["drop_last", "pad"]),
+    st.integers(1, 12),
+    st.data(),
+)
+def test_stream_walk_covers_each_sample_once_and_resumes_anywhere(counts, world, policy, w, data):
+    n = sum(counts)
+    if n == 0 or (policy == "drop_last" and n < world):
+        return
+    ranks = [stream_slots(counts, r, world, policy, 3, 1, w).tolist() for r in range(world)]
+    per = len(ranks[0])
+    seen = collections.Counter(itertools.chain.from_iterable(ranks))
+    if policy == "drop_last":
+        assert len(seen) == per * world and set(seen.values()) == {1}
+    else:
+        assert set(seen) == set(range(n)) and sum(seen.values()) == per * world
+
+    def walk(rank):
+        return StreamWalk(
+            shard_order(len(counts), 3, 1),
+            lambda s: counts[s],
+            lambda s: (s << SHIFT) | np.arange(counts[s]),
+            rank * per,
+            per,
+            (3, 1, rank),
+            w,
+        )
+
+    full = np.concatenate([c for _lo, c in walk(0).windows()])
+    start = data.draw(st.integers(0, per - 1))
+    parts = list(walk(0).windows(start))
+    assert np.array_equal(np.concatenate([c for _lo, c in parts]), full[parts[0][0] :])
+    assert parts[0][0] <= start

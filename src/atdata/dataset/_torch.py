@@ -54,7 +54,14 @@ import numpy as np
 
 from atdata._errors import ConfigError
 from atdata._extras import require
-from atdata.dataset._torch_plan import StreamWalk, per_rank, rank_order, rank_slots, shard_order
+from atdata.dataset._torch_plan import (
+    StreamWalk,
+    item_count,
+    per_rank,
+    rank_positions,
+    rank_slots,
+    shard_order,
+)
 from atdata.dataset._torch_read import Reader
 
 __all__ = ["TorchDataset", "rank_slots"]
@@ -194,7 +201,6 @@ class TorchDataset(_Base):
         self._pos = 0  # samples of this rank's order delivered in this epoch
         self._resumed = False  # restored by load_state_dict: honour the position even at the end
         self._finished = False  # the last iteration ran to the end of the epoch
-        self._order_cache: tuple[int, np.ndarray] | None = None
         if not 0 <= rank < world_size:
             raise ConfigError(f"rank {rank} is not in range for world_size {world_size}")
         self._reader = Reader(
@@ -204,25 +210,17 @@ class TorchDataset(_Base):
         if not self._reader.lazy:
             per_rank(self._reader.size, world_size, policy)  # validate now, not in a worker
 
-    def __getstate__(self) -> dict[str, Any]:  # spawned workers: no finalizer, no order cache
-        return {k: v for k, v in self.__dict__.items() if k not in ("_fin", "_order_cache")}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._order_cache = None
+    def __getstate__(self) -> dict[str, Any]:  # spawned workers: no finalizer
+        return {k: v for k, v in self.__dict__.items() if k != "_fin"}
 
     # -- order and state ------------------------------------------------------------------------
-    def _order(self, epoch: int) -> np.ndarray:
-        """Random mode: this rank's positions in ``epoch``."""
-        c = self._order_cache
-        if c is not None and c[0] == epoch:
-            return c[1]
+    def _positions(self, epoch: int) -> Callable[[np.ndarray], np.ndarray]:
+        """Random mode: slots of this rank's order in ``epoch`` -> dataset positions."""
+        r = self._reader
+        universe, n = r.universe(), r.size
         seed = self.seed if self.shuffle else None
-        order = rank_order(
-            self._reader.universe(), self.rank, self.world_size, self.policy, seed, epoch
-        )
-        self._order_cache = (epoch, order)
-        return order
+        rank, ws, policy = self.rank, self.world_size, self.policy
+        return lambda slots: rank_positions(universe, n, rank, ws, policy, seed, epoch, slots)
 
     def _walk(self, epoch: int) -> StreamWalk:
         """Stream mode: this rank's walk through ``epoch`` (one rank over shards of unknown
@@ -243,21 +241,17 @@ class TorchDataset(_Base):
             self.shuffle_buffer,
         )
 
-    def _items(self, start: int) -> list[tuple[int, int]]:
-        """``(lo, hi)`` slot ranges of the items from position ``start`` to the epoch's end."""
+    def _left(self, start: int) -> int:
+        """Items from slot ``start`` to the epoch's end."""
         n = per_rank(self._reader.size, self.world_size, self.policy)
-        bs = self.batch_size or 1
-        out = [(lo, min(lo + bs, n)) for lo in range(start, n, bs)]
-        if self.drop_last_batch and out and out[-1][1] - out[-1][0] < bs:
-            out.pop()
-        return out
+        return item_count(n, start, self.batch_size or 1, self.drop_last_batch)
 
     def _begin(self) -> int:
         """The position the next iteration starts from: a restored one as it is, else a
         finished epoch starts over."""
         if self._resumed:
             self._resumed = False
-        elif self._finished or (not self._reader.lazy and not self._items(self._pos)):
+        elif self._finished or (not self._reader.lazy and not self._left(self._pos)):
             self._pos = 0
         self._finished = False
         return self._pos
@@ -269,10 +263,10 @@ class TorchDataset(_Base):
         one rank starts without counting them; asking for the length then fetches and counts
         every shard first (into the shard cache, which the epoch then reads).
         """
-        left = len(self._items(self._pos))
+        left = self._left(self._pos)
         if self._finished and not self._resumed:
-            return len(self._items(0))
-        return left if left or self._resumed else len(self._items(0))
+            return self._left(0)
+        return left if left or self._resumed else self._left(0)
 
     def set_epoch(self, epoch: int) -> None:
         """Start epoch ``epoch`` (its own order when shuffling) from its beginning.
@@ -361,7 +355,13 @@ class TorchDataset(_Base):
                 assemble,
                 self.shuffle_buffer if self.shuffle else 1,
             )
-        return self._reader.items(self._order(epoch), self._items(start)[wid::nw], assemble)
+        n = per_rank(self._reader.size, self.world_size, self.policy)
+        return self._reader.items(
+            self._positions(epoch),
+            (start, n, self.batch_size or 1, self.drop_last_batch),
+            (wid, nw),
+            assemble,
+        )
 
     def _ipc_assemble(self, raws: list[tuple[str, str, dict]]) -> Any:
         """:meth:`_assemble` in a worker: arrays in shared memory, packed to cross processes."""

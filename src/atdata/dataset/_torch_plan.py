@@ -5,7 +5,9 @@ Everything here is a pure function of the configuration (sizes, rank, seed, epoc
 number of DataLoader workers, so a position in a rank's order identifies what was delivered.
 
 - ``"random"`` mode: one global permutation of the positions, cut to equal per-rank lengths by the
-  ``policy`` and dealt to ranks round-robin (:func:`rank_slots`).
+  ``policy`` and dealt to ranks round-robin (:func:`rank_slots`); the permutation is a seeded
+  Feistel network (:class:`Permutation`), so any slot's position is computed on its own and no
+  order array is kept.
 - ``"stream"`` mode: shards in a seeded order, concatenated; each rank takes one contiguous span
   (so it touches about ``1/world_size`` of the shards), shuffled within consecutive windows of
   ``window`` samples, the first few smaller (:func:`window_bounds`): every shard is needed during
@@ -28,9 +30,12 @@ import numpy as np
 from atdata._errors import ConfigError
 
 __all__ = [
+    "Permutation",
     "StreamWalk",
+    "item_count",
     "per_rank",
     "rank_order",
+    "rank_positions",
     "rank_slots",
     "shard_order",
     "stream_slots",
@@ -39,6 +44,17 @@ __all__ = [
 
 POLICIES = ("drop_last", "pad")
 _STREAM_SALT = 0x5EED
+
+
+def item_count(n: int, start: int, size: int, drop_last: bool) -> int:
+    """Items of ``size`` slots from slot ``start`` of ``n`` (the last one shorter, or dropped).
+
+    Examples:
+        >>> item_count(10, 0, 4, False), item_count(10, 0, 4, True), item_count(10, 8, 4, False)
+        (3, 2, 1)
+    """
+    left = max(0, n - start)
+    return left // size if drop_last else -(-left // size)
 
 
 def per_rank(n: int, world_size: int, policy: str) -> int:
@@ -67,16 +83,81 @@ def _check_rank(rank: int, world_size: int) -> None:
         raise ConfigError(f"rank {rank} is not in range for world_size {world_size}")
 
 
-def _cut(order: np.ndarray, world_size: int, policy: str) -> np.ndarray:
-    """``order`` trimmed (drop_last) or wrapped (pad) to ``per_rank * world_size`` entries."""
-    total = per_rank(len(order), world_size, policy) * world_size
-    if total <= len(order):
-        return order[:total]
-    return np.resize(order, total)  # repeats from the start
-
-
 def _rng(*parts: int) -> np.random.Generator:
     return np.random.default_rng([p & 0xFFFFFFFFFFFFFFFF for p in parts])
+
+
+_ROUNDS = 4
+_PERM_SALT = 0xFE15
+
+
+def _mix(z: np.ndarray) -> np.ndarray:
+    """A 64-bit mixing function (splitmix64's finaliser) over ``uint64`` arrays."""
+    z = z * np.uint64(0xBF58476D1CE4E5B9)
+    z ^= z >> np.uint64(31)
+    z = z * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(29))
+
+
+class Permutation:
+    """A seeded bijection of ``range(n)`` evaluated element by element in O(1) memory: a
+    balanced Feistel network over the smallest even power of two >= ``n``, walked in cycles
+    until the value falls inside ``range(n)`` (fewer than four steps on average).
+
+    Examples:
+        >>> p = Permutation(10, 5, 0)
+        >>> sorted(p(np.arange(10)).tolist()) == list(range(10))
+        True
+    """
+
+    def __init__(self, n: int, seed: int, epoch: int) -> None:
+        bits = max(2, (n - 1).bit_length())
+        bits += bits & 1
+        self.n = n
+        self.half = np.uint64(bits // 2)
+        self.mask = np.uint64((1 << (bits // 2)) - 1)
+        self.keys = _rng(seed, epoch, _PERM_SALT).integers(
+            0, np.iinfo(np.uint64).max, size=_ROUNDS, dtype=np.uint64, endpoint=True
+        )
+
+    def _step(self, x: np.ndarray) -> np.ndarray:
+        h, m = self.half, self.mask
+        left, right = x >> h, x & m
+        for k in self.keys:
+            left, right = right, left ^ (_mix(right ^ k) & m)
+        return (left << h) | right
+
+    def __call__(self, idx: np.ndarray) -> np.ndarray:
+        """The images of ``idx`` (integers in ``range(n)``)."""
+        x = self._step(np.asarray(idx, dtype=np.uint64))
+        out = x >= self.n
+        while out.any():
+            x[out] = self._step(x[out])
+            out = x >= self.n
+        return x.astype(np.int64)
+
+
+def rank_positions(
+    universe: np.ndarray | None,
+    n: int,
+    rank: int,
+    world_size: int,
+    policy: str,
+    seed: int | None,
+    epoch: int,
+    slots: np.ndarray,
+) -> np.ndarray:
+    """Random-access mode: the positions at ``slots`` of rank ``rank``'s order in ``epoch``,
+    computed from the slots alone (O(1) memory beyond ``universe``).
+
+    The order is a seeded permutation of the ``n`` positions (``universe``, default
+    ``range(n)``), cut to ``per_rank * world_size`` slots (padding repeats from the start) and
+    dealt to ranks round-robin.
+    """
+    g = np.asarray(slots, dtype=np.int64) * world_size + rank
+    g %= n  # padding wraps around; drop_last never gets there
+    p = g if seed is None else Permutation(n, seed, epoch)(g)
+    return p if universe is None else universe[p]
 
 
 def rank_order(
@@ -93,8 +174,10 @@ def rank_order(
         ConfigError: When the configuration cannot give every rank the same number of samples.
     """
     _check_rank(rank, world_size)
-    order = universe if seed is None else _rng(seed, epoch).permutation(universe)
-    return _cut(order, world_size, policy)[rank::world_size]
+    per = per_rank(len(universe), world_size, policy)
+    return rank_positions(
+        universe, len(universe), rank, world_size, policy, seed, epoch, np.arange(per)
+    )
 
 
 def rank_slots(

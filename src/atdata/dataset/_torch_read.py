@@ -18,6 +18,7 @@ Examples:
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import itertools
 import os
@@ -31,12 +32,13 @@ import numpy as np
 
 from atdata._errors import AtdataError, ConfigError, IntegrityError
 from atdata._shards.sources import is_remote
-from atdata.dataset._torch_cache import ShardCache
-from atdata.dataset._torch_plan import _LOW, SHIFT, StreamWalk
+from atdata.dataset._torch_cache import ShardCache, _unpackb
+from atdata.dataset._torch_plan import _LOW, SHIFT, StreamWalk, item_count
 
 __all__ = ["Reader"]
 
 _COUNT_THREADS = 4
+_GROUP = 4096  # random mode: slots whose positions are computed in one go
 _DEFAULT_LIMIT = 8 << 30
 
 
@@ -74,6 +76,7 @@ class Reader:
         self.dataset = dataset._derive(_selection=None) if selection is not None else dataset
         self.shards: list[str] = self.dataset.list_shards()
         self._pid = os.getpid()
+        self._fds: dict[int, tuple[int, int, list[str], list[int], list[int]]] = {}
         self._temp = cache_dir is None and mode == "stream"
         self.cache: ShardCache | None = None
         filtered = any(op == "filter" for op, _ in self.dataset._ops)
@@ -185,19 +188,24 @@ class Reader:
                 kept.append(p)
         return np.asarray(kept, dtype=np.int64)
 
-    def universe(self) -> np.ndarray:
-        """Random mode's positions, in the dataset's own order (a selection keeps its order)."""
+    def universe(self) -> np.ndarray | None:
+        """Random mode's positions, in the dataset's own order (a selection keeps its order);
+        ``None``: all of them, in order."""
         if self._selection is not None:
             return self._selection
-        if self.kept is not None:
-            return self.kept
-        return np.arange(self.size, dtype=np.int64)
+        return self.kept
 
     # -- reading -------------------------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:  # spawned workers open their own files
+        return {**self.__dict__, "_fds": {}}
+
     def _raws(self, positions: Any) -> Iterator[tuple[str, str, dict]]:
         """``(shard, key, payload map)`` of each position, in order."""
         if self.cache is None:
-            yield from self.dataset._shared.raw_selection(positions)
+            if self.dataset._shared.local():
+                yield from self._local_raws(positions)
+            else:
+                yield from self.dataset._shared.raw_selection(positions)
             return
         starts, shards, src, cache = self.starts, self.shards, self.dataset.source, self.cache
         assert starts is not None
@@ -205,6 +213,50 @@ class Reader:
             s = int(np.searchsorted(starts, p, side="right")) - 1
             key, raw = cache.raw(src, shards[s], int(p - starts[s]))
             yield shards[s], key, raw
+
+    def _local_raws(self, positions: Any) -> Iterator[tuple[str, str, dict]]:
+        """Random mode over local files: one ``pread`` per sample through the member indexes
+        (a read that comes back short or does not decode to a map is read again the checked
+        way, which raises the error that names it)."""
+        shared = self.dataset._shared
+        shards, ends = shared.cumulative()
+        fds = self._fds
+        for p in positions:
+            s = bisect.bisect_right(ends, p)
+            shard = shards[s]
+            hit = fds.get(s)
+            if hit is None:
+                if len(fds) >= 256:
+                    self.close_files()
+                idx = shared.shard_index(shard)
+                path = shard[7:] if shard.startswith("file://") else shard
+                try:
+                    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                except OSError:  # the checked read raises the error that names it
+                    fd = -1
+                hit = fds[s] = (fd, ends[s - 1] if s else 0, idx.keys, idx.offsets, idx.sizes)
+            fd, begin, keys, offsets, sizes = hit
+            i = p - begin
+            size = sizes[i]
+            raw: Any = None
+            if fd >= 0:
+                data = os.pread(fd, size, offsets[i])
+                if len(data) == size:
+                    try:
+                        raw = _unpackb(data)
+                    except Exception:
+                        raw = None
+            if type(raw) is not dict:
+                raw = shared.read_member(shard, keys[i], i)
+            yield shard, keys[i], raw
+
+    def close_files(self) -> None:
+        """Close the shard files random mode opened."""
+        for hit in self._fds.values():
+            if hit[0] >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(hit[0])
+        self._fds.clear()
 
     def _after_fork(self) -> None:
         if os.getpid() != self._pid:  # a forked worker: drop connections the parent opened
@@ -215,14 +267,27 @@ class Reader:
 
     def items(
         self,
-        order: np.ndarray,
-        mine: list[tuple[int, int]],
+        positions: Callable[[np.ndarray], np.ndarray],
+        span: tuple[int, int, int, bool],
+        worker: tuple[int, int],
         assemble: Callable[[list[tuple[str, str, dict]]], Any],
     ) -> Iterator[tuple[int, Any]]:
-        """Random mode: ``(hi, item)`` for each slot range ``(lo, hi)`` of ``mine``."""
+        """Random mode: ``(hi, item)`` for the items of ``span`` (``(start, end, size,
+        drop_last)`` in slots) that fall to ``worker`` (``(id, count)``: item ``k`` goes to
+        worker ``k % count``); ``positions`` maps slots to dataset positions."""
         self._after_fork()
-        for lo, hi in mine:
-            yield hi, assemble(list(self._raws(order[lo:hi].tolist())))
+        start, end, size, drop_last = span
+        wid, nw = worker
+        mine = range(wid, item_count(end, start, size, drop_last), nw)
+        group = max(1, _GROUP // size)  # items whose positions are computed together
+        for g in range(0, len(mine), group):
+            los = [start + k * size for k in mine[g : g + group]]
+            bounds = [(lo, min(lo + size, end)) for lo in los]
+            pos = positions(np.concatenate([np.arange(lo, hi) for lo, hi in bounds])).tolist()
+            off = 0
+            for lo, hi in bounds:
+                yield hi, assemble(list(self._raws(pos[off : off + hi - lo])))
+                off += hi - lo
 
     def stream_items(
         self,
@@ -289,6 +354,7 @@ class Reader:
 
     def release(self, owner_pid: int) -> None:
         """Close files; remove a private temporary cache (only in the process that made it)."""
+        self.close_files()
         if self.cache is None:
             return
         self.cache.close()
