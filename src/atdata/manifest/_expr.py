@@ -229,8 +229,9 @@ class Leaf(Predicate):
         return col.map(lambda xs: xs is not None and v in list(xs)).astype(bool)  # contains
 
     def arrow_mask(self, table: Any) -> Any:
-        import pyarrow as pa
         import pyarrow.compute as pc
+
+        from atdata.manifest._arrowvals import array_of, bools, scalar
 
         if self.field not in table.column_names:
             raise SchemaError(
@@ -238,12 +239,13 @@ class Leaf(Predicate):
                 f"{', '.join(c for c in table.column_names if not c.startswith('__'))})"
             )
         col, op, v = table.column(self.field), self.op, self.value
+        # literals go in as pyarrow scalars made without pyarrow's pandas probe (_arrowvals)
         if op == "contains":
-            m = pa.array([xs is not None and v in xs for xs in col.to_pylist()], pa.bool_())
+            m = bools([xs is not None and v in xs for xs in col.to_pylist()])
         elif op == "in":
-            m = pc.is_in(col, value_set=pa.array(list(v)))
+            m = pc.is_in(col, value_set=array_of(list(v)))
         elif op == "between":
-            m = pc.and_(pc.greater_equal(col, v[0]), pc.less_equal(col, v[1]))
+            m = pc.and_(pc.greater_equal(col, scalar(v[0])), pc.less_equal(col, scalar(v[1])))
         else:
             fn = {
                 "==": pc.equal,
@@ -253,8 +255,8 @@ class Leaf(Predicate):
                 ">": pc.greater,
                 ">=": pc.greater_equal,
             }[op]
-            m = fn(col, v)
-        return pc.fill_null(m, False)
+            m = fn(col, scalar(v))
+        return pc.fill_null(m, scalar(False))
 
     def may_match(self, aggs: dict[str, Any], n: int, negated: bool = False) -> bool:
         agg = aggs.get(self.field)

@@ -45,6 +45,7 @@ from atdata._errors import (
     SchemaError,
 )
 from atdata._extras import require
+from atdata.manifest._arrowvals import empty_table, int32_fill
 from atdata.manifest._expr import Expr, FieldSet
 from atdata.manifest._locations import SampleLocation, fetch_sample, fetch_samples
 from atdata.manifest._paths import manifest_paths
@@ -359,18 +360,15 @@ class QueryExecutor:
             stats.shards_scanned += 1
             stats.rows_scanned += t.num_rows
             if t.num_rows:
-                tables.append(t.append_column("__shard__", pa.array([i] * t.num_rows, pa.int32())))
+                tables.append(t.append_column("__shard__", int32_fill(i, t.num_rows)))
         if not tables:
-            table = pa.table(
-                {
-                    c: pa.array([], tp)
-                    for c, tp in (
-                        ("__key__", pa.string()),
-                        ("__offset__", pa.int64()),
-                        ("__size__", pa.int64()),
-                        ("__shard__", pa.int32()),
-                    )
-                }
+            table = empty_table(
+                [
+                    ("__key__", "string"),
+                    ("__offset__", "int64"),
+                    ("__size__", "int64"),
+                    ("__shard__", "int32"),
+                ]
             )
         else:
             table = pa.concat_tables(tables, promote_options="permissive")

@@ -30,6 +30,8 @@ from typing import Any
 
 from atdata._errors import DataNotFoundError, IntegrityError, ShardError
 from atdata._shards.sources import is_remote
+from atdata.manifest._arrowvals import empty_table, string_lists
+from atdata.manifest._legacy import repair_legacy, shard_members
 from atdata.manifest._paths import (
     MANIFEST_FORMAT_VERSION,
     SYSTEM_COLUMNS,
@@ -282,8 +284,10 @@ class ShardManifest:
 
         pa = require("pyarrow", "query", "manifest queries")
         pq = require("pyarrow.parquet", "query", "manifest queries")
-        if self._samples is not None or self.parquet_path is None:
-            return _table_of_frame(pa, self.samples)
+        if self._samples is not None:
+            return _table_of_frame(pa, self._samples)
+        if self.parquet_path is None:  # header only: no rows (and no pandas to say so)
+            return pa.Table.from_arrays([], names=[])
         data = read_sidecar(source if source is not None else self.source, self.parquet_path)
         if data is None:
             raise IntegrityError(
@@ -323,10 +327,6 @@ class ShardManifest:
 
         pa = require("pyarrow", "query", "manifest queries")
         table = self.table(source)
-        if self.legacy and self.shard is not None and self._samples is None:
-            pd = require("pandas", "query", "manifest queries")
-            df = _repair_legacy(self, _to_frame(table, self.kinds, pd), source, pd)
-            table = pa.Table.from_pandas(df, preserve_index=False)
         kinds = self.kinds
         for i, name in enumerate(table.column_names):
             col = table.column(name)
@@ -338,7 +338,7 @@ class ShardManifest:
                         None if v is None else json.loads(v)
                         for v in col.cast(pa.string()).to_pylist()
                     ]
-                    arr = pa.array(vals, pa.list_(pa.string()))
+                    arr = string_lists(vals)
                 except (ValueError, TypeError, RecursionError, pa.ArrowException) as exc:
                     raise IntegrityError(
                         f"manifest parquet {self.parquet_path}: set column {name!r} is not "
@@ -346,13 +346,13 @@ class ShardManifest:
                         + _REBUILD.format(shard=self.shard)
                     ) from None
                 table = table.set_column(i, name, arr)
+        if self.legacy and self.shard is not None and self._samples is None:
+            table = repair_legacy(
+                table, shard=self.shard, json_path=str(self.json_path), kinds=kinds, source=source
+            )
         if not table.num_columns:
-            table = pa.table(
-                {
-                    "__key__": pa.array([], pa.string()),
-                    "__offset__": pa.array([], pa.int64()),
-                    "__size__": pa.array([], pa.int64()),
-                }
+            table = empty_table(
+                [("__key__", "string"), ("__offset__", "int64"), ("__size__", "int64")]
             )
         self._arrow = table
         return table
@@ -410,89 +410,6 @@ def _parse_header(data: bytes, jpath: str, shard: str | None) -> dict[str, Any]:
         raise IntegrityError(f"manifest header {jpath} is corrupt ({exc}); {fix}") from None
     check_header_types(header, jpath, _REBUILD.format(shard=shard) if shard else "rewrite it")
     return header
-
-
-def _to_frame(table: Any, kinds: dict[str, str], pd: Any) -> Any:
-    cols: dict[str, Any] = {}
-    for name in table.column_names:
-        col = table.column(name)
-        if str(col.type).startswith(("list", "large_list")):
-            cols[name] = col.to_pylist()
-        elif kinds.get(name) == "set" or "json" in str(col.type):
-            cols[name] = [
-                None if v is None else json.loads(v) for v in col.cast("string").to_pylist()
-            ]
-        else:
-            cols[name] = col.to_pandas()
-    return pd.DataFrame(cols) if cols else pd.DataFrame({c: [] for c in SYSTEM_COLUMNS})
-
-
-def _shard_members(shard: str, source: Any) -> dict[str, tuple[int, int]]:
-    from atdata._shards.tar import iter_tar, scan_tar_file, split_member_name
-
-    where = f" in shard {shard}"
-    if not is_remote(shard):
-        entries = scan_tar_file(shard, where)
-    else:
-        f = source.open_shard(shard)
-        try:
-            entries = [(n, o, len(d)) for n, o, d in iter_tar(f.read, where)]
-        finally:
-            f.close()
-    out = {}
-    for name, off, size in entries:
-        key, ext = split_member_name(name)
-        if ext == "msgpack":
-            out[key] = (off, size)
-    return out
-
-
-def _repair_legacy(m: ShardManifest, df: Any, source: Any, pd: Any) -> Any:
-    """Give an upstream manifest's rows real tar offsets and add the samples it misses."""
-    assert m.shard is not None  # only manifests loaded beside their shard are repaired
-    members = _shard_members(m.shard, source)
-    known = set(df["__key__"]) if "__key__" in df else set()
-    stray = known - set(members)
-    if stray:
-        raise IntegrityError(
-            f"manifest {m.json_path} lists {len(stray)} key(s) shard {m.shard} does not hold "
-            f"(e.g. {sorted(stray)[0]!r}); " + _REBUILD.format(shard=m.shard)
-        )
-    if len(df):
-        df = df.copy()
-        df["__offset__"] = [members[k][0] for k in df["__key__"]]
-        df["__size__"] = [members[k][1] for k in df["__key__"]]
-    missing = [k for k in members if k not in known]
-    if not missing:
-        return df
-    log.warning(
-        "manifest %s misses %d of the %d samples in %s (written by upstream atdata); reading them "
-        "from the shard. Rebuild it: atdata manifest build %s --force",
-        m.json_path,
-        len(missing),
-        len(members),
-        m.shard,
-        m.shard,
-    )
-    from atdata._wire.sample import unpack_payload
-
-    read = getattr(source, "read_range", None)
-    rows = []
-    for k in missing:
-        off, size = members[k]
-        if read is not None:
-            raw = unpack_payload(read(m.shard, off, size), f" in shard {m.shard}, sample {k!r}")
-        else:  # pragma: no cover - sources without ranged reads
-            raw = {}
-        row = {"__key__": k, "__offset__": off, "__size__": size}
-        for name, kind in m.kinds.items():
-            v = raw.get(name)
-            row[name] = v if kind != "set" or v is None else list(v)
-        rows.append(row)
-    extra = pd.DataFrame(rows)
-    out = extra if not len(df) else pd.concat([df, extra], ignore_index=True)
-    order = {k: i for i, k in enumerate(members)}
-    return out.sort_values("__key__", key=lambda s: s.map(order)).reset_index(drop=True)
 
 
 def load_manifest(shard: str, source: Any = None) -> ShardManifest | None:
@@ -570,7 +487,7 @@ def verify_manifest(shard: str, source: Any = None) -> list[str]:
     except (IntegrityError, ShardError) as exc:
         return [str(exc)]
     try:
-        members = _shard_members(shard, source)
+        members = shard_members(shard, source)
     except ShardError as exc:
         return [str(exc)]
     if m.legacy:
