@@ -34,6 +34,7 @@ __all__ = ["array_of", "bools", "empty_table", "int32_fill", "scalar", "string_l
 
 _I64 = (-(1 << 63), (1 << 63) - 1)
 _MAX_OFFSET = (1 << 31) - 1
+_EXACT = 1 << 53  # ints a float64 holds exactly (pa.array refuses others among floats)
 
 
 def _pa() -> Any:
@@ -127,7 +128,7 @@ def array_of(values: Sequence[Any]) -> Any:
         got = _strings(pa, ["" if v is None else v for v in vals], valid)
     elif all(_is_int(v) for v in have):
         got = _fixed(pa, pa.int64(), "q", [0 if v is None else v for v in vals], valid)
-    elif all(_is_int(v) or type(v) is float for v in have):
+    elif all((_is_int(v) and abs(v) <= _EXACT) or type(v) is float for v in have):
         got = _fixed(pa, pa.float64(), "d", [0.0 if v is None else float(v) for v in vals], valid)
     return pa.array(vals) if got is None else got
 
