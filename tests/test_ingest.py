@@ -383,3 +383,28 @@ def test_csv_round_trip_property(tmp_path_factory, samples):
             )
     r = atdata.ingest(str(d / "m.csv"), d / "out", sample_type=Mixed, fsync=False)
     assert list(r.dataset().ordered()) == samples
+
+
+@settings(max_examples=30, deadline=None)
+@given(hs.lists(hs.sampled_from(['{"a": 1}', "", "{bad", '{"b": "é"}']), max_size=20), hs.data())
+def test_jsonl_resume_at_recorded_offset(lines, data):
+    import io
+
+    from atdata._ingest._readers import iter_jsonl
+
+    raw = "".join(x + "\n" for x in lines).encode()
+    cell: list = [None]
+    seen = []
+    for pos, row in iter_jsonl(io.BytesIO(raw), 0, cell):
+        seen.append((pos, cell[0], row if isinstance(row, dict) else row.reason))
+    want = [(p, r) for p, _, r in seen]
+    if not seen:
+        return
+    k = data.draw(hs.integers(0, len(seen) - 1))
+    pos, off, _ = seen[k]  # a run sealed right after record `pos`: resume at pos+1, offset off
+    f = io.BytesIO(raw)
+    f.seek(off)
+    rest = [
+        (p, r if isinstance(r, dict) else r.reason) for p, r in iter_jsonl(f, pos + 1, [None], off)
+    ]
+    assert rest == want[k + 1 :]

@@ -196,6 +196,22 @@ def test_s3_input_glob_to_local(s3, tmp_path):
     assert r2.rows_written == 20
 
 
+def test_s3_jsonl_input_resumes_at_byte_offset(s3, tmp_path):
+    body = "".join(json.dumps({"id": i, "text": f"s{i % 70}"}) + "\n" for i in range(200))
+    s3.put_object(Bucket=BUCKET, Key="in/big.jsonl", Body=body.encode())
+    src, kw = f"s3://{BUCKET}/in/big.jsonl", {"dedup_on": "text", "maxcount": 16, "s3_client": s3}
+    ref = atdata.ingest(src, tmp_path / "ref", **kw)
+    with pytest.raises(Stop):
+        atdata.ingest(src, tmp_path / "out", validate=_interrupt_at(40), **kw)
+    state = json.loads((tmp_path / "out" / ".ingest" / "state.json").read_text())
+    assert state["position"] == 32  # two shards of 16 sealed before the stop at row 40
+    assert state["offset"] == len("".join(body.splitlines(keepends=True)[:32]).encode())
+    r = atdata.ingest(src, tmp_path / "out", **kw)
+    assert (r.rows_read, r.rows_written, r.duplicates) == (200, 70, 130)
+    assert _shard_bytes(tmp_path / "ref") == _shard_bytes(tmp_path / "out")
+    assert ref.num_shards == 5
+
+
 def test_s3_output_failed_upload_is_resumed(s3, tmp_path):
     src = _make_source(tmp_path / "rows.jsonl", n=600)
     ref = atdata.ingest(src, tmp_path / "ref", dedup_on="text", maxcount=100,

@@ -26,7 +26,7 @@ from collections.abc import Generator, Iterator
 from typing import Any
 
 from atdata._extras import require
-from atdata._ingest._sources import Input, S3Access, open_binary
+from atdata._ingest._sources import Input, S3Access, open_binary, seekable
 
 __all__ = ["BadRow", "iter_csv", "iter_input", "iter_jsonl", "iter_parquet", "iter_table"]
 
@@ -44,10 +44,30 @@ class BadRow:
         self.raw = raw
 
 
-def iter_jsonl(stream: Any, start: int = 0) -> Iterator[tuple[int, Any]]:
-    """Rows of a JSON Lines stream (one object per line; blank lines are skipped)."""
+def iter_jsonl(
+    stream: Any, start: int = 0, cell: list[Any] | None = None, offset: int | None = None
+) -> Iterator[tuple[int, Any]]:
+    """Rows of a JSON Lines stream (one object per line; blank lines are skipped).
+
+    Args:
+        stream: The bytes.
+        start: The first line to yield (earlier ones are skipped).
+        cell: When given, ``cell[0]`` holds the byte offset just after the last line yielded
+            (where a resumed run can start reading).
+        offset: The stream is already positioned at line ``start``, this many bytes in.
+    """
     decode = json.JSONDecoder().decode
-    for pos, line in enumerate(itertools.islice(stream, start, None), start):
+    lines: Any = stream
+    if cell is None:
+        lines = itertools.islice(stream, start, None) if offset is None else stream
+    else:
+        it = iter(stream)
+        off = offset or 0
+        if offset is None:
+            for line in itertools.islice(it, start):
+                off += len(line)
+        lines = _counting(it, cell, off)
+    for pos, line in enumerate(lines, start):
         try:
             row = decode(line.decode("utf-8") if type(line) is bytes else line)
         except ValueError as exc:  # UnicodeDecodeError too
@@ -60,6 +80,13 @@ def iter_jsonl(stream: Any, start: int = 0) -> Iterator[tuple[int, Any]]:
             yield pos, BadRow(f"a JSON {type(row).__name__}, not an object", row)
             continue
         yield pos, row
+
+
+def _counting(lines: Iterator[bytes], cell: list[Any], off: int) -> Iterator[bytes]:
+    for line in lines:
+        off += len(line)
+        cell[0] = off
+        yield line
 
 
 def iter_csv(stream: Any, start: int = 0, where: str = "") -> Iterator[tuple[int, Any]]:
@@ -185,9 +212,19 @@ class _seekable:
 
 
 def iter_input(
-    inp: Input, start: int = 0, s3: S3Access | None = None
+    inp: Input,
+    start: int = 0,
+    s3: S3Access | None = None,
+    offset: int | None = None,
+    cell: list[Any] | None = None,
 ) -> Generator[tuple[int, Any], None, None]:
-    """Rows of ``inp`` from position ``start``."""
+    """Rows of ``inp`` from position ``start``.
+
+    For JSONL, ``offset`` (the byte offset of record ``start``, from a previous run's
+    ``cell``) lets a :func:`~atdata._ingest._sources.seekable` input start there instead of
+    reading and skipping the records before it; ``cell`` tracks that offset (see
+    :func:`iter_jsonl`).
+    """
     if inp.fmt == "hf":
         yield from _iter_hf(inp.obj, start)
         return
@@ -195,11 +232,14 @@ def iter_input(
         with _seekable(inp, s3) as f:
             yield from iter_parquet(f, start)
         return
-    with open_binary(inp, s3) as stream:
-        if inp.fmt == "csv":
+    if inp.fmt == "csv":
+        with open_binary(inp, s3) as stream:
             yield from iter_csv(stream, start, f" of {inp.uri}")
-        else:
-            yield from iter_jsonl(stream, start)
+        return
+    if offset is not None and not seekable(inp):
+        offset = None
+    with open_binary(inp, s3, offset or 0) as stream:
+        yield from iter_jsonl(stream, start, cell, offset)
 
 
 def _iter_hf(ds: Any, start: int) -> Iterator[tuple[int, Any]]:

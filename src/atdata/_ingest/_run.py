@@ -23,7 +23,7 @@ from atdata._ingest._infer import describe_type, infer_sample_type, type_name_fo
 from atdata._ingest._output import Output
 from atdata._ingest._readers import BadRow, arrow_schema, iter_input
 from atdata._ingest._report import IngestReport
-from atdata._ingest._sources import Input, S3Access, resolve_inputs
+from atdata._ingest._sources import Input, S3Access, resolve_inputs, seekable
 from atdata._ingest._state import IngestState
 
 __all__ = ["INFER_ROWS", "MIN_GATE_ROWS", "IngestRun"]
@@ -106,6 +106,7 @@ class IngestRun:
         self.cur_digest: bytes | None = None
         self.cur_input = 0
         self.cur_pos = -1
+        self.cell: list[Any] | None = None  # byte offset after the current JSONL record
         self.read = self.dups = self.filtered = 0
         self.rejected: dict[str, int] = {}
         self.last_reject = ""
@@ -246,6 +247,8 @@ class IngestRun:
         p = self.state.progress
         p.input_index = self.cur_input
         p.position = self.cur_pos + 1
+        cell = self.cell if self.cur_input < len(self.inputs) else None
+        p.offset = None if cell is None else cell[0]
         p.read, p.duplicates, p.filtered = self.read, self.dups, self.filtered
         p.rejected = dict(self.rejected)
         p.seconds = self.base_seconds + (time.monotonic() - self.t0)
@@ -294,8 +297,11 @@ class IngestRun:
         for idx in range(p.input_index, len(self.inputs)):
             inp = self.inputs[idx]
             self.cur_input = idx
-            start = p.position if idx == p.input_index else 0
-            for pos, row in iter_input(inp, start, self.s3):
+            here = idx == p.input_index
+            start = p.position if here else 0
+            self.cell = [None] if inp.fmt == "jsonl" and seekable(inp) else None
+            offset = p.offset if here else None
+            for pos, row in iter_input(inp, start, self.s3, offset, self.cell):
                 yield inp, pos, row
 
     def _consume(self) -> None:

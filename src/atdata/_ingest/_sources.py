@@ -26,7 +26,7 @@ from typing import Any
 from atdata._errors import ConfigError, DataNotFoundError, StorageError
 from atdata._extras import require
 
-__all__ = ["Input", "S3Access", "detect_format", "open_binary", "resolve_inputs"]
+__all__ = ["Input", "S3Access", "detect_format", "open_binary", "resolve_inputs", "seekable"]
 
 _FORMATS = {
     ".jsonl": "jsonl",
@@ -225,9 +225,17 @@ class _RawAdapter(io.RawIOBase):
             super().close()
 
 
-def _open_raw(inp: Input, s3: S3Access | None) -> Any:
+def seekable(inp: Input) -> bool:
+    """Whether ``inp`` can be opened at a byte offset (uncompressed, local or S3)."""
+    return not inp.compression and inp.location in ("local", "s3")
+
+
+def _open_raw(inp: Input, s3: S3Access | None, offset: int = 0) -> Any:
     if inp.location == "local":
-        return open(inp.uri, "rb")
+        f = open(inp.uri, "rb")  # noqa: SIM115 - the caller closes it
+        if offset:
+            f.seek(offset)
+        return f
     if inp.location == "http":
         import urllib.error
         import urllib.request
@@ -240,18 +248,26 @@ def _open_raw(inp: Input, s3: S3Access | None) -> Any:
         from atdata.stores._s3client import parse_s3_url
 
         bucket, key = parse_s3_url(inp.uri)
+        extra = {"Range": f"bytes={offset}-"} if offset else {}
         try:
-            body = (s3 or S3Access()).get().get_object(Bucket=bucket, Key=key)["Body"]
+            body = (s3 or S3Access()).get().get_object(Bucket=bucket, Key=key, **extra)["Body"]
         except Exception as exc:
             code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
+            if offset and code == "InvalidRange":  # resuming at the very end
+                return io.BytesIO(b"")
             raise StorageError(f"cannot read input {inp.uri}: {code}; check the key") from None
         return io.BufferedReader(_RawAdapter(body), 1 << 20)
     raise ConfigError(f"input {inp.uri!r} is not a file")
 
 
-def open_binary(inp: Input, s3: S3Access | None = None) -> Any:
-    """A binary stream of ``inp``'s (decompressed) bytes; the caller closes it."""
-    raw = _open_raw(inp, s3)
+def open_binary(inp: Input, s3: S3Access | None = None, offset: int = 0) -> Any:
+    """A binary stream of ``inp``'s (decompressed) bytes; the caller closes it.
+
+    ``offset``: start there (only for :func:`seekable` inputs).
+    """
+    if offset and not seekable(inp):
+        raise ConfigError(f"input {inp.uri} cannot be opened at an offset")
+    raw = _open_raw(inp, s3, offset)
     if inp.compression == "gz":
         import gzip
 

@@ -40,6 +40,7 @@ class Progress:
     config: dict[str, Any] = dataclasses.field(default_factory=dict)
     input_index: int = 0
     position: int = 0
+    offset: int | None = None
     shard_no: int = 0
     read: int = 0
     written: int = 0
