@@ -325,3 +325,12 @@ def test_dict_samples_and_filtered_datasets(tmp_path):
     t = ds.filter(lambda s: s["k"] % 2 == 0).to_arrow()
     assert t.column("k").to_pylist() == [0, 2, 4]
     assert t.schema.field("v").type.value_type == pa.int16()
+
+
+def test_from_an_atdata_dataset_slices_and_lazy_polars(img_ds, tmp_path):
+    pl = pytest.importorskip("polars")
+    part = img_ds[2:5]
+    copied = atdata.from_arrow(part, tmp_path / "copy", sample_type=img_ds.sample_type)
+    assert list(copied) == list(part) and len(copied) == 3
+    lazy = pl.DataFrame({"a": [1, 2], "b": ["x", "y"]}).lazy()
+    assert [(s.a, s.b) for s in atdata.from_arrow(lazy, tmp_path / "lazy")] == [(1, "x"), (2, "y")]

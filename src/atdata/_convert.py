@@ -79,6 +79,8 @@ def _batches(obj: Any, batch_size: int) -> tuple[Any, Iterator[Any]]:
             return schema, iter(obj.with_format("arrow").iter(batch_size=batch_size))
         rows = ((None, r) for r in obj)  # an IterableDataset: dict rows
         return _row_batches(pa, rows, batch_size)
+    if type(obj).__name__ == "LazyFrame" and hasattr(obj, "collect"):  # polars, lazily
+        obj = obj.collect()
     if _is_pandas(obj):
         t = _pandas_table(pa, obj)
         return t.schema, iter(t.to_batches(batch_size))
@@ -175,6 +177,14 @@ def from_arrow(
 
     Returns:
         A ``Dataset[T]`` over the written shards.
+
+    Examples:
+        >>> import os, tempfile, numpy as np, atdata
+        >>> d = tempfile.mkdtemp()
+        >>> rows = [{"img": np.full((2, 2), i, "u1"), "label": "ab"[i % 2]} for i in range(3)]
+        >>> ds = atdata.from_arrow(rows, os.path.join(d, "out"), type_name="Img")
+        >>> [(s.label, s.img.dtype.name, s.img.shape) for s in ds][:2]
+        [('a', 'uint8', (2, 2)), ('b', 'uint8', (2, 2))]
 
     Raises:
         ConfigError: (a ``ValueError``) For an input that is not tabular, an empty input, or an

@@ -207,6 +207,15 @@ def to_arrow_reader(
     Returns:
         A ``pyarrow.RecordBatchReader``.
 
+    Examples:
+        >>> import os, tempfile, numpy as np, atdata
+        >>> d = tempfile.mkdtemp()
+        >>> ds = atdata.write_samples([{"v": np.arange(3, dtype="f4") + i} for i in range(5)],
+        ...                           os.path.join(d, "a.tar"))
+        >>> reader = ds.to_arrow_reader(batch_size=2, with_keys=True)
+        >>> reader.schema.names, [b.num_rows for b in reader]
+        (['__key__', 'v'], [2, 2, 1])
+
     Raises:
         ConfigError: (a ``ValueError``) For an unknown column, a bad ``batch_size``, or (while
             reading) an array that does not fit its column's layout; the message names the fix.
@@ -250,6 +259,15 @@ def to_arrow(
 
     Unlike the streaming reader, a field laid out automatically whose later arrays do not fit
     the first batch's layout is read again with the wider layout (``list``, else ``bytes``).
+
+    Examples:
+        >>> import os, tempfile, numpy as np, atdata
+        >>> d = tempfile.mkdtemp()
+        >>> ds = atdata.write_samples([{"v": np.zeros(n, "i2")} for n in (1, 1, 3)],
+        ...                           os.path.join(d, "a.tar"))
+        >>> t = ds.to_arrow(batch_size=2)  # the third array is longer: read again as lists
+        >>> t.schema.field("v").metadata[b"atdata.layout"], t.column("v").to_pylist()
+        (b'list', [[0], [0], [0, 0, 0]])
     """
     return with_fallback(
         lambda a: to_arrow_reader(
@@ -294,7 +312,15 @@ def to_polars(
     with_keys: bool = False,
 ) -> Any:
     """A ``polars.DataFrame``; fixed-shape array fields become ``pl.Array(dtype, shape)`` columns
-    (needs ``atdata[arrow]``)."""
+    (needs ``atdata[arrow]``).
+
+    Examples:
+        >>> import os, tempfile, numpy as np, atdata
+        >>> d = tempfile.mkdtemp()
+        >>> ds = atdata.write_samples([{"m": np.eye(2, dtype="u1"), "y": 1}], os.path.join(d, "a.tar"))
+        >>> ds.to_polars().schema["m"]
+        Array(UInt8, shape=(2, 2))
+    """
     pl = require("polars", "arrow", "Dataset.to_polars")
     pa = _pa("Dataset.to_polars")
     table = to_arrow(ds, columns, batch_size=batch_size, arrays=arrays, with_keys=with_keys)

@@ -368,6 +368,14 @@ def schema_from_arrow(schema: Any, name: str | None = None) -> type:
         A new ``@packable`` class; non-nullable fields are required, nullable ones ``X | None``
         defaulting to ``None``.
 
+    Examples:
+        >>> import pyarrow as pa, atdata
+        >>> schema = pa.schema([pa.field("img", pa.fixed_shape_tensor(pa.uint8(), [28, 28]),
+        ...                              nullable=False), pa.field("tags", pa.list_(pa.string()))])
+        >>> T = atdata.schema_from_arrow(schema, name="Digit")
+        >>> [(s.name, s.type_name) for s in T.atdata_fields()]
+        [('img', 'NDArray[uint8]'), ('tags', 'list[str | None] | None')]
+
     Raises:
         SchemaError: (a ``TypeError``) For a column atdata cannot store (the message names it and
             the fix), or a column name that is not a Python identifier.
