@@ -95,6 +95,16 @@ def ingest(
         An :class:`~atdata.IngestReport`: rows read and written, duplicates, invalid rows by
         reason, shards, bytes and seconds.
 
+    Examples:
+        >>> import os, tempfile, atdata
+        >>> d = tempfile.mkdtemp()
+        >>> with open(os.path.join(d, "pets.csv"), "w") as f:
+        ...     _ = f.write("name,age\\nrex,3\\nfelix\\nrex,3\\nbo,1\\n")
+        >>> r = atdata.ingest(os.path.join(d, "pets.csv"), os.path.join(d, "out"),
+        ...                   dedup_on="name", max_invalid_fraction=0.5)
+        >>> r.schema, r.rows_written, r.duplicates, r.rejected
+        ('Pets(name: str, age: int)', 2, 1, {'parse': 1})
+
     Raises:
         QualityGateError: (a ``ValueError``) Too many invalid rows; sealed shards stay.
         ConfigError: (a ``ValueError``) Bad options, or ``out`` holds an ingestion with other
