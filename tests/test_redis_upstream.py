@@ -270,3 +270,17 @@ def test_live_upstream_reads_what_we_index_in_redis(redis_db, tmp_path):
     out = _run_upstream(_UPSTREAM_READ, name, "15")
     assert out["cid"] == entry.cid
     assert out["rows"] == [["s0", 0, [0.0, 1.0, 2.0]], ["s1", 1, [1.0, 2.0, 3.0]]]
+
+
+def test_index_schema_dicts_use_upstreams_field_types(tmp_path):
+    index = atdata.Index(path=str(tmp_path / "i.db"), atmosphere=None)
+    ref = index.publish_schema(Reading, version="1.0.0")
+    fields = {f["name"]: f for f in index.get_schema(ref)["fields"]}
+    assert fields["sensor"]["fieldType"] == {"$type": "local#primitive", "primitive": "str"}
+    assert fields["value"]["fieldType"] == {"$type": "local#primitive", "primitive": "int"}
+    assert fields["trace"]["fieldType"] == {"$type": "local#ndarray", "dtype": "float32"}
+    assert fields["sensor"]["optional"] is False
+    nested = {f["name"]: f for f in index.get_schema(index.publish_schema(Nested))["fields"]}
+    assert nested["inner"]["fieldType"] == {  # no upstream form: the JSON Schema property
+        "type": "object", "additionalProperties": {"type": "integer"},
+    }  # fmt: skip

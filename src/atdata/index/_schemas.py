@@ -7,6 +7,8 @@ Examples:
     >>> d = schema_dict(rec)
     >>> d["$ref"], d["name"], [f["name"] for f in d["fields"]], d["fields"][0]["optional"]
     ('atdata://local/schema/Row@1.0.0', 'Row', ['text'], False)
+    >>> d["fields"][0]["fieldType"]
+    {'$type': 'local#primitive', 'primitive': 'str'}
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from atdata._errors import ConfigError, NotFoundError, SchemaError, StorageError
+from atdata._wire.local_fields import field_type
 from atdata._wire.schema_json import diff_schemas, schema_body, schema_fingerprint
 from atdata.index._entry import (
     LEGACY_SCHEMA_PREFIXES,
@@ -37,9 +40,11 @@ __all__ = [
 def schema_dict(rec: SchemaRecord) -> dict[str, Any]:
     """The documented dict form of a stored schema.
 
-    Keys: ``name``, ``version``, ``fields`` (``{"name", "fieldType", "optional"}`` per field,
-    ``fieldType`` being the field's JSON Schema), ``description``, ``createdAt``, ``$ref``,
-    plus ``schema`` (the whole JSON Schema body, the ATProto record's ``schema``).
+    Keys: ``name``, ``version``, ``fields`` (``{"name", "fieldType", "optional"}`` per field),
+    ``description``, ``createdAt``, ``$ref``, plus ``schema`` (the whole JSON Schema body, the
+    ATProto record's ``schema``). A ``fieldType`` is upstream's local field type
+    (``{"$type": "local#primitive", "primitive": "str"}``, ``local#ndarray``, ``local#array``)
+    where one exists, else (nested samples, dicts) the field's JSON Schema.
     """
     props = rec.body.get("properties", {})
     required = set(rec.body.get("required") or ())
@@ -48,7 +53,8 @@ def schema_dict(rec: SchemaRecord) -> dict[str, Any]:
         "name": rec.name,
         "version": rec.version,
         "fields": [
-            {"name": n, "fieldType": p, "optional": n not in required} for n, p in props.items()
+            {"name": n, "fieldType": field_type(p) or p, "optional": n not in required}
+            for n, p in props.items()
         ],
         "description": rec.description,
         "createdAt": rec.created_at,

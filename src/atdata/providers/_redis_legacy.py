@@ -30,11 +30,7 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 
 from atdata._errors import DecodeError
-from atdata._wire.schema_json import (
-    DRAFT_07,
-    NDARRAY_REF,
-    SCHEMA_FORMAT_TYPE,
-)
+from atdata._wire.local_fields import body_of, local_fields
 from atdata.index._entry import DatasetEntry, SchemaRecord, parse_version
 
 if TYPE_CHECKING:
@@ -65,36 +61,12 @@ ENTRY, SCHEMA, LABEL = "LocalDatasetEntry", "LocalSchema", "Label"
 #: A field of mirror-written label hashes: such labels are ours, not read back as upstream's.
 MIRROR_MARK = "atdata_mirror"
 
-_PRIMITIVE_TO_JSON = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
-_JSON_TO_PRIMITIVE = {v: k for k, v in _PRIMITIVE_TO_JSON.items()}
-_BYTES = {"type": "string", "format": "byte", "contentEncoding": "base64"}
-
 
 def _text(v: Any) -> str:
     return v.decode("utf-8") if isinstance(v, bytes) else str(v)
 
 
 # -- schemas ------------------------------------------------------------------------------------
-def _prop_of(field_type: dict[str, Any], where: str) -> tuple[dict[str, Any], bool]:
-    """(JSON Schema property, uses ndarray) of an upstream field type."""
-    kind = field_type.get("$type", "")
-    if kind == "local#primitive":
-        p = field_type.get("primitive")
-        if p == "bytes":
-            return dict(_BYTES), False
-        if p in _PRIMITIVE_TO_JSON:
-            return {"type": _PRIMITIVE_TO_JSON[p]}, False
-    elif kind == "local#ndarray":
-        return {"$ref": NDARRAY_REF}, True
-    elif kind == "local#array":
-        items = field_type.get("items")
-        if isinstance(items, dict):
-            prop, nd = _prop_of(items, where)
-            return {"type": "array", "items": prop}, nd
-        return {"type": "array"}, False
-    return {}, False  # dataframe, sparse, ...: no JSON Schema form here; any value decodes
-
-
 def schema_from_legacy(raw: str | bytes, key: str = "") -> SchemaRecord:
     """The :class:`~atdata.index.SchemaRecord` of an upstream ``LocalSchema`` JSON value.
 
@@ -110,57 +82,15 @@ def schema_from_legacy(raw: str | bytes, key: str = "") -> SchemaRecord:
             f"Redis key {key or SCHEMA!r} is not an upstream atdata schema (JSON with name, "
             "version and fields)"
         ) from None
-    props: dict[str, Any] = {}
-    required: list[str] = []
-    ndarray = False
-    for f in fields:
-        fname = str(f.get("name", ""))
-        prop, nd = _prop_of(f.get("fieldType") or {}, f"{name}.{fname}")
-        props[fname], ndarray = prop, ndarray or nd
-        if not f.get("optional", False):
-            required.append(fname)
-    body: dict[str, Any] = {
-        "$type": SCHEMA_FORMAT_TYPE,
-        "$schema": DRAFT_07,
-        "type": "object",
-        "properties": props,
-    }
-    if required:
-        body["required"] = required
-    if ndarray:
-        body["arrayFormatVersions"] = {"ndarrayBytes": "1.0.0"}
+    body = body_of(fields)
     return SchemaRecord(
         name.rsplit(".", 1)[-1], version, body, d.get("description"), d.get("createdAt")
     )
 
 
-def _field_type(prop: dict[str, Any]) -> dict[str, Any] | None:
-    """Upstream's field type of a JSON Schema property (``None``: upstream has no form)."""
-    if prop.get("$ref") == NDARRAY_REF:
-        return {"$type": "local#ndarray", "dtype": "float32"}  # upstream's default dtype
-    t = prop.get("type")
-    if t == "string" and prop.get("format") == "byte":
-        return {"$type": "local#primitive", "primitive": "bytes"}
-    if t in _JSON_TO_PRIMITIVE:
-        return {"$type": "local#primitive", "primitive": _JSON_TO_PRIMITIVE[t]}
-    if t == "array":
-        items = prop.get("items")
-        inner = _field_type(items) if isinstance(items, dict) else None
-        return {"$type": "local#array", "items": inner} if inner is not None else None
-    return None
-
-
 def legacy_fields(body: dict[str, Any]) -> list[dict[str, Any]] | None:
-    """Upstream's ``fields`` list of a JSON Schema body; ``None`` when a field (a nested sample,
-    a dict) has no upstream form."""
-    required = set(body.get("required", []))
-    out = []
-    for fname, prop in (body.get("properties") or {}).items():
-        ft = _field_type(prop)
-        if ft is None:
-            return None
-        out.append({"name": fname, "fieldType": ft, "optional": fname not in required})
-    return out
+    """Upstream's ``fields`` list of a JSON Schema body (see :func:`local_fields`)."""
+    return local_fields(body)
 
 
 def legacy_schema_json(record: SchemaRecord) -> str | None:
