@@ -85,7 +85,9 @@ def test_zstd_input(tmp_path):
 
 def test_csv_cells_are_parsed_and_columns_renamed(tmp_path):
     p = tmp_path / "people.csv"
-    p.write_text('first name,age,score,member\nAda,36,1.5,true\nBob,41,,false\n"C, D",7,2,True\n')
+    p.write_text(
+        '\ufefffirst name,age,score,member\nAda,36,1.5,true\nBob,41,,false\n"C, D",7,2,True\n'
+    )
     r = atdata.ingest(str(p), tmp_path / "out")
     assert r.schema == "People(first_name: str, age: int, score: float | None, member: bool)"
     got = [s.to_dict() for s in r.dataset().ordered()]
@@ -158,6 +160,8 @@ def test_validate_and_transform(tmp_path):
             return None  # filtered
         if row["id"] == 4:
             raise RuntimeError("boom")
+        if row["id"] == 8:
+            return ["not", "a", "row"]
         return {**row, "text": row["text"].upper()}
 
     def validate(s):
@@ -167,8 +171,8 @@ def test_validate_and_transform(tmp_path):
 
     r = atdata.ingest(src, tmp_path / "out", sample_type=Item, transform=transform,
                       validate=validate, max_invalid_fraction=0.5)  # fmt: skip
-    assert (r.rows_read, r.rows_written, r.filtered) == (20, 16, 1)
-    assert r.rejected == {"transform": 1, "validate": 2}
+    assert (r.rows_read, r.rows_written, r.filtered) == (20, 15, 1)
+    assert r.rejected == {"transform": 2, "validate": 2}
     assert [s.text for s in r.dataset().ordered()][:4] == ["T0", "T1", "T2", "T7"]
 
 

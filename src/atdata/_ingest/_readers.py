@@ -91,7 +91,7 @@ def _counting(lines: Iterator[bytes], cell: list[Any], off: int) -> Iterator[byt
 
 def iter_csv(stream: Any, start: int = 0, where: str = "") -> Iterator[tuple[int, Any]]:
     """Rows of a CSV stream with a header line (cells stay text; coercion parses them)."""
-    text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")  # a BOM is dropped
     reader = csv.reader(text)
     try:
         header = next(reader)

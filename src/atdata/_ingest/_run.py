@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from atdata._errors import ConfigError, QualityGateError, SchemaError
@@ -328,6 +328,12 @@ class IngestRun:
                     continue
             if isinstance(row, st_type):
                 sample = row
+            elif not isinstance(row, Mapping):
+                what = (
+                    f"transform returned a {type(row).__name__}, not a dict or {st_type.__name__}"
+                )
+                self._reject(inp, pos, "transform", what, repr(row)[:200])
+                continue
             else:
                 try:
                     sample = coerce(row)
