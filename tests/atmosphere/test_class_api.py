@@ -267,3 +267,15 @@ def test_every_loader_shares_get_get_typed_and_list_all():
             other(m).get(s_uri)  # another kind of record: refused, naming both kinds
         assert other(m).list_all() == []
     assert VerificationLoader.record_class is LexLensVerification
+
+
+def test_pds_blob_store_takes_the_documented_client_keyword():
+    from atdata.atmosphere import PDSBlobStore
+
+    m = MockAtmosphere(did="did:plc:m3", handle="b.test")
+    assert PDSBlobStore(client=m).client is m and PDSBlobStore(m).atmosphere is m
+    assert PDSBlobStore(atmosphere=m, max_blob_size=10).limit == 10
+    with pytest.raises(ValueError, match=r"PDSBlobStore\(client\)"):
+        PDSBlobStore()
+    with pytest.raises(ValueError, match="needs the logged-in Atmosphere"):
+        PDSBlobStore(m, atmosphere=m)

@@ -100,13 +100,22 @@ class PDSBlobStore:
     """Upload local shards as ``application/x-tar`` blobs to the account's PDS.
 
     Args:
-        atmosphere: A logged-in :class:`~atdata.atmosphere.Atmosphere` (also ``.client``).
+        client: A logged-in :class:`~atdata.atmosphere.Atmosphere` (the documented name;
+            ``PDSBlobStore(client=atmo)`` or positionally).
         max_blob_size: Cap per blob (default: the server's limit, at most 50 MiB as the
             ``storageBlobs`` lexicon says).
+        atmosphere: The same as ``client`` (our earlier keyword).
+
+    Raises:
+        ConfigError: (a ``ValueError``) Neither ``client`` nor ``atmosphere``, or both.
     """
 
-    def __init__(self, atmosphere: Any, max_blob_size: int | None = None) -> None:
-        self.atmosphere = atmosphere
+    def __init__(
+        self, client: Any = None, max_blob_size: int | None = None, *, atmosphere: Any = None
+    ) -> None:
+        if (client is None) == (atmosphere is None):
+            raise ConfigError("PDSBlobStore needs the logged-in Atmosphere: PDSBlobStore(client)")
+        self.atmosphere = client if client is not None else atmosphere
         self.max_blob_size = max_blob_size
         self._limit: int | None = None
 
