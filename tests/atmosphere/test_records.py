@@ -236,3 +236,13 @@ def test_metadata_bytes_round_trip_and_need_no_base64_padding(meta):
     if len(meta) < 16:  # fixmap/map16/map32 headers reach every length residue: upstream decodes it
         assert len(b64) % 4 == 0
         assert base64.b64decode(b64, validate=True)
+
+
+@pytest.mark.parametrize("bad", ["at://did:plc:abc/collection", "at://did:plc:abc", "at://"])
+def test_at_uri_missing_parts_names_the_expected_form(bad):
+    from atdata.atmosphere import AtUri
+
+    with pytest.raises(
+        ValueError, match=r"expected authority/collection/rkey: at://<did or handle>"
+    ):
+        AtUri.parse(bad)

@@ -53,7 +53,8 @@ class AtUri:
         parts = s[5:].split("/")
         if len(parts) < 3 or not all(parts[:3]):
             raise ConfigError(
-                f"{s!r} is not a record AT-URI (expected at://<did>/<collection>/<rkey>)"
+                f"{s!r} is not a record AT-URI (expected authority/collection/rkey: "
+                "at://<did or handle>/<collection>/<rkey>)"
             )
         return cls(parts[0], parts[1], "/".join(parts[2:]))
 
