@@ -66,7 +66,15 @@ class Output:
             self.store = S3DataStore(bucket, self.prefix, client=(s3 or S3Access()).get())
         else:
             self.work = os.path.abspath(os.path.expanduser(out))
-        os.makedirs(self.work, exist_ok=True)
+        try:
+            os.makedirs(self.work, exist_ok=True)
+        except OSError as exc:
+            from atdata._errors import ConfigError
+
+            raise ConfigError(
+                f"cannot use {self.work} as the ingestion output: {exc.strerror or exc}; "
+                "give a directory (new or one a previous ingestion wrote)"
+            ) from None
 
     def local(self, name: str) -> str:
         """Where shard ``name`` is written on local disk."""

@@ -412,8 +412,8 @@ class IngestRun:
         self._prepare()
         p = self.state.progress
         try:
+            self._upload_pending()  # what a failed or killed run left staged
             if not p.complete:
-                self._upload_pending()
                 self.display = _make_display(self.progress_flag)
                 self.writer = self._open_writer()
                 try:
@@ -429,8 +429,8 @@ class IngestRun:
                 p.complete = True
                 self.state.sync_logs()
                 self.state.save()
-                if self.output.remote:
-                    self._finish_remote()
+            if self.output.remote:  # also after a run killed between its last save and here
+                self._finish_remote()
         finally:
             self.state.close_logs()
             if self.display is not None:
