@@ -270,7 +270,7 @@ def test_bad_options(tmp_path):
     (tmp_path / "a.xml").write_text("<a/>")
     with pytest.raises(atdata.ConfigError, match=r"cannot tell the format of .*a\.xml"):
         atdata.ingest(str(tmp_path / "a.xml"), tmp_path / "o3")
-    with pytest.raises(atdata.ConfigError, match="cannot use .* as the ingestion output"):
+    with pytest.raises(atdata.ConfigError, match=r"cannot use .* as the ingestion output"):
         atdata.ingest(src, src, sample_type=Item)  # a file, not a directory
     with pytest.raises(atdata.ConfigError, match="needs name="):
         atdata.ingest(src, tmp_path / "o4", index=object())
