@@ -299,6 +299,26 @@ def test_random_access(shard_dir):
     assert ds.head(0) == []
 
 
+def test_locate_names_the_shard_member(shard_dir):
+    from atdata._shards.tar import scan_tar_file
+
+    ds = atdata.Dataset[Item](_url(shard_dir))
+    members = {
+        name[: -len(".msgpack")]: (shard, off, size)
+        for shard in ds.list_shards()
+        for name, off, size in scan_tar_file(shard, "")
+        if name.endswith(".msgpack")
+    }
+    assert len(members) == 25
+    for key, (shard, off, size) in members.items():
+        loc = ds.locate(key)
+        assert (loc.shard, loc.key, loc.offset, loc.size) == (shard, key, off, size)
+        assert ds.get_sample(loc).idx == int(key)
+    assert ds.locate("00000017").shard == ds.list_shards()[1]
+    with pytest.raises(SampleKeyError, match=r"no sample with key 'zzz' in 3 shard"):
+        ds.locate("zzz")
+
+
 def test_describe_schema_repr(shard_dir):
     ds = atdata.Dataset[Item](_url(shard_dir))
     assert ds.schema == {"idx": "int", "label": "str", "vec": "NDArray"}

@@ -304,6 +304,20 @@ def test_query_narrows_rows(client: Client) -> None:
     assert client.get("/api/datasets/pics/query").json()["total"] == N  # no where: everything
 
 
+def test_remembered_queries_are_bounded(pics: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import atdata.viewer._api as api
+
+    monkeypatch.setattr(api, "MAX_CACHED_ROWS", 30)
+    app = create_app(pics)
+    c = Client(app)
+    for where in ("score >= 10", "score >= 12", "score >= 14"):  # N - 40, N - 48, N - 56 rows
+        assert c.get("/api/datasets/pics/query", params={"where": where}).status_code == 200
+    kept = {k[1]: len(r) for k, r in app.api._queries.items()}
+    assert kept == {"score >= 12": N - 48, "score >= 14": N - 56} and sum(kept.values()) <= 30
+    assert c.get("/api/datasets/pics/query").json()["total"] == N  # too big to keep, still served
+    assert "" not in {k[1] for k in app.api._queries}
+
+
 def test_bad_query_and_missing_manifests(client: Client, tmp_path) -> None:
     bad = client.get("/api/datasets/pics/query", params={"where": "label = = 'x'"})
     assert bad.status_code == 400 and "syntax error" in bad.json()["error"]

@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from atdata._errors import (
     ConfigError,
-    SampleKeyError,
 )
 from atdata._shards.sources import DataSource, URLSource
 from atdata._shards.writer import ShardInfo
@@ -425,11 +424,25 @@ class Dataset(Generic[T]):
         Raises:
             SampleKeyError: When no shard holds the key.
         """
-        hit = self._shared.locate_key(key)
-        if hit is not None:
-            return _read.read_one(self, hit[0], key, hit[1])
-        shards = self.list_shards()
-        raise SampleKeyError(f"no sample with key {key!r} in {len(shards)} shard(s) of {self.url}")
+        shard, pos = _read.locate_pos(self, key)
+        return _read.read_one(self, shard, key, pos)
+
+    def locate(self, key: str) -> SampleLocation:
+        """Where the sample stored under ``key`` lives (shard, payload offset and size), from
+        the shard's member index; nothing is decoded, and ``ds.get_sample(loc)`` reads it.
+
+        Raises:
+            SampleKeyError: When no shard holds the key.
+
+        Examples:
+            >>> import os, tempfile, atdata
+            >>> p = os.path.join(tempfile.mkdtemp(), "s-%06d.tar")
+            >>> ds = atdata.write_samples([{"x": i} for i in range(6)], p, maxcount=4, key="index")
+            >>> loc = ds.locate("00000005")
+            >>> os.path.basename(loc.shard), ds.get_sample(loc).x
+            ('s-000001.tar', 5)
+        """
+        return _read.locate(self, key)
 
     @overload
     def __getitem__(self, item: int | str) -> T: ...

@@ -27,12 +27,15 @@ from atdata.dataset._stream import lens_map, shuffle_buffer
 
 if TYPE_CHECKING:
     from atdata.dataset._dataset import Dataset
+    from atdata.manifest._locations import SampleLocation
 
 __all__ = [
     "decoded",
     "emit",
     "exact_len",
     "guarded_len",
+    "locate",
+    "locate_pos",
     "positions",
     "read_one",
     "shuffled_raws",
@@ -77,6 +80,32 @@ def with_ops(ops: tuple[tuple[str, Any], ...], it: Iterator[Any]) -> Iterator[An
         else:
             it = lens_map(fn, it)
     return it
+
+
+def locate_pos(ds: Dataset[Any], key: str) -> tuple[str, int]:
+    """``(shard, member position)`` of the first shard of ``ds`` that stores ``key``.
+
+    Raises:
+        SampleKeyError: When no shard holds the key.
+    """
+    hit = ds._shared.locate_key(key)
+    if hit is None:
+        n = len(ds.list_shards())
+        raise SampleKeyError(f"no sample with key {key!r} in {n} shard(s) of {ds.url}")
+    return hit
+
+
+def locate(ds: Dataset[Any], key: str) -> SampleLocation:
+    """Where ``key`` is stored: shard, payload offset and size, from the shard's member index.
+
+    Raises:
+        SampleKeyError: When no shard holds the key.
+    """
+    from atdata.manifest._locations import SampleLocation
+
+    shard, pos = locate_pos(ds, key)
+    idx = ds._shared.shard_index(shard)
+    return SampleLocation(shard, key, idx.offsets[pos], idx.sizes[pos])
 
 
 def read_one(ds: Dataset[Any], shard: str, key: str, pos: int | None = None) -> Any:

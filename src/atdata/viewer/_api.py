@@ -35,6 +35,7 @@ __all__ = ["MAX_PAGE", "ThumbCache", "ViewerAPI"]
 MAX_PAGE = 100  # rows per page, at most
 MAX_WHERE = 2000  # characters of a query's WHERE clause
 MAX_SHARDS_LISTED = 500
+MAX_CACHED_ROWS = 200_000  # matched locations kept by the remembered queries, all together
 _CELL_BUDGET = 4096  # bytes of JSON one list/dict cell may take before it is shown as cut text
 
 
@@ -307,7 +308,8 @@ class ViewerAPI:
         }
 
     def _query(self, vd: ViewerDataset, ds: Dataset[Any], where: str) -> Any:
-        """``ds.query(where)``, the last few results remembered (paging re-runs nothing)."""
+        """``ds.query(where)``, the last few results remembered (paging re-runs nothing), at most
+        :data:`MAX_CACHED_ROWS` locations in all (a larger result is not kept)."""
         k = (vd.id, where)
         with self._queries_lock:
             res = self._queries.get(k)
@@ -318,9 +320,11 @@ class ViewerAPI:
             res = ds.query(where or None)
         except DataNotFoundError as exc:
             raise ConfigError(str(exc)) from None
+        if len(res) > MAX_CACHED_ROWS:
+            return res  # too big to keep: each page runs the query again
         with self._queries_lock:
             self._queries[k] = res
-            while len(self._queries) > 8:
+            while len(self._queries) > 8 or sum(map(len, self._queries.values())) > MAX_CACHED_ROWS:
                 self._queries.popitem(last=False)
         return res
 
@@ -359,10 +363,11 @@ class ViewerAPI:
             raise ConfigError("a thumbnail needs key= and field=")
         with vd.lock:
             ds = vd.dataset()
-            hit = ds._shared.locate_key(key)  # the shard, for the cache key (no decode)
-            if hit is None:
-                raise SampleKeyError(f"no sample with key {key[:80]!r} in {vd.id}")
-            ck = (self._checksum(vd, ds, hit[0]), key, field)
+            try:
+                shard = ds.locate(key).shard  # for the cache key (nothing decoded)
+            except SampleKeyError:
+                raise SampleKeyError(f"no sample with key {key[:80]!r} in {vd.id}") from None
+            ck = (self._checksum(vd, ds, shard), key, field)
             png = self.thumbs.get(ck)
             if png is not None:
                 return png
