@@ -30,7 +30,7 @@ def idx_path(tmp_path, monkeypatch):
         x: float
         w: str | None = None
 
-    idx.publish_schema(P2, name="P")
+    idx.publish_schema(P2, "auto", name="P")  # changed fields: the next major version
     return path
 
 

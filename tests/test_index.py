@@ -96,24 +96,30 @@ def test_publish_schema_versions(index):
     class S:
         a: int
 
-    assert index.publish_schema(S) == "atdata://local/schema/S@1.0.0"
-    assert index.publish_schema(S) == "atdata://local/schema/S@1.0.0"  # identical: same version
+    assert index.publish_schema(S, "auto") == "atdata://local/schema/S@1.0.0"
+    assert index.publish_schema(S, "auto") == "atdata://local/schema/S@1.0.0"  # identical: same
 
     @atdata.packable
     class S:
         a: int
         b: str | None = None
 
-    assert index.publish_schema(S) == "atdata://local/schema/S@1.1.0"
+    assert index.publish_schema(S, "auto") == "atdata://local/schema/S@1.1.0"
 
     @atdata.packable
     class S:
         a: float
         b: str | None = None
 
-    assert index.publish_schema(S) == "atdata://local/schema/S@2.0.0"
+    assert index.publish_schema(S, version="auto") == "atdata://local/schema/S@2.0.0"
     assert [r["version"] for r in index.list_schemas()] == ["1.0.0", "1.1.0", "2.0.0"]
     assert index.get_schema("S")["version"] == "2.0.0"
+    # the documented default (no version): the latest version's patch + 1, every time
+    assert index.publish_schema(S) == "atdata://local/schema/S@2.0.1"
+    assert index.publish_schema(S) == "atdata://local/schema/S@2.0.2"
+    assert index.publish_schema(S, version="3.0.0") == "atdata://local/schema/S@3.0.0"
+    assert index.publish_schema(S) == "atdata://local/schema/S@3.0.1"
+    assert index.publish_schema(S, "auto") == "atdata://local/schema/S@3.0.1"  # identical latest
     d = index.get_schema("S@1.1.0")
     assert (d["$ref"], d["name"]) == ("atdata://local/schema/S@1.1.0", "S")
     assert [(f["name"], f["optional"]) for f in d["fields"]] == [("a", False), ("b", True)]

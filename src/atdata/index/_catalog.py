@@ -138,8 +138,10 @@ class Catalog:
     ) -> str:  # fmt: skip
         """Store ``sample_type``'s schema and return its reference string.
 
-        Without ``version`` (or with ``""``), an identical type reuses its stored version and a
-        changed one gets the next: minor when it only adds optional fields, else major.
+        Without ``version``, the next patch version of the latest one published under this
+        name (``1.0.0`` for the first), as documented. ``version="auto"`` (or ``""``, ours): an
+        identical type reuses its stored version and a changed one gets the next minor (it only
+        adds optional fields) or major version.
 
         Returns:
             ``"atdata://local/schema/<Name>@<version>"``.
@@ -149,7 +151,9 @@ class Catalog:
                 is not packable (a ``TypeError``).
             ConfigError: When ``version`` is not semantic (``1.0.0``, ``1.0.0-beta+b.1``).
         """
-        rec = publish_schema(self.provider, sample_type, version, name, description)
+        rec = publish_schema(
+            self.provider, sample_type, version, name, description, patch_bump=True
+        )
         self._types.setdefault(rec.ref, sample_type)
         return rec.ref
 

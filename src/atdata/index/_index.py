@@ -169,7 +169,7 @@ class Index(Catalog):
 
     def _publish_in(self, provider: IndexProvider, sample_type: type) -> str:
         if provider is self.provider:
-            return self.publish_schema(sample_type)
+            return self.publish_schema(sample_type, "auto")  # a written type reuses its version
         return publish_schema(provider, sample_type, None, None, None).ref
 
     def insert_dataset(

@@ -89,17 +89,26 @@ def resolve_schema(provider: IndexProvider, ref: str) -> SchemaRecord:
     return rec
 
 
+#: ``publish_schema(version=AUTO)`` (or ``""``): an identical schema reuses its stored version; a
+#: changed one gets the next minor (it only adds optional fields) or major version.
+AUTO = "auto"
+
+
 def publish_schema(
     provider: IndexProvider,
     sample_type: type,
     version: str | None,
     name: str | None,
     description: str | None,
+    *,
+    patch_bump: bool = False,
 ) -> SchemaRecord:
     """Store ``sample_type``'s schema and return the stored record.
 
-    Without ``version``, an identical schema reuses its stored version; a changed one gets
-    the next version: minor when it only adds optional fields, else major (``1.0.0`` first).
+    ``version`` ``None``, ``""`` or ``"auto"``: an identical schema reuses its stored version; a
+    changed one gets the next version: minor when it only adds optional fields, else major
+    (``1.0.0`` first). With ``patch_bump`` (what ``Index.publish_schema(T)`` documents for
+    ``version=None``) a ``None`` version is instead the latest version's patch + 1, always.
 
     Raises:
         SchemaError: When an explicit ``version`` exists with a different body, or
@@ -115,8 +124,17 @@ def publish_schema(
     if description is None:
         doc = (sample_type.__doc__ or "").strip()
         description = doc or None if not doc.startswith(f"{sample_type.__name__}(") else None
-    if version:
+    if version and version != AUTO:
         return provider.put_schema(SchemaRecord(name, version, body, description))
+    if version is None and patch_bump:
+        for _ in range(20):  # retry when a concurrent publisher took the version
+            versions = [r for r in provider.list_schemas() if r.name == name]
+            v = bump(versions[-1].version, "patch") if versions else "1.0.0"
+            try:
+                return provider.put_schema(SchemaRecord(name, v, body, description))
+            except SchemaError:
+                continue
+        raise StorageError(f"could not publish schema {name!r}: too many concurrent publishers")
     fp = schema_fingerprint(body)
     for _ in range(20):  # retry when a concurrent publisher took the version
         versions = [r for r in provider.list_schemas() if r.name == name]
