@@ -133,8 +133,10 @@ def test_publish_schema_versions(index):
         index.get_schema("Nope")
     with pytest.raises(KeyError, match="not in the index"):
         index.get_schema_type("atdata://local/schema/Nope@1.0.0")
-    with pytest.raises(ValueError, match="not a schema reference"):
+    with pytest.raises(ValueError, match=r"Invalid schema reference 'https://example.com/S': use"):
         index.get_schema("https://example.com/S")
+    with pytest.raises(AttributeError, match=r"not loaded; call .*get_schema_type\(ref\)"):
+        _ = index.types.NeverLoaded
 
 
 def test_insert_dataset_registers_existing_shards(index, tmp_path):

@@ -77,7 +77,8 @@ def resolve_schema(provider: IndexProvider, ref: str) -> SchemaRecord:
         or ("://" in ref and not ref.startswith((SCHEMA_REF_PREFIX, *LEGACY_SCHEMA_PREFIXES)))
     ):
         raise ConfigError(
-            f"{ref!r} is not a schema reference; use 'atdata://local/schema/Name@1.0.0' or 'Name'"
+            f"Invalid schema reference {ref!r}: use 'atdata://local/schema/Name@1.0.0', "
+            "'Name@1.0.0' or 'Name'"
         )
     name, version = parse_schema_ref(ref)
     rec = provider.get_schema(name, version)
@@ -180,7 +181,8 @@ class SchemaNamespace:
         if name in types:
             return types[name]
         raise AttributeError(
-            f"schema type {name!r} is not loaded; call index.load_schema(ref) first "
+            f"schema type {name!r} is not loaded; call index.load_schema(ref) or "
+            "index.get_schema_type(ref) first "
             f"(loaded: {sorted(types)})"
         )
 
