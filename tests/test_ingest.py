@@ -414,3 +414,14 @@ def test_jsonl_resume_at_recorded_offset(lines, data):
         (p, r if isinstance(r, dict) else r.reason) for p, r in iter_jsonl(f, pos + 1, [None], off)
     ]
     assert rest == want[k + 1 :]
+
+
+def test_missing_zstandard_names_the_extra(tmp_path, monkeypatch):
+    from atdata import _extras
+
+    monkeypatch.setitem(__import__("sys").modules, "zstandard", None)  # as if not installed
+    monkeypatch.delitem(_extras._cache, "zstandard", raising=False)
+    p = tmp_path / "a.jsonl.zst"
+    p.write_bytes(b"")
+    with pytest.raises(atdata.MissingExtraError, match=r'pip install "atdata\[ingest\]"'):
+        atdata.ingest(str(p), tmp_path / "out")

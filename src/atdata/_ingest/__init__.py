@@ -111,8 +111,8 @@ def ingest(
             settings.
         DataNotFoundError: An input path or pattern matches nothing.
         StorageError: An input cannot be read or an upload failed (a rerun retries it).
-        MissingExtraError: pyarrow (parquet), datasets (HF), boto3 (S3) or zstandard (.zst)
-            is not installed.
+        MissingExtraError: pyarrow (parquet: ``atdata[arrow]``), boto3 (S3: ``atdata[s3]``)
+            or zstandard (``.zst``: ``atdata[ingest]``) is not installed.
     """
     from atdata._ingest._run import IngestRun
     from atdata._ingest._sources import S3Access

@@ -159,7 +159,7 @@ def iter_table(
 def iter_parquet(f: Any, start: int = 0) -> Iterator[tuple[int, Any]]:
     """Rows of a parquet file (a path or seekable file); row groups before ``start`` are
     skipped without being read."""
-    pq = require("pyarrow.parquet", "query", "reading parquet")
+    pq = require("pyarrow.parquet", "arrow", "reading parquet")
     pf = pq.ParquetFile(f)
     md = pf.metadata
     pos, groups = 0, list[int]()
@@ -181,7 +181,7 @@ def arrow_schema(inp: Input, s3: S3Access | None = None) -> Any:
     if inp.fmt == "hf":
         return inp.obj.data.schema
     if inp.fmt == "parquet":
-        pq = require("pyarrow.parquet", "query", "reading parquet")
+        pq = require("pyarrow.parquet", "arrow", "reading parquet")
         with _seekable(inp, s3) as f:
             return pq.ParquetFile(f).schema_arrow
     return None
