@@ -262,3 +262,9 @@ def test_status_reports_down_provider(tmp_path):
     st = idx.status()
     assert st["provider"]["ok"] is False and "127.0.0.1:1" in st["provider"]["error"]
     assert st["data_store"]["ok"] is True
+
+
+def test_entries_is_a_generator(index):
+    import types
+
+    assert isinstance(index.entries, types.GeneratorType) and list(index.entries) == []

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import atdata
+import atdata.local
 from atdata import DatasetDict, DictSample, SplitNotFoundError
 from atdata._load import _split_of, infer_splits
 
@@ -213,3 +214,39 @@ def test_documented_exception_types_and_dict_attributes(tmp_path):
     empty.mkdir()
     with pytest.raises(FileNotFoundError, match=r"holds no \.tar shards"):
         atdata.load_dataset(str(empty))
+
+
+@atdata.packable
+class Tagged:
+    tag: str
+    n: int
+
+
+class _ProtocolIndex:
+    """An index with only the documented protocol (no open_dataset): a third party's."""
+
+    def __init__(self, entry, typ):
+        self.entry, self.typ, self.asked = entry, typ, []
+
+    def get_dataset(self, ref):
+        self.asked.append(("get_dataset", ref))
+        return self.entry
+
+    def get_schema_type(self, ref):
+        self.asked.append(("get_schema_type", ref))
+        return self.typ
+
+
+def test_local_names_resolve_through_any_index_with_the_documented_protocol(tmp_path):
+    ds = atdata.write_samples([Tagged(tag=f"t{i}", n=i) for i in range(3)], str(tmp_path / "t.tar"))
+    entry = atdata.local.LocalDatasetEntry(
+        "tagged", "atdata://local/schema/Tagged@1.0.0", ds.list_shards()
+    )
+    idx = _ProtocolIndex(entry, Tagged)
+    got = atdata.load_dataset("@local/tagged@1.0.0", index=idx, split="train")
+    assert got.sample_type is Tagged and [s.n for s in got] == [0, 1, 2]
+    assert idx.asked == [("get_dataset", "tagged@1.0.0"), ("get_schema_type", entry.schema_ref)]
+    idx.asked.clear()
+    dd = atdata.load_dataset("@local/tagged", Tagged, index=idx)
+    assert [s.tag for s in dd["train"]] == ["t0", "t1", "t2"]
+    assert idx.asked == [("get_dataset", "tagged")]  # an explicit type: no schema lookup

@@ -35,6 +35,25 @@ def split_name(path: str) -> tuple[str, str, str | None]:
     return handle, name, version or None
 
 
+def _open_local(index: Any, name: str, version: str | None, sample_type: type | None) -> Any:
+    """Dataset ``name`` of ``index``: through :meth:`~atdata.Index.open_dataset` (recorded sizes
+    and checksums come along) for ours, else through the documented index protocol
+    (``get_dataset(ref)`` -> an entry with ``data_urls`` and ``schema_ref``, then
+    ``get_schema_type(schema_ref)`` unless ``sample_type`` is given)."""
+    from atdata.index._catalog import Catalog
+
+    if isinstance(index, Catalog):
+        return index.open_dataset(name, version, sample_type=sample_type)
+    from atdata._wire.sample import DictSample
+    from atdata.dataset._dataset import Dataset
+
+    entry = index.get_dataset(f"{name}@{version}" if version else name)
+    if sample_type is None:
+        ref = getattr(entry, "schema_ref", None)
+        sample_type = index.get_schema_type(ref) if ref else DictSample
+    return Dataset(list(entry.data_urls), sample_type=sample_type)
+
+
 def load_named(
     path: str,
     sample_type: type | None = None,
@@ -62,7 +81,7 @@ def load_named(
             from atdata.index._index import get_default_index
 
             index = get_default_index()
-        ds = index.open_dataset(name, version, sample_type=sample_type)
+        ds = _open_local(index, name, version, sample_type)
         return ds if split is not None else DatasetDict({"train": ds}, ds.sample_type)
     try:
         remote = importlib.import_module("atdata.atmosphere._remote")

@@ -283,8 +283,8 @@ class Catalog:
 
     @property
     def entries(self) -> Iterator[DatasetEntry]:
-        """Every entry of this index (lazy)."""
-        return iter(self.provider.list_entries())
+        """Every entry of this index (lazy: a generator)."""
+        return (e for e in self.provider.list_entries())
 
     def list_entries(self) -> list[DatasetEntry]:
         """Every entry of this index, sorted by name and version."""
