@@ -85,6 +85,12 @@ class IngestRun:
         self.columns: dict[str, str] = {}
         if sample_type is None:
             sample_type, self.columns = self._infer(name)
+            from atdata._logging import get_logger
+
+            get_logger().info(
+                "ingest: inferred sample type %s from %s", describe_type(sample_type),
+                self.inputs[0].uri,
+            )  # fmt: skip
         elif not hasattr(sample_type, "atdata_fields"):
             raise ConfigError(f"sample_type must be a @packable class, got {sample_type!r}")
         self.sample_type: type = sample_type
