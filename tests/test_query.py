@@ -8,6 +8,7 @@ import json
 import os
 import re
 import threading
+from typing import Any
 
 import numpy as np
 import pytest
@@ -107,7 +108,9 @@ def test_pruning_counts(ds):
     assert (r.stats.shards_pruned, len(r)) == (3, 15)
     r = ds.query(~(Q.idx >= 40))
     assert (r.stats.shards_pruned, len(r)) == (4, 40)
-    r = ds.query("idx < 40 OR label = 'x'")  # OR at the top: SQL cannot prune safely
+    r = ds.query("idx < 40 OR label = 'x'")  # an OR prunes when every side is known
+    assert (r.stats.shards_pruned, len(r)) == (4, 40)
+    r = ds.query("idx < 40 OR upper(label) = 'X'")  # one side unknown: nothing pruned
     assert (r.stats.shards_pruned, len(r)) == (0, 40)
     r = ds.query(lambda df: df["idx"] < 40)  # opaque predicate: nothing pruned
     assert (r.stats.shards_pruned, r.stats.shards_scanned) == (0, 5)
@@ -195,7 +198,11 @@ def test_sql_query_pruning_every_shard_is_empty_not_an_error(ds):
 
 
 def test_where_to_expr_only_uses_safe_conjuncts():
-    assert where_to_expr("a = 1 OR b = 2") is None
+    assert repr(where_to_expr("a = 1 OR b = 2", complete=True)) == "(a == 1 | b == 2)"
+    assert where_to_expr("a = 1 OR upper(s) = 'A'") is None  # one side unknown: no constraint
+    assert repr(where_to_expr("(a = 1 AND upper(s) = 'A') OR b = 2")) == "(a == 1 | b == 2)"
+    assert where_to_expr("(a = 1 AND upper(s) = 'A') OR b = 2", complete=True) is None
+    assert where_to_expr("(a = 1") is None and where_to_expr("(score) > 3") is None
     assert repr(where_to_expr("label = 'x AND y' AND 3 < n")) == "(label == 'x AND y' & n > 3)"
     assert repr(where_to_expr("n BETWEEN 1 AND 2 AND upper(s) = 'A'")) == "n BETWEEN 1 AND 2"
     assert repr(where_to_expr("\"my col\" IN ('a', 'it''s')")) == "my col IN ('a', \"it's\")"
@@ -271,6 +278,55 @@ def test_pruning_is_sound(ds, op, a, b, neg):
 
 
 ALL = {f"{i:08d}": make(i) for i in range(200)}
+
+
+def _sql_tree(draw, depth: int) -> tuple[str, Any]:
+    """A random WHERE clause over ``Shot`` and the same condition in Python."""
+    kind = draw(st.sampled_from(["leaf"] * 3 + (["and", "or", "not"] if depth < 3 else [])))
+    if kind in ("and", "or"):
+        (a, fa), (b, fb) = _sql_tree(draw, depth + 1), _sql_tree(draw, depth + 1)
+        if kind == "and":
+            return f"({a} AND {b})", lambda s: fa(s) and fb(s)
+        return f"({a} OR {b})", lambda s: fa(s) or fb(s)
+    if kind == "not":
+        a, fa = _sql_tree(draw, depth + 1)
+        return f"NOT ({a})", lambda s: not fa(s)
+    n, m = draw(st.integers(-5, 205)), draw(st.integers(-5, 205))
+    leaf = draw(st.sampled_from(["cmp", "label", "between", "in", "contains", "mod", "conf"]))
+    if leaf == "cmp":
+        op = draw(st.sampled_from(["=", "<>", "<", "<=", ">", ">="]))
+        import operator
+
+        f = {"=": operator.eq, "<>": operator.ne, "<": operator.lt, "<=": operator.le,
+             ">": operator.gt, ">=": operator.ge}[op]  # fmt: skip
+        return f"idx {op} {n}", lambda s: f(s.idx, n)
+    if leaf == "label":
+        lab = ("dog", "rare", "zzz")[n % 3]
+        return f"label = '{lab}'", lambda s: s.label == lab
+    if leaf == "between":
+        return f"idx BETWEEN {n} AND {m}", lambda s: n <= s.idx <= m
+    if leaf == "in":
+        return f"idx IN ({n}, {m})", lambda s: s.idx in (n, m)
+    if leaf == "contains":
+        return "list_contains(tags, 't7')", lambda s: "t7" in s.tags
+    if leaf == "conf":
+        return f"{m / 200} < confidence", lambda s: m / 200 < s.confidence
+    return f"idx % 7 = {n % 7}", lambda s: s.idx % 7 == n % 7  # DuckDB only
+
+
+@st.composite
+def sql_trees(draw: Any) -> tuple[str, Any]:
+    return _sql_tree(draw, 0)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(tree=sql_trees())
+def test_sql_trees_match_brute_force(ds, tree):
+    sql, fn = tree
+    want = [k for k, s in ALL.items() if fn(s)]
+    assert ds.query(sql).list_keys() == want, sql
 
 
 def Leaf_(ref, op, v):

@@ -4,18 +4,22 @@ DuckDB evaluates the SQL itself; the translation only decides which shards can b
 when it covers the whole clause, filters simple queries without a DuckDB round trip).
 
 Examples:
-    >>> where_to_expr("label IN ('dog','cat') AND score > 0.9 AND (idx = 3 OR idx = 4)")
+    >>> where_to_expr("label IN ('dog','cat') AND score > 0.9 AND (idx = 3 OR upper(s) = 'A')")
     (label IN ('dog', 'cat') & score > 0.9)
-    >>> where_to_expr("idx = 3 OR idx = 4") is None
+    >>> where_to_expr("idx = 3 OR (label = 'cat' AND score < 0.5)", complete=True)
+    (idx == 3 | (label == 'cat' & score < 0.5))
+    >>> where_to_expr("NOT idx = 3") is None
     True
 """
 
 from __future__ import annotations
 
+import functools
+import operator
 import re
 from typing import Any
 
-from atdata.manifest._expr import And, Leaf, Predicate
+from atdata.manifest._expr import Leaf, Predicate
 
 __all__ = ["where_to_expr"]
 
@@ -96,38 +100,100 @@ def _conjunct(toks: list[tuple[str, Any]]) -> Expr | None:
     return None
 
 
-def where_to_expr(sql: str, *, complete: bool = False) -> Expr | None:
-    """The part of a SQL ``WHERE`` clause that aggregates can prune on, or ``None``.
+class _Unparsed(Exception):
+    """The clause's structure is not one this translation follows (DuckDB decides alone)."""
 
-    Only top-level ``AND`` terms of the forms ``f <op> literal``, ``f IN (...)``,
-    ``f BETWEEN a AND b`` and ``list_contains(f, 'v')`` are used; anything else (``OR`` at the top
-    level, functions, ``NOT``) is left to DuckDB, so pruning never drops a matching shard.
-    With ``complete=True`` the result is ``None`` unless every term was translated, so the
-    expression alone decides the same rows as the SQL.
+
+class _Parser:
+    """``OR`` of ``AND`` of (``NOT`` | ``( ... )`` | term), SQL precedence. Each rule returns
+    ``(expr, exact)``: ``expr`` holds whenever the SQL does (``None``: no constraint known) and
+    ``exact`` says it selects the very same rows."""
+
+    def __init__(self, toks: list[tuple[str, Any]]) -> None:
+        self.t, self.i = toks, 0
+
+    def peek(self) -> tuple[str, Any] | None:
+        return self.t[self.i] if self.i < len(self.t) else None
+
+    def or_(self) -> tuple[Expr | None, bool]:
+        parts = [self.and_()]
+        while self.peek() == ("kw", "OR"):
+            self.i += 1
+            parts.append(self.and_())
+        if len(parts) == 1:
+            return parts[0]
+        exprs = [e for e, _ in parts if e is not None]
+        if len(exprs) != len(parts):
+            return None, False  # a disjunct with no known constraint: the OR constrains nothing
+        return functools.reduce(operator.or_, exprs), all(x for _, x in parts)
+
+    def and_(self) -> tuple[Expr | None, bool]:
+        parts = [self.not_()]
+        while self.peek() == ("kw", "AND"):
+            self.i += 1
+            parts.append(self.not_())
+        exprs = [e for e, _ in parts if e is not None]
+        exact = all(x for _, x in parts)
+        return (functools.reduce(operator.and_, exprs) if exprs else None), exact
+
+    def not_(self) -> tuple[Expr | None, bool]:
+        if self.peek() == ("kw", "NOT"):
+            # SQL's NOT keeps NULL rows out, a predicate's ~ lets them in: DuckDB decides
+            self.i += 1
+            self.not_()
+            return None, False
+        return self.atom()
+
+    def atom(self) -> tuple[Expr | None, bool]:
+        if self.peek() == ("op", "("):
+            self.i += 1
+            got = self.or_()
+            if self.peek() != ("op", ")"):
+                raise _Unparsed
+            self.i += 1
+            return got
+        start, depth, between = self.i, 0, False
+        while self.i < len(self.t):  # one term: up to AND/OR/")" outside its own parentheses
+            tok = self.t[self.i]
+            if tok == ("op", "("):
+                depth += 1
+            elif tok == ("op", ")"):
+                if depth == 0:
+                    break
+                depth -= 1
+            elif depth == 0 and tok == ("kw", "OR"):
+                break
+            elif depth == 0 and tok == ("kw", "BETWEEN"):
+                between = True
+            elif depth == 0 and tok == ("kw", "AND"):
+                if not between:
+                    break
+                between = False
+            self.i += 1
+        if self.i == start:
+            raise _Unparsed
+        leaf = _conjunct(self.t[start : self.i])
+        return leaf, leaf is not None
+
+
+def where_to_expr(sql: str, *, complete: bool = False) -> Expr | None:
+    """A field predicate that holds wherever a SQL ``WHERE`` clause does, or ``None``.
+
+    Terms of the forms ``f <op> literal``, ``f IN (...)``, ``f BETWEEN a AND b`` and
+    ``list_contains(f, 'v')`` are translated, combined with ``AND``, ``OR`` and parentheses;
+    an untranslated term (a function, ``NOT``, ``IS NULL``, ``LIKE``) drops out of an ``AND`` and
+    empties an ``OR``, so pruning by the result never drops a matching shard. With
+    ``complete=True`` the result is ``None`` unless every term was translated, so the
+    expression alone selects the same rows as the SQL (``NULL`` s match nothing in either).
     """
     toks = _tokens(sql)
     if not toks:
         return None
-    parts: list[list[tuple[str, Any]]] = [[]]
-    depth = 0
-    between = False
-    for tok in toks:
-        if tok == ("op", "("):
-            depth += 1
-        elif tok == ("op", ")"):
-            depth -= 1
-        if depth == 0 and tok == ("kw", "OR"):
-            return None
-        if depth == 0 and tok == ("kw", "BETWEEN"):
-            between = True
-        elif depth == 0 and tok == ("kw", "AND"):
-            if between:
-                between = False
-            else:
-                parts.append([])
-                continue
-        parts[-1].append(tok)
-    leaves = [e for p in parts if (e := _conjunct(p)) is not None]
-    if not leaves or (complete and len(leaves) != len(parts)):
+    p = _Parser(toks)
+    try:
+        expr, exact = p.or_()
+    except _Unparsed:
         return None
-    return leaves[0] if len(leaves) == 1 else And(*leaves)
+    if p.i != len(toks) or (complete and not exact):
+        return None
+    return expr
