@@ -47,6 +47,13 @@ elif mode == "save":  # killed after a shard took its name, before the state say
             os.kill(os.getpid(), signal.SIGKILL)
         orig(path, data, fsync)
     _state._atomic_write = killing_write
+elif mode == "timer":  # killed from outside at whatever it is doing (write, fsync, manifest)
+    try:  # imported now, so that the kill lands in the ingestion, not in an import
+        import pyarrow, pyarrow.parquet
+        pyarrow.array([1])
+    except ImportError:
+        pass
+    print("ready", flush=True)
 r = atdata.ingest(src, out, dedup_on="text", maxcount=97, max_invalid_fraction=0.02,
                   validate=validate, progress=False)
 print(r.rows_read, r.rows_written, r.duplicates, r.rejected.get("parse", 0))
@@ -110,6 +117,34 @@ def test_sigkill_at_five_points_then_resume_is_byte_identical(tmp_path):
     with open(os.path.join(out, ".ingest", "rejects.jsonl")) as f:
         assert sum(1 for _ in f) == bad  # each reject recorded exactly once
     assert not [n for n in os.listdir(out) if ".tmp-" in n]
+
+
+def test_sigkill_at_random_times_then_resume_is_byte_identical(tmp_path):
+    src = _make_source(tmp_path / "rows.jsonl", n=12000, seed=3)
+    ref = _run_child(tmp_path, src, str(tmp_path / "ref"))
+    assert ref.returncode == 0, ref.stderr
+    script = tmp_path / "child.py"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.path.join(ROOT, "src")])}
+    out, rng, killed = str(tmp_path / "out"), random.Random(99), 0
+    for _ in range(5):
+        p = subprocess.Popen(
+            [sys.executable, str(script), src, out, "timer", "0"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )  # fmt: skip
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+        try:
+            p.wait(timeout=rng.uniform(0.05, 0.6))
+        except subprocess.TimeoutExpired:
+            p.kill()  # SIGKILL
+            killed += 1
+            p.wait()
+        p.stdout.close()
+        p.stderr.close()  # type: ignore[union-attr]
+    last = _run_child(tmp_path, src, out)
+    assert last.returncode == 0, last.stderr
+    assert last.stdout == ref.stdout
+    assert _shard_bytes(out) == _shard_bytes(tmp_path / "ref")
+    assert killed >= 1  # at least one kill landed mid-run (the others may find it finished)
 
 
 # -- HTTP ------------------------------------------------------------------------------------
