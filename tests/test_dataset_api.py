@@ -158,7 +158,7 @@ def test_wrap_and_wrap_batch(written):
     assert batch.vec.shape == (2, 2)
     with pytest.raises(ValueError, match="no 'msgpack' entry"):
         written.wrap({"__key__": "x", "json": b"{}"})
-    with pytest.raises(ValueError, match="must be bytes"):
+    with pytest.raises(ValueError, match="'msgpack' entry to be bytes, got str"):
         written.wrap({"msgpack": "text"})
 
 
@@ -207,6 +207,12 @@ def test_from_data_and_packable_protocol():
     assert not isinstance({"a": 1}, atdata.Packable)
     with pytest.raises(atdata.SchemaError):
         Name.from_data({"nom": "x"})
+    arr = np.arange(6, dtype="f8").reshape(2, 3)
+    decoded = Rec.from_data({"name": "n", "vec": arr})  # an array field may hold the array itself
+    assert decoded.vec.dtype == np.float64 and decoded.vec.tolist() == arr.tolist()
+    assert decoded.vec is not arr  # a copy: the sample owns its arrays
+    kw = atdata.DictSample(_data={"name": "k", "n": 1}, extra=2)  # the documented spelling
+    assert (kw.name, kw.n, kw.extra, sorted(kw.keys())) == ("k", 1, 2, ["extra", "n", "name"])
 
 
 def test_a_missing_shard_is_a_file_not_found_error(tmp_path):

@@ -497,3 +497,16 @@ def test_composition_is_associative_with_identity_units(cs, x, v):
         assert (ident | lz).get(x) == lz.get(x) == (lz | ident).get(x)
         assert (ident | lz).put(v, x) == lz.put(v, x) == (lz | ident).put(v, x)
     check_lens_laws(left, [x], [v, x])
+
+
+def test_every_packable_type_has_a_lens_from_dictsample():
+    @atdata.packable
+    class Fresh:
+        label: str
+        score: float
+
+    lz = LensNetwork().transform(atdata.DictSample, Fresh)  # documented: registered for every type
+    got = lz(atdata.DictSample(label="a", score=0.5))
+    assert isinstance(got, Fresh) and (got.label, got.score) == ("a", 0.5)
+    back = lz.put(Fresh(label="b", score=1.5), atdata.DictSample(label="a", score=0.5))
+    assert (back.label, back.score) == ("b", 1.5)

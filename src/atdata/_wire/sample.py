@@ -161,13 +161,20 @@ class _WireSample:
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> Self:
-        """Build a sample from an unpacked msgpack payload (its field map, arrays still encoded).
+        """Build a sample from an unpacked msgpack payload (its field map); an array field may
+        hold its encoded bytes or, as with upstream, a numpy array already.
 
         Raises:
             SchemaError: When a field is missing or has the wrong type. DecodeError: For a bad
                 array payload.
         """
-        return cls._from_wire(dict(data))
+        raw = dict(data)
+        for k, v in raw.items():
+            if type(v).__name__ == "ndarray" and type(v).__module__ == "numpy":
+                from atdata._wire.arrays import encode_array
+
+                raw[k] = encode_array(v)
+        return cls._from_wire(raw)
 
 
 @runtime_checkable
@@ -409,8 +416,16 @@ class DictSample(_WireSample):
     __slots__ = ("__key__", "_data")
     __atdata_sample__: ClassVar[bool] = False
 
-    def __init__(self, data: Mapping[str, Any] | None = None, /, **fields: Any) -> None:
+    def __init__(
+        self,
+        data: Mapping[str, Any] | None = None,
+        /,
+        _data: Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> None:
         d = dict(data) if data is not None else {}
+        if _data is not None:  # the documented DictSample(_data={...}) spelling
+            d.update(_data)
         d.update(fields)
         object.__setattr__(self, "_data", d)
         object.__setattr__(self, "__key__", None)

@@ -139,7 +139,9 @@ def decode_raw(decode_type: Any, payload: Any, key: str | None) -> Any:
     from atdata._wire.sample import unpack_payload
 
     if not isinstance(payload, (bytes, bytearray, memoryview)):
-        raise DecodeError(f"sample 'msgpack' must be bytes, got {type(payload).__name__}")
+        raise DecodeError(
+            f"expected the sample's 'msgpack' entry to be bytes, got {type(payload).__name__}"
+        )
     where = f" in sample {key!r}" if key is not None else ""
     obj = decode_type._from_wire(unpack_payload(bytes(payload), where), where)
     if key is not None:

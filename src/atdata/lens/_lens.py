@@ -263,11 +263,14 @@ class LensNetwork:
     def transform(self, source: type, view: type) -> Lens:
         """The lens registered from ``source`` to ``view`` (no composition; see :meth:`find`).
 
+        Every ``@packable`` type has one from :class:`~atdata.DictSample` (as documented; a lens
+        registered for the pair takes its place).
+
         Raises:
             LensNotFoundError: (a ``ValueError``) When no lens is registered for the pair; the
                 message lists the lenses that do start at ``source``.
         """
-        found = self._edges.get(source, {}).get(view)
+        found = self._edges.get(source, {}).get(view) or self._implicit(source, view)
         if found is None:
             raise self._not_found(source, view)
         return found
