@@ -293,6 +293,18 @@ def test_hf_dataset(tmp_path):
     assert [s.text for s in r.dataset().ordered()] == ["a", "b", "c"]
     r2 = atdata.ingest(hf, tmp_path / "out2", name="hf-rows")
     assert r2.schema == "HfRows(id: int | None, text: str | None)"
+    stream = hf.to_iterable_dataset()  # streaming: no len, read in order, resumed by skip()
+    r3 = atdata.ingest(stream, tmp_path / "out3", dedup_on="text", maxcount=1, name="s")
+    assert (r3.rows_read, r3.rows_written, r3.schema) == (
+        4,
+        3,
+        "S(id: int | None, text: str | None)",
+    )
+    assert _shard_names(tmp_path / "out3") == [f"data-00000{i}.tar" for i in range(3)]
+
+
+def _shard_names(d):
+    return sorted(n for n in os.listdir(d) if n.endswith(".tar"))
 
 
 def test_digest_set_grows_and_survives_log(tmp_path):

@@ -300,7 +300,7 @@ def _interrupt_at(n):
     return validate
 
 
-@pytest.mark.parametrize("fmt", ["csv.gz", "parquet", "hf"])
+@pytest.mark.parametrize("fmt", ["csv.gz", "parquet", "hf", "hf-stream"])
 def test_interrupted_resume_per_format(tmp_path, fmt):
     rows = [{"id": i, "text": f"t{i % 150}", "w": i / 7} for i in range(400)]
     if fmt == "csv.gz":
@@ -315,6 +315,8 @@ def test_interrupted_resume_per_format(tmp_path, fmt):
     else:
         datasets = pytest.importorskip("datasets")
         src = datasets.Dataset.from_list(rows)
+        if fmt == "hf-stream":
+            src = src.to_iterable_dataset()
     kw = {"dedup_on": "text", "maxcount": 30, "name": "rows"}
     ref = atdata.ingest(src, tmp_path / "ref", **kw)
     out = tmp_path / "out"

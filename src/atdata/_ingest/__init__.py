@@ -63,7 +63,8 @@ def ingest(
 
     Args:
         source: A path, directory, glob (``"data/*.jsonl.gz"``), ``http(s)://`` URL,
-            ``s3://`` URL or glob, a Hugging Face ``datasets.Dataset``, or a list of these.
+            ``s3://`` URL or glob, a Hugging Face ``datasets.Dataset`` (or a streaming
+            ``IterableDataset``), or a list of these.
             Formats by name: ``.jsonl``/``.ndjson``/``.json`` (JSON Lines), ``.csv`` (with a
             header), ``.parquet``; ``.gz`` and ``.zst`` compressed text is read too.
         out: A local directory or an ``s3://bucket/prefix`` (staged locally in ``work_dir``).

@@ -179,7 +179,14 @@ def iter_parquet(f: Any, start: int = 0) -> Iterator[tuple[int, Any]]:
 def arrow_schema(inp: Input, s3: S3Access | None = None) -> Any:
     """The Arrow schema of a parquet input or HF dataset (``None`` for text formats)."""
     if inp.fmt == "hf":
-        return inp.obj.data.schema
+        if hasattr(inp.obj, "data"):
+            return inp.obj.data.schema
+        features = getattr(inp.obj, "features", None)  # IterableDataset: from its features
+        if features is None:
+            from atdata._errors import SchemaError
+
+            raise SchemaError("this streaming dataset declares no features")
+        return features.arrow_schema
     if inp.fmt == "parquet":
         pq = require("pyarrow.parquet", "arrow", "reading parquet")
         with _seekable(inp, s3) as f:
@@ -243,6 +250,10 @@ def iter_input(
 
 
 def _iter_hf(ds: Any, start: int) -> Iterator[tuple[int, Any]]:
+    if not hasattr(ds, "__len__"):  # an IterableDataset (streaming): rows in order
+        for i, row in enumerate(ds.skip(start) if start else ds, start):
+            yield i, row
+        return
     table = ds.with_format("arrow")
     reader = row_reader(ds.data.schema)
     n = len(ds)

@@ -121,8 +121,9 @@ def resolve_inputs(source: Any, fmt: str | None = None, s3: S3Access | None = No
     out: list[Input] = []
     for item in items:
         if _is_hf(item):
-            name = getattr(item, "_fingerprint", None) or "dataset"
-            out.append(Input(f"hf:{name}", "hf", "", "hf", len(item), item))
+            name = getattr(item, "_fingerprint", None) or type(item).__name__
+            size = len(item) if hasattr(item, "__len__") else None  # IterableDataset: none
+            out.append(Input(f"hf:{name}", "hf", "", "hf", size, item))
             continue
         uri = os.fspath(item) if isinstance(item, os.PathLike) else item
         if not isinstance(uri, str):
