@@ -9,8 +9,9 @@ Every figure is measured in the same run:
   (SQLite; PostgreSQL and Redis on loopback when they answer) -> target <= 200 ms, and its
   ratio to the baseline;
 - first sight: recording 10,000 new entries (one compare-and-set each), per entry;
-- detection: ``Watcher.run(interval=...)`` in a thread; a new shard is dropped at a random
-  moment; the time until the ledger records it -> target <= one poll interval (+ the poll).
+- detection: ``Watcher.run(interval=...)`` in a thread; a new shard is written at a random
+  moment; the first poll that lists after the write must record it (no poll misses it), so it
+  is seen within one interval plus one poll -> target.
 
 Usage: ``uv run python benchmarks/bench_watch.py [--entries 10000] [--polls 15] [--interval 0.5]``
 """
@@ -18,6 +19,7 @@ Usage: ``uv run python benchmarks/bench_watch.py [--entries 10000] [--polls 15] 
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import random
 import shutil
@@ -30,7 +32,7 @@ import uuid
 from typing import Any
 
 import atdata
-from atdata.watch import LedgerRecord, Watcher, list_local
+from atdata.watch import LedgerRecord, WatchEntry, Watcher, list_local
 from atdata.watch._ledger import ledger_for
 
 
@@ -101,9 +103,7 @@ def main() -> int:
     listing = list_local(src)
     print(f"{args.entries:,} entries in {src}; Python {sys.version.split()[0]}, "
           f"{os.cpu_count()} CPUs, atdata {atdata.__version__}")  # fmt: skip
-    base = sorted(baseline(src) for _ in range(args.polls))
-    b_med = statistics.median(base)
-    print(f"baseline scandir+stat: median {b_med * 1e3:.1f} ms, max {base[-1] * 1e3:.1f} ms")
+    print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     backends = providers(tmp)
     failed = False
     try:
@@ -116,43 +116,57 @@ def main() -> int:
             for r in led.list_records():  # now the steady state: everything done
                 led.put(r.next(status="done", checksum="0" * 64), expect_rev=r.rev)
             w = Watcher(src, identity, os.path.join(tmp, "out"), ledger=prov, name="bench")
-            times = []
-            for _ in range(args.polls):
+            times, bases = [], []
+            w.poll_once()  # fills the watcher's record cache (first poll after a start)
+            for _ in range(args.polls):  # interleaved with the baseline: same load for both
+                bases.append(baseline(src))
                 rep = w.poll_once()
                 assert rep.listed == args.entries and rep.processed == [] and rep.waiting == 0
                 times.append(rep.seconds)
             times.sort()
-            med, worst = statistics.median(times), times[-1]
+            med, worst, bmed = statistics.median(times), times[-1], statistics.median(bases)
             ok = med <= 0.2
             failed |= not ok
-            print(f"poll {name:8s}: median {med * 1e3:6.1f} ms, max {worst * 1e3:6.1f} ms "
-                  f"({med / b_med:.1f}x baseline) target <= 200 ms: {'yes' if ok else 'NO'}; "
-                  f"first sight {first / args.entries * 1e6:.0f} us/entry")  # fmt: skip
-        # detection latency with the SQLite ledger
+            print(f"poll {name:8s}: median {med * 1e3:6.1f} ms, max {worst * 1e3:6.1f} ms; "
+                  f"baseline {bmed * 1e3:5.1f} ms ({med / bmed:.1f}x); target <= 200 ms: "
+                  f"{'yes' if ok else 'NO'}; first sight {first / args.entries * 1e6:.0f} us/entry")  # fmt: skip
+        # detection: the first listing that starts after a new shard is written must see it
         name, prov, _ = backends[0]
+        listings: collections.deque[tuple[float, list[WatchEntry]]] = collections.deque(maxlen=50)
+
+        def lister() -> list[WatchEntry]:
+            t = time.perf_counter()
+            got = list_local(src)
+            listings.append((t, got))
+            return got
+
         w = Watcher(src, identity, os.path.join(tmp, "out"), ledger=prov, name="bench",
-                    interval=args.interval, manifest=False)  # fmt: skip
+                    interval=args.interval, manifest=False, lister=lister)  # fmt: skip
         t = threading.Thread(target=w.run, daemon=True)
         t.start()
-        lat = []
+        lat, missed = [], 0
         for k in range(-1, args.trials):  # k = -1 warms the processing path up
             time.sleep(random.uniform(0, args.interval))
             path = os.path.join(src, f"new-{k}.tar")
+            t0 = time.perf_counter()
             with open(path, "wb") as f:
                 f.write(b"\0" * 1024)
-            t0 = time.perf_counter()
             while w.ledger.get(path) is None:
                 time.sleep(0.005)
+            after = [(ts, any(e.url == path for e in got)) for ts, got in list(listings) if ts > t0]
+            first_seen = next(ts for ts, seen in after if seen)
             if k >= 0:
-                lat.append(time.perf_counter() - t0)
+                missed += sum(1 for ts, seen in after if ts < first_seen)
+                lat.append(first_seen - t0)
         w.stop()
         t.join()
-        poll = statistics.median(times)
-        ok = max(lat) <= args.interval + 2 * poll
+        ok = missed == 0 and max(lat) <= args.interval + statistics.median(times)
         failed |= not ok
-        print(f"detect  sqlite  : max {max(lat) * 1e3:.0f} ms, mean {statistics.mean(lat) * 1e3:.0f}"
-              f" ms over {args.trials} drops, interval {args.interval * 1e3:.0f} ms; target <= "
-              f"interval + poll: {'yes' if ok else 'NO'}")  # fmt: skip
+        print(f"detect  sqlite  : new shard listed {max(lat) * 1e3:.0f} ms (max), "
+              f"{statistics.mean(lat) * 1e3:.0f} ms (mean) after it was written, over "
+              f"{args.trials} drops at random moments; polls that missed it: {missed}; interval "
+              f"{args.interval * 1e3:.0f} ms; target: first poll after the write, <= interval + "
+              f"one poll: {'yes' if ok else 'NO'}")  # fmt: skip
     finally:
         for _name, _prov, drop in backends:
             drop()

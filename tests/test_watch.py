@@ -75,18 +75,22 @@ E = WatchEntry("d/a.tar", 10, "10:1")
          ("park", "")),
         (LedgerRecord("d/a.tar", "failed", "10:1", attempts=2, rev=3), E, 50.0, ("claim", "")),
         (LedgerRecord("d/a.tar", "failed", "9:0", attempts=2, rev=3), E, 50.0, ("observe", "waiting")),
-        (LedgerRecord("d/a.tar", "done", "10:1", rev=3), E, 50.0, ("skip", "")),
+        (LedgerRecord("d/a.tar", "done", "10:1", rev=3), E, 50.0, None),
         (LedgerRecord("d/a.tar", "done", "11:2", rev=3), E, 50.0, ("observe", "changed")),
         (LedgerRecord("d/a.tar", "changed", "10:1", 45.0, rev=4), E, 50.0, ("wait", "")),
         (LedgerRecord("d/a.tar", "changed", "10:1", 10.0, rev=4), E, 50.0, ("verify", "")),
-        (LedgerRecord("d/a.tar", "refused", "10:1", rev=5), E, 50.0, ("skip", "")),
-        (LedgerRecord("d/a.tar", "parked", "10:1", rev=5), E, 50.0, ("skip", "")),
+        (LedgerRecord("d/a.tar", "refused", "10:1", rev=5), E, 50.0, None),
+        (LedgerRecord("d/a.tar", "parked", "10:1", rev=5), E, 50.0, None),
         (LedgerRecord("d/a.tar", "parked", "8:8", rev=5), E, 50.0, ("observe", "waiting")),
     ],
 )  # fmt: skip
 def test_plan_rules(record, entry, now, expected):
     records = {} if record is None else {record.shard: record}
-    (a,) = plan([entry], records, now, settle=10.0, max_attempts=3)
+    got = plan([entry], records, now, settle=10.0, max_attempts=3)
+    if expected is None:  # settled: no action at all
+        assert got == []
+        return
+    (a,) = got
     assert (a.kind, a.status) == expected
     assert a.record == record and a.entry == entry
 
@@ -109,13 +113,17 @@ def test_plan_is_pure_and_never_steals_a_live_lease(entries, recs, now):
     first = plan(entries, records, now, settle=5.0, max_attempts=3)
     assert first == plan(entries, records, now, settle=5.0, max_attempts=3)
     assert records == before
-    assert [a.entry for a in first] == entries
+    acted = [a.entry for a in first]
+    assert acted == [e for e in entries if e in acted]  # listing order
+    for e in entries:
+        r = records.get(e.url)
+        settled = r is not None and r.status in ("done", "refused", "parked") and r.stamp == e.stamp
+        assert (e not in acted) == settled  # every shard needing anything gets an action
     for a in first:
         r = a.record
+        assert r == records.get(a.entry.url)
         if r is not None and r.status == "running" and r.lease_until > now:
             assert a.kind == "busy"
-        if r is not None and r.status in ("done", "refused", "parked") and r.stamp == a.entry.stamp:
-            assert a.kind == "skip"
         if a.kind == "claim" and r is not None and r.status != "waiting":
             assert r.attempts < 3
 
@@ -455,3 +463,44 @@ def test_relative_paths_give_the_same_watch_and_ledger_keys(tmp_path, monkeypatc
     w2 = Watcher(".", triple, "../out", sample_type=Num, ledger=SQLiteProvider(led))
     assert w2.name == w.name and w2.poll_once().processed == []
     assert [r.shard for r in w2.list_records()] == [str(tmp_path / "in" / "s-000000.tar")]
+
+
+def test_local_lister_reuses_unchanged_entries_and_sees_every_change(tmp_path):
+    from atdata.watch._listing import LocalLister
+
+    d = tmp_path / "in"
+    write_shards(d, 3)
+    lister = LocalLister(d)
+    first = lister()
+    assert first == list_local(d) and [e.complete for e in first] == [False] * 3
+    again = lister()
+    assert again == first and again is not first and again[0] is first[0]  # reused, fresh list
+    (d / "s-000001.manifest.json").write_text("{}")
+    assert [e.complete for e in lister()] == [False, True, False]
+    (d / "s-000002.tar").write_bytes(b"\0" * 2048)
+    (d / "s-000000.tar").unlink()
+    (d / "s-000009.tar").write_bytes(b"\0" * 1024)
+    got = lister()
+    assert got == list_local(d)
+    assert [(Path(e.url).name, e.size, e.complete) for e in got] == [
+        ("s-000001.tar", (d / "s-000001.tar").stat().st_size, True),
+        ("s-000002.tar", 2048, False), ("s-000009.tar", 1024, False)]  # fmt: skip
+
+
+def test_sqlite_ledger_table_without_generations_is_upgraded(tmp_path):
+    import sqlite3
+
+    path = str(tmp_path / "old.db")
+    rec = LedgerRecord("/d/a.tar", "done", "1:1", rev=2)
+    with sqlite3.connect(path) as c:
+        c.execute("CREATE TABLE atdata_watch_ledger (watch TEXT NOT NULL, shard TEXT NOT NULL, "
+                  "rev INTEGER NOT NULL, status TEXT NOT NULL, record TEXT NOT NULL, "
+                  "PRIMARY KEY (watch, shard))")  # fmt: skip
+        c.execute("INSERT INTO atdata_watch_ledger VALUES ('w', '/d/a.tar', 2, 'done', ?)",
+                  (rec.dumps(),))  # fmt: skip
+    from atdata.watch import ledger_for
+
+    led = ledger_for(SQLiteProvider(path), "w")
+    assert led.snapshot() == {"/d/a.tar": rec}
+    assert led.put(rec.next(status="changed"), expect_rev=2)
+    assert led.snapshot()["/d/a.tar"].status == "changed"

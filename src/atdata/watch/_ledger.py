@@ -172,12 +172,21 @@ class LedgerBase:
 _SQLITE_DDL = """
 CREATE TABLE IF NOT EXISTS atdata_watch_ledger (
     watch TEXT NOT NULL, shard TEXT NOT NULL, rev INTEGER NOT NULL, status TEXT NOT NULL,
-    record TEXT NOT NULL, PRIMARY KEY (watch, shard));
+    record TEXT NOT NULL, gen INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (watch, shard));
 """
+_SQLITE_GEN_INDEX = (
+    "CREATE INDEX IF NOT EXISTS atdata_watch_ledger_gen ON atdata_watch_ledger (watch, gen)"
+)
+_T = "atdata_watch_ledger"
 
 
 class SQLiteLedger(LedgerBase):
     """Ledger records in the table ``atdata_watch_ledger`` of a SQLite index file.
+
+    Each change also stamps the row with the watch's next *generation* (``MAX(gen) + 1``,
+    computed inside the same ``BEGIN IMMEDIATE`` transaction, so generations are committed in
+    order): a poll reads only the rows above the generation it saw last, and a poll over a
+    settled watch reads two numbers.
 
     Args:
         provider: The :class:`~atdata.providers.SQLiteProvider` whose connection is used.
@@ -189,12 +198,17 @@ class SQLiteLedger(LedgerBase):
         self.provider = provider
         self.watch = watch
         self._ready_conns: set[int] = set()
+        self._seen = (-1, -1)  # (max gen, row count) of the last snapshot
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection = self.provider._conn()
         if id(conn) not in self._ready_conns:
             try:
                 conn.executescript(_SQLITE_DDL)
+                cols = [r[1] for r in conn.execute(f"PRAGMA table_info({_T})")]
+                if "gen" not in cols:  # a table made before generations existed
+                    conn.execute(f"ALTER TABLE {_T} ADD COLUMN gen INTEGER NOT NULL DEFAULT 0")
+                conn.execute(_SQLITE_GEN_INDEX)
             except sqlite3.Error as exc:
                 raise StorageError(
                     f"cannot create the watch ledger in {self.provider.url}: {exc}"
@@ -205,81 +219,63 @@ class SQLiteLedger(LedgerBase):
     def _err(self, exc: sqlite3.Error) -> StorageError:
         return StorageError(f"watch ledger {self.watch!r} in {self.provider.url} failed: {exc}")
 
-    def get(self, shard: str) -> LedgerRecord | None:
+    def _rows(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         try:
-            row = (
-                self._conn()
-                .execute(
-                    "SELECT record FROM atdata_watch_ledger WHERE watch=? AND shard=?",
-                    (self.watch, shard),
-                )
-                .fetchone()
-            )
+            return self._conn().execute(sql, args).fetchall()
         except sqlite3.Error as exc:
             raise self._err(exc) from None
-        return LedgerRecord.loads(row[0]) if row else None
+
+    def get(self, shard: str) -> LedgerRecord | None:
+        rows = self._rows(f"SELECT record FROM {_T} WHERE watch=? AND shard=?", (self.watch, shard))
+        return LedgerRecord.loads(rows[0][0]) if rows else None
 
     def list_records(self) -> list[LedgerRecord]:
-        try:
-            rows = (
-                self._conn()
-                .execute(
-                    "SELECT record FROM atdata_watch_ledger WHERE watch=? ORDER BY shard",
-                    (self.watch,),
-                )
-                .fetchall()
-            )
-        except sqlite3.Error as exc:
-            raise self._err(exc) from None
+        rows = self._rows(f"SELECT record FROM {_T} WHERE watch=? ORDER BY shard", (self.watch,))
         return [LedgerRecord.loads(r[0]) for r in rows]
 
-    def revisions(self) -> list[tuple[str, int]]:
-        try:
-            return (
-                self._conn()
-                .execute("SELECT shard, rev FROM atdata_watch_ledger WHERE watch=?", (self.watch,))
-                .fetchall()
-            )
-        except sqlite3.Error as exc:
-            raise self._err(exc) from None
-
-    def fetch(self, shards: list[str]) -> list[LedgerRecord]:
-        out: list[LedgerRecord] = []
-        for i in range(0, len(shards), 500):
-            part = shards[i : i + 500]
-            marks = ",".join("?" * len(part))
-            try:
-                rows = (
-                    self._conn()
-                    .execute(
-                        "SELECT record FROM atdata_watch_ledger "
-                        f"WHERE watch=? AND shard IN ({marks})",
-                        (self.watch, *part),
-                    )
-                    .fetchall()
-                )
-            except sqlite3.Error as exc:
-                raise self._err(exc) from None
-            out += [LedgerRecord.loads(r[0]) for r in rows]
-        return out
+    def snapshot(self) -> dict[str, LedgerRecord]:
+        ((top, count),) = self._rows(
+            f"SELECT COALESCE(MAX(gen), 0), COUNT(*) FROM {_T} WHERE watch=?", (self.watch,)
+        )
+        if (top, count) == self._seen:
+            return dict(self._cache)
+        seen_gen = self._seen[0]
+        rows = self._rows(
+            f"SELECT record, gen FROM {_T} WHERE watch=? AND gen > ?", (self.watch, seen_gen)
+        )
+        for text, gen in rows:
+            r = LedgerRecord.loads(text)
+            self._cache[r.shard] = r
+            top = max(top, gen)
+        if len(self._cache) > count:  # records were forgotten: read the set of shards again
+            keep = {
+                r[0] for r in self._rows(f"SELECT shard FROM {_T} WHERE watch=?", (self.watch,))
+            }
+            for shard in [s for s in self._cache if s not in keep]:
+                del self._cache[shard]
+        self._seen = (top, len(self._cache))
+        return dict(self._cache)
 
     def put(self, record: LedgerRecord, *, expect_rev: int) -> bool:
         conn = self._conn()
-        args = (record.rev, record.status, record.dumps(), self.watch, record.shard)
+        args = (record.rev, record.status, record.dumps())
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
+                ((gen,),) = conn.execute(
+                    f"SELECT COALESCE(MAX(gen), 0) + 1 FROM {_T} WHERE watch=?", (self.watch,)
+                ).fetchall()
                 if expect_rev == 0:
                     cur = conn.execute(
-                        "INSERT OR IGNORE INTO atdata_watch_ledger "
-                        "(rev, status, record, watch, shard) VALUES (?,?,?,?,?)",
-                        args,
+                        f"INSERT OR IGNORE INTO {_T} (rev, status, record, gen, watch, shard) "
+                        "VALUES (?,?,?,?,?,?)",
+                        (*args, gen, self.watch, record.shard),
                     )
                 else:
                     cur = conn.execute(
-                        "UPDATE atdata_watch_ledger SET rev=?, status=?, record=? "
+                        f"UPDATE {_T} SET rev=?, status=?, record=?, gen=? "
                         "WHERE watch=? AND shard=? AND rev=?",
-                        (*args, expect_rev),
+                        (*args, gen, self.watch, record.shard, expect_rev),
                     )
                 conn.execute("COMMIT")
             except BaseException:
@@ -292,7 +288,7 @@ class SQLiteLedger(LedgerBase):
     def delete(self, shard: str) -> bool:
         try:
             cur = self._conn().execute(
-                "DELETE FROM atdata_watch_ledger WHERE watch=? AND shard=?", (self.watch, shard)
+                f"DELETE FROM {_T} WHERE watch=? AND shard=?", (self.watch, shard)
             )
         except sqlite3.Error as exc:
             raise self._err(exc) from None

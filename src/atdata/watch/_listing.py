@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 from atdata._errors import ConfigError, StorageError
 
-__all__ = ["Lister", "WatchEntry", "list_local", "list_s3", "lister_for"]
+__all__ = ["LocalLister", "Lister", "WatchEntry", "list_local", "list_s3", "lister_for"]
 
 _MANIFEST = ".manifest.json"
 
@@ -61,38 +61,75 @@ def list_local(directory: str | os.PathLike[str], suffix: str = ".tar") -> list[
     Raises:
         StorageError: When ``directory`` cannot be listed.
     """
-    d = os.fspath(directory)
-    tars: list[tuple[str, int, int]] = []
-    manifests: dict[str, int] = {}
-    cut = len(_MANIFEST)
-    try:
-        with os.scandir(d) as it:
-            for e in it:
-                name = e.name
-                if name[:1] == "." or ".tmp" in name:
-                    continue
-                if name.endswith(suffix):
-                    try:
-                        st = e.stat()
-                    except FileNotFoundError:  # removed between listing and stat
-                        continue
-                    tars.append((name, st.st_size, st.st_mtime_ns))
-                elif name.endswith(_MANIFEST):
-                    try:
-                        manifests[name[:-cut]] = e.stat().st_mtime_ns
-                    except FileNotFoundError:
-                        continue
-    except OSError as exc:
-        raise StorageError(f"cannot list the watched directory {d}: {exc}") from None
-    tars.sort()
-    prefix = os.path.join(d, "")
-    strip = len(".tar") if suffix.endswith(".tar") else 0
-    out: list[WatchEntry] = []
-    for name, size, mtime in tars:
-        m = manifests.get(name[:-strip] if strip else name) if manifests else None
-        done = m is not None and m >= mtime
-        out.append(WatchEntry(prefix + name, size, f"{size}:{mtime}", done))
-    return out
+    return LocalLister(directory, suffix)()
+
+
+class LocalLister:
+    """:func:`list_local` as a callable that keeps the previous listing: an entry whose size
+    and mtime are unchanged is reused instead of built again (a poll over a settled directory
+    then allocates almost nothing beyond what ``os.scandir`` does).
+
+    Args:
+        directory: The directory.
+        suffix: Shard file suffix.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], suffix: str = ".tar") -> None:
+        self.directory = os.fspath(directory)
+        self.suffix = suffix
+        self._prev: dict[str, tuple[int, int, WatchEntry]] = {}
+        self._prev_manifests: dict[str, int] = {}
+        self._prev_out: list[WatchEntry] = []
+
+    def __call__(self) -> list[WatchEntry]:
+        d, suffix = self.directory, self.suffix
+        prefix = os.path.join(d, "")
+        prev = self._prev
+        cur: dict[str, tuple[int, int, WatchEntry]] = {}
+        manifests: dict[str, int] = {}
+        cut = len(_MANIFEST)
+        fresh = 0
+        try:
+            with os.scandir(d) as it:
+                for e in it:
+                    name = e.name
+                    if name.endswith(suffix):
+                        if name[:1] == "." or ".tmp" in name:
+                            continue
+                        try:
+                            st = e.stat()
+                        except FileNotFoundError:  # removed between listing and stat
+                            continue
+                        size, mtime = st.st_size, st.st_mtime_ns
+                        p = prev.get(name)
+                        if p is not None and p[0] == size and p[1] == mtime:
+                            cur[name] = p
+                        else:
+                            ent = WatchEntry(prefix + name, size, f"{size}:{mtime}")
+                            cur[name] = (size, mtime, ent)
+                            fresh += 1
+                    elif name.endswith(_MANIFEST) and name[:1] != "." and ".tmp" not in name:
+                        try:
+                            manifests[name[:-cut]] = e.stat().st_mtime_ns
+                        except FileNotFoundError:
+                            continue
+        except OSError as exc:
+            raise StorageError(f"cannot list the watched directory {d}: {exc}") from None
+        self._prev = cur
+        if not fresh and len(cur) == len(prev) and manifests == self._prev_manifests:
+            return list(self._prev_out)  # nothing changed since the last listing
+        self._prev_manifests = manifests
+        out = [cur[name][2] for name in sorted(cur)]
+        if manifests:
+            strip = len(".tar") if suffix.endswith(".tar") else 0
+            for i, ent in enumerate(out):
+                name = ent.url[len(prefix) :]
+                m = manifests.get(name[:-strip] if strip else name)
+                done = m is not None and m >= cur[name][1]
+                if done != ent.complete:
+                    out[i] = ent._replace(complete=done)
+        self._prev_out = out
+        return list(out)
 
 
 def list_s3(url: str, client: Any, suffix: str = ".tar") -> list[WatchEntry]:
@@ -144,4 +181,4 @@ def lister_for(source: str, *, client: Any = None, suffix: str = ".tar") -> List
         )
     if not os.path.isdir(source):
         raise ConfigError(f"the watched directory {source} does not exist; create it first")
-    return lambda: list_local(source, suffix)
+    return LocalLister(source, suffix)

@@ -17,6 +17,9 @@ The rules, per listed shard (``settle`` seconds, ``max_attempts``):
   compare with the processed checksum: same bytes -> done; else reprocess or refuse).
 * ``parked``: left alone until it is rewritten (then ``waiting`` with no attempts).
 
+Shards that need nothing get no action, so a poll over a settled directory is a loop of
+dictionary lookups.
+
 Examples:
     >>> from atdata.watch._listing import WatchEntry
     >>> e = WatchEntry("d/a.tar", 10, "10:1")
@@ -37,17 +40,20 @@ from typing import NamedTuple
 from atdata.watch._ledger import LedgerRecord
 from atdata.watch._listing import WatchEntry
 
-__all__ = ["ACTIONS", "Action", "plan"]
+__all__ = ["ACTIONS", "SETTLED", "Action", "plan"]
 
 #: what an :class:`Action` can ask for
-ACTIONS = ("observe", "claim", "verify", "park", "wait", "busy", "skip")
+ACTIONS = ("observe", "claim", "verify", "park", "wait", "busy")
+
+#: statuses that need nothing while the shard's stamp is unchanged
+SETTLED = frozenset(("done", "refused", "parked"))
 
 
 class Action(NamedTuple):
     """One decision of a poll.
 
     Attributes:
-        kind: One of :data:`ACTIONS` (``wait``/``busy``/``skip`` change nothing).
+        kind: One of :data:`ACTIONS` (``wait``/``busy`` change nothing).
         entry: The shard as listed.
         record: The ledger record the decision was made from (``None`` for a new shard).
         status: For ``observe``: the status to record (``waiting`` or ``changed``).
@@ -61,7 +67,7 @@ class Action(NamedTuple):
 
 def _decide(
     e: WatchEntry, r: LedgerRecord | None, now: float, settle: float, max_attempts: int
-) -> Action:
+) -> Action | None:
     if r is None:
         return Action("claim" if e.complete else "observe", e, r, "" if e.complete else "waiting")
     st, moved = r.status, r.stamp != e.stamp
@@ -81,14 +87,14 @@ def _decide(
             return Action("park", e, r)
         return Action("claim", e, r)
     if st in ("done", "refused"):
-        return Action("observe", e, r, "changed") if moved else Action("skip", e, r)
+        return Action("observe", e, r, "changed") if moved else None
     if st == "changed":
         if moved:
             return Action("observe", e, r, "changed")
         return Action("verify" if settled else "wait", e, r)
     if st == "parked":
-        return Action("observe", e, r, "waiting") if moved else Action("skip", e, r)
-    return Action("skip", e, r)  # a status written by a newer atdata: leave it alone
+        return Action("observe", e, r, "waiting") if moved else None
+    return None  # a status written by a newer atdata: leave it alone
 
 
 def plan(
@@ -99,7 +105,8 @@ def plan(
     settle: float = 0.0,
     max_attempts: int = 3,
 ) -> list[Action]:
-    """The decision for every listed shard, in listing order.
+    """The decisions of one poll, in listing order: one per listed shard that needs anything
+    (a shard done, refused or parked whose stamp is unchanged needs nothing and gets none).
 
     Args:
         entries: The listing.
@@ -109,4 +116,13 @@ def plan(
             complete (it must also be seen by two polls).
         max_attempts: Attempts before a shard is parked.
     """
-    return [_decide(e, records.get(e.url), now, settle, max_attempts) for e in entries]
+    out: list[Action] = []
+    get = records.get
+    for e in entries:
+        r = get(e.url)
+        if r is not None and r.stamp == e.stamp and r.status in SETTLED:
+            continue  # the steady state of nearly every shard: decided without a call
+        a = _decide(e, r, now, settle, max_attempts)
+        if a is not None:
+            out.append(a)
+    return out

@@ -45,7 +45,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from atdata._errors import ConfigError
 from atdata.watch._ledger import Ledger, LedgerRecord, ledger_for
-from atdata.watch._listing import Lister, WatchEntry, lister_for
+from atdata.watch._listing import Lister, LocalLister, WatchEntry, lister_for
 from atdata.watch._plan import Action, plan
 
 __all__ = ["PollReport", "ShardHandler", "Watcher"]
@@ -305,8 +305,8 @@ class Watcher:
 
     # -- actions ---------------------------------------------------------------------------------
     def _check_names(self, entries: list[WatchEntry]) -> None:
-        if self.out is None:
-            return
+        if self.out is None or isinstance(self.lister, LocalLister):
+            return  # one directory, not recursive: its names are distinct
         if len({e.url.rsplit("/", 1)[-1] for e in entries}) == len(entries):
             return
         seen: dict[str, str] = {}
@@ -320,8 +320,6 @@ class Watcher:
             seen[b] = e.url
 
     def _act(self, a: Action, rep: PollReport) -> None:
-        if a.kind == "skip":  # the steady state of most shards: nothing to do, fast
-            return
         e, r, now = a.entry, a.record, self.clock()
         if a.kind == "observe":
             rep.waiting += 1
