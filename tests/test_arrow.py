@@ -334,3 +334,27 @@ def test_from_an_atdata_dataset_slices_and_lazy_polars(img_ds, tmp_path):
     assert list(copied) == list(part) and len(copied) == 3
     lazy = pl.DataFrame({"a": [1, 2], "b": ["x", "y"]}).lazy()
     assert [(s.a, s.b) for s in atdata.from_arrow(lazy, tmp_path / "lazy")] == [(1, "x"), (2, "y")]
+
+
+def test_null_struct_with_tensor_child_through_parquet(tmp_path):
+    @atdata.packable
+    class Box:
+        xy: atdata.NDArray
+        name: str
+
+    @atdata.packable
+    class Item:
+        box: Box | None
+
+    samples = [Item(box=None), Item(box=Box(xy=np.array([1, 2], "i2"), name="b"))]
+    ds = atdata.write_samples(samples, tmp_path / "n.tar", key="index")
+    (path,) = ds.to_parquet(tmp_path / "n.parquet")
+    t = pq.read_table(path)  # pyarrow rejects a non-nullable fixed-size list under a null struct
+    assert t.column("box").to_pylist()[0] is None
+    back = atdata.from_arrow(t, tmp_path / "back")
+    inner = back.sample_type.atdata_fields()[0].sample_type
+    assert {s.name: s.type_name for s in inner.atdata_fields()} == {
+        "xy": "NDArray[int16]",  # required again (atdata.required metadata)
+        "name": "str",
+    }
+    assert [None if s.box is None else s.box.xy.tolist() for s in back] == [None, [1, 2]]

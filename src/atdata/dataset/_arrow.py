@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from atdata._errors import ArrayLayoutError, ConfigError
 from atdata._extras import require
-from atdata.dataset._arrow_build import build_batch
+from atdata.dataset._arrow_build import BatchBuilder, build_batch
 from atdata.dataset._arrow_plan import (
     Plan,
     arrow_schema,
@@ -95,7 +95,9 @@ class _Stream:
     schema: Any
     plans: list[Plan]
     _first: tuple[list[str | None], list[Any]] | None
-    _chunks: Iterator[tuple[list[str | None], list[Any]]]
+    _rest: Iterator[tuple[str | None, Any]]
+    _raw: bool
+    _batch_size: int
     _pa: Any
 
     def __init__(
@@ -113,26 +115,17 @@ class _Stream:
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-        self._pa = pa
-
-        raw = specs is not None  # rows are wire maps already
-
-        def chunks() -> Iterator[tuple[list[str | None], list[Any]]]:
-            while True:
-                chunk = list(itertools.islice(rows, batch_size))
-                if not chunk:
-                    return
-                keys = [k for k, _ in chunk]
-                yield keys, [r for _, r in chunk] if raw else [_as_wire(r) for _, r in chunk]
-
+        self._pa, self._batch_size = pa, batch_size
+        self._raw = specs is not None  # rows are wire maps already
         if specs is None:
             head = list(itertools.islice(rows, 1))
             if head and hasattr(head[0][1], "atdata_fields"):
                 specs = head[0][1].atdata_fields()
             rows = itertools.chain(head, rows)
-        self._chunks = chunks()
-        self._first = next(self._chunks, None)
-        first_rows = self._first[1] if self._first else []
+        first = list(itertools.islice(rows, batch_size))
+        self._rest = rows
+        first_rows = [r if self._raw else _as_wire(r) for _, r in first]
+        self._first = ([k for k, _ in first], first_rows) if first else None
         if specs is None:
             specs = specs_for_rows(first_rows)
         if columns is not None:
@@ -151,12 +144,20 @@ class _Stream:
         self.schema = arrow_schema(pa, self.plans, type_name, with_keys)
 
     def batches(self) -> Iterator[Any]:
-        pa = self._pa
-        chunk, self._first = self._first, None
-        while chunk is not None:
-            keys, rows = chunk
-            yield build_batch(pa, self.schema, self.plans, rows, keys)
-            chunk = next(self._chunks, None)
+        """The first batch (the one the layout was planned from), then batches built row by row."""
+        pa, size = self._pa, self._batch_size
+        first, self._first = self._first, None
+        if first is None:
+            return
+        yield build_batch(pa, self.schema, self.plans, first[1], first[0])
+        builder = BatchBuilder(pa, self.schema, self.plans, size)
+        add, raw = builder.add, self._raw
+        for key, row in self._rest:
+            add(key, row if raw else _as_wire(row))
+            if builder.n == size:
+                yield builder.finish()
+        if builder.n:
+            yield builder.finish()
 
 
 def _stream(

@@ -21,7 +21,7 @@ from typing import Any
 from atdata._errors import ArrayLayoutError, SchemaError
 from atdata.dataset._arrow_plan import Plan, arrow_field
 
-__all__ = ["build_array", "build_batch"]
+__all__ = ["BatchBuilder", "TensorSlot", "build_array", "build_batch"]
 
 
 def _where(keys: Sequence[str | None] | None, i: int) -> str:
@@ -70,13 +70,6 @@ def _native(np: Any, flat: Any, dtype: Any) -> Any:
     return a
 
 
-def _validity(pa: Any, values: Sequence[Any]) -> tuple[Any, int]:
-    nulls = sum(v is None for v in values)
-    if not nulls:
-        return None, 0
-    return pa.array([v is not None for v in values], pa.bool_()).buffers()[1], nulls
-
-
 def _header(dtype: Any, shape: tuple[int, ...]) -> bytes:
     """The compact array header atdata writes for ``dtype`` and ``shape``."""
     import struct
@@ -85,43 +78,145 @@ def _header(dtype: Any, shape: tuple[int, ...]) -> bytes:
     return bytes((len(ds),)) + ds + bytes((len(shape),)) + struct.pack(f"<{len(shape)}q", *shape)
 
 
-def _tensor(pa: Any, plan: Plan, values: Sequence[Any], keys: Sequence[str | None] | None) -> Any:
-    import numpy as np
+class TensorSlot:
+    """The value buffer of one tensor column of a batch, filled one array at a time.
 
-    assert plan.shape is not None
-    size = 1
-    for d in plan.shape:
-        size *= d
-    nbytes = size * plan.dtype.itemsize
-    n = len(values)
-    ftype = arrow_field(pa, plan).type
-    head = _header(plan.dtype, plan.shape)  # the stored header of a fitting array
-    hl = len(head)
-    want = hl + nbytes
-    buf = pa.allocate_buffer(nbytes * n)  # from Arrow's pool, which reuses freed pages
-    dst = memoryview(buf).cast("B")
-    o = 0
-    for i, v in enumerate(values):
-        if type(v) is bytes and len(v) == want and v.startswith(head):
-            dst[o : o + nbytes] = memoryview(v)[hl:]  # the common case: no header parsing
-        elif v is None:
-            dst[o : o + nbytes] = bytes(nbytes)
+    An array whose stored header is the column's (the common case) is copied by one memcpy
+    straight from its stored bytes, with no header parsing.
+    """
+
+    plan: Plan
+    capacity: int
+    _pa: Any
+    _ftype: Any
+    _size: int
+    _nbytes: int
+    _head: bytes
+    _want: int
+    _buf: Any
+    _dst: memoryview
+    _nulls: list[int]
+
+    def __init__(self, pa: Any, plan: Plan, capacity: int) -> None:
+        assert plan.shape is not None
+        self.plan, self.capacity, self._pa = plan, capacity, pa
+        self._ftype = arrow_field(pa, plan).type
+        self._size = 1
+        for d in plan.shape:
+            self._size *= d
+        self._nbytes = self._size * plan.dtype.itemsize
+        self._head = _header(plan.dtype, plan.shape)
+        self._want = len(self._head) + self._nbytes
+        self._buf = pa.allocate_buffer(self._nbytes * capacity)  # Arrow's pool reuses pages
+        self._dst = memoryview(self._buf).cast("B")
+        self._nulls = []
+
+    def put(self, i: int, v: Any, key: str | None = None) -> None:
+        """Store array ``v`` (atdata array bytes, a numpy array or ``None``) as row ``i``.
+
+        Raises:
+            ArrayLayoutError: When ``v`` has another dtype or shape than the column.
+        """
+        nb = self._nbytes
+        if type(v) is bytes and len(v) == self._want and v.startswith(self._head):
+            self._dst[i * nb : (i + 1) * nb] = memoryview(v)[len(self._head) :]
+            return
+        if v is None:
+            self._dst[i * nb : (i + 1) * nb] = bytes(nb)
+            self._nulls.append(i)
+            return
+        plan = self.plan
+        assert plan.shape is not None
+        dt, shape, data = _array_data(v)
+        if dt != plan.dtype or shape != plan.shape:
+            ok = dt == plan.dtype and len(shape) == len(plan.shape) and 0 not in shape
+            raise _mismatch(plan, f"{dt} {shape}", [key], 0, "list" if ok else "bytes")
+        self._dst[i * nb : (i + 1) * nb] = data
+
+    def finish(self, n: int) -> Any:
+        """The ``arrow.fixed_shape_tensor`` array of the first ``n`` rows."""
+        import numpy as np
+
+        pa, plan, ft = self._pa, self.plan, self._ftype
+        if plan.dtype.kind == "b" or not plan.dtype.isnative:  # bit-packed / byte-swapped copy
+            flat = self._buf.slice(0, n * self._nbytes)
+            child = pa.array(_native(np, flat, plan.dtype))
         else:
-            dt, shape, data = _array_data(v)
-            if dt != plan.dtype or shape != plan.shape:
-                ok = dt == plan.dtype and len(shape) == len(plan.shape) and 0 not in shape
-                raise _mismatch(plan, f"{dt} {shape}", keys, i, "list" if ok else "bytes")
-            dst[o : o + nbytes] = data
-        o += nbytes
-    if plan.dtype.kind == "b" or not plan.dtype.isnative:  # bit-packed / byte-swapped copy
-        child = pa.array(_native(np, buf, plan.dtype))
-    else:
-        child = pa.Array.from_buffers(ftype.value_type, size * n, [None, buf])
-    validity, nulls = _validity(pa, values)
-    storage = pa.Array.from_buffers(
-        ftype.storage_type, len(values), [validity], null_count=nulls, children=[child]
-    )
-    return pa.ExtensionArray.from_storage(ftype, storage)
+            child = pa.Array.from_buffers(ft.value_type, self._size * n, [None, self._buf])
+        validity = None
+        if self._nulls:
+            valid = [True] * n
+            for i in self._nulls:
+                valid[i] = False
+            validity = pa.array(valid, pa.bool_()).buffers()[1]
+        storage = pa.Array.from_buffers(
+            ft.storage_type, n, [validity], null_count=len(self._nulls), children=[child]
+        )
+        return pa.ExtensionArray.from_storage(ft, storage)
+
+
+def _tensor(pa: Any, plan: Plan, values: Sequence[Any], keys: Sequence[str | None] | None) -> Any:
+    slot = TensorSlot(pa, plan, len(values))
+    for i, v in enumerate(values):
+        slot.put(i, v, keys[i] if keys is not None and i < len(keys) else None)
+    return slot.finish(len(values))
+
+
+class BatchBuilder:
+    """Builds record batches row by row: tensor columns are copied into the batch's buffer as
+    each row arrives (while its bytes are still in cache), the others collected and built at
+    :meth:`finish`.
+
+    Attributes:
+        n: Rows added since the last :meth:`finish`.
+    """
+
+    n: int
+    _pa: Any
+    _schema: Any
+    _plans: Sequence[Plan]
+    _capacity: int
+    _slots: list[TensorSlot | None]
+    _cols: list[list[Any]]
+    _keys: list[str | None]
+
+    def __init__(self, pa: Any, schema: Any, plans: Sequence[Plan], capacity: int) -> None:
+        self._pa, self._schema, self._plans, self._capacity = pa, schema, plans, capacity
+        self._reset()
+
+    def _reset(self) -> None:
+        self.n = 0
+        self._keys = []
+        self._slots = []  # buffers are taken by the batch's first row, not before
+        self._cols = [[] for _ in self._plans]
+
+    def add(self, key: str | None, row: Mapping[str, Any]) -> None:
+        """Add one sample (its wire map)."""
+        i = self.n
+        if not i:
+            self._slots = [
+                TensorSlot(self._pa, p, self._capacity) if p.layout == "tensor" else None
+                for p in self._plans
+            ]
+        for p, slot, col in zip(self._plans, self._slots, self._cols, strict=True):
+            if slot is not None:
+                slot.put(i, row.get(p.name), key)
+            else:
+                col.append(row.get(p.name))
+        self._keys.append(key)
+        self.n = i + 1
+
+    def finish(self) -> Any:
+        """The record batch of the rows added; the builder starts a new batch."""
+        pa, n, keys = self._pa, self.n, self._keys
+        cols = [
+            slot.finish(n) if slot is not None else build_array(pa, p, col, keys)
+            for p, slot, col in zip(self._plans, self._slots, self._cols, strict=True)
+        ]
+        if self._schema.names and self._schema.names[0] == "__key__":
+            cols.insert(0, pa.array([None if k is None else str(k) for k in keys], pa.string()))
+        self._reset()
+        return pa.RecordBatch.from_arrays(cols, schema=self._schema)
 
 
 def _offsets(pa: Any, lengths: Sequence[int | None]) -> tuple[Any, Any]:

@@ -67,6 +67,7 @@ META_SHAPE = b"atdata.shape"
 META_ENCODING = b"atdata.encoding"
 META_TYPE = b"atdata.type"
 META_SAMPLE_TYPE = b"atdata.sample_type"
+META_REQUIRED = b"atdata.required"
 _TENSOR_KINDS = "biuf"  # numpy dtype kinds an Arrow tensor/list column can hold
 
 
@@ -364,15 +365,23 @@ def _arrow_type(pa: Any, plan: Plan) -> tuple[Any, dict[bytes, bytes]]:
         return pa.map_(pa.string(), arrow_field(pa, plan.item)), meta
     if kind == "sample":
         meta[META_TYPE] = plan.type_name.encode()
-        return pa.struct([arrow_field(pa, c) for c in plan.children]), meta
+        return pa.struct([arrow_field(pa, c, in_struct=True) for c in plan.children]), meta
     meta[META_ENCODING] = b"msgpack"
     return pa.binary(), meta
 
 
-def arrow_field(pa: Any, plan: Plan) -> Any:
-    """The ``pyarrow.Field`` of a plan (with its atdata metadata)."""
+def arrow_field(pa: Any, plan: Plan, *, in_struct: bool = False) -> Any:
+    """The ``pyarrow.Field`` of a plan (with its atdata metadata).
+
+    A required tensor field of a nested type is declared nullable, with ``atdata.required``
+    metadata (pyarrow's parquet reader rejects a non-nullable fixed-size list under a null
+    struct); :func:`~atdata.schema_from_arrow` reads it back as required.
+    """
     t, meta = _arrow_type(pa, plan)
-    return pa.field(plan.name, t, nullable=plan.optional, metadata=meta or None)
+    nullable = plan.optional
+    if in_struct and not nullable and plan.kind == "ndarray" and plan.layout == "tensor":
+        nullable, meta[META_REQUIRED] = True, b"1"
+    return pa.field(plan.name, t, nullable=nullable, metadata=meta or None)
 
 
 def arrow_schema(

@@ -35,6 +35,7 @@ from atdata.dataset._arrow_plan import (
     META_ENCODING,
     META_KIND,
     META_LAYOUT,
+    META_REQUIRED,
     META_SAMPLE_TYPE,
     META_SHAPE,
     META_TYPE,
@@ -324,7 +325,7 @@ def _build(
         _check_name(f.name, prefix)
         ann, rd = _convert(f, prefix + f.name, nested)
         readers.append(rd)
-        if f.nullable or ann is Any:
+        if (f.nullable and _meta(f, META_REQUIRED) != "1") or ann is Any:
             annotations[f.name] = ann if ann is Any else ann | None
             ns[f.name] = dataclasses.field(default=None, kw_only=True)
         else:
