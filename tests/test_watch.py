@@ -504,3 +504,22 @@ def test_sqlite_ledger_table_without_generations_is_upgraded(tmp_path):
     assert led.snapshot() == {"/d/a.tar": rec}
     assert led.put(rec.next(status="changed"), expect_rev=2)
     assert led.snapshot()["/d/a.tar"].status == "changed"
+
+
+def test_run_survives_a_storage_error_and_polls_again(tmp_path, caplog):
+    write_shards(tmp_path / "in", 1, manifest=True)
+    calls = [0]
+
+    def flaky() -> list[WatchEntry]:
+        calls[0] += 1
+        if calls[0] == 1:
+            raise atdata.StorageError("cannot list the watched directory: NFS went away")
+        return list_local(tmp_path / "in")
+
+    w = make(tmp_path, lister=flaky, interval=0.0)
+    reps = []
+    with caplog.at_level("WARNING", logger="atdata"):
+        w.run(max_polls=2, on_poll=reps.append)
+    assert [r.processed for r in reps] == [["s-000000.tar"]]
+    assert "poll failed, retrying in 0 s: cannot list the watched directory: NFS went away" in (
+        caplog.text)  # fmt: skip

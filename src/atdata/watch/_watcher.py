@@ -287,12 +287,25 @@ class Watcher:
 
     def run(self, *, max_polls: int | None = None,
             on_poll: Callable[[PollReport], None] | None = None) -> None:  # fmt: skip
-        """Poll every ``interval`` seconds until :meth:`stop` (or ``max_polls`` polls)."""
+        """Poll every ``interval`` seconds until :meth:`stop` (or ``max_polls`` polls).
+
+        A poll that fails with :class:`~atdata.StorageError` (the source or the ledger is
+        unreachable for a while) is logged as a warning and counts as a poll; the next one
+        tries again. Other errors end the run.
+        """
+        from atdata._errors import StorageError
+        from atdata._logging import get_logger
+
         self._stop.clear()
         n = 0
         while not self._stop.is_set():
-            rep = self.poll_once()
-            if on_poll is not None:
+            try:
+                rep = self.poll_once()
+            except StorageError as exc:
+                get_logger().warning("watch %s: poll failed, retrying in %g s: %s",
+                                     self.name, self.interval, exc)  # fmt: skip
+                rep = None
+            if rep is not None and on_poll is not None:
                 on_poll(rep)
             n += 1
             if max_polls is not None and n >= max_polls:
