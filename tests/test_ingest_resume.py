@@ -247,6 +247,33 @@ def test_s3_jsonl_input_resumes_at_byte_offset(s3, tmp_path):
     assert ref.num_shards == 5
 
 
+def test_s3_output_resumes_on_another_machine(s3, tmp_path):
+    import shutil
+
+    src = _make_source(tmp_path / "rows.jsonl", n=900, seed=11)
+    kw = {"dedup_on": "text", "maxcount": 64, "max_invalid_fraction": 0.05, "s3_client": s3}
+    ref = atdata.ingest(src, tmp_path / "ref", **{k: v for k, v in kw.items() if k != "s3_client"})
+    out = f"s3://{BUCKET}/runs/moved"
+    with pytest.raises(Stop):  # machine A stops part-way ...
+        atdata.ingest(src, out, work_dir=str(tmp_path / "a"), validate=_interrupt_at(300), **kw)
+    shutil.rmtree(tmp_path / "a")  # ... and its disk is gone
+    keys = {
+        o["Key"]
+        for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="runs/moved/.ingest/")["Contents"]
+    }
+    assert "runs/moved/.ingest/state.json" in keys and any("/dedup-" in k for k in keys)
+    r = atdata.ingest(src, out, work_dir=str(tmp_path / "b"), **kw)  # machine B resumes
+    assert r.resumed
+    assert (r.rows_read, r.rows_written, r.duplicates, r.rejected) == (
+        ref.rows_read, ref.rows_written, ref.duplicates, ref.rejected,
+    )  # fmt: skip
+    for url, local in zip(r.shards, ref.shards, strict=True):
+        body = s3.get_object(Bucket=BUCKET, Key=url[len(f"s3://{BUCKET}/") :])["Body"].read()
+        assert body == pathlib.Path(local).read_bytes()
+    rejects = s3.get_object(Bucket=BUCKET, Key="runs/moved/.ingest/rejects.jsonl")["Body"].read()
+    assert rejects == pathlib.Path(ref.rejects_path).read_bytes()
+
+
 def test_s3_output_failed_upload_is_resumed(s3, tmp_path):
     src = _make_source(tmp_path / "rows.jsonl", n=600)
     ref = atdata.ingest(src, tmp_path / "ref", dedup_on="text", maxcount=100,

@@ -5,8 +5,10 @@ output directory itself. For ``s3://bucket/prefix`` they are sealed in a local s
 directory (``work_dir``, by default ``$ATDATA_CACHE_DIR/ingest/<hash of the URL>``) that holds
 the state, then uploaded and verified (size and sha256) one by one; a shard stays listed as
 pending in the state until its upload is verified, so a rerun uploads whatever a crash or a
-failed upload left behind. The state is mirrored to ``<prefix>/.ingest/state.json`` after
-each upload.
+failed upload left behind. Once a seal's shards are up, the log bytes sealed since the last
+publication go up as segments (``.ingest/dedup-<start>-<end>``, ``.ingest/rejects-...``) and
+then ``<prefix>/.ingest/state.json`` naming them: a run on another machine (or after the
+staging directory is lost) rebuilds its local state from that copy and resumes.
 
 Examples:
     >>> import tempfile
@@ -127,12 +129,94 @@ class Output:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(p)
 
+    # -- the remote copy of the state (an s3:// output resumed on another machine) ----------
+    def _key(self, name: str) -> str:
+        return f"{self.prefix}/.ingest/{name}" if self.prefix else f".ingest/{name}"
+
+    def put_meta(self, name: str, data: bytes) -> None:
+        """Upload ``data`` as ``<prefix>/.ingest/<name>``."""
+        from atdata.stores._s3client import _err
+
+        try:
+            self.store.client.put_object(Bucket=self.bucket, Key=self._key(name), Body=data)
+        except Exception as exc:
+            raise _err(exc, f"upload of s3://{self.bucket}/{self._key(name)}") from None
+
+    def put_segment(self, log: str, path: str, start: int, end: int) -> None:
+        """Upload bytes ``[start, end)`` of a local log as ``.ingest/<log>-<start>-<end>``."""
+        if end <= start:
+            return
+        with open(path, "rb") as f:
+            f.seek(start)
+            data = f.read(end - start)
+        self.put_meta(f"{log}-{start:012d}-{end:012d}", data)
+
     def publish_state(self, data: bytes) -> None:
-        """Mirror ``state.json`` to ``<prefix>/.ingest/state.json`` (remote outputs)."""
+        """Write ``<prefix>/.ingest/state.json`` (after the shards and log segments it names)."""
         if self.remote:
-            key = f"{self.prefix}/.ingest/state.json" if self.prefix else ".ingest/state.json"
-            with contextlib.suppress(Exception):  # informational copy; the local one rules
-                self.store.client.put_object(Bucket=self.bucket, Key=key, Body=data)
+            self.put_meta("state.json", data)
+
+    def fetch_state(self, state_path: str, logs: dict[str, str]) -> bool:
+        """Rebuild a local state from the remote copy; ``False`` when there is none.
+
+        Args:
+            state_path: Where to write ``state.json``.
+            logs: Log name (``dedup``, ``rejects``) -> its local path; each is rebuilt from
+                the segments covering the length the remote state published.
+
+        Raises:
+            StorageError: When the remote state cannot be read or its logs are incomplete.
+        """
+        import json
+
+        from atdata._errors import StorageError
+        from atdata.stores._s3client import _err
+
+        client = self.store.client
+        where = f"s3://{self.bucket}/{self._key('state.json')}"
+        try:
+            data = client.get_object(Bucket=self.bucket, Key=self._key("state.json"))["Body"].read()
+        except Exception as exc:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+            if code in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise _err(exc, f"GET {where}") from None
+        try:
+            remote = json.loads(data)
+            lengths = {k: int(remote[f"published_{k}_len"]) for k in logs}
+        except (ValueError, KeyError, TypeError):
+            raise StorageError(
+                f"{where} is not a resumable ingestion state; delete it (and the shards beside "
+                "it) to start over"
+            ) from None
+        for log, path in logs.items():
+            length = lengths[log]
+            pre = self._key(log + "-")
+            segs = []
+            for page in client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=pre
+            ):
+                for obj in page.get("Contents", []):
+                    a, _, b = obj["Key"][len(pre) :].partition("-")
+                    segs.append((int(a), int(b), obj["Key"]))
+            with open(path, "wb") as f:
+                at = 0
+                for a, b, key in sorted(segs):
+                    if a != at or b > length:
+                        continue  # a segment of a later, unpublished state
+                    f.write(client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+                    at = b
+            if at != length:
+                raise StorageError(
+                    f"the ingestion state at s3://{self.bucket}/{self._key('state.json')} needs "
+                    f"{length} bytes of its {log} log but only {at} are there; delete "
+                    f"s3://{self.bucket}/{self._key('')} and the shards to start over"
+                )
+        tmp = state_path + ".fetched"
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, state_path)
+        return True
 
     def clean_temporaries(self) -> int:
         """Remove what killed runs left under temporary names; returns how many."""

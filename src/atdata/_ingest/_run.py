@@ -178,6 +178,8 @@ class IngestRun:
 
     def _prepare(self) -> None:
         st = self.state
+        if not st.exists() and self.output.remote:  # resumed elsewhere: the remote copy
+            self._fetch_remote_state()
         if st.exists():
             st.load()
             self._check_config()
@@ -205,6 +207,14 @@ class IngestRun:
         self.rejected = dict(p.rejected)
         self.base_seconds = p.seconds
         self.base_written = p.written
+
+    def _fetch_remote_state(self) -> None:
+        st = self.state
+        os.makedirs(st.dir, exist_ok=True)
+        if self.output.fetch_state(st.path, {"dedup": st.dedup_path, "rejects": st.rejects_path}):
+            from atdata._logging import get_logger
+
+            get_logger().info("ingest: resuming %s from its remote state", self.output.out)
 
     # -- sealing (the writer calls these as a ShardObserver) -----------------------------------
     def begin_shard(self, path: str) -> None:
@@ -246,8 +256,7 @@ class IngestRun:
         emit("shard_commit", op="ingest", shard=self.output.url(name), samples=info.num_samples)
         if self.display is not None:
             self.display.shard(name, p)
-        if self.output.remote:
-            self._upload_pending()
+        self._upload_pending()
 
     def _snapshot(self) -> None:
         p = self.state.progress
@@ -260,16 +269,31 @@ class IngestRun:
         p.seconds = self.base_seconds + (time.monotonic() - self.t0)
 
     def _upload_pending(self) -> None:
-        st, p = self.state, self.state.progress
+        """Upload staged shards, then the log segments sealed since the last publication, then
+        the state that names them (so the remote copy is always complete: see ``fetch_state``)."""
+        if not self.output.remote:
+            return
+        st, p, out = self.state, self.state.progress, self.output
         recs = {s["name"]: s for s in p.shards}
         while p.pending:
             name = p.pending[0]
             rec = recs[name]
-            self.output.upload(name, rec["sha256"], rec["size"])
+            out.upload(name, rec["sha256"], rec["size"])
             p.pending.pop(0)
             st.save()
-            self.output.drop_local(name)
-            self.output.publish_state(st.to_json())
+            out.drop_local(name)
+        self._publish_remote()
+
+    def _publish_remote(self) -> None:
+        st, p, out = self.state, self.state.progress, self.output
+        if p.pending:
+            return
+        out.put_segment("dedup", st.dedup_path, p.published_dedup_len, p.dedup_len)
+        out.put_segment("rejects", st.rejects_path, p.published_rejects_len, p.rejects_len)
+        if (p.published_dedup_len, p.published_rejects_len) != (p.dedup_len, p.rejects_len):
+            p.published_dedup_len, p.published_rejects_len = p.dedup_len, p.rejects_len
+            st.save()
+        out.publish_state(st.to_json())
 
     # -- the loop ------------------------------------------------------------------------------
     def _reject(self, inp: Input, pos: int, reason: str, detail: str, raw: Any) -> None:
@@ -444,12 +468,11 @@ class IngestRun:
         return self.report()
 
     def _finish_remote(self) -> None:
-        out = self.output
-        key = f"{out.prefix}/.ingest/rejects.jsonl" if out.prefix else ".ingest/rejects.jsonl"
+        """The whole rejects file as ``.ingest/rejects.jsonl`` (for people), then the state."""
         if os.path.getsize(self.state.rejects_path):
             with open(self.state.rejects_path, "rb") as f:
-                out.store.client.put_object(Bucket=out.bucket, Key=key, Body=f.read())
-        out.publish_state(self.state.to_json())
+                self.output.put_meta("rejects.jsonl", f.read())
+        self._publish_remote()
 
     def report(self) -> IngestReport:
         p = self.state.progress

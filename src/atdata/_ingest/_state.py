@@ -52,6 +52,8 @@ class Progress:
     pending: list[str] = dataclasses.field(default_factory=list)
     dedup_len: int = 0
     rejects_len: int = 0
+    published_dedup_len: int = 0
+    published_rejects_len: int = 0
     seconds: float = 0.0
     complete: bool = False
 
