@@ -1,5 +1,9 @@
 """SQLite index provider (the default): one file, WAL mode, safe for several processes.
 
+Upstream atdata's tables in the same file (its default index is ``~/.atdata/index.db`` too) are
+read as part of the index and kept up to date with ours (``legacy_tables``; see
+:mod:`atdata.providers._sqlite_legacy`).
+
 Examples:
     >>> import tempfile, os
     >>> from atdata.index._entry import DatasetEntry
@@ -22,6 +26,7 @@ from typing import Any
 
 from atdata._errors import ConfigError, SchemaError, StorageError
 from atdata.index._entry import DatasetEntry, SchemaRecord, parse_version, utcnow
+from atdata.providers import _sqlite_legacy as _legacy
 from atdata.providers._base import (
     IndexProvider,
     conflict_message,
@@ -50,13 +55,18 @@ class SQLiteProvider(IndexProvider):
     Args:
         path: Database file (parent directories are created).
         timeout: Seconds to wait for another process's write lock.
+        legacy_tables: Also read upstream atdata's tables in this file and write our commits
+            into them (default ``True``).
     """
 
     kind = "sqlite"
 
-    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, timeout: float = 30.0, legacy_tables: bool = True
+    ) -> None:
         self.path = os.fspath(path)
         self.timeout = timeout
+        self.legacy_tables = legacy_tables
         self._local = threading.local()
         self._pid = os.getpid()
         self._conn()  # create the file and tables now, so errors surface here
@@ -78,6 +88,8 @@ class SQLiteProvider(IndexProvider):
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(_DDL)
+            if self.legacy_tables:
+                conn.executescript(_legacy.DDL)
         except (sqlite3.Error, OSError) as exc:
             raise StorageError(f"cannot open the SQLite index {self.url}: {exc}") from None
         self._local.conn = conn
@@ -119,6 +131,8 @@ class SQLiteProvider(IndexProvider):
                     "INSERT INTO atdata_schemas VALUES (?,?,?,?)",
                     (record.name, record.version, record.fingerprint, record.dumps()),
                 )
+                if self.legacy_tables:
+                    _legacy.mirror_schema(conn, record)
         if row is None:
             return record
         existing = SchemaRecord.from_json(row[0])
@@ -138,15 +152,30 @@ class SQLiteProvider(IndexProvider):
             return None
         return max(rows, key=lambda r: sort_key(name, r[0]))[1]
 
+    def _legacy_read(self, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(self._conn(), *args)
+        except sqlite3.Error as exc:
+            raise StorageError(f"SQLite index {self.url} failed: {exc}") from None
+
     def get_schema(self, name: str, version: str | None = None) -> SchemaRecord | None:
         record = self._versioned("atdata_schemas", name, version)
-        return SchemaRecord.from_json(record) if record is not None else None
+        if record is not None:
+            return SchemaRecord.from_json(record)
+        return self._legacy_read(_legacy.find_schema, name, version) if self.legacy_tables else None
 
     def list_schemas(self) -> list[SchemaRecord]:
-        recs = [
-            SchemaRecord.from_json(r[0]) for r in self._query("SELECT record FROM atdata_schemas")
-        ]
-        return sorted(recs, key=lambda r: sort_key(r.name, r.version))
+        recs = {
+            (r.name, r.version): r
+            for r in (
+                SchemaRecord.from_json(x[0])
+                for x in self._query("SELECT record FROM atdata_schemas")
+            )
+        }
+        if self.legacy_tables:
+            for r in self._legacy_read(_legacy.read_schemas):
+                recs.setdefault((r.name, r.version), r)
+        return sorted(recs.values(), key=lambda r: sort_key(r.name, r.version))
 
     # -- entries --------------------------------------------------------------------------------
     def add_entry(self, entry: DatasetEntry) -> DatasetEntry:
@@ -176,11 +205,18 @@ class SQLiteProvider(IndexProvider):
                 "INSERT INTO atdata_entries VALUES (?,?,?,?)",
                 (entry.name, entry.version, entry.entry_id, entry.dumps()),
             )
+            if self.legacy_tables:
+                _legacy.mirror_entry(conn, entry)
         return entry
 
     def get_entry(self, name: str, version: str | None = None) -> DatasetEntry | None:
         record = self._versioned("atdata_entries", name, version)
-        return DatasetEntry.from_json(record) if record is not None else None
+        if record is not None:
+            return DatasetEntry.from_json(record)
+        if self.legacy_tables and version is None:
+            found: DatasetEntry | None = self._legacy_read(_legacy.find_entry, name)
+            return found
+        return None
 
     def get_entry_by_id(self, entry_id: str) -> DatasetEntry | None:
         rows = self._query("SELECT record FROM atdata_entries WHERE entry_id=?", (entry_id,))
@@ -190,6 +226,9 @@ class SQLiteProvider(IndexProvider):
         recs = [
             DatasetEntry.from_json(r[0]) for r in self._query("SELECT record FROM atdata_entries")
         ]
+        if self.legacy_tables:
+            ours = {e.cid for e in recs}
+            recs += [e for e in self._legacy_read(_legacy.read_entries) if e.cid not in ours]
         return sorted(recs, key=lambda e: sort_key(e.name, e.version or ""))
 
     def put_record(self, kind: str, key: str, record: dict[str, Any]) -> None:
@@ -198,6 +237,8 @@ class SQLiteProvider(IndexProvider):
                 "INSERT OR REPLACE INTO atdata_records (kind, key, record) VALUES (?, ?, ?)",
                 (kind, key, json.dumps(record, separators=(",", ":"), ensure_ascii=False)),
             )
+            if self.legacy_tables and kind == "label":
+                _legacy.mirror_label(conn, record)
 
     def get_record(self, kind: str, key: str) -> dict[str, Any] | None:
         rows = self._query("SELECT record FROM atdata_records WHERE kind=? AND key=?", (kind, key))
@@ -207,7 +248,11 @@ class SQLiteProvider(IndexProvider):
         rows = self._query(
             "SELECT key, record FROM atdata_records WHERE kind=? ORDER BY key", (kind,)
         )
-        return [(k, json.loads(r)) for k, r in rows]
+        out = {k: json.loads(r) for k, r in rows}
+        if self.legacy_tables and kind == "label":
+            for key, rec in self._legacy_read(_legacy.read_labels):
+                out.setdefault(key, rec)
+        return sorted(out.items())
 
     def ping(self) -> None:
         self._query("SELECT 1")
@@ -219,7 +264,9 @@ class SQLiteProvider(IndexProvider):
             self._local.conn = None
 
     def __reduce__(self) -> Any:  # picklable: reopen the same file in another process
-        return (SQLiteProvider, (self.path,), {"timeout": self.timeout})
+        state = {"timeout": self.timeout, "legacy_tables": self.legacy_tables}
+        return (SQLiteProvider, (self.path,), state)
 
     def __setstate__(self, state: dict) -> None:
         self.timeout = state["timeout"]
+        self.legacy_tables = state.get("legacy_tables", True)
