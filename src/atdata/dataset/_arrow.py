@@ -49,6 +49,7 @@ __all__ = [
     "arrow_c_stream",
     "rows_to_batches",
     "with_fallback",
+    "with_progress",
     "to_arrow",
     "to_arrow_reader",
     "to_parquet",
@@ -230,6 +231,25 @@ def arrow_c_stream(ds: Dataset[Any], requested_schema: Any = None) -> Any:
     return to_arrow_reader(ds).__arrow_c_stream__(requested_schema)
 
 
+def with_progress(ds: Dataset[Any], batches: Iterator[Any], enabled: bool | None) -> Iterator[Any]:
+    """``batches``, advancing a rich progress bar by their rows (shown when ``enabled``, or by
+    default on an interactive terminal)."""
+    from atdata._shards.writer import _Progress
+
+    try:
+        total: int | None = len(ds)
+    except TypeError:  # filtered, or remote shards not counted yet
+        total = None
+    bar = _Progress(enabled, total)
+    try:
+        for b in batches:
+            for _ in range(b.num_rows):
+                bar.advance(0)
+            yield b
+    finally:
+        bar.close()
+
+
 def with_fallback(
     run: Callable[[Arrays], Any], arrays: Arrays, widen: tuple[str, ...] = ("auto",)
 ) -> Any:
@@ -353,6 +373,7 @@ def to_parquet(
     batch_size: int = 1024,
     arrays: Arrays = "auto",
     with_keys: bool = False,
+    progress: bool | None = None,
     **kwargs: Any,
 ) -> list[str]:
     """Stream the dataset into parquet, one batch in memory at a time (needs ``atdata[arrow]``).
@@ -367,6 +388,7 @@ def to_parquet(
         maxcount: At most this many rows per file.
         row_group_size: Rows per parquet row group (default ``max(batch_size, 16384)``).
         batch_size, arrays, with_keys: As for :func:`to_arrow_reader`.
+        progress: Show a progress bar (default: on an interactive terminal).
         **kwargs: Passed to ``pyarrow.parquet.ParquetWriter`` (``compression=`` ...).
 
     Returns:
@@ -400,6 +422,7 @@ def to_parquet(
         else:
             mapped = ((None, sample_map(x)) for x in ds.ordered())
             schema, batches = rows_to_batches(pa, mapped, batch_size=batch_size, arrays=layout)
+        batches = with_progress(ds, batches, progress)
         return _write_parquet(pa, pq, os.fspath(path), schema, batches, maxcount, group, kwargs)
 
     written: list[str] = with_fallback(run, arrays)

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from atdata._errors import ConfigError
 from atdata._extras import require
 from atdata._shards.sources import is_remote
-from atdata.dataset._arrow import hf_reader, with_fallback
+from atdata.dataset._arrow import hf_reader, with_fallback, with_progress
 
 if TYPE_CHECKING:
     from atdata.dataset._dataset import Dataset
@@ -151,13 +151,15 @@ def to_hf(
     streaming: bool = False,
     cache_dir: str | os.PathLike[str] | None = None,
     batch_size: int = 1024,
+    progress: bool | None = None,
 ) -> Any:
     """This dataset as a Hugging Face ``datasets.Dataset`` (needs ``atdata[hf]``).
 
     The rows are written once into an Arrow file named by the content fingerprint under
     ``cache_dir`` (default ``$ATDATA_CACHE_DIR/hf``) and memory-mapped; a later call over the same
     shards reuses it. ``streaming=True`` gives a ``datasets.IterableDataset`` that reads the
-    shards as it is iterated (nothing is written).
+    shards as it is iterated (nothing is written). ``progress`` shows a bar while the file is
+    written (default: on an interactive terminal).
 
     Examples:
         >>> import os, tempfile, numpy as np, atdata
@@ -191,7 +193,7 @@ def to_hf(
             os.close(fd)
             try:
                 with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_stream(sink, schema) as w:
-                    for batch in reader:
+                    for batch in with_progress(ds, reader, progress):
                         w.write_batch(pa.RecordBatch.from_arrays(batch.columns, schema=schema))
                 os.replace(tmp, path)
             finally:
