@@ -262,7 +262,10 @@ def test_s3_output_resumes_on_another_machine(s3, tmp_path):
         for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="runs/moved/.ingest/")["Contents"]
     }
     assert "runs/moved/.ingest/state.json" in keys and any("/dedup-" in k for k in keys)
-    r = atdata.ingest(src, out, work_dir=str(tmp_path / "b"), **kw)  # machine B resumes
+    with pytest.raises(Stop):  # machine B resumes, stops too, and loses its disk
+        atdata.ingest(src, out, work_dir=str(tmp_path / "b"), validate=_interrupt_at(250), **kw)
+    shutil.rmtree(tmp_path / "b")
+    r = atdata.ingest(src, out, work_dir=str(tmp_path / "c"), **kw)  # machine C finishes
     assert r.resumed
     assert (r.rows_read, r.rows_written, r.duplicates, r.rejected) == (
         ref.rows_read, ref.rows_written, ref.duplicates, ref.rejected,

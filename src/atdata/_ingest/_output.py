@@ -198,20 +198,18 @@ class Output:
             ):
                 for obj in page.get("Contents", []):
                     a, _, b = obj["Key"][len(pre) :].partition("-")
-                    segs.append((int(a), int(b), obj["Key"]))
-            with open(path, "wb") as f:
-                at = 0
-                for a, b, key in sorted(segs):
-                    if a != at or b > length:
-                        continue  # a segment of a later, unpublished state
-                    f.write(client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
-                    at = b
-            if at != length:
+                    if a.isdigit() and b.isdigit():
+                        segs.append((int(a), int(b), obj["Key"]))
+            path_keys = _chain(segs, length)
+            if path_keys is None:
                 raise StorageError(
-                    f"the ingestion state at s3://{self.bucket}/{self._key('state.json')} needs "
-                    f"{length} bytes of its {log} log but only {at} are there; delete "
+                    f"{where} needs the first {length} bytes of its {log} log, which its "
+                    f"segments under s3://{self.bucket}/{pre}* do not cover; delete "
                     f"s3://{self.bucket}/{self._key('')} and the shards to start over"
                 )
+            with open(path, "wb") as f:
+                for key in path_keys:
+                    f.write(client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
         tmp = state_path + ".fetched"
         with open(tmp, "wb") as f:
             f.write(data)
@@ -230,3 +228,22 @@ class Output:
                         os.unlink(os.path.join(d, entry))
                         n += 1
         return n
+
+
+def _chain(segs: list[tuple[int, int, str]], length: int) -> list[str] | None:
+    """Keys of segments ``[a, b)`` that tile ``[0, length)`` exactly (``None``: impossible).
+
+    Runs on several machines may leave overlapping segments (the same bytes, cut at other
+    seals); any chain of them is correct.
+
+    Examples:
+        >>> _chain([(0, 4, "a"), (4, 9, "b"), (4, 6, "c"), (6, 12, "d")], 12)
+        ['a', 'c', 'd']
+        >>> _chain([(0, 4, "a")], 5) is None, _chain([], 0)
+        (True, [])
+    """
+    reach: dict[int, list[str]] = {0: []}
+    for a, b, key in sorted(segs):
+        if a in reach and b <= length and b not in reach:
+            reach[b] = [*reach[a], key]
+    return reach.get(length)
