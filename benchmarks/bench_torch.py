@@ -11,9 +11,13 @@ processes too):
   a whole epoch (or ``--limit`` seconds), start-up included;
 - ``ceiling.N``: the DataLoader moving ready-made tensors of the same batch shape (its own cost).
 
-Run: ``uv run python benchmarks/bench_torch.py [--limit S] [row-prefix ...]`` (or
-``benchmarks/run.py torch``). Rates are samples/s; RSS is the peak of the measuring process and,
-separately, of its largest worker.
+Run: ``uv run python benchmarks/bench_torch.py [--limit S] [--rounds R] [row-prefix ...]`` (or
+``benchmarks/run.py torch``). Rates are samples/s (the best of ``R`` rounds); RSS is the peak of
+the measuring process and, separately, of its largest worker; "private" is the peak of the
+private (anonymous) pages of the process and its workers together (``VmRSS`` also counts the
+mapped shard-cache files and shared-memory batches); CPU is the measuring process's own (its
+threads included, its workers not), from the loader's creation on. S3 rows make their boto3
+client before the clock starts, as the raw row does.
 """
 
 from __future__ import annotations
@@ -225,20 +229,26 @@ class _TreeRSS:
 
         self.self_kb = 0
         self.child_kb = 0
+        self.anon_kb = 0  # private pages, this process and its children together
         self._done = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
         self._t.start()
 
     @staticmethod
-    def _rss(pid: int) -> int:
+    def _rss(pid: int) -> tuple[int, int]:
+        """``(VmRSS, RssAnon)`` in kB: all resident pages, and the private ones (without the
+        mapped shard-cache files and shared-memory batches, which ``VmRSS`` also counts)."""
+        total = anon = 0
         try:
             with open(f"/proc/{pid}/status") as f:
                 for line in f:
                     if line.startswith("VmRSS:"):
-                        return int(line.split()[1])
+                        total = int(line.split()[1])
+                    elif line.startswith("RssAnon:"):
+                        anon = int(line.split()[1])
         except OSError:
             pass
-        return 0
+        return total, anon
 
     def _children(self) -> list[int]:
         out = []
@@ -252,23 +262,31 @@ class _TreeRSS:
 
     def _run(self) -> None:
         while not self._done.wait(0.02):
-            self.self_kb = max(self.self_kb, self._rss(os.getpid()))
+            total, anon = self._rss(os.getpid())
+            self.self_kb = max(self.self_kb, total)
             for c in self._children():
-                self.child_kb = max(self.child_kb, self._rss(c))
+                ct, ca = self._rss(c)
+                self.child_kb = max(self.child_kb, ct)
+                anon += ca
+            self.anon_kb = max(self.anon_kb, anon)
 
-    def stop(self) -> tuple[float, float]:
+    def stop(self) -> tuple[float, float, float]:
         self._done.set()
         self._t.join()
-        return self.self_kb / 1024, self.child_kb / 1024
+        return self.self_kb / 1024, self.child_kb / 1024, self.anon_kb / 1024
 
 
 def row(name: str, base: str, limit_s: float) -> dict:
     import resource
 
     paths = W.shard_paths(W.data_dir())
+    kind, what, *rest = name.split(".")
+    if kind == "ceiling" or what not in ("raw", "seq"):
+        import torch  # noqa: F401  (fixed costs, not the loader's: outside the CPU count)
+
+        import atdata.dataset._torch  # noqa: F401
     rss = _TreeRSS()
     ru0 = resource.getrusage(resource.RUSAGE_SELF)
-    kind, what, *rest = name.split(".")
     if kind == "ceiling":
         n, dt, steady = _drain(_ceiling(int(what)), limit_s)
     elif what == "raw":
@@ -278,19 +296,17 @@ def row(name: str, base: str, limit_s: float) -> dict:
         if kind == "local":
             W.warm(paths)
         ds = _dataset(kind, base, paths, known=what == "known")
+        if kind == "s3":  # as for the raw row: importing boto3 and making a client is not transfer
+            ds.source._get_client()
         if what == "seq":
             n, dt, steady = _drain(ds.ordered(batch_size=BATCH), limit_s)
         else:
-            import torch  # noqa: F401  (a fixed cost, not the loader's)
-
-            import atdata.dataset._torch  # noqa: F401
-
             t0 = time.perf_counter()
             loader = _loader(ds, int(rest[0]))
             init = time.perf_counter() - t0
             n, dt, steady = _drain(loader, limit_s)
             dt = time.perf_counter() - t0
-    own, worker = rss.stop()
+    own, worker, anon = rss.stop()
     ru1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime
     return {
@@ -301,6 +317,7 @@ def row(name: str, base: str, limit_s: float) -> dict:
         "steady": steady,
         "init_s": locals().get("init", 0.0),
         "rss_mb": own,
+        "anon_mb": anon,
         "worker_rss_mb": worker,
     }
 
@@ -397,7 +414,8 @@ def main(argv: list[str]) -> None:
                 f"  {name:16s} {best['rate']:9,.0f} samples/s whole run, "
                 f"{best['steady']:9,.0f} after the first item  "
                 f"({best['n']:,} in {best['seconds']:.1f} s, to_torch() {best['init_s']:.1f} s)  "
-                f"peak RSS {best['rss_mb']:.0f} MB, largest worker {best['worker_rss_mb']:.0f} MB, "
+                f"peak RSS {best['rss_mb']:.0f} MB (private, all processes: "
+                f"{best['anon_mb']:.0f} MB), largest worker {best['worker_rss_mb']:.0f} MB, "
                 f"main-process CPU {best['cpu_s']:.2f} s",
                 flush=True,
             )

@@ -16,7 +16,7 @@ import glob as _glob
 import os
 import re
 from collections.abc import Iterator, Sequence
-from typing import BinaryIO, Protocol, runtime_checkable
+from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 from atdata._errors import ConfigError, DataNotFoundError, ShardError, shard_open_error
 
@@ -194,6 +194,12 @@ class _HTTPStream:
     def read(self, n: int = -1) -> bytes:
         try:
             return self._resp.read(n)
+        except OSError as exc:
+            raise ShardError(f"connection lost while reading shard {self.url}: {exc}") from None
+
+    def readinto(self, b: Any) -> int:
+        try:
+            return self._resp.readinto(b)
         except OSError as exc:
             raise ShardError(f"connection lost while reading shard {self.url}: {exc}") from None
 

@@ -24,7 +24,14 @@ from typing import Any, BinaryIO, NamedTuple, Protocol
 
 from atdata._errors import ShardError, shard_open_error
 
-__all__ = ["Member", "TarWriter", "iter_tar", "scan_tar_file", "split_member_name"]
+__all__ = [
+    "Member",
+    "TarWriter",
+    "iter_tar",
+    "scan_tar_bytes",
+    "scan_tar_file",
+    "split_member_name",
+]
 
 BLOCK = 512
 _ZERO = bytes(BLOCK)
@@ -276,51 +283,64 @@ def scan_tar_file(path: str | os.PathLike[str], where: str = "") -> list[tuple[s
         fd = os.open(path, os.O_RDONLY)
     except OSError as exc:
         raise shard_open_error(os.fspath(path), exc) from None
-    out: list[tuple[str, int, int]] = []
     try:
-        total = os.fstat(fd).st_size
-        off = 0
-        pax_name: str | None = None
-        long_name: str | None = None
-        pax_size: int | None = None
-        first = True
-        while off + BLOCK <= total:
-            hdr = os.pread(fd, BLOCK, off)
-            if hdr == _ZERO:
-                break
-            if (first or hdr[257:262] != b"ustar") and not _checksum_ok(hdr):
-                raise ShardError(f"not a tar archive (bad header checksum at byte {off}){where}")
-            first = False
-            size = pax_size if pax_size is not None else _parse_num(hdr[124:136], "size", where)
-            if size < 0:  # the offset would move backwards: an endless scan
-                raise ShardError(f"negative member size in tar header at byte {off}{where}")
-            typ = hdr[156]
-            start = off + BLOCK
-            if start + size > total:
-                raise ShardError(
-                    f"truncated shard: member at byte {start} needs {size} bytes{where}"
-                )
-            if typ in (48, 0, 55):
-                name = _member_name(hdr, hdr[257:262] == b"ustar", pax_name, long_name)
-                out.append((name, start, size))
-                pax_name = pax_size = long_name = None
-            elif typ == 120:
-                pax = _parse_pax(os.pread(fd, size, start), where)
-                pax_name = pax.get("path", pax_name)
-                if "size" in pax:
-                    pax_size = _pax_size(pax["size"], where)
-            elif typ == 76:
-                long_name = os.pread(fd, size, start).rstrip(b"\0").decode("utf-8", "replace")
-            elif typ != 103:  # a directory or link consumes its PAX/long-name headers
-                pax_name = pax_size = long_name = None
-            off = start + ((size + 511) & ~511)
-        else:
-            if off < total and first:
-                raise ShardError(f"not a tar archive (file too short){where}")
-        if first and total == 0:
-            raise ShardError(f"empty file is not a tar archive{where}")
+        return _scan(lambda n, o: os.pread(fd, n, o), os.fstat(fd).st_size, where)
     finally:
         os.close(fd)
+
+
+def scan_tar_bytes(
+    buf: bytes | bytearray | memoryview, where: str = ""
+) -> list[tuple[str, int, int]]:
+    """:func:`scan_tar_file` of a tar archive held in memory (only the headers are looked at).
+
+    Raises:
+        ShardError: When the bytes are not a tar archive, or are truncated.
+    """
+    mv = memoryview(buf)
+    return _scan(lambda n, o: bytes(mv[o : o + n]), len(mv), where)
+
+
+def _scan(pread: Callable[[int, int], bytes], total: int, where: str) -> list[tuple[str, int, int]]:
+    out: list[tuple[str, int, int]] = []
+    off = 0
+    pax_name: str | None = None
+    long_name: str | None = None
+    pax_size: int | None = None
+    first = True
+    while off + BLOCK <= total:
+        hdr = pread(BLOCK, off)
+        if hdr == _ZERO:
+            break
+        if (first or hdr[257:262] != b"ustar") and not _checksum_ok(hdr):
+            raise ShardError(f"not a tar archive (bad header checksum at byte {off}){where}")
+        first = False
+        size = pax_size if pax_size is not None else _parse_num(hdr[124:136], "size", where)
+        if size < 0:  # the offset would move backwards: an endless scan
+            raise ShardError(f"negative member size in tar header at byte {off}{where}")
+        typ = hdr[156]
+        start = off + BLOCK
+        if start + size > total:
+            raise ShardError(f"truncated shard: member at byte {start} needs {size} bytes{where}")
+        if typ in (48, 0, 55):
+            name = _member_name(hdr, hdr[257:262] == b"ustar", pax_name, long_name)
+            out.append((name, start, size))
+            pax_name = pax_size = long_name = None
+        elif typ == 120:
+            pax = _parse_pax(pread(size, start), where)
+            pax_name = pax.get("path", pax_name)
+            if "size" in pax:
+                pax_size = _pax_size(pax["size"], where)
+        elif typ == 76:
+            long_name = pread(size, start).rstrip(b"\0").decode("utf-8", "replace")
+        elif typ != 103:  # a directory or link consumes its PAX/long-name headers
+            pax_name = pax_size = long_name = None
+        off = start + ((size + 511) & ~511)
+    else:
+        if off < total and first:
+            raise ShardError(f"not a tar archive (file too short){where}")
+    if first and total == 0:
+        raise ShardError(f"empty file is not a tar archive{where}")
     return out
 
 

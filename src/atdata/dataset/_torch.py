@@ -17,6 +17,8 @@ Two ways to read:
   arrives, and read through a memory map; shards come in a seeded order, each rank takes one
   contiguous span of them, shuffled within windows of ``shuffle_buffer`` samples (the first
   windows of an epoch smaller, so the first batch waits for one shard, not a window's worth).
+  Iterated without workers (and without a ``cache_dir``), shards are held in memory instead of
+  cache files (one copy of the bytes instead of three; a later epoch fetches them again).
   Shard sizes come from shard infos or manifests published beside the shards; a single rank
   streams shards of unknown size without counting them first (``len()`` then counts them when
   asked), several ranks count them up front (they need the total to split it).
@@ -354,6 +356,7 @@ class TorchDataset(_Base):
                 (wid, nw),
                 assemble,
                 self.shuffle_buffer if self.shuffle else 1,
+                memory=not ipc and self._reader._temp,  # one reading process: no cache files
             )
         n = per_rank(self._reader.size, self.world_size, self.policy)
         return self._reader.items(

@@ -96,6 +96,52 @@ class _Local:
         os.close(self.fd)
 
 
+class _Mem:
+    """A shard held in this process's memory (streaming without workers): downloaded into a
+    recycled buffer, so the bytes are copied once (socket to buffer) and no page of a cache file
+    has to be allocated, written and mapped."""
+
+    __slots__ = ("buf", "keys", "offsets", "path", "sizes", "view")
+
+    def __init__(self, source: Any, shard: str, buf: bytearray) -> None:
+        from atdata._shards.members import _from_entries
+        from atdata._shards.tar import scan_tar_bytes
+
+        f = source.open_shard(shard)
+        try:
+            n = _read_into(f, buf)
+        finally:
+            f.close()
+        self.buf = buf
+        self.view = memoryview(buf)[:n]
+        idx = _from_entries(scan_tar_bytes(self.view, f" in shard {shard} (held in memory)"))
+        self.path = "(memory)"
+        self.keys, self.offsets, self.sizes = idx.keys, idx.offsets, idx.sizes
+
+    def close(self) -> None:
+        self.view.release()
+
+
+def _read_into(f: Any, buf: bytearray) -> int:
+    """Read stream ``f`` to its end into ``buf`` (grown as needed); the byte count."""
+    readinto = getattr(f, "readinto", None)
+    n = 0
+    while True:
+        if n == len(buf):  # (a recycled buffer usually has room: shards are alike in size)
+            buf.extend(bytes(max(_CHUNK, len(buf) // 2)))
+        want = min(_CHUNK, len(buf) - n)
+        with memoryview(buf) as mv:
+            if readinto is not None:
+                got = readinto(mv[n : n + want])
+            else:
+                block = f.read(want)
+                got = len(block)
+                mv[n : n + got] = block
+        if not got:
+            return n
+        n += got
+
+
 class ShardCache:
     """Fetches whole shards into ``directory`` (at most ``limit`` bytes) and reads their samples.
 
@@ -112,6 +158,9 @@ class ShardCache:
         self.keep: set[str] = set()  # shards the reader needs soon: never evicted by this process
         self._open: dict[str, _Local] = {}
         self._built: dict[str, Any] = {}  # member indexes built while this process downloaded
+        self._spare: list[bytearray] = []  # buffers of shards held in memory, for reuse
+        self._size_hint = _CHUNK  # a new buffer's size: the largest shard held so far
+        self._holding: dict[str, threading.Lock] = {}  # one download per shard at a time
         self._mu = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:  # workers open their own files
@@ -224,11 +273,51 @@ class ShardCache:
             with contextlib.suppress(OSError):
                 os.unlink(p + ".idx")
 
-    def local(self, source: Any, shard: str) -> _Local:
-        """The fetched, indexed shard (kept open by this process)."""
+    def hold(self, source: Any, shard: str) -> None:
+        """Download ``shard`` into this process's memory (see :class:`_Mem`) unless it is open."""
+        with self._mu:
+            lock = self._holding.setdefault(shard, threading.Lock())
+        with lock:  # the prefetch thread and the reader never download one shard twice
+            if shard in self._open:
+                return
+            with self._mu:
+                buf = self._spare.pop() if self._spare else bytearray(self._size_hint)
+            try:
+                loc = _Mem(source, shard, buf)
+                self._size_hint = max(self._size_hint, len(loc.view) + 1)
+            except OSError as exc:
+                if isinstance(exc, ShardError):
+                    raise
+                raise ShardError(f"cannot read shard {shard}: {exc}") from None
+            self._add(shard, loc)
+
+    def _add(self, shard: str, loc: Any) -> Any:
+        with self._mu:
+            known = self._open.get(shard)
+            if known is not None:  # another thread opened it meanwhile
+                self._close(loc)
+                return known
+            if len(self._open) >= 64:
+                for s in list(self._open):
+                    self._close(self._open.pop(s))
+            self._open[shard] = loc
+        return loc
+
+    def _close(self, loc: Any) -> None:
+        with contextlib.suppress(OSError, BufferError):
+            loc.close()
+            if type(loc) is _Mem and len(self._spare) < 8:
+                self._spare.append(loc.buf)
+
+    def local(self, source: Any, shard: str, memory: bool = False) -> Any:
+        """The fetched, indexed shard (kept open by this process; ``memory``: held in memory
+        rather than in the cache directory, for a remote shard not already there)."""
         loc = self._open.get(shard)
         if loc is not None:
             return loc
+        if memory and is_remote(shard) and not os.path.exists(self.path(shard)):
+            self.hold(source, shard)
+            return self._open[shard]
         if self.direct and not is_remote(shard):
             from atdata._shards.members import load_index
 
@@ -241,27 +330,19 @@ class ShardCache:
             except ShardError:  # evicted between fetch and open: fetch again
                 path = self.fetch(source, shard)
                 loc = _Local(path, shard, self._built.pop(shard, None), sidecar=True)
-        with self._mu:
-            known = self._open.get(shard)
-            if known is not None:  # another thread opened it meanwhile
-                loc.close()
-                return known
-            if len(self._open) >= 64:
-                self.close()
-            self._open[shard] = loc
-        return loc
+        return self._add(shard, loc)
 
-    def count(self, source: Any, shard: str) -> int:
-        """Samples in ``shard`` (fetching it into the cache)."""
-        return len(self.local(source, shard).keys)
+    def count(self, source: Any, shard: str, memory: bool = False) -> int:
+        """Samples in ``shard`` (fetching it into the cache, or into memory)."""
+        return len(self.local(source, shard, memory).keys)
 
-    def raw(self, source: Any, shard: str, i: int) -> tuple[str, dict]:
+    def raw(self, source: Any, shard: str, i: int, memory: bool = False) -> tuple[str, dict]:
         """``(key, payload map)`` of the ``i``-th sample of ``shard``.
 
         Raises:
             DecodeError: When the payload is not a msgpack map.
         """
-        loc = self.local(source, shard)
+        loc = self._open.get(shard) or self.local(source, shard, memory)
         key = loc.keys[i]
         off = loc.offsets[i]
         try:
@@ -276,17 +357,17 @@ class ShardCache:
 
     def close(self) -> None:
         """Close the files this process opened."""
-        for loc in self._open.values():
-            with contextlib.suppress(OSError, BufferError):
-                loc.close()
-        self._open.clear()
+        with self._mu:
+            for loc in self._open.values():
+                self._close(loc)
+            self._open.clear()
+            self._spare.clear()
 
     def trim(self, keep: set[str]) -> None:
         """Close (unmap) the shards this process has open that are not in ``keep``."""
         with self._mu:
             for shard in [s for s in self._open if s not in keep]:
-                with contextlib.suppress(OSError, BufferError):
-                    self._open.pop(shard).close()
+                self._close(self._open.pop(shard))
 
     def remove(self) -> None:
         """Delete the whole directory (a private temporary cache at the end of its life)."""

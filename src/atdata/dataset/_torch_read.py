@@ -77,6 +77,7 @@ class Reader:
         self.shards: list[str] = self.dataset.list_shards()
         self._pid = os.getpid()
         self._fds: dict[int, tuple[int, int, list[str], list[int], list[int]]] = {}
+        self._memory = False  # stream mode, iterating: shards held in memory, not in files
         self._temp = cache_dir is None and mode == "stream"
         self.cache: ShardCache | None = None
         filtered = any(op == "filter" for op, _ in self.dataset._ops)
@@ -156,7 +157,7 @@ class Reader:
         if n < 0:
             assert self.cache is not None
             shard = self.shards[s]
-            n = counts[s] = self.cache.count(self.dataset.source, shard)
+            n = counts[s] = self.cache.count(self.dataset.source, shard, self._memory)
             self.dataset._shared.counts[shard] = n
         return n
 
@@ -170,7 +171,7 @@ class Reader:
         """A shard whose count came from shard infos or a manifest must hold that many."""
         assert self.cache is not None and self.counts is not None
         shard = self.shards[s]
-        n = self.cache.count(self.dataset.source, shard)
+        n = self.cache.count(self.dataset.source, shard, self._memory)
         if self._given[s] and n != self.counts[s]:
             raise IntegrityError(
                 f"shard {shard} holds {n} samples but its shard info or manifest says "
@@ -298,15 +299,19 @@ class Reader:
         worker: tuple[int, int],
         assemble: Callable[[list[tuple[str, str, dict]]], Any],
         window: int,
+        memory: bool = False,
     ) -> Iterator[tuple[int, Any]]:
         """Stream mode: ``(hi, item)`` for the items from slot ``start`` (``size`` slots each,
         the last one shorter or, with ``drop_last``, dropped) that fall to ``worker``
-        (``(id, count)``: item ``k`` goes to worker ``k % count``)."""
+        (``(id, count)``: item ``k`` goes to worker ``k % count``; ``memory``: remote shards
+        held in this process's memory instead of cache files, for a single reading process)."""
         self._after_fork()
         wid, nw = worker
         shards, src, cache = self.shards, self.dataset.source, self.cache
         assert cache is not None
-        pre = _Prefetch(cache, src, [shards[s] for s in walk.seq()], self._ahead(window))
+        self._memory = memory
+        seq = [shards[s] for s in walk.seq()]
+        pre = _Prefetch(cache, src, seq, self._ahead(window), memory)
         pre.start()
         wins = walk.windows(start)
         cur, cur_lo, done = np.zeros(0, dtype=np.int64), -1, False
@@ -338,11 +343,12 @@ class Reader:
                     if s not in checked:
                         self._check(s)
                         checked.add(s)
-                    key, raw = cache.raw(src, shards[s], c & _LOW)
+                    key, raw = cache.raw(src, shards[s], c & _LOW, memory)
                     raws.append((shards[s], key, raw))
                 yield hi, assemble(raws)
         finally:
             pre.stop()
+            self._memory = False
 
     def _ahead(self, window: int) -> int:
         """Shards to fetch ahead of the walk: the next window's worth, and two more."""
@@ -403,9 +409,12 @@ def _cache_place(cache_dir: str | os.PathLike[str] | None, limit: int | None) ->
 class _Prefetch(threading.Thread):
     """Fetches ``seq`` into the cache, at most ``ahead`` shards beyond what the reader needs."""
 
-    def __init__(self, cache: ShardCache, source: Any, seq: list[str], ahead: int) -> None:
+    def __init__(
+        self, cache: ShardCache, source: Any, seq: list[str], ahead: int, memory: bool = False
+    ) -> None:
         super().__init__(daemon=True, name="atdata-shard-prefetch")
         self.cache, self.source, self.seq, self.ahead = cache, source, seq, ahead
+        self.memory = memory
         self._progress = 0
         self._halt = False
         self._cv = threading.Condition()
@@ -433,4 +442,7 @@ class _Prefetch(threading.Thread):
                 if self._halt:
                     return
             with contextlib.suppress(Exception):  # the reader meets the error itself, in order
-                self.cache.fetch(self.source, shard)
+                if self.memory:
+                    self.cache.local(self.source, shard, True)
+                else:
+                    self.cache.fetch(self.source, shard)
