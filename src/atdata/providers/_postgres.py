@@ -3,6 +3,10 @@
 Tables live in their own PostgreSQL schema (``schema="atdata"`` by default, one per test run in
 the tests). Version assignment takes a transaction-scoped advisory lock on the dataset name, so
 concurrent writers from any number of processes never collide.
+
+Upstream atdata's tables (``dataset_entries``, ``schemas``, ``labels`` in ``public``) are read as
+part of the default index and kept up to date with ours (``legacy_schema``; see
+:mod:`atdata.providers._postgres_legacy`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 from atdata._errors import ConfigError, SchemaError, StorageError
 from atdata._extras import require
 from atdata.index._entry import DatasetEntry, SchemaRecord, parse_version, utcnow
+from atdata.providers import _postgres_legacy as _legacy
 from atdata.providers._base import (
     IndexProvider,
     conflict_message,
@@ -37,17 +42,29 @@ class PostgresProvider(IndexProvider):
         dsn: libpq connection string or URL, e.g. ``"postgresql://user@127.0.0.1:5432/db"``.
         schema: PostgreSQL schema holding the tables (created if missing).
         connect_timeout: Seconds before an unreachable server raises :class:`StorageError`.
+        legacy_schema: The PostgreSQL schema of upstream atdata's tables, read as part of the
+            index and kept up to date with ours (``None``: ``public`` for the default
+            ``schema="atdata"``, else none; ``""``: none).
     """
 
     kind = "postgres"
 
     def __init__(
-        self, dsn: str = DEFAULT_DSN, *, schema: str = "atdata", connect_timeout: float = 5.0
+        self,
+        dsn: str = DEFAULT_DSN,
+        *,
+        schema: str = "atdata",
+        connect_timeout: float = 5.0,
+        legacy_schema: str | None = None,
     ) -> None:
-        if not schema.replace("_", "").isalnum():
-            raise ConfigError(f"PostgreSQL schema name {schema!r} must be letters, digits and _")
+        if legacy_schema is None:
+            legacy_schema = "public" if schema == "atdata" else ""
+        for name in (schema, legacy_schema or "x"):
+            if not name.replace("_", "").isalnum():
+                raise ConfigError(f"PostgreSQL schema name {name!r} must be letters, digits and _")
         self.dsn = dsn
         self.schema = schema
+        self.legacy_schema = legacy_schema
         self.connect_timeout = connect_timeout
         self._lock = threading.Lock()
         self._conn_obj: Any = None
@@ -112,6 +129,11 @@ class PostgresProvider(IndexProvider):
                     f'CREATE TABLE IF NOT EXISTS "{s}".records (kind TEXT NOT NULL, '
                     "key TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (kind, key))"
                 )
+                if self.legacy_schema:
+                    conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.legacy_schema}"')
+                    for stmt in _legacy.ddl(self.legacy_schema).split(";"):
+                        if stmt.strip():
+                            conn.execute(stmt)
 
         self._run(go)
 
@@ -123,10 +145,12 @@ class PostgresProvider(IndexProvider):
 
         def go(conn: Any) -> Any:
             with conn.transaction():
-                conn.execute(
+                done = conn.execute(
                     f'INSERT INTO "{s}".schemas VALUES (%s,%s,%s,%s) ON CONFLICT DO NOTHING',
                     (record.name, record.version, record.fingerprint, record.dumps()),
                 )
+                if done.rowcount == 1 and self.legacy_schema:
+                    _legacy.mirror_schema(conn, self.legacy_schema, record)
                 return conn.execute(
                     f'SELECT record FROM "{s}".schemas WHERE name=%s AND version=%s',
                     (record.name, record.version),
@@ -154,15 +178,24 @@ class PostgresProvider(IndexProvider):
                 ).fetchall()
             )
         if not rows:
-            return None
+            ls = self.legacy_schema
+            if not ls:
+                return None
+            found: SchemaRecord | None = self._run(
+                lambda c: _legacy.find_schema(c, ls, name, version)
+            )
+            return found
         return SchemaRecord.from_json(max(rows, key=lambda r: sort_key(name, r[0]))[1])
 
     def list_schemas(self) -> list[SchemaRecord]:
         s = self.schema
         rows = self._run(lambda c: c.execute(f'SELECT record FROM "{s}".schemas').fetchall())
-        return sorted(
-            (SchemaRecord.from_json(r[0]) for r in rows), key=lambda r: sort_key(r.name, r.version)
-        )
+        recs = {(r.name, r.version): r for r in (SchemaRecord.from_json(x[0]) for x in rows)}
+        ls = self.legacy_schema
+        if ls:
+            for r in self._run(lambda c: _legacy.read_schemas(c, ls)):
+                recs.setdefault((r.name, r.version), r)
+        return sorted(recs.values(), key=lambda r: sort_key(r.name, r.version))
 
     # -- entries --------------------------------------------------------------------------------
     def add_entry(self, entry: DatasetEntry) -> DatasetEntry:
@@ -199,6 +232,8 @@ class PostgresProvider(IndexProvider):
                     f'INSERT INTO "{s}".entries VALUES (%s,%s,%s,%s)',
                     (entry.name, entry.version, entry.entry_id, entry.dumps()),
                 )
+                if self.legacy_schema:
+                    _legacy.mirror_entry(conn, self.legacy_schema, entry)
                 return entry
 
         return self._run(go)
@@ -215,7 +250,11 @@ class PostgresProvider(IndexProvider):
             sql, args = f'SELECT version, record FROM "{s}".entries WHERE name=%s', (name,)
         rows = self._run(lambda c: c.execute(sql, args).fetchall())
         if not rows:
-            return None
+            ls = self.legacy_schema
+            if not ls or version is not None:
+                return None
+            found: DatasetEntry | None = self._run(lambda c: _legacy.find_entry(c, ls, name))
+            return found
         return DatasetEntry.from_json(max(rows, key=lambda r: sort_key(name, r[0]))[1])
 
     def get_entry_by_id(self, entry_id: str) -> DatasetEntry | None:
@@ -230,21 +269,31 @@ class PostgresProvider(IndexProvider):
     def list_entries(self) -> list[DatasetEntry]:
         s = self.schema
         rows = self._run(lambda c: c.execute(f'SELECT record FROM "{s}".entries').fetchall())
-        return sorted(
-            (DatasetEntry.from_json(r[0]) for r in rows),
-            key=lambda e: sort_key(e.name, e.version or ""),
-        )
+        recs = [DatasetEntry.from_json(r[0]) for r in rows]
+        ls = self.legacy_schema
+        if ls:
+            ours = {e.cid for e in recs}
+            recs += [
+                e for e in self._run(lambda c: _legacy.read_entries(c, ls)) if e.cid not in ours
+            ]
+        return sorted(recs, key=lambda e: sort_key(e.name, e.version or ""))
 
     def put_record(self, kind: str, key: str, record: dict[str, Any]) -> None:
         s = self.schema
         text = json.dumps(record, separators=(",", ":"), ensure_ascii=False)
-        self._run(
-            lambda conn: conn.execute(
-                f'INSERT INTO "{s}".records (kind, key, record) VALUES (%s, %s, %s) '
-                "ON CONFLICT (kind, key) DO UPDATE SET record = EXCLUDED.record",
-                (kind, key, text),
-            )
-        )
+        ls = self.legacy_schema
+
+        def go(conn: Any) -> None:
+            with conn.transaction():
+                conn.execute(
+                    f'INSERT INTO "{s}".records (kind, key, record) VALUES (%s, %s, %s) '
+                    "ON CONFLICT (kind, key) DO UPDATE SET record = EXCLUDED.record",
+                    (kind, key, text),
+                )
+                if ls and kind == "label":
+                    _legacy.mirror_label(conn, ls, record)
+
+        self._run(go)
 
     def get_record(self, kind: str, key: str) -> dict[str, Any] | None:
         s = self.schema
@@ -262,7 +311,12 @@ class PostgresProvider(IndexProvider):
                 f'SELECT key, record FROM "{s}".records WHERE kind = %s ORDER BY key', (kind,)
             ).fetchall()
         )
-        return [(k, json.loads(r)) for k, r in rows]
+        out = {k: json.loads(r) for k, r in rows}
+        ls = self.legacy_schema
+        if ls and kind == "label":
+            for key, rec in self._run(lambda c: _legacy.read_labels(c, ls)):
+                out.setdefault(key, rec)
+        return sorted(out.items())
 
     def ping(self) -> None:
         self._run(lambda c: c.execute("SELECT 1").fetchone())
@@ -278,8 +332,12 @@ class PostgresProvider(IndexProvider):
 
     def __reduce__(self) -> Any:
         refuse_pickle("PostgreSQL", self.dsn)
-        return (_rebuild, (self.dsn, self.schema, self.connect_timeout))
+        return (_rebuild, (self.dsn, self.schema, self.connect_timeout, self.legacy_schema))
 
 
-def _rebuild(dsn: str, schema: str, connect_timeout: float) -> PostgresProvider:
-    return PostgresProvider(dsn, schema=schema, connect_timeout=connect_timeout)
+def _rebuild(
+    dsn: str, schema: str, connect_timeout: float, legacy_schema: str | None = None
+) -> PostgresProvider:
+    return PostgresProvider(
+        dsn, schema=schema, connect_timeout=connect_timeout, legacy_schema=legacy_schema
+    )
