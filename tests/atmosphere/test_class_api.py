@@ -279,3 +279,19 @@ def test_pds_blob_store_takes_the_documented_client_keyword():
         PDSBlobStore()
     with pytest.raises(ValueError, match="needs the logged-in Atmosphere"):
         PDSBlobStore(m, atmosphere=m)
+
+
+def test_schema_publisher_writes_at_an_explicit_rkey():
+    m = MockAtmosphere(did="did:plc:m4", handle="r.test")
+    m.login("r.test", "pw")
+    uri = SchemaPublisher(m).publish(Cell, version="1.0.0", rkey="cell-custom")
+    assert str(uri) == "at://did:plc:m4/science.alt.dataset.schema/cell-custom"
+    assert SchemaLoader(m).get(uri)["version"] == "1.0.0"
+    assert SchemaPublisher(m).publish(Cell, version="1.0.0", rkey="cell-custom") == uri  # once
+
+    @atdata.packable
+    class Cell2:
+        other: str
+
+    with pytest.raises(ValueError, match="different body"):
+        SchemaPublisher(m).publish(Cell2, name="Cell", version="1.0.0", rkey="cell-custom")

@@ -108,11 +108,12 @@ class SchemaPublisher:
         metadata: dict[str, Any] | None = None,
         rkey: str | None = None,
     ) -> AtUri:
-        """Publish ``sample_type`` (record key ``<name>:<version>``); the record's AT-URI.
+        """Publish ``sample_type``; the record's AT-URI.
 
         Args:
-            rkey: Accepted for upstream compatibility; schema keys are always
-                ``<name>:<version>`` so a version is written once.
+            rkey: The record key (default ``<name>:<version>``, so a version is written once;
+                upstream generated a TID instead). At an explicit key the same rule holds: an
+                identical record there is returned, a different one refused.
 
         Raises:
             ConfigError: When this version is already published with a different body.
@@ -126,6 +127,7 @@ class SchemaPublisher:
             name=name,
             description=description,
             metadata=metadata,
+            rkey=rkey,
         )
         return _at(pub)
 

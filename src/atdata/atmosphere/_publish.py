@@ -88,8 +88,9 @@ def publish_schema(
     name: str | None = None,
     description: str | None = None,
     metadata: dict[str, Any] | None = None,
+    rkey: str | None = None,
 ) -> Published:
-    """Publish a schema version (record key ``<name>:<version>``), once.
+    """Publish a schema version (record key ``<name>:<version>``, or ``rkey``), once.
 
     Args:
         atmo: A logged-in :class:`~atdata.atmosphere.Atmosphere`.
@@ -98,6 +99,7 @@ def publish_schema(
         name: Record name (default: the class name).
         description: Optional description.
         metadata: Optional ``schemaMetadata`` (license, tags).
+        rkey: An explicit record key (default ``<name>:<version>``); the same rules apply at it.
 
     Raises:
         ConfigError: When this version is already published with a different body.
@@ -108,7 +110,7 @@ def publish_schema(
         rec = dict(sample_type)
     else:
         rec = schema_record(sample_type, version, description, name=name, metadata=metadata)
-    rkey = schema_rkey(rec["name"], rec["version"])
+    rkey = rkey or schema_rkey(rec["name"], rec["version"])
     found = _existing(atmo, SCHEMA, rkey)
     uri = f"at://{atmo.did}/{SCHEMA}/{rkey}"
     if found is not None:
