@@ -198,7 +198,7 @@ def test_len_and_describe_from_manifests_without_a_scan(written):
     ds = atdata.Dataset(os.path.dirname(written.list_shards()[0]), Img)
     assert len(ds) == 25
     assert ds.describe()["samples"] == 25
-    assert ds._shared.members == {}  # no shard was scanned
+    assert ds._shared.indexes == {}  # no shard was scanned
     assert manifest_count(ds.list_shards()[2]) == 5
 
 

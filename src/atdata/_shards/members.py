@@ -22,26 +22,32 @@ Examples:
     >>> ds = atdata.write_samples([{"x": i} for i in range(3)], os.path.join(d, "a.tar"), key="index")
     >>> shard = ds.list_shards()[0]
     >>> idx = load_index(shard, ds.source)
-    >>> idx.keys, idx.offsets
-    (['00000000', '00000001', '00000002'], [512, 1536, 2560])
+    >>> list(idx.keys), list(idx.offsets), idx.keys[1], idx.position("00000002")
+    (['00000000', '00000001', '00000002'], [512, 1536, 2560], '00000001', 2)
     >>> os.path.exists(cache_path(shard)), os.path.exists(index_path(shard))
     (True, False)
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import hashlib
+import itertools
 import os
 import threading
 import weakref
-from typing import Any
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, overload
 
 from atdata._errors import shard_open_error
 from atdata._shards.sources import is_remote, pread_exact
 
 __all__ = [
     "FdCache",
+    "KeyLookup",
+    "MemberKeys",
     "ShardIndex",
     "cache_dir",
     "cache_path",
@@ -50,32 +56,170 @@ __all__ = [
 ]
 
 _MAGIC = "atdata-idx 1"
+_key_hash = hash  # 64-bit, per process (tests replace it to force collisions)
+
+
+def compact_ints(values: Iterable[int]) -> array:
+    """``values`` as a compact array: 4 bytes each when all fit in ``uint32``, else 8 (signed)."""
+    a = array("q", values)
+    if not a:
+        return array("I")
+    if min(a) >= 0 and max(a) <= 0xFFFFFFFF and array("I").itemsize == 4:
+        return array("I", a)
+    return a
+
+
+class MemberKeys(Sequence[str]):
+    """The keys of one shard, packed: one string holding them all and an array of where each
+    ends (about ``len(key) + 4`` bytes per key instead of a Python ``str`` each)."""
+
+    __slots__ = ("_ends", "_text")
+
+    def __init__(self, keys: Iterable[str]) -> None:
+        keys = list(keys) if not isinstance(keys, list) else keys
+        self._text = "".join(keys)
+        self._ends = compact_ints(itertools.accumulate(len(k) for k in keys))
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        ends = self._ends
+        if i < 0:
+            i += len(ends)
+        end = ends[i]  # raises IndexError when out of range
+        return self._text[ends[i - 1] if i else 0 : end]
+
+    def __iter__(self) -> Iterator[str]:
+        text, start = self._text, 0
+        for end in self._ends:
+            yield text[start:end]
+            start = end
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, MemberKeys):
+            return self._text == other._text and list(self._ends) == list(other._ends)
+        if isinstance(other, (list, tuple)):
+            return len(other) == len(self) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(list(self))
+
+    def nbytes(self) -> int:
+        """Bytes held by the packed keys (not counting the object headers)."""
+        return len(self._text.encode("utf-8")) + self._ends.itemsize * len(self._ends)
+
+
+class KeyLookup:
+    """Key -> position over the keys of one or more shards in order: a sorted array of 64-bit
+    key hashes, the positions they belong to, and a bucket table over the top hash bits that
+    narrows each search to a few entries (about 14-18 bytes per key in all). A hit is confirmed
+    against the stored key, so a hash collision never misleads; among equal keys the first
+    position (the first shard) wins. Hashes are per process: a pickled lookup is rebuilt.
+
+    Args:
+        parts: The key sequences, in order (e.g. one per shard).
+
+    Examples:
+        >>> look = KeyLookup([["a", "b"], ["c", "a"]])
+        >>> look.find("a"), look.find("c"), look.find("z")
+        ((0, 0), (1, 0), None)
+    """
+
+    __slots__ = ("_buckets", "_hashes", "_order", "_parts", "_shift", "_starts")
+
+    def __init__(self, parts: Sequence[Sequence[str]]) -> None:
+        import numpy as np
+
+        self._parts = [p if isinstance(p, MemberKeys) else MemberKeys(p) for p in parts]
+        self._starts = list(itertools.accumulate((len(p) for p in self._parts), initial=0))
+        total = self._starts[-1]
+        hashes = np.fromiter(
+            (_key_hash(k) for p in self._parts for k in p), dtype=np.int64, count=total
+        )
+        order = np.argsort(hashes, kind="stable")  # equal hashes keep position order
+        hashes = hashes[order]
+        self._hashes = array("q", hashes.tobytes())
+        self._order = compact_ints(order.tolist()) if total < 4096 else _np_compact(order)
+        bits = max(1, min(30, total.bit_length() - 1))  # one bucket per 1-2 keys
+        self._shift = 64 - bits
+        top = (hashes.view(np.uint64) ^ np.uint64(1 << 63)) >> np.uint64(self._shift)
+        starts = np.searchsorted(top, np.arange((1 << bits) + 1, dtype=np.uint64))
+        self._buckets = _np_compact(starts)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # str hashes differ between processes: rebuilt
+        return (KeyLookup, (self._parts,))
+
+    def find(self, key: str) -> tuple[int, int] | None:
+        """``(part, position in part)`` of the first occurrence of ``key``, or ``None``."""
+        hashes, h = self._hashes, _key_hash(key)
+        b = (h + (1 << 63)) >> self._shift  # the top bits of the hash read unsigned
+        lo, hi = self._buckets[b], self._buckets[b + 1]
+        i = bisect.bisect_left(hashes, h, lo, hi)
+        starts = self._starts
+        while i < hi and hashes[i] == h:
+            g = self._order[i]
+            p = bisect.bisect_right(starts, g) - 1
+            j = g - starts[p]
+            part = self._parts[p]
+            ends = part._ends
+            if part._text[ends[j - 1] if j else 0 : ends[j]] == key:
+                return p, j
+            i += 1
+        return None
+
+
+def _np_compact(a: Any) -> array:
+    """A numpy integer array as a compact :class:`array.array` (see :func:`compact_ints`)."""
+    import numpy as np
+
+    if len(a) and (int(a.min()) < 0 or int(a.max()) > 0xFFFFFFFF):
+        return array("q", a.astype(np.int64).tobytes())
+    return array("I", a.astype(np.uint32).tobytes())
 
 
 class ShardIndex:
-    """The ``.msgpack`` members of one shard, in tar order."""
+    """The ``.msgpack`` members of one shard, in tar order, held compactly: offsets and sizes in
+    integer arrays, keys packed in one string (:class:`MemberKeys`); about 20 bytes plus the key
+    length per member. Lookups by key build a :class:`KeyLookup` on first use."""
 
-    __slots__ = ("_pos", "keys", "offsets", "sizes")
+    __slots__ = ("_look", "keys", "offsets", "sizes")
 
-    def __init__(self, keys: list[str], offsets: list[int], sizes: list[int]) -> None:
-        self.keys = keys
-        self.offsets = offsets
-        self.sizes = sizes
-        self._pos: dict[str, int] | None = None
+    def __init__(self, keys: Iterable[str], offsets: Iterable[int], sizes: Iterable[int]) -> None:
+        self.keys = keys if isinstance(keys, MemberKeys) else MemberKeys(keys)
+        self.offsets = array("q", offsets)
+        self.sizes = compact_ints(sizes)
+        self._look: KeyLookup | None = None
 
     def __len__(self) -> int:
         return len(self.keys)
 
-    @property
-    def positions(self) -> dict[str, int]:
-        """Key -> position in the shard (built on first use)."""
-        if self._pos is None:
-            self._pos = {k: i for i, k in enumerate(self.keys)}
-        return self._pos
+    def __reduce__(self) -> tuple[Any, ...]:  # the key lookup hashes per process: rebuilt
+        return (ShardIndex, (self.keys, self.offsets, self.sizes))
+
+    def position(self, key: str) -> int | None:
+        """Position of ``key`` in the shard, or ``None`` (a lookup built on first use)."""
+        look = self._look
+        if look is None:
+            look = self._look = KeyLookup([self.keys])
+        hit = look.find(key)
+        return None if hit is None else hit[1]
 
     def as_dict(self) -> dict[str, tuple[int, int]]:
-        """Key -> ``(offset, size)``."""
-        return dict(zip(self.keys, zip(self.offsets, self.sizes, strict=True), strict=True))
+        """Key -> ``(offset, size)`` (a new dict; the first of duplicated keys wins)."""
+        out: dict[str, tuple[int, int]] = {}
+        for k, o, s in zip(self.keys, self.offsets, self.sizes, strict=True):
+            out.setdefault(k, (o, s))
+        return out
 
 
 def index_path(shard: str) -> str:

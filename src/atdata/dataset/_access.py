@@ -30,8 +30,8 @@ from typing import Any
 
 import msgpack
 
-from atdata._errors import AtdataError, DecodeError
-from atdata._shards.members import FdCache, ShardIndex
+from atdata._errors import AtdataError, DecodeError, SampleKeyError
+from atdata._shards.members import FdCache, KeyLookup, ShardIndex
 from atdata._shards.sources import DataSource, URLSource, is_remote
 from atdata._shards.tar import iter_tar
 from atdata._wire.sample import not_a_map, unpack_failure
@@ -53,29 +53,29 @@ class ShardTable:
 
     Attributes:
         counts: Shard -> number of samples (known from shard infos, manifests or indexes).
-        members: Shard -> {key: (offset, size)} (built on demand from the member index).
-        key_lists: Shard -> keys in member order.
-        indexes: Shard -> its :class:`~atdata._shards.members.ShardIndex`.
+        indexes: Shard -> its :class:`~atdata._shards.members.ShardIndex` (compact: integer
+            arrays and packed keys, about 20 bytes plus the key length per sample).
         skipped: What ``on_error="skip"`` skipped: dicts with shard, key and error.
         cum: ``(shards, cumulative counts)`` for positional access, built on first use.
         fds: Open local shard files for ``pread`` (never pickled: workers open their own).
-        keymap: Key -> (shard, position), first shard wins; built on the first ``get``.
+        keymap: Key -> overall position over :attr:`keymap_shards` (first shard wins), a
+            :class:`~atdata._shards.members.KeyLookup` of hashes (12-16 bytes per sample);
+            built on the first ``get``.
     """
 
     def __init__(self, source: DataSource, on_error: str) -> None:
         self.source = source
         self.on_error = on_error
         self.counts: dict[str, int] = {}
-        self.members: dict[str, dict[str, tuple[int, int]]] = {}
-        self.key_lists: dict[str, list[str]] = {}
         self.indexes: dict[str, ShardIndex] = {}
         self.skipped: list[dict[str, str]] = []
         self.cum: tuple[list[str], list[int]] | None = None
         self.fds: FdCache | None = None
-        self.keymap: dict[str, tuple[str, int]] | None = None
+        self.keymap: KeyLookup | None = None
+        self.keymap_shards: list[str] = []
 
     def __getstate__(self) -> dict[str, Any]:  # DataLoader workers (spawn): open their own files
-        return {**self.__dict__, "fds": None}
+        return {**self.__dict__, "fds": None, "keymap": None}  # (hashes differ per process)
 
     # -- counts ---------------------------------------------------------------------------------
     def bad(self, shard: str, key: str | None, err: Exception) -> None:
@@ -94,15 +94,7 @@ class ShardTable:
             idx = load_index(shard, self.source)
             self.indexes[shard] = idx
             self.counts[shard] = len(idx)
-            self.key_lists[shard] = idx.keys
         return idx
-
-    def shard_members(self, shard: str) -> dict[str, tuple[int, int]]:
-        """Key -> (offset, size) of ``shard``'s samples."""
-        m = self.members.get(shard)
-        if m is None:
-            m = self.members[shard] = self.shard_index(shard).as_dict()
-        return m
 
     def shard_count(self, shard: str) -> int:
         """Samples in ``shard``: a known count, a fresh manifest's, or a header-only scan."""
@@ -113,7 +105,7 @@ class ShardTable:
             n = manifest_count(shard)
             if n is None:
                 try:
-                    n = len(self.shard_members(shard))
+                    n = len(self.shard_index(shard))
                 except AtdataError:
                     if self.on_error != "skip":
                         raise
@@ -171,12 +163,13 @@ class ShardTable:
         """``(shard, position in shard)`` of ``key`` (the first shard that holds it), or ``None``."""
         keymap = self.keymap
         if keymap is None:
-            keymap = {}
-            for shard in self.source.list_shards():
-                for key_, pos_ in self.shard_index(shard).positions.items():
-                    keymap.setdefault(key_, (shard, pos_))
-            self.keymap = keymap
-        return keymap.get(key)
+            from atdata._shards.members import KeyLookup
+
+            shards = list(self.source.list_shards())
+            keymap = self.keymap = KeyLookup([self.shard_index(s).keys for s in shards])
+            self.keymap_shards = shards
+        hit = keymap.find(key)
+        return None if hit is None else (self.keymap_shards[hit[0]], hit[1])
 
     # -- reading --------------------------------------------------------------------------------
     def read_member(self, shard: str, key: str, pos: int | None = None) -> dict:
@@ -187,7 +180,9 @@ class ShardTable:
         """
         idx = self.shard_index(shard)
         if pos is None:
-            pos = idx.positions[key]
+            pos = idx.position(key)
+            if pos is None:
+                raise SampleKeyError(f"no sample with key {key!r} in shard {shard}")
         off, size = idx.offsets[pos], idx.sizes[pos]
         where = f" in shard {shard}, sample {key!r}"
         source = self.source
