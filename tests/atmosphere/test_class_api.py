@@ -295,3 +295,19 @@ def test_schema_publisher_writes_at_an_explicit_rkey():
 
     with pytest.raises(ValueError, match="different body"):
         SchemaPublisher(m).publish(Cell2, name="Cell", version="1.0.0", rkey="cell-custom")
+
+
+def test_dataset_publisher_writes_at_an_explicit_rkey(tmp_path):
+    m = MockAtmosphere(did="did:plc:m5", handle="d.test")
+    m.login("d.test", "pw")
+    s_uri = SchemaPublisher(m).publish(Cell, version="1.0.0")
+    pub = DatasetPublisher(m)
+    urls = ["https://example.org/c-000.tar", "https://example.org/c-001.tar"]
+    uri = pub.publish_with_urls(urls, str(s_uri), name="cells", rkey="cells-key")
+    assert str(uri) == "at://did:plc:m5/science.alt.dataset.entry/cells-key"
+    assert pub.publish_with_urls(urls, str(s_uri), name="cells", rkey="cells-key") == uri
+    moved = pub.publish_with_urls(urls[:1], str(s_uri), name="cells", rkey="cells-key")
+    assert str(moved) == str(uri) and DatasetLoader(m).get_urls(moved) == urls[:1]  # replaced
+    ds = atdata.write_samples(_cells(3), str(tmp_path / "c.tar"))
+    blob_uri = pub.publish(ds, name="cells-blobs", schema_uri=str(s_uri), rkey="blobs-key")
+    assert str(blob_uri).endswith("/science.alt.dataset.entry/blobs-key")

@@ -226,6 +226,7 @@ class DatasetPublisher:
             metadata=_meta(kw.get("metadata")),
             extra=extra,
             blob_cids=blob_cids,
+            rkey=kw.get("rkey"),
         )
         return _at(pub)
 
@@ -280,6 +281,7 @@ class DatasetPublisher:
             license=license,
             metadata=meta if isinstance(meta, dict) and meta else None,
             **kw,
+            rkey=rkey,
         )
         return _at(pub)
 

@@ -181,6 +181,7 @@ def publish_dataset(
     metadata: dict[str, Any] | None = None,
     max_blob_size: int | None = None,
     manifests: bool | None = None,
+    rkey: str | None = None,
 ) -> Published:
     """Publish a dataset entry whose shards are PDS blobs, HTTP URLs or S3 keys.
 
@@ -200,6 +201,8 @@ def publish_dataset(
         manifests: Carry the shards' manifests (uploaded as blobs, listed in the record's
             ``manifests``) so remote ``ds.query`` works: ``None`` when every shard has one,
             ``True`` requires them, ``False`` leaves them out.
+        rkey: Write the entry at this record key (default: found by name, version and split,
+            else a new key).
 
     Returns:
         :class:`Published`; publishing the same content again writes nothing.
@@ -257,6 +260,7 @@ def publish_dataset(
         metadata=meta or None,
         extra=extra,
         blob_cids=blob_cids,
+        rkey=rkey,
     )
 
 
@@ -319,13 +323,15 @@ def publish_entry(
     metadata: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
     blob_cids: list[str] | None = None,
+    rkey: str | None = None,
 ) -> Published:
     """Write (or find) the entry record for a ready ``storage`` object, then its label.
 
     ``metadata["version"]`` and ``metadata["split"]`` identify the entry among those of the same
     name (same name, version and split: updated in place). The label ``name`` (``version``) points
     at the unsplit data or its ``train`` split. ``extra`` adds record fields (``manifests``,
-    ``contentMetadata``, ...).
+    ``contentMetadata``, ...). With ``rkey`` the record is the one at that key (an identical one
+    there is kept, a different one replaced).
     """
     meta = dict(metadata or {})
     rec = entry_record(
@@ -339,7 +345,7 @@ def publish_entry(
         metadata=meta or None,
     )
     rec.update(extra or {})
-    pub = _put_entry(atmo, name, meta, rec, list(blob_cids or []))
+    pub = _put_entry(atmo, name, meta, rec, list(blob_cids or []), rkey)
     version, split = meta.get("version"), meta.get("split")
     if not split or split == "train":  # a label names one entry: unsplit data or its train split
         label = publish_label(atmo, name, pub.uri, version=version, description=description)
@@ -348,9 +354,25 @@ def publish_entry(
 
 
 def _put_entry(
-    atmo: Any, name: str, meta: dict[str, Any], rec: dict[str, Any], blob_cids: list[str]
+    atmo: Any,
+    name: str,
+    meta: dict[str, Any],
+    rec: dict[str, Any],
+    blob_cids: list[str],
+    rkey: str | None = None,
 ) -> Published:
-    """Same name + version + split: update that record in place (idempotent), else create one."""
+    """Same name + version + split: update that record in place (idempotent), else create one;
+    with ``rkey``, the record at that key."""
+    if rkey is not None:
+        found = _existing(atmo, ENTRY, rkey)
+        if found is not None and _same_entry(found[0], rec):
+            return Published(
+                f"at://{atmo.did}/{ENTRY}/{rkey}", found[1], created=False, blobs=blob_cids
+            )
+        if found is not None:
+            rec["createdAt"] = found[0].get("createdAt", rec["createdAt"])
+        out = atmo.put_record(ENTRY, rkey, rec)
+        return Published(*_written(out, rec), created=True, blobs=blob_cids)
     for uri, cid, value in find_entries(atmo, name):
         m = unpack_metadata(value.get("metadata"))
         if m.get("version") == meta.get("version") and m.get("split") == meta.get("split"):
