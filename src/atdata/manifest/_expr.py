@@ -45,6 +45,12 @@ def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _floating(typ: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_floating(typ))
+
+
 def _num(agg: dict, key: str) -> float | None:
     v = agg.get(key)
     return float(v) if v is not None else None
@@ -242,6 +248,10 @@ class Leaf(Predicate):
         # literals go in as pyarrow scalars made without pyarrow's pandas probe (_arrowvals)
         if op == "contains":
             m = bools([xs is not None and v in xs for xs in col.to_pylist()])
+        elif op == "in" and _floating(col.type) and v:
+            m = pc.equal(col, scalar(v[0]))  # compared, not hashed: -0.0 == 0 and NaN != NaN
+            for x in v[1:]:
+                m = pc.or_(m, pc.equal(col, scalar(x)))
         elif op == "in":
             m = pc.is_in(col, value_set=array_of(list(v)))
         elif op == "between":
@@ -276,10 +286,16 @@ class Leaf(Predicate):
 
     def _numeric(self, agg: dict, n: int, negated: bool) -> bool:
         count = int(agg.get("count") or 0)
-        nulls = n > count
-        if negated and nulls:
+        mean = agg.get("mean")
+        # rows the bounds leave out: None or NaN (ours count neither; upstream's writer counts
+        # NaN but its mean turns NaN). NaN compares false except for != (IEEE, as pandas), so
+        # != and every negated test may match them.
+        nulls = n > count or (isinstance(mean, float) and math.isnan(mean))
+        if (negated or self.op == "!=") and nulls:
             return True
         lo, hi = _num(agg, "min"), _num(agg, "max")
+        if lo is not None and hi is not None and (math.isnan(lo) or math.isnan(hi)):
+            return True
         if count == 0 or lo is None or hi is None or math.isinf(lo) or math.isinf(hi):
             return count != 0 or (negated and n > 0)
         op, v = self.op, self.value

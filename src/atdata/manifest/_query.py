@@ -50,6 +50,7 @@ from atdata.manifest._expr import Expr, FieldSet
 from atdata.manifest._locations import SampleLocation, fetch_sample, fetch_samples
 from atdata.manifest._paths import manifest_paths
 from atdata.manifest._read import ShardManifest, frame_of, load_manifest, read_sidecar
+from atdata.manifest._sqlnan import ieee_where
 from atdata.manifest._where import where_to_expr
 
 __all__ = ["QueryExecutor", "QueryResult", "QueryStats", "SampleLocation", "fetch_sample"]
@@ -427,7 +428,11 @@ class QueryExecutor:
         text = sql.strip().rstrip(";")
         if text.upper().startswith("WHERE "):
             text = text[6:]
-        cur = _duckdb(duckdb).cursor()
+        con = _duckdb(duckdb)
+        pa = require("pyarrow", "query", "queries")
+        floats = {f.name for f in table.schema if pa.types.is_floating(f.type)}
+        text = ieee_where(con, text, floats)  # NaN compares as in pandas/numpy (see _sqlnan)
+        cur = con.cursor()
         view = f"manifest_{uuid.uuid4().hex}"
         try:
             cur.register(view, table)
