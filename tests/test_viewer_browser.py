@@ -71,10 +71,10 @@ def browser() -> Iterator[Any]:
 def _open(browser: Any, url: str) -> None:
     from selenium.webdriver.support.ui import WebDriverWait
 
+    # a fresh document each time: a hash-only navigation would leave the previous page's
+    # render (and its ``ready`` flag) racing the new one
+    browser.get("about:blank")
     browser.get(url)
-    browser.execute_script(
-        "document.body.dataset.ready = '0'; window.dispatchEvent(new Event('hashchange'))"
-    )
     WebDriverWait(browser, 20).until(
         lambda b: b.execute_script("return document.body.dataset.ready") == "1"
     )

@@ -198,7 +198,10 @@ async function showSamples(id, params) {
 }
 
 // -- routing ---------------------------------------------------------------------------------
+let routeGen = 0; // only the newest navigation marks the page ready
+
 async function route() {
+  const gen = ++routeGen;
   const hash = location.hash.replace(/^#/, "") || "/";
   const [path, qs] = hash.split("?");
   const params = new URLSearchParams(qs || "");
@@ -214,7 +217,7 @@ async function route() {
   } catch (err) {
     fail(err);
   }
-  document.body.dataset.ready = "1";
+  if (gen === routeGen) document.body.dataset.ready = "1";
 }
 
 window.addEventListener("hashchange", route);
