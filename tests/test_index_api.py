@@ -485,3 +485,47 @@ def test_stored_lenses(any_index):
     inner = any_index.store_lens(atdata.Lens(local_fn, source=Full, view=NameOnly), name="inner")
     with pytest.raises(ValueError, match="no importable getter"):
         any_index.load_lens(inner)
+
+
+def test_top_level_names_upstream_has():
+    import subprocess
+    import sys
+    import warnings
+
+    # subpackages are attributes after a bare ``import atdata`` (imported on first use)
+    code = (
+        "import atdata, sys; assert 'atdata.atmosphere' not in sys.modules; "
+        "print(atdata.atmosphere.Atmosphere.__name__, atdata.manifest.F is not None, "
+        "atdata.promote.__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["Atmosphere", "True", "atdata.promote"]
+    assert {"atmosphere", "cli", "promote", "manifest"} <= set(dir(atdata))
+    with pytest.warns(DeprecationWarning, match="use atdata.Index"):
+        assert atdata.AbstractIndex is Index
+    assert atdata.BlobSource.__name__ == "BlobSource"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(DeprecationWarning, match="get_schema_type"):
+            atdata.schema_to_type({"name": "X", "fields": []})
+
+
+def test_schema_to_type_takes_get_schema_dicts(index):
+    ref = index.publish_schema(Pt, version="1.0.0")
+    with pytest.warns(DeprecationWarning):
+        T = atdata.schema_to_type(index.get_schema(ref))
+    assert T.__name__ == "Pt" and T(name="a", value=2).value == 2
+    with pytest.warns(DeprecationWarning), pytest.raises(TypeError, match="needs a schema dict"):
+        atdata.schema_to_type({"fields": []})
+
+
+def test_blob_source_from_documented_blob_refs():
+    refs = [{"did": "did:plc:abc", "cid": "bafkreia"}, {"did": "did:plc:abc", "cid": "bafkreib"}]
+    src = atdata.BlobSource(refs, pds_endpoint="http://127.0.0.1:1")  # nothing is fetched yet
+    assert src.list_shards() == ["at://did:plc:abc/blob/bafkreia", "at://did:plc:abc/blob/bafkreib"]
+    assert src.blob_refs == refs and src.pds_endpoint == "http://127.0.0.1:1"
+    assert atdata.BlobSource(blob_refs=refs, pds_endpoint="http://x").did == "did:plc:abc"
+    with pytest.raises(ValueError, match="one BlobSource per repository"):
+        atdata.BlobSource(
+            [*refs, {"did": "did:plc:other", "cid": "bafkreic"}], pds_endpoint="http://x"
+        )

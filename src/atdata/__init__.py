@@ -100,13 +100,43 @@ _LAZY: dict[str, str] = {
     "set_default_index": "atdata.index._index",
     "verify_checksums": "atdata.index._verify",
     "verify_cid": "atdata.atmosphere._cid",
+    "schema_to_type": "atdata.index._schemas",
+    "BlobSource": "atdata.atmosphere._blobs",
     "write_samples": "atdata.dataset._write",
 }
 
 __all__ = sorted([*_LAZY, "__version__"])
 
 
-__getattr__, __dir__ = lazy_module(globals(), _LAZY)
+_lazy_getattr, _lazy_dir = lazy_module(globals(), _LAZY)
+
+# public subpackages, reachable as attributes after a bare ``import atdata`` (as with upstream),
+# imported on first use
+_SUBMODULES = frozenset(
+    {"atmosphere", "cli", "dataset", "index", "lens", "lexicons", "local", "manifest", "promote",
+     "providers", "repository", "search", "stores", "testing"}
+)  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"atdata.{name}")
+    if name == "AbstractIndex":  # upstream's deprecated protocol name: the Index class itself
+        import warnings
+
+        warnings.warn(
+            "atdata.AbstractIndex is deprecated; use atdata.Index as the type annotation",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return _lazy_getattr("Index")
+    return _lazy_getattr(name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*_lazy_dir(), *_SUBMODULES})
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
@@ -145,6 +175,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from atdata._types import NDArray
     from atdata._wire.arrays import decode_array, encode_array
     from atdata._wire.sample import DictSample, Packable, PackableSample, packable
+    from atdata.atmosphere._blobs import BlobSource
     from atdata.atmosphere._cid import generate_cid, verify_cid
     from atdata.cli import main
     from atdata.dataset._arrow_read import schema_from_arrow
@@ -153,6 +184,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from atdata.dataset._write import ShardWriter, write_samples
     from atdata.index._entry import DatasetEntry, IndexEntry, SchemaRecord
     from atdata.index._index import Index, get_default_index, set_default_index
+    from atdata.index._schemas import schema_to_type
     from atdata.index._search import (
         LocalSearchBackend,
         SearchAggregator,

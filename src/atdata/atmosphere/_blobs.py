@@ -222,13 +222,48 @@ class _RangeCache:
 class BlobSource:
     """A :class:`~atdata.DataSource` streaming shards stored as blobs on a PDS.
 
+    Made as ``BlobSource(did, pds, blobs)`` or, as upstream documents,
+    ``BlobSource(blob_refs, pds_endpoint=None)`` with ``[{"did": ..., "cid": ...}, ...]`` (the
+    PDS found from the DID when not given).
+
     Args:
-        did: The repository holding the blobs.
+        did: The repository holding the blobs (or the ``blob_refs`` list).
         pds: Its PDS base URL.
         blobs: ``[(cid, sha256 or None, size or None), ...]`` in shard order.
+        blob_refs: ``[{"did", "cid"[, "sha256", "size"]}, ...]``, all of one repository.
+        pds_endpoint: The PDS of ``blob_refs`` (default: resolved from the DID).
+
+    Raises:
+        ConfigError: (a ``ValueError``) No blobs, or ``blob_refs`` of several repositories.
     """
 
-    def __init__(self, did: str, pds: str, blobs: list[tuple[str, str | None, int | None]]) -> None:
+    def __init__(
+        self,
+        did: str | list[dict[str, Any]] | None = None,
+        pds: str | None = None,
+        blobs: list[tuple[str, str | None, int | None]] | None = None,
+        *,
+        blob_refs: list[dict[str, Any]] | None = None,
+        pds_endpoint: str | None = None,
+    ) -> None:
+        if isinstance(did, list):
+            blob_refs, did = did, None
+        if blob_refs is not None:
+            dids = {str(r.get("did", "")) for r in blob_refs}
+            if len(dids) != 1 or "" in dids:
+                raise ConfigError(
+                    f"blob_refs must all name one repository's DID, got {sorted(dids)[:3]}; "
+                    "make one BlobSource per repository"
+                )
+            did = dids.pop()
+            if pds_endpoint is None and pds is None:
+                from atdata.atmosphere._resolve import resolve_identity
+
+                pds = resolve_identity(did).pds
+            pds = pds_endpoint or pds
+            blobs = [(str(r["cid"]), r.get("sha256"), r.get("size")) for r in blob_refs]
+        if did is None or pds is None:
+            raise ConfigError("BlobSource needs (did, pds, blobs) or blob_refs=[{'did', 'cid'}]")
         if not blobs:
             raise ConfigError(f"no blobs to read from {did}")
         self.did, self.pds = did, pds.rstrip("/")
@@ -236,6 +271,16 @@ class BlobSource:
         self._order = [blob_shard_id(did, c) for c, _s, _z in blobs]
         self._ranges = _RangeCache(self.open_shard)
         self.spec = ",".join(self._order)
+
+    @property
+    def blob_refs(self) -> list[dict[str, str]]:
+        """``[{"did", "cid"}, ...]`` in shard order (upstream's attribute)."""
+        return [{"did": self.did, "cid": self._blobs[s][0]} for s in self._order]
+
+    @property
+    def pds_endpoint(self) -> str:
+        """The PDS the blobs are read from (upstream's name of :attr:`pds`)."""
+        return self.pds
 
     @property
     def shards(self) -> Iterator[str]:

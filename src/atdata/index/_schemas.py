@@ -34,6 +34,7 @@ __all__ = [
     "publish_schema",
     "resolve_schema",
     "schema_dict",
+    "schema_to_type",
 ]
 
 
@@ -201,3 +202,49 @@ class SchemaNamespace:
     def __repr__(self) -> str:
         names = ", ".join(sorted(self._types))
         return f"SchemaNamespace({names})" if names else "SchemaNamespace(empty)"
+
+
+def schema_to_type(schema: dict[str, Any], *, use_cache: bool = True) -> type:
+    """Deprecated (upstream's name; warns): the ``@packable`` class of a schema dict, as
+    :meth:`~atdata.Index.get_schema` returns it (or upstream's ``fields`` form). Use
+    ``index.get_schema_type(ref)``.
+
+    Args:
+        schema: ``{"name", "fields": [...]}`` and/or ``{"schema": <JSON Schema body>}``.
+        use_cache: Accepted; the same schema always gives the same class.
+
+    Raises:
+        SchemaError: (a ``TypeError``) When it has no name or fields.
+
+    Examples:
+        >>> import warnings
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("ignore")
+        ...     T = schema_to_type({"name": "Pt", "version": "1.0.0", "fields": [
+        ...         {"name": "x", "fieldType": {"$type": "local#primitive", "primitive": "int"},
+        ...          "optional": False}]})
+        >>> T(x=3).x, T.__name__
+        (3, 'Pt')
+    """
+    import warnings
+
+    from atdata._wire.local_fields import body_of
+    from atdata._wire.schema_json import type_from_schema
+
+    warnings.warn(
+        "schema_to_type is deprecated; use index.get_schema_type(ref)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    name = schema.get("name") if isinstance(schema, dict) else None
+    if not name:
+        raise SchemaError(
+            "schema_to_type needs a schema dict with a 'name' (index.get_schema(ref))"
+        )
+    body = schema.get("schema")
+    if not isinstance(body, dict):
+        fields = schema.get("fields")
+        if not isinstance(fields, list):
+            raise SchemaError(f"schema {name!r} has neither 'schema' nor 'fields'")
+        body = body_of(fields)
+    return type_from_schema(str(name), body)
