@@ -529,3 +529,36 @@ def test_blob_source_from_documented_blob_refs():
         atdata.BlobSource(
             [*refs, {"did": "did:plc:other", "cid": "bafkreic"}], pds_endpoint="http://x"
         )
+
+
+def test_public_modules_serve_upstreams_names():
+    import atdata.dataset
+    import atdata.index
+    import atdata.lens
+    import atdata.testing
+
+    for name in ("SchemaField", "SchemaFieldType", "REDIS_KEY_DATASET_ENTRY", "REDIS_KEY_SCHEMA"):
+        assert getattr(atdata.index, name) is getattr(atdata.local, name), name
+    assert (atdata.index.REDIS_KEY_DATASET_ENTRY, atdata.index.REDIS_KEY_SCHEMA) == (
+        "LocalDatasetEntry", "LocalSchema",
+    )  # fmt: skip
+    assert atdata.lens.LensNotFoundError is atdata.LensNotFoundError
+    assert atdata.lens.Packable is atdata.Packable and atdata.lens.S.__name__ == "S"
+    assert atdata.lens.LensGetter is not None and atdata.lens.LensPutter is not None
+    assert atdata.dataset.LensNetwork is atdata.LensNetwork
+    assert atdata.dataset.PartialFailureError is atdata.PartialFailureError
+    assert atdata.testing.MockAtmosphereClient is atdata.testing.MockAtmosphere
+    f = atdata.index.SchemaField.from_dict(
+        {"name": "img", "fieldType": {"$type": "local#ndarray", "dtype": "uint8", "shape": [None, 3]},
+         "optional": True}
+    )  # fmt: skip
+    assert (f.name, f.field_type.kind, f.field_type.dtype, f.optional) == (
+        "img",
+        "ndarray",
+        "uint8",
+        True,
+    )
+    assert f.to_dict() == {
+        "name": "img", "fieldType": {"$type": "local#ndarray", "dtype": "uint8", "shape": [None, 3]},
+        "optional": True,
+    }  # fmt: skip

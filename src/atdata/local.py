@@ -14,19 +14,17 @@ Examples:
 
 from __future__ import annotations
 
+from atdata._wire.local_fields import SchemaField, SchemaFieldType
 from atdata.index._entry import BasicIndexEntry, LocalDatasetEntry
 from atdata.index._index import Index
 from atdata.index._legacy_repo import Repo
 from atdata.index._schemas import LocalSchemaRecord, SchemaNamespace
+from atdata.providers._redis_legacy import REDIS_KEY_DATASET_ENTRY, REDIS_KEY_SCHEMA
 from atdata.stores._local import LocalDiskStore
 from atdata.stores._s3 import S3DataStore
 
 LocalIndex = Index
 
-#: Redis key prefixes of upstream's Redis layout (names only; our Redis provider keeps its
-#: records under one configurable prefix, ``atdata:`` by default).
-REDIS_KEY_DATASET_ENTRY = "LocalDatasetEntry"
-REDIS_KEY_SCHEMA = "LocalSchema"
 
 __all__ = [
     "REDIS_KEY_DATASET_ENTRY",
@@ -39,5 +37,7 @@ __all__ = [
     "LocalSchemaRecord",
     "Repo",
     "S3DataStore",
+    "SchemaField",
+    "SchemaFieldType",
     "SchemaNamespace",
 ]

@@ -12,11 +12,12 @@ Examples:
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from atdata._wire.schema_json import DRAFT_07, NDARRAY_REF, SCHEMA_FORMAT_TYPE
 
-__all__ = ["body_of", "field_type", "local_fields", "prop_of"]
+__all__ = ["SchemaField", "SchemaFieldType", "body_of", "field_type", "local_fields", "prop_of"]
 
 _PRIMITIVE_TO_JSON = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
 _JSON_TO_PRIMITIVE = {v: k for k, v in _PRIMITIVE_TO_JSON.items()}
@@ -96,3 +97,100 @@ def local_fields(body: dict[str, Any]) -> list[dict[str, Any]] | None:
             return None
         out.append({"name": fname, "fieldType": ft, "optional": fname not in required})
     return out
+
+
+@dataclasses.dataclass
+class SchemaFieldType:
+    """One upstream local field type as an object (``atdata.index.SchemaFieldType``).
+
+    Attributes:
+        kind: ``primitive``, ``ndarray``, ``array``, ``ref``, ``structured``, ``dataframe`` ...
+            (the part after ``local#``).
+        primitive: ``str``/``int``/``float``/``bool``/``bytes`` for ``primitive``.
+        dtype: numpy dtype name for ``ndarray``/``structured``.
+        ref: The referenced schema for ``ref``.
+        items: The element type for ``array``.
+        shape: Expected ``ndarray`` shape (``None`` entries are free).
+        dimension_names: ``ndarray`` dimension names.
+
+    Examples:
+        >>> t = SchemaFieldType.from_dict({"$type": "local#array",
+        ...                                "items": {"$type": "local#primitive", "primitive": "int"}})
+        >>> t.kind, t.items.primitive, t.to_dict()["items"]
+        ('array', 'int', {'$type': 'local#primitive', 'primitive': 'int'})
+    """
+
+    kind: str
+    primitive: str | None = None
+    dtype: str | None = None
+    ref: str | None = None
+    items: SchemaFieldType | None = None
+    shape: list[int | None] | None = None
+    dimension_names: list[str] | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SchemaFieldType:
+        """From the stored form (``{"$type": "local#<kind>", ...}``)."""
+        t = str(data.get("$type", ""))
+        kind = t.rsplit("#", 1)[-1] if "#" in t else str(data.get("kind", "primitive"))
+        items = data.get("items")
+        return cls(
+            kind,
+            primitive=data.get("primitive"),
+            dtype=data.get("dtype"),
+            ref=data.get("ref"),
+            items=cls.from_dict(items) if isinstance(items, dict) and items else None,
+            shape=data.get("shape"),
+            dimension_names=data.get("dimensionNames"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored form: ``$type`` plus the attributes that apply to :attr:`kind`."""
+        out: dict[str, Any] = {"$type": f"local#{self.kind}"}
+        if self.kind == "primitive":
+            out["primitive"] = self.primitive
+        elif self.kind == "array":
+            if self.items is not None:
+                out["items"] = self.items.to_dict()
+        elif self.kind == "ref":
+            out["ref"] = self.ref
+        elif self.kind in ("ndarray", "structured"):
+            extra = {
+                "dtype": self.dtype,
+                "shape": self.shape,
+                "dimensionNames": self.dimension_names,
+            }
+            out.update({k: v for k, v in extra.items() if v is not None})
+        return out
+
+
+@dataclasses.dataclass
+class SchemaField:
+    """One field of an upstream local schema (``atdata.index.SchemaField``).
+
+    Examples:
+        >>> f = SchemaField.from_dict({"name": "x", "fieldType": {"$type": "local#ndarray"}})
+        >>> f.name, f.field_type.kind, f.optional, f.to_dict()["fieldType"]
+        ('x', 'ndarray', False, {'$type': 'local#ndarray'})
+    """
+
+    name: str
+    field_type: SchemaFieldType
+    optional: bool = False
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SchemaField:
+        """From ``{"name", "fieldType", "optional"}``."""
+        return cls(
+            str(data["name"]),
+            SchemaFieldType.from_dict(data.get("fieldType") or {}),
+            bool(data.get("optional", False)),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"name", "fieldType", "optional"}``."""
+        return {
+            "name": self.name,
+            "fieldType": self.field_type.to_dict(),
+            "optional": self.optional,
+        }

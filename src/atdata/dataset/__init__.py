@@ -18,6 +18,11 @@ _LAZY: dict[str, str] = {
     "DataSource": "atdata._shards.sources",
     "Dataset": "atdata.dataset._dataset",
     "DictSample": "atdata._wire.sample",
+    "Lens": "atdata.lens._lens",
+    "LensNetwork": "atdata.lens._lens",
+    "LensNotFoundError": "atdata._errors",
+    "PartialFailureError": "atdata._errors",
+    "SampleKeyError": "atdata._errors",
     "Packable": "atdata._wire.sample",
     "PackableSample": "atdata._wire.sample",
     "Pathlike": "atdata.dataset._names",
@@ -38,6 +43,7 @@ __all__ = sorted(_LAZY)
 __getattr__, __dir__ = lazy_module(globals(), _LAZY)
 
 if TYPE_CHECKING:  # pragma: no cover
+    from atdata._errors import LensNotFoundError, PartialFailureError, SampleKeyError
     from atdata._shards.sources import DataSource, URLSource
     from atdata._wire.sample import DictSample, Packable, PackableSample, packable
     from atdata.dataset._batch import SampleBatch
@@ -53,3 +59,4 @@ if TYPE_CHECKING:  # pragma: no cover
         WDSRawSample,
     )
     from atdata.dataset._write import write_samples
+    from atdata.lens._lens import Lens, LensNetwork

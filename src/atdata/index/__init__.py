@@ -22,6 +22,10 @@ _LAZY: dict[str, str] = {
     "RedisProvider": "atdata.providers._redis",
     "Repository": "atdata.repository",
     "SQLiteProvider": "atdata.providers._sqlite",
+    "REDIS_KEY_DATASET_ENTRY": "atdata.providers._redis_legacy",
+    "REDIS_KEY_SCHEMA": "atdata.providers._redis_legacy",
+    "SchemaField": "atdata._wire.local_fields",
+    "SchemaFieldType": "atdata._wire.local_fields",
     "SchemaNamespace": "atdata.index._schemas",
     "SchemaRecord": "atdata.index._entry",
     "ShardRef": "atdata.index._entry",
@@ -35,6 +39,7 @@ __all__ = sorted(_LAZY)
 __getattr__, __dir__ = lazy_module(globals(), _LAZY)
 
 if TYPE_CHECKING:  # pragma: no cover
+    from atdata._wire.local_fields import SchemaField, SchemaFieldType
     from atdata.index._entry import (
         BasicIndexEntry,
         DatasetEntry,
@@ -48,6 +53,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from atdata.providers._base import IndexProvider
     from atdata.providers._postgres import PostgresProvider
     from atdata.providers._redis import RedisProvider
+    from atdata.providers._redis_legacy import REDIS_KEY_DATASET_ENTRY, REDIS_KEY_SCHEMA
     from atdata.providers._sqlite import SQLiteProvider
     from atdata.repository import Repository
     from atdata.stores._base import atdata_home

@@ -19,7 +19,14 @@ from atdata._lazy import lazy_module
 
 _LAZY: dict[str, str] = {
     "Lens": "atdata.lens._lens",
+    "LensGetter": "atdata.lens._lens",
     "LensNetwork": "atdata.lens._lens",
+    "LensNotFoundError": "atdata._errors",
+    "LensPutter": "atdata.lens._lens",
+    "Packable": "atdata._wire.sample",
+    "S": "atdata.lens._lens",
+    "V": "atdata.lens._lens",
+    "W": "atdata.lens._lens",
     "lens": "atdata.lens._lens",
 }
 
@@ -40,4 +47,6 @@ class _CallableModule(types.ModuleType):
 sys.modules[__name__].__class__ = _CallableModule
 
 if TYPE_CHECKING:  # pragma: no cover
-    from atdata.lens._lens import Lens, LensNetwork, lens
+    from atdata._errors import LensNotFoundError
+    from atdata._wire.sample import Packable
+    from atdata.lens._lens import Lens, LensGetter, LensNetwork, LensPutter, S, V, W, lens

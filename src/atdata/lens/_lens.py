@@ -32,7 +32,7 @@ import inspect
 import typing
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeAlias, TypeVar
 
 from atdata._errors import ConfigError, LensNotFoundError
 
@@ -41,6 +41,11 @@ __all__ = ["Lens", "LensNetwork", "lens"]
 S = TypeVar("S")
 V = TypeVar("V")
 W = TypeVar("W")
+
+#: A lens's getter: source -> view.
+LensGetter: TypeAlias = Callable[[S], V]
+#: A lens's putter: (view, source) -> updated source.
+LensPutter: TypeAlias = Callable[[V, S], S]
 
 
 class Lens(Generic[S, V]):

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENTRY",
+    "REDIS_KEY_DATASET_ENTRY",
+    "REDIS_KEY_SCHEMA",
     "LABEL",
     "SCHEMA",
     "entry_from_legacy",
@@ -58,6 +60,8 @@ __all__ = [
 log = logging.getLogger("atdata")
 
 ENTRY, SCHEMA, LABEL = "LocalDatasetEntry", "LocalSchema", "Label"
+#: Upstream's documented names of the entry and schema key prefixes.
+REDIS_KEY_DATASET_ENTRY, REDIS_KEY_SCHEMA = ENTRY, SCHEMA
 #: A field of mirror-written label hashes: such labels are ours, not read back as upstream's.
 MIRROR_MARK = "atdata_mirror"
 

@@ -29,6 +29,7 @@ from atdata._lazy import lazy_module
 # public name -> private module of this package
 _LAZY: dict[str, str] = {
     "MockAtmosphere": "._atmosphere",
+    "MockAtmosphereClient": "._atmosphere",
     "assert_lens_laws": "._lens_laws",
     "check_lens_laws": "._lens_laws",
     "make_dataset": "._factories",
@@ -44,6 +45,7 @@ _LAZY: dict[str, str] = {
 
 __all__ = [
     "MockAtmosphere",
+    "MockAtmosphereClient",
     "assert_lens_laws",
     "check_lens_laws",
     "make_dataset",
@@ -62,7 +64,7 @@ __getattr__, __dir__ = lazy_module(globals(), _LAZY)
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from atdata.testing._atmosphere import MockAtmosphere
+    from atdata.testing._atmosphere import MockAtmosphere, MockAtmosphereClient
     from atdata.testing._factories import make_dataset, make_samples, mock_index
     from atdata.testing._fixtures import mock_atmosphere, tmp_dataset, tmp_index
     from atdata.testing._lens_laws import assert_lens_laws, check_lens_laws

@@ -21,7 +21,7 @@ from typing import Any
 
 from atdata._errors import ConfigError
 
-__all__ = ["MockAtmosphere"]
+__all__ = ["MockAtmosphere", "MockAtmosphereClient"]
 
 
 class MockAtmosphere:
@@ -234,3 +234,7 @@ class MockAtmosphere:
         self._blobs.clear()
         self._call_log.clear()
         self._logged_in = False
+
+
+MockAtmosphereClient = MockAtmosphere
+"""Upstream's earlier name of :class:`MockAtmosphere` (as ``AtmosphereClient`` is of ``Atmosphere``)."""
