@@ -87,7 +87,7 @@ def main() -> None:
                 nw,
                 lambda nw=nw: L.drain(L.Ceiling(L.N).loader(nw), limit),
             )
-        for nw in WORKERS:
+        for nw in [w for w in WORKERS for _ in range(rounds)]:
             L.row(
                 "atdata.to_torch +aug", nw, lambda nw=nw: L.drain(atd(nw, S.atd_transform), limit)
             )
