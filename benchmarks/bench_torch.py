@@ -9,6 +9,8 @@ processes too):
 - ``{local,http,s3}.torch.N``: ``ds.to_torch(batch_size=64, shuffle=True, output="torch")``
   (``transform=`` to tensors where ``output`` is unknown) through ``tds.loader(num_workers=N)``,
   a whole epoch (or ``--limit`` seconds), start-up included;
+- ``{http,s3}.known.N``: the same with shard counts known from a catalogue (``shard_infos``);
+  ``{http,s3}.small.0`` also with ``shuffle_buffer=1000`` (what is held follows the window);
 - ``ceiling.N``: the DataLoader moving ready-made tensors of the same batch shape (its own cost).
 
 Run: ``uv run python benchmarks/bench_torch.py [--limit S] [--rounds R] [row-prefix ...]`` (or
@@ -35,6 +37,7 @@ sys.path.insert(0, HERE)
 import _workload as W  # noqa: E402
 
 BATCH = 64
+SMALL_WINDOW = 1000  # the ``small`` rows: memory held follows the window, not the dataset
 WORKERS = (0, 1, 2)
 
 
@@ -168,12 +171,14 @@ def _dataset(kind: str, base: str, paths: list[str], known: bool = False):
     return atdata.Dataset[st](src, shard_infos=_infos(ids, paths) if known else None)
 
 
-def _loader(ds, nw: int):
+def _loader(ds, nw: int, window: int | None = None):
     import inspect
 
     from atdata.dataset._torch import TorchDataset
 
     kw = dict(batch_size=BATCH, shuffle=True, seed=0)
+    if window is not None:
+        kw["shuffle_buffer"] = window
     if "output" in inspect.signature(TorchDataset.__init__).parameters:
         kw["output"] = "torch"
     else:  # before issue 12: batches are SampleBatch objects
@@ -295,14 +300,14 @@ def row(name: str, base: str, limit_s: float) -> dict:
     else:
         if kind == "local":
             W.warm(paths)
-        ds = _dataset(kind, base, paths, known=what == "known")
+        ds = _dataset(kind, base, paths, known=what in ("known", "small"))
         if kind == "s3":  # as for the raw row: importing boto3 and making a client is not transfer
             ds.source._get_client()
         if what == "seq":
             n, dt, steady = _drain(ds.ordered(batch_size=BATCH), limit_s)
         else:
             t0 = time.perf_counter()
-            loader = _loader(ds, int(rest[0]))
+            loader = _loader(ds, int(rest[0]), SMALL_WINDOW if what == "small" else None)
             init = time.perf_counter() - t0
             n, dt, steady = _drain(loader, limit_s)
             dt = time.perf_counter() - t0
@@ -385,6 +390,7 @@ def main(argv: list[str]) -> None:
         names += [f"{kind}.torch.{nw}" for nw in WORKERS]
         if kind != "local":  # shard counts known from a catalogue: no counting pass
             names += [f"{kind}.known.{nw}" for nw in WORKERS]
+            names += [f"{kind}.small.0"]
     names += [f"ceiling.{nw}" for nw in WORKERS]
     if argv:
         names = [n for n in names if any(n.startswith(a) for a in argv)]
