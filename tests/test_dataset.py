@@ -194,6 +194,23 @@ def test_shuffled_batches(shard_dir):
     assert [len(b) for b in ds.shuffled(batch_size=8, seed=3, drop_last=True)] == [8, 8, 8]
 
 
+def test_shuffled_takes_the_documented_positional_order(shard_dir):
+    # shuffled(buffer_shards, buffer_samples, batch_size): buffer_samples is our buffer
+    ds = atdata.Dataset[Item](_url(shard_dir))
+    bs = list(ds.shuffled(100, 8, 5, seed=3))
+    assert [len(b) for b in bs] == [5] * 5 and sorted(i for b in bs for i in b.idx) == list(
+        range(25)
+    )
+    assert [s.idx for s in ds.shuffled(buffer_samples=8, seed=1)] == [
+        s.idx for s in ds.shuffled(buffer=8, seed=1)
+    ]
+    with pytest.raises(ConfigError, match=r"buffer_shards must be >= 1"):
+        ds.shuffled(0)
+    with pytest.raises(ConfigError, match=r"buffer must be >= 1"):
+        ds.shuffled(buffer_samples=0)
+    assert ds.as_type(other=Item) is ds  # as_type's documented parameter name
+
+
 def test_batch_stacking(shard_dir):
     ds = atdata.Dataset[Item](_url(shard_dir))
     bs = list(ds.ordered(batch_size=10))

@@ -38,7 +38,9 @@ def check(path: str) -> None:
     assert_type(ds.ordered(), Iterator[Row])
     assert_type(ds.ordered(batch_size=4), Iterator[SampleBatch[Row]])
     assert_type(ds.shuffled(seed=0), Iterator[Row])
-    assert_type(ds.shuffled(8, seed=0), Iterator[SampleBatch[Row]])
+    assert_type(ds.shuffled(batch_size=8, seed=0), Iterator[SampleBatch[Row]])
+    assert_type(ds.shuffled(100, 1000, 8), Iterator[SampleBatch[Row]])  # documented order
+    assert_type(ds.shuffled(100, 1000), Iterator[Row])
     assert_type(ds.as_type(Short), Dataset[Short])
     assert_type(len(ds), int)
     assert_type(ds[0].__key__, str | None)

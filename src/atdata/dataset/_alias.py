@@ -1,5 +1,6 @@
 """``Dataset[T]``: the subscripted dataset class, which builds datasets whose samples decode as
-``T`` (``Dataset[T](url)`` is ``Dataset(url, sample_type=T)``).
+``T`` (``Dataset[T](url)`` is ``Dataset(url, sample_type=T)``); and :func:`dataset_args`, how
+``Dataset(...)``'s arguments are read.
 
 Examples:
     >>> import atdata
@@ -13,7 +14,37 @@ from __future__ import annotations
 import os
 from typing import Any, TypeVar
 
-__all__ = ["DatasetAlias"]
+from atdata._errors import ConfigError
+
+__all__ = ["DatasetAlias", "dataset_args"]
+
+
+def dataset_args(
+    source: Any, sample_type: Any, url: Any, metadata_url: str | None, on_error: str
+) -> tuple[Any, type, str | None]:
+    """``(DataSource, sample type, metadata_url)`` of ``Dataset(...)``'s arguments: a string as
+    the second positional argument is upstream's ``metadata_url``; ``url=`` is the source.
+
+    Raises:
+        TypeError: No shards given. ConfigError: A bad ``on_error`` or ``sample_type``.
+    """
+    from atdata._shards.sources import URLSource
+    from atdata._wire.sample import DictSample
+
+    if isinstance(sample_type, (str, os.PathLike)):  # upstream's Dataset(source, metadata_url)
+        metadata_url, sample_type = os.fspath(sample_type), None
+    if source is None:
+        if url is None:
+            raise TypeError("Dataset() needs the shards: Dataset(source) or Dataset(url=...)")
+        source = url
+    if on_error not in ("raise", "skip"):
+        raise ConfigError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    if not (hasattr(source, "list_shards") and hasattr(source, "open_shard")):
+        source = URLSource(source)
+    st = sample_type if sample_type is not None else DictSample
+    if st is not DictSample and not hasattr(st, "_from_wire"):
+        raise ConfigError(f"sample_type {st!r} is not a @packable type or DictSample")
+    return source, st, metadata_url
 
 
 class DatasetAlias:

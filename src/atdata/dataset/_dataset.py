@@ -31,12 +31,12 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 from atdata._errors import (
     ConfigError,
 )
-from atdata._shards.sources import DataSource, URLSource
+from atdata._shards.sources import DataSource
 from atdata._shards.writer import ShardInfo
 from atdata._wire.sample import DictSample
 from atdata.dataset import _arrow, _arrow_hf, _export, _read
 from atdata.dataset._access import ShardTable
-from atdata.dataset._alias import DatasetAlias
+from atdata.dataset._alias import DatasetAlias, dataset_args
 from atdata.dataset._meta import check_content_metadata, fetch_metadata, wrap_raw, wrap_raw_batch
 from atdata.dataset._stream import raw_stream
 
@@ -115,26 +115,11 @@ class Dataset(Generic[T]):
         copy_arrays: bool = True,
         num_samples: int | None = None,
     ) -> None:
-        if isinstance(sample_type, (str, os.PathLike)):  # upstream's Dataset(source, metadata_url)
-            metadata_url, sample_type = os.fspath(sample_type), None
-        if source is None:
-            if url is None:
-                raise TypeError("Dataset() needs the shards: Dataset(source) or Dataset(url=...)")
-            source = url
-        self.metadata_url = metadata_url
+        self.source, self.sample_type, self.metadata_url = dataset_args(
+            source, sample_type, url, metadata_url, on_error
+        )
         self._metadata = None
         self._content_metadata = None
-        if on_error not in ("raise", "skip"):
-            raise ConfigError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-        if hasattr(source, "list_shards") and hasattr(source, "open_shard"):
-            self.source = source  # type: ignore[assignment]
-        else:
-            self.source = URLSource(source)
-        self.sample_type = sample_type if sample_type is not None else DictSample
-        if self.sample_type is not DictSample and not hasattr(self.sample_type, "_from_wire"):
-            raise ConfigError(
-                f"sample_type {self.sample_type!r} is not a @packable type or DictSample"
-            )
         self.on_error = on_error
         self._decode_type = self.sample_type
         self.copy_arrays = copy_arrays
@@ -267,12 +252,13 @@ class Dataset(Generic[T]):
             start_method=start_method,
         )  # fmt: skip
 
-    def as_type(self, view: type[V], *, network: LensNetwork | None = None) -> Dataset[V]:
+    def as_type(self, other: type[V], *, network: LensNetwork | None = None) -> Dataset[V]:
         """View this dataset as another sample type through a lens (direct or composed).
 
         Raises:
             LensNotFoundError: When no lens chain exists.
         """
+        view = other
         if view is self.sample_type:
             return self  # type: ignore[return-value]  # V is T here
         if self.sample_type is DictSample and not self._ops and hasattr(view, "atdata_fields"):
@@ -475,38 +461,50 @@ class Dataset(Generic[T]):
     @overload
     def shuffled(
         self,
+        buffer_shards: int = 100,
+        buffer_samples: int = 10_000,
         batch_size: None = None,
         *,
-        buffer: int = 10_000,
         seed: int | None = None,
         drop_last: bool = False,
+        buffer: int | None = None,
     ) -> Iterator[T]: ...
     @overload
     def shuffled(
         self,
-        batch_size: int,
+        buffer_shards: int = 100,
+        buffer_samples: int = 10_000,
+        batch_size: int = ...,
         *,
-        buffer: int = 10_000,
         seed: int | None = None,
         drop_last: bool = False,
+        buffer: int | None = None,
     ) -> Iterator[SampleBatch[T]]: ...
 
     def shuffled(
         self,
+        buffer_shards: int = 100,
+        buffer_samples: int = 10_000,
         batch_size: int | None = None,
         *,
-        buffer: int = 10_000,
         seed: int | None = None,
         drop_last: bool = False,
+        buffer: int | None = None,
     ) -> Iterator[Any]:
-        """Iterate in shuffled order.
+        """Iterate in shuffled order (samples, or :class:`~atdata.SampleBatch` es of
+        ``batch_size``); the documented signature, plus ``seed``, ``drop_last`` and ``buffer``.
 
         Local shards are read in a uniformly random permutation of all samples (through the
         member index, one ranged read per sample: perfect shuffle quality, memory independent of
-        ``buffer``). Other sources shuffle the shard order, then samples through a buffer of
-        ``buffer`` samples. The same ``seed`` gives the same order on every run.
+        the buffers). Other sources read the shards in a random order (of all of them: at least
+        as random as any ``buffer_shards``), then shuffle samples through a buffer of
+        ``buffer_samples`` (``buffer`` is our shorter name for it). The same ``seed`` gives the
+        same order on every run.
         """
-        return _read.emit(self, _read.shuffled_raws(self, buffer, seed), batch_size, drop_last)
+        if buffer_shards < 1:
+            raise ConfigError(f"buffer_shards must be >= 1, got {buffer_shards}")
+        size = buffer if buffer is not None else buffer_samples
+        return _read.emit(self, _read.shuffled_raws(self, size, seed), batch_size, drop_last)
 
     def _emit(self, raws: Iterator[Any], batch_size: int | None, drop_last: bool) -> Iterator[Any]:
         return _read.emit(self, raws, batch_size, drop_last)
