@@ -1,14 +1,18 @@
 """Memory and speed of random access (``ds[i]``, ``ds.get(key)``, ``ds.locate(key)``) at scale.
 
-Writes ``N`` tiny samples (default 1,000,000, shards of 10,000; cached under ``benchmarks/_data``),
+Writes ``N`` tiny samples (``ATDATA_BENCH_ACCESS_N``, default 200,000; the notes use 1,000,000;
+shards of 10,000; about 1 KB each on disk, cached under ``benchmarks/_data``),
 then, in fresh subprocesses, measures the Python heap that the member indexes and the key lookup
 hold (tracemalloc, after a warm-up of ``len(ds)``, one ``ds[i]`` and one ``ds.get``) and the CPU time of
 random ``ds[i]`` and ``ds.get(key)`` over a fixed pick of positions.
 
 Compare two trees in the same run by pointing ``PYTHONPATH`` at each ``src`` in turn::
 
-    ATDATA_BENCH_SRC=/work/main/src uv run python benchmarks/bench_access_mem.py
-    uv run python benchmarks/bench_access_mem.py --child  # (internal)
+    ATDATA_BENCH_SRCS=/path/to/base/src:/path/to/new/src ATDATA_BENCH_PAIRS=2 \
+        uv run python benchmarks/bench_access_mem.py
+
+Heap figures come from tracemalloc (stopped before the timings); RSS is read once the index
+and the key lookup are built (peak: ru_maxrss, which includes the transient build).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-N = int(os.environ.get("ATDATA_BENCH_ACCESS_N", "1000000"))
+N = int(os.environ.get("ATDATA_BENCH_ACCESS_N", "200000"))  # 1000000 for the notes
 PER_SHARD = 10_000
 
 
@@ -68,6 +72,13 @@ def child(d: str) -> dict:
         "index_bytes_per_sample": (after_index - base) / N,
         "get_bytes_per_sample": (after_get - base) / N,
     }
+    import gc
+    import resource
+
+    gc.collect()
+    with open("/proc/self/statm") as f:  # Linux: resident pages now (not the peak)
+        out["rss_mb_now"] = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+    out["rss_mb_peak"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
     for name, fn in (
         ("ds[i]", lambda: [ds[i] for i in picks]),
         ("ds.get", lambda: [ds.get(k) for k in keys]),

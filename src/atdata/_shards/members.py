@@ -34,6 +34,7 @@ import bisect
 import contextlib
 import hashlib
 import itertools
+import operator
 import os
 import threading
 import weakref
@@ -88,11 +89,16 @@ class MemberKeys(Sequence[str]):
     @overload
     def __getitem__(self, i: slice) -> list[str]: ...
     def __getitem__(self, i: int | slice) -> str | list[str]:
+        ends = self._ends
+        if type(i) is int and i > 0:  # the hot path (ds[i], to_torch): ends[i] checks the range
+            return self._text[ends[i - 1] : ends[i]]
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
-        ends = self._ends
+        i = operator.index(i)
         if i < 0:
             i += len(ends)
+            if i < 0:
+                raise IndexError(f"member position {i - len(ends)} out of range ({len(ends)})")
         end = ends[i]  # raises IndexError when out of range
         return self._text[ends[i - 1] if i else 0 : end]
 
@@ -189,14 +195,15 @@ def _np_compact(a: Any) -> array:
 
 class ShardIndex:
     """The ``.msgpack`` members of one shard, in tar order, held compactly: offsets and sizes in
-    integer arrays, keys packed in one string (:class:`MemberKeys`); about 20 bytes plus the key
-    length per member. Lookups by key build a :class:`KeyLookup` on first use."""
+    integer arrays (4 bytes each, 8 past 4 GiB), keys packed in one string (:class:`MemberKeys`);
+    about 12 bytes plus the key length per member. Lookups by key build a :class:`KeyLookup` on
+    first use."""
 
     __slots__ = ("_look", "keys", "offsets", "sizes")
 
     def __init__(self, keys: Iterable[str], offsets: Iterable[int], sizes: Iterable[int]) -> None:
         self.keys = keys if isinstance(keys, MemberKeys) else MemberKeys(keys)
-        self.offsets = array("q", offsets)
+        self.offsets = compact_ints(offsets)  # 4 bytes each below 4 GiB, else 8
         self.sizes = compact_ints(sizes)
         self._look: KeyLookup | None = None
 

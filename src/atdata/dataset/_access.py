@@ -54,7 +54,7 @@ class ShardTable:
     Attributes:
         counts: Shard -> number of samples (known from shard infos, manifests or indexes).
         indexes: Shard -> its :class:`~atdata._shards.members.ShardIndex` (compact: integer
-            arrays and packed keys, about 20 bytes plus the key length per sample).
+            arrays and packed keys, about 12 bytes plus the key length per sample).
         skipped: What ``on_error="skip"`` skipped: dicts with shard, key and error.
         cum: ``(shards, cumulative counts)`` for positional access, built on first use.
         fds: Open local shard files for ``pread`` (never pickled: workers open their own).
