@@ -180,6 +180,10 @@ def test_urlsource_shard_list_and_streams(tmp_path):
     for _, stream in pairs:
         assert stream.read(0) == b""
         stream.close()
+    by_kw = atdata.URLSource(url=str(tmp_path / "u-{00..01}.tar"))  # the documented keyword
+    assert by_kw.shard_list == src.shard_list == atdata.URLSource(urls=by_kw.spec).shard_list
+    with pytest.raises(ValueError, match=r"URLSource\(url\)"):
+        atdata.URLSource()
 
 
 # -- Index: schemas ---------------------------------------------------------------------------

@@ -235,12 +235,28 @@ def pread_exact(fd: int, size: int, offset: int, shard: str) -> bytes:
 class URLSource:
     """Shards named by local paths or ``http(s)://`` URLs (brace notation and globs expanded).
 
+    Args:
+        url: The shard spec: a path or URL (braces, globs, ``::``-joined), or a list of them
+            (``URLSource(url=...)`` as documented).
+        urls: The same, under our earlier keyword.
+
     Examples:
         >>> URLSource("a-{0..2}.tar").list_shards()
         ['a-0.tar', 'a-1.tar', 'a-2.tar']
+        >>> URLSource(url="b-{0..1}.tar").list_shards()
+        ['b-0.tar', 'b-1.tar']
     """
 
-    def __init__(self, urls: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> None:
+    def __init__(
+        self,
+        url: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+        *,
+        urls: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+    ) -> None:
+        spec = url if urls is None else urls
+        if spec is None or (url is not None and urls is not None):
+            raise ConfigError("URLSource needs the shards: URLSource(url) (one of url=, urls=)")
+        urls = spec
         self.spec = urls
         self._shards = expand_urls(urls)
         if not self._shards:
