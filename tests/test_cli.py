@@ -131,6 +131,31 @@ def test_errors_exit_nonzero_with_one_line(capsys, tmp_path):
     assert code == 2 and "No such command" in err
 
 
+def test_long_error_stays_one_line_when_piped(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    missing = tmp_path / ("a-long-directory-name-" * 8) / "missing.tar"
+    code, _, err = run(capsys, "inspect", str(missing))
+    assert code == 1
+    assert err.count("\n") == 1 and str(missing) in err
+
+
+def test_module_refs_resolve_from_cwd_and_name_the_fix(capsys, tmp_path, monkeypatch):
+    (tmp_path / "qa_cli_types.py").write_text(
+        "import atdata\n@atdata.packable\nclass Row:\n    a: int\nNOT_A_TYPE = 3\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    from atdata.cli._core import _load_type
+
+    assert _load_type("qa_cli_types:Row").__name__ == "Row"
+    code, _, err = run(capsys, "inspect", "x.tar", "--type", "qa_no_such_mod:Row")
+    assert code == 1 and "install it / add its directory to PYTHONPATH" in err
+    code, _, err = run(capsys, "inspect", "x.tar", "--type", "qa_cli_types:Rwo")
+    assert code == 1 and "no 'Rwo' there; did you mean 'Row'?" in err
+    code, _, err = run(capsys, "inspect", "x.tar", "--type", "qa_cli_types:NOT_A_TYPE")
+    assert code == 1 and "is 3, not a @atdata.packable class" in err
+
+
 def test_error_message_markup_is_escaped(capsys, tmp_path):
     atdata.write_samples([{"x": 1}], str(tmp_path / "train-0.tar"))
     code, _, err = run(capsys, "inspect", str(tmp_path / "[bold]nothing-*.tar"))

@@ -19,6 +19,10 @@ from typing import Any
 __all__ = ["IngestReport"]
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
 @dataclasses.dataclass
 class IngestReport:
     """The counts and outputs of one :func:`~atdata.ingest` run (all runs of a resumed one).
@@ -100,8 +104,8 @@ class IngestReport:
         """Two readable lines: what was written, and what was dropped."""
         reasons = ", ".join(f"{k}: {v}" for k, v in sorted(self.rejected.items()) if v)
         lines = [
-            f"read {self.rows_read:,} rows, wrote {self.rows_written:,} samples in "
-            f"{self.num_shards} shards ({self.bytes_written:,} bytes) to {self.out} in "
+            f"read {_n(self.rows_read, 'row')}, wrote {_n(self.rows_written, 'sample')} in "
+            f"{_n(self.num_shards, 'shard')} ({self.bytes_written:,} bytes) to {self.out} in "
             f"{self.seconds:.2f} s",
             f"duplicates {self.duplicates:,}, invalid {self.invalid:,}"
             + (f" ({reasons})" if reasons else "")

@@ -62,10 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rc = app(args=argv, standalone_mode=False)  # typer.Exit(n) comes back as the return value
     except AtdataError as exc:
-        from rich.console import Console
         from rich.markup import escape
 
-        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        from ._out import console
+
+        # piped: no width, so the message stays one line
+        console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}")
         return 1
     except SystemExit as exc:
         return int(exc.code or 0)

@@ -21,21 +21,50 @@ def _console() -> Any:
     return console()
 
 
+def import_ref(spec: str, option: str, what: str) -> Any:
+    """Resolve ``package.module:name`` given to ``option`` (the current directory is importable,
+    as for ``python -m``), with errors that say how to fix the reference.
+
+    Raises:
+        ConfigError: When it is malformed or cannot be imported.
+    """
+    import sys
+
+    from atdata._errors import ConfigError
+
+    mod_name, _, attr = spec.partition(":")
+    if not mod_name or not attr:
+        raise ConfigError(f"{option} must look like 'package.module:{what}', got {spec!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        obj: Any = importlib.import_module(mod_name)
+    except ImportError as exc:
+        raise ConfigError(
+            f"cannot import {option} {spec!r}: {exc}; run from the directory that holds "
+            f"{mod_name.split('.')[0]!r}, or install it / add its directory to PYTHONPATH"
+        ) from None
+    try:
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except AttributeError:
+        import difflib
+
+        close = difflib.get_close_matches(part, [n for n in dir(obj) if not n.startswith("_")])
+        hint = f"; did you mean {close[0]!r}?" if close else f"; check the name in {mod_name}"
+        raise ConfigError(f"cannot import {option} {spec!r}: no {part!r} there{hint}") from None
+    return obj
+
+
 def _load_type(spec: str | None) -> type | None:
     """Resolve ``module:Class`` (``--type``) to a sample type."""
     if spec is None:
         return None
     from atdata._errors import ConfigError
 
-    mod_name, _, attr = spec.partition(":")
-    if not mod_name or not attr:
-        raise ConfigError(f"--type must look like 'package.module:ClassName', got {spec!r}")
-    try:
-        obj: Any = importlib.import_module(mod_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"cannot import sample type {spec!r}: {exc}") from None
+    obj = import_ref(spec, "--type", "ClassName")
+    if not (isinstance(obj, type) and hasattr(obj, "atdata_fields")):
+        raise ConfigError(f"--type {spec!r} is {obj!r}, not a @atdata.packable class")
     return obj
 
 

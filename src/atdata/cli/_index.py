@@ -17,9 +17,10 @@ __all__ = ["register"]
 
 
 def _print_body(title: str, body: dict) -> None:
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
+
+    from atdata.cli._out import console
 
     required = set(body.get("required") or ())
     t = Table(title=escape(title))
@@ -31,7 +32,7 @@ def _print_body(title: str, body: dict) -> None:
             escape(json.dumps(prop, separators=(",", ":"))),
             "yes" if f in required else "no",
         )
-    Console(highlight=False).print(t)
+    console().print(t)
 
 
 def _index(path: str | None):

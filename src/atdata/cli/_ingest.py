@@ -67,7 +67,8 @@ def register(app: typer.Typer) -> None:
 
         def on_event(ev: object) -> None:
             if getattr(ev, "name", "") == "shard_commit" and getattr(ev, "op", "") == "ingest":
-                err.print(f"sealed {ev.shard} ({ev.samples} samples)")  # type: ignore[attr-defined]
+                n: int = ev.samples  # type: ignore[attr-defined]
+                err.print(f"sealed {ev.shard} ({n:,} sample{'' if n == 1 else 's'})")  # type: ignore[attr-defined]
 
         with subscribe(on_event) if not interactive else contextlib.nullcontext():
             report = run_ingest(

@@ -152,9 +152,10 @@ def _redact(dsn: str) -> str:
 
 
 def _print_checks(checks: list[Check]) -> None:
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
+
+    from atdata.cli._out import console
 
     t = Table()
     for col in ("service", "where", "status", "detail"):
@@ -166,7 +167,7 @@ def _print_checks(checks: list[Check]) -> None:
             "[green]ok[/]" if c.ok else "[red]PROBLEM[/]",
             escape(c.detail),
         )
-    Console(highlight=False, soft_wrap=True).print(t)
+    console().print(t)
 
 
 def _docker() -> str:

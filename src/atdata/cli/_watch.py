@@ -13,9 +13,6 @@ Examples:
 
 from __future__ import annotations
 
-import importlib
-import os
-import sys
 import time
 from collections import Counter
 from typing import Any
@@ -32,18 +29,9 @@ def load_function(spec: str) -> Any:
         ConfigError: When it cannot be imported or is not callable.
     """
     from atdata._errors import ConfigError
+    from atdata.cli._core import import_ref
 
-    mod_name, _, attr = spec.partition(":")
-    if not mod_name or not attr:
-        raise ConfigError(f"--fn must look like 'package.module:function', got {spec!r}")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        obj: Any = importlib.import_module(mod_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"cannot import --fn {spec!r}: {exc}") from None
+    obj = import_ref(spec, "--fn", "function")
     if not callable(obj):
         raise ConfigError(f"--fn {spec!r} is a {type(obj).__name__}, not a function")
     return obj
