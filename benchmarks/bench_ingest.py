@@ -1,6 +1,7 @@
 """JSONL ingestion speed (with dedup) against a hand-written baseline, and memory at 1M dedup keys.
 
-Run: ``uv run python benchmarks/bench_ingest.py [--rows 100000] [--mem-rows 1000000]``.
+Run: ``uv run python benchmarks/bench_ingest.py [--rows 100000] [--mem-rows 1000000]
+[--no-mem-manifest] [--compare-src OLD/src]``.
 
 Rows are small JSON objects (an id, a short text, a float, a tag); about 5% repeat an earlier
 text. Each measurement runs in its own process so its peak RSS is its own:
@@ -11,14 +12,17 @@ text. Each measurement runs in its own process so its peak RSS is its own:
   manifests, durable progress at each shard);
 - ``ingest, no manifest``: the same with ``manifest=False``;
 - ``memory``: ``atdata.ingest`` of ``--mem-rows`` rows with distinct ids, ``dedup_on="id"``,
-  ``manifest=False``: the process's peak RSS with that many keys in the dedup set (target
-  <= 150 MB). Manifests are off here because writing them loads pyarrow, which imports pandas
-  (about 140 MB resident before the first row, whatever the number of keys; see the
-  ``ingest`` row's RSS).
+  manifests on (the default; ``--no-mem-manifest`` turns them off): the process's peak RSS with
+  that many keys in the dedup set (target <= 150 MB). Manifests are written without pandas
+  (pyarrow imports it on its first conversion of Python values, ~100 MB resident here), so
+  with them on the RSS is pyarrow's code + the dedup set + one shard's manifest rows.
 
-Imports (atdata, and pyarrow + pandas when manifests are written) happen before the clock starts
-and are reported in their own column. Targets: ingestion >= 20,000 rows/s with dedup on; memory
-<= 150 MB at 1M keys.
+``--compare-src DIR`` also runs the ``ingest`` and ``memory`` rows with ``DIR`` (another
+checkout's ``src``) first on ``PYTHONPATH``, in the same run, as the "before" rows.
+
+What the run imports (atdata; pyarrow and whatever the manifest writer loads, warmed by writing
+one tiny dataset with a manifest) is imported before the clock starts and reported in its own
+column. Targets: ingestion >= 20,000 rows/s with dedup on; memory <= 150 MB at 1M keys.
 """
 
 from __future__ import annotations
@@ -60,12 +64,9 @@ def _warm_imports(kind: str) -> float:
         import atdata
         from atdata._ingest import _run  # noqa: F401
 
-        if kind == "ingest":
-            import pyarrow as pa
-            import pyarrow.parquet
-
-            pa.array([1])  # the first pa.array() imports pandas
-            assert atdata.ingest is not None
+        if kind in ("ingest", "memory"):  # what the manifest writer loads, whatever it is
+            with tempfile.TemporaryDirectory() as d:
+                atdata.write_samples([{"x": 1}], os.path.join(d, "w.tar"), manifest=True)
     return time.perf_counter() - t
 
 
@@ -88,8 +89,8 @@ def child(kind: str, src: str, out: str) -> dict:
     else:
         import atdata
 
-        dedup = "id" if kind == "memory" else "text"
-        manifest = None if kind == "ingest" else False
+        dedup = "id" if kind.startswith("memory") else "text"
+        manifest = None if kind in ("ingest", "memory") else False
         r = atdata.ingest(src, out, dedup_on=dedup, progress=False, manifest=manifest)
         rows, written = r.rows_read, r.rows_written
     dt = time.perf_counter() - t
@@ -99,15 +100,20 @@ def child(kind: str, src: str, out: str) -> dict:
         "written": written,
         "rss_mb": _rss_mb(),
         "imports": imports,
+        "pandas": "pandas" in sys.modules,
     }
 
 
-def _spawn(kind: str, src: str, out: str) -> dict:
+def _spawn(kind: str, src: str, out: str, tree: str | None = None) -> dict:
+    env = dict(os.environ)
+    if tree:  # another checkout's src first on the path: the "before" rows
+        env["PYTHONPATH"] = os.pathsep.join([tree, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     p = subprocess.run(
         [sys.executable, os.path.abspath(__file__), "--child", kind, src, out],
         capture_output=True,
         text=True,
         check=False,
+        env=env,
     )
     if p.returncode:
         raise SystemExit(f"{kind} failed:\n{p.stderr}")
@@ -120,6 +126,8 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--mem-rows", type=int, default=1_000_000)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--no-mem-manifest", action="store_true", help="memory row without manifests")
+    ap.add_argument("--compare-src", help="another checkout's src: its rows run as 'before'")
     ap.add_argument("--child", nargs=3, metavar=("KIND", "SRC", "OUT"))
     args = ap.parse_args()
     if args.child:
@@ -130,27 +138,36 @@ def main() -> None:
         src = os.path.join(d, "rows.jsonl")
         make_rows(src, args.rows)
         best: dict[str, dict] = {}
+        runs = [("baseline", "baseline", None), ("ingest", "ingest", None)]
+        if args.compare_src:
+            runs.append(("before", "ingest", args.compare_src))
+        runs.append(("nomanifest", "nomanifest", None))
         for _ in range(args.rounds):  # interleaved; keep each one's best time
-            for kind in ("baseline", "ingest", "nomanifest"):
-                res = _spawn(kind, src, os.path.join(d, kind))
-                if kind not in best or res["seconds"] < best[kind]["seconds"]:
-                    best[kind] = res
+            for label, kind, tree in runs:
+                res = _spawn(kind, src, os.path.join(d, label), tree)
+                if label not in best or res["seconds"] < best[label]["seconds"]:
+                    best[label] = res
         base = best["baseline"]["rows"] / best["baseline"]["seconds"]
         print(
             f"{args.rows:,} JSONL rows ({os.path.getsize(src) / 1e6:.1f} MB), best of {args.rounds}"
         )
-        print(f"{'':34}{'rows/s':>10}{'vs baseline':>13}{'peak RSS':>11}{'imports':>10}")
+        print(
+            f"{'':34}{'rows/s':>10}{'vs baseline':>13}{'peak RSS':>11}{'imports':>10}{'pandas':>8}"
+        )
         labels = {
             "baseline": "json + msgpack + wds.TarWriter",
             "ingest": "atdata.ingest dedup_on=text",
+            "before": "  ... before (--compare-src)",
             "nomanifest": "  ... manifest=False",
         }
         for kind, label in labels.items():
+            if kind not in best:
+                continue
             r = best[kind]
             rate = r["rows"] / r["seconds"]
             print(
                 f"{label:34}{rate:>10,.0f}{rate / base:>12.2f}x{r['rss_mb']:>8.0f} MB"
-                f"{r['imports']:>9.2f}s"
+                f"{r['imports']:>9.2f}s{'yes' if r['pandas'] else 'no':>8}"
             )
         rate = best["ingest"]["rows"] / best["ingest"]["seconds"]
         print(f"target >= 20,000 rows/s with dedup: {'PASS' if rate >= 20_000 else 'FAIL'}")
@@ -158,13 +175,17 @@ def main() -> None:
             mem_src = os.path.join(d, "mem.jsonl")
             make_rows(mem_src, args.mem_rows, dup_fraction=0.0, seed=1)
             os.unlink(src)
-            m = _spawn("memory", mem_src, os.path.join(d, "memory"))
-            ok = m["rss_mb"] <= 150
-            print(
-                f"memory: {m['written']:,} dedup keys, peak RSS {m['rss_mb']:.0f} MB "
-                f"({m['rows'] / m['seconds']:,.0f} rows/s); target <= 150 MB: "
-                f"{'PASS' if ok else 'FAIL'}"
-            )
+            kind = "memory-nomanifest" if args.no_mem_manifest else "memory"
+            trees = [("", None)] + ([("before: ", args.compare_src)] if args.compare_src else [])
+            for label, tree in trees:
+                m = _spawn(kind, mem_src, os.path.join(d, "memory"), tree)
+                ok = m["rss_mb"] <= 150
+                print(
+                    f"{label}memory ({kind}): {m['written']:,} dedup keys, peak RSS "
+                    f"{m['rss_mb']:.0f} MB ({m['rows'] / m['seconds']:,.0f} rows/s, pandas "
+                    f"{'loaded' if m['pandas'] else 'not loaded'}); target <= 150 MB: "
+                    f"{'PASS' if ok else 'FAIL'}"
+                )
     finally:
         shutil.rmtree(d, ignore_errors=True)
 

@@ -22,15 +22,27 @@ Examples:
     [['x', 'y'], None, []]
     >>> empty_table([("__key__", "string"), ("__shard__", "int32")]).schema.names
     ['__key__', '__shard__']
+    >>> import pyarrow as pa
+    >>> typed_array([1, None, 3], pa.float64()).to_pylist()
+    [1.0, None, 3.0]
 """
 
 from __future__ import annotations
 
+import itertools
 import struct
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["array_of", "bools", "empty_table", "int32_fill", "scalar", "string_lists"]
+__all__ = [
+    "array_of",
+    "bools",
+    "empty_table",
+    "int32_fill",
+    "scalar",
+    "string_lists",
+    "typed_array",
+]
 
 _I64 = (-(1 << 63), (1 << 63) - 1)
 _MAX_OFFSET = (1 << 31) - 1
@@ -62,20 +74,25 @@ def _fixed(pa: Any, typ: Any, fmt: str, values: Sequence[Any], valid: Sequence[b
 
 
 def _strings(pa: Any, values: Sequence[str], valid: Sequence[bool] | None = None) -> Any | None:
-    """A string array, or ``None`` when the text does not fit 32-bit offsets."""
-    data = [v.encode() for v in values]
-    offsets = [0]
-    for b in data:
-        offsets.append(offsets[-1] + len(b))
-    if offsets[-1] > _MAX_OFFSET:
+    """A string array, or ``None`` when the text does not fit 32-bit offsets or is not UTF-8."""
+    try:
+        text = "".join(values).encode()
+    except UnicodeEncodeError:  # lone surrogates: pa.array reports them
         return None
+    if len(text) > _MAX_OFFSET:
+        return None
+    if len(text) == sum(map(len, values)):  # all ASCII: characters are bytes
+        lengths: Any = map(len, values)
+    else:
+        lengths = (len(v.encode()) for v in values)
+    offsets = list(itertools.accumulate(lengths, initial=0))
     return pa.Array.from_buffers(
         pa.string(),
-        len(data),
+        len(values),
         [
             _validity(pa, valid),
             pa.py_buffer(struct.pack(f"<{len(offsets)}i", *offsets)),
-            pa.py_buffer(b"".join(data)),
+            pa.py_buffer(text),
         ],
         null_count=_nulls(valid),
     )
@@ -131,6 +148,48 @@ def array_of(values: Sequence[Any]) -> Any:
     elif all((_is_int(v) and abs(v) <= _EXACT) or type(v) is float for v in have):
         got = _fixed(pa, pa.float64(), "d", [0.0 if v is None else float(v) for v in vals], valid)
     return pa.array(vals) if got is None else got
+
+
+_KINDS = {"string": str, "bool": bool, "int64": int, "double": float}
+_NONE = type(None)
+
+
+def _packed(pa: Any, typ: Any, fmt: str, values: list[Any], valid: list[bool] | None) -> Any:
+    n = len(values)
+    data = pa.py_buffer(struct.pack(f"<{n}{fmt}", *values))
+    return pa.Array.from_buffers(typ, n, [_validity(pa, valid), data], null_count=_nulls(valid))
+
+
+def typed_array(values: Sequence[Any], typ: Any) -> Any:
+    """``pa.array(values, typ)`` for a ``string``/``bool``/``int64``/``float64`` ``typ``, built
+    from buffers when every value is ``None`` or a Python value of the matching kind (``int`` or
+    ``float`` for ``float64``). Other values and types go to ``pa.array`` itself, which keeps its
+    exact conversions and errors (``ArrowInvalid``/``ArrowTypeError``/``OverflowError``)."""
+    pa = _pa()
+    kind = _KINDS.get(str(typ))
+    vals = values if isinstance(values, list) else list(values)
+    types = set(map(type, vals))
+    nulls = _NONE in types
+    types.discard(_NONE)
+    valid = [v is not None for v in vals] if nulls else None
+    have = [v for v in vals if v is not None] if nulls else vals
+    got = None
+    if kind is None or not types <= ({int, float} if kind is float else {kind}):
+        pass
+    elif kind is str:
+        got = _strings(pa, [v or "" for v in vals] if nulls else vals, valid)
+    elif kind is bool:
+        bits = pa.py_buffer(_bits([v is True for v in vals]))
+        got = pa.Array.from_buffers(
+            pa.bool_(), len(vals), [_validity(pa, valid), bits], null_count=_nulls(valid)
+        )
+    elif kind is int:
+        if not have or (_I64[0] <= min(have) and max(have) <= _I64[1]):
+            got = _packed(pa, pa.int64(), "q", [v or 0 for v in vals] if nulls else vals, valid)
+    elif int not in types or all(abs(v) <= _EXACT for v in have if type(v) is int):
+        filled = [0.0 if v is None else v for v in vals] if nulls else vals
+        got = _packed(pa, pa.float64(), "d", filled, valid)
+    return pa.array(vals, typ) if got is None else got
 
 
 def scalar(v: Any) -> Any:

@@ -33,6 +33,7 @@ Examples:
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
 import uuid
@@ -43,6 +44,7 @@ from atdata._errors import SchemaError, shard_open_error
 from atdata._extras import require
 from atdata._version import __version__
 from atdata.manifest._aggregates import aggregate_values
+from atdata.manifest._arrowvals import array_of, typed_array
 from atdata.manifest._fields import infer_kind, manifest_fields
 from atdata.manifest._paths import (
     MANIFEST_VERSION,
@@ -89,15 +91,30 @@ def _arrow_type(pa: Any, sample_type: type | None, name: str, kind: str) -> Any:
 
 
 def _column(pa: Any, values: list[Any], kind: str, typ: Any, where: str) -> Any:
+    # built from buffers (see _arrowvals): pa.array of Python values would import pandas
     if kind == "set":
         text = [None if v is None else json.dumps(list(v), separators=(",", ":")) for v in values]
-        return pa.ExtensionArray.from_storage(pa.json_(), pa.array(text, pa.string()))
+        return pa.ExtensionArray.from_storage(pa.json_(), typed_array(text, pa.string()))
     try:
-        return pa.array(values, typ) if typ is not None else pa.array(values)
+        if typ is not None:
+            return typed_array(values, typ)
+        return array_of(values) if any(v is not None for v in values) else pa.nulls(len(values))
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
         if typ is None:  # loose DictSample data of mixed types: keep it queryable as text
-            return pa.array([None if v is None else str(v) for v in values], pa.string())
+            return typed_array([None if v is None else str(v) for v in values], pa.string())
         raise SchemaError(f"manifest column {where} holds values that do not fit {typ}") from None
+
+
+def _token(shard_sha256: str | None, header: dict[str, Any], schema: Any, rows: list[Any]) -> str:
+    """The token tying a parquet file to its header: a digest of what the rows are made from
+    (the shard's sha256 and how it is described), so the same shard written the same way gets
+    the same token, and byte-identical manifests. Without a sha256, the rows themselves count."""
+    h = hashlib.sha256()
+    ident = [shard_sha256, header, str(schema)]
+    h.update(json.dumps(ident, sort_keys=True, default=str).encode())
+    if shard_sha256 is None:
+        h.update(repr(rows).encode())
+    return h.hexdigest()[:32]
 
 
 def write_manifest(
@@ -111,6 +128,7 @@ def write_manifest(
     sample_type: type | None = None,
     shard_size: int | None = None,
     shard_sha256: str | None = None,
+    created_at: _dt.datetime | None = None,
 ) -> tuple[str, str]:
     """Write the two manifest files of a local shard atomically (parquet first, then the header).
 
@@ -122,6 +140,7 @@ def write_manifest(
         sample_type: The sample type (names the schema, fixes column types).
         shard_size: Bytes of the tar file (default: its size on disk).
         shard_sha256: The shard's sha256, when known.
+        created_at: The header's ``created_at`` (default: now).
 
     Returns:
         The JSON and parquet paths.
@@ -129,6 +148,7 @@ def write_manifest(
     pending = prepare_manifest(
         shard, keys, offsets, sizes, columns, kinds, sample_type=sample_type,
         shard_size=shard_size, shard_sha256=shard_sha256, stamp_from=shard,
+        created_at=created_at,
     )  # fmt: skip
     return commit_manifest(pending)
 
@@ -145,22 +165,27 @@ def prepare_manifest(
     shard_size: int | None = None,
     shard_sha256: str | None = None,
     stamp_from: str | None = None,
+    created_at: _dt.datetime | None = None,
+    stamp: bool = True,
 ) -> tuple[str, str, str, str]:
     """Write a shard's manifest under temporary names; :func:`commit_manifest` renames it.
 
     ``stamp_from`` is the file whose stamp the header records: the shard's temporary file when
     the manifest is prepared before the shard takes its name (renaming keeps mtime and inode).
+    The files depend only on the arguments, except for the header's ``created_at`` (now, unless
+    given) and ``shard_stat`` (the file's mtime and inode, unless ``stamp`` is false: readers
+    then hash the shard once to trust the manifest). No pandas is imported: the columns are
+    built from buffers.
 
     Returns:
         ``(tmp json, tmp parquet, json, parquet)`` paths.
     """
     pa = require("pyarrow", "query", "manifests")
     jpath, ppath = manifest_paths(shard)
-    token = uuid.uuid4().hex
     arrays = {
-        "__key__": pa.array(keys, pa.string()),
-        "__offset__": pa.array(offsets, pa.int64()),
-        "__size__": pa.array(sizes, pa.int64()),
+        "__key__": typed_array(keys, pa.string()),
+        "__offset__": typed_array(offsets, pa.int64()),
+        "__size__": typed_array(sizes, pa.int64()),
     }
     aggregates: dict[str, Any] = {}
     for name, kind in kinds.items():
@@ -168,7 +193,8 @@ def prepare_manifest(
         typ = _arrow_type(pa, sample_type, name, kind)
         arrays[name] = _column(pa, vals, kind, typ, f"{name!r} of shard {shard}")
         aggregates[name] = aggregate_values(kind, vals)
-    table = pa.table(arrays).replace_schema_metadata({TOKEN_META: token.encode()})
+    table = pa.Table.from_arrays(list(arrays.values()), names=list(arrays))
+    when = created_at if created_at is not None else _dt.datetime.now(_dt.UTC)
     header = {
         "manifest_version": MANIFEST_VERSION,
         "shard_id": shard_id_of(shard),
@@ -178,16 +204,20 @@ def prepare_manifest(
         "schema_version": str(getattr(sample_type, "__schema_version__", "1.0.0")),
         "num_samples": len(keys),
         "size_bytes": shard_size if shard_size is not None else os.path.getsize(shard),
-        "created_at": _dt.datetime.now(_dt.UTC).isoformat(),
+        "created_at": when.isoformat(),
         "aggregates": aggregates,
         "offset_kind": "tar",
         "fields": dict(kinds),
         "shard_file": os.path.basename(shard),
         "shard_sha256": shard_sha256,
-        "shard_stat": _stamp(stamp_from or shard),
-        "manifest_token": token,
+        "shard_stat": _stamp(stamp_from or shard) if stamp else None,
+        "manifest_token": "",
         "writer": f"atdata {__version__}",
     }
+    ident = {k: v for k, v in header.items() if k not in ("created_at", "shard_stat")}
+    rows = [keys, offsets, sizes, columns]
+    token = header["manifest_token"] = _token(shard_sha256, ident, table.schema, rows)
+    table = table.replace_schema_metadata({TOKEN_META: token.encode()})
     return prepare_files(jpath, ppath, table, header)
 
 
@@ -222,12 +252,22 @@ def prepare_files(
     pending = (tmp_j, tmp_p, jpath, ppath)
     try:
         pq.write_table(table, tmp_p)
+        # the parquet writer's scratch memory (mimalloc, by default) would otherwise stay
+        # resident: ~20 MB for a 10k-row shard, on top of a long ingestion's own state
+        _release_arrow_memory()
         with open(tmp_j, "w", encoding="utf-8") as f:
             json.dump(header, f, indent=2)
     except BaseException:
         discard_manifest(pending)
         raise
     return pending
+
+
+def _release_arrow_memory() -> None:
+    pa = require("pyarrow", "query", "manifests")
+    release = getattr(pa.default_memory_pool(), "release_unused", None)
+    if release is not None:
+        release()
 
 
 def commit_manifest(pending: tuple[str, str, str, str]) -> tuple[str, str]:
@@ -389,11 +429,23 @@ class ManifestObserver:
     Args:
         sample_type: The sample type (default: the first sample's type); its fields decide the
             columns. :class:`~atdata.DictSample` data gets columns from the first sample's values.
+        created_at: The ``created_at`` every header records (default: when it is written).
+        stamp: Record the shard file's stamp (mtime, inode) in the header. Without it (and
+            with ``created_at`` given) the manifests are byte-identical for identical shards:
+            readers hash a shard once to trust its manifest.
     """
 
-    def __init__(self, sample_type: type | None = None) -> None:
+    def __init__(
+        self,
+        sample_type: type | None = None,
+        *,
+        created_at: _dt.datetime | None = None,
+        stamp: bool = True,
+    ) -> None:
         require("pyarrow", "query", "manifests")
         self.sample_type = sample_type
+        self.created_at = created_at
+        self.stamp = stamp
         self.kinds: dict[str, str] | None = None
         self.written: list[tuple[str, str]] = []
         self._pending: tuple[str, str, str, str] | None = None
@@ -436,7 +488,7 @@ class ManifestObserver:
         self._pending = prepare_manifest(
             info.path, self.keys, self.offsets, self.sizes, self.columns, self.kinds or {},
             sample_type=self.sample_type, shard_size=info.size, shard_sha256=info.sha256,
-            stamp_from=tmp_path,
+            stamp_from=tmp_path, created_at=self.created_at, stamp=self.stamp,
         )  # fmt: skip
 
     def end_shard(self, info: Any) -> None:
@@ -447,6 +499,7 @@ class ManifestObserver:
             pending = prepare_manifest(
                 info.path, self.keys, self.offsets, self.sizes, self.columns, self.kinds or {},
                 sample_type=self.sample_type, shard_size=info.size, shard_sha256=info.sha256,
+                created_at=self.created_at, stamp=self.stamp,
             )  # fmt: skip
         self.written.append(commit_manifest(pending))
         self._reset()
