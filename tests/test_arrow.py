@@ -216,6 +216,8 @@ def test_parquet_round_trip_keeps_dtype_and_shape(img_ds, tmp_path):
     t = pq.read_table(path)
     assert t.schema.field("pixels").type.shape == [8, 8]
     back = atdata.from_arrow(t, tmp_path / "back", sample_type=img_ds.sample_type)
+    with pytest.raises(atdata.ConfigError, match=r"back already holds shards \(data-000000.tar"):
+        atdata.from_arrow(t, tmp_path / "back")  # would overwrite the first shard only
     assert list(back) == list(img_ds)
     derived = list(atdata.from_arrow(t, tmp_path / "derived"))
     assert derived[5].pixels.dtype == np.uint8 and derived[5].pixels.shape == (8, 8)

@@ -187,8 +187,8 @@ def from_arrow(
         [('a', 'uint8', (2, 2)), ('b', 'uint8', (2, 2))]
 
     Raises:
-        ConfigError: (a ``ValueError``) For an input that is not tabular, an empty input, or an
-            Index without ``name``.
+        ConfigError: (a ``ValueError``) For an input that is not tabular, an empty input, an
+            Index without ``name``, or a directory that already holds ``data-*.tar`` shards.
         SchemaError: (a ``TypeError``) When a column cannot be stored or a row does not fit
             ``sample_type`` (the message names the row and column).
     """
@@ -216,6 +216,14 @@ def from_arrow(
     out = os.fspath(path_or_index)
     if "%" not in out and not out.endswith(".tar"):
         os.makedirs(out, exist_ok=True)
+        # new shards over some of an older run's would leave a mix of the two in the directory
+        old = sorted(n for n in os.listdir(out) if n.startswith("data-") and n.endswith(".tar"))
+        if old:
+            raise ConfigError(
+                f"{out} already holds shards ({old[0]}{', ...' if len(old) > 1 else ''}); "
+                "from_arrow would overwrite some of them: write into a new directory, or "
+                "remove the old shards first"
+            )
         out = os.path.join(out, "data-%06d.tar")
     elif "%" not in out:
         maxcount = maxsize = None  # one named shard

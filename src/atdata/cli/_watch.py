@@ -129,6 +129,7 @@ def register(app: typer.Typer) -> None:
         except KeyboardInterrupt:
             return
         counts = Counter(r.status for r in w.list_records())
-        con.print("ledger: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        con.print(f"ledger: {summary or f'no shards in {escape(src)} yet'}")
         if counts.get("parked") or counts.get("refused"):
             raise typer.Exit(1)

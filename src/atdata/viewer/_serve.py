@@ -48,6 +48,8 @@ def bind(host: str, port: int) -> socket.socket:
     Raises:
         ConfigError: When the address cannot be bound (in use, or not an address of this host).
     """
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"port {port} is not a TCP port; pick one in 0-65535 (0: any free port)")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
