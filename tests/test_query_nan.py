@@ -205,3 +205,28 @@ def test_reported_case_nan_row_is_not_greater() -> None:
     ]
     assert ds.query("score = 0 AND idx % 1 = 0").list_keys() == ["00000004"]
     assert ds.query(F.score != 0.5).list_keys() == ["00000001", "00000002", "00000004"]
+
+
+def test_rewrite_guards_float_operands_only() -> None:
+    import duckdb
+    import pyarrow as pa
+
+    from atdata.manifest._sqlnan import ieee_where
+
+    con = duckdb.connect()
+    con.register(
+        "t", pa.table({"score": [NAN, 2.0, None], "label": ["nan", "b", None], "idx": [1, 2, 3]})
+    )
+
+    def run(sql: str) -> list[int]:
+        where = ieee_where(con, sql, {"score"})
+        return [
+            r[0] for r in con.execute(f"SELECT idx FROM t WHERE {where} ORDER BY idx").fetchall()
+        ]
+
+    assert run("score::VARCHAR = 'nan'") == [1]  # text stays text
+    assert run("label = 'nan' AND score != 2") == [1]
+    assert run("score + 1 > 2") == [2]
+    assert run("NOT (score > 1)") == [1]
+    assert run("score > 1 -- a comment") == [2]
+    assert ieee_where(con, "idx > 1 AND label = 'x'", {"score"}) == "idx > 1 AND label = 'x'"

@@ -5,7 +5,7 @@ smaller, larger nor equal to any value (itself included), so ``<``, ``<=``, ``>`
 ``BETWEEN`` and ``IN`` are false for it and ``!=`` is true; ``NOT`` then flips that as usual.
 DuckDB instead orders NaN above every number and equal to itself, so a clause is rewritten
 before DuckDB runs it: each comparison whose operands read a floating-point column is guarded by
-``isnan`` checks (:func:`ieee_where`). The rewrite goes through DuckDB's own parser
+``isnan`` checks of its floating-point operands (:func:`ieee_where`). The rewrite goes through DuckDB's own parser
 (``json_serialize_sql``), so it follows any clause DuckDB accepts; a clause that cannot be
 rewritten runs unchanged. Other NaN tests (``isnan(x)``, ``x IS NULL`` is false for NaN) are
 DuckDB's.
@@ -64,7 +64,11 @@ class _Rewriter:
 
     def __init__(self, con: Any, floats: set[str]) -> None:
         self.floats = floats
-        self.nan = _where_of(con, f"coalesce(isnan(TRY_CAST({_HOLE}0 AS DOUBLE)), false)")
+        self.nan = _where_of(
+            con,
+            f"coalesce(typeof({_HOLE}0) IN ('DOUBLE', 'FLOAT') "
+            f"AND isnan(TRY_CAST({_HOLE}0 AS DOUBLE)), false)",
+        )  # a float operand only: a VARCHAR 'nan' is text
         self.and_not = _where_of(con, f"{_HOLE}0 AND NOT {_HOLE}1")
         self.or_ = _where_of(con, f"{_HOLE}0 OR {_HOLE}1")
         self.changed = False
