@@ -22,10 +22,15 @@ HEAVY = [
     "duckdb",
     "pyarrow",
     "pandas",
+    "polars",
+    "datasets",
+    "zstandard",
     "atproto",
     "libipld",
     "torch",
     "uvicorn",
+    "starlette",
+    "ray",
     "selenium",
 ]
 
@@ -53,6 +58,19 @@ def test_using_a_core_name_does_not_pull_extras():
     loaded = json.loads(out)
     assert "msgpack" in loaded
     assert [m for m in loaded if m not in ("msgpack", "numpy")] == []
+
+
+def test_this_sessions_names_load_nothing_heavy_until_used():
+    # ingest, the watcher, the viewer and the Arrow way in import their extras (pyarrow, pandas,
+    # polars, uvicorn, datasets, zstandard) only when they run
+    out = _run(
+        "import sys, json, atdata\n"
+        "atdata.ingest, atdata.IngestReport, atdata.QualityGateError, atdata.Watcher\n"
+        "atdata.from_arrow, atdata.schema_from_arrow, atdata.ArrayLayoutError\n"
+        "atdata.viewer.create_app, atdata.ray\n"
+        f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+    )
+    assert json.loads(out) == []
 
 
 def test_all_is_sorted_and_resolves():

@@ -114,7 +114,7 @@ _lazy_getattr, _lazy_dir = lazy_module(globals(), _LAZY)
 # imported on first use
 _SUBMODULES = frozenset(
     {"atmosphere", "cli", "dataset", "index", "lens", "lexicons", "local", "manifest", "promote",
-     "providers", "repository", "search", "stores", "testing"}
+     "providers", "ray", "repository", "search", "stores", "testing", "viewer"}
 )  # fmt: skip
 
 
