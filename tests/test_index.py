@@ -268,3 +268,14 @@ def test_entries_is_a_generator(index):
     import types
 
     assert isinstance(index.entries, types.GeneratorType) and list(index.entries) == []
+
+
+def test_types_namespace_get(index):
+    @atdata.packable
+    class Got:
+        a: int
+
+    ref = index.publish_schema(Got, version="1.0.0")
+    assert index.types.get("Got") is None and index.types.get("Got", 5) == 5
+    T = index.get_schema_type(ref)
+    assert index.types.get("Got") is T

@@ -311,3 +311,37 @@ def test_dataset_publisher_writes_at_an_explicit_rkey(tmp_path):
     ds = atdata.write_samples(_cells(3), str(tmp_path / "c.tar"))
     blob_uri = pub.publish(ds, name="cells-blobs", schema_uri=str(s_uri), rkey="blobs-key")
     assert str(blob_uri).endswith("/science.alt.dataset.entry/blobs-key")
+
+
+def test_lens_publisher_publish_from_lens_names_the_lens_functions():
+    from tests._lens_defs import Full, NameOnly, full_to_name
+
+    from atdata.atmosphere import LensPublisher
+
+    m = MockAtmosphere(did="did:plc:m6", handle="l6.test")
+    m.login("l6.test", "pw")
+    src = SchemaPublisher(m).publish(Full, version="1.0.0")
+    dst = SchemaPublisher(m).publish(NameOnly, version="1.0.0")
+    uri = LensPublisher(m).publish_from_lens(
+        full_to_name, name="full-name", source_schema_uri=str(src), target_schema_uri=str(dst),
+        code_repository="https://example.org/repo.git", code_commit="abc1234",
+    )  # fmt: skip
+    lens = LensLoader(m).get_typed(uri)
+    assert lens.getter_code.path == "tests._lens_defs:full_to_name"
+    assert lens.putter_code.path == "tests._lens_defs:full_to_name_put"
+    anon = atdata.Lens(lambda s: s, source=Full, view=Full, name="anon")
+    with pytest.raises(ValueError, match="not an importable function"):
+        LensPublisher(m).publish_from_lens(
+            anon, name="anon", source_schema_uri=str(src), target_schema_uri=str(src),
+            code_repository="r", code_commit="c",
+        )  # fmt: skip
+
+
+def test_blob_source_from_refs_takes_upload_refs_with_their_did():
+    from atdata.atmosphere import BlobSource
+
+    refs = [{"did": "did:plc:z", "$type": "blob", "ref": {"$link": "bafkreiq"}, "size": 3}]
+    src = BlobSource.from_refs(refs, pds_endpoint="http://127.0.0.1:1")
+    assert src.list_shards() == ["at://did:plc:z/blob/bafkreiq"] and src.pds_endpoint.endswith(":1")
+    with pytest.raises(ValueError, match="needs 'did' and 'cid'"):
+        BlobSource.from_refs([{"ref": {"$link": "bafkreiq"}}], pds_endpoint="http://x")

@@ -105,6 +105,45 @@ class LensPublisher:
         pub = publish_lens(self.client, name, src, dst, getter, putter, description=description)
         return _at(pub)
 
+    def publish_from_lens(
+        self,
+        lens_obj: Any,
+        *,
+        name: str,
+        source_schema_uri: str,
+        target_schema_uri: str,
+        code_repository: str,
+        code_commit: str,
+        description: str | None = None,
+        language: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        source_schema_version: str | None = None,
+        target_schema_version: str | None = None,
+        rkey: str | None = None,
+    ) -> AtUri:
+        """:meth:`publish` with the code paths taken from a :class:`~atdata.Lens`: its getter's
+        and putter's ``module:qualname`` (the putter's is the getter's when it has none).
+
+        Raises:
+            ConfigError: When the getter is not an importable function (a lambda, a closure).
+        """
+        paths = []
+        for fn in (getattr(lens_obj, "_get", None), getattr(lens_obj, "_put", None)):
+            mod, qual = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
+            paths.append(f"{mod}:{qual}" if mod and qual and "<" not in qual else None)
+        if paths[0] is None:
+            raise ConfigError(
+                f"lens {name!r}: its getter is not an importable function (a lambda or a nested "
+                "function); publish a module-level function, or use publish(getter_path=...)"
+            )
+        return self.publish(
+            name=name, source_schema_uri=source_schema_uri, target_schema_uri=target_schema_uri,
+            code_repository=code_repository, code_commit=code_commit, getter_path=paths[0],
+            putter_path=paths[1], description=description, language=language,
+            metadata=metadata, source_schema_version=source_schema_version,
+            target_schema_version=target_schema_version, rkey=rkey,
+        )  # fmt: skip
+
 
 class LensLoader(RecordLoader[LexLensRecord]):
     """Read ``science.alt.dataset.lens`` records (``get_typed``: a :class:`LexLensRecord`; data

@@ -272,6 +272,27 @@ class BlobSource:
         self._ranges = _RangeCache(self.open_shard)
         self.spec = ",".join(self._order)
 
+    @classmethod
+    def from_refs(
+        cls, refs: list[dict[str, Any]], *, pds_endpoint: str | None = None
+    ) -> BlobSource:
+        """A source over ``[{"did", "cid"}, ...]`` (a ``cid`` may be given as an upload's
+        ``{"ref": {"$link": cid}}``; each ref still needs the ``did`` that holds it).
+
+        Raises:
+            ConfigError: (a ``ValueError``) No refs, a ref without DID or CID, or several DIDs.
+        """
+        norm = []
+        for r in refs:
+            link = r.get("ref")
+            cid = r.get("cid") or (link.get("$link") if isinstance(link, dict) else None)
+            if not r.get("did") or not cid:
+                raise ConfigError(
+                    f"blob ref {str(r)[:120]} needs 'did' and 'cid' (or 'ref': {{'$link': cid}})"
+                )
+            norm.append({**r, "did": r["did"], "cid": cid})
+        return cls(blob_refs=norm, pds_endpoint=pds_endpoint)
+
     @property
     def blob_refs(self) -> list[dict[str, str]]:
         """``[{"did", "cid"}, ...]`` in shard order (upstream's attribute)."""

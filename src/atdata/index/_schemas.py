@@ -187,6 +187,10 @@ class SchemaNamespace:
             f"(loaded: {sorted(types)})"
         )
 
+    def get(self, name: str, default: Any = None) -> Any:
+        """The loaded type ``name``, or ``default``."""
+        return self._types.get(name, default)
+
     def __contains__(self, name: object) -> bool:
         return name in self._types
 
