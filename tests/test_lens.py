@@ -510,3 +510,14 @@ def test_every_packable_type_has_a_lens_from_dictsample():
     assert isinstance(got, Fresh) and (got.label, got.score) == ("a", 0.5)
     back = lz.put(Fresh(label="b", score=1.5), atdata.DictSample(label="a", score=0.5))
     assert (back.label, back.score) == ("b", 1.5)
+
+
+def test_documented_parameter_names():
+    # Lens.get(s), Lens.put(v, s), Lens.putter(put), DictSample.get(key), from_bytes(bs)
+    m = Meta(label="a", score=1.0)
+    p = _photo(1)
+    assert photo_meta.get(s=p) == photo_meta.get(p)
+    assert photo_meta.put(v=m, s=p) == photo_meta.put(m, p)
+    d = atdata.DictSample(x=1)
+    assert d.get(key="x") == 1 and d.get(key="y", default=2) == 2
+    assert Meta.from_bytes(bs=m.packed) == m and atdata.DictSample.from_bytes(bs=d.packed).x == 1

@@ -155,9 +155,9 @@ class _WireSample:
         return {"__key__": key, "msgpack": self.packed}
 
     @classmethod
-    def from_bytes(cls, data: bytes | memoryview) -> Self:
+    def from_bytes(cls, bs: bytes | memoryview) -> Self:
         """Decode a msgpack payload into this type."""
-        return cls._from_wire(unpack_payload(data))
+        return cls._from_wire(unpack_payload(bs))
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> Self:
@@ -195,7 +195,7 @@ class Packable(Protocol):
     def from_data(cls, data: Mapping[str, Any]) -> Packable: ...
 
     @classmethod
-    def from_bytes(cls, data: bytes | memoryview) -> Packable: ...
+    def from_bytes(cls, bs: bytes | memoryview) -> Packable: ...
 
     @property
     def packed(self) -> bytes: ...
@@ -492,9 +492,9 @@ class DictSample(_WireSample):
         """``(name, raw value)`` pairs."""
         return self._data.items()
 
-    def get(self, name: str, default: Any = None) -> Any:
+    def get(self, key: str, default: Any = None) -> Any:
         """A field's raw value, or ``default``."""
-        return self._data.get(name, default)
+        return self._data.get(key, default)
 
     def to_dict(self) -> dict[str, Any]:
         """A shallow copy of the raw field map."""

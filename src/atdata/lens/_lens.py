@@ -150,9 +150,9 @@ class Lens(Generic[S, V]):
         """Alias of :attr:`view_type`."""
         return self.view_type
 
-    def get(self, source: S) -> V:
-        """Compute the view of ``source``."""
-        return self._get(source)
+    def get(self, s: S) -> V:
+        """Compute the view of source ``s``."""
+        return self._get(s)
 
     def __call__(self, source: S) -> V:
         """Same as :meth:`get`."""
@@ -163,19 +163,19 @@ class Lens(Generic[S, V]):
         """Whether this lens has a real putter (else :meth:`put` returns the source unchanged)."""
         return self._put is not None
 
-    def put(self, view: V, source: S) -> S:
-        """Write ``view`` back into ``source``, returning the updated source.
+    def put(self, v: V, s: S) -> S:
+        """Write view ``v`` back into source ``s``, returning the updated source.
 
-        A lens without a putter returns ``source`` unchanged (the trivial putter).
+        A lens without a putter returns ``s`` unchanged (the trivial putter).
         """
         if self._put is None:
-            return source
-        return self._put(view, source)
+            return s
+        return self._put(v, s)
 
-    def putter(self, fn: Callable[[V, S], S]) -> Callable[[V, S], S]:
+    def putter(self, put: Callable[[V, S], S]) -> Callable[[V, S], S]:
         """Decorator registering the putter ``(view, source) -> source`` of this lens."""
-        self._put = fn
-        return fn
+        self._put = put
+        return put
 
     def __or__(self, other: Lens[V, W]) -> Lens[S, W]:
         """Pipeline composition: ``self | other`` applies ``self``, then ``other``."""
