@@ -14,16 +14,17 @@ Examples:
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import msgpack
 
-from atdata._errors import DecodeError
-from atdata.index._entry import DatasetEntry, SchemaRecord, parse_version
+from atdata.index._entry import DatasetEntry, SchemaRecord
 from atdata.providers._redis_legacy import (
-    entry_from_legacy,
+    decoded,
+    entry_rows,
+    labeled_or_first,
     legacy_schema_json,
+    pick_schema,
     schema_from_legacy,
 )
 
@@ -38,8 +39,6 @@ __all__ = [
     "read_labels",
     "read_schemas",
 ]
-
-log = logging.getLogger("atdata")
 
 
 def ddl(s: str) -> str:
@@ -64,61 +63,37 @@ CREATE INDEX IF NOT EXISTS idx_labels_cid ON "{s}".labels(cid);"""
 _ENTRY_COLS = "cid, name, schema_ref, data_urls, metadata"
 
 
-def _entry(row: tuple[Any, ...]) -> DatasetEntry | None:
-    cid, name, ref, urls, meta = row
-    raw = {"name": name, "schema_ref": ref, "data_urls": bytes(urls)}
-    if meta is not None:
-        raw["metadata"] = bytes(meta)
-    try:
-        return entry_from_legacy(raw, f"dataset_entries row {cid}")
-    except DecodeError as exc:
-        log.warning("skipped %s", exc)
-        return None
-
-
 def read_entries(conn: Any, s: str) -> list[DatasetEntry]:
     """Every row of upstream's ``dataset_entries`` (malformed rows logged and left out)."""
-    rows = conn.execute(
-        f'SELECT {_ENTRY_COLS} FROM "{s}".dataset_entries ORDER BY created_at, cid'
-    ).fetchall()
-    return [e for e in map(_entry, rows) if e is not None]
+    return entry_rows(
+        conn.execute(f'SELECT {_ENTRY_COLS} FROM "{s}".dataset_entries ORDER BY created_at, cid')
+    )
 
 
 def find_entry(conn: Any, s: str, name: str) -> DatasetEntry | None:
     """Upstream's entry ``name``: the one its ``(name, '')`` label points to, else the newest."""
-    rows = conn.execute(
-        f'SELECT {_ENTRY_COLS} FROM "{s}".dataset_entries WHERE name=%s '
-        "ORDER BY created_at DESC, cid",
-        (name,),
-    ).fetchall()
-    if not rows:
-        return None
+    found = entry_rows(
+        conn.execute(
+            f'SELECT {_ENTRY_COLS} FROM "{s}".dataset_entries WHERE name=%s '
+            "ORDER BY created_at DESC, cid",
+            (name,),
+        )
+    )
     label = conn.execute(
         f"SELECT cid FROM \"{s}\".labels WHERE name=%s AND version=''", (name,)
     ).fetchone()
-    pick = next((r for r in rows if label is not None and r[0] == label[0]), rows[0])
-    return _entry(pick)
+    return labeled_or_first(found, label and label[0])
 
 
 def read_schemas(conn: Any, s: str) -> list[SchemaRecord]:
     """Every row of upstream's ``schemas`` (malformed rows logged and left out)."""
-    out = []
-    for name, version, text in conn.execute(
-        f'SELECT name, version, schema_json FROM "{s}".schemas'
-    ).fetchall():
-        try:
-            out.append(schema_from_legacy(text, f"schemas row {name}@{version}"))
-        except DecodeError as exc:
-            log.warning("skipped %s", exc)
-    return out
+    rows = conn.execute(f'SELECT name, version, schema_json FROM "{s}".schemas').fetchall()
+    return decoded(schema_from_legacy, ((t, f"schemas row {n}@{v}") for n, v, t in rows))
 
 
 def find_schema(conn: Any, s: str, name: str, version: str | None) -> SchemaRecord | None:
     """Upstream's schema ``name`` at ``version`` (the highest when ``None``), or ``None``."""
-    found = [r for r in read_schemas(conn, s) if r.name == name]
-    if version is not None:
-        found = [r for r in found if r.version == version]
-    return max(found, key=lambda r: parse_version(r.version)) if found else None
+    return pick_schema(read_schemas(conn, s), name, version)
 
 
 def read_labels(conn: Any, s: str) -> list[tuple[str, dict[str, Any]]]:

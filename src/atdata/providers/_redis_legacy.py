@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import msgpack
@@ -42,15 +43,19 @@ __all__ = [
     "REDIS_KEY_SCHEMA",
     "LABEL",
     "SCHEMA",
+    "decoded",
     "entry_from_legacy",
+    "entry_rows",
     "find_entry",
     "find_schema",
     "legacy_entry_hash",
     "legacy_fields",
+    "labeled_or_first",
     "legacy_schema_json",
     "mirror_entry",
     "mirror_label",
     "mirror_schema",
+    "pick_schema",
     "read_entries",
     "read_labels",
     "read_schemas",
@@ -145,6 +150,47 @@ def legacy_entry_hash(entry: DatasetEntry) -> dict[str, bytes | str]:
     return data
 
 
+# -- shared by the Redis, SQLite and PostgreSQL readers --------------------------------------
+def decoded(decode: Callable[[Any, str], Any], items: Iterable[tuple[Any, str]]) -> list[Any]:
+    """``decode(raw, where)`` of each item; one that is not upstream's layout is logged and left
+    out (a stray key or row never hides the rest of the index)."""
+    out = []
+    for raw, where in items:
+        try:
+            out.append(decode(raw, where))
+        except DecodeError as exc:
+            log.warning("skipped %s", exc)
+    return out
+
+
+def entry_rows(rows: Iterable[tuple[Any, ...]]) -> list[DatasetEntry]:
+    """Entries of upstream's ``dataset_entries`` rows ``(cid, name, schema_ref, data_urls,
+    metadata)`` (binary columns as ``bytes`` or ``memoryview``)."""
+
+    def raw(row: tuple[Any, ...]) -> tuple[dict[str, Any], str]:
+        cid, name, ref, urls, meta = row
+        d = {"name": name, "schema_ref": ref, "data_urls": bytes(urls)}
+        if meta is not None:
+            d["metadata"] = bytes(meta)
+        return d, f"dataset_entries row {cid}"
+
+    return decoded(entry_from_legacy, map(raw, rows))
+
+
+def labeled_or_first(entries: list[DatasetEntry], label_cid: Any) -> DatasetEntry | None:
+    """The entry upstream's ``(name, '')`` label points to (``label_cid``), else the first."""
+    cid = None if label_cid is None else _text(label_cid)
+    return next((e for e in entries if e.cid == cid), entries[0] if entries else None)
+
+
+def pick_schema(
+    records: Iterable[SchemaRecord], name: str, version: str | None
+) -> SchemaRecord | None:
+    """Schema ``name`` at ``version`` among ``records`` (the highest when ``None``), or ``None``."""
+    found = [r for r in records if r.name == name and version in (None, r.version)]
+    return max(found, key=lambda r: parse_version(r.version)) if found else None
+
+
 # -- reading and mirroring through a RedisProvider -------------------------------------------
 def _keys(p: RedisProvider, pattern: str) -> list[str]:
     return sorted(_text(k) for k in p._call(lambda: list(p._client.scan_iter(match=pattern))))
@@ -152,16 +198,8 @@ def _keys(p: RedisProvider, pattern: str) -> list[str]:
 
 def read_entries(p: RedisProvider) -> list[DatasetEntry]:
     """Every upstream entry in ``p``'s database (a malformed one is logged and left out)."""
-    out = []
-    for key in _keys(p, f"{ENTRY}:*"):
-        raw = p._call(p._client.hgetall, key)
-        if not raw:
-            continue
-        try:
-            out.append(entry_from_legacy(raw, key))
-        except DecodeError as exc:
-            log.warning("skipped %s", exc)
-    return out
+    hashes = ((p._call(p._client.hgetall, key), key) for key in _keys(p, f"{ENTRY}:*"))
+    return decoded(entry_from_legacy, ((h, key) for h, key in hashes if h))
 
 
 def find_entry(p: RedisProvider, name: str) -> DatasetEntry | None:
@@ -170,33 +208,18 @@ def find_entry(p: RedisProvider, name: str) -> DatasetEntry | None:
     found = [e for e in read_entries(p) if e.name == name]
     if not found:
         return None
-    latest = p._call(p._client.hget, f"{LABEL}:{name}@", "cid")
-    for e in found:
-        if latest is not None and e.cid == _text(latest):
-            return e
-    return found[0]
+    return labeled_or_first(found, p._call(p._client.hget, f"{LABEL}:{name}@", "cid"))
 
 
 def read_schemas(p: RedisProvider) -> list[SchemaRecord]:
     """Every upstream schema in ``p``'s database (a malformed one is logged and left out)."""
-    out = []
-    for key in _keys(p, f"{SCHEMA}:*"):
-        raw = p._call(p._client.get, key)
-        if raw is None:
-            continue
-        try:
-            out.append(schema_from_legacy(raw, key))
-        except DecodeError as exc:
-            log.warning("skipped %s", exc)
-    return out
+    values = ((p._call(p._client.get, key), key) for key in _keys(p, f"{SCHEMA}:*"))
+    return decoded(schema_from_legacy, ((v, key) for v, key in values if v is not None))
 
 
 def find_schema(p: RedisProvider, name: str, version: str | None) -> SchemaRecord | None:
     """Upstream's schema ``name`` at ``version`` (the highest when ``None``), or ``None``."""
-    found = [r for r in read_schemas(p) if r.name == name]
-    if version is not None:
-        found = [r for r in found if r.version == version]
-    return max(found, key=lambda r: parse_version(r.version)) if found else None
+    return pick_schema(read_schemas(p), name, version)
 
 
 def read_labels(p: RedisProvider) -> list[tuple[str, dict[str, Any]]]:

@@ -19,17 +19,18 @@ Examples:
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 from typing import Any
 
 import msgpack
 
-from atdata._errors import DecodeError
-from atdata.index._entry import DatasetEntry, SchemaRecord, parse_version
+from atdata.index._entry import DatasetEntry, SchemaRecord
 from atdata.providers._redis_legacy import (
-    entry_from_legacy,
+    decoded,
+    entry_rows,
+    labeled_or_first,
     legacy_schema_json,
+    pick_schema,
     schema_from_legacy,
 )
 
@@ -45,7 +46,6 @@ __all__ = [
     "read_schemas",
 ]
 
-log = logging.getLogger("atdata")
 
 #: Upstream's table definitions (``IF NOT EXISTS``: the same ones upstream runs on open).
 DDL = """
@@ -85,58 +85,37 @@ CREATE INDEX IF NOT EXISTS idx_labels_cid ON labels(cid);
 """
 
 
-def _entry(row: tuple[Any, ...]) -> DatasetEntry | None:
-    cid, name, ref, urls, meta = row
-    raw = {"name": name, "schema_ref": ref, "data_urls": urls}
-    if meta is not None:
-        raw["metadata"] = meta
-    try:
-        return entry_from_legacy(raw, f"dataset_entries row {cid}")
-    except DecodeError as exc:
-        log.warning("skipped %s", exc)
-        return None
+_ENTRY_COLS = "cid, name, schema_ref, data_urls, metadata"
 
 
 def read_entries(conn: sqlite3.Connection) -> list[DatasetEntry]:
     """Every row of upstream's ``dataset_entries`` (malformed rows logged and left out)."""
-    rows = conn.execute(
-        "SELECT cid, name, schema_ref, data_urls, metadata FROM dataset_entries ORDER BY rowid"
-    ).fetchall()
-    return [e for e in map(_entry, rows) if e is not None]
+    return entry_rows(conn.execute(f"SELECT {_ENTRY_COLS} FROM dataset_entries ORDER BY rowid"))
 
 
 def find_entry(conn: sqlite3.Connection, name: str) -> DatasetEntry | None:
     """Upstream's entry ``name``: the one its label ``(name, '')`` (set on every insert) points
     to, else the most recent row; ``None`` when there is none."""
-    rows = conn.execute(
-        "SELECT cid, name, schema_ref, data_urls, metadata FROM dataset_entries WHERE name=? "
-        "ORDER BY created_at DESC, rowid DESC",
-        (name,),
-    ).fetchall()
-    if not rows:
-        return None
+    found = entry_rows(
+        conn.execute(
+            f"SELECT {_ENTRY_COLS} FROM dataset_entries WHERE name=? "
+            "ORDER BY created_at DESC, rowid DESC",
+            (name,),
+        )
+    )
     label = conn.execute("SELECT cid FROM labels WHERE name=? AND version=''", (name,)).fetchone()
-    pick = next((r for r in rows if label is not None and r[0] == label[0]), rows[0])
-    return _entry(pick)
+    return labeled_or_first(found, label and label[0])
 
 
 def read_schemas(conn: sqlite3.Connection) -> list[SchemaRecord]:
     """Every row of upstream's ``schemas`` (malformed rows logged and left out)."""
-    out = []
-    for name, version, text in conn.execute("SELECT name, version, schema_json FROM schemas"):
-        try:
-            out.append(schema_from_legacy(text, f"schemas row {name}@{version}"))
-        except DecodeError as exc:
-            log.warning("skipped %s", exc)
-    return out
+    rows = conn.execute("SELECT name, version, schema_json FROM schemas")
+    return decoded(schema_from_legacy, ((t, f"schemas row {n}@{v}") for n, v, t in rows))
 
 
 def find_schema(conn: sqlite3.Connection, name: str, version: str | None) -> SchemaRecord | None:
     """Upstream's schema ``name`` at ``version`` (the highest when ``None``), or ``None``."""
-    found = [r for r in read_schemas(conn) if r.name == name]
-    if version is not None:
-        found = [r for r in found if r.version == version]
-    return max(found, key=lambda r: parse_version(r.version)) if found else None
+    return pick_schema(read_schemas(conn), name, version)
 
 
 def read_labels(conn: sqlite3.Connection) -> list[tuple[str, dict[str, Any]]]:
