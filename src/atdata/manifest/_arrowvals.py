@@ -3,11 +3,13 @@
 Before pyarrow converts a Python value (``pa.array([...])``, ``pa.scalar(3)``, a literal handed
 to a compute function such as ``pc.equal(col, 3)``) it asks whether the value is a pandas object,
 and asking imports pandas when it is installed: about 50 MB resident and a second of import time
-in a process that never wanted a DataFrame (the viewer's server, a query in a worker). The few
-values the manifest query path makes from Python (predicate literals, ``isin`` value sets, the
-``__shard__`` column, set columns parsed from JSON, empty tables) are built here from raw
-little-endian buffers instead. Values of other types fall back to pyarrow's own conversion, which
-gives the same result and may import pandas.
+in a process that never wanted a DataFrame (the viewer's server, a query in a worker, an
+ingestion). The few values the manifest query path makes from Python (predicate literals,
+``isin`` value sets, the ``__shard__`` column, set columns parsed from JSON, empty tables) and
+the columns the manifest writer makes (``typed_array``: the same arrays, so the same parquet
+bytes, as ``pa.array(values, type)``) are built here from raw little-endian buffers instead.
+Values of other types fall back to pyarrow's own conversion, which gives the same result and
+may import pandas.
 
 Examples:
     >>> import sys, pyarrow.compute as pc

@@ -10,7 +10,13 @@ none, never one describing other bytes.
 
 Headers we write carry ``offset_kind: "tar"``, a ``manifest_token`` repeated in the parquet
 metadata, and the shard's ``shard_sha256`` and file stamp ``shard_stat`` (see ``_fresh``), so a
-manifest is only trusted for the exact shard bytes it describes. Manifests without the marker
+manifest is only trusted for the exact shard bytes it describes. The token is a digest of what
+the rows are made from (the shard's sha256 and how it is described), so writing the same shard
+the same way gives the same files, except for ``created_at`` and ``shard_stat``, which a caller
+that wants byte-identical manifests fixes (``ManifestObserver(created_at=..., stamp=False)``, as
+``atdata.ingest`` does). Writing imports no pandas: the columns are built from buffers
+(``_arrowvals.typed_array``), and the parquet writer's scratch memory is handed back after
+each file. Manifests without the marker
 (written by upstream atdata 0.7) have offsets that are not tar offsets and may miss samples;
 readers verify those against the shard (see ``_read``).
 
