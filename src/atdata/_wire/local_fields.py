@@ -15,13 +15,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from atdata._wire.schema_json import DRAFT_07, NDARRAY_REF, SCHEMA_FORMAT_TYPE
+from atdata._wire.schema_json import BYTES_PROP, NDARRAY_REF, SCALAR_JSON_TYPES, make_body
 
 __all__ = ["SchemaField", "SchemaFieldType", "body_of", "field_type", "local_fields", "prop_of"]
 
-_PRIMITIVE_TO_JSON = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
+_PRIMITIVE_TO_JSON = SCALAR_JSON_TYPES
 _JSON_TO_PRIMITIVE = {v: k for k, v in _PRIMITIVE_TO_JSON.items()}
-_BYTES = {"type": "string", "format": "byte", "contentEncoding": "base64"}
 
 
 def prop_of(ftype: dict[str, Any]) -> tuple[dict[str, Any], bool]:
@@ -31,7 +30,7 @@ def prop_of(ftype: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     if kind == "local#primitive":
         p = ftype.get("primitive")
         if p == "bytes":
-            return dict(_BYTES), False
+            return dict(BYTES_PROP), False
         if p in _PRIMITIVE_TO_JSON:
             return {"type": _PRIMITIVE_TO_JSON[p]}, False
     elif kind == "local#ndarray":
@@ -56,17 +55,7 @@ def body_of(fields: list[dict[str, Any]]) -> dict[str, Any]:
         props[fname], ndarray = prop, ndarray or nd
         if not f.get("optional", False):
             required.append(fname)
-    body: dict[str, Any] = {
-        "$type": SCHEMA_FORMAT_TYPE,
-        "$schema": DRAFT_07,
-        "type": "object",
-        "properties": props,
-    }
-    if required:
-        body["required"] = required
-    if ndarray:
-        body["arrayFormatVersions"] = {"ndarrayBytes": "1.0.0"}
-    return body
+    return make_body(props, required, ndarray)
 
 
 def field_type(prop: dict[str, Any]) -> dict[str, Any] | None:

@@ -48,10 +48,13 @@ from atdata._errors import SchemaError
 from atdata._wire.fields import FieldSpec, fields_of
 
 __all__ = [
+    "BYTES_PROP",
     "NDARRAY_REF",
+    "SCALAR_JSON_TYPES",
     "SCHEMA_FORMAT_TYPE",
     "SCHEMA_RECORD_TYPE",
     "diff_schemas",
+    "make_body",
     "schema_body",
     "schema_fingerprint",
     "schema_record",
@@ -62,8 +65,10 @@ NDARRAY_REF = "https://alt.science/schemas/atdata-ndarray-bytes/1.0.0#/$defs/nda
 SCHEMA_RECORD_TYPE = "science.alt.dataset.schema"
 SCHEMA_FORMAT_TYPE = "science.alt.dataset.schema#jsonSchemaFormat"
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
-_BYTES = {"type": "string", "format": "byte", "contentEncoding": "base64"}
-_SCALARS = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
+#: The JSON Schema property of a ``bytes`` field.
+BYTES_PROP = {"type": "string", "format": "byte", "contentEncoding": "base64"}
+#: Python scalar type name -> JSON Schema type (upstream's ``local#primitive`` names too).
+SCALAR_JSON_TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
 _SCALAR_TYPES: dict[str, type] = {"string": str, "integer": int, "number": float, "boolean": bool}
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # used with fullmatch: "$" would allow "a\n"
 
@@ -72,10 +77,10 @@ def _prop(spec: FieldSpec | None) -> dict[str, Any]:
     if spec is None or spec.kind == "any":
         return {}
     kind = spec.kind
-    if kind in _SCALARS:
-        return {"type": _SCALARS[kind]}
+    if kind in SCALAR_JSON_TYPES:
+        return {"type": SCALAR_JSON_TYPES[kind]}
     if kind == "bytes":
-        return dict(_BYTES)
+        return dict(BYTES_PROP)
     if kind == "ndarray":
         return {"$ref": NDARRAY_REF}
     if kind == "list":
@@ -129,6 +134,17 @@ def schema_body(sample_type: type) -> dict[str, Any]:
         )
     specs = fields_of(sample_type)
     props, required = _properties(specs)
+    return make_body(props, required, _uses_ndarray(specs))
+
+
+def make_body(props: dict[str, Any], required: list[str], ndarray: bool) -> dict[str, Any]:
+    """The JSON Schema body around ``props`` (``required`` and the ndarray format version only
+    when there are any), the one layout every schema body has.
+
+    Examples:
+        >>> make_body({"a": {"type": "integer"}}, ["a"], False)["required"]
+        ['a']
+    """
     body: dict[str, Any] = {
         "$type": SCHEMA_FORMAT_TYPE,
         "$schema": DRAFT_07,
@@ -137,7 +153,7 @@ def schema_body(sample_type: type) -> dict[str, Any]:
     }
     if required:
         body["required"] = required
-    if _uses_ndarray(specs):
+    if ndarray:
         body["arrayFormatVersions"] = {"ndarrayBytes": "1.0.0"}
     return body
 
