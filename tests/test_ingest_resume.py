@@ -37,16 +37,16 @@ if mode == "row":  # killed while a shard is half written
             os.kill(os.getpid(), signal.SIGKILL)
         return True
 elif mode == "save":  # killed after a shard took its name, before the state says so
-    orig, calls = _state._atomic_write, [0]
-    def killing_write(path, data, fsync):
+    orig, calls = _state.write_atomic, [0]
+    def killing_write(path, data, *, fsync=False):
         calls[0] += 1
         if calls[0] == n:
             d, b = os.path.split(path)
             with open(os.path.join(d, "." + b + ".tmp-1-deadbeef"), "wb") as f:
                 f.write(data[: len(data) // 2])  # a torn temporary the rerun must ignore
             os.kill(os.getpid(), signal.SIGKILL)
-        orig(path, data, fsync)
-    _state._atomic_write = killing_write
+        orig(path, data, fsync=fsync)
+    _state.write_atomic = killing_write
 elif mode == "timer":  # killed from outside at whatever it is doing (write, fsync, manifest)
     try:  # imported now, so that the kill lands in the ingestion, not in an import
         import pyarrow, pyarrow.parquet

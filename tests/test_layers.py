@@ -2,7 +2,7 @@
 
 Layers, low -> high (CLAUDE.md, "Layout"):
 
-0. base: ``_errors``, ``_events``, ``_extras``, ``_lazy``, ``_types``, ``_logging``, ``_version``
+0. base: ``_errors``, ``_events``, ``_extras``, ``_files``, ``_lazy``, ``_types``, ``_logging``, ``_version``
 1. ``_wire`` (arrays, fields, sample, decode, schema_json)
 2. ``_shards`` (tar, members, sources, writer)
 3. ``manifest`` (manifests and queries over shard locations)
@@ -34,6 +34,7 @@ LAYERS: dict[str, int] = {
     "_errors": 0,
     "_events": 0,
     "_extras": 0,
+    "_files": 0,
     "_lazy": 0,
     "_types": 0,
     "_logging": 0,

@@ -24,6 +24,7 @@ import hashlib
 import os
 from typing import Any
 
+from atdata._files import write_atomic
 from atdata._ingest._sources import S3Access
 
 __all__ = ["Output", "default_work_dir"]
@@ -210,10 +211,7 @@ class Output:
             with open(path, "wb") as f:
                 for key in path_keys:
                     f.write(client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
-        tmp = state_path + ".fetched"
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, state_path)
+        write_atomic(state_path, data)
         return True
 
     def clean_temporaries(self) -> int:

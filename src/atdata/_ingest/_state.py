@@ -23,10 +23,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import uuid
 from typing import Any
 
 from atdata._errors import ConfigError
+from atdata._files import write_atomic
 
 __all__ = ["STATE_FORMAT", "IngestState", "Progress"]
 
@@ -56,22 +56,6 @@ class Progress:
     published_rejects_len: int = 0
     seconds: float = 0.0
     complete: bool = False
-
-
-def _atomic_write(path: str, data: bytes, fsync: bool) -> None:
-    d = os.path.dirname(path) or "."
-    tmp = os.path.join(d, f".{os.path.basename(path)}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            if fsync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class IngestState:
@@ -154,7 +138,7 @@ class IngestState:
     def save(self) -> None:
         """Write ``state.json`` atomically."""
         os.makedirs(self.dir, exist_ok=True)
-        _atomic_write(self.path, self.to_json(), self.fsync)
+        write_atomic(self.path, self.to_json(), fsync=self.fsync)
 
     # -- logs ----------------------------------------------------------------------------------
     def open_logs(self) -> bytes:

@@ -27,8 +27,9 @@ import dataclasses
 import hashlib
 import json
 import os
-import uuid
 from typing import Any
+
+from atdata._files import write_atomic
 
 __all__ = [
     "COMMIT_FORMAT",
@@ -94,20 +95,8 @@ def write_commit(out_shard: str, record: CommitRecord, *, fsync: bool = False) -
     No fsync by default: a record lost or torn by a power cut only means the shard is redone
     (an unreadable record counts as none), while the shard it vouches for was flushed first.
     """
-    final = commit_path(out_shard)
-    d = os.path.dirname(final) or "."
-    tmp = os.path.join(d, f".{os.path.basename(final)}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(record.to_json(), f, indent=1, sort_keys=True)
-            if fsync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    text = json.dumps(record.to_json(), indent=1, sort_keys=True)
+    write_atomic(commit_path(out_shard), text.encode("utf-8"), fsync=fsync)
 
 
 def read_commit(out_shard: str) -> CommitRecord | None:

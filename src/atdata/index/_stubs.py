@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from atdata._files import write_atomic
 from atdata._wire.schema_json import type_from_schema
 
 __all__ = ["clear_stubs", "stub_for", "stub_module_name", "stubs_module", "write_stub"]
@@ -119,10 +120,7 @@ def write_stub(stub_dir: str | os.PathLike[str], rec: Any) -> str:
                 return path
     except OSError:
         pass
-    tmp = path + f".tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    write_atomic(path, text.encode("utf-8"))
     return path
 
 
