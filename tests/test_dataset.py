@@ -341,12 +341,17 @@ def test_describe_schema_repr(shard_dir):
     assert ds.schema == {"idx": "int", "label": "str", "vec": "NDArray"}
     d = ds.describe()
     sizes = sum(os.path.getsize(p) for p in ds.list_shards())
+    fields = {"idx": "int", "label": "str", "vec": "NDArray"}
     assert d == {
         "sample_type": "Item",
-        "shards": 3,
-        "samples": 25,
+        "fields": fields,  # the documented keys ...
+        "num_shards": 3,
+        "shards": ds.list_shards(),
+        "url": ds.url,
+        "metadata": None,
+        "samples": 25,  # ... and ours
         "bytes": sizes,
-        "schema": {"idx": "int", "label": "str", "vec": "NDArray"},
+        "schema": fields,
     }
     assert atdata.Dataset(_url(shard_dir)).schema == {}
     assert repr(ds).startswith("Dataset[Item](")

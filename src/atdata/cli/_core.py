@@ -183,7 +183,7 @@ def register(app: typer.Typer) -> None:
             info = ds.describe()
             con.print(f"[bold]{_title(path, split)}[/]")
             con.print(f"  sample type: {info['sample_type']}")
-            con.print(f"  shards:      {info['shards']}")
+            con.print(f"  shards:      {info['num_shards']}")
             con.print(f"  samples:     {info['samples']}")
             con.print(f"  bytes:       {info['bytes']}")
             schema = dict(info["schema"])

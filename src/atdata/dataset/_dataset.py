@@ -575,7 +575,8 @@ class Dataset(Generic[T]):
         return _export.schema(self)
 
     def describe(self) -> dict[str, Any]:
-        """Shards, sample count, bytes and schema, without decoding samples."""
+        """``sample_type``, ``fields``, ``num_shards``, ``shards`` (the list), ``url``,
+        ``metadata``, ``samples``, ``bytes`` and ``schema``, without decoding samples."""
         return _export.describe(self)
 
     def to_dict(self, limit: int | None = None, *, with_keys: bool = False) -> dict[str, list[Any]]:

@@ -64,19 +64,26 @@ def schema(ds: Dataset[Any]) -> dict[str, str]:
 
 
 def describe(ds: Dataset[Any]) -> dict[str, Any]:
-    """Shards, sample count, bytes and schema, without decoding samples."""
+    """The documented summary (``sample_type``, ``fields``, ``num_shards``, ``shards`` (the shard
+    list), ``url``, ``metadata``) plus ``samples``, ``bytes`` and ``schema``, without decoding
+    samples (``metadata`` is fetched when the dataset has a ``metadata_url``)."""
     shards = ds.list_shards()
     shard_size = getattr(ds.source, "shard_size", lambda _s: None)
     size = 0
     for s in shards:
         info = ds._infos.get(s)
         size += (info.size if info is not None else shard_size(s)) or 0
+    fields = schema(ds)
     return {
         "sample_type": getattr(ds.sample_type, "__name__", str(ds.sample_type)),
-        "shards": len(shards),
+        "fields": fields,
+        "num_shards": len(shards),
+        "shards": shards,
+        "url": ds.url,
+        "metadata": ds.metadata,
         "samples": ds._shared.base_len() if ds._selection is None else len(ds._selection),
         "bytes": size,
-        "schema": schema(ds),
+        "schema": dict(fields),
     }
 
 
