@@ -36,6 +36,7 @@ import hashlib
 import itertools
 import operator
 import os
+import re
 import threading
 import weakref
 from array import array
@@ -60,14 +61,24 @@ _MAGIC = "atdata-idx 1"
 _key_hash = hash  # 64-bit, per process (tests replace it to force collisions)
 
 
+_U32 = array("I").itemsize  # 4 on every platform numpy supports; checked, not assumed
+
+
 def compact_ints(values: Iterable[int]) -> array:
-    """``values`` as a compact array: 4 bytes each when all fit in ``uint32``, else 8 (signed)."""
-    a = array("q", values)
-    if not a:
-        return array("I")
-    if min(a) >= 0 and max(a) <= 0xFFFFFFFF and array("I").itemsize == 4:
-        return array("I", a)
-    return a
+    """``values`` as a compact array: 4 bytes each when all fit in ``uint32``, else 8 (signed).
+
+    Raises:
+        OverflowError: For a value outside the signed 64-bit range.
+    """
+    import numpy as np
+
+    if isinstance(values, (list, tuple, array, np.ndarray)):
+        a = np.asarray(values, dtype=np.int64)
+    else:
+        a = np.fromiter(values, dtype=np.int64)
+    if _U32 != 4 or (a.size and (int(a.min()) < 0 or int(a.max()) > 0xFFFFFFFF)):
+        return array("q", a.tobytes())
+    return array("I", a.astype(np.uint32).tobytes())
 
 
 class MemberKeys(Sequence[str]):
@@ -79,7 +90,7 @@ class MemberKeys(Sequence[str]):
     def __init__(self, keys: Iterable[str]) -> None:
         keys = list(keys) if not isinstance(keys, list) else keys
         self._text = "".join(keys)
-        self._ends = compact_ints(itertools.accumulate(len(k) for k in keys))
+        self._ends = compact_ints(itertools.accumulate(map(len, keys)))
 
     def __len__(self) -> int:
         return len(self._ends)
@@ -253,7 +264,16 @@ def cache_path(shard: str) -> str:
 
 
 def _from_entries(entries: list[tuple[str, int, int]]) -> ShardIndex:
-    keys, offs, sizes = [], [], []
+    return ShardIndex(*_member_lists(entries))
+
+
+def _member_lists(
+    entries: list[tuple[str, int, int]],
+) -> tuple[list[str], list[int], list[int]]:
+    """Keys, offsets and sizes of the ``.msgpack`` members among tar ``entries``."""
+    keys: list[str] = []
+    offs: list[int] = []
+    sizes: list[int] = []
     seen: set[str] = set()
     for name, off, size in entries:
         dot = name.find(".", name.rfind("/") + 1)
@@ -265,7 +285,7 @@ def _from_entries(entries: list[tuple[str, int, int]]) -> ShardIndex:
             keys.append(key)
             offs.append(off)
             sizes.append(size)
-    return ShardIndex(keys, offs, sizes)
+    return keys, offs, sizes
 
 
 def _read_persisted(path: str, st: os.stat_result, shard: str) -> ShardIndex | None:
@@ -274,33 +294,43 @@ def _read_persisted(path: str, st: os.stat_result, shard: str) -> ShardIndex | N
             text = f.read()
     except (OSError, UnicodeDecodeError):
         return None
-    lines = text.split("\n")
-    head = lines[0].split(" ")
-    if len(head) != 5 or " ".join(head[:2]) != _MAGIC:
+    nl = text.find("\n")
+    head = text[: max(nl, 0)].split(" ")
+    if nl < 0 or len(head) != 5 or " ".join(head[:2]) != _MAGIC:
         return None
     try:
         size, mtime, count = int(head[2]), int(head[3]), int(head[4])
     except ValueError:
         return None
-    if size != st.st_size or mtime != st.st_mtime_ns or len(lines) != count + 2 or lines[-1] != "":
+    body = text[nl + 1 :]
+    if size != st.st_size or mtime != st.st_mtime_ns or body.count("\n") != count:
         return None
-    keys, offs, sizes = [], [], []
+    if count and not body.endswith("\n"):
+        return None
+    keys: list[str]
+    if _PLAIN_LINES.fullmatch(body):  # no tab in any key: one split, parsed at C speed
+        parts = body.replace("\n", "\t").split("\t")
+        keys, offs, sizes = parts[0:-1:3], list(map(int, parts[1::3])), list(map(int, parts[2::3]))
+    else:
+        keys, offs, sizes = [], [], []
+        try:
+            for line in body.split("\n")[:-1]:
+                k, o, z = line.rsplit("\t", 2)
+                keys.append(k)
+                offs.append(int(o))
+                sizes.append(int(z))
+        except ValueError:
+            return None
+    # every member must lie inside the shard (_matches_shard): a lying index never sizes a read
     try:
-        for line in lines[1:-1]:
-            k, o, s = line.rsplit("\t", 2)
-            keys.append(k)
-            offs.append(int(o))
-            sizes.append(int(s))
-    except ValueError:
+        idx = ShardIndex(keys, offs, sizes)
+    except OverflowError:  # past 64 bits: not an index of this shard
         return None
-    # every member must lie inside the shard: a lying index never sizes a read
-    if not all(o >= 512 and n >= 0 and o + n <= size for o, n in zip(offs, sizes, strict=True)):
-        return None
-    idx = ShardIndex(keys, offs, sizes)
     return idx if _matches_shard(shard, idx, size) else None
 
 
 _SAMPLE = 16  # indexed headers checked beyond the first and last
+_PLAIN_LINES = re.compile(r"(?:[^\t\n]*\t[0-9]+\t[0-9]+\n)*")
 
 
 def _hdr_ok(hdr: bytes) -> bool:
@@ -320,7 +350,22 @@ def _hdr_size(hdr: bytes) -> int:
         return -1
 
 
-def _walk_gap(fd: int, pos: int, end: int | None, known: set[str], total: int) -> bool:
+class _KeySet:
+    """The keys of an index as a set, built only when a gap walk asks (gaps are rare)."""
+
+    __slots__ = ("_keys", "_set")
+
+    def __init__(self, keys: Iterable[str]) -> None:
+        self._keys = keys
+        self._set: set[str] | None = None
+
+    def __contains__(self, key: object) -> bool:
+        if self._set is None:
+            self._set = set(self._keys)
+        return key in self._set
+
+
+def _walk_gap(fd: int, pos: int, end: int | None, known: _KeySet, total: int) -> bool:
     """Walk the headers of members between ``pos`` and ``end`` (members the index leaves out):
     only names that are not ``.msgpack`` samples (or duplicates of indexed keys), PAX and
     GNU long-name records may be there, and they must end exactly at ``end`` (``None``: at the
@@ -371,26 +416,34 @@ def _matches_shard(path: str, idx: ShardIndex, total: int) -> bool:
     """Cheaply check a persisted index against the shard: offsets ordered and block-aligned, the
     members between indexed ones (usually none) and after the last walked, and the tar header at
     the first, the last and a spread of other indexed offsets naming that key and size."""
+    import numpy as np
+
     offs, sizes, keys = idx.offsets, idx.sizes, idx.keys
     n = len(keys)
-    prev_end = 0
-    for o, s in zip(offs, sizes, strict=True):
-        if o % 512 or s < 0 or o - 512 < prev_end or o + s > total:
-            return False
-        prev_end = o + ((s + 511) & ~511)
+    o = np.asarray(offs).astype(np.int64)
+    z = np.asarray(sizes).astype(np.int64)
+    ends = o + ((z + 511) & ~511)
+    prev = np.concatenate((np.zeros(1, np.int64), ends[:-1]))  # where each member may start
+    if n and (
+        (o > total).any()  # first: o + z below cannot overflow then
+        or (z < 0).any()
+        or (z > total).any()
+        or (o % 512).any()
+        or (o - 512 < prev).any()
+        or (o + z > total).any()
+    ):
+        return False
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
         return False
     try:
-        known = set(keys)
-        pos = 0
-        for o, s in zip(offs, sizes, strict=True):
-            start = o - 512
-            if start != pos and not _walk_gap(fd, pos, start, known, total):
+        known = _KeySet(keys)
+        for i in np.flatnonzero(o - 512 != prev).tolist():  # members between indexed ones
+            if not _walk_gap(fd, int(prev[i]), int(o[i]) - 512, known, total):
                 return False  # what sits in between is not just other members
-            pos = o + ((s + 511) & ~511)
-        if not _walk_gap(fd, pos, None, known, total):  # after the last sample
+        last = int(ends[-1]) if n else 0
+        if not _walk_gap(fd, last, None, known, total):  # after the last sample
             return False
         step = max(1, n // _SAMPLE)
         for i in sorted({0, n - 1, *range(0, n, step)} if n else ()):
@@ -408,10 +461,14 @@ def _matches_shard(path: str, idx: ShardIndex, total: int) -> bool:
 
 
 def _persist(path: str, st: os.stat_result, idx: ShardIndex) -> None:
-    body = "".join(
-        f"{k}\t{o}\t{s}\n" for k, o, s in zip(idx.keys, idx.offsets, idx.sizes, strict=True)
-    )
-    text = f"{_MAGIC} {st.st_size} {st.st_mtime_ns} {len(idx)}\n{body}"
+    _write_persisted(path, st, idx.keys, idx.offsets, idx.sizes)
+
+
+def _write_persisted(
+    path: str, st: os.stat_result, keys: Sequence[str], offs: Sequence[int], sizes: Sequence[int]
+) -> None:
+    body = "".join(f"{k}\t{o}\t{s}\n" for k, o, s in zip(keys, offs, sizes, strict=True))
+    text = f"{_MAGIC} {st.st_size} {st.st_mtime_ns} {len(keys)}\n{body}"
     tmp = f"{path}.tmp-{os.getpid()}-{threading.get_ident()}"
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -452,8 +509,9 @@ def load_index(shard: str, source: Any, persist: bool = True) -> ShardIndex:
         cpath = cache_path(shard)
         idx = _read_persisted(cpath, st, path)
         if idx is None:
-            idx = _from_entries(scan_tar_file(path, where))
-            _persist(cpath, st, idx)
+            keys, offs, sizes = _member_lists(scan_tar_file(path, where))
+            _write_persisted(cpath, st, keys, offs, sizes)
+            idx = ShardIndex(keys, offs, sizes)
     return idx
 
 
