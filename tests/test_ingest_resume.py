@@ -368,3 +368,12 @@ def test_interrupted_resume_per_format(tmp_path, fmt):
     r = atdata.ingest(src, out, **kw)
     assert (r.rows_read, r.rows_written, r.duplicates) == (400, 150, 250)
     assert _shard_bytes(tmp_path / "ref") == _shard_bytes(out) and r.num_shards == ref.num_shards
+
+
+def test_s3_errors_name_the_fix(s3, tmp_path):
+    with pytest.raises(atdata.StorageError, match=r"NoSuchKey; check the key"):
+        atdata.ingest(f"s3://{BUCKET}/no/such.jsonl", tmp_path / "a", s3_client=s3)
+    with pytest.raises(atdata.StorageError, match=r"NoSuchBucket; check the bucket name"):
+        atdata.ingest("s3://qa-no-such-bucket/x.jsonl", tmp_path / "b", s3_client=s3)
+    with pytest.raises(atdata.StorageError, match=r"cannot list .*; check the bucket name"):
+        atdata.ingest("s3://qa-no-such-bucket/*.jsonl", tmp_path / "c", s3_client=s3)

@@ -192,8 +192,9 @@ def _s3_inputs(uri: str, fmt: str | None, s3: S3Access) -> list[Input]:
                 ) and not k.endswith("/"):
                     found.append((k, int(obj["Size"])))
     except Exception as exc:
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
         raise StorageError(
-            f"cannot list s3://{bucket}/{prefix}: {type(exc).__name__}: {exc}"
+            f"cannot list s3://{bucket}/{prefix}: {type(exc).__name__}: {exc}; {_s3_fix(code)}"
         ) from None
     if not found:
         raise DataNotFoundError(f"input {uri!r} matches no objects; check the bucket and prefix")
@@ -256,9 +257,24 @@ def _open_raw(inp: Input, s3: S3Access | None, offset: int = 0) -> Any:
             code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
             if offset and code == "InvalidRange":  # resuming at the very end
                 return io.BytesIO(b"")
-            raise StorageError(f"cannot read input {inp.uri}: {code}; check the key") from None
+            raise StorageError(f"cannot read input {inp.uri}: {code}; {_s3_fix(code)}") from None
         return io.BufferedReader(_RawAdapter(body), 1 << 20)
     raise ConfigError(f"input {inp.uri!r} is not a file")
+
+
+def _s3_fix(code: str) -> str:
+    """What to do about an S3 error code (or botocore exception name)."""
+    if code in ("NoSuchKey", "404", "NotFound"):
+        return "check the key"
+    if code == "NoSuchBucket":
+        return "check the bucket name"
+    if code in ("NoCredentialsError", "PartialCredentialsError"):
+        return "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)"
+    if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+        return "check the credentials and that they may read this bucket"
+    if code in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError"):
+        return "check the endpoint (--endpoint-url / AWS_ENDPOINT_URL) is reachable"
+    return "check the URL, the credentials and the endpoint"
 
 
 def open_binary(inp: Input, s3: S3Access | None = None, offset: int = 0) -> Any:
