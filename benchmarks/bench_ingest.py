@@ -17,7 +17,8 @@ text. Each measurement runs in its own process so its peak RSS is its own:
   (pyarrow imports it on its first conversion of Python values, ~100 MB resident here), so
   with them on the RSS is pyarrow's code + the dedup set + one shard's manifest rows.
 
-``--compare-src DIR`` also runs the ``ingest`` and ``memory`` rows with ``DIR`` (another
+The ``CPU s`` column (CPU time of the timed region) is steadier than rows/s on a shared
+machine. ``--compare-src DIR`` also runs the ``ingest`` and ``memory`` rows with ``DIR`` (another
 checkout's ``src``) first on ``PYTHONPATH``, in the same run, as the "before" rows.
 
 What the run imports (atdata; pyarrow and whatever the manifest writer loads, warmed by ingesting
@@ -75,7 +76,7 @@ def _warm_imports(kind: str) -> float:
 
 def child(kind: str, src: str, out: str) -> dict:
     imports = _warm_imports(kind)
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     if kind == "baseline":
         import msgpack
         import webdataset as wds
@@ -99,6 +100,7 @@ def child(kind: str, src: str, out: str) -> dict:
     dt = time.perf_counter() - t
     return {
         "seconds": dt,
+        "cpu": time.process_time() - cpu,
         "rows": rows,
         "written": written,
         "rss_mb": _rss_mb(),
@@ -155,7 +157,8 @@ def main() -> None:
             f"{args.rows:,} JSONL rows ({os.path.getsize(src) / 1e6:.1f} MB), best of {args.rounds}"
         )
         print(
-            f"{'':34}{'rows/s':>10}{'vs baseline':>13}{'peak RSS':>11}{'imports':>10}{'pandas':>8}"
+            f"{'':34}{'rows/s':>10}{'vs baseline':>13}{'CPU s':>8}{'peak RSS':>11}{'imports':>10}"
+            f"{'pandas':>8}"
         )
         labels = {
             "baseline": "json + msgpack + wds.TarWriter",
@@ -169,7 +172,7 @@ def main() -> None:
             r = best[kind]
             rate = r["rows"] / r["seconds"]
             print(
-                f"{label:34}{rate:>10,.0f}{rate / base:>12.2f}x{r['rss_mb']:>8.0f} MB"
+                f"{label:34}{rate:>10,.0f}{rate / base:>12.2f}x{r['cpu']:>8.2f}{r['rss_mb']:>8.0f} MB"
                 f"{r['imports']:>9.2f}s{'yes' if r['pandas'] else 'no':>8}"
             )
         rate = best["ingest"]["rows"] / best["ingest"]["seconds"]
@@ -185,7 +188,8 @@ def main() -> None:
                 ok = m["rss_mb"] <= 150
                 print(
                     f"{label}memory ({kind}): {m['written']:,} dedup keys, peak RSS "
-                    f"{m['rss_mb']:.0f} MB ({m['rows'] / m['seconds']:,.0f} rows/s, pandas "
+                    f"{m['rss_mb']:.0f} MB ({m['rows'] / m['seconds']:,.0f} rows/s, "
+                    f"{m['cpu']:.1f} CPU s, pandas "
                     f"{'loaded' if m['pandas'] else 'not loaded'}); target <= 150 MB: "
                     f"{'PASS' if ok else 'FAIL'}"
                 )
