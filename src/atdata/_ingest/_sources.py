@@ -80,7 +80,7 @@ def detect_format(uri: str, fmt: str | None = None) -> tuple[str, str]:
     if found is None:
         raise ConfigError(
             f"cannot tell the format of {uri!r} from its name; name it .jsonl/.csv/.parquet "
-            "(optionally .gz/.zst) or pass format='jsonl'|'csv'|'parquet'"
+            "(optionally .gz/.zst) or pass format='jsonl'|'csv'|'parquet' (--format on the command line)"
         )
     return found, comp
 
@@ -173,7 +173,7 @@ def _known(name: str) -> bool:
 
 
 def _s3_inputs(uri: str, fmt: str | None, s3: S3Access) -> list[Input]:
-    from atdata.stores._s3client import parse_s3_url
+    from atdata.stores._s3client import parse_s3_url, s3_fix
 
     bucket, key = parse_s3_url(uri)
     if not (_GLOB_CHARS & set(key)) and not key.endswith("/") and key:
@@ -194,7 +194,7 @@ def _s3_inputs(uri: str, fmt: str | None, s3: S3Access) -> list[Input]:
     except Exception as exc:
         code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
         raise StorageError(
-            f"cannot list s3://{bucket}/{prefix}: {type(exc).__name__}: {exc}; {_s3_fix(code)}"
+            f"cannot list s3://{bucket}/{prefix}: {type(exc).__name__}: {exc}; {s3_fix(code)}"
         ) from None
     if not found:
         raise DataNotFoundError(f"input {uri!r} matches no objects; check the bucket and prefix")
@@ -247,7 +247,7 @@ def _open_raw(inp: Input, s3: S3Access | None, offset: int = 0) -> Any:
         except (urllib.error.URLError, OSError) as exc:
             raise StorageError(f"cannot read input {inp.uri}: {exc}; check the URL") from None
     if inp.location == "s3":
-        from atdata.stores._s3client import parse_s3_url
+        from atdata.stores._s3client import parse_s3_url, s3_fix
 
         bucket, key = parse_s3_url(inp.uri)
         extra = {"Range": f"bytes={offset}-"} if offset else {}
@@ -257,24 +257,9 @@ def _open_raw(inp: Input, s3: S3Access | None, offset: int = 0) -> Any:
             code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
             if offset and code == "InvalidRange":  # resuming at the very end
                 return io.BytesIO(b"")
-            raise StorageError(f"cannot read input {inp.uri}: {code}; {_s3_fix(code)}") from None
+            raise StorageError(f"cannot read input {inp.uri}: {code}; {s3_fix(code)}") from None
         return io.BufferedReader(_RawAdapter(body), 1 << 20)
     raise ConfigError(f"input {inp.uri!r} is not a file")
-
-
-def _s3_fix(code: str) -> str:
-    """What to do about an S3 error code (or botocore exception name)."""
-    if code in ("NoSuchKey", "404", "NotFound"):
-        return "check the key"
-    if code == "NoSuchBucket":
-        return "check the bucket name"
-    if code in ("NoCredentialsError", "PartialCredentialsError"):
-        return "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)"
-    if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-        return "check the credentials and that they may read this bucket"
-    if code in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError"):
-        return "check the endpoint (--endpoint-url / AWS_ENDPOINT_URL) is reachable"
-    return "check the URL, the credentials and the endpoint"
 
 
 def open_binary(inp: Input, s3: S3Access | None = None, offset: int = 0) -> Any:

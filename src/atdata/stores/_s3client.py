@@ -12,7 +12,7 @@ from typing import Any
 from atdata._errors import ConfigError, StorageError
 from atdata._extras import require
 
-__all__ = ["make_client", "parse_s3_url", "record_client_kwargs", "trusted_endpoints"]
+__all__ = ["make_client", "parse_s3_url", "record_client_kwargs", "s3_fix", "trusted_endpoints"]
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
@@ -153,6 +153,26 @@ def record_client_kwargs(endpoint: Any, region: Any, what: str) -> dict[str, Any
     return kw
 
 
+def s3_fix(code: str) -> str:
+    """What to do about an S3 error code (or botocore exception name).
+
+    Examples:
+        >>> s3_fix("NoSuchBucket")
+        'check the bucket name'
+    """
+    if code in ("NoSuchKey", "404", "NotFound"):
+        return "check the key"
+    if code == "NoSuchBucket":
+        return "check the bucket name"
+    if code in ("NoCredentialsError", "PartialCredentialsError"):
+        return "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)"
+    if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+        return "check the credentials and that they may read this bucket"
+    if code in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError"):
+        return "check the endpoint (--endpoint-url / AWS_ENDPOINT_URL) is reachable"
+    return "check the URL, the credentials and the endpoint"
+
+
 def _err(exc: Exception, what: str) -> StorageError:
     code = (
         getattr(exc, "response", {}).get("Error", {}).get("Code")
@@ -160,4 +180,4 @@ def _err(exc: Exception, what: str) -> StorageError:
         else None
     )
     detail = code or type(exc).__name__
-    return StorageError(f"{what} failed: {detail}")
+    return StorageError(f"{what} failed: {detail}; {s3_fix(detail)}")
