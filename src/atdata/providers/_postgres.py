@@ -88,7 +88,8 @@ class PostgresProvider(IndexProvider):
         except psycopg.Error as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise StorageError(
-                f"cannot connect to the PostgreSQL index at {mask_url(self.dsn)}: {mask_url(first)}"
+                f"cannot connect to the PostgreSQL index at {mask_url(self.dsn)}: {mask_url(first)}; "
+                "check that the server is running and the DSN's host, port, user and database"
             ) from None
         self._conn_obj, self._pid = conn, os.getpid()
         return conn
