@@ -12,9 +12,11 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+from collections.abc import Iterator
 from typing import Any
 from unittest import mock
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -132,13 +134,21 @@ def typed2(e: tuple, v: float | None, none_as_nan: bool) -> bool:
 
 
 _DIRS: dict[tuple, Any] = {}
+_ROOT: list[str] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    _ROOT[:] = [str(tmp_path_factory.mktemp("nan"))]  # the datasets live (and go) here
+    yield
+    _DIRS.clear()
 
 
 def _dataset(values: list[float | None]) -> Any:
     key = tuple("n" if v is None else repr(v) for v in values)
     ds = _DIRS.get(key)
     if ds is None:
-        d = tempfile.mkdtemp(prefix="atdata-nan-")
+        d = tempfile.mkdtemp(prefix="ds-", dir=_ROOT[0] if _ROOT else None)
         rows = [NanRow(score=v, idx=i) for i, v in enumerate(values)]
         ds = _DIRS[key] = atdata.write_samples(
             rows, os.path.join(d, "n.tar"), maxcount=3, key="index", manifest=True
@@ -192,6 +202,8 @@ def test_typed_and_lambda_paths_agree_with_brute_force(values: list, e: tuple) -
 def test_reported_case_nan_row_is_not_greater() -> None:
     ds = _dataset([0.5, NAN, 2.0, None, -0.0])
     assert ds.query("score > 1").list_keys() == ["00000002"]
+    assert ds.query("score > 1").stats.shards_pruned == 1  # [None, -0.0] cannot match
+    assert ds.query("score != 0 AND idx % 1 = 0").stats.shards_pruned == 0  # None: kept
     assert ds.query("score > 1 AND idx % 1 = 0").list_keys() == ["00000002"]
     assert ds.query("NOT (score > 1) AND idx % 1 = 0").list_keys() == [
         "00000000",
