@@ -227,7 +227,11 @@ def test_rerun_of_finished_ingestion_is_a_no_op(tmp_path):
     r1 = atdata.ingest(src, tmp_path / "out", sample_type=Item, maxcount=7)
     before = {n: os.stat(tmp_path / "out" / n).st_mtime_ns for n in os.listdir(tmp_path / "out")}
     r2 = atdata.ingest(src, tmp_path / "out", sample_type=Item, maxcount=7)
-    assert r2.resumed and (r2.rows_read, r2.rows_written) == (r1.rows_read, r1.rows_written)
+    assert r2.already_complete and not r2.resumed and not r1.already_complete
+    assert (r2.rows_read, r2.rows_written) == (r1.rows_read, r1.rows_written)
+    assert r2.summary().endswith(
+        "already complete: nothing read again (delete OUT/.ingest to redo it)"
+    )
     assert r2.list_shards() == r1.list_shards()
     after = {n: os.stat(tmp_path / "out" / n).st_mtime_ns for n in os.listdir(tmp_path / "out")}
     assert after == before

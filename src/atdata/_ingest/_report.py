@@ -41,6 +41,8 @@ class IngestReport:
         schema: The sample type, e.g. ``Row(text: str, n: int)``.
         inferred: Whether the sample type was inferred from the input.
         resumed: Whether this run continued an earlier, interrupted one.
+        already_complete: Whether the ingestion had finished before this call (nothing was
+            read or written again; the counts are the finished run's).
         rejects_path: The JSONL file of rejected rows (input, position, reason, row).
         sample_type: The ``@packable`` type of the samples.
         entry: The index entry, when ingested into an index.
@@ -59,6 +61,7 @@ class IngestReport:
     schema: str = ""
     inferred: bool = False
     resumed: bool = False
+    already_complete: bool = False
     rejects_path: str | None = None
     sample_type: Any = None
     entry: Any = None
@@ -115,6 +118,8 @@ class IngestReport:
             lines.append(f"inferred sample type {self.schema}")
         if self.resumed:
             lines.append("resumed an interrupted ingestion")
+        if self.already_complete:
+            lines.append("already complete: nothing read again (delete OUT/.ingest to redo it)")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -133,5 +138,6 @@ class IngestReport:
             "schema": self.schema,
             "inferred": self.inferred,
             "resumed": self.resumed,
+            "already_complete": self.already_complete,
             "rejects_path": self.rejects_path,
         }

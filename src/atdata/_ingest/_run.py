@@ -118,6 +118,7 @@ class IngestRun:
         self.rejected: dict[str, int] = {}
         self.last_reject = ""
         self.resumed = False
+        self.already_complete = False
         self.t0 = time.monotonic()
         self.base_seconds = 0.0
         self.base_written = 0
@@ -184,7 +185,8 @@ class IngestRun:
         if st.exists():
             st.load()
             self._check_config()
-            self.resumed = True
+            self.already_complete = st.progress.complete
+            self.resumed = not st.progress.complete
         else:
             pattern = self.shard_prefix + "-"
             clash = [
@@ -499,6 +501,7 @@ class IngestRun:
             schema=describe_type(self.sample_type),
             inferred=self.inferred,
             resumed=self.resumed,
+            already_complete=self.already_complete,
             rejects_path=rejects if sum(p.rejected.values()) else None,
             sample_type=self.sample_type,
             shard_urls=[self.output.url(s["name"]) for s in p.shards],
