@@ -64,13 +64,7 @@ class _Rewriter:
 
     def __init__(self, con: Any, floats: set[str]) -> None:
         self.floats = floats
-        self.nan = _where_of(
-            con,
-            f"coalesce(typeof({_HOLE}0) IN ('DOUBLE', 'FLOAT') "
-            f"AND isnan(TRY_CAST({_HOLE}0 AS DOUBLE)), false)",
-        )  # a float operand only: a VARCHAR 'nan' is text
-        self.and_not = _where_of(con, f"{_HOLE}0 AND NOT {_HOLE}1")
-        self.or_ = _where_of(con, f"{_HOLE}0 OR {_HOLE}1")
+        self.nan, self.and_not, self.or_ = _templates(con)
         self.changed = False
 
     def reads_float(self, node: Any) -> bool:
@@ -150,10 +144,29 @@ def _rewrite(con: Any, sql: str, floats: frozenset[str]) -> str:
         return sql
 
 
+_PARSED: dict[str, Any] = {}  # the templates, parsed once per process (read-only afterwards)
+
+
+def _templates(con: Any) -> tuple[dict, dict, dict]:
+    """The parsed NaN check, ``a AND NOT b`` and ``a OR b`` with holes for their operands."""
+    if "nan" not in _PARSED:
+        _PARSED["or"] = _where_of(con, f"{_HOLE}0 OR {_HOLE}1")
+        _PARSED["and_not"] = _where_of(con, f"{_HOLE}0 AND NOT {_HOLE}1")
+        _PARSED["nan"] = _where_of(
+            con,
+            f"coalesce(typeof({_HOLE}0) IN ('DOUBLE', 'FLOAT') "
+            f"AND isnan(TRY_CAST({_HOLE}0 AS DOUBLE)), false)",
+        )  # a float operand only: a VARCHAR 'nan' is text
+    return _PARSED["nan"], _PARSED["and_not"], _PARSED["or"]
+
+
 def _select_node(con: Any) -> dict:
-    text = con.execute("SELECT json_serialize_sql('SELECT * FROM t WHERE 1')").fetchall()[0][0]
-    node = json.loads(text)["statements"][0]["node"]
-    return {k: v for k, v in node.items() if k != "where_clause"}
+    node = _PARSED.get("select")
+    if node is None:
+        text = con.execute("SELECT json_serialize_sql('SELECT * FROM t WHERE 1')").fetchall()[0][0]
+        node = json.loads(text)["statements"][0]["node"]
+        node = _PARSED["select"] = {k: v for k, v in node.items() if k != "where_clause"}
+    return node
 
 
 def ieee_where(con: Any, sql: str, floats: set[str]) -> str:
