@@ -435,6 +435,18 @@ def test_one_rank_streams_unknown_shards_without_counting_them(http_url, gets):
     assert _keys(_run(fresh, 0)) == _keys(got)  # the same batches, counted or not
 
 
+def test_without_workers_remote_shards_are_held_in_memory(http_url, gets, tmp_path):
+    tds = atdata.Dataset(http_url).to_torch(batch_size=4, shuffle=True, seed=0)
+    got = [b for b in tds]  # the training process reads alone: no cache files (list() would
+    # ask len() first, which counts the shards)
+    assert sorted(k for b in got for k in b.keys) == [f"{i:08d}" for i in range(N)]
+    assert sorted(p for p, _ in gets) == ["/s-00.tar", "/s-01.tar", "/s-02.tar"]
+    assert not [f for f in os.listdir(tds._reader.cache.directory) if f.endswith(".tar")]
+    kept = atdata.Dataset(http_url).to_torch(batch_size=4, cache_dir=tmp_path / "c")
+    assert sum(len(b) for b in kept) == N  # a cache_dir given: the shards stay there
+    assert len(list((tmp_path / "c").glob("*.tar"))) == 3
+
+
 def test_counts_from_published_manifests_and_stale_counts(tmp_path):
     atdata.write_samples(
         [{"i": i} for i in range(10)],

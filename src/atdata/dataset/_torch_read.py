@@ -142,13 +142,16 @@ class Reader:
                         counts[j] = n
                         self._given[j] = True
                 rest = [j for j in todo if counts[j] < 0]
-                for j, n in zip(rest, pool.map(self.count_of, rest), strict=True):
+                # into the cache directory: counting every shard never holds them all in memory
+                counted = pool.map(lambda j: self.count_of(j, False), rest)
+                for j, n in zip(rest, counted, strict=True):
                     counts[j] = n
         self.starts = np.concatenate(([0], np.cumsum(counts)))
         self.lazy = False
 
-    def count_of(self, s: int) -> int:
-        """Samples of shard ``s`` that take part (a shard of unknown size is fetched to count it)."""
+    def count_of(self, s: int, memory: bool | None = None) -> int:
+        """Samples of shard ``s`` that take part (a shard of unknown size is fetched to count it:
+        into memory while a single process iterates, else into the cache directory)."""
         if self._kept_by is not None:
             return len(self._kept_by[s])
         counts = self.counts
@@ -157,7 +160,8 @@ class Reader:
         if n < 0:
             assert self.cache is not None
             shard = self.shards[s]
-            n = counts[s] = self.cache.count(self.dataset.source, shard, self._memory)
+            held = self._memory if memory is None else memory
+            n = counts[s] = self.cache.count(self.dataset.source, shard, held)
             self.dataset._shared.counts[shard] = n
         return n
 
@@ -355,7 +359,9 @@ class Reader:
         counts = self.counts
         assert counts is not None
         known = counts[counts > 0]
-        mean = max(1, int(known.mean())) if len(known) else 1
+        if not len(known):  # nothing counted yet: set again after the first window
+            return 3
+        mean = max(1, int(known.mean()))
         return 2 + min(len(self.shards), -(-window // mean))
 
     def release(self, owner_pid: int) -> None:
