@@ -131,11 +131,14 @@ class TorchDataset(_Base):
         world_size: The number of ranks; every rank gets the same number of samples.
         policy: ``"drop_last"`` or ``"pad"``: how ranks are made equal.
         mode: ``"auto"`` (default: ``"random"`` for local shards, ``"stream"`` otherwise),
-            ``"random"`` (one read per sample, full permutation) or ``"stream"`` (whole shards
-            fetched once each, shuffled within ``shuffle_buffer`` samples).
-        shuffle_buffer: Samples per shuffle window in ``"stream"`` mode.
-        cache_dir: The local shard cache of ``"stream"`` mode (default a temporary directory on
-            ``/dev/shm`` where there is one).
+            ``"random"`` (one read per sample, a seeded permutation computed per slot) or
+            ``"stream"`` (whole shards fetched once each, shuffled within ``shuffle_buffer``
+            samples; one rank needs no shard counts up front).
+        shuffle_buffer: Samples per shuffle window in ``"stream"`` mode (the first windows of
+            an epoch are smaller); about two windows of shards are held at a time.
+        cache_dir: The local shard cache of ``"stream"`` mode, shared by the workers (default
+            a temporary directory on ``/dev/shm`` where there is one; read without workers,
+            shards are then held in memory instead). A given ``cache_dir`` keeps its shards.
         cache_limit: Bytes the shard cache may hold (default a quarter of its free space).
         sample_transform: Called on each sample in the worker, before batching (batches of its
             results are made by ``collate_fn``, default ``torch``'s ``default_collate``).
