@@ -18,8 +18,6 @@ import os
 import shutil
 import socket
 import subprocess
-import urllib.error
-import urllib.request
 
 import typer
 
@@ -122,6 +120,9 @@ def check_postgres(dsn: str) -> Check:
 
 def check_pds(url: str) -> Check:
     """GET ``<url>/xrpc/_health`` of a PDS."""
+    import urllib.error
+    import urllib.request
+
     where = url.rstrip("/")
     try:
         with urllib.request.urlopen(where + "/xrpc/_health", timeout=_TIMEOUT) as resp:
