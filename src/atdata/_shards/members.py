@@ -12,6 +12,11 @@ offsets must name that key and size. An unwritable cache only costs the rebuild.
 ``len(ds)``, ``ds[i]``, ``ds.get(key)``, ``ds.select(...)``, local shuffling and the PyTorch
 splitter all read positions from it.
 
+In memory an index is compact (:class:`ShardIndex`): offsets and sizes in integer arrays, the
+keys packed in one string (:class:`MemberKeys`), about 8 bytes plus the key length per member
+instead of a few hundred in lists and dicts; ``ds.get``/``ds.locate`` search a
+:class:`KeyLookup` of 64-bit key hashes (about 14 bytes per key), confirmed against the key.
+
 File format (text, UTF-8): a first line ``atdata-idx 1 <shard size> <shard mtime_ns> <count>``,
 then one line per ``.msgpack`` member: ``<key>\\t<payload offset>\\t<payload size>`` (parsed
 from the right, so keys may contain tabs).
