@@ -287,3 +287,27 @@ def test_upstream_reads_our_manifests(tmp_path):
         assert (theirs["name"], theirs["x"], theirs["ok"]) == (ours["name"], ours["x"], ours["ok"])
         assert theirs["tags"] == json.loads(ours["tags"])
     assert got["aggregates"] == json.loads(pathlib.Path(j).read_text())["aggregates"]
+
+
+@atdata.packable
+class One:
+    v: int
+
+
+def test_observer_reads_typed_values_at_once_and_falls_back_per_field():
+    ob = ManifestObserver(One)
+    ob.begin_shard("x.tar")
+    for i in range(3):
+        ob.add(f"k{i}", 512 + 1024 * i, 10, One(v=i))
+    odd = One(v=9)
+    del odd.v  # a missing attribute: that value is None, the others are kept
+    ob.add("k3", 512 + 3 * 1024, 10, odd)
+    ob.add("k4", 512 + 4 * 1024, 10, {"v": 7})  # another type: read by name
+    assert ob.columns == {"v": [0, 1, 2, None, 7]}
+    assert ob.keys == ["k0", "k1", "k2", "k3", "k4"]
+    row = ManifestObserver(Row)
+    row.begin_shard("y.tar")
+    row.add("a", 512, 10, Row(name="n", n=1, x=0.5, ok=True, tags=["t"]))
+    assert row.columns == {
+        "name": ["n"], "n": [1], "x": [0.5], "ok": [True], "tags": [["t"]], "opt": [None],
+    }  # fmt: skip

@@ -41,6 +41,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import operator
 import os
 import uuid
 from pathlib import Path
@@ -455,6 +456,8 @@ class ManifestObserver:
         self.kinds: dict[str, str] | None = None
         self.written: list[tuple[str, str]] = []
         self._pending: tuple[str, str, str, str] | None = None
+        self._getter_type: type | None = None
+        self._getter: Any = None
         self._reset()
 
     def _reset(self) -> None:
@@ -484,8 +487,32 @@ class ManifestObserver:
         self.keys.append(key)
         self.offsets.append(offset)
         self.sizes.append(size)
-        for name, col in self.columns.items():
-            col.append(_field_value(sample, name))
+        values = self._values(sample)
+        if values is None:
+            for name, col in self.columns.items():
+                col.append(_field_value(sample, name))
+        else:
+            for col, v in zip(self.columns.values(), values, strict=True):
+                col.append(v)
+
+    def _values(self, sample: Any) -> tuple[Any, ...] | None:
+        """The column values of a typed sample in one C call (``None``: go field by field)."""
+        t = type(sample)
+        if t is not self._getter_type:
+            names = list(self.columns)
+            self._getter_type = t
+            self._getter = (
+                operator.attrgetter(*names, names[0])  # a tuple even for one column
+                if names and hasattr(t, "atdata_fields")
+                else None
+            )
+        if self._getter is None:
+            return None
+        try:
+            values: tuple[Any, ...] = self._getter(sample)
+            return values[:-1]
+        except AttributeError:
+            return None
 
     def prepare_shard(self, tmp_path: str, info: Any) -> None:
         """Write the finished shard's manifest under temporary names, before the shard is
