@@ -13,7 +13,7 @@ offsets must name that key and size. An unwritable cache only costs the rebuild.
 splitter all read positions from it.
 
 In memory an index is compact (:class:`ShardIndex`): offsets and sizes in integer arrays, the
-keys packed in one string (:class:`MemberKeys`), about 8 bytes plus the key length per member
+keys packed in one string (:class:`MemberKeys`), about 12 bytes plus the key length per member
 instead of a few hundred in lists and dicts; ``ds.get``/``ds.locate`` search a
 :class:`KeyLookup` of 64-bit key hashes (about 14 bytes per key), confirmed against the key.
 
