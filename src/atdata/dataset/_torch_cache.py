@@ -103,7 +103,7 @@ class _Mem:
 
     __slots__ = ("buf", "keys", "offsets", "path", "sizes", "view")
 
-    def __init__(self, source: Any, shard: str, buf: bytearray) -> None:
+    def __init__(self, source: Any, shard: str, buf: Any) -> None:
         from atdata._shards.members import _from_entries
         from atdata._shards.tar import scan_tar_bytes
 
@@ -122,13 +122,26 @@ class _Mem:
         self.view.release()
 
 
-def _read_into(f: Any, buf: bytearray) -> int:
+def _new_buffer(size: int) -> Any:
+    """A writable buffer of ``size`` bytes, mapped with its pages in place (faulting 4 KiB pages
+    in one by one, or zero-filling a ``bytearray``, costs as much as the download's copy)."""
+    flags = getattr(mmap, "MAP_PRIVATE", 0) | getattr(mmap, "MAP_ANONYMOUS", 0)
+    try:
+        return mmap.mmap(-1, size, flags=flags | getattr(mmap, "MAP_POPULATE", 0))
+    except (OSError, TypeError, ValueError):  # pragma: no cover - not Linux
+        return bytearray(size)
+
+
+def _read_into(f: Any, buf: Any) -> int:
     """Read stream ``f`` to its end into ``buf`` (grown as needed); the byte count."""
     readinto = getattr(f, "readinto", None)
     n = 0
     while True:
         if n == len(buf):  # (a recycled buffer usually has room: shards are alike in size)
-            buf.extend(bytes(max(_CHUNK, len(buf) // 2)))
+            if isinstance(buf, mmap.mmap):
+                buf.resize(len(buf) + max(_CHUNK, len(buf) // 2))
+            else:
+                buf.extend(bytes(max(_CHUNK, len(buf) // 2)))
         want = min(_CHUNK, len(buf) - n)
         with memoryview(buf) as mv:
             if readinto is not None:
@@ -158,7 +171,7 @@ class ShardCache:
         self.keep: set[str] = set()  # shards the reader needs soon: never evicted by this process
         self._open: dict[str, _Local] = {}
         self._built: dict[str, Any] = {}  # member indexes built while this process downloaded
-        self._spare: list[bytearray] = []  # buffers of shards held in memory, for reuse
+        self._spare: list[Any] = []  # buffers of shards held in memory, for reuse
         self._size_hint = _CHUNK  # a new buffer's size: the largest shard held so far
         self._holding: dict[str, threading.Lock] = {}  # one download per shard at a time
         self._mu = threading.Lock()
@@ -281,7 +294,7 @@ class ShardCache:
             if shard in self._open:
                 return
             with self._mu:
-                buf = self._spare.pop() if self._spare else bytearray(self._size_hint)
+                buf = self._spare.pop() if self._spare else _new_buffer(self._size_hint)
             try:
                 loc = _Mem(source, shard, buf)
                 self._size_hint = max(self._size_hint, len(loc.view) + 1)
