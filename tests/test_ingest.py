@@ -441,3 +441,10 @@ def test_missing_zstandard_names_the_extra(tmp_path, monkeypatch):
     p.write_bytes(b"")
     with pytest.raises(atdata.MissingExtraError, match=r'pip install "atdata\[ingest\]"'):
         atdata.ingest(str(p), tmp_path / "out")
+
+
+def test_unknown_url_scheme_names_what_is_read(tmp_path):
+    with pytest.raises(
+        atdata.ConfigError, match=r"hf:// is not a source ingest reads .*load_dataset"
+    ):
+        atdata.ingest("hf://mnist", tmp_path / "out")

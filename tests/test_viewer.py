@@ -556,3 +556,12 @@ def test_concurrent_requests_on_a_real_server(pics: str, tmp_path) -> None:
             assert [r["cells"]["n"]["v"] for r in out["rows"]] == [j, j + 1, j + 2]
         else:
             assert out["total"] == sum(1 for i in range(N) if i / 4 > j % 10)
+
+
+def test_a_path_that_is_not_shards_fails_at_start(tmp_path):
+    csv = tmp_path / "rows.csv"
+    csv.write_text("a,b\n1,2\n")
+    with pytest.raises(ConfigError, match=r"rows.csv is not atdata/WebDataset tar shards .*ingest"):
+        create_app(str(csv))
+    with pytest.raises(atdata.DataNotFoundError):
+        create_app(str(tmp_path / "missing-*.tar"))

@@ -136,6 +136,13 @@ def resolve_inputs(source: Any, fmt: str | None = None, s3: S3Access | None = No
             out.append(Input(uri, f, c, "http"))
         elif uri.startswith("s3://"):
             out.extend(_s3_inputs(uri, fmt, s3 or S3Access()))
+        elif "://" in uri and not os.path.exists(uri):
+            scheme = uri.split("://", 1)[0]
+            raise ConfigError(
+                f"input {uri!r}: {scheme}:// is not a source ingest reads (paths, http(s):// and "
+                "s3:// are); for a Hugging Face dataset pass the object from "
+                "datasets.load_dataset(...) to atdata.ingest"
+            )
         else:
             out.extend(_local_inputs(uri, fmt))
     return out

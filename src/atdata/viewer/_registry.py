@@ -117,6 +117,23 @@ def _local_count(ds: Dataset[Any]) -> int | None:
         return None
 
 
+def _check_shards(ds: Dataset[Any], target: str) -> None:
+    """Fail at start, not on the first page, when a path given is not tar shards (a CSV ...)."""
+    from atdata._errors import DataNotFoundError, ShardError
+
+    try:
+        len(ds)
+    except DataNotFoundError:
+        raise
+    except ShardError as exc:
+        raise ConfigError(
+            f"{target} is not atdata/WebDataset tar shards ({exc}); to look at a JSONL, CSV or "
+            f"parquet file, ingest it first: atdata ingest {target} OUT, then atdata serve OUT"
+        ) from None
+    except (TypeError, OSError):
+        pass  # remote shards of unknown length: counted on request
+
+
 def _local_size(ds: Dataset[Any]) -> int | None:
     try:
         return int(ds.describe()["bytes"]) or None
@@ -245,6 +262,9 @@ class Registry:
 
         loaded = load_dataset(path, index=self._index)
         origin = "name" if path.startswith("@") else "path"
+        if origin == "path":
+            for ds in loaded.values():
+                _check_shards(ds, path)
         name = path.partition("/")[2].partition("@")[0] if origin == "name" else _base_name(path)
         return self._splits(name.replace("/", "_") or "data", dict(loaded), origin)
 
