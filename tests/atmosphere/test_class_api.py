@@ -52,8 +52,9 @@ def test_publishers_and_loaders_run_on_the_mock():
     s_uri = SchemaPublisher(m).publish(Cell, version="1.0.0", description="cells")
     assert (
         isinstance(s_uri, AtUri)
-        and str(s_uri) == "at://did:plc:m1/science.alt.dataset.schema/cell:1.0.0"
-    )
+        and str(s_uri) == "at://did:plc:m1/science.alt.dataset.schema/mock000000001"
+    )  # the mock's generated key: no rkey was given
+    assert m._call_log[-1][0] == "create_record"
     assert s_uri.cid == record_cid(m.get_record(str(s_uri)))
     assert SchemaPublisher(m).publish(Cell, version="1.0.0") == s_uri  # written once
     schema = SchemaLoader(m).get(s_uri)

@@ -40,7 +40,7 @@ def test_login_whoami_ls_logout(pds, alice, alice_atmo, tmp_path, monkeypatch, c
     assert (
         "tiny" in out
         and "storageBlobs" in out
-        and f"at://{alice['did']}/science.alt.dataset.schema/tiny:2.0.0" in out
+        and schema.uri in out
     )
     assert main(["logout"]) == 0
     assert capsys.readouterr().out.strip() == f"logged out @{alice['handle']}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import pathlib
+import re
 import shutil
 import stat
 
@@ -13,9 +14,12 @@ import pytest
 
 import atdata
 from atdata import NDArray
+from atdata._wire.schema_json import schema_record
 from atdata.atmosphere import (
     Atmosphere,
     CodeRef,
+    SchemaPublisher,
+    _repocalls,
     list_datasets,
     list_lenses,
     list_schemas,
@@ -71,7 +75,7 @@ def test_publish_blobs_http_lens_then_bob_loads(pds, publisher, bob, http_dir, t
         publisher  # a fresh repository, so discovery lists exactly what is published here
     )
     schema = publish_schema(alice_atmo, Reading, "1.0.0", description="station readings")
-    assert schema.uri == f"at://{alice['did']}/{SCHEMA}/reading:1.0.0"
+    assert re.fullmatch(rf"at://{alice['did']}/{SCHEMA}/[2-7a-z]{{13}}", schema.uri)  # a TID
     _check_cid(alice_atmo, schema.uri, schema.cid)
     again = publish_schema(alice_atmo, Reading, "1.0.0")
     assert (again.created, again.uri, again.cid) == (False, schema.uri, schema.cid)
@@ -226,6 +230,36 @@ def test_pagination_reads_every_page(pds, alice_atmo):
     assert sorted(pages) == [
         f"at://{alice_atmo.did}/science.alt.dataset.label/page-{i}" for i in range(7)
     ]
+    own = list(  # the account's own records through its session, pages of two
+        _repocalls.own_records(
+            alice_atmo._call, alice_atmo._client, alice_atmo.did, "science.alt.dataset.label", 2
+        )
+    )
+    assert own == list(
+        iter_records(alice_atmo.pds, alice_atmo.did, "science.alt.dataset.label", page_size=100)
+    )
+
+
+def test_schema_keys_tid_legacy_and_explicit(pds, publisher):
+    _acct, atmo = publisher
+    legacy = schema_record(Reading, "1.0.0", None, name="Reading")
+    old = atmo.put_record(SCHEMA, "reading:1.0.0", legacy)  # how earlier releases wrote it
+    found = publish_schema(atmo, Reading, "1.0.0")
+    assert (found.created, found.uri) == (False, str(old))  # found by listing, not rewritten
+
+    @atdata.packable
+    class Reading2:
+        value: int
+
+    with pytest.raises(atdata.ConfigError, match=r"already published at .*reading:1\.0\.0"):
+        publish_schema(atmo, Reading2, "1.0.0", name="Reading")
+    new = publish_schema(atmo, Reading, "2.0.0")
+    assert new.created and re.fullmatch(rf"at://{atmo.did}/{SCHEMA}/[2-7a-z]{{13}}", new.uri)
+    pinned = SchemaPublisher(atmo).publish(Reading, version="3.0.0", rkey="pinned")
+    assert str(pinned) == f"at://{atmo.did}/{SCHEMA}/pinned"
+    assert SchemaPublisher(atmo).publish(Reading, version="3.0.0", rkey="pinned") == pinned
+    keys = sorted(u.rsplit("/", 1)[1] for u, _c, _v in atmo.records(SCHEMA))
+    assert len(keys) == 3 and "reading:1.0.0" in keys and "pinned" in keys
 
 
 def test_floats_rejected_before_reaching_the_pds(alice_atmo):
@@ -359,7 +393,7 @@ def test_promote_entry_idempotent_and_completes_after_a_crash(
 
     res = idx.promote_entry("promoted", alice_atmo)
     assert res.created and len(res.blobs) == 3
-    assert res.schema_uri == f"at://{alice['did']}/{SCHEMA}/reading:1.0.0"
+    assert re.fullmatch(rf"at://{alice['did']}/{SCHEMA}/[2-7a-z]{{13}}", res.schema_uri)
     assert res.uris == [res.schema_uri, res.entry_uri]
     _check_cid(alice_atmo, res.entry_uri, res.entry_cid)
     again = promote_entry(idx, "promoted", alice_atmo)

@@ -111,9 +111,10 @@ class SchemaPublisher:
         """Publish ``sample_type``; the record's AT-URI.
 
         Args:
-            rkey: The record key (default ``<name>:<version>``, so a version is written once;
-                upstream generated a TID instead). At an explicit key the same rule holds: an
-                identical record there is returned, a different one refused.
+            rkey: Optional explicit record key. If not provided, a TID is generated (unless
+                this version is already published with an identical body: that record's URI is
+                returned, so a version is written once). At an explicit key the same rule
+                holds: an identical record there is returned, a different one refused.
 
         Raises:
             ConfigError: When this version is already published with a different body.

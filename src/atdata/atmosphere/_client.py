@@ -210,7 +210,8 @@ class Atmosphere:
         write_private(self._session_path, json.dumps(data))
 
     def _auth_failure(self, exc: Exception, doing: str) -> AtdataError:
-        who = f"@{self._session['handle']}" if self._session else "this account"
+        s = self._session or {}
+        who = f"@{s['handle']}" if s.get("handle") else s.get("did", "this account")
         return auth_failure(exc, doing, who, self.pds)
 
     def export_session(self) -> str:
@@ -295,7 +296,7 @@ class Atmosphere:
     def resolve(self, handle_or_did: str) -> Identity:
         """DID, handle and PDS of an account; this PDS is asked first, then the DID resolvers."""
         s = handle_or_did.lstrip("@")
-        if self._session is not None and s in (self._session["did"], self._session["handle"]):
+        if self._session is not None and s in (self._session["did"], self._session.get("handle")):
             return self.identity
         return resolve_identity(s, self.pds)
 
@@ -390,9 +391,11 @@ class Atmosphere:
         self, collection: str, repo: str | None = None
     ) -> Iterator[tuple[str, str, dict[str, Any]]]:
         """Every record of ``collection`` in ``repo`` (default: this account), all pages:
-        ``(uri, cid, value)``."""
+        ``(uri, cid, value)``; this account's own through the session."""
         if repo is None:
             self._ensure_authenticated()
+        if self._session is not None and repo in (None, self.did, self._session.get("handle")):
+            return _repocalls.own_records(self._call, self._client, self.did, collection)
         ident = self.identity if repo is None else self.resolve(repo)
         return iter_records(ident.pds, ident.did, collection)
 

@@ -1,7 +1,8 @@
 """Publishing schemas, datasets and lenses as records in the logged-in account's repository.
 
-Every publish is idempotent: a schema version lives at a fixed record key and is written once; a
-dataset entry is matched by name (and version) and only rewritten when its content changed.
+Every publish is idempotent: a schema version is written once (under a generated TID key; an
+identical one already there is found by listing); a dataset entry is matched by name (and
+version) and only rewritten when its content changed.
 
 Examples:
     >>> _same_entry({"name": "a", "createdAt": "x", "storage": {}}, {"name": "a", "createdAt": "y", "storage": {}})
@@ -23,7 +24,6 @@ from atdata.atmosphere._records import (
     CodeRef,
     entry_record,
     lens_record,
-    schema_rkey,
     storage_blobs,
     storage_http,
     storage_s3,
@@ -90,7 +90,12 @@ def publish_schema(
     metadata: dict[str, Any] | None = None,
     rkey: str | None = None,
 ) -> Published:
-    """Publish a schema version (record key ``<name>:<version>``, or ``rkey``), once.
+    """Publish a schema version once: a new record under a generated TID key (or ``rkey``).
+
+    Without ``rkey`` the account's schema records are listed first: one with the same name and
+    version and an identical body is returned as it is (``created=False``), so publishing the
+    same type again (as every dataset publish does) writes no duplicate. Records written by
+    earlier releases at the key ``<name>:<version>`` are found the same way.
 
     Args:
         atmo: A logged-in :class:`~atdata.atmosphere.Atmosphere`.
@@ -99,7 +104,8 @@ def publish_schema(
         name: Record name (default: the class name).
         description: Optional description.
         metadata: Optional ``schemaMetadata`` (license, tags).
-        rkey: An explicit record key (default ``<name>:<version>``); the same rules apply at it.
+        rkey: An explicit record key: an identical record there is returned, none there is
+            written; the name and version are not looked up elsewhere.
 
     Raises:
         ConfigError: When this version is already published with a different body.
@@ -110,18 +116,27 @@ def publish_schema(
         rec = dict(sample_type)
     else:
         rec = schema_record(sample_type, version, description, name=name, metadata=metadata)
-    rkey = rkey or schema_rkey(rec["name"], rec["version"])
-    found = _existing(atmo, SCHEMA, rkey)
-    uri = f"at://{atmo.did}/{SCHEMA}/{rkey}"
+    if rkey is not None:
+        at = _existing(atmo, SCHEMA, rkey)
+        found = None if at is None else (f"at://{atmo.did}/{SCHEMA}/{rkey}", at[1], at[0])
+    else:
+        found = next(
+            (
+                r
+                for r in _records(atmo, SCHEMA)
+                if r[2].get("name") == rec["name"] and r[2].get("version") == rec["version"]
+            ),
+            None,
+        )
     if found is not None:
-        value, cid = found
+        uri, cid, value = found
         if schema_fingerprint(value.get("schema", {})) != schema_fingerprint(rec["schema"]):
             raise ConfigError(
                 f"schema {rec['name']} {rec['version']} is already published at {uri} with a different "
                 "body; publish the changed type under a new version"
             )
         return Published(uri, cid, created=False)
-    uri, cid = _written(atmo.put_record(SCHEMA, rkey, rec), rec)
+    uri, cid = _written(atmo.create_record(SCHEMA, rec, rkey=rkey), rec)
     return Published(uri, cid, created=True)
 
 

@@ -15,10 +15,10 @@ Examples:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from atdata._errors import IntegrityError
+from atdata._errors import IntegrityError, StorageError
 from atdata.atmosphere._cid import check_no_floats
 from atdata.atmosphere._resolve import Identity
 from atdata.atmosphere._types import AtUri
@@ -29,6 +29,7 @@ __all__ = [
     "delete_record",
     "own_page",
     "own_record",
+    "own_records",
     "put_record",
     "to_dict",
     "upload_blob",
@@ -134,6 +135,37 @@ def own_page(
         params["cursor"] = cursor
     out = call(f"listing {collection}", client.com.atproto.repo.list_records, params=params)
     return [to_dict(r.value) for r in out.records], out.cursor
+
+
+def own_records(
+    call: Call, client: Any, did: str, collection: str, page_size: int = 100
+) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """Every record of ``did``'s (this session's) ``collection``, all pages: ``(uri, cid, value)``.
+
+    A page without a list of records ends the listing (there is nothing to read from it).
+
+    Raises:
+        StorageError: When a cursor repeats (the listing would not end).
+    """
+    cursor: str | None = None
+    seen: set[str] = set()
+    while True:
+        params: dict[str, Any] = {"repo": did, "collection": collection, "limit": page_size}
+        if cursor:
+            params["cursor"] = cursor
+        out = call(f"listing {collection}", client.com.atproto.repo.list_records, params=params)
+        recs = getattr(out, "records", None)
+        if not isinstance(recs, (list, tuple)):
+            return
+        for r in recs:
+            yield str(r.uri), str(r.cid), to_dict(r.value)
+        nxt = getattr(out, "cursor", None)
+        if not isinstance(nxt, str) or not nxt or not recs:
+            return
+        if nxt in seen:
+            raise StorageError(f"listing {collection} of {did}: the cursor {nxt[:60]!r} repeats")
+        seen.add(nxt)
+        cursor = nxt
 
 
 def blob_ref(blob: Any) -> dict[str, Any]:
