@@ -438,6 +438,13 @@ def test_shard_handler_and_an_index_as_ledger(tmp_path):
     again = Watcher(tmp_path / "in", CountingHandler(tmp_path / "counts"), sample_type=Num,
                     ledger=atdata.Index(path=str(tmp_path / "index.db")))  # fmt: skip
     assert again.name == w.name and again.poll_once().processed == []
+    by_path = Watcher(
+        tmp_path / "in",
+        CountingHandler(tmp_path / "counts"),
+        sample_type=Num,
+        ledger=str(tmp_path / "index.db"),
+    )  # a string, as `atdata watch --ledger`
+    assert by_path.poll_once().processed == [] and len(by_path.list_records()) == 2
 
 
 def test_run_polls_until_max_polls_and_reports_each(tmp_path):

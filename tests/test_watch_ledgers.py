@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 import atdata
-from atdata.cli._watch import provider_from_spec
 from atdata.watch import LedgerRecord, Watcher, ledger_for
+from atdata.watch._ledger import provider_from_spec
 from tests._index_backends import REDIS_URL, pg_dsn, port_open
 from tests._process_helpers import Num
 from tests._services import require_service

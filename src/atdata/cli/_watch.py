@@ -6,9 +6,6 @@ without a manifest were waiting to prove their size stable, once more after ``--
 seconds), then prints the ledger's counts by status. The ledger lives on the default index's provider unless
 ``--ledger`` names a SQLite file, a ``postgresql://`` DSN or a ``redis://`` URL.
 
-Examples:
-    >>> provider_from_spec("redis://127.0.0.1:6379/15", "w:").kind
-    'redis'
 """
 
 from __future__ import annotations
@@ -19,7 +16,7 @@ from typing import Any
 
 import typer
 
-__all__ = ["load_function", "provider_from_spec", "register"]
+__all__ = ["load_function", "register"]
 
 
 def load_function(spec: str) -> Any:
@@ -35,23 +32,6 @@ def load_function(spec: str) -> Any:
     if not callable(obj):
         raise ConfigError(f"--fn {spec!r} is a {type(obj).__name__}, not a function")
     return obj
-
-
-def provider_from_spec(spec: str | None, prefix: str | None) -> Any:
-    """The index provider holding the ledger: ``None`` (the default index's), a SQLite file, a
-    ``postgresql://`` DSN or a ``redis://`` URL (``prefix``: Redis key prefix / PostgreSQL
-    schema)."""
-    from atdata.providers._factory import create_provider
-
-    if spec is None:
-        from atdata.index._index import get_default_index
-
-        return get_default_index().provider
-    if spec.startswith(("postgresql://", "postgres://")):
-        return create_provider("postgres", dsn=spec, prefix=prefix)
-    if spec.startswith(("redis://", "rediss://")):
-        return create_provider("redis", redis=spec, prefix=prefix)
-    return create_provider("sqlite", path=spec)
 
 
 def register(app: typer.Typer) -> None:
@@ -96,6 +76,7 @@ def register(app: typer.Typer) -> None:
         from rich.markup import escape
 
         from atdata.cli._core import _console, _load_type
+        from atdata.watch._ledger import provider_from_spec
         from atdata.watch._watcher import Watcher
 
         con = _console()

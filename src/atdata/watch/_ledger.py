@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sqlite3
 from collections.abc import Iterator
 from typing import Any, Protocol, runtime_checkable
@@ -36,6 +37,7 @@ __all__ = [
     "LedgerRecord",
     "SQLiteLedger",
     "ledger_for",
+    "provider_from_spec",
 ]
 
 #: ``waiting`` (seen, not yet complete), ``running`` (leased), ``done``, ``failed`` (retried),
@@ -295,14 +297,39 @@ class SQLiteLedger(LedgerBase):
         return cur.rowcount == 1
 
 
+def provider_from_spec(spec: str | None, prefix: str | None = None) -> Any:
+    """The index provider a ledger string names: ``None`` (the default index's), a SQLite file,
+    a ``postgresql://`` DSN or a ``redis://`` URL (``prefix``: Redis key prefix / PostgreSQL
+    schema).
+
+    Examples:
+        >>> provider_from_spec("redis://127.0.0.1:6379/15", "w:").kind
+        'redis'
+    """
+    from atdata.providers._factory import create_provider
+
+    if spec is None:
+        from atdata.index._index import get_default_index
+
+        return get_default_index().provider
+    if spec.startswith(("postgresql://", "postgres://")):
+        return create_provider("postgres", dsn=spec, prefix=prefix)
+    if spec.startswith(("redis://", "rediss://")):
+        return create_provider("redis", redis=spec, prefix=prefix)
+    return create_provider("sqlite", path=spec)
+
+
 def ledger_for(provider: Any, watch: str) -> Ledger:
-    """The ledger of watch ``watch`` on ``provider`` (an index provider or an ``Index``).
+    """The ledger of watch ``watch`` on ``provider``: an index provider, an ``Index``, or a
+    string naming one (a SQLite file, a ``postgresql://`` DSN, a ``redis://`` URL).
 
     Raises:
         ConfigError: For a provider kind other than ``sqlite``, ``postgres`` or ``redis``.
     """
     if isinstance(provider, Ledger):
         return provider
+    if isinstance(provider, (str, os.PathLike)):
+        provider = provider_from_spec(os.fspath(provider))
     provider = getattr(provider, "provider", provider)  # an Index -> its provider
     if not watch:
         raise ConfigError("a watch ledger needs a non-empty watch name")

@@ -140,7 +140,9 @@ class Watcher:
         out: Local output directory (required for a function).
         sample_type: The input shards' sample type (default :class:`~atdata.DictSample`).
         ledger: Where the ledger lives: an index provider (SQLite, PostgreSQL, Redis), an
-            ``Index`` or a ready ledger (default: the default index's provider).
+            ``Index``, a string naming one (a SQLite file, a ``postgresql://`` DSN, a
+            ``redis://`` URL: as ``atdata watch --ledger``) or a ready ledger (default: the
+            default index's provider).
         name: The watch's name in the ledger (default: derived from ``source`` and ``out``);
             watchers sharing a name and a ledger share the work.
         batched: See ``handler_or_fn``.
