@@ -12,11 +12,13 @@ Examples:
 
 from __future__ import annotations
 
+import functools
 import glob as _glob
 import os
 import re
-from collections.abc import Iterator, Sequence
-from typing import Any, BinaryIO, Protocol, runtime_checkable
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, BinaryIO, Protocol, TypeVar, cast, runtime_checkable
 
 from atdata._errors import ConfigError, DataNotFoundError, ShardError, shard_open_error
 
@@ -28,10 +30,48 @@ __all__ = [
     "expand_urls",
     "is_remote",
     "pread_exact",
+    "shard_id_kw",
 ]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 _RANGE = re.compile(r"(-?\d+)\.\.(-?\d+)")
 _HTTP_TIMEOUT = 60.0
+
+
+def shard_id_kw(method: _F) -> _F:
+    """Let an ``open_shard(self, shard_id)`` method also take the former keyword ``shard=``.
+
+    ``shard_id`` is the documented name; ``shard=`` still works and warns (DeprecationWarning).
+
+    Examples:
+        >>> class Src:
+        ...     @shard_id_kw
+        ...     def open_shard(self, shard_id: str) -> str:
+        ...         return shard_id
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as w:
+        ...     warnings.simplefilter("always")
+        ...     got = Src().open_shard(shard="a.tar")
+        >>> got, w[0].category.__name__
+        ('a.tar', 'DeprecationWarning')
+    """
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if "shard" in kwargs:
+            if args or "shard_id" in kwargs:
+                raise TypeError("open_shard() got the shard twice: pass shard_id only")
+            warnings.warn(
+                "open_shard(shard=...) is deprecated: the parameter is shard_id "
+                "(open_shard(shard_id=...) or positionally)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            kwargs["shard_id"] = kwargs.pop("shard")
+        return method(self, *args, **kwargs)
+
+    return cast(_F, wrapper)
 
 
 @runtime_checkable
@@ -46,7 +86,7 @@ class DataSource(Protocol):
         """Shard identifiers, in order."""
         ...
 
-    def open_shard(self, shard: str) -> BinaryIO:
+    def open_shard(self, shard_id: str) -> BinaryIO:
         """Open one shard for sequential reading."""
         ...
 
@@ -277,12 +317,14 @@ class URLSource:
         """Shard identifiers, in order (same as :meth:`list_shards`)."""
         return list(self._shards)
 
-    def open_shard(self, shard: str) -> BinaryIO:
+    @shard_id_kw
+    def open_shard(self, shard_id: str) -> BinaryIO:
         """Open a shard for streaming.
 
         Raises:
             ShardError: When the file is missing or the URL cannot be fetched.
         """
+        shard = shard_id
         if is_remote(shard):
             if shard.startswith(("http://", "https://")):
                 return _HTTPStream(shard)  # type: ignore[return-value]

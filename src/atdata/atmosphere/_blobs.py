@@ -22,6 +22,7 @@ from atdata._errors import (
     ShardError,
 )
 from atdata._extras import require
+from atdata._shards.sources import shard_id_kw
 
 __all__ = [
     "BlobRef",
@@ -312,12 +313,14 @@ class BlobSource:
         """Shard identifiers ``at://<did>/blob/<cid>``, in order."""
         return list(self._order)
 
-    def open_shard(self, shard: str) -> Any:
+    @shard_id_kw
+    def open_shard(self, shard_id: str) -> Any:
         """Stream one blob (``Accept-Encoding: identity``); the sha256 is checked at the end.
 
         Raises:
             ShardError: Unknown shard, or the PDS does not serve it.
         """
+        shard = shard_id
         try:
             cid, sha, size = self._blobs[shard]
         except KeyError:
@@ -417,8 +420,10 @@ class SidecarSource:
         """The inner source's shards (lazy)."""
         return iter(self.list_shards())
 
-    def open_shard(self, shard: str) -> Any:
+    @shard_id_kw
+    def open_shard(self, shard_id: str) -> Any:
         """A manifest blob (checked against its CID) or a shard of the inner source."""
+        shard = shard_id
         ref = self._sidecars.get(shard)
         if ref is None:
             return self.inner.open_shard(shard)
@@ -465,8 +470,10 @@ class VerifiedHTTPSource:
         """Shard URLs (lazy)."""
         return iter(self._order)
 
-    def open_shard(self, shard: str) -> Any:
+    @shard_id_kw
+    def open_shard(self, shard_id: str) -> Any:
         """Stream one shard; its sha256 (when recorded) is checked at the end."""
+        shard = shard_id
         return _open_http(shard, shard, self._sha.get(shard), None)
 
     def read_range(self, shard: str, offset: int, size: int) -> bytes:
@@ -542,8 +549,10 @@ class VerifiedSource:
         """The inner source's shards (lazy)."""
         return iter(self.list_shards())
 
-    def open_shard(self, shard: str) -> Any:
+    @shard_id_kw
+    def open_shard(self, shard_id: str) -> Any:
         """Open through the inner source, hashing as it is read."""
+        shard = shard_id
         f = self.inner.open_shard(shard)
         want = self._sha.get(shard)
         return _HashingReader(f, shard, want) if want else f

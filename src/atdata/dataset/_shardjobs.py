@@ -20,6 +20,7 @@ from typing import Any
 
 from atdata._errors import ConfigError, SampleKeyError, SchemaError
 from atdata._events import emit
+from atdata._shards.sources import shard_id_kw
 from atdata._shards.tar import TarWriter
 from atdata._shards.writer import ShardInfo, _check_key
 from atdata._wire.sample import DictSample, _packb
@@ -65,7 +66,9 @@ class _HashingSource:
     def list_shards(self) -> list[str]:
         return list(self._source.list_shards())
 
-    def open_shard(self, shard: str) -> Any:
+    @shard_id_kw
+    def open_shard(self, shard_id: str) -> Any:
+        shard = shard_id
         self.last = _HashingReader(self._source.open_shard(shard))
         return self.last
 

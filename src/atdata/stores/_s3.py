@@ -28,6 +28,7 @@ from atdata._errors import (
     ShardError,
     as_both,
 )
+from atdata._shards.sources import shard_id_kw
 from atdata.stores._base import ShardWriteResult, write_shards_to
 from atdata.stores._local import check_key
 from atdata.stores._s3client import (
@@ -243,14 +244,16 @@ class S3Source:
         if self._own_client:
             self._client = None
 
-    def open_shard(self, shard: str) -> Any:
+    @shard_id_kw
+    def open_shard(self, shard_id: str) -> Any:
         """A stream of one shard's bytes.
 
         Raises:
-            NotFoundError: (a ``KeyError``) When ``shard`` is not one of :meth:`list_shards`.
+            NotFoundError: (a ``KeyError``) When ``shard_id`` is not one of :meth:`list_shards`.
             ShardError: When S3 refuses or fails; it is also the botocore error raised (a
                 ``ClientError`` stays catchable as one).
         """
+        shard = shard_id
         if shard not in self.list_shards() and not self._is_sidecar(shard):
             raise NotFoundError(
                 f"shard {shard!r} is not one of this source's {len(self.list_shards())} shards"
