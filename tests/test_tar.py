@@ -200,3 +200,15 @@ def test_shard_errors_are_tar_errors_for_tarfile_based_code(tmp_path):
     assert isinstance(info.value, atdata.ShardError)
     assert isinstance(info.value, OSError)
     assert "bad-000000.tar" in str(info.value)
+
+
+def test_a_rows_file_read_as_a_shard_names_atdata_ingest(tmp_path):
+    for name, body in [("rows.csv", b"a,b\n1,2\n"), ("big.jsonl.gz", b"{}" * 600)]:
+        p = tmp_path / name
+        p.write_bytes(body)
+        with pytest.raises(ShardError, match=rf"{name}; {name} holds rows, not shards: .*"
+                           rf"`atdata ingest {name} OUT`"):  # fmt: skip
+            scan_tar_file(p, f" in shard {name}")
+    (tmp_path / "x.bin").write_bytes(b"a,b\n1,2\n")
+    with pytest.raises(ShardError, match=r"file too short\) in shard x.bin$"):
+        scan_tar_file(tmp_path / "x.bin", " in shard x.bin")

@@ -561,7 +561,10 @@ def test_concurrent_requests_on_a_real_server(pics: str, tmp_path) -> None:
 def test_a_path_that_is_not_shards_fails_at_start(tmp_path):
     csv = tmp_path / "rows.csv"
     csv.write_text("a,b\n1,2\n")
-    with pytest.raises(ConfigError, match=r"rows.csv is not atdata/WebDataset tar shards .*ingest"):
+    with pytest.raises(ConfigError, match=r"cannot serve .*rows.csv: not a tar archive .*ingest"):
         create_app(str(csv))
+    (tmp_path / "blob.dat").write_bytes(b"x" * 2000)
+    with pytest.raises(ConfigError, match=r"blob.dat: not a tar archive .*atdata serve shows tar"):
+        create_app(str(tmp_path / "blob.dat"))
     with pytest.raises(atdata.DataNotFoundError):
         create_app(str(tmp_path / "missing-*.tar"))

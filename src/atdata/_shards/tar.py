@@ -19,6 +19,7 @@ Examples:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, NamedTuple, Protocol
 
@@ -65,6 +66,21 @@ def split_member_name(name: str) -> tuple[str, str]:
     if dot < 0:
         return name, ""
     return name[:dot], name[dot + 1 :]
+
+
+_ROWS_FILE = re.compile(r"\.(?:csv|tsv|jsonl|ndjson|json|parquet|arrow)(?:\.(?:gz|zst))?$", re.I)
+
+
+def _not_tar(what: str, where: str) -> ShardError:
+    """``what`` + ``where``; when the file's name says it holds rows (``.csv``, ``.jsonl``,
+    ``.parquet`` ...), how to turn them into shards."""
+    name = where.rsplit(" ", 1)[-1] if where else ""
+    hint = (
+        f"; {name} holds rows, not shards: write shards from it with `atdata ingest {name} OUT`"
+        if _ROWS_FILE.search(name)
+        else ""
+    )
+    return ShardError(f"{what}{where}{hint}")
 
 
 def _parse_num(field: bytes, what: str, where: str) -> int:
@@ -156,8 +172,8 @@ def iter_tar(read: Callable[[int], bytes], where: str = "", chunk: int = CHUNK) 
                 if not buf and not first:
                     return  # EOF without end-of-archive blocks: accepted, like most readers
                 if not buf:
-                    raise ShardError(f"empty file is not a tar archive{where}")
-                raise ShardError(f"truncated tar header at byte {base}{where}")
+                    raise _not_tar("empty file is not a tar archive", where)
+                raise _not_tar(f"truncated tar header at byte {base}", where)
         end = pos + BLOCK
         hdr = buf[pos:end]
         if hdr[0] == 0 and hdr == zero:
@@ -165,8 +181,8 @@ def iter_tar(read: Callable[[int], bytes], where: str = "", chunk: int = CHUNK) 
         ustar = hdr[257:262] == b"ustar"
         if first or not ustar:
             if not _checksum_ok(hdr):
-                raise ShardError(
-                    f"not a tar archive (bad header checksum at byte {base + pos}){where}"
+                raise _not_tar(
+                    f"not a tar archive (bad header checksum at byte {base + pos})", where
                 )
             first = False
         if pax_size is not None:
@@ -313,7 +329,7 @@ def _scan(pread: Callable[[int, int], bytes], total: int, where: str) -> list[tu
         if hdr == _ZERO:
             break
         if (first or hdr[257:262] != b"ustar") and not _checksum_ok(hdr):
-            raise ShardError(f"not a tar archive (bad header checksum at byte {off}){where}")
+            raise _not_tar(f"not a tar archive (bad header checksum at byte {off})", where)
         first = False
         size = pax_size if pax_size is not None else _parse_num(hdr[124:136], "size", where)
         if size < 0:  # the offset would move backwards: an endless scan
@@ -338,9 +354,9 @@ def _scan(pread: Callable[[int, int], bytes], total: int, where: str) -> list[tu
         off = start + ((size + 511) & ~511)
     else:
         if off < total and first:
-            raise ShardError(f"not a tar archive (file too short){where}")
+            raise _not_tar("not a tar archive (file too short)", where)
     if first and total == 0:
-        raise ShardError(f"empty file is not a tar archive{where}")
+        raise _not_tar("empty file is not a tar archive", where)
     return out
 
 

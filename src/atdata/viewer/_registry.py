@@ -126,10 +126,14 @@ def _check_shards(ds: Dataset[Any], target: str) -> None:
     except DataNotFoundError:
         raise
     except ShardError as exc:
-        raise ConfigError(
-            f"{target} is not atdata/WebDataset tar shards ({exc}); to look at a JSONL, CSV or "
-            f"parquet file, ingest it first: atdata ingest {target} OUT, then atdata serve OUT"
-        ) from None
+        fix = (
+            ""
+            if "atdata ingest" in str(exc)
+            else (
+                "; atdata serve shows tar shards (atdata ingest makes them from JSONL, CSV, parquet)"
+            )
+        )
+        raise ConfigError(f"cannot serve {target}: {exc}{fix}") from None
     except (TypeError, OSError):
         pass  # remote shards of unknown length: counted on request
 
