@@ -17,7 +17,7 @@ _LAZY: dict[str, str] = {
     "IndexEntry": "atdata.index._entry",
     "IndexProvider": "atdata.providers._base",
     "LocalDatasetEntry": "atdata.index._entry",
-    "LocalSchemaRecord": "atdata.index._schemas",
+    "LocalSchemaRecord": "atdata.index._local_schema",
     "PostgresProvider": "atdata.providers._postgres",
     "RedisProvider": "atdata.providers._redis",
     "Repository": "atdata.repository",
@@ -49,7 +49,8 @@ if TYPE_CHECKING:  # pragma: no cover
         ShardRef,
     )
     from atdata.index._index import Index, get_default_index, set_default_index
-    from atdata.index._schemas import LocalSchemaRecord, SchemaNamespace
+    from atdata.index._local_schema import LocalSchemaRecord
+    from atdata.index._schemas import SchemaNamespace
     from atdata.providers._base import IndexProvider
     from atdata.providers._postgres import PostgresProvider
     from atdata.providers._redis import RedisProvider

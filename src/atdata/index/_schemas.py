@@ -29,7 +29,6 @@ from atdata.index._entry import (
 from atdata.providers._base import IndexProvider
 
 __all__ = [
-    "LocalSchemaRecord",
     "SchemaNamespace",
     "publish_schema",
     "resolve_schema",
@@ -156,9 +155,6 @@ def publish_schema(
         except SchemaError:
             continue
     raise StorageError(f"could not publish schema {name!r}: too many concurrent publishers")
-
-
-LocalSchemaRecord = SchemaRecord
 
 
 class SchemaNamespace:
