@@ -79,11 +79,12 @@ def now_iso() -> str:
 
 
 def schema_rkey(name: str, version: str) -> str:
-    """The record key of a schema version: ``<lowercased name>:<version>``.
+    """A readable record key for a schema version: ``<lowercased name>:<version>``.
 
-    Upstream writes ``<name>@<version>``, but ``@`` is not a valid record-key character and the
-    reference PDS refuses it (``Invalid record key``); ``:`` is valid and keeps the version visible.
-    Loading accepts any schema URI, whatever its key.
+    Publishing generates a TID key unless given ``rkey=`` (pass this one for a readable key);
+    earlier releases wrote every schema here, and publishing finds those records by listing.
+    ``@`` is not a valid record-key character (the reference PDS refuses it); ``:`` is. Loading
+    accepts any schema URI, whatever its key.
     """
     base = _RKEY_BAD.sub("-", name.rsplit(".", 1)[-1].lower()).strip("-") or "schema"
     return f"{base}:{_RKEY_BAD.sub('_', version)}"
