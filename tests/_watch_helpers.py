@@ -88,6 +88,18 @@ def run_watch(cmd: list[str], env: dict[str, str], timeout: float = 120) -> subp
     )  # fmt: skip
 
 
+def poll_until(w: atdata.Watcher, n: int, pause: float = 0.0, timeout: float = 120) -> list[str]:
+    """Poll ``w`` until ``n`` shards were processed (none may fail or park); their names."""
+    processed: list[str] = []
+    deadline = time.monotonic() + timeout
+    while len(processed) < n and time.monotonic() < deadline:
+        rep = w.poll_once()
+        assert rep.failed == [] and rep.parked == []
+        processed += rep.processed
+        time.sleep(pause)
+    return processed
+
+
 def unique() -> str:
     return uuid.uuid4().hex[:10]
 

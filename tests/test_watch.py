@@ -25,6 +25,7 @@ from tests._watch_helpers import (
     counts,
     fail_on_7,
     outputs,
+    poll_until,
     run_watch,
     sha,
     triple,
@@ -192,13 +193,7 @@ def test_slow_writer_never_has_a_partial_shard_read(tmp_path, monkeypatch):
 
     t = threading.Thread(target=writer)
     t.start()
-    processed: list[str] = []
-    deadline = time.monotonic() + 120
-    while len(processed) < 10 and time.monotonic() < deadline:
-        rep = w.poll_once()
-        assert rep.failed == [] and rep.parked == []
-        processed += rep.processed
-        time.sleep(0.02)
+    processed = poll_until(w, 10, pause=0.02)
     t.join()
     assert sorted(processed) == [f"s-{i:06d}.tar" for i in range(10)]
     assert counts(counter) == {x: 1 for x in range(50)}

@@ -19,6 +19,7 @@ from tests._watch_helpers import (
     counted_triple,
     counts,
     outputs,
+    poll_until,
     run_watch,
     triple,
     unique,
@@ -96,12 +97,7 @@ def test_slow_uploader_each_object_processed_exactly_once(s3, tmp_path, monkeypa
 
     t = threading.Thread(target=uploader)
     t.start()
-    processed: list[str] = []
-    deadline = time.monotonic() + 120
-    while len(processed) < 10 and time.monotonic() < deadline:
-        rep = w.poll_once()
-        assert rep.failed == [] and rep.parked == []
-        processed += rep.processed
+    processed = poll_until(w, 10)
     t.join()
     assert sorted(processed) == sorted(ref)
     assert counts(counter) == {x: 1 for x in range(50)}
