@@ -209,3 +209,9 @@ def test_python_dash_m(tmp_path):
     )
     assert r.returncode == 1
     assert r.stderr.strip().splitlines() == [f"error: shard not found: {tmp_path / 'zz.tar'}"]
+
+
+@pytest.mark.parametrize("command", ["ingest", "serve", "watch"])
+def test_new_commands_help_shows_examples(capsys, command):
+    code, out, _ = run(capsys, command, "--help")
+    assert code == 0 and "Examples:" in out and f"atdata {command} " in out

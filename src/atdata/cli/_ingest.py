@@ -17,7 +17,14 @@ __all__ = ["register"]
 def register(app: typer.Typer) -> None:
     """Add the ``ingest`` command to ``app``."""
 
-    @app.command()
+    @app.command(
+        epilog=(
+            "Examples:\n\n"
+            "  atdata ingest events.jsonl.gz data/events --dedup-on event_id\n\n"
+            "  atdata ingest 's3://raw/*.parquet' s3://bucket/ds --name events\n\n"
+            "  atdata ingest rows.csv out --type mypkg.types:Row\n\n"
+        )
+    )
     def ingest(
         paths: list[str] = typer.Argument(
             ...,

@@ -10,7 +10,14 @@ __all__ = ["register"]
 def register(app: typer.Typer) -> None:
     """Add ``serve`` to ``app``."""
 
-    @app.command()
+    @app.command(
+        epilog=(
+            "Examples:\n\n"
+            "  atdata serve data/pets\n\n"
+            "  atdata serve @local/mnist --port 8000\n\n"
+            "  atdata serve   # every dataset of the index\n\n"
+        )
+    )
     def serve(
         targets: list[str] = typer.Argument(
             None,

@@ -37,7 +37,13 @@ def load_function(spec: str) -> Any:
 def register(app: typer.Typer) -> None:
     """Add ``watch`` to ``app``."""
 
-    @app.command()
+    @app.command(
+        epilog=(
+            "Examples:\n\n"
+            "  atdata watch incoming/ --out tok/ --fn mypkg.prep:tokenize --once\n\n"
+            "  atdata watch s3://bucket/in/ --out tok/ --fn mypkg.prep:tokenize --ledger postgresql://me@db/atdata\n\n"
+        )
+    )
     def watch(
         src: str = typer.Argument(..., help="Local directory or s3://bucket/prefix/ to watch."),
         out: str = typer.Option(..., "--out", help="Local directory for the output shards."),
