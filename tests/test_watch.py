@@ -345,6 +345,17 @@ def test_cli_watch_reports_parked_and_exits_1(tmp_path):
         "processed s-000000.tar",
         "parked s-000001.tar: ValueError: x == 7 is not allowed",
         "ledger: done 1, parked 1",
+        "fix the cause (or rewrite the shard), then rerun with --retry",
+    ]
+    cmd[cmd.index("tests._watch_helpers:fail_on_7")] = "tests._watch_helpers:triple"
+    p = subprocess.run([*cmd, "--retry"], cwd=Path(__file__).parent.parent, capture_output=True,
+                       text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
+                       timeout=120)  # fmt: skip
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout.splitlines() == [
+        "retrying s-000001.tar",
+        "processed s-000001.tar",
+        "ledger: done 2",
     ]
 
 

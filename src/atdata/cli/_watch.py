@@ -10,6 +10,7 @@ seconds), then prints the ledger's counts by status. The ledger lives on the def
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from typing import Any
@@ -57,6 +58,9 @@ def register(app: typer.Typer) -> None:
             help="One pass: poll, again after --interval if shards were settling, then exit.",
         ),
         polls: int = typer.Option(0, "--polls", help="Exit after this many polls (0: never)."),
+        retry: bool = typer.Option(
+            False, "--retry", help="Forget parked and refused shards first: they are tried again."
+        ),
         interval: float = typer.Option(5.0, "--interval", help="Seconds between polls."),
         settle: float = typer.Option(
             0.0, "--settle", help="Seconds a shard without a manifest must keep its size."
@@ -102,6 +106,10 @@ def register(app: typer.Typer) -> None:
             interval=interval, settle=settle, lease=lease, max_attempts=max_attempts,
             on_change=on_change, s3=s3, on_shard=show,
         )  # fmt: skip
+        if retry:
+            for r in w.list_records():
+                if r.status in ("parked", "refused") and w.forget(r.shard):
+                    con.print(f"retrying {escape(os.path.basename(r.shard))}")
         if not once:
             con.print(f"watching {escape(src)} -> {escape(out)} every {interval:g} s "
                       f"(ledger {escape(w.ledger.watch)}); Ctrl-C stops")  # fmt: skip
@@ -118,5 +126,7 @@ def register(app: typer.Typer) -> None:
         counts = Counter(r.status for r in w.list_records())
         summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
         con.print(f"ledger: {summary or f'no shards in {escape(src)} yet'}")
+        if counts.get("parked") or counts.get("refused"):
+            con.print("fix the cause (or rewrite the shard), then rerun with --retry")
         if counts.get("parked") or counts.get("refused"):
             raise typer.Exit(1)
