@@ -45,6 +45,18 @@ _IMAGES = (
 RUNNABLE: dict[str, tuple[str, dict[str, str]]] = {
     "Samples": ("", {}),
     "Lenses": (_IMAGES, {}),
+    "load_dataset": (
+        _IMAGES
+        + "atdata.write_samples(samples[:6], 'data/train-000.tar')\n"
+        + "atdata.write_samples(samples[6:], 'data/test-000.tar')\n",
+        {},
+    ),
+    "Index and storage": (_IMAGES, {}),
+    "Manifests and queries": (
+        "import atdata\n@atdata.packable\nclass Shot:\n    label: str\n    confidence: float\n"
+        "samples = [Shot(label=['dog', 'cat', 'cow'][i % 3], confidence=i / 29) for i in range(30)]\n",
+        {},
+    ),
     "Arrow, pandas, polars, Hugging Face": (
         _IMAGES
         + "import pandas as pd\nindex = atdata.Index()\n"
@@ -97,6 +109,12 @@ def test_block_runs_as_written(section, tmp_path, monkeypatch):
     if last is not None and isinstance(last.value, ast.Compare):
         expr = ast.Expression(last.value)
         assert eval(compile(expr, f"<README: {section}>", "eval"), ns), ast.unparse(last)
+    if section == "load_dataset":
+        assert sorted(ns["dd"]) == ["test", "train"] and len(ns["train"]) == 6
+    if section == "Index and storage":
+        assert (ns["entry"].version, ns["entry"].num_samples, len(ns["ds"])) == ("1.0.0", 10, 10)
+    if section == "Manifests and queries":
+        assert [s.label for s in ns["dogs"]] == ["dog"] and ns["r"].stats.rows_matched == 1
     if section == "Lenses":
         assert [v.label for v in ns["views"]][:3] == ["c", "d", "c"]
     if section == "Arrow, pandas, polars, Hugging Face":
