@@ -63,6 +63,14 @@ RUNNABLE: dict[str, tuple[str, dict[str, str]]] = {
         + "df = pd.DataFrame({'label': ['a', 'b'], 'score': [1.0, 2.0]})\n",
         {"hf = ds.to_hf()": "hf = None"},  # importing `datasets` takes seconds: test_arrow_hf.py
     ),
+    "Ingest (JSONL, CSV, parquet, Hugging Face)": (
+        "import json, os, zstandard, atdata\nos.makedirs('raw')\n"
+        "rows = [{'event_id': i % 180, 'duration': -1 if i == 7 else i, 'kind': 'ab'[i % 2]}"
+        " for i in range(200)]\n"
+        "text = ''.join(json.dumps(r) + '\\n' for r in rows).encode()\n"
+        "open('raw/events-0.jsonl.zst', 'wb').write(zstandard.ZstdCompressor().compress(text))\n",
+        {"s3://raw/": "raw/"},  # the same files, local
+    ),
     "Viewer": (
         _IMAGES + "import shutil\nshutil.copytree('img', 'data/pets')\n"
         "atdata.Index().write(samples, name='mnist')\n",
@@ -115,6 +123,10 @@ def test_block_runs_as_written(section, tmp_path, monkeypatch):
         assert (ns["entry"].version, ns["entry"].num_samples, len(ns["ds"])) == ("1.0.0", 10, 10)
     if section == "Manifests and queries":
         assert [s.label for s in ns["dogs"]] == ["dog"] and ns["r"].stats.rows_matched == 1
+    if section == "Ingest (JSONL, CSV, parquet, Hugging Face)":
+        r = ns["report"]  # row 187 repeats id 7, whose first row was invalid: not a duplicate
+        got = (r.rows_read, r.rows_written, r.duplicates, r.rejected, len(ns["ds"]))
+        assert got == (200, 180, 19, {"validate": 1}, 180)
     if section == "Lenses":
         assert [v.label for v in ns["views"]][:3] == ["c", "d", "c"]
     if section == "Arrow, pandas, polars, Hugging Face":
