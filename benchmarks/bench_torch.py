@@ -303,6 +303,9 @@ def row(name: str, base: str, limit_s: float) -> dict:
         ds = _dataset(kind, base, paths, known=what in ("known", "small"))
         if kind == "s3":  # as for the raw row: importing boto3 and making a client is not transfer
             ds.source._get_client()
+        ru0 = resource.getrusage(
+            resource.RUSAGE_SELF
+        )  # (the catalogue's sha256s are not read cost)
         if what == "seq":
             n, dt, steady = _drain(ds.ordered(batch_size=BATCH), limit_s)
         else:
