@@ -568,3 +568,12 @@ def test_a_path_that_is_not_shards_fails_at_start(tmp_path):
         create_app(str(tmp_path / "blob.dat"))
     with pytest.raises(atdata.DataNotFoundError):
         create_app(str(tmp_path / "missing-*.tar"))
+
+
+def test_bad_host_or_port_is_one_line_naming_the_fix():
+    from atdata.viewer._serve import bind
+
+    with pytest.raises(ConfigError, match=r"port 99999 is not a TCP port; pick one in 0-65535"):
+        bind("127.0.0.1", 99999)
+    with pytest.raises(ConfigError, match=r"the host is empty; give an address: 127.0.0.1"):
+        bind("", 0)

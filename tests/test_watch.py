@@ -536,3 +536,10 @@ def test_run_survives_a_storage_error_and_polls_again(tmp_path, caplog):
     assert [r.processed for r in reps] == [["s-000000.tar"]]
     assert "poll failed, retrying in 0 s: cannot list the watched directory: NFS went away" in (
         caplog.text)  # fmt: skip
+
+
+def test_bad_durations_name_the_values(tmp_path):
+    (tmp_path / "in").mkdir()
+    with pytest.raises(atdata.ConfigError, match=r"got lease=300, interval=-1, settle=0"):
+        Watcher(tmp_path / "in", triple, tmp_path / "out", interval=-1,
+                ledger=str(tmp_path / "l.db"))  # fmt: skip

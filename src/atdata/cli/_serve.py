@@ -38,10 +38,11 @@ def register(app: typer.Typer) -> None:
         from rich.markup import escape
 
         from atdata.cli._out import console
-        from atdata.viewer._serve import is_loopback
+        from atdata.viewer._serve import check_address, is_loopback
         from atdata.viewer._serve import serve as run
 
         con = console(stderr=True)
+        check_address(host, port)
         idx = None
         if db:
             from atdata.index._index import Index

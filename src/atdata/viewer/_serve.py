@@ -18,7 +18,7 @@ from atdata._errors import ConfigError
 from atdata._extras import require
 from atdata.viewer._app import ViewerApp, create_app
 
-__all__ = ["ServerThread", "bind", "is_loopback", "loopback_hosts", "serve"]
+__all__ = ["ServerThread", "bind", "check_address", "is_loopback", "loopback_hosts", "serve"]
 
 
 def is_loopback(host: str) -> bool:
@@ -42,14 +42,28 @@ def loopback_hosts(port: int) -> list[str]:
     return [*names, *(f"{n}:{port}" for n in names)]
 
 
+def check_address(host: str, port: int) -> None:
+    """Refuse an empty host or a port outside 0-65535 with the fix.
+
+    Raises:
+        ConfigError: For either.
+    """
+    if not host.strip("[] "):
+        raise ConfigError(
+            "the host is empty; give an address: 127.0.0.1 (this machine only) or 0.0.0.0 "
+            "(every interface)"
+        )
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"port {port} is not a TCP port; pick one in 0-65535 (0: any free port)")
+
+
 def bind(host: str, port: int) -> socket.socket:
     """A listening TCP socket on ``host:port`` (``port=0``: any free port).
 
     Raises:
         ConfigError: When the address cannot be bound (in use, or not an address of this host).
     """
-    if not 0 <= port <= 65535:
-        raise ConfigError(f"port {port} is not a TCP port; pick one in 0-65535 (0: any free port)")
+    check_address(host, port)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

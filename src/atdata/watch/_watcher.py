@@ -202,7 +202,10 @@ class Watcher:
         if max_attempts < 1:
             raise ConfigError(f"max_attempts must be >= 1, got {max_attempts}")
         if lease <= 0 or interval < 0 or settle < 0:
-            raise ConfigError("lease must be > 0 seconds; interval and settle must be >= 0")
+            raise ConfigError(
+                f"lease must be > 0 seconds and interval, settle >= 0; got lease={lease:g}, "
+                f"interval={interval:g}, settle={settle:g}"
+            )
         self.handler: ShardHandler | None = (
             handler_or_fn if isinstance(handler_or_fn, ShardHandler) else None
         )
