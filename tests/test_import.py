@@ -73,6 +73,18 @@ def test_this_sessions_names_load_nothing_heavy_until_used():
     assert json.loads(out) == []
 
 
+def test_cli_start_registers_every_command_without_extras():
+    # `atdata version` registers ingest, serve, watch, query ... and imports none of their deps
+    out = _run(
+        "import sys, json, contextlib, io\n"
+        "from atdata.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['version'])\n"
+        f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+    )
+    assert [m for m in json.loads(out) if m not in ("typer", "rich", "click")] == []
+
+
 def test_all_is_sorted_and_resolves():
     assert sorted(atdata.__all__) == atdata.__all__
     assert len(set(atdata.__all__)) == len(atdata.__all__)
