@@ -39,6 +39,7 @@ __all__ = ["Reader"]
 
 _COUNT_THREADS = 4
 _GROUP = 4096  # random mode: slots whose positions are computed in one go
+_FETCH_THREADS = 2  # concurrent shard downloads of a streaming reader
 _DEFAULT_LIMIT = 8 << 30
 
 
@@ -412,18 +413,33 @@ def _cache_place(cache_dir: str | os.PathLike[str] | None, limit: int | None) ->
     return directory, max(1, limit)
 
 
-class _Prefetch(threading.Thread):
-    """Fetches ``seq`` into the cache, at most ``ahead`` shards beyond what the reader needs."""
+class _Prefetch:
+    """Fetches ``seq`` into the cache with ``threads`` concurrent downloads, at most ``ahead``
+    shards beyond what the reader needs."""
 
     def __init__(
-        self, cache: ShardCache, source: Any, seq: list[str], ahead: int, memory: bool = False
+        self,
+        cache: ShardCache,
+        source: Any,
+        seq: list[str],
+        ahead: int,
+        memory: bool = False,
+        threads: int = _FETCH_THREADS,
     ) -> None:
-        super().__init__(daemon=True, name="atdata-shard-prefetch")
         self.cache, self.source, self.seq, self.ahead = cache, source, seq, ahead
         self.memory = memory
         self._progress = 0
+        self._next = 0  # the next index of ``seq`` a fetch thread takes
         self._halt = False
         self._cv = threading.Condition()
+        self._threads = [
+            threading.Thread(target=self._run, daemon=True, name="atdata-shard-prefetch")
+            for _ in range(max(1, threads))
+        ]
+
+    def start(self) -> None:
+        for t in self._threads:
+            t.start()
 
     def advance(self, needed: int) -> set[str]:
         """The reader needs ``seq[:needed]``: fetch up to ``ahead`` beyond; returns the shards
@@ -432,21 +448,27 @@ class _Prefetch(threading.Thread):
             self._progress = needed
             lo = max(0, needed - self.ahead)
             keep = self.cache.keep = set(self.seq[lo : needed + self.ahead])
-            self._cv.notify()
+            self._cv.notify_all()
         return keep
 
     def stop(self) -> None:
         with self._cv:
             self._halt = True
-            self._cv.notify()
+            self._cv.notify_all()
 
-    def run(self) -> None:
-        for j, shard in enumerate(self.seq):
+    def _run(self) -> None:
+        while True:
             with self._cv:
-                while not self._halt and j >= self._progress + self.ahead:
+                while (
+                    not self._halt
+                    and self._next < len(self.seq)
+                    and (self._next >= self._progress + self.ahead)
+                ):
                     self._cv.wait()
-                if self._halt:
+                if self._halt or self._next >= len(self.seq):
                     return
+                shard = self.seq[self._next]
+                self._next += 1
             with contextlib.suppress(Exception):  # the reader meets the error itself, in order
                 if self.memory:
                     self.cache.local(self.source, shard, True)
