@@ -54,3 +54,15 @@ def test_ingest_into_index(tmp_path):
     assert "indexed as rows" in res.output
     ds = atdata.Index(path=db).open_dataset("rows")
     assert [s.text for s in ds.ordered()] == [f"t{i}" for i in range(5)]
+
+
+def test_ctrl_c_says_how_to_resume_and_exits_130(tmp_path, monkeypatch):
+    import atdata._ingest as ingest_mod
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ingest_mod, "ingest", interrupted)
+    res = CliRunner().invoke(app, ["ingest", _src(tmp_path), str(tmp_path / "out")])
+    assert res.exit_code == 130
+    assert "interrupted: the sealed shards are kept; rerun the same command to resume" in res.output

@@ -8,10 +8,22 @@ after an interruption resumes it.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
+from typing import Any
 
 import typer
 
 __all__ = ["register"]
+
+
+@contextlib.contextmanager
+def _resume_hint(err: Any) -> Iterator[None]:
+    """Ctrl-C: one line saying the sealed shards are kept and how to go on, exit 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        err.print("interrupted: the sealed shards are kept; rerun the same command to resume")
+        raise typer.Exit(130) from None
 
 
 def register(app: typer.Typer) -> None:
@@ -77,7 +89,10 @@ def register(app: typer.Typer) -> None:
                 n: int = ev.samples  # type: ignore[attr-defined]
                 err.print(f"sealed {ev.shard} ({n:,} sample{'' if n == 1 else 's'})")  # type: ignore[attr-defined]
 
-        with subscribe(on_event) if not interactive else contextlib.nullcontext():
+        with (
+            subscribe(on_event) if not interactive else contextlib.nullcontext(),
+            _resume_hint(err),
+        ):
             report = run_ingest(
                 sources if len(sources) > 1 else sources[0],
                 out,
