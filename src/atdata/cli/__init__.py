@@ -75,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
             return int(exc.exit_code)
-        if type(exc).__name__ == "Abort":
+        if type(exc).__name__ == "Abort":  # Ctrl-C, or a prompt answered no
+            from ._out import console
+
+            console(stderr=True).print("aborted")
             return 1
         raise
     return rc if isinstance(rc, int) else 0
