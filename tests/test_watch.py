@@ -543,3 +543,18 @@ def test_bad_durations_name_the_values(tmp_path):
     with pytest.raises(atdata.ConfigError, match=r"got lease=300, interval=-1, settle=0"):
         Watcher(tmp_path / "in", triple, tmp_path / "out", interval=-1,
                 ledger=str(tmp_path / "l.db"))  # fmt: skip
+
+
+def test_ctrl_c_mid_shard_hands_it_back_at_once(tmp_path):
+    write_shards(tmp_path / "in", 1, manifest=True)
+
+    def interrupted(s: Num) -> Num:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        make(tmp_path, fn=interrupted).poll_once()
+    (rec,) = make(tmp_path).list_records()
+    assert (rec.status, rec.attempts, rec.owner, rec.lease_until) == ("waiting", 0, "", 0.0)
+    again = make(tmp_path)  # a rerun (another owner) takes it now, not after the 300 s lease
+    assert again.poll_once().processed == ["s-000000.tar"]
+    assert samples_of(tmp_path / "out" / "s-000000.tar") == [(3 * x, f"n{x}!") for x in range(5)]

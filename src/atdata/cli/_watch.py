@@ -122,6 +122,7 @@ def register(app: typer.Typer) -> None:
             else:
                 w.run(max_polls=polls or None)
         except KeyboardInterrupt:
+            con.print("stopped; a shard in progress was handed back: rerun to continue")
             return
         counts = Counter(r.status for r in w.list_records())
         summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))

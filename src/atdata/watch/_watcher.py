@@ -413,8 +413,12 @@ class Watcher:
             result = self._process(e, rec.attempts, takeover)
         except Exception as exc:
             err = f"{type(exc).__name__}: {exc}"
-        except BaseException:  # interrupted: stop renewing, so the lease expires for others
-            held.stop()
+        except BaseException:  # interrupted (Ctrl-C, exit): hand the shard back at once
+            cur = held.stop()
+            if not held.lost:  # as before the claim, so a rerun takes it without waiting
+                back = dataclasses.replace(base, rev=cur.rev + 1, updated=self.clock())
+                with contextlib.suppress(Exception):  # else the lease expires, as for a crash
+                    self.ledger.put(back, expect_rev=cur.rev)
             raise
         rec = held.stop()
         if held.lost:
