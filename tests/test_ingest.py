@@ -331,6 +331,47 @@ def test_digest_set_is_a_set(keys):
     assert len(s) == len(ref) and all(d in s for d in ref)
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    hs.lists(
+        hs.tuples(hs.sampled_from([0, 1, 15, 16, 31, 1 << 12]), hs.integers(1, (1 << 40) - 1)),
+        max_size=400,
+    ),
+    hs.integers(0, 2),
+)
+def test_digest_set_clusters_past_the_end_and_grow_in_place(keys, tail):
+    # Digests whose homes pile up on a few slots (and on the last ones): clusters run into the
+    # spare tail, growth lifts it and re-places every slot in place; it must stay a set.
+    s, ref = DigestSet(16), set()
+    for home, high in keys:
+        home = (s._mask - tail) if home == 31 else home
+        d = ((high << 24) | home).to_bytes(8, "little") + high.to_bytes(8, "little")
+        assert s.add(d) == (d not in ref)
+        ref.add(d)
+        assert s._hi[-1] == 0  # the last slot stays empty: probes end without a bounds check
+    assert len(s) == len(ref) and all(d in s for d in ref)
+    assert key_digest(b"absent") not in s and s.nbytes == 16 * len(s._hi)
+
+
+def test_digest_set_grows_without_a_second_table():
+    import tracemalloc
+
+    ds = [key_digest(str(i).encode()) for i in range(23_000)]  # 2**15 slots hold 22,937
+    tracemalloc.start()
+    try:
+        s = DigestSet(1 << 15)
+        for d in ds:
+            s.add(d)  # the 22,938th doubles the table
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert s.nbytes == 16 * ((1 << 16) + 64)
+    # The peak is the grown table (+ the columns' over-allocation and a 64 KiB chunk), not
+    # the old and the new table together (1.5x).
+    assert peak < 1.25 * s.nbytes, (peak, s.nbytes)
+    assert len(s) == 23_000 and all(d in s for d in ds)
+
+
 @settings(max_examples=25, deadline=None)
 @given(hs.lists(hs.integers(1, 9), min_size=1, max_size=6), hs.integers(0, 60))
 def test_parquet_rows_from_any_start(tmp_path_factory, groups, start):
