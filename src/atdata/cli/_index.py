@@ -186,10 +186,18 @@ def register(app: typer.Typer) -> None:
             3600.0, "--min-age", min=0, help="Leave temp files younger than this (seconds)."
         ),
         dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would go."),
+        hf_cache_limit: int | None = typer.Option(
+            None,
+            "--hf-cache-limit",
+            min=0,
+            help="Bytes the to_hf() cache may keep (default $ATDATA_HF_CACHE_LIMIT, else 8 GiB).",
+        ),
     ) -> None:
         """Remove staging directories and temp files killed writers left in the data store (never
-        a staging directory in use, never a file an index entry references)."""
-        from atdata.index._gc import collect
+        a staging directory in use, never a file an index entry references), and trim the
+        ``to_hf()`` cache in ``$ATDATA_CACHE_DIR/hf`` to its cap (never a file in use)."""
+        from atdata.dataset._hf_cache import cache_root
+        from atdata.index._gc import collect, collect_hf_cache
 
         rep = collect(_index(index), min_age=min_age, dry_run=dry_run)
         verb = "would remove" if dry_run else "removed"
@@ -198,3 +206,7 @@ def register(app: typer.Typer) -> None:
         for p in rep.skipped:
             typer.echo(f"kept {p} (referenced by an index entry, or could not be removed)")
         typer.echo(f"{verb} {len(rep.removed)} item(s), {rep.bytes} bytes")
+        hf = collect_hf_cache(min_age=min_age, dry_run=dry_run, limit=hf_cache_limit)
+        for x in hf.removed:
+            typer.echo(f"{verb} {x.kind} {x.path} ({x.size} bytes)")
+        typer.echo(f"hf cache {cache_root()}: {verb} {len(hf.removed)} file(s), {hf.bytes} bytes")

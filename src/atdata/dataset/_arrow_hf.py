@@ -30,9 +30,10 @@ import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from atdata._errors import ConfigError
+from atdata._errors import ConfigError, ShardError
 from atdata._extras import require
 from atdata._shards.sources import is_remote
+from atdata.dataset import _hf_cache
 from atdata.dataset._arrow import hf_reader, with_fallback, with_progress
 
 if TYPE_CHECKING:
@@ -88,11 +89,6 @@ def fingerprint(ds: Dataset[Any], extra: Any = None) -> str:
         "extra": extra,
     }
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-
-
-def _cache_root() -> str:
-    root = os.path.expanduser(os.environ.get("ATDATA_CACHE_DIR") or "~/.cache/atdata")
-    return os.path.join(root, "hf")
 
 
 def _nullable(pa: Any, f: Any) -> Any:
@@ -152,6 +148,7 @@ def to_hf(
     cache_dir: str | os.PathLike[str] | None = None,
     batch_size: int = 1024,
     progress: bool | None = None,
+    cache_limit: int | None = None,
 ) -> Any:
     """This dataset as a Hugging Face ``datasets.Dataset`` (needs ``atdata[hf]``).
 
@@ -160,6 +157,11 @@ def to_hf(
     shards reuses it. ``streaming=True`` gives a ``datasets.IterableDataset`` that reads the
     shards as it is iterated (nothing is written). ``progress`` shows a bar while the file is
     written (default: on an interactive terminal).
+
+    The cache directory is kept under ``cache_limit`` bytes (default ``$ATDATA_HF_CACHE_LIMIT``,
+    else 8 GiB): the least recently used files go first, never the one returned and never one a
+    live HF dataset still maps (see :mod:`atdata.dataset._hf_cache`; ``atdata local gc`` applies
+    the same cap to the default directory).
 
     Examples:
         >>> import os, tempfile, numpy as np, atdata
@@ -181,16 +183,20 @@ def to_hf(
         )  # fmt: skip
     from datasets.table import MemoryMappedTable  # type: ignore[import-untyped]
 
-    root = os.fspath(cache_dir) if cache_dir is not None else _cache_root()
+    limit = _hf_cache.resolve_limit(cache_limit)
+    root = os.fspath(cache_dir) if cache_dir is not None else _hf_cache.cache_root()
     os.makedirs(root, exist_ok=True)
     path = os.path.join(root, f"atdata-{fp[:40]}.arrow")
-    if not os.path.exists(path):
+    fd = _hf_cache.acquire(path)
+    for _ in range(3):  # written, then locked (another process's eviction may win in between)
+        if fd is not None:
+            break
 
         def write(arrays: Any) -> None:
             reader = hf_reader(ds, batch_size, arrays)
             schema = _nullable_schema(pa, reader.schema)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".arrow", dir=root)
-            os.close(fd)
+            tfd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".arrow", dir=root)
+            os.close(tfd)
             try:
                 with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_stream(sink, schema) as w:
                     for batch in with_progress(ds, reader, progress):
@@ -201,4 +207,12 @@ def to_hf(
                     os.unlink(tmp)
 
         with_fallback(write, "list", widen=("list",))
-    return datasets.Dataset(MemoryMappedTable.from_file(path), fingerprint=fp)
+        fd = _hf_cache.acquire(path)
+    if fd is None:
+        raise ShardError(
+            f"the Hugging Face cache file {path} was removed as soon as it was written, three "
+            f"times (another process evicting it?); pass a larger cache_limit or another cache_dir"
+        )
+    table = MemoryMappedTable(_hf_cache.open_table(pa, path, fd), path)  # locked while mapped
+    _hf_cache.evict(root, limit, keep={path})
+    return datasets.Dataset(table, fingerprint=fp)

@@ -33,7 +33,7 @@ from typing import Any
 
 from atdata.stores._base import LOCK, staging_lock
 
-__all__ = ["GcReport", "Leftover", "collect", "find_leftovers", "staging_lock"]
+__all__ = ["GcReport", "Leftover", "collect", "collect_hf_cache", "find_leftovers", "staging_lock"]
 
 _TMP = re.compile(r"^\..+\.tmp-[0-9a-z-]+$")
 
@@ -170,3 +170,21 @@ def collect(index: Any, *, min_age: float = 3600.0, dry_run: bool = False) -> Gc
                 continue
         removed.append(lo)
     return GcReport(removed, sum(r.size for r in removed), skipped)
+
+
+def collect_hf_cache(
+    *, min_age: float = 3600.0, dry_run: bool = False, limit: int | None = None
+) -> GcReport:
+    """Trim the ``Dataset.to_hf()`` cache (``$ATDATA_CACHE_DIR/hf``): temporary files a killed
+    ``to_hf()`` left, older than ``min_age`` seconds, and the least recently used cache files
+    over ``limit`` bytes (default ``$ATDATA_HF_CACHE_LIMIT``, else 8 GiB), never one a live
+    Hugging Face dataset maps (see :mod:`atdata.dataset._hf_cache`).
+
+    Returns:
+        The :class:`GcReport` (kinds ``"temp"`` and ``"hf-cache"``).
+    """
+    from atdata.dataset._hf_cache import prune
+
+    found = prune(limit=limit, min_age=min_age, dry_run=dry_run)
+    removed = [Leftover(path, kind, size) for kind, path, size in found]
+    return GcReport(removed, sum(r.size for r in removed), [])
