@@ -36,7 +36,6 @@ Examples:
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import time
 import weakref
@@ -93,6 +92,19 @@ def resolve_limit(limit: int | None) -> int:
     return limit
 
 
+def _flock(fd: int, exclusive: bool) -> None:
+    """Lock ``fd`` (shared and waiting, or exclusive and failing with ``OSError`` at once).
+
+    Without ``fcntl`` (Windows) nothing is locked: there the system refuses to delete a file
+    that is open or mapped, which keeps the same promise.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return
+    fcntl.flock(fd, (fcntl.LOCK_EX | fcntl.LOCK_NB) if exclusive else fcntl.LOCK_SH)
+
+
 def acquire(path: str) -> int | None:
     """A descriptor of ``path`` holding a shared lock (eviction skips it), or ``None`` when the
     file is not there (never written, or evicted while this waited for the lock)."""
@@ -101,7 +113,7 @@ def acquire(path: str) -> int | None:
     except FileNotFoundError:
         return None
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH)  # waits out an eviction in progress
+        _flock(fd, exclusive=False)  # waits out an eviction in progress
         if os.fstat(fd).st_ino != os.stat(path).st_ino:
             raise FileNotFoundError(path)  # evicted (and perhaps rewritten) meanwhile
     except OSError:
@@ -151,7 +163,7 @@ def _unlink_unused(path: str, dry_run: bool) -> bool:
     except OSError:
         return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _flock(fd, exclusive=True)
     except OSError:
         os.close(fd)
         return False  # a live HF dataset maps it
