@@ -54,6 +54,15 @@ def register(app: typer.Typer) -> None:
                 "address can read these datasets (read-only)"
             )
 
+        if not targets:
+            from atdata.index._index import get_default_index
+
+            if not (idx or get_default_index()).list_entries():
+                con.print(
+                    "the index has no datasets yet: give a path (atdata serve DIR) or add one "
+                    "(atdata ingest SRC OUT --name NAME)"
+                )
+
         def ready(url: str) -> None:
             con.print(f"atdata viewer on [bold]{escape(url)}[/] (Ctrl+C stops it)")
 
