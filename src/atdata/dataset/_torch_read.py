@@ -12,8 +12,7 @@ Examples:
     >>> r = Reader(ds.filter(lambda s: s["i"] % 2 == 0), "stream", None, 1 << 30)
     >>> r.size, r.counts.tolist(), r.kept.tolist()
     (3, [4, 2], [0, 2, 4])
-    >>> Reader(ds, "stream", None, 1 << 30).counts.tolist()  # recorded by write_samples
-    [4, 2]
+    >>> r.release(os.getpid())  # (a TorchDataset does this when it goes away)
 """
 
 from __future__ import annotations
@@ -92,6 +91,15 @@ class Reader:
         if mode == "stream":
             directory, limit = _cache_place(cache_dir, cache_limit)
             self.cache = ShardCache(directory, limit, direct=self.dataset._shared.local())
+        try:
+            self._plan(selection, filtered, need_counts)
+        except BaseException:  # (a private temporary cache made above goes with the failure)
+            self.release(self._pid)
+            raise
+
+    def _plan(self, selection: Any, filtered: bool, need_counts: bool) -> None:
+        """Counts, the positions that take part and the size (see the class notes)."""
+        if self.mode == "stream":
             known = self.dataset._shared.counts
             self.counts = np.asarray([known.get(s, -1) for s in self.shards], dtype=np.int64)
             self._given = self.counts >= 0  # counts the shards must be checked against
