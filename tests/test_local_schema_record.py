@@ -52,11 +52,24 @@ def test_keyword_construction_in_the_documented_form():
 
 def test_positional_order_and_defaults():
     rec = LocalSchemaRecord("Row", "1.0.0", [], "")
-    assert (rec.ref, rec.description, rec.created_at) == ("atdata://local/schema/Row@1.0.0", None, None)
+    assert (rec.ref, rec.description, rec.created_at) == (
+        "atdata://local/schema/Row@1.0.0",
+        None,
+        None,
+    )
     assert rec.to_dict() == {"name": "Row", "version": "1.0.0", "fields": [], "$ref": rec.ref}
-    d = LocalSchemaRecord("Row", "1.0.0", [{"name": "n", "fieldType": {"$type": "local#primitive", "primitive": "int"}}])
+    d = LocalSchemaRecord(
+        "Row",
+        "1.0.0",
+        [{"name": "n", "fieldType": {"$type": "local#primitive", "primitive": "int"}}],
+    )
     assert d.fields == [SchemaField("n", SchemaFieldType("primitive", primitive="int"))]
-    assert LocalSchemaRecord.from_dict({"name": "R", "version": "1", "createdAt": "not a date"}).created_at is None
+    assert (
+        LocalSchemaRecord.from_dict(
+            {"name": "R", "version": "1", "createdAt": "not a date"}
+        ).created_at
+        is None
+    )
     with pytest.raises(atdata.ConfigError, match="no version"):
         LocalSchemaRecord.from_dict({"name": "R"})
 

@@ -37,11 +37,7 @@ def test_login_whoami_ls_logout(pds, alice, alice_atmo, tmp_path, monkeypatch, c
     ]
     assert main(["ls", f"@{alice['handle']}"]) == 0
     out = capsys.readouterr().out
-    assert (
-        "tiny" in out
-        and "storageBlobs" in out
-        and schema.uri in out
-    )
+    assert "tiny" in out and "storageBlobs" in out and schema.uri in out
     assert main(["logout"]) == 0
     assert capsys.readouterr().out.strip() == f"logged out @{alice['handle']}"
     assert main(["whoami"]) == 1
