@@ -17,7 +17,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import atdata
@@ -164,6 +164,14 @@ def _no_pruning() -> Any:
     return mock.patch.object(_read.ShardManifest, "prunable", property(lambda self: False))
 
 
+def _pandas_fallback(pred: Any) -> Any:
+    """The executor's pandas path for ``pred``, as when Arrow cannot type a comparison."""
+    import pyarrow as pa
+
+    forced = pa.ArrowNotImplementedError("forced: the pandas fallback decides")
+    return mock.patch.object(pred, "arrow_mask", side_effect=forced)
+
+
 _rows = st.lists(_values, min_size=1, max_size=10).map(lambda vs: [0.5, *vs])
 _settings = settings(
     max_examples=int(os.environ.get("NAN_EXAMPLES", "40")),
@@ -188,6 +196,8 @@ def test_sql_paths_agree_with_brute_force(values: list, e: tuple) -> None:
 
 @_settings
 @given(_rows, _exprs(with_not=True))
+@example([0.5, None, NAN], ("cmp", "!=", 1))  # None fails !=, NaN passes it: on every path
+@example([0.5, NAN, -0.0], ("not", ("in", (0, 2.5))))
 def test_typed_and_lambda_paths_agree_with_brute_force(values: list, e: tuple) -> None:
     ds = _dataset(values)
     pred = typed_of(e)
@@ -195,6 +205,10 @@ def test_typed_and_lambda_paths_agree_with_brute_force(values: list, e: tuple) -
     assert ds.query(pred).list_keys() == want, pred
     with _no_pruning():
         assert ds.query(pred).list_keys() == want, pred
+    with _pandas_fallback(pred):
+        assert ds.query(pred).list_keys() == want, pred
+        with _no_pruning():
+            assert ds.query(pred).list_keys() == want, pred
     lam = _keys(values, lambda v: typed2(e, v, none_as_nan=True))
     assert ds.query(lambda df: pred.mask(df)).list_keys() == lam, pred
 
@@ -217,6 +231,14 @@ def test_reported_case_nan_row_is_not_greater() -> None:
     ]
     assert ds.query("score = 0 AND idx % 1 = 0").list_keys() == ["00000004"]
     assert ds.query(F.score != 0.5).list_keys() == ["00000001", "00000002", "00000004"]
+    pred = F.score != 0.5
+    with _pandas_fallback(pred) as forced:  # None (row 3) fails != here too
+        assert ds.query(pred).list_keys() == ["00000001", "00000002", "00000004"]
+    assert forced.call_count == 1
+    pred = F.score.isin([NAN, 0.5])  # a NaN literal matches nothing (IEEE), on both paths
+    assert ds.query(pred).list_keys() == ["00000000"]
+    with _pandas_fallback(pred):
+        assert ds.query(pred).list_keys() == ["00000000"]
 
 
 def test_rewrite_guards_float_operands_only() -> None:

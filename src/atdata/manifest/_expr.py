@@ -200,6 +200,45 @@ class Not(Predicate):
         return f"~{self.inner!r}"
 
 
+_NULLS = "atdata.nulls"  # DataFrame.attrs key of the NullMasks a frame made from arrow carries
+
+
+class NullMasks:
+    """Which rows of a manifest frame are null, per field, as pyarrow knew them.
+
+    pandas turns a null float (and a null int) into NaN, so a frame alone cannot tell ``None``
+    from NaN. The query executor's pandas fallback puts one of these in ``df.attrs`` so that
+    :meth:`Leaf.mask` fails every test on a null, as the Arrow path does. Deep copies (pandas
+    copies ``attrs`` into every column it hands out) return the same object.
+
+    Examples:
+        >>> import pyarrow as pa
+        >>> t = pa.table({"score": [1.0, None, float("nan")]})
+        >>> df = t.to_pandas()
+        >>> list(df["score"] != 1.0)  # pandas: None became NaN
+        [False, True, True]
+        >>> df.attrs[_NULLS] = NullMasks.of(t, {"score"})
+        >>> list((F.score != 1.0).mask(df))  # None fails the test; NaN != 1.0 stays true
+        [False, False, True]
+    """
+
+    def __init__(self, masks: dict[str, Any]) -> None:
+        self.masks = masks
+
+    @classmethod
+    def of(cls, table: Any, fields: set[str]) -> NullMasks:
+        """The null masks (numpy bool arrays) of ``fields`` in a pyarrow ``table``."""
+        masks: dict[str, Any] = {}
+        for name in sorted(fields & set(table.column_names)):
+            col = table.column(name)
+            if col.null_count:  # only on the pandas path: pandas (and numpy) are loaded already
+                masks[name] = col.is_null().to_numpy()
+        return cls(masks)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> NullMasks:
+        return self
+
+
 class Leaf(Predicate):
     """One test of one field: ``op`` is ``== != < <= > >= in between contains``."""
 
@@ -215,7 +254,13 @@ class Leaf(Predicate):
                 f"field {self.field!r} is not in the manifest (columns: "
                 f"{', '.join(c for c in df.columns if not c.startswith('__'))})"
             )
-        col, op, v = df[self.field], self.op, self.value
+        m = self._compare(df[self.field])
+        nulls = df.attrs.get(_NULLS)
+        mask = nulls.masks.get(self.field) if isinstance(nulls, NullMasks) else None
+        return m if mask is None else m & ~mask  # a null fails every test, as in arrow_mask
+
+    def _compare(self, col: Any) -> Any:
+        op, v = self.op, self.value
         if op == "==":
             return col == v
         if op == "!=":
@@ -228,6 +273,11 @@ class Leaf(Predicate):
             return col > v
         if op == ">=":
             return col >= v
+        if op == "in" and col.dtype.kind == "f" and v:
+            m = col == v[0]  # compared, not hashed (isin matches a NaN literal): as arrow_mask
+            for x in v[1:]:
+                m = m | (col == x)
+            return m
         if op == "in":
             return col.isin(list(v))
         if op == "between":

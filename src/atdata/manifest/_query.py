@@ -46,7 +46,7 @@ from atdata._errors import (
 )
 from atdata._extras import require
 from atdata.manifest._arrowvals import empty_table, int32_fill
-from atdata.manifest._expr import Expr, FieldSet
+from atdata.manifest._expr import _NULLS, Expr, FieldSet, NullMasks
 from atdata.manifest._locations import SampleLocation, fetch_sample, fetch_samples
 from atdata.manifest._paths import manifest_paths
 from atdata.manifest._read import ShardManifest, frame_of, load_manifest, read_sidecar
@@ -415,6 +415,8 @@ class QueryExecutor:
 
     def _pandas_filter(self, where: Any, table: Any) -> Any:
         df = frame_of(table)
+        if isinstance(where, Expr):  # pandas made None NaN; a null must fail every test (as Arrow)
+            df.attrs[_NULLS] = NullMasks.of(table, where.fields())
         try:
             mask = where.mask(df) if isinstance(where, Expr) else where(df)
         except (SchemaError, ConfigError):
