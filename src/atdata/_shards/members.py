@@ -8,7 +8,9 @@ shipped with the data) is read first. A persisted index is ignored and rebuilt w
 size or modification time no longer match, or when a cheap check against the shard fails: the
 offsets must tile the archive (the members between and after indexed ones, usually none, are
 walked and may not be samples) and the tar headers at the first, last and a spread of indexed
-offsets must name that key and size. An unwritable cache only costs the rebuild.
+offsets must name that key and size. An unwritable cache only costs the rebuild. The cache is
+kept under a size cap by ``atdata local gc`` (:func:`prune_cache`: ``$ATDATA_MEMBERS_CACHE_LIMIT``
+bytes, default 1 GiB), least recently used first (each use sets the file's modification time).
 ``len(ds)``, ``ds[i]``, ``ds.get(key)``, ``ds.select(...)``, local shuffling and the PyTorch
 splitter all read positions from it.
 
@@ -48,7 +50,8 @@ from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, overload
 
-from atdata._errors import shard_open_error
+from atdata._errors import ConfigError, shard_open_error
+from atdata._files import evict_lru, limit_from_env, remove_stale_temps, touch
 from atdata._shards.sources import is_remote, pread_exact
 
 __all__ = [
@@ -60,7 +63,11 @@ __all__ = [
     "cache_path",
     "index_path",
     "load_index",
+    "prune_cache",
 ]
+
+DEFAULT_CACHE_LIMIT = 1 << 30  # bytes of persisted member indexes `atdata local gc` keeps
+_LIMIT_ENV = "ATDATA_MEMBERS_CACHE_LIMIT"
 
 _MAGIC = "atdata-idx 1"
 _key_hash = hash  # 64-bit, per process (tests replace it to force collisions)
@@ -513,11 +520,40 @@ def load_index(shard: str, source: Any, persist: bool = True) -> ShardIndex:
     if idx is None:
         cpath = cache_path(shard)
         idx = _read_persisted(cpath, st, path)
-        if idx is None:
+        if idx is not None:
+            touch(cpath)  # the LRU clock of prune_cache
+        else:
             keys, offs, sizes = _member_lists(scan_tar_file(path, where))
             _write_persisted(cpath, st, keys, offs, sizes)
             idx = ShardIndex(keys, offs, sizes)
     return idx
+
+
+def prune_cache(
+    *, limit: int | None = None, min_age: float = 3600.0, dry_run: bool = False
+) -> list[tuple[str, str, int]]:
+    """Trim the member-index cache (:func:`cache_dir`), as ``atdata local gc`` does: temporary
+    files of killed writers older than ``min_age`` seconds, then the least recently used indexes
+    until the rest fits in ``limit`` bytes (default ``$ATDATA_MEMBERS_CACHE_LIMIT``, else 1 GiB).
+    An index is written whole under another name first, so none is taken mid-write; one removed
+    is rebuilt by a header scan the next time its shard is read.
+
+    Returns:
+        ``(kind, path, size)`` for each file removed: kind ``"temp"`` or ``"members-cache"``.
+
+    Raises:
+        ConfigError: When ``limit`` or ``$ATDATA_MEMBERS_CACHE_LIMIT`` is not a whole number
+            of bytes (0 or more).
+    """
+    if limit is None:
+        limit = limit_from_env(_LIMIT_ENV, DEFAULT_CACHE_LIMIT, "the member-index cache")
+    if limit < 0:
+        raise ConfigError(f"the member-index cache limit is {limit} bytes; pass 0 or more")
+    root = cache_dir()
+    out = [("temp", p, n) for p, n in remove_stale_temps(root, min_age=min_age, dry_run=dry_run)]
+    for p, n in evict_lru(root, suffix=".idx", max_bytes=limit, dry_run=dry_run):
+        out.append(("members-cache", p, n))
+    return out
 
 
 class FdCache:

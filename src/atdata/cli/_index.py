@@ -6,6 +6,7 @@ They use the default index: ``$ATDATA_HOME/index.db`` (``~/.atdata``), or ``--in
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import typer
@@ -192,12 +193,27 @@ def register(app: typer.Typer) -> None:
             min=0,
             help="Bytes the to_hf() cache may keep (default $ATDATA_HF_CACHE_LIMIT, else 8 GiB).",
         ),
+        members_cache_limit: int | None = typer.Option(
+            None,
+            "--members-cache-limit",
+            min=0,
+            help="Bytes of member indexes to keep (default $ATDATA_MEMBERS_CACHE_LIMIT, else 1 GiB).",
+        ),
+        verified_cache_limit: int | None = typer.Option(
+            None,
+            "--verified-cache-limit",
+            min=0,
+            help="Bytes of shard hashes to keep (default $ATDATA_VERIFIED_CACHE_LIMIT, else 16 MiB).",
+        ),
     ) -> None:
         """Remove staging directories and temp files killed writers left in the data store (never
         a staging directory in use, never a file an index entry references), and trim the
-        ``to_hf()`` cache in ``$ATDATA_CACHE_DIR/hf`` to its cap (never a file in use)."""
+        ``to_hf()`` cache in ``$ATDATA_CACHE_DIR/hf`` to its cap (never a file in use), and the
+        member-index (``members/``) and shard-hash (``verified/``) caches to theirs (least
+        recently used first; each is rebuilt on demand)."""
+        from atdata._shards.members import cache_dir
         from atdata.dataset._hf_cache import cache_root
-        from atdata.index._gc import collect, collect_hf_cache
+        from atdata.index._gc import collect, collect_caches, collect_hf_cache
 
         rep = collect(_index(index), min_age=min_age, dry_run=dry_run)
         verb = "would remove" if dry_run else "removed"
@@ -210,3 +226,16 @@ def register(app: typer.Typer) -> None:
         for x in hf.removed:
             typer.echo(f"{verb} {x.kind} {x.path} ({x.size} bytes)")
         typer.echo(f"hf cache {cache_root()}: {verb} {len(hf.removed)} file(s), {hf.bytes} bytes")
+        small = collect_caches(
+            min_age=min_age,
+            dry_run=dry_run,
+            members_limit=members_cache_limit,
+            verified_limit=verified_cache_limit,
+        )
+        for x in small.removed:
+            typer.echo(f"{verb} {x.kind} {x.path} ({x.size} bytes)")
+        where = os.path.dirname(cache_dir())
+        typer.echo(
+            f"caches {where}/members, {where}/verified: "
+            f"{verb} {len(small.removed)} file(s), {small.bytes} bytes"
+        )

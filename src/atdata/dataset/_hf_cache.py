@@ -43,6 +43,7 @@ from collections.abc import Collection
 from typing import Any
 
 from atdata._errors import ConfigError
+from atdata._files import evict_lru
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -143,20 +144,6 @@ def open_table(pa: Any, path: str, fd: int) -> Any:
     return pa.ipc.open_stream(pa.py_buffer(mm)).read_all()
 
 
-def _files(root: str) -> list[tuple[float, int, str]]:
-    out: list[tuple[float, int, str]] = []
-    try:
-        with os.scandir(root) as it:
-            for e in it:
-                if e.name.startswith(_PREFIX) and e.name.endswith(_SUFFIX):
-                    with contextlib.suppress(OSError):
-                        st = e.stat(follow_symlinks=False)
-                        out.append((st.st_atime, st.st_size, e.path))
-    except OSError:
-        return []
-    return sorted(out)
-
-
 def _unlink_unused(path: str, dry_run: bool) -> bool:
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -187,17 +174,16 @@ def evict(
     Returns:
         ``(path, size)`` of each file removed (or that would be, with ``dry_run``).
     """
-    files = _files(root)
-    total = sum(size for _t, size, _p in files)
-    removed: list[tuple[str, int]] = []
-    for _t, size, path in files:
-        if total <= limit:
-            break
-        if path in keep or not _unlink_unused(path, dry_run):
-            continue
-        removed.append((path, size))
-        total -= size
-    return removed
+    return evict_lru(
+        root,
+        prefix=_PREFIX,
+        suffix=_SUFFIX,
+        max_bytes=limit,
+        keep=keep,
+        by_atime=True,
+        remove=_unlink_unused,
+        dry_run=dry_run,
+    )
 
 
 def prune(

@@ -33,7 +33,15 @@ from typing import Any
 
 from atdata.stores._base import LOCK, staging_lock
 
-__all__ = ["GcReport", "Leftover", "collect", "collect_hf_cache", "find_leftovers", "staging_lock"]
+__all__ = [
+    "GcReport",
+    "Leftover",
+    "collect",
+    "collect_caches",
+    "collect_hf_cache",
+    "find_leftovers",
+    "staging_lock",
+]
 
 _TMP = re.compile(r"^\..+\.tmp-[0-9a-z-]+$")
 
@@ -186,5 +194,47 @@ def collect_hf_cache(
     from atdata.dataset._hf_cache import prune
 
     found = prune(limit=limit, min_age=min_age, dry_run=dry_run)
+    removed = [Leftover(path, kind, size) for kind, path, size in found]
+    return GcReport(removed, sum(r.size for r in removed), [])
+
+
+def collect_caches(
+    *,
+    min_age: float = 3600.0,
+    dry_run: bool = False,
+    members_limit: int | None = None,
+    verified_limit: int | None = None,
+) -> GcReport:
+    """Trim the small, rebuildable caches under ``$ATDATA_CACHE_DIR``: the member indexes
+    (``members/``, cap ``members_limit`` bytes, default ``$ATDATA_MEMBERS_CACHE_LIMIT``, else
+    1 GiB) and the remembered shard hashes (``verified/``, cap ``verified_limit``, default
+    ``$ATDATA_VERIFIED_CACHE_LIMIT``, else 16 MiB): least recently used entries over the cap, and
+    temporary files killed writers left (older than ``min_age`` seconds). Entries are written
+    whole under another name first, so a write in progress is never cut short.
+
+    Returns:
+        The :class:`GcReport` (kinds ``"temp"``, ``"members-cache"`` and ``"verified-cache"``).
+
+    Examples:
+        >>> import os, tempfile
+        >>> saved = os.environ.get("ATDATA_CACHE_DIR")
+        >>> os.environ["ATDATA_CACHE_DIR"] = tempfile.mkdtemp()
+        >>> from atdata._shards.members import cache_dir
+        >>> os.makedirs(cache_dir())
+        >>> for name in ["a.idx", "b.idx"]:
+        ...     _ = open(os.path.join(cache_dir(), name), "wb").write(b"x" * 10)
+        >>> rep = collect_caches(members_limit=10)
+        >>> [r.kind for r in rep.removed], rep.bytes, len(os.listdir(cache_dir()))
+        (['members-cache'], 10, 1)
+        >>> if saved is None:
+        ...     del os.environ["ATDATA_CACHE_DIR"]
+        ... else:
+        ...     os.environ["ATDATA_CACHE_DIR"] = saved
+    """
+    from atdata._shards.members import prune_cache
+    from atdata.manifest._fresh import prune_verified
+
+    found = prune_cache(limit=members_limit, min_age=min_age, dry_run=dry_run)
+    found += prune_verified(limit=verified_limit, min_age=min_age, dry_run=dry_run)
     removed = [Leftover(path, kind, size) for kind, path, size in found]
     return GcReport(removed, sum(r.size for r in removed), [])

@@ -6,7 +6,9 @@ use of a manifest checks the shard cheaply: same size, mtime and inode means the
 written. When the stamp differs (the shard was copied, restored or rewritten) the shard is hashed
 once and compared with ``shard_sha256``; a match is remembered in ``$ATDATA_CACHE_DIR/verified/``
 (keyed by the shard's real path, size, mtime, inode and ctime), so a copied dataset is hashed
-once per machine, not on every query. ``atdata manifest verify`` always hashes.
+once per machine, not on every query. ``atdata manifest verify`` always hashes. ``atdata local
+gc`` keeps that directory under a size cap (:func:`prune_verified`:
+``$ATDATA_VERIFIED_CACHE_LIMIT`` bytes, default 16 MiB), least recently used first.
 
 Upstream atdata reads these headers too: it ignores the extra keys.
 
@@ -36,12 +38,14 @@ import re
 import threading
 from typing import Any
 
-from atdata._errors import IntegrityError, ShardError
+from atdata._errors import ConfigError, IntegrityError, ShardError
+from atdata._files import evict_lru, limit_from_env, remove_stale_temps, touch
 
 __all__ = [
     "check_digest",
     "check_stamp",
     "file_sha256",
+    "prune_verified",
     "recorded_sha256",
     "shard_matches",
     "stamp_of",
@@ -82,11 +86,47 @@ def recorded_sha256(header: dict[str, Any]) -> str | None:
     return sha if isinstance(sha, str) and _HEX64.fullmatch(sha) else None
 
 
-def _cache_file(real: str) -> str:
+DEFAULT_VERIFIED_LIMIT = 16 << 20  # bytes of remembered hashes `atdata local gc` keeps
+_LIMIT_ENV = "ATDATA_VERIFIED_CACHE_LIMIT"
+
+
+def verified_dir() -> str:
+    """``$ATDATA_CACHE_DIR/verified`` (default ``~/.cache/atdata/verified``), absolute."""
     from atdata._shards.members import cache_dir
 
+    return os.path.join(os.path.dirname(cache_dir()), "verified")
+
+
+def _cache_file(real: str) -> str:
     digest = hashlib.sha256(os.fsencode(real)).hexdigest()[:32]
-    return os.path.join(os.path.dirname(cache_dir()), "verified", f"{digest}.json")
+    return os.path.join(verified_dir(), f"{digest}.json")
+
+
+def prune_verified(
+    *, limit: int | None = None, min_age: float = 3600.0, dry_run: bool = False
+) -> list[tuple[str, str, int]]:
+    """Trim :func:`verified_dir`, as ``atdata local gc`` does: temporary files of killed writers
+    older than ``min_age`` seconds, then the least recently used records until the rest fits in
+    ``limit`` bytes (default ``$ATDATA_VERIFIED_CACHE_LIMIT``, else 16 MiB). A record is
+    written whole under another name first, so none is taken mid-write; a shard whose record
+    went is hashed again the next time its stamp differs.
+
+    Returns:
+        ``(kind, path, size)`` for each file removed: kind ``"temp"`` or ``"verified-cache"``.
+
+    Raises:
+        ConfigError: When ``limit`` or ``$ATDATA_VERIFIED_CACHE_LIMIT`` is not a whole number
+            of bytes (0 or more).
+    """
+    if limit is None:
+        limit = limit_from_env(_LIMIT_ENV, DEFAULT_VERIFIED_LIMIT, "the verified-shard cache")
+    if limit < 0:
+        raise ConfigError(f"the verified-shard cache limit is {limit} bytes; pass 0 or more")
+    root = verified_dir()
+    out = [("temp", p, n) for p, n in remove_stale_temps(root, min_age=min_age, dry_run=dry_run)]
+    for p, n in evict_lru(root, suffix=".json", max_bytes=limit, dry_run=dry_run):
+        out.append(("verified-cache", p, n))
+    return out
 
 
 def _remembered(real: str, key: tuple[str, int, int, int, int]) -> str | None:
@@ -95,10 +135,12 @@ def _remembered(real: str, key: tuple[str, int, int, int, int]) -> str | None:
     if hit is not None:
         return hit
     try:
-        with open(_cache_file(real), encoding="utf-8") as f:
+        path = _cache_file(real)
+        with open(path, encoding="utf-8") as f:
             rec = json.load(f)
         if [rec.get("path"), rec.get("size"), rec.get("mtime_ns"), rec.get("inode"), rec.get("ctime_ns")] == list(key):  # fmt: skip
             sha = rec.get("sha256")
+            touch(path)  # the LRU clock of prune_verified
             return sha if isinstance(sha, str) else None
     except (OSError, ValueError, AttributeError):
         return None
