@@ -80,6 +80,7 @@ _LAZY: dict[str, str] = {
     "URLSource": "atdata._shards.sources",
     "UnknownFieldError": "atdata._errors",
     "Watcher": "atdata.watch._watcher",
+    "WorkerPickleError": "atdata._errors",
     "configure_logging": "atdata._logging",
     "create_repository": "atdata.repository",
     "decode_array": "atdata._wire.arrays",
@@ -165,6 +166,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         SplitNotFoundError,
         StorageError,
         UnknownFieldError,
+        WorkerPickleError,
     )
     from atdata._ingest import ingest
     from atdata._ingest._report import IngestReport

@@ -44,6 +44,7 @@ __all__ = [
     "SplitNotFoundError",
     "StorageError",
     "UnknownFieldError",
+    "WorkerPickleError",
 ]
 
 
@@ -115,6 +116,12 @@ class ArrayLayoutError(ConfigError):
         super().__init__(message)
         self.field_path = field_path
         self.fallback = fallback
+
+
+class WorkerPickleError(ConfigError, TypeError):
+    """Something a DataLoader worker must receive or send cannot be pickled (a sample type or a
+    transform defined inside a function, a lambda under the ``spawn`` start method); raised
+    before the worker would hang, naming the object and the fix (also a ``TypeError``)."""
 
 
 class MissingCredentialsError(ConfigError, OSError):

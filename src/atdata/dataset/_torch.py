@@ -374,7 +374,13 @@ class TorchDataset(_Base):
         from atdata.dataset._torch_ipc import pack, shm_alloc
 
         registry: dict[int, Any] = {}
-        return pack(self._assemble(raws, shm_alloc(registry), registry), registry)
+        item = pack(self._assemble(raws, shm_alloc(registry), registry), registry)
+        if not self.__dict__.get("_sent"):  # the first item of this worker: can it be sent?
+            from atdata.dataset._torch_ipc import check_item
+
+            check_item(item)
+            self.__dict__["_sent"] = True
+        return item
 
     def _assemble(
         self, raws: list[tuple[str, str, dict]], alloc: Any = None, registry: Any = None
@@ -442,6 +448,9 @@ class TorchDataset(_Base):
 
         Raises:
             ConfigError: For ``batch_size`` or ``in_order=False`` (items must arrive in order).
+            WorkerPickleError: When workers could not receive the dataset or a function
+                (``spawn``/``forkserver``), or send the items back (a sample type defined inside
+                a function): a DataLoader would hang on an item it cannot pickle.
         """
         import multiprocessing.sharedctypes
 
@@ -455,11 +464,13 @@ class TorchDataset(_Base):
                 "in_order=False lets items overtake each other, so the delivered position is "
                 "unknown; leave it on"
             )
-        from atdata.dataset._torch_ipc import unpack
+        from atdata.dataset._torch_ipc import check_workers, unpack
 
         kwargs["batch_size"] = None
         kwargs.setdefault("collate_fn", _convert)
         ctl = multiprocessing.sharedctypes.RawArray("q", 2)
+        if kwargs.get("num_workers", 0) > 0:
+            check_workers(self, kwargs)
         tds = self
 
         loader_base: Any = data.DataLoader

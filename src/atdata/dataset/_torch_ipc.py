@@ -26,11 +26,13 @@ Examples:
 
 from __future__ import annotations
 
+import io
+import pickle
 from typing import Any
 
 import numpy as np
 
-__all__ = ["pack", "shm_alloc", "unpack"]
+__all__ = ["check_item", "check_workers", "pack", "pickle_problem", "shm_alloc", "unpack"]
 
 _INLINE = 1 << 16  # tensors below this many bytes travel inline
 
@@ -51,6 +53,99 @@ class _AsArray:
 
     def __init__(self, t: Any) -> None:
         self.t = t
+
+
+class _ShapePickler(pickle.Pickler):
+    """Pickles everything but array and tensor data (left out: they always pickle, and sharing a
+    tensor's storage for a trial would hand out a descriptor nobody collects)."""
+
+    def persistent_id(self, obj: Any) -> Any:
+        tx = type(obj)
+        if tx is np.ndarray or (
+            tx.__module__.startswith("torch")
+            and tx.__name__ in ("Tensor", "UntypedStorage", "TypedStorage")
+        ):
+            return id(obj)
+        return None
+
+
+def pickle_problem(obj: Any) -> str | None:
+    """Why ``obj`` cannot be pickled (a DataLoader worker pickles what it sends and, under the
+    ``spawn`` and ``forkserver`` start methods, the dataset it receives), or ``None``.
+
+    Examples:
+        >>> pickle_problem({"f": len}) is None
+        True
+        >>> "<lambda>" in pickle_problem(lambda x: x)
+        True
+    """
+    try:
+        _ShapePickler(io.BytesIO(), pickle.HIGHEST_PROTOCOL).dump(obj)
+    except Exception as exc:  # any failure to pickle is the answer
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+_AT_MODULE_LEVEL = (
+    "define it at module level (not inside a function, not a lambda: workers import it by "
+    "name), or use num_workers=0"
+)
+
+
+def _start_method(ctx: Any) -> str:
+    import multiprocessing
+
+    if ctx is None:
+        return multiprocessing.get_start_method()
+    return ctx if isinstance(ctx, str) else ctx.get_start_method()
+
+
+def check_workers(tds: Any, kwargs: dict[str, Any]) -> None:
+    """Before DataLoader workers start: raise :class:`~atdata.WorkerPickleError` for what they
+    could not receive (``spawn``/``forkserver``: the :class:`TorchDataset` ``tds`` and the loader's
+    functions) or send back (``output="sample"`` items carry the sample type); left alone, a
+    worker's item that cannot be pickled is dropped and the training loop waits forever."""
+    from atdata._errors import WorkerPickleError
+
+    method = _start_method(kwargs.get("multiprocessing_context"))
+    ds = tds._reader.dataset
+    st = ds.sample_type
+    sends = [] if tds.transform or tds.sample_transform or tds.output != "sample" else [st]
+    fns = {"the sample type": st, "transform": tds.transform}
+    fns |= {"sample_transform": tds.sample_transform, "collate_fn": tds.collate_fn}
+    fns |= {f"the {op} function": fn for op, fn in ds._ops}
+    fns |= {f"loader {k}": kwargs.get(k) for k in ("worker_init_fn", "collate_fn")}
+    fix = _AT_MODULE_LEVEL
+    if method != "fork":
+        found = [(k, v, pickle_problem(v)) for k, v in fns.items() if v is not None]
+        found = [f for f in found if f[2]]
+        if not found and (why := pickle_problem(tds)):
+            found = [("the dataset", ds, why)]
+        fix += ", or multiprocessing_context='fork' (where available: workers then inherit it)"
+    else:
+        found = [("the sample type", v, why) for v in sends if (why := pickle_problem(v))]
+        fix = fix.replace("(not", "(workers send its instances; not")
+    if found:
+        what, obj, why = found[0]
+        name = getattr(obj, "__qualname__", type(obj).__qualname__)
+        raise WorkerPickleError(
+            f"DataLoader workers ({method} start method) cannot pickle {what} {name!r} ({why}); "
+            f"{fix}"
+        )
+
+
+def check_item(item: Any) -> None:
+    """In a worker: raise :class:`~atdata.WorkerPickleError` if ``item`` cannot be sent (the
+    DataLoader would drop it and hang)."""
+    from atdata._errors import WorkerPickleError
+
+    why = pickle_problem(item)
+    if why is not None:
+        raise WorkerPickleError(
+            f"a DataLoader worker cannot send the item a transform made ({type(item).__name__}: "
+            f"{why}); return tensors, arrays and plain values from transforms, with their types "
+            "defined at module level, or use num_workers=0"
+        )
 
 
 def shm_alloc(registry: dict[int, tuple[np.ndarray, Any]]) -> Any:
