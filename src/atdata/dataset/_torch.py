@@ -374,7 +374,8 @@ class TorchDataset(_Base):
         from atdata.dataset._torch_ipc import pack, shm_alloc
 
         registry: dict[int, Any] = {}
-        item = pack(self._assemble(raws, shm_alloc(registry), registry), registry)
+        alloc = shm_alloc(registry, self.__dict__.setdefault("_arena", [0]))
+        item = pack(self._assemble(raws, alloc, registry), registry)
         if not self.__dict__.get("_sent"):  # the first item of this worker: can it be sent?
             from atdata.dataset._torch_ipc import check_item
 

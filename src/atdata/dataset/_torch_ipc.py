@@ -5,8 +5,9 @@ twice, and again on the other side); a tensor is moved to a new shared-memory se
 copy, one segment and one file descriptor per tensor). Both cost more than decoding for image
 batches. So, in a worker:
 
-- batches are decoded straight into shared memory (:func:`shm_alloc`), one segment per array
-  column: sending them copies nothing;
+- batches are decoded straight into shared memory (:func:`shm_alloc`), the array columns of a
+  batch as views into one segment (an arena): sending them copies nothing and passes one file
+  descriptor per batch (torch's resource sharer opens one socket connection per descriptor);
 - a tensor that views such a buffer (``torch.from_numpy(batch.image)`` in a transform) is sent as
   the shared tensor itself;
 - small tensors (labels, indices) travel inline, as numpy, and become tensors again on arrival
@@ -35,6 +36,7 @@ import numpy as np
 __all__ = ["check_item", "check_workers", "pack", "pickle_problem", "shm_alloc", "unpack"]
 
 _INLINE = 1 << 16  # tensors below this many bytes travel inline
+_ALIGN = 64  # arena offsets (a multiple of every itemsize)
 
 
 class _AsTensor:
@@ -148,10 +150,19 @@ def check_item(item: Any) -> None:
         )
 
 
-def shm_alloc(registry: dict[int, tuple[np.ndarray, Any]]) -> Any:
+def shm_alloc(registry: dict[int, tuple[np.ndarray, Any]], hint: list[int] | None = None) -> Any:
     """An ``alloc(shape, dtype) -> ndarray`` placing arrays in shared memory (noted in
-    ``registry``: data address -> (array, tensor)); dtypes torch lacks get plain arrays."""
+    ``registry``: data address -> (array, tensor)); dtypes torch lacks get plain arrays.
+
+    The arrays of one batch are views into one arena (a shared storage) sized by ``hint[0]``,
+    the most bytes a batch has taken so far (updated here): one descriptor crosses to the
+    training process per batch, not one per column (sending two views of one storage sends
+    the storage once). An array that does not fit gets an arena of its own.
+    """
     import torch
+
+    hint = hint if hint is not None else [0]
+    arena: list[Any] = [None, 0, 0]  # storage, bytes used, bytes this batch took
 
     def alloc(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         try:
@@ -161,13 +172,24 @@ def shm_alloc(registry: dict[int, tuple[np.ndarray, Any]]) -> Any:
         n = 1
         for d in shape:
             n *= d
-        st = torch.UntypedStorage._new_shared(max(n * dtype.itemsize, 1))
+        nbytes = n * dtype.itemsize
+        if nbytes == 0:  # no data address of its own: not registered
+            return np.empty(shape, dtype=dtype)
+        st, off = arena[0], -(-arena[1] // _ALIGN) * _ALIGN
+        if st is None or off + nbytes > st.nbytes():
+            st, off = torch.UntypedStorage._new_shared(max(nbytes, hint[0] - arena[2])), 0
+            arena[0] = st
+        arena[1] = off + nbytes
+        arena[2] += -(-nbytes // _ALIGN) * _ALIGN
+        hint[0] = max(hint[0], arena[2])
         strides = []
         acc = 1
         for d in reversed(shape):
             strides.append(acc)
             acc *= d
-        t = torch.empty(0, dtype=tdt).set_(st, 0, shape, tuple(reversed(strides)))
+        t = torch.empty(0, dtype=tdt).set_(
+            st, off // dtype.itemsize, shape, tuple(reversed(strides))
+        )
         a = t.numpy()
         registry[a.ctypes.data] = (a, t)
         return a
