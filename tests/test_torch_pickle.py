@@ -53,11 +53,14 @@ def _write(tmp_path, cls, n=12):
 
 
 def _wrap(batch):
-    """A transform returning an object of a class made inside a function."""
+    """A transform returning an object of a class made inside a function (from the third
+    batch on: a check of the first item alone would miss it)."""
 
     class Box:
         pass
 
+    if batch.i[0] < 8:
+        return batch
     box = Box()
     box.batch = batch
     return box
@@ -102,9 +105,11 @@ def test_local_sample_type_and_lambda_with_spawn_fail_fast(tmp_path):
 def test_unsendable_transform_output_fails_in_the_worker(tmp_path):
     tds = _write(tmp_path, Row).to_torch(batch_size=4, transform=_wrap)
     loader = tds.loader(num_workers=2, multiprocessing_context="fork")
+    got = []
     with pytest.raises(atdata.WorkerPickleError) as err:
-        list(loader)
+        got.extend(loader)
     msg = str(err.value)
     assert "cannot send the item a transform made (Box:" in msg
     assert "_wrap.<locals>.Box" in msg and "num_workers=0" in msg
-    assert tds.state_dict()["position"] == 0  # nothing was delivered
+    assert [list(b.i) for b in got] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert tds.state_dict()["position"] == 8  # what was delivered, not the lost batch

@@ -376,7 +376,10 @@ class TorchDataset(_Base):
         registry: dict[int, Any] = {}
         alloc = shm_alloc(registry, self.__dict__.setdefault("_arena", [0]))
         item = pack(self._assemble(raws, alloc, registry), registry)
-        if not self.__dict__.get("_sent"):  # the first item of this worker: can it be sent?
+        # Can it be sent? (An item the DataLoader cannot pickle is dropped: a hang or a silent
+        # loss.) Every item when a transform decides what items are (~30 us a batch), else the
+        # first of this worker (the types are then fixed).
+        if self.transform or self.sample_transform or not self.__dict__.get("_sent"):
             from atdata.dataset._torch_ipc import check_item
 
             check_item(item)
