@@ -1,5 +1,6 @@
 """Files that appear whole or not at all (:func:`write_atomic`), and caches of such files kept
-under a cap (:func:`evict_lru`, :func:`remove_stale_temps`, :func:`limit_from_env`).
+under a cap (:func:`evict_lru`, :func:`remove_stale_temps`, :func:`limit_from_env`,
+:func:`trim_cache`).
 
 A cache directory here holds entries written whole (a temporary name, then ``os.replace``), so
 an entry is complete whenever it is visible under its name and removing it never cuts a write
@@ -32,7 +33,14 @@ from collections.abc import Callable, Collection
 
 from atdata._errors import ConfigError
 
-__all__ = ["evict_lru", "limit_from_env", "remove_stale_temps", "touch", "write_atomic"]
+__all__ = [
+    "evict_lru",
+    "limit_from_env",
+    "remove_stale_temps",
+    "touch",
+    "trim_cache",
+    "write_atomic",
+]
 
 
 def write_atomic(path: str | os.PathLike[str], data: bytes, *, fsync: bool = False) -> None:
@@ -168,3 +176,52 @@ def remove_stale_temps(
                         os.unlink(e.path)
                     out.append((e.path, st.st_size))
     return sorted(out)
+
+
+def trim_cache(
+    root: str,
+    *,
+    suffix: str,
+    kind: str,
+    limit: int | None,
+    env: str,
+    default: int,
+    what: str,
+    min_age: float = 3600.0,
+    dry_run: bool = False,
+) -> list[tuple[str, str, int]]:
+    """Trim the cache directory ``root`` as ``atdata local gc`` does: temporary files of killed
+    writers older than ``min_age`` seconds (:func:`remove_stale_temps`), then the least recently
+    used ``*suffix`` entries until the rest fits in ``limit`` bytes (:func:`evict_lru`; ``None``:
+    ``$env``, else ``default``). ``what`` names the cache in errors.
+
+    Returns:
+        ``(kind, path, size)`` for each file removed: kind ``"temp"`` or ``kind``.
+
+    Raises:
+        ConfigError: When ``limit`` or ``$env`` is not a whole number of bytes (0 or more).
+
+    Examples:
+        >>> import os, tempfile
+        >>> d = tempfile.mkdtemp()
+        >>> for i, name in enumerate(["a.idx", "b.idx", "b.idx.tmp-1-2"]):
+        ...     write_atomic(os.path.join(d, name), b"x" * 100)
+        ...     os.utime(os.path.join(d, name), (1000 + i, 1000 + i))
+        >>> [(k, os.path.basename(p), n) for k, p, n in trim_cache(
+        ...     d, suffix=".idx", kind="example-cache", limit=100,
+        ...     env="ATDATA_NO_SUCH_LIMIT", default=0, what="the example cache")]
+        [('temp', 'b.idx.tmp-1-2', 100), ('example-cache', 'a.idx', 100)]
+        >>> trim_cache(d, suffix=".idx", kind="example-cache", limit=-1,
+        ...     env="ATDATA_NO_SUCH_LIMIT", default=0, what="the example cache")
+        Traceback (most recent call last):
+        ...
+        atdata._errors.ConfigError: the example cache limit is -1 bytes; pass 0 or more
+    """
+    if limit is None:
+        limit = limit_from_env(env, default, what)
+    if limit < 0:
+        raise ConfigError(f"{what} limit is {limit} bytes; pass 0 or more")
+    out = [("temp", p, n) for p, n in remove_stale_temps(root, min_age=min_age, dry_run=dry_run)]
+    for p, n in evict_lru(root, suffix=suffix, max_bytes=limit, dry_run=dry_run):
+        out.append((kind, p, n))
+    return out

@@ -50,8 +50,8 @@ from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, overload
 
-from atdata._errors import ConfigError, shard_open_error
-from atdata._files import evict_lru, limit_from_env, remove_stale_temps, touch
+from atdata._errors import shard_open_error
+from atdata._files import touch, trim_cache
 from atdata._shards.sources import is_remote, pread_exact
 
 __all__ = [
@@ -545,15 +545,17 @@ def prune_cache(
         ConfigError: When ``limit`` or ``$ATDATA_MEMBERS_CACHE_LIMIT`` is not a whole number
             of bytes (0 or more).
     """
-    if limit is None:
-        limit = limit_from_env(_LIMIT_ENV, DEFAULT_CACHE_LIMIT, "the member-index cache")
-    if limit < 0:
-        raise ConfigError(f"the member-index cache limit is {limit} bytes; pass 0 or more")
-    root = cache_dir()
-    out = [("temp", p, n) for p, n in remove_stale_temps(root, min_age=min_age, dry_run=dry_run)]
-    for p, n in evict_lru(root, suffix=".idx", max_bytes=limit, dry_run=dry_run):
-        out.append(("members-cache", p, n))
-    return out
+    return trim_cache(
+        cache_dir(),
+        suffix=".idx",
+        kind="members-cache",
+        limit=limit,
+        env=_LIMIT_ENV,
+        default=DEFAULT_CACHE_LIMIT,
+        what="the member-index cache",
+        min_age=min_age,
+        dry_run=dry_run,
+    )
 
 
 class FdCache:

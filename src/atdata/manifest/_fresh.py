@@ -38,8 +38,8 @@ import re
 import threading
 from typing import Any
 
-from atdata._errors import ConfigError, IntegrityError, ShardError
-from atdata._files import evict_lru, limit_from_env, remove_stale_temps, touch
+from atdata._errors import IntegrityError, ShardError
+from atdata._files import touch, trim_cache
 
 __all__ = [
     "check_digest",
@@ -118,15 +118,17 @@ def prune_verified(
         ConfigError: When ``limit`` or ``$ATDATA_VERIFIED_CACHE_LIMIT`` is not a whole number
             of bytes (0 or more).
     """
-    if limit is None:
-        limit = limit_from_env(_LIMIT_ENV, DEFAULT_VERIFIED_LIMIT, "the verified-shard cache")
-    if limit < 0:
-        raise ConfigError(f"the verified-shard cache limit is {limit} bytes; pass 0 or more")
-    root = verified_dir()
-    out = [("temp", p, n) for p, n in remove_stale_temps(root, min_age=min_age, dry_run=dry_run)]
-    for p, n in evict_lru(root, suffix=".json", max_bytes=limit, dry_run=dry_run):
-        out.append(("verified-cache", p, n))
-    return out
+    return trim_cache(
+        verified_dir(),
+        suffix=".json",
+        kind="verified-cache",
+        limit=limit,
+        env=_LIMIT_ENV,
+        default=DEFAULT_VERIFIED_LIMIT,
+        what="the verified-shard cache",
+        min_age=min_age,
+        dry_run=dry_run,
+    )
 
 
 def _remembered(real: str, key: tuple[str, int, int, int, int]) -> str | None:
