@@ -395,7 +395,25 @@ def sha256_of_cid(cid: str) -> str | None:
     return bytes(h["digest"]).hex() if h.get("code") == 0x12 else None
 
 
-class SidecarSource:
+class _WrappedSource:
+    """A source that serves the inner source's shard list (the wrappers below change only how a
+    shard is opened)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.spec: str | None = getattr(inner, "spec", None)
+
+    def list_shards(self) -> list[str]:
+        """The inner source's shards."""
+        return list(self.inner.list_shards())
+
+    @property
+    def shards(self) -> Iterator[str]:
+        """The inner source's shards (lazy)."""
+        return iter(self.list_shards())
+
+
+class SidecarSource(_WrappedSource):
     """A source whose manifests (``<shard>.manifest.json``/``.parquet``) are PDS blobs named by
     the entry record; everything else goes to the inner source.
 
@@ -407,18 +425,9 @@ class SidecarSource:
     """
 
     def __init__(self, inner: Any, pds: str, did: str, sidecars: dict[str, dict[str, Any]]) -> None:
-        self.inner, self.pds, self.did = inner, pds.rstrip("/"), did
+        super().__init__(inner)
+        self.pds, self.did = pds.rstrip("/"), did
         self._sidecars = dict(sidecars)
-        self.spec = getattr(inner, "spec", None)
-
-    def list_shards(self) -> list[str]:
-        """The inner source's shards."""
-        return list(self.inner.list_shards())
-
-    @property
-    def shards(self) -> Iterator[str]:
-        """The inner source's shards (lazy)."""
-        return iter(self.list_shards())
 
     @shard_id_kw
     def open_shard(self, shard_id: str) -> Any:
@@ -525,7 +534,7 @@ class _HashingReader:
             self._f.close()
 
 
-class VerifiedSource:
+class VerifiedSource(_WrappedSource):
     """Wrap any :class:`~atdata.DataSource` so each shard's sha256 is checked while streaming.
 
     Args:
@@ -534,20 +543,10 @@ class VerifiedSource:
     """
 
     def __init__(self, inner: Any, sha256: dict[str, str | None]) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self._sha = {k: v for k, v in sha256.items() if v}
-        self.spec = getattr(inner, "spec", None)
         if hasattr(inner, "read_range"):
             self.read_range = inner.read_range
-
-    def list_shards(self) -> list[str]:
-        """The inner source's shards."""
-        return list(self.inner.list_shards())
-
-    @property
-    def shards(self) -> Iterator[str]:
-        """The inner source's shards (lazy)."""
-        return iter(self.list_shards())
 
     @shard_id_kw
     def open_shard(self, shard_id: str) -> Any:
