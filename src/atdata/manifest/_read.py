@@ -428,15 +428,22 @@ def load_manifest(shard: str, source: Any = None) -> ShardManifest | None:
     )
 
 
-def manifest_count(shard: str) -> int | None:
-    """Samples in a local shard according to a fresh manifest of ours (``None`` if unknown)."""
+def _own_local_manifest(shard: str) -> ShardManifest | None:
+    """The manifest of ours beside a local shard; ``None`` when remote, absent, unreadable or
+    written by upstream (legacy)."""
     if is_remote(shard):
         return None
     try:
         m = load_manifest(shard)
     except IntegrityError:
         return None
-    if m is None or m.legacy:
+    return None if m is None or m.legacy else m
+
+
+def manifest_count(shard: str) -> int | None:
+    """Samples in a local shard according to a fresh manifest of ours (``None`` if unknown)."""
+    m = _own_local_manifest(shard)
+    if m is None:
         return None
     try:
         fresh = m.check_fresh(allow_hash=False)  # unknown stamp: a header scan beats hashing
@@ -449,13 +456,8 @@ def recorded_digest(shard: str) -> tuple[str, int | None, str] | None:
     """``(sha256, size, what recorded it)`` from the manifest of a local shard, if it records one."""
     from atdata.manifest._fresh import recorded_sha256
 
-    if is_remote(shard):
-        return None
-    try:
-        m = load_manifest(shard)
-    except IntegrityError:
-        return None
-    sha = recorded_sha256(m.header) if m is not None and not m.legacy else None
+    m = _own_local_manifest(shard)
+    sha = recorded_sha256(m.header) if m is not None else None
     if m is None or sha is None:
         return None
     size = m.header.get("size_bytes")
