@@ -44,9 +44,9 @@ _LAZY: dict[str, str] = {
     "LensNotFoundError": "atdata._errors",
     "LocalDiskStore": "atdata.stores._local",
     "LocalSearchBackend": "atdata.index._search",
-    "ManifestBuilder": "atdata.manifest._builder",
+    "ManifestBuilder": "atdata.manifest._frame",
     "ManifestField": "atdata.manifest._fields",
-    "ManifestWriter": "atdata.manifest._builder",
+    "ManifestWriter": "atdata.manifest._frame",
     "MissingExtraError": "atdata._errors",
     "NDArray": "atdata._types",
     "NotFoundError": "atdata._errors",
@@ -196,9 +196,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from atdata.index._verify import verify_checksums
     from atdata.lens._lens import Lens, LensNetwork, lens
-    from atdata.manifest._builder import ManifestBuilder, ManifestWriter
     from atdata.manifest._expr import query_fields
     from atdata.manifest._fields import ManifestField
+    from atdata.manifest._frame import ManifestBuilder, ManifestWriter
     from atdata.manifest._locations import SampleLocation
     from atdata.manifest._query import QueryExecutor, QueryResult
     from atdata.manifest._read import ShardManifest

@@ -28,16 +28,13 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-from atdata._errors import (
-    ConfigError,
-)
 from atdata._shards.sources import DataSource
 from atdata._shards.writer import ShardInfo
 from atdata._wire.sample import DictSample
 from atdata.dataset import _arrow, _arrow_hf, _export, _read
 from atdata.dataset._access import ShardTable
 from atdata.dataset._alias import DatasetAlias, dataset_args
-from atdata.dataset._meta import check_content_metadata, fetch_metadata, wrap_raw, wrap_raw_batch
+from atdata.dataset._meta import check_content_metadata, wrap_raw, wrap_raw_batch
 from atdata.dataset._stream import raw_stream
 
 if TYPE_CHECKING:
@@ -258,17 +255,7 @@ class Dataset(Generic[T]):
         Raises:
             LensNotFoundError: When no lens chain exists.
         """
-        view = other
-        if view is self.sample_type:
-            return self  # type: ignore[return-value]  # V is T here
-        if self.sample_type is DictSample and not self._ops and hasattr(view, "atdata_fields"):
-            return self._derive(
-                sample_type=view, _decode_type=view
-            )  # decode straight into the view
-        from atdata.lens._lens import LensNetwork
-
-        lz = (network or LensNetwork.default()).find(self.sample_type, view)
-        return self._derive(_ops=(*self._ops, ("lens", lz)), sample_type=view)
+        return _read.as_type(self, other, network)
 
     # -- shards -------------------------------------------------------------------------------
     @property
@@ -291,12 +278,7 @@ class Dataset(Generic[T]):
     @property
     def url(self) -> str:
         """The shards as one spec ``Dataset()`` accepts again (brace notation where possible)."""
-        spec = getattr(self.source, "spec", None)
-        if isinstance(spec, str):
-            return spec
-        from atdata._shards.sources import brace_url
-
-        return brace_url(self.list_shards())
+        return _export.url(self)
 
     @property
     def metadata(self) -> dict[str, Any] | None:
@@ -305,11 +287,7 @@ class Dataset(Generic[T]):
         Raises:
             StorageError: When it cannot be fetched. DecodeError: When it is not a msgpack map.
         """
-        if self.metadata_url is None:
-            return None
-        if self._metadata is None:
-            self._metadata = fetch_metadata(self.metadata_url, self.source)
-        return self._metadata
+        return _export.metadata(self)
 
     @property
     def content_metadata(self) -> Any:
@@ -323,10 +301,7 @@ class Dataset(Generic[T]):
     @property
     def batch_type(self) -> Any:
         """``SampleBatch[T]``: the type ``ordered(batch_size=n)`` yields."""
-        from atdata.dataset._batch import SampleBatch
-
-        generic: Any = SampleBatch
-        return generic[self.sample_type]
+        return _export.batch_type(self)
 
     @property
     def column_names(self) -> list[str]:
@@ -376,9 +351,7 @@ class Dataset(Generic[T]):
         return _read.with_ops(self._ops, it)
 
     def _raws(self, shards: Sequence[str] | None = None) -> Iterator[tuple[str, str, dict]]:
-        if self._selection is not None:
-            return self._shared.raw_selection(self._selection)
-        return self._raw_stream(self.list_shards() if shards is None else shards)
+        return _read.raws(self, shards)
 
     # -- sizes and random access (positions: see _access.ShardTable) ------------------------------
     def select(self, indices: Iterable[int]) -> Dataset[T]:
@@ -436,14 +409,7 @@ class Dataset(Generic[T]):
     def __getitem__(self, item: slice) -> Dataset[T]: ...
 
     def __getitem__(self, item: int | str | slice) -> T | Dataset[T]:
-        if isinstance(item, str):
-            return self.get(item)
-        if isinstance(item, slice):
-            return self.select(range(*item.indices(_read.exact_len(self))))
-        if self._selection is not None:
-            item = self._selection[item]
-        shard, key, pos = self._shared.locate_pos(int(item))
-        return _read.read_one(self, shard, key, pos)
+        return _read.getitem(self, item)
 
     # -- iteration ----------------------------------------------------------------------------
     def __iter__(self) -> Iterator[T]:
@@ -501,10 +467,9 @@ class Dataset(Generic[T]):
         ``buffer_samples`` (``buffer`` is our shorter name for it). The same ``seed`` gives the
         same order on every run.
         """
-        if buffer_shards < 1:
-            raise ConfigError(f"buffer_shards must be >= 1, got {buffer_shards}")
-        size = buffer if buffer is not None else buffer_samples
-        return _read.emit(self, _read.shuffled_raws(self, size, seed), batch_size, drop_last)
+        return _read.shuffled(
+            self, buffer_shards, buffer_samples, batch_size, seed, drop_last, buffer
+        )
 
     def _emit(self, raws: Iterator[Any], batch_size: int | None, drop_last: bool) -> Iterator[Any]:
         return _read.emit(self, raws, batch_size, drop_last)
@@ -528,18 +493,11 @@ class Dataset(Generic[T]):
     @property
     def fields(self) -> FieldSet:
         """Queryable fields for typed query expressions: ``Q = ds.fields; Q.label == "dog"``."""
-        from atdata.manifest._expr import FieldSet, query_fields
-
-        if hasattr(self.sample_type, "atdata_fields"):
-            return query_fields(self.sample_type)
-        return FieldSet(_export.executor(self).fields(), "this dataset")
+        return _export.fields(self)
 
     def get_sample(self, loc: SampleLocation) -> T:
         """The sample at a :class:`~atdata.SampleLocation`, read by one ranged read."""
-        from atdata.manifest._locations import fetch_sample
-
-        _export.check_plain(self, "get_sample")
-        return fetch_sample(self.source, self.sample_type, loc)
+        return _export.get_sample(self, loc)
 
     def to_torch(self, **kwargs: Any) -> TorchDataset:
         """This dataset as a ``torch.utils.data.IterableDataset`` split across DataLoader workers
@@ -558,12 +516,7 @@ class Dataset(Generic[T]):
             ConfigError: When the configuration cannot give every rank the same number of samples,
                 or an argument is out of range.
         """
-        from atdata._extras import require
-
-        require("torch", "torch", "Dataset.to_torch")
-        from atdata.dataset._torch import TorchDataset
-
-        return TorchDataset(self, **kwargs)
+        return _export.to_torch(self, kwargs)
 
     def head(self, n: int = 5) -> list[T]:
         """The first ``n`` samples."""
@@ -586,10 +539,7 @@ class Dataset(Generic[T]):
 
     def to_pandas(self, limit: int | None = None, *, with_keys: bool = False) -> Any:
         """A pandas DataFrame, one row per sample (arrays kept as objects). Needs ``atdata[query]``."""
-        from atdata._extras import require
-
-        pd = require("pandas", "query", "Dataset.to_pandas")
-        return pd.DataFrame(self.to_dict(limit, with_keys=with_keys))
+        return _export.to_pandas(self, limit, with_keys)
 
     # Arrow (see _arrow.py: streaming batches, PyCapsule stream; _arrow_hf.py: Hugging Face)
     to_arrow_reader = _arrow.to_arrow_reader

@@ -22,9 +22,26 @@ from atdata._shards.sources import is_remote
 
 if TYPE_CHECKING:
     from atdata.dataset._dataset import Dataset
+    from atdata.dataset._torch import TorchDataset
+    from atdata.manifest._expr import FieldSet
+    from atdata.manifest._locations import SampleLocation
     from atdata.manifest._query import QueryExecutor
 
-__all__ = ["check_plain", "describe", "executor", "schema", "to_dict", "verify"]
+__all__ = [
+    "batch_type",
+    "check_plain",
+    "describe",
+    "executor",
+    "fields",
+    "get_sample",
+    "metadata",
+    "schema",
+    "to_dict",
+    "to_pandas",
+    "to_torch",
+    "url",
+    "verify",
+]
 
 
 # -- manifest queries (see manifest/_query.py) ------------------------------------------------
@@ -56,7 +73,71 @@ def check_plain(ds: Dataset[Any], what: str) -> None:
         )
 
 
+def fields(ds: Dataset[Any]) -> FieldSet:
+    """``ds.fields``: the sample type's query fields, or those of the shards' manifests."""
+    from atdata.manifest._expr import FieldSet, query_fields
+
+    if hasattr(ds.sample_type, "atdata_fields"):
+        return query_fields(ds.sample_type)
+    return FieldSet(executor(ds).fields(), "this dataset")
+
+
+def get_sample(ds: Dataset[Any], loc: SampleLocation) -> Any:
+    """``ds.get_sample(loc)``: the sample at ``loc``, read by one ranged read."""
+    from atdata.manifest._locations import fetch_sample
+
+    check_plain(ds, "get_sample")
+    return fetch_sample(ds.source, ds.sample_type, loc)
+
+
 # -- description and export -------------------------------------------------------------------
+def url(ds: Dataset[Any]) -> str:
+    """``ds.url``: the source's spec, or the shards in brace notation where possible."""
+    spec = getattr(ds.source, "spec", None)
+    if isinstance(spec, str):
+        return spec
+    from atdata._shards.sources import brace_url
+
+    return brace_url(ds.list_shards())
+
+
+def metadata(ds: Dataset[Any]) -> dict[str, Any] | None:
+    """``ds.metadata``: the msgpack map at ``ds.metadata_url``, fetched once and kept."""
+    if ds.metadata_url is None:
+        return None
+    if ds._metadata is None:
+        from atdata.dataset._meta import fetch_metadata
+
+        ds._metadata = fetch_metadata(ds.metadata_url, ds.source)
+    return ds._metadata
+
+
+def batch_type(ds: Dataset[Any]) -> Any:
+    """``ds.batch_type``: ``SampleBatch[ds.sample_type]``."""
+    from atdata.dataset._batch import SampleBatch
+
+    generic: Any = SampleBatch
+    return generic[ds.sample_type]
+
+
+def to_torch(ds: Dataset[Any], kwargs: dict[str, Any]) -> TorchDataset:
+    """``ds.to_torch(**kwargs)`` (needs ``atdata[torch]``)."""
+    from atdata._extras import require
+
+    require("torch", "torch", "Dataset.to_torch")
+    from atdata.dataset._torch import TorchDataset
+
+    return TorchDataset(ds, **kwargs)
+
+
+def to_pandas(ds: Dataset[Any], limit: int | None, with_keys: bool) -> Any:
+    """``ds.to_pandas(...)``: one row per sample (needs ``atdata[query]``)."""
+    from atdata._extras import require
+
+    pd = require("pandas", "query", "Dataset.to_pandas")
+    return pd.DataFrame(ds.to_dict(limit, with_keys=with_keys))
+
+
 def schema(ds: Dataset[Any]) -> dict[str, str]:
     """Field name -> type, for typed datasets (empty for :class:`~atdata.DictSample`)."""
     fields = getattr(ds.sample_type, "atdata_fields", None)

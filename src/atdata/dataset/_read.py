@@ -18,26 +18,31 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from atdata._errors import AtdataError, ConfigError, SampleKeyError, in_sample
-from atdata._wire.sample import set_key
+from atdata._wire.sample import DictSample, set_key
 from atdata.dataset._stream import lens_map, shuffle_buffer
 
 if TYPE_CHECKING:
     from atdata.dataset._dataset import Dataset
+    from atdata.lens._lens import LensNetwork
     from atdata.manifest._locations import SampleLocation
 
 __all__ = [
+    "as_type",
     "decoded",
     "emit",
     "exact_len",
+    "getitem",
     "guarded_len",
     "locate",
     "locate_pos",
     "positions",
+    "raws",
     "read_one",
+    "shuffled",
     "shuffled_raws",
     "with_ops",
 ]
@@ -80,6 +85,37 @@ def with_ops(ops: tuple[tuple[str, Any], ...], it: Iterator[Any]) -> Iterator[An
         else:
             it = lens_map(fn, it)
     return it
+
+
+def as_type(ds: Dataset[Any], view: type, network: LensNetwork | None) -> Dataset[Any]:
+    """``ds.as_type(view)``: decoded straight into ``view`` when possible, else through a lens."""
+    if view is ds.sample_type:
+        return ds
+    if ds.sample_type is DictSample and not ds._ops and hasattr(view, "atdata_fields"):
+        return ds._derive(sample_type=view, _decode_type=view)  # decode straight into the view
+    from atdata.lens._lens import LensNetwork
+
+    lz = (network or LensNetwork.default()).find(ds.sample_type, view)
+    return ds._derive(_ops=(*ds._ops, ("lens", lz)), sample_type=view)
+
+
+def raws(ds: Dataset[Any], shards: Sequence[str] | None) -> Iterator[tuple[str, str, dict]]:
+    """Raw triples of ``ds``'s selection, or of ``shards`` (default: all) in order."""
+    if ds._selection is not None:
+        return ds._shared.raw_selection(ds._selection)
+    return ds._raw_stream(ds.list_shards() if shards is None else shards)
+
+
+def getitem(ds: Dataset[Any], item: int | str | slice) -> Any:
+    """``ds[key]``, ``ds[position]`` or ``ds[start:stop:step]`` (a dataset of a selection)."""
+    if isinstance(item, str):
+        return ds.get(item)
+    if isinstance(item, slice):
+        return ds.select(range(*item.indices(exact_len(ds))))
+    if ds._selection is not None:
+        item = ds._selection[item]
+    shard, key, pos = ds._shared.locate_pos(int(item))
+    return read_one(ds, shard, key, pos)
 
 
 def locate_pos(ds: Dataset[Any], key: str) -> tuple[str, int]:
@@ -181,6 +217,22 @@ def _batches(
                 "group the values yourself"
             )
         yield SampleBatch(chunk, sample_type=type(chunk[0]) if ds._ops else st)
+
+
+def shuffled(
+    ds: Dataset[Any],
+    buffer_shards: int,
+    buffer_samples: int,
+    batch_size: int | None,
+    seed: int | None,
+    drop_last: bool,
+    buffer: int | None,
+) -> Iterator[Any]:
+    """``ds.shuffled(...)`` (see :meth:`~atdata.Dataset.shuffled`)."""
+    if buffer_shards < 1:
+        raise ConfigError(f"buffer_shards must be >= 1, got {buffer_shards}")
+    size = buffer if buffer is not None else buffer_samples
+    return emit(ds, shuffled_raws(ds, size, seed), batch_size, drop_last)
 
 
 def shuffled_raws(ds: Dataset[Any], buffer: int, seed: int | None) -> Iterator[Any]:

@@ -25,9 +25,9 @@ _LAZY: dict[str, str] = {
     "F": "atdata.manifest._expr",
     "FieldProxy": "atdata.manifest._expr",
     "FieldSet": "atdata.manifest._expr",
-    "ManifestBuilder": "atdata.manifest._builder",
+    "ManifestBuilder": "atdata.manifest._frame",
     "ManifestField": "atdata.manifest._fields",
-    "ManifestWriter": "atdata.manifest._builder",
+    "ManifestWriter": "atdata.manifest._frame",
     "NumericAggregate": "atdata.manifest._aggregates",
     "Predicate": "atdata.manifest._expr",
     "QueryExecutor": "atdata.manifest._query",
@@ -52,9 +52,9 @@ if TYPE_CHECKING:  # pragma: no cover
         SetAggregate,
         create_aggregate,
     )
-    from atdata.manifest._builder import ManifestBuilder, ManifestWriter
     from atdata.manifest._expr import F, FieldProxy, FieldSet, Predicate, query_fields
     from atdata.manifest._fields import AggregateKind, ManifestField, resolve_manifest_fields
+    from atdata.manifest._frame import ManifestBuilder, ManifestWriter
     from atdata.manifest._locations import SampleLocation
     from atdata.manifest._paths import MANIFEST_FORMAT_VERSION
     from atdata.manifest._query import QueryExecutor, QueryResult, QueryStats
