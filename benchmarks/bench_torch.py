@@ -11,6 +11,8 @@ processes too):
   a whole epoch (or ``--limit`` seconds), start-up included;
 - ``{http,s3}.known.N``: the same with shard counts known from a catalogue (``shard_infos``);
   ``{http,s3}.small.0`` also with ``shuffle_buffer=1000`` (what is held follows the window);
+- ``{local,http,s3}.inorder.0``: ``shuffle=False`` (streaming in shard order, like ``local.seq``),
+  counts known for remote shards;
 - ``ceiling.N``: the DataLoader moving ready-made tensors of the same batch shape (its own cost).
 
 Run: ``uv run python benchmarks/bench_torch.py [--limit S] [--rounds R] [row-prefix ...]`` (or
@@ -171,12 +173,12 @@ def _dataset(kind: str, base: str, paths: list[str], known: bool = False):
     return atdata.Dataset[st](src, shard_infos=_infos(ids, paths) if known else None)
 
 
-def _loader(ds, nw: int, window: int | None = None):
+def _loader(ds, nw: int, window: int | None = None, shuffle: bool = True):
     import inspect
 
     from atdata.dataset._torch import TorchDataset
 
-    kw = dict(batch_size=BATCH, shuffle=True, seed=0)
+    kw = dict(batch_size=BATCH, shuffle=shuffle, seed=0)
     if window is not None:
         kw["shuffle_buffer"] = window
     if "output" in inspect.signature(TorchDataset.__init__).parameters:
@@ -300,7 +302,7 @@ def row(name: str, base: str, limit_s: float) -> dict:
     else:
         if kind == "local":
             W.warm(paths)
-        ds = _dataset(kind, base, paths, known=what in ("known", "small"))
+        ds = _dataset(kind, base, paths, known=what in ("known", "small", "inorder"))
         if kind == "s3":  # as for the raw row: importing boto3 and making a client is not transfer
             ds.source._get_client()
         ru0 = resource.getrusage(
@@ -310,7 +312,8 @@ def row(name: str, base: str, limit_s: float) -> dict:
             n, dt, steady = _drain(ds.ordered(batch_size=BATCH), limit_s)
         else:
             t0 = time.perf_counter()
-            loader = _loader(ds, int(rest[0]), SMALL_WINDOW if what == "small" else None)
+            window = SMALL_WINDOW if what == "small" else None
+            loader = _loader(ds, int(rest[0]), window, shuffle=what != "inorder")
             init = time.perf_counter() - t0
             n, dt, steady = _drain(loader, limit_s)
             dt = time.perf_counter() - t0
@@ -394,6 +397,7 @@ def main(argv: list[str]) -> None:
         if kind != "local":  # shard counts known from a catalogue: no counting pass
             names += [f"{kind}.known.{nw}" for nw in WORKERS]
             names += [f"{kind}.small.0"]
+        names += [f"{kind}.inorder.0"]
     names += [f"ceiling.{nw}" for nw in WORKERS]
     if argv:
         names = [n for n in names if any(n.startswith(a) for a in argv)]
