@@ -344,7 +344,8 @@ class Reader:
                         cur = np.concatenate((cur[lo - cur_lo :], nxt[1]))
                         cur_lo = lo
                     pre.ahead = self._ahead(window)
-                    cache.trim(pre.advance(walk.at + 1))
+                    rest = np.unique(cur[lo - cur_lo :] >> SHIFT).tolist()  # shards still read
+                    cache.trim(pre.advance(walk.at + 1, {shards[s] for s in rest}))
                 hi = min(hi, cur_lo + len(cur))
                 if cur_lo < 0 or hi <= lo or (drop_last and hi - lo < size):
                     return
@@ -449,13 +450,14 @@ class _Prefetch:
         for t in self._threads:
             t.start()
 
-    def advance(self, needed: int) -> set[str]:
-        """The reader needs ``seq[:needed]``: fetch up to ``ahead`` beyond; returns the shards
-        it may still read (the rest may be evicted and closed)."""
+    def advance(self, needed: int, held: set[str]) -> set[str]:
+        """The reader needs ``seq[:needed]`` and still reads the shards ``held`` (those of
+        the windows it holds: a window reaches further back than ``ahead`` shards when the
+        windows grow): fetch up to ``ahead`` beyond; returns the shards it may still read (the
+        rest may be evicted and closed)."""
         with self._cv:
             self._progress = needed
-            lo = max(0, needed - self.ahead)
-            keep = self.cache.keep = set(self.seq[lo : needed + self.ahead])
+            keep = self.cache.keep = held | set(self.seq[needed : needed + self.ahead])
             self._cv.notify_all()
         return keep
 

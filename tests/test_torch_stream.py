@@ -1,0 +1,65 @@
+"""Stream mode's receive path: each remote shard crosses the network once, whatever the window
+sizes; shards held in memory are indexed exactly as the cache files would be."""
+
+from __future__ import annotations
+
+import collections
+import http.server
+import importlib.util
+import threading
+from typing import ClassVar
+
+import pytest
+
+import atdata
+from tests._services import require_service
+
+pytestmark = pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning")
+
+
+@pytest.fixture(autouse=True)
+def _torch_present():
+    if importlib.util.find_spec("torch") is None:
+        require_service("torch", 'not installed (pip install "atdata[torch]")')
+
+
+class _Counting(http.server.SimpleHTTPRequestHandler):
+    gets: ClassVar[collections.Counter[str]] = collections.Counter()
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        type(self).gets[self.path] += 1
+        return super().do_GET()
+
+
+@pytest.fixture
+def many_shards(tmp_path):
+    """30 shards of 4 samples behind a loopback HTTP server that counts GETs per path."""
+    atdata.write_samples(
+        [{"i": i} for i in range(120)], str(tmp_path / "m-%02d.tar"), maxcount=4, fsync=False
+    )
+    handler = lambda *a, **k: _Counting(*a, directory=str(tmp_path), **k)  # noqa: E731
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    _Counting.gets.clear()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}/m-{{00..29}}.tar"
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        t.join()
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_growing_windows_fetch_each_shard_once(many_shards, workers):
+    # windows of 1, 2, 4, ... 24 samples: a window and the rest of the one before it span more
+    # shards than are fetched ahead, and none of them may be dropped while still read
+    tds = atdata.Dataset(many_shards).to_torch(
+        batch_size=5, shuffle=True, seed=3, shuffle_buffer=24
+    )
+    got = sorted(int(i) for b in tds.loader(num_workers=workers) for i in b.i)
+    assert got == list(range(120))
+    assert dict(_Counting.gets) == {f"/m-{j:02d}.tar": 1 for j in range(30)}
