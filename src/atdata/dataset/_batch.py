@@ -93,10 +93,12 @@ class SampleBatch(Generic[T]):
                 prefix = first[:off]
                 total = off + nbytes
                 if set(map(len, vals)) == {total} and all([v.startswith(prefix) for v in vals]):
-                    if nbytes:
-                        # the element bytes of every payload, joined in C into the batch buffer
+                    if nbytes:  # each payload's element bytes copied once, into the batch buffer
                         dest = memoryview(out).cast("B")  # type: ignore[arg-type]
-                        dest[:] = b"".join([memoryview(v)[off:] for v in vals])
+                        at = 0
+                        for v in vals:
+                            dest[at : at + nbytes] = memoryview(v)[off:]
+                            at += nbytes
                     b._columns[name] = out
                     continue
                 for i, v in enumerate(vals):
@@ -110,23 +112,7 @@ class SampleBatch(Generic[T]):
                         flat[i] = np.frombuffer(v, dtype=dt, offset=off)
                 b._columns[name] = out
             else:
-                if spec.kind in _PLAIN:  # fast path: every value already has the wire type
-                    col = [r.get(name, _NONE) for r in raws]
-                    if set(map(type, col)) == _PLAIN[spec.kind]:
-                        b._columns[name] = col
-                        continue
-                col = []
-                for r, k in zip(raws, keys, strict=True):
-                    if name in r:
-                        col.append(spec.decode(r[name], f" in sample {k!r}"))
-                    elif spec.optional or spec.has_default:
-                        col.append(spec.default_value())
-                    else:
-                        raise SchemaError(
-                            f"payload is missing required field {sample_type.__name__}.{name!r} "
-                            f"in sample {k!r}"
-                        )
-                b._columns[name] = col
+                b._columns[name] = _column(sample_type, spec, raws, keys)
         return b
 
     def _for_transport(self, convert: Any) -> SampleBatch:
@@ -207,6 +193,26 @@ class SampleBatch(Generic[T]):
     def __repr__(self) -> str:
         tn = self.sample_type.__name__ if self.sample_type else "?"
         return f"SampleBatch[{tn}](size={len(self)})"
+
+
+def _column(sample_type: type, spec: Any, raws: list[dict], keys: list[str]) -> list[Any]:
+    """The column of a field that is not an array, from the payload maps of a batch."""
+    name = spec.name
+    if spec.kind in _PLAIN:  # fast path: every value already has the wire type
+        col = [r.get(name, _NONE) for r in raws]
+        if set(map(type, col)) == _PLAIN[spec.kind]:
+            return col
+    col = []
+    for r, k in zip(raws, keys, strict=True):
+        if name in r:
+            col.append(spec.decode(r[name], f" in sample {k!r}"))
+        elif spec.optional or spec.has_default:
+            col.append(spec.default_value())
+        else:
+            raise SchemaError(
+                f"payload is missing required field {sample_type.__name__}.{name!r} in sample {k!r}"
+            )
+    return col
 
 
 def _spec(sample_type: type | None, name: str) -> Any:
