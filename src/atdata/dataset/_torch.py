@@ -212,11 +212,26 @@ class TorchDataset(_Base):
             dataset, self.mode, cache_dir, cache_limit, need_counts=world_size > 1
         )
         self._fin = weakref.finalize(self, self._reader.release, os.getpid())
+        ds = self._reader.dataset
+        # batches of dicts of tensors straight from undecoded payloads (see _layout)
+        self._payloads = (
+            batch_size is not None
+            and output == "torch"
+            and sample_transform is None
+            and not ds._ops
+            and ds.on_error == "raise"
+            and hasattr(ds.sample_type, "atdata_fields")
+            and self._reader.entries_ok()
+        )
+        self._layout: list[Any] = [None]  # the payload layout of the last batch
         if not self._reader.lazy:
             per_rank(self._reader.size, world_size, policy)  # validate now, not in a worker
 
     def __getstate__(self) -> dict[str, Any]:  # spawned workers: no finalizer
-        return {k: v for k, v in self.__dict__.items() if k != "_fin"}
+        return {
+            **{k: v for k, v in self.__dict__.items() if k != "_fin"},
+            "_layout": [None],
+        }
 
     # -- order and state ------------------------------------------------------------------------
     def _positions(self, epoch: int) -> Callable[[np.ndarray], np.ndarray]:
@@ -360,6 +375,7 @@ class TorchDataset(_Base):
                 assemble,
                 self.shuffle_buffer if self.shuffle else 1,
                 memory=not ipc and self._reader._temp,  # one reading process: no cache files
+                payloads=self._payloads,
             )
         n = per_rank(self._reader.size, self.world_size, self.policy)
         return self._reader.items(
@@ -367,9 +383,10 @@ class TorchDataset(_Base):
             (start, n, self.batch_size or 1, self.drop_last_batch),
             (wid, nw),
             assemble,
+            payloads=self._payloads,
         )
 
-    def _ipc_assemble(self, raws: list[tuple[str, str, dict]]) -> Any:
+    def _ipc_assemble(self, raws: list[Any]) -> Any:
         """:meth:`_assemble` in a worker: arrays in shared memory, packed to cross processes."""
         from atdata.dataset._torch_ipc import pack, shm_alloc
 
@@ -386,11 +403,11 @@ class TorchDataset(_Base):
             self.__dict__["_sent"] = True
         return item
 
-    def _assemble(
-        self, raws: list[tuple[str, str, dict]], alloc: Any = None, registry: Any = None
-    ) -> Any:
+    def _assemble(self, raws: list[Any], alloc: Any = None, registry: Any = None) -> Any:
         """One item from the raw payloads of its samples (decoding, transforms, output);
-        ``alloc`` places batch arrays (in shared memory, noted in ``registry``)."""
+        ``alloc`` places batch arrays (in shared memory, noted in ``registry``). ``raws`` are
+        ``(shard, key, payload map)`` triples, or undecoded entries (see
+        :meth:`Reader.decoded`) when ``_payloads`` is set."""
         ds = self._reader.dataset
         st = self.sample_transform
         if self.batch_size is None:
@@ -414,9 +431,16 @@ class TorchDataset(_Base):
         tf = self.transform
         return tf(item) if tf is not None else item
 
-    def _batch(self, raws: list[tuple[str, str, dict]], alloc: Any) -> Any:
+    def _batch(self, raws: list[Any], alloc: Any) -> Any:
         ds = self._reader.dataset
         st = ds.sample_type
+        if self._payloads:
+            from atdata.dataset._layout import fast_batch
+
+            batch = fast_batch(st, raws, alloc, self._layout)
+            if batch is not None:
+                return batch
+            raws = self._reader.decoded(raws)  # the checked path
         if alloc is None or ds._ops or ds.on_error != "raise" or not hasattr(st, "atdata_fields"):
             return next(iter(ds._emit(iter(raws), len(raws), False)))
         from atdata._errors import AtdataError

@@ -37,7 +37,7 @@ from atdata._errors import DecodeError, ShardError
 from atdata._shards.sources import is_remote
 from atdata._wire.sample import not_a_map, unpack_failure
 
-__all__ = ["ShardCache"]
+__all__ = ["ShardCache", "checked_unpack"]
 
 _CHUNK = 1 << 22
 _unpackb = msgpack.unpackb
@@ -153,6 +153,23 @@ def _read_into(f: Any, buf: Any) -> int:
         if not got:
             return n
         n += got
+
+
+def checked_unpack(view: Any, off: int, size: int, shard: str, key: str) -> dict:
+    """The payload map at ``view[off:off + size]`` (sample ``key`` of ``shard``).
+
+    Raises:
+        DecodeError: When the payload is not a msgpack map (naming the shard and the sample).
+    """
+    try:
+        raw = _unpackb(view[off : off + size])
+    except Exception as exc:
+        where = f" in shard {shard}, sample {key!r}"
+        err = unpack_failure(exc, where)
+        raise err or DecodeError(f"payload is not valid msgpack ({exc}){where}") from None
+    if type(raw) is not dict:
+        raise not_a_map(raw, f" in shard {shard}, sample {key!r}")
+    return raw
 
 
 class ShardCache:
@@ -357,16 +374,16 @@ class ShardCache:
         """
         loc = self._open.get(shard) or self.local(source, shard, memory)
         key = loc.keys[i]
-        off = loc.offsets[i]
-        try:
-            raw = _unpackb(loc.view[off : off + loc.sizes[i]])
-        except Exception as exc:
-            where = f" in shard {shard}, sample {key!r}"
-            err = unpack_failure(exc, where)
-            raise err or DecodeError(f"payload is not valid msgpack ({exc}){where}") from None
-        if type(raw) is not dict:
-            raise not_a_map(raw, f" in shard {shard}, sample {key!r}")
-        return key, raw
+        return key, checked_unpack(loc.view, loc.offsets[i], loc.sizes[i], shard, key)
+
+    def entry(
+        self, source: Any, shard: str, i: int, memory: bool = False
+    ) -> tuple[str, str, memoryview, int, int]:
+        """``(shard, key, view, offset, size)``: where the undecoded payload of the ``i``-th
+        sample of ``shard`` lies (``view`` stays valid while the shard is open: until
+        :meth:`trim` or :meth:`close`; decode it with :func:`checked_unpack`)."""
+        loc = self._open.get(shard) or self.local(source, shard, memory)
+        return shard, loc.keys[i], loc.view, loc.offsets[i], loc.sizes[i]
 
     def close(self) -> None:
         """Close the files this process opened."""

@@ -31,7 +31,7 @@ import numpy as np
 
 from atdata._errors import AtdataError, ConfigError, IntegrityError
 from atdata._shards.sources import is_remote
-from atdata.dataset._torch_cache import ShardCache, _unpackb
+from atdata.dataset._torch_cache import ShardCache, _unpackb, checked_unpack
 from atdata.dataset._torch_plan import _LOW, SHIFT, StreamWalk, item_count
 
 __all__ = ["Reader"]
@@ -228,10 +228,11 @@ class Reader:
             key, raw = cache.raw(src, shards[s], int(p - starts[s]))
             yield shards[s], key, raw
 
-    def _local_raws(self, positions: Any) -> Iterator[tuple[str, str, dict]]:
+    def _local_raws(self, positions: Any, payloads: bool = False) -> Iterator[Any]:
         """Random mode over local files: one ``pread`` per sample through the member indexes
         (a read that comes back short or does not decode to a map is read again the checked
-        way, which raises the error that names it)."""
+        way, which raises the error that names it). With ``payloads``, entries as
+        :meth:`entries` gives them."""
         shared = self.dataset._shared
         shards, ends = shared.cumulative()
         fds = self._fds
@@ -256,13 +257,46 @@ class Reader:
             if fd >= 0:
                 data = os.pread(fd, size, offsets[i])
                 if len(data) == size:
+                    if payloads:  # decoded by the caller (see entries)
+                        yield shard, keys[i], memoryview(data), 0, size
+                        continue
                     try:
                         raw = _unpackb(data)
                     except Exception:
                         raw = None
             if type(raw) is not dict:
                 raw = shared.read_member(shard, keys[i], i)
-            yield shard, keys[i], raw
+            yield (shard, keys[i], raw, 0, 0) if payloads else (shard, keys[i], raw)
+
+    def entries_ok(self) -> bool:
+        """Whether :meth:`items` and :meth:`stream_items` can give undecoded payloads."""
+        return self.cache is not None or self.dataset._shared.local()
+
+    def decoded(self, entries: list[tuple[str, str, Any, int, int]]) -> list[tuple[str, str, dict]]:
+        """``(shard, key, payload map)`` of undecoded entries ``(shard, key, view, offset,
+        size)`` (a payload map in place of ``view`` is taken as it is), in order.
+
+        Raises:
+            DecodeError: For the first payload that is not a msgpack map, as reading it decoded
+                would (the error names the shard and the sample).
+        """
+        out = []
+        shared = self.dataset._shared
+        raw: Any
+        for shard, key, view, off, size in entries:
+            if type(view) is dict:
+                raw = view
+            elif self.cache is not None:
+                raw = checked_unpack(view, off, size, shard, key)
+            else:  # random mode: what _local_raws does with a read that does not decode
+                try:
+                    raw = _unpackb(view[off : off + size])
+                except Exception:
+                    raw = None
+                if type(raw) is not dict:
+                    raw = shared.read_member(shard, key)
+            out.append((shard, key, raw))
+        return out
 
     def close_files(self) -> None:
         """Close the shard files random mode opened."""
@@ -284,11 +318,14 @@ class Reader:
         positions: Callable[[np.ndarray], np.ndarray],
         span: tuple[int, int, int, bool],
         worker: tuple[int, int],
-        assemble: Callable[[list[tuple[str, str, dict]]], Any],
+        assemble: Callable[[list[Any]], Any],
+        payloads: bool = False,
     ) -> Iterator[tuple[int, Any]]:
         """Random mode: ``(hi, item)`` for the items of ``span`` (``(start, end, size,
         drop_last)`` in slots) that fall to ``worker`` (``(id, count)``: item ``k`` goes to
-        worker ``k % count``); ``positions`` maps slots to dataset positions."""
+        worker ``k % count``); ``positions`` maps slots to dataset positions. ``assemble``
+        takes the item's ``(shard, key, payload map)`` triples, or with ``payloads`` its
+        undecoded entries (see :meth:`decoded`; local shards only, see :meth:`entries_ok`)."""
         self._after_fork()
         start, end, size, drop_last = span
         wid, nw = worker
@@ -300,8 +337,23 @@ class Reader:
             pos = positions(np.concatenate([np.arange(lo, hi) for lo, hi in bounds])).tolist()
             off = 0
             for lo, hi in bounds:
-                yield hi, assemble(list(self._raws(pos[off : off + hi - lo])))
+                part = pos[off : off + hi - lo]
+                if payloads:
+                    yield hi, assemble(self._read_entries(part))
+                else:
+                    yield hi, assemble(list(self._raws(part)))
                 off += hi - lo
+
+    def _read_entries(self, positions: list[int]) -> list[tuple[str, str, Any, int, int]]:
+        """Random mode: the undecoded entries of ``positions`` (an error met while reading
+        comes after those of the payloads read before it, as when reading them decoded)."""
+        entries: list[tuple[str, str, Any, int, int]] = []
+        try:
+            entries.extend(self._local_raws(positions, True))
+        except Exception:
+            self.decoded(entries)
+            raise
+        return entries
 
     def stream_items(
         self,
@@ -310,14 +362,17 @@ class Reader:
         size: int,
         drop_last: bool,
         worker: tuple[int, int],
-        assemble: Callable[[list[tuple[str, str, dict]]], Any],
+        assemble: Callable[[list[Any]], Any],
         window: int,
         memory: bool = False,
+        payloads: bool = False,
     ) -> Iterator[tuple[int, Any]]:
         """Stream mode: ``(hi, item)`` for the items from slot ``start`` (``size`` slots each,
         the last one shorter or, with ``drop_last``, dropped) that fall to ``worker``
         (``(id, count)``: item ``k`` goes to worker ``k % count``; ``memory``: remote shards
-        held in this process's memory instead of cache files, for a single reading process)."""
+        held in this process's memory instead of cache files, for a single reading process).
+        ``assemble`` takes the item's ``(shard, key, payload map)`` triples, or with
+        ``payloads`` its undecoded entries (see :meth:`decoded`), whose views it must not keep."""
         self._after_fork()
         wid, nw = worker
         shards, src, cache = self.shards, self.dataset.source, self.cache
@@ -351,18 +406,46 @@ class Reader:
                     return
                 if k % nw != wid:
                     continue
-                raws = []
-                for c in cur[lo - cur_lo : hi - cur_lo].tolist():
-                    s = c >> SHIFT
-                    if s not in checked:
-                        self._check(s)
-                        checked.add(s)
-                    key, raw = cache.raw(src, shards[s], c & _LOW, memory)
-                    raws.append((shards[s], key, raw))
-                yield hi, assemble(raws)
+                codes = cur[lo - cur_lo : hi - cur_lo].tolist()
+                raws: list[Any]
+                if payloads:
+                    raws = self._stream_entries(codes, checked, memory)
+                else:
+                    raws = []
+                    for c in codes:
+                        s = c >> SHIFT
+                        if s not in checked:
+                            self._check(s)
+                            checked.add(s)
+                        key, raw = cache.raw(src, shards[s], c & _LOW, memory)
+                        raws.append((shards[s], key, raw))
+                item = assemble(raws)
+                raws = []  # (views into shards the next step may close)
+                yield hi, item
         finally:
             pre.stop()
             self._memory = False
+
+    def _stream_entries(
+        self, codes: list[int], checked: set[int], memory: bool
+    ) -> list[tuple[str, str, Any, int, int]]:
+        """Stream mode: the undecoded entries of ``codes`` (an error met while reading comes
+        after those of the payloads read before it, as when reading them decoded)."""
+        shards, src, cache = self.shards, self.dataset.source, self.cache
+        assert cache is not None
+        entry = cache.entry
+        entries: list[tuple[str, str, Any, int, int]] = []
+        try:
+            for c in codes:
+                s = c >> SHIFT
+                if s not in checked:
+                    self._check(s)
+                    checked.add(s)
+                entries.append(entry(src, shards[s], c & _LOW, memory))
+        except Exception:
+            self.decoded(entries)
+            raise
+        return entries
 
     def _ahead(self, window: int) -> int:
         """Shards to fetch ahead of the walk: the next window's worth, and two more."""

@@ -1,0 +1,132 @@
+"""to_torch(output="torch") batches made straight from undecoded payloads (dataset/_layout.py)
+are the batches of the checked path, bit for bit, and a payload that does not decode raises the
+checked path's error, in both modes, with and without workers."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+import atdata
+from atdata._errors import DecodeError
+from tests._services import require_service
+
+pytestmark = pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning")
+
+
+@pytest.fixture(autouse=True)
+def _torch_present():
+    if importlib.util.find_spec("torch") is None:
+        require_service("torch", 'not installed (pip install "atdata[torch]")')
+
+
+@atdata.packable
+class LayImg:
+    img: atdata.NDArray
+    emb: atdata.NDArray
+    label: str
+    score: float
+    idx: int
+
+
+def _rows(n, odd=None):
+    return [
+        LayImg(
+            img=np.full((3, 4, 4) if i != odd else (3, 4, 5), i % 256, dtype="u1"),
+            emb=np.arange(8, dtype="<f4") * i,
+            label="x" * (i % 5),
+            score=i / 3,
+            idx=i * 997,  # int encodings of several widths
+        )
+        for i in range(n)
+    ]
+
+
+def _write(d, rows):
+    return atdata.write_samples(rows, str(d / "s-%02d.tar"), maxcount=16, key="index", fsync=False)
+
+
+def _batches(ds, mode, payloads, workers=0, **kw):
+    tds = ds.to_torch(batch_size=7, shuffle=True, seed=3, output="torch", mode=mode, **kw)
+    if not payloads:
+        tds._payloads = False
+    out = [
+        {
+            k: (v.dtype, tuple(v.shape), v.numpy().tobytes()) if hasattr(v, "numpy") else v
+            for k, v in b.items()
+        }
+        for b in tds.loader(num_workers=workers)
+    ]
+    return tds, out
+
+
+@pytest.mark.parametrize("mode", ["random", "stream"])
+@pytest.mark.parametrize("workers", [0, 2])
+def test_payload_batches_are_the_checked_batches(tmp_path, mode, workers):
+    ds = _write(tmp_path, _rows(40))
+    fast, got = _batches(ds, mode, True, workers)
+    slow, want = _batches(ds, mode, False, workers)
+    assert fast._payloads and not slow._payloads
+    assert got == want and len(got) == 6
+    keys = sorted(k for b in got for k in b["__key__"])
+    assert keys == [f"{i:08d}" for i in range(40)]
+    import torch
+
+    first = got[0]
+    i = int(first["__key__"][0])
+    assert first["img"][:2] == (torch.uint8, (7, 3, 4, 4))
+    assert first["img"][2][:16] == bytes([i % 256]) * 16
+    assert first["label"][0] == "x" * (i % 5) and first["idx"][2][:8] == (i * 997).to_bytes(
+        8, "little"
+    )
+    if not workers:  # made here: the layout of the last batch is kept
+        assert fast._layout[0] is not None and fast._layout[0].count == 3
+
+
+def test_payloads_only_for_torch_batches(tmp_path):
+    ds = _write(tmp_path, _rows(10))
+    assert not ds.to_torch(batch_size=4, mode="stream")._payloads  # samples: need raw maps
+    assert not ds.to_torch(output="torch", mode="stream")._payloads  # no batches
+    assert not ds.map(lambda s: s).to_torch(batch_size=4, output="torch")._payloads
+    assert ds.to_torch(batch_size=4, output="torch")._payloads
+
+
+@pytest.mark.parametrize("mode", ["random", "stream"])
+def test_a_ragged_batch_raises_the_checked_error(tmp_path, mode):
+    ds = _write(tmp_path, _rows(40, odd=21))
+    errors = []
+    for payloads in (True, False):
+        with pytest.raises(DecodeError) as e:
+            _batches(ds, mode, payloads)
+        errors.append(str(e.value))
+    assert errors[0] == errors[1]
+    assert "ragged field 'img'" in errors[0] and "'00000021'" in errors[0]
+    assert "batch starting at shard" in errors[0]
+
+
+def _corrupt(tmp_path, first_byte):
+    ds = _write(tmp_path, _rows(40))
+    shard = ds.list_shards()[1]
+    idx = ds._shared.shard_index(shard)
+    with open(shard, "r+b") as f:
+        f.seek(idx.offsets[5])
+        f.write(first_byte)
+    return shard, idx.keys[5]
+
+
+@pytest.mark.parametrize("mode", ["random", "stream"])
+@pytest.mark.parametrize(
+    ("first_byte", "says"), [(b"\xc1", "not valid msgpack"), (b"\x95", "not a map")]
+)
+def test_a_payload_that_does_not_decode_raises_the_checked_error(tmp_path, mode, first_byte, says):
+    shard, key = _corrupt(tmp_path, first_byte)
+    errors = []
+    for payloads in (True, False):
+        ds = atdata.Dataset[LayImg](str(tmp_path / "s-{00..02}.tar"))
+        with pytest.raises(DecodeError) as e:
+            _batches(ds, mode, payloads)
+        errors.append((type(e.value), str(e.value)))
+    assert errors[0] == errors[1]
+    assert says in errors[0][1] and shard in errors[0][1] and repr(key) in errors[0][1]
