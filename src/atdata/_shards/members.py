@@ -62,6 +62,7 @@ __all__ = [
     "cache_dir",
     "cache_path",
     "index_path",
+    "index_tar_bytes",
     "load_index",
     "prune_cache",
 ]
@@ -277,6 +278,38 @@ def cache_path(shard: str) -> str:
 
 def _from_entries(entries: list[tuple[str, int, int]]) -> ShardIndex:
     return ShardIndex(*_member_lists(entries))
+
+
+def index_tar_bytes(buf: Any, where: str = "", size: int | None = None) -> ShardIndex:
+    """The member index of a tar archive held in memory: a plain ustar archive of ``.msgpack``
+    members with distinct keys is indexed from arrays (no tuple per member), anything else
+    through :func:`~atdata._shards.tar.scan_tar_bytes` (same result, same errors).
+
+    Args:
+        buf: The archive (``bytes``, ``bytearray``, ``mmap`` or a ``memoryview``).
+        where: Context for error messages (``" in shard ..."``).
+        size: The archive's length in ``buf`` (default: all of it).
+
+    Raises:
+        ShardError: When the bytes are not a tar archive, or are truncated.
+    """
+    from atdata._shards.tar import scan_tar_bytes
+    from atdata._shards.tarscan import scan_ustar
+
+    fast = scan_ustar(buf, size)
+    if fast is None:
+        return _from_entries(scan_tar_bytes(memoryview(buf)[:size], where))
+    names, offsets, sizes = fast
+    text = "\0".join(names)  # (no name holds a NUL)
+    if (  # one dot per name, the one before "msgpack": every member is a sample, keys plain
+        text.count(".") == len(names)
+        and text.count(".msgpack\0") == len(names) - 1
+        and text.endswith(".msgpack")
+    ):
+        keys = [n[:-8] for n in names]
+        if len(set(keys)) == len(keys):
+            return ShardIndex(MemberKeys(keys), offsets, sizes)
+    return _from_entries(list(zip(names, offsets.tolist(), sizes.tolist(), strict=True)))
 
 
 def _member_lists(

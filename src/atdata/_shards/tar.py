@@ -313,8 +313,14 @@ def scan_tar_bytes(
     Raises:
         ShardError: When the bytes are not a tar archive, or are truncated.
     """
+    from atdata._shards.tarscan import scan_ustar
+
     mv = memoryview(buf)
-    return _scan(lambda n, o: bytes(mv[o : o + n]), len(mv), where)
+    fast = scan_ustar(buf)  # a plain ustar archive: its headers checked at once
+    if fast is not None:
+        names, offsets, sizes = fast
+        return list(zip(names, offsets.tolist(), sizes.tolist(), strict=True))
+    return _scan(lambda n, o: bytes(mv[o : o + n]), mv.nbytes, where)
 
 
 def _scan(pread: Callable[[int, int], bytes], total: int, where: str) -> list[tuple[str, int, int]]:

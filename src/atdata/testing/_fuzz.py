@@ -175,16 +175,19 @@ def t_tar_stream(data: bytes, work: str) -> None:
 
 
 def t_tar_scan(data: bytes, work: str) -> None:
-    """The header-only scan behind ``len``, ``ds[i]`` and ``atdata inspect``."""
+    """The header-only scan behind ``len``, ``ds[i]`` and ``atdata inspect``, and the one of a
+    shard held in memory (streaming ``to_torch``)."""
     import atdata
-    from atdata._shards.members import load_index
+    from atdata._shards.members import index_tar_bytes, load_index
     from atdata._shards.sources import URLSource
-    from atdata._shards.tar import scan_tar_file
+    from atdata._shards.tar import scan_tar_bytes, scan_tar_file
 
     d = _fresh_dir(work, "scan")
     path = _p(d, "scan.tar")
     _write(path, data)
     _try(lambda: scan_tar_file(path))
+    _try(lambda: scan_tar_bytes(data))
+    _try(lambda: index_tar_bytes(data))
     _try(lambda: load_index(path, URLSource(path), persist=False))
     ds: atdata.Dataset[Any] = atdata.Dataset(path)
     _try(lambda: len(ds))
