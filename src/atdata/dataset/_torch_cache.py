@@ -104,8 +104,7 @@ class _Mem:
     __slots__ = ("buf", "keys", "offsets", "path", "sizes", "view")
 
     def __init__(self, source: Any, shard: str, buf: Any) -> None:
-        from atdata._shards.members import _from_entries
-        from atdata._shards.tar import scan_tar_bytes
+        from atdata._shards.members import index_tar_bytes
 
         f = source.open_shard(shard)
         try:
@@ -114,7 +113,7 @@ class _Mem:
             f.close()
         self.buf = buf
         self.view = memoryview(buf)[:n]
-        idx = _from_entries(scan_tar_bytes(self.view, f" in shard {shard} (held in memory)"))
+        idx = index_tar_bytes(buf, f" in shard {shard} (held in memory)", n)
         self.path = "(memory)"
         self.keys, self.offsets, self.sizes = idx.keys, idx.offsets, idx.sizes
 
@@ -123,11 +122,13 @@ class _Mem:
 
 
 def _new_buffer(size: int) -> Any:
-    """A writable buffer of ``size`` bytes, mapped with its pages in place (faulting 4 KiB pages
-    in one by one, or zero-filling a ``bytearray``, costs as much as the download's copy)."""
+    """A writable buffer of ``size`` bytes: an anonymous mapping whose pages the kernel supplies
+    as the download's socket reads first write them, with the GIL released (pre-faulting them
+    with ``MAP_POPULATE``, or zero-filling a ``bytearray``, costs as much CPU but holds the GIL,
+    stalling the thread that decodes batches for several milliseconds per shard)."""
     flags = getattr(mmap, "MAP_PRIVATE", 0) | getattr(mmap, "MAP_ANONYMOUS", 0)
     try:
-        return mmap.mmap(-1, size, flags=flags | getattr(mmap, "MAP_POPULATE", 0))
+        return mmap.mmap(-1, size, flags=flags)
     except (OSError, TypeError, ValueError):  # pragma: no cover - not Linux
         return bytearray(size)
 
