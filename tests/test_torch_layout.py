@@ -130,3 +130,21 @@ def test_a_payload_that_does_not_decode_raises_the_checked_error(tmp_path, mode,
         errors.append((type(e.value), str(e.value)))
     assert errors[0] == errors[1]
     assert says in errors[0][1] and shard in errors[0][1] and repr(key) in errors[0][1]
+
+
+def test_opening_many_shards_never_closes_the_ones_the_reader_keeps(tmp_path):
+    from atdata.dataset._torch_cache import ShardCache
+
+    ds = atdata.write_samples(
+        [{"i": i} for i in range(70)], str(tmp_path / "m-%03d.tar"), maxcount=1, fsync=False
+    )
+    shards = ds.list_shards()
+    cache = ShardCache(str(tmp_path / "cache"), 1 << 30, direct=True)
+    cache.keep = set(shards[:2])
+    kept = [cache.local(ds.source, s) for s in shards[:2]]
+    for s in shards[2:]:
+        cache.local(ds.source, s)
+    assert [cache.local(ds.source, s) for s in shards[:2]] == kept  # still open: the same
+    assert bytes(kept[0].view[:1]) != b""  # (a closed one's view is released)
+    assert len(cache._open) < 64
+    cache.close()

@@ -154,7 +154,7 @@ def fast_batch(
     if not entries or not array_fields:
         return None
     lay = cache[0] if cache else None
-    if lay is None or set(lay.arrays) != array_fields or _tail(lay, entries[0]) is None:
+    if lay is None or set(lay.arrays) != array_fields or _tails(lay, entries[:1]) is None:
         _s, _k, view, off, size = entries[0]
         if type(view) is not memoryview:
             return None
@@ -163,12 +163,9 @@ def fast_batch(
             return None
         if cache:
             cache[0] = lay
-    tails = []
-    for e in entries:
-        t = _tail(lay, e)
-        if t is None:
-            return None
-        tails.append(t)
+    tails = _tails(lay, entries)
+    if tails is None:
+        return None
     n = len(entries)
     empty = alloc if alloc is not None else np.empty
     keys: list[Any] = [e[1] for e in entries]
@@ -192,26 +189,36 @@ def fast_batch(
     return b
 
 
-def _tail(lay: Layout, entry: tuple[str, str, Any, int, int]) -> dict | None:
-    """The entries after the last array of ``entry``'s payload (with the layout's fixed
-    values), or ``None`` when the payload does not match ``lay``."""
-    _s, _k, view, off, size = entry
-    if type(view) is not memoryview or size < lay.end:
-        return None
-    for lo, hi, run in lay.runs:
-        if view[off + lo : off + hi].tobytes() != run:
+def _tails(lay: Layout, entries: list[tuple[str, str, Any, int, int]]) -> list[dict] | None:
+    """The entries after the last array of each payload (with the layout's fixed values), or
+    ``None`` when a payload does not match ``lay``."""
+    runs, end, count, head, names, fixed = (
+        lay.runs,
+        lay.end,
+        lay.count,
+        lay.tail,
+        lay.names,
+        lay.fixed,
+    )
+    out = []
+    for _s, _k, view, off, size in entries:
+        if type(view) is not memoryview or size < end:
             return None
-    if lay.count:
-        try:
-            t = _unpackb(lay.tail + view[off + lay.end : off + size])
-        except Exception:
+        for lo, hi, run in runs:
+            if view[off + lo : off + hi].tobytes() != run:
+                return None
+        if count:
+            try:
+                t = _unpackb(head + view[off + end : off + size])
+            except Exception:
+                return None
+            if not names.isdisjoint(t):  # (a key repeated in the tail wins in both decodings)
+                return None
+        elif size != end:
             return None
-        if not lay.names.isdisjoint(t):  # (a key repeated in the tail wins in both decodings)
-            return None
-    elif size != lay.end:
-        return None
-    else:
-        t = {}
-    if lay.fixed:
-        t.update(lay.fixed)
-    return t
+        else:
+            t = {}
+        if fixed:
+            t.update(fixed)
+        out.append(t)
+    return out

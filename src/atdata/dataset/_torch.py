@@ -515,7 +515,7 @@ class TorchDataset(_Base):
         return _Loader(_Tagged(self, ctl), **kwargs)
 
 
-_PLAIN = (str, int, float, bool, type(None), bytes)
+_PLAIN_TYPES = frozenset((str, int, float, bool, type(None), bytes))
 
 
 def _convert(item: Any) -> Any:
@@ -526,7 +526,7 @@ def _convert(item: Any) -> Any:
     t = type(item)
     if t is dict:
         return {k: _convert(v) for k, v in item.items()}
-    if t is list and all(type(v) in _PLAIN for v in item):
+    if t is list and set(map(type, item)) <= _PLAIN_TYPES:
         return item
     if t is tuple or t is list:
         return [_convert(v) for v in item]

@@ -328,8 +328,8 @@ class ShardCache:
             if known is not None:  # another thread opened it meanwhile
                 self._close(loc)
                 return known
-            if len(self._open) >= 64:
-                for s in list(self._open):
+            if len(self._open) >= 64:  # (never a shard the reader needs soon: it holds views)
+                for s in [s for s in self._open if s not in self.keep]:
                     self._close(self._open.pop(s))
             self._open[shard] = loc
         return loc

@@ -433,15 +433,22 @@ class Reader:
         after those of the payloads read before it, as when reading them decoded)."""
         shards, src, cache = self.shards, self.dataset.source, self.cache
         assert cache is not None
-        entry = cache.entry
         entries: list[tuple[str, str, Any, int, int]] = []
+        add = entries.append
+        held: dict[int, tuple[str, Any, Any, Any, Any]] = {}  # this batch's shards, open
         try:
             for c in codes:
                 s = c >> SHIFT
-                if s not in checked:
-                    self._check(s)
-                    checked.add(s)
-                entries.append(entry(src, shards[s], c & _LOW, memory))
+                hit = held.get(s)
+                if hit is None:
+                    if s not in checked:
+                        self._check(s)
+                        checked.add(s)
+                    loc = cache.local(src, shards[s], memory)
+                    hit = held[s] = (shards[s], loc.keys, loc.view, loc.offsets, loc.sizes)
+                shard, keys, view, offs, sizes = hit
+                i = c & _LOW
+                add((shard, keys[i], view, offs[i], sizes[i]))
         except Exception:
             self.decoded(entries)
             raise
