@@ -32,6 +32,7 @@ from atdata._shards.sources import shard_id_kw
 from atdata.stores._base import ShardWriteResult, write_shards_to
 from atdata.stores._local import check_key
 from atdata.stores._s3client import (
+    BodyStream,
     _err,
     _read_credentials,
     make_client,
@@ -260,13 +261,14 @@ class S3Source:
             )
         bucket, key = parse_s3_url(shard)
         try:
-            return self._get_client().get_object(Bucket=bucket, Key=key)["Body"]
+            resp = self._get_client().get_object(Bucket=bucket, Key=key)
         except Exception as exc:
             code = getattr(exc, "response", {}).get("Error", {}).get("Code")
             what = (
                 "not found" if code in ("NoSuchKey", "404") else f"unreadable ({_err(exc, 'GET')})"
             )
             raise as_both(ShardError, exc, f"shard {shard} is {what}{self._hint}") from None
+        return BodyStream(resp["Body"], resp.get("ContentLength"), shard)
 
     def _is_sidecar(self, url: str) -> bool:
         """Whether ``url`` is a listed shard's manifest or member index (read beside it)."""

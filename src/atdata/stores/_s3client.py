@@ -9,10 +9,17 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from atdata._errors import ConfigError, StorageError
+from atdata._errors import ConfigError, ShardError, StorageError
 from atdata._extras import require
 
-__all__ = ["make_client", "parse_s3_url", "record_client_kwargs", "s3_fix", "trusted_endpoints"]
+__all__ = [
+    "BodyStream",
+    "make_client",
+    "parse_s3_url",
+    "record_client_kwargs",
+    "s3_fix",
+    "trusted_endpoints",
+]
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
@@ -181,3 +188,94 @@ def _err(exc: Exception, what: str) -> StorageError:
     )
     detail = code or type(exc).__name__
     return StorageError(f"{what} failed: {detail}; {s3_fix(detail)}")
+
+
+class BodyStream:
+    """The body of one ``get_object`` response, for reading a shard from start to end.
+
+    ``readinto`` and ``read`` take the bytes straight from the HTTP response (``http.client``)
+    into the caller's buffer: botocore's ``StreamingBody`` reads through urllib3, which reads
+    into a new buffer and copies it, holding the GIL for the copy and for faulting in the new
+    buffer's pages (a thread decoding batches then waits). What botocore checks is kept: ending
+    before the Content-Length is an error (:class:`~atdata.ShardError` here), and a body whose
+    checksum botocore validates (a ``StreamingChecksumBody``), or any body this class does not
+    recognise, is read through botocore unchanged. The connection goes back to the pool after a
+    complete read, as urllib3 does. Anything else is the ``StreamingBody``'s (attribute access
+    is passed on).
+
+    Args:
+        body: ``response["Body"]``.
+        length: ``response["ContentLength"]``.
+        shard: Named in errors.
+    """
+
+    def __init__(self, body: Any, length: int | None, shard: str) -> None:
+        self.body = body
+        self._shard = shard
+        self._length = length
+        self._got = 0
+        self._fp = _plain_fp(body) if isinstance(length, int) else None
+
+    def readinto(self, b: Any) -> int:
+        """Read up to ``len(b)`` bytes into ``b``; 0 at the end."""
+        if self._fp is None:
+            return int(self.body.readinto(b))
+        n = self._fp.readinto(b)
+        self._count(n, len(b))
+        return n
+
+    def read(self, n: int | None = -1) -> bytes:
+        """Up to ``n`` bytes (all the rest for ``-1``/``None``); ``b""`` at the end."""
+        if self._fp is None:
+            return bytes(self.body.read(None if n is None or n < 0 else n))
+        data = self._fp.read(None if n is None or n < 0 else n)
+        self._count(len(data), -1 if n is None or n < 0 else n)
+        return data
+
+    def _count(self, got: int, asked: int) -> None:
+        """Count ``got`` bytes of a read of ``asked`` (-1: to the end); at the end, check."""
+        self._got += got
+        if asked >= 0 and (got or not asked):
+            return
+        if self._got != self._length:  # what botocore's IncompleteReadError says
+            raise ShardError(
+                f"shard {self._shard} ended after {self._got} of its {self._length} bytes "
+                "(the connection closed early); read it again"
+            )
+        raw, fp = self.body._raw_stream, self._fp
+        if fp is not None and fp.isclosed() and hasattr(raw, "release_conn"):
+            raw.release_conn()  # keep-alive: the pool may reuse the connection
+
+    def close(self) -> None:
+        """Close the response (returns its connection to the pool when read to the end)."""
+        self.body.close()
+
+    def __enter__(self) -> BodyStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "body":  # (not set yet)
+            raise AttributeError(name)
+        return getattr(self.body, name)
+
+
+def _plain_fp(body: Any) -> Any:
+    """The ``http.client`` response under a plain, unread botocore ``StreamingBody`` (no
+    checksum of botocore's to feed), else ``None``."""
+    import http.client
+
+    try:
+        from botocore.response import StreamingBody
+    except ImportError:  # pragma: no cover - boto3 is there whenever a body is
+        return None
+    if type(body) is not StreamingBody:
+        return None
+    raw = getattr(body, "_raw_stream", None)
+    fp = getattr(raw, "_fp", None)
+    tell = getattr(raw, "tell", None)
+    if not isinstance(fp, http.client.HTTPResponse) or tell is None or tell() != 0:
+        return None
+    return fp
