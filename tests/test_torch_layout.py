@@ -132,7 +132,7 @@ def test_a_payload_that_does_not_decode_raises_the_checked_error(tmp_path, mode,
     assert says in errors[0][1] and shard in errors[0][1] and repr(key) in errors[0][1]
 
 
-def test_opening_many_shards_never_closes_the_ones_the_reader_keeps(tmp_path):
+def test_opening_many_shards_never_closes_the_pinned_ones(tmp_path):
     from atdata.dataset._torch_cache import ShardCache
 
     ds = atdata.write_samples(
@@ -140,11 +140,27 @@ def test_opening_many_shards_never_closes_the_ones_the_reader_keeps(tmp_path):
     )
     shards = ds.list_shards()
     cache = ShardCache(str(tmp_path / "cache"), 1 << 30, direct=True)
-    cache.keep = set(shards[:2])
-    kept = [cache.local(ds.source, s) for s in shards[:2]]
-    for s in shards[2:]:
+    cache.pinned.update(shards[:2])  # a batch being built holds views into these
+    pinned = [cache.local(ds.source, s) for s in shards[:2]]
+    third = cache.local(ds.source, shards[2])
+    for s in shards[3:]:
         cache.local(ds.source, s)
-    assert [cache.local(ds.source, s) for s in shards[:2]] == kept  # still open: the same
-    assert bytes(kept[0].view[:1]) != b""  # (a closed one's view is released)
+    assert [cache.local(ds.source, s) for s in shards[:2]] == pinned  # still open: the same
+    assert bytes(pinned[0].view[:1]) != b""  # (a closed one's view is released)
+    assert cache.local(ds.source, shards[2]) is not third  # closed at 64 open, opened again
     assert len(cache._open) < 64
     cache.close()
+
+
+def test_a_batch_over_more_shards_than_the_cache_keeps_open(tmp_path):
+    rows = _rows(150)
+    ds = atdata.write_samples(rows, str(tmp_path / "t-%03d.tar"), maxcount=1, fsync=False)
+    fast = ds.to_torch(batch_size=100, shuffle=True, output="torch", mode="stream")
+    slow = ds.to_torch(batch_size=100, shuffle=True, output="torch", mode="stream")
+    slow._payloads = False
+    got, want = list(fast), list(slow)
+    assert len(got) == 2 and len({k for b in got for k in b["__key__"]}) == 150
+    for g, w in zip(got, want, strict=True):
+        assert g["__key__"] == w["__key__"] and g["label"] == w["label"]
+        assert g["img"].equal(w["img"]) and g["idx"].equal(w["idx"])
+    assert fast._layout[0] is not None and not fast._reader.cache.pinned

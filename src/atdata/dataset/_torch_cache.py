@@ -187,6 +187,7 @@ class ShardCache:
         self.limit = int(limit)
         self.direct = direct
         self.keep: set[str] = set()  # shards the reader needs soon: never evicted by this process
+        self.pinned: set[str] = set()  # shards whose views the reader holds: never closed
         self._open: dict[str, _Local] = {}
         self._built: dict[str, Any] = {}  # member indexes built while this process downloaded
         self._spare: list[Any] = []  # buffers of shards held in memory, for reuse
@@ -328,8 +329,8 @@ class ShardCache:
             if known is not None:  # another thread opened it meanwhile
                 self._close(loc)
                 return known
-            if len(self._open) >= 64:  # (never a shard the reader needs soon: it holds views)
-                for s in [s for s in self._open if s not in self.keep]:
+            if len(self._open) >= 64:  # (never a pinned shard: a batch being built reads it)
+                for s in [s for s in self._open if s not in self.pinned]:
                     self._close(self._open.pop(s))
             self._open[shard] = loc
         return loc

@@ -408,7 +408,7 @@ class Reader:
                     continue
                 codes = cur[lo - cur_lo : hi - cur_lo].tolist()
                 raws: list[Any]
-                if payloads:
+                if payloads:  # (their shards stay open until the item is made)
                     raws = self._stream_entries(codes, checked, memory)
                 else:
                     raws = []
@@ -419,11 +419,15 @@ class Reader:
                             checked.add(s)
                         key, raw = cache.raw(src, shards[s], c & _LOW, memory)
                         raws.append((shards[s], key, raw))
-                item = assemble(raws)
-                raws = []  # (views into shards the next step may close)
+                try:
+                    item = assemble(raws)
+                finally:
+                    raws = []  # (views into shards the next step may close)
+                    cache.pinned.clear()
                 yield hi, item
         finally:
             pre.stop()
+            cache.pinned.clear()
             self._memory = False
 
     def _stream_entries(
@@ -444,6 +448,7 @@ class Reader:
                     if s not in checked:
                         self._check(s)
                         checked.add(s)
+                    cache.pinned.add(shards[s])
                     loc = cache.local(src, shards[s], memory)
                     hit = held[s] = (shards[s], loc.keys, loc.view, loc.offsets, loc.sizes)
                 shard, keys, view, offs, sizes = hit
