@@ -34,7 +34,16 @@ from typing import Any
 import msgpack
 
 from atdata._errors import DecodeError, ShardError
+from atdata._shards import tarscan as _tarscan  # noqa: F401  (imported here, not by a download)
+from atdata._shards.members import (
+    _from_entries,
+    _persist,
+    _read_persisted,
+    index_tar_bytes,
+    load_index,
+)
 from atdata._shards.sources import is_remote
+from atdata._shards.tar import iter_tar, scan_tar_file
 from atdata._wire.sample import not_a_map, unpack_failure
 
 __all__ = ["ShardCache", "checked_unpack"]
@@ -61,9 +70,6 @@ class _Local:
     __slots__ = ("fd", "keys", "mm", "offsets", "path", "sizes", "view")
 
     def __init__(self, path: str, shard: str, idx: Any = None, sidecar: bool = False) -> None:
-        from atdata._shards.members import _from_entries, _read_persisted
-        from atdata._shards.tar import scan_tar_file
-
         try:
             self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except OSError as exc:
@@ -104,8 +110,6 @@ class _Mem:
     __slots__ = ("buf", "keys", "offsets", "path", "sizes", "view")
 
     def __init__(self, source: Any, shard: str, buf: Any) -> None:
-        from atdata._shards.members import index_tar_bytes
-
         f = source.open_shard(shard)
         try:
             n = _read_into(f, buf)
@@ -233,8 +237,6 @@ class ShardCache:
             tmp = f"{path}.part-{os.getpid()}-{threading.get_ident()}"
             try:
                 idx = self._download(source, shard, tmp)
-                from atdata._shards.members import _persist
-
                 _persist(path + ".idx", os.stat(tmp), idx)  # for the other workers
                 os.replace(tmp, path)
                 with self._mu:
@@ -251,9 +253,6 @@ class ShardCache:
     def _download(self, source: Any, shard: str, tmp: str) -> Any:
         """Copy the shard into ``tmp`` with one sequential read, indexing its members on the
         way (the tar walk sees every byte once; nothing is read back)."""
-        from atdata._shards.members import _from_entries
-        from atdata._shards.tar import iter_tar
-
         f = source.open_shard(shard)
         try:
             with open(tmp, "wb", buffering=0) as out:
@@ -351,8 +350,6 @@ class ShardCache:
             self.hold(source, shard)
             return self._open[shard]
         if self.direct and not is_remote(shard):
-            from atdata._shards.members import load_index
-
             path = shard[7:] if shard.startswith("file://") else shard
             loc = _Local(path, shard, load_index(path, source))  # the persisted member index
         else:
