@@ -15,6 +15,10 @@ processes too):
   counts known for remote shards;
 - ``ceiling.N``: the DataLoader moving ready-made tensors of the same batch shape (its own cost).
 
+The HTTP server (its own process) is Python's ``ThreadingHTTPServer`` copying file bytes in
+Python; ``ATDATA_BENCH_HTTP=sendfile`` sends them with ``sendfile`` instead (the kernel copies,
+as a static file server such as nginx does).
+
 Run: ``uv run python benchmarks/bench_torch.py [--limit S] [--rounds R] [row-prefix ...]`` (or
 ``benchmarks/run.py torch``). Rates are samples/s (the best of ``R`` rounds); RSS is the peak of
 the measuring process and, separately, of its largest worker; "private" is the peak of the
@@ -65,6 +69,12 @@ _HTTP_SERVER = r"""
 import http.server, os, sys
 class H(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *a): pass
+    def copyfile(self, source, outputfile):
+        if SENDFILE:  # the kernel copies, as a static file server (nginx) does
+            outputfile.flush()
+            self.connection.sendfile(source)
+        else:
+            super().copyfile(source, outputfile)
     def do_GET(self):
         rng = self.headers.get("Range")
         if not rng:
@@ -78,8 +88,12 @@ class H(http.server.SimpleHTTPRequestHandler):
         self.send_header("Content-Length", str(hi + 1 - lo))
         self.end_headers()
         with open(path, "rb") as f:
-            f.seek(lo)
-            self.wfile.write(f.read(hi + 1 - lo))
+            if SENDFILE:
+                self.connection.sendfile(f, lo, hi + 1 - lo)
+            else:
+                f.seek(lo)
+                self.wfile.write(f.read(hi + 1 - lo))
+SENDFILE = sys.argv[3] == "sendfile"
 http.server.ThreadingHTTPServer.daemon_threads = True
 srv = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])),
     lambda *a, **k: H(*a, directory=sys.argv[2], **k))
@@ -101,7 +115,8 @@ def _wait_port(port: int, proc: subprocess.Popen) -> None:
 
 def start_http(d: str) -> tuple[subprocess.Popen, str]:
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-c", _HTTP_SERVER, str(port), d])
+    mode = os.environ.get("ATDATA_BENCH_HTTP", "copy")
+    proc = subprocess.Popen([sys.executable, "-c", _HTTP_SERVER, str(port), d, mode])
     _wait_port(port, proc)
     return proc, f"http://127.0.0.1:{port}"
 

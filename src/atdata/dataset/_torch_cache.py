@@ -29,6 +29,7 @@ import mmap
 import os
 import shutil
 import threading
+import time
 from typing import Any
 
 import msgpack
@@ -43,12 +44,13 @@ from atdata._shards.members import (
     load_index,
 )
 from atdata._shards.sources import is_remote
-from atdata._shards.tar import iter_tar, scan_tar_file
+from atdata._shards.tar import scan_tar_file
 from atdata._wire.sample import not_a_map, unpack_failure
 
 __all__ = ["ShardCache", "checked_unpack"]
 
 _CHUNK = 1 << 22
+_ORPHAN_AGE = 60.0  # seconds before a member index without its shard file is removed
 _unpackb = msgpack.unpackb
 
 
@@ -221,7 +223,9 @@ class ShardCache:
         path = self.path(shard)
         if os.path.exists(path):
             with contextlib.suppress(OSError):
-                os.utime(path)  # most recently used
+                # most recently used: the access time (the modification time stays, as the
+                # member index written beside the file is valid only for that stamp)
+                os.utime(path, ns=(time.time_ns(), os.stat(path).st_mtime_ns))
             return path
         try:  # never recreates the directory: a removed temporary cache stays removed
             lock_fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
@@ -251,24 +255,29 @@ class ShardCache:
         return path
 
     def _download(self, source: Any, shard: str, tmp: str) -> Any:
-        """Copy the shard into ``tmp`` with one sequential read, indexing its members on the
-        way (the tar walk sees every byte once; nothing is read back)."""
+        """Copy the shard into ``tmp`` with one sequential read, then index its members from
+        the file's pages (just written, so in memory) with the array scan of tar headers."""
         f = source.open_shard(shard)
         try:
-            with open(tmp, "wb", buffering=0) as out:
-                get, put = f.read, out.write
-
-                def read(n: int) -> bytes:
-                    block = get(n)
-                    if block:
-                        put(block)
-                    return block
-
-                where = f" in shard {shard}"
-                entries = [(m.name, m.offset, len(m.data)) for m in iter_tar(read, where, _CHUNK)]
-                while read(_CHUNK):  # what follows the end-of-archive blocks
-                    pass
-            return _from_entries(entries)
+            readinto = getattr(f, "readinto", None)
+            chunk = bytearray(_CHUNK)
+            with open(tmp, "wb", buffering=0) as out, memoryview(chunk) as mv:
+                while True:
+                    if readinto is not None:
+                        got = readinto(mv)
+                        block: Any = mv[:got]
+                    else:
+                        block = f.read(_CHUNK)
+                        got = len(block)
+                    if not got:
+                        break
+                    out.write(block)
+                size = out.tell()
+            where = f" in shard {shard}"
+            if not size:
+                return index_tar_bytes(b"", where)
+            with open(tmp, "rb") as g, mmap.mmap(g.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                return index_tar_bytes(mm, where)
         except OSError as exc:
             if isinstance(exc, ShardError):
                 raise
@@ -286,10 +295,13 @@ class ShardCache:
                 for e in it:
                     if e.name.endswith(".tar"):
                         st = e.stat()
-                        entries.append((st.st_mtime, st.st_size, e.path))
+                        entries.append((st.st_atime_ns, st.st_size, e.path))
                     elif e.name.endswith(".tar.idx") and not os.path.exists(e.path[:-4]):
-                        with contextlib.suppress(OSError):  # its shard was evicted
-                            os.unlink(e.path)
+                        # its shard was evicted (a fresh one may be a download's, written just
+                        # before its shard file is renamed into place)
+                        with contextlib.suppress(OSError):
+                            if time.time() - e.stat().st_mtime > _ORPHAN_AGE:
+                                os.unlink(e.path)
         except OSError:
             return
         total = sum(size for _t, size, _p in entries)
