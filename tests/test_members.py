@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import atdata
-from atdata._shards import members
-from atdata._shards.members import KeyLookup, MemberKeys, ShardIndex, compact_ints
+from atdata._shards import compact, members
+from atdata._shards.compact import KeyLookup, MemberKeys, ShardIndex, compact_ints
 
 _keys = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=6)
 
@@ -48,7 +48,7 @@ def test_key_lookup_finds_first_occurrence(parts: list[list[str]], probes: list[
 
 
 def test_key_lookup_survives_hash_collisions(monkeypatch) -> None:
-    monkeypatch.setattr(members, "_key_hash", lambda k: len(k) % 2)  # two hash values in all
+    monkeypatch.setattr(compact, "_key_hash", lambda k: len(k) % 2)  # two hash values in all
     parts = [["aa", "b", "cc"], ["b", "dd", "e", "aa"]]
     look = KeyLookup(parts)
     assert [look.find(k) for k in ("aa", "b", "cc", "dd", "e", "zz", "z")] == [
