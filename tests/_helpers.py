@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.server
+import threading
+from collections.abc import Iterator
+
 import atdata
 from atdata import NDArray
 
@@ -26,3 +32,21 @@ class InteropVectors:
     ints: NDArray
     name: str
     blob: bytes
+
+
+@contextlib.contextmanager
+def serve_directory(
+    directory: object, handler: type = http.server.SimpleHTTPRequestHandler
+) -> Iterator[str]:
+    """A loopback HTTP server over ``directory`` (requests handled by ``handler``) in a daemon
+    thread; yields its base URL and shuts it down after."""
+    factory = functools.partial(handler, directory=str(directory))
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), factory)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}"
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        t.join()

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import http.server
 import pathlib
-import threading
 from typing import ClassVar
 
 import pytest
 
 import atdata
+from tests._helpers import serve_directory
 
 
 class _CountingHandler(http.server.SimpleHTTPRequestHandler):
@@ -42,17 +42,9 @@ def served(tmp_path):
         key="index",
         fsync=False,
     )
-    handler = lambda *a, **k: _CountingHandler(*a, directory=str(tmp_path), **k)  # noqa: E731
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
     _CountingHandler.gets.clear()
-    try:
-        yield f"http://127.0.0.1:{srv.server_address[1]}/r-{{00..01}}.tar"
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        t.join()
+    with serve_directory(tmp_path, _CountingHandler) as base:
+        yield f"{base}/r-{{00..01}}.tar"
 
 
 def test_list_of_http_shards_downloads_each_shard_once(served):

@@ -6,12 +6,12 @@ from __future__ import annotations
 import collections
 import http.server
 import importlib.util
-import threading
 from typing import ClassVar
 
 import pytest
 
 import atdata
+from tests._helpers import serve_directory
 from tests._services import require_service
 
 pytestmark = pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning")
@@ -40,17 +40,9 @@ def many_shards(tmp_path):
     atdata.write_samples(
         [{"i": i} for i in range(120)], str(tmp_path / "m-%02d.tar"), maxcount=4, fsync=False
     )
-    handler = lambda *a, **k: _Counting(*a, directory=str(tmp_path), **k)  # noqa: E731
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
     _Counting.gets.clear()
-    try:
-        yield f"http://127.0.0.1:{srv.server_address[1]}/m-{{00..29}}.tar"
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        t.join()
+    with serve_directory(tmp_path, _Counting) as base:
+        yield f"{base}/m-{{00..29}}.tar"
 
 
 @pytest.mark.parametrize("workers", [0, 2])
