@@ -221,11 +221,15 @@ class ShardCache:
         if self.direct and not is_remote(shard):  # read where it is
             return shard[7:] if shard.startswith("file://") else shard
         path = self.path(shard)
-        if os.path.exists(path):
+        try:
+            mtime = os.stat(path).st_mtime_ns
+        except OSError:
+            mtime = None
+        if mtime is not None:
             with contextlib.suppress(OSError):
                 # most recently used: the access time (the modification time stays, as the
                 # member index written beside the file is valid only for that stamp)
-                os.utime(path, ns=(time.time_ns(), os.stat(path).st_mtime_ns))
+                os.utime(path, ns=(time.time_ns(), mtime))
             return path
         try:  # never recreates the directory: a removed temporary cache stays removed
             lock_fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
@@ -261,7 +265,7 @@ class ShardCache:
         try:
             readinto = getattr(f, "readinto", None)
             chunk = bytearray(_CHUNK)
-            with open(tmp, "wb", buffering=0) as out, memoryview(chunk) as mv:
+            with open(tmp, "wb") as out, memoryview(chunk) as mv:  # (buffered: writes whole)
                 while True:
                     if readinto is not None:
                         got = readinto(mv)
