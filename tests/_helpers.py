@@ -5,8 +5,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
+import os
+import re
+import socketserver
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import atdata
 from atdata import NDArray
@@ -34,19 +37,71 @@ class InteropVectors:
     blob: bytes
 
 
+class LoopbackServer(http.server.ThreadingHTTPServer):
+    """A threaded HTTP server on 127.0.0.1 (a free port); ``url`` is its base URL.
+
+    ``gets`` holds each GET that ``FileHandler`` answered as (path, Range header or None), in
+    arrival order; ``ranges`` says whether ``FileHandler`` honours Range (a test may flip it;
+    off, Range is ignored and the whole file sent, as by a plain static server).
+    """
+
+    def __init__(self, handler: Callable[..., socketserver.BaseRequestHandler]) -> None:
+        super().__init__(("127.0.0.1", 0), handler)
+        self.gets: list[tuple[str, str | None]] = []
+        self.ranges = False
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class FileHandler(http.server.SimpleHTTPRequestHandler):
+    """SimpleHTTPRequestHandler without its log lines that records each GET in ``server.gets``
+    and, while ``server.ranges``, answers ``Range: bytes=lo-hi`` on a file with 206 and bytes
+    lo..hi (anything else as SimpleHTTPRequestHandler does: the whole file, 200, or 404)."""
+
+    server: LoopbackServer
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        rng = self.headers.get("Range")
+        self.server.gets.append((self.path, rng))
+        m = re.fullmatch(r"bytes=(\d+)-(\d+)", rng or "")
+        path = self.translate_path(self.path)
+        if not (m and self.server.ranges and os.path.isfile(path)):
+            super().do_GET()
+            return
+        lo, hi = int(m.group(1)), int(m.group(2))
+        with open(path, "rb") as f:
+            f.seek(lo)
+            body = f.read(hi + 1 - lo)
+        self.send_response(206)
+        self.send_header("Content-Range", f"bytes {lo}-{hi}/{os.path.getsize(path)}")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
 @contextlib.contextmanager
-def serve_directory(
-    directory: object, handler: type = http.server.SimpleHTTPRequestHandler
-) -> Iterator[str]:
-    """A loopback HTTP server over ``directory`` (requests handled by ``handler``) in a daemon
-    thread; yields its base URL and shuts it down after."""
-    factory = functools.partial(handler, directory=str(directory))
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), factory)
+def serve_http(handler: Callable[..., socketserver.BaseRequestHandler]) -> Iterator[LoopbackServer]:
+    """A ``LoopbackServer`` answering with ``handler`` in a daemon thread; shut down after."""
+    srv = LoopbackServer(handler)
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
     try:
-        yield f"http://127.0.0.1:{srv.server_address[1]}"
+        yield srv
     finally:
         srv.shutdown()
         srv.server_close()
         t.join()
+
+
+@contextlib.contextmanager
+def serve_directory(directory: object, *, ranges: bool = False) -> Iterator[LoopbackServer]:
+    """``serve_http`` over the files in ``directory`` with ``FileHandler`` (honouring Range only
+    when ``ranges``: a plain static server ignores it)."""
+    with serve_http(functools.partial(FileHandler, directory=str(directory))) as srv:
+        srv.ranges = ranges
+        yield srv

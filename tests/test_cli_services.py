@@ -7,13 +7,13 @@ import json
 import os
 import socket
 import stat
-import threading
 
 import pytest
 from typer.testing import CliRunner
 
 from atdata.cli import app
 from atdata.cli._services import check_pds, check_postgres, check_redis
+from tests._helpers import serve_http
 from tests._services import require_service
 
 PG_DSN = os.environ.get("ATDATA_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
@@ -88,17 +88,12 @@ class _Health(http.server.BaseHTTPRequestHandler):
 
 
 def test_pds_check():
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Health)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{srv.server_address[1]}"
+    with serve_http(_Health) as srv:
+        url = srv.url
         c = check_pds(url)
         assert (c.ok, c.detail) == (True, "PDS 0.4.99")
         r = _invoke("diagnose", "--port", str(_closed_port()), "--pds", url)
         assert r.exit_code == 1 and "PDS 0.4.99" in r.output  # redis is the problem here
-    finally:
-        srv.shutdown()
-        srv.server_close()
     assert check_pds(f"http://127.0.0.1:{_closed_port()}").ok is False
 
 

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import gc
-import http.server
 import os
-import pathlib
-import threading
 import tracemalloc
-from typing import ClassVar
 
 import numpy as np
 import pytest
 
 import atdata
 from atdata import ConfigError, DecodeError, DictSample, NDArray, SampleKeyError, ShardError
+from tests._helpers import serve_directory
 
 
 @atdata.packable
@@ -109,38 +106,16 @@ def test_source_errors(tmp_path):
         atdata.Dataset(str(tmp_path / "a.tar"), sample_type=int)
 
 
-class _RangeHandler(http.server.SimpleHTTPRequestHandler):
-    ranges: ClassVar[list[str]] = []
-
-    def log_message(self, *args):  # keep test output quiet
-        pass
-
-    def do_GET(self):
-        rng = self.headers.get("Range")
-        if not rng:
-            return super().do_GET()
-        type(self).ranges.append(rng)
-        path = self.translate_path(self.path)
-        data = pathlib.Path(path).read_bytes()
-        lo, hi = (int(x) for x in rng.split("=")[1].split("-"))
-        body = data[lo : hi + 1]
-        self.send_response(206)
-        self.send_header("Content-Range", f"bytes {lo}-{hi}/{len(data)}")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+@pytest.fixture(scope="module")
+def http_server(shard_dir):
+    """A loopback HTTP server over the shards that honours Range."""
+    with serve_directory(shard_dir, ranges=True) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")
-def http_url(shard_dir):
-    handler = lambda *a, **k: _RangeHandler(*a, directory=str(shard_dir), **k)  # noqa: E731
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
-    srv.server_close()
-    t.join()
+def http_url(http_server):
+    return http_server.url
 
 
 def test_http_streaming(http_url):
@@ -151,13 +126,14 @@ def test_http_streaming(http_url):
     assert b.vec.shape == (10, 3)
 
 
-def test_http_get_uses_range_requests(http_url):
-    _RangeHandler.ranges.clear()
+def test_http_get_uses_range_requests(http_server, http_url):
+    http_server.gets.clear()
     ds = atdata.Dataset[Item](http_url + "/data-{000000..000002}.tar")
     s = ds.get("00000013")
     assert (s.idx, s.__key__, s.vec.tolist()) == (13, "00000013", [13.0, 13.0, 13.0])
-    assert len(_RangeHandler.ranges) == 1
-    lo, hi = (int(x) for x in _RangeHandler.ranges[0].split("=")[1].split("-"))
+    ranges = [rng for _, rng in http_server.gets if rng]
+    assert len(ranges) == 1
+    lo, hi = (int(x) for x in ranges[0].split("=")[1].split("-"))
     assert lo % 512 == 0 and hi - lo + 1 == len(_items(14)[13].packed)
     assert ds[21].idx == 21
 

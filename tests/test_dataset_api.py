@@ -4,11 +4,8 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
 import os
 import sys
-import threading
 import warnings
 from typing import Any
 
@@ -20,6 +17,7 @@ from hypothesis import strategies as st
 
 import atdata
 from atdata._shards.sources import brace_url, expand_braces
+from tests._helpers import serve_directory
 
 
 @atdata.packable
@@ -113,21 +111,13 @@ def test_metadata_from_a_file_and_http(written, tmp_path, monkeypatch, http_clie
     assert ds.metadata == {"license": "CC0", "n": 7}
     meta.write_bytes(msgpack.packb({"changed": True}))
     assert ds.metadata == {"license": "CC0", "n": 7}  # fetched once
-    srv = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0),
-        functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path)),
-    )
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
-        base = f"http://127.0.0.1:{srv.server_address[1]}"
+    with serve_directory(tmp_path) as srv:
+        base = srv.url
         remote = atdata.Dataset(url=written.url, metadata_url=f"{base}/meta.msgpack")
         assert remote.metadata == {"changed": True}
         missing = atdata.Dataset(written.url, metadata_url=f"{base}/nope.msgpack")
         with pytest.raises(atdata.StorageError, match=r"nope\.msgpack: HTTP 404"):
             _ = missing.metadata
-    finally:
-        srv.shutdown()
-        srv.server_close()
     gone = atdata.Dataset(written.url, metadata_url=f"{base}/meta.msgpack")  # server closed
     with pytest.raises(atdata.StorageError, match=r"cannot fetch dataset metadata http://127"):
         _ = gone.metadata

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import gzip
 import hashlib
-import http.server
 import json
 import os
 import pathlib
@@ -14,11 +12,11 @@ import random
 import signal
 import subprocess
 import sys
-import threading
 
 import pytest
 
 import atdata
+from tests._helpers import serve_directory
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -165,14 +163,8 @@ def test_sigkill_at_random_times_then_resume_is_byte_identical(tmp_path):
 def http_dir(tmp_path):
     root = tmp_path / "www"
     root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    yield root, f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
-    srv.server_close()
+    with serve_directory(root) as srv:
+        yield root, srv.url
 
 
 def test_http_csv_gz_and_jsonl(http_dir, tmp_path):

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import os
 import re
-import threading
 from typing import Any
 
 import numpy as np
@@ -19,6 +16,7 @@ import atdata
 from atdata import ConfigError, IntegrityError, SampleLocation, SchemaError, ShardError
 from atdata._shards.tar import scan_tar_file
 from atdata.manifest._where import where_to_expr
+from tests._helpers import serve_directory
 
 
 @atdata.packable
@@ -343,42 +341,11 @@ def Leaf_(ref, op, v):
 # -- HTTP ranged fetch ------------------------------------------------------------------------
 
 
-class _RangeHandler(http.server.SimpleHTTPRequestHandler):
-    log: list[tuple[str, str | None]]
-
-    def log_message(self, *args):  # quiet
-        pass
-
-    def do_GET(self):
-        self.log.append((self.path, self.headers.get("Range")))
-        m = re.fullmatch(r"bytes=(\d+)-(\d+)", self.headers.get("Range") or "")
-        path = self.translate_path(self.path)
-        if not m or not os.path.isfile(path):
-            return super().do_GET()
-        lo, hi = int(m.group(1)), int(m.group(2))
-        with open(path, "rb") as f:
-            f.seek(lo)
-            data = f.read(hi - lo + 1)
-        self.send_response(206)
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Content-Range", f"bytes {lo}-{hi}/{os.path.getsize(path)}")
-        self.end_headers()
-        self.wfile.write(data)
-
-
 @pytest.fixture()
 def http_root(ds):
     root = os.path.dirname(ds.list_shards()[0])
-    log: list = []
-    handler = type("H", (_RangeHandler,), {"log": log})
-    srv = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(handler, directory=root)
-    )
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}", log
-    srv.shutdown()
-    srv.server_close()
+    with serve_directory(root, ranges=True) as srv:
+        yield srv.url, srv.gets
 
 
 def test_http_query_reads_only_ranges(http_root):
@@ -401,23 +368,10 @@ def test_http_query_reads_only_ranges(http_root):
 
 def test_http_server_ignoring_range_is_an_error(ds, tmp_path):
     root = os.path.dirname(ds.list_shards()[0])
-
-    class Plain(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    srv = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(Plain, directory=root)
-    )
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    try:
-        src = atdata.URLSource(f"http://127.0.0.1:{srv.server_address[1]}/shots-000000.tar")
+    with serve_directory(root) as srv:
+        src = atdata.URLSource(f"{srv.url}/shots-000000.tar")
         with pytest.raises(ShardError, match="ignored the Range request"):
             src.read_range(src.list_shards()[0], 1024, 10)
-    finally:
-        srv.shutdown()
-        srv.server_close()
 
 
 # -- CLI --------------------------------------------------------------------------------------

@@ -5,12 +5,12 @@ ending before its Content-Length is a ShardError; a checksum-validated body is r
 from __future__ import annotations
 
 import http.server
-import threading
 
 import pytest
 
 import atdata
 from atdata.stores._s3client import BodyStream
+from tests._helpers import serve_http
 
 pytest.importorskip("boto3")
 
@@ -95,12 +95,8 @@ class _Short(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def short_url():
-    srv = http.server.HTTPServer(("127.0.0.1", 0), _Short)
-    t = threading.Thread(target=srv.handle_request, daemon=True)
-    t.start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}/x"
-    t.join()
-    srv.server_close()
+    with serve_http(_Short) as srv:
+        yield f"{srv.url}/x"
 
 
 def test_a_body_that_ends_early_is_a_shard_error(short_url):

@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import collections
 import gc
-import http.server
 import importlib.util
 import itertools
 import json
 import os
-import pathlib
-import threading
-from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -28,6 +24,7 @@ from atdata.dataset._torch_plan import (
     shard_order,
     stream_slots,
 )
+from tests._helpers import serve_directory
 from tests._services import require_service
 
 pytestmark = pytest.mark.filterwarnings(
@@ -58,49 +55,24 @@ def ds(shard_dir):
     return atdata.Dataset(str(shard_dir / "s-{00..02}.tar"))
 
 
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    gets: ClassVar[list[tuple[str, str | None]]] = []
-    ranges: ClassVar[bool] = True
-
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):
-        rng = self.headers.get("Range")
-        type(self).gets.append((self.path, rng))
-        if not rng or not type(self).ranges:
-            return super().do_GET()
-        data = pathlib.Path(self.translate_path(self.path)).read_bytes()
-        lo, hi = (int(x) for x in rng.split("=")[1].split("-"))
-        self.send_response(206)
-        self.send_header("Content-Range", f"bytes {lo}-{hi}/{len(data)}")
-        self.send_header("Content-Length", str(hi + 1 - lo))
-        self.end_headers()
-        self.wfile.write(data[lo : hi + 1])
-        return None
+@pytest.fixture(scope="module")
+def http_server(shard_dir):
+    """A loopback HTTP server over the shards (records GETs, honours Range unless told not to)."""
+    with serve_directory(shard_dir, ranges=True) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")
-def http_url(shard_dir):
-    """A loopback HTTP server over the shards (counts GETs, honours Range unless told not to)."""
-    handler = lambda *a, **k: _Handler(*a, directory=str(shard_dir), **k)  # noqa: E731
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    try:
-        yield f"http://127.0.0.1:{srv.server_address[1]}/s-{{00..02}}.tar"
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        t.join()
+def http_url(http_server):
+    return f"{http_server.url}/s-{{00..02}}.tar"
 
 
 @pytest.fixture
-def gets():
-    _Handler.gets.clear()
-    _Handler.ranges = True
-    yield _Handler.gets
-    _Handler.ranges = True
+def gets(http_server):
+    http_server.gets.clear()
+    http_server.ranges = True
+    yield http_server.gets
+    http_server.ranges = True
 
 
 def _ids(items):
@@ -403,8 +375,8 @@ def test_http_stream_reads_each_shard_once_in_one_request(http_url, gets):
     assert not os.path.exists(cache)  # the private temporary cache goes with the dataset
 
 
-def test_http_without_range_support_and_shared_capped_cache(http_url, gets, tmp_path):
-    _Handler.ranges = False
+def test_http_without_range_support_and_shared_capped_cache(http_server, http_url, gets, tmp_path):
+    http_server.ranges = False
     ds = atdata.Dataset(http_url)
     cache = tmp_path / "cache"
     a = ds.to_torch(batch_size=5, cache_dir=cache)
@@ -456,19 +428,15 @@ def test_counts_from_published_manifests_and_stale_counts(tmp_path):
         fsync=False,
         manifest=True,
     )
-    handler = lambda *a, **k: _Handler(*a, directory=str(tmp_path), **k)  # noqa: E731
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    _Handler.gets.clear()
-    try:
-        url = f"http://127.0.0.1:{srv.server_address[1]}/m-{{00..02}}.tar"
+    with serve_directory(tmp_path, ranges=True) as srv:
+        url = f"{srv.url}/m-{{00..02}}.tar"
         tds = atdata.Dataset(url).to_torch(rank=0, world_size=2)  # two ranks need the total
         assert len(tds) == 5
-        assert sorted(p for p, _ in _Handler.gets) == [
+        assert sorted(p for p, _ in srv.gets) == [
             f"/m-{i:02d}.manifest.json" for i in range(3)
         ]  # counted from the manifests, no shard fetched
         assert _ids(tds) == [0, 1, 2, 3, 4]
-        assert {p for p, _ in _Handler.gets if p.endswith(".tar")} == {"/m-00.tar", "/m-01.tar"}
+        assert {p for p, _ in srv.gets if p.endswith(".tar")} == {"/m-00.tar", "/m-01.tar"}
         from atdata._shards.writer import ShardInfo
 
         urls = atdata.Dataset(url).list_shards()
@@ -476,9 +444,6 @@ def test_counts_from_published_manifests_and_stale_counts(tmp_path):
         stale = atdata.Dataset(url, shard_infos=wrong).to_torch()
         with pytest.raises(atdata.IntegrityError, match=r"m-02\.tar holds 2 samples .* says 4"):
             list(stale)
-    finally:
-        srv.shutdown()
-        srv.server_close()
 
 
 def test_s3_stream(s3_endpoint, shard_dir):

@@ -8,16 +8,15 @@ instead. Locally a PDS that cannot be installed or started skips these tests wit
 from __future__ import annotations
 
 import functools
-import http.server
 import os
 import secrets
 import shutil
 import tempfile
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from tests._helpers import serve_directory
 from tests._services import require_service
 
 # scripts run by upstream atdata's own Python (test_upstream_live.py), not importable here
@@ -123,17 +122,5 @@ def alice_atmo(pds: Any, alice: Account, tmp_path_factory: Any) -> Any:
 def http_dir(tmp_path_factory: Any) -> Iterator[tuple[Any, str]]:
     """(directory, base URL) served by a loopback http.server."""
     root = tmp_path_factory.mktemp("served")
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *a: Any, **kw: Any) -> None:
-            super().__init__(*a, directory=str(root), **kw)
-
-        def log_message(self, *a: Any) -> None:
-            pass
-
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    yield root, f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
-    srv.server_close()
+    with serve_directory(root) as srv:
+        yield root, srv.url

@@ -9,10 +9,10 @@ from __future__ import annotations
 import http.server
 import io
 import re
-import threading
 import tracemalloc
 
 import pytest
+from tests._helpers import serve_http
 
 import atdata
 from atdata._shards.tar import TarWriter
@@ -33,7 +33,8 @@ def _tar() -> bytes:
 
 
 class _Server:
-    """A threaded loopback HTTP server answering GETs with ``handler(path) -> (status, chunks)``."""
+    """A threaded loopback HTTP server answering GETs with ``body(path) -> (status, chunks,
+    length)``; ``requests`` holds each GET's headers, ``sent`` the bytes written."""
 
     def __init__(self, body) -> None:
         self.requests: list[dict[str, str]] = []
@@ -61,17 +62,14 @@ class _Server:
             def log_message(self, *a):
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._serving = serve_http(H)
 
     def __enter__(self):
-        self.thread.start()
+        self.url = self._serving.__enter__().url
         return self
 
     def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self._serving.__exit__(*exc)
 
 
 # -- storageS3.endpoint never receives ambient credentials unless trusted ------------------------
