@@ -9,6 +9,7 @@ fails the run.
 from __future__ import annotations
 
 import glob
+import json
 import os
 import pathlib
 import shutil
@@ -16,7 +17,7 @@ import subprocess
 
 from tests._services import require_service
 
-__all__ = ["upstream_python"]
+__all__ = ["run_upstream", "upstream_python"]
 
 UPSTREAM = "atdata==0.7.0b1"
 _cached: str | None = None
@@ -79,3 +80,18 @@ def upstream_python() -> str:
             )
     _cached = str(py)
     return _cached
+
+
+def run_upstream(script: str, *args: str) -> dict:
+    """Run the Python source ``script`` (with ``args``) under upstream atdata; the JSON object it
+    printed last. Fails the test with upstream's stderr when the script fails."""
+    py = upstream_python()
+    res = subprocess.run(
+        [py, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=pathlib.Path(py).resolve().anchor,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    return json.loads(res.stdout.strip().splitlines()[-1])

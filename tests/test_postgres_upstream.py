@@ -5,7 +5,6 @@ in its own pair of PostgreSQL schemas."""
 from __future__ import annotations
 
 import json
-import pathlib
 import subprocess
 import textwrap
 import uuid
@@ -125,10 +124,11 @@ _UPSTREAM_WRITE = textwrap.dedent(
 
 
 def _run_upstream(script: str, *args: str) -> dict:
+    """``run_upstream`` once upstream's venv has its postgres extra (psycopg)."""
     import shutil
 
     from tests._services import require_service
-    from tests._upstream import upstream_python
+    from tests._upstream import run_upstream, upstream_python
 
     py = upstream_python()
     probe = subprocess.run([py, "-c", "import psycopg"], capture_output=True)
@@ -140,12 +140,7 @@ def _run_upstream(script: str, *args: str) -> dict:
         )  # fmt: skip
         if got.returncode:
             require_service("upstream atdata", f"installing psycopg failed: {got.stderr[-300:]}")
-    res = subprocess.run(
-        [py, "-c", script, *args], capture_output=True, text=True, timeout=300,
-        cwd=pathlib.Path(py).resolve().anchor,
-    )  # fmt: skip
-    assert res.returncode == 0, res.stderr[-2000:]
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    return run_upstream(script, *args)
 
 
 def test_live_upstream_postgres_index_is_read_here(pg, tmp_path):

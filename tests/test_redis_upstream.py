@@ -5,8 +5,6 @@ hand-written upstream keys, and live against upstream 0.7.0b1's own Index both w
 from __future__ import annotations
 
 import json
-import pathlib
-import subprocess
 import textwrap
 import uuid
 
@@ -22,6 +20,7 @@ from atdata.index._entry import entry_cid
 from atdata.providers._redis_legacy import legacy_fields, schema_from_legacy
 from tests._index_backends import REDIS_URL, port_open
 from tests._services import require_service
+from tests._upstream import run_upstream
 
 # -- the schema conversion ----------------------------------------------------------------------
 _FIELD_TYPES = {
@@ -237,22 +236,10 @@ _UPSTREAM_READ = textwrap.dedent(
 )
 
 
-def _run_upstream(script: str, *args: str) -> dict:
-    from tests._upstream import upstream_python
-
-    py = upstream_python()
-    res = subprocess.run(
-        [py, "-c", script, *args], capture_output=True, text=True, timeout=300,
-        cwd=pathlib.Path(py).resolve().anchor,
-    )  # fmt: skip
-    assert res.returncode == 0, res.stderr[-2000:]
-    return json.loads(res.stdout.strip().splitlines()[-1])
-
-
 def test_live_upstream_index_written_to_redis_is_read_here(redis_db, tmp_path):
     client, run = redis_db
     name = f"upstream-live-{run}"
-    out = _run_upstream(_UPSTREAM_WRITE, str(tmp_path / "u.tar"), name, "15")
+    out = run_upstream(_UPSTREAM_WRITE, str(tmp_path / "u.tar"), name, "15")
     index = atdata.Index(_provider(client, run), atmosphere=None)
     entry = index.get_dataset(name)
     assert entry.cid == out["cid"] and entry.schema_ref == out["ref"]
@@ -267,7 +254,7 @@ def test_live_upstream_reads_what_we_index_in_redis(redis_db, tmp_path):
     entry = index.insert_dataset(
         atdata.write_samples(_readings(2), str(tmp_path / "o.tar")), name=name
     )
-    out = _run_upstream(_UPSTREAM_READ, name, "15")
+    out = run_upstream(_UPSTREAM_READ, name, "15")
     assert out["cid"] == entry.cid
     assert out["rows"] == [["s0", 0, [0.0, 1.0, 2.0]], ["s1", 1, [1.0, 2.0, 3.0]]]
 

@@ -5,9 +5,7 @@ hand and live against upstream 0.7.0b1's own Index both ways."""
 from __future__ import annotations
 
 import json
-import pathlib
 import sqlite3
-import subprocess
 import textwrap
 
 import msgpack
@@ -15,6 +13,7 @@ import numpy as np
 
 import atdata
 from atdata.index._entry import entry_cid
+from tests._upstream import run_upstream
 
 
 @atdata.packable
@@ -140,21 +139,9 @@ _UPSTREAM_READ = textwrap.dedent(
 )
 
 
-def _run_upstream(script: str, *args: str) -> dict:
-    from tests._upstream import upstream_python
-
-    py = upstream_python()
-    res = subprocess.run(
-        [py, "-c", script, *args], capture_output=True, text=True, timeout=300,
-        cwd=pathlib.Path(py).resolve().anchor,
-    )  # fmt: skip
-    assert res.returncode == 0, res.stderr[-2000:]
-    return json.loads(res.stdout.strip().splitlines()[-1])
-
-
 def test_live_upstream_sqlite_index_is_read_here(tmp_path):
     db = tmp_path / "index.db"
-    out = _run_upstream(_UPSTREAM_WRITE, str(tmp_path / "u.tar"), str(db))
+    out = run_upstream(_UPSTREAM_WRITE, str(tmp_path / "u.tar"), str(db))
     idx = _index(db)
     assert idx.get_dataset("up").cid == out["cid"]
     rows = [(s.label, s.vec.tolist()) for s in idx.open_dataset("up")]
@@ -166,5 +153,5 @@ def test_live_upstream_reads_what_we_index_in_sqlite(tmp_path):
     entry = _index(db).insert_dataset(
         atdata.write_samples(_probes(2), str(tmp_path / "o.tar")), name="ours"
     )
-    out = _run_upstream(_UPSTREAM_READ, str(db), "ours")
+    out = run_upstream(_UPSTREAM_READ, str(db), "ours")
     assert out == {"cid": entry.cid, "rows": [["s0", 0], ["s1", 1]]}
