@@ -23,6 +23,16 @@ def interop_dir() -> pathlib.Path:
     return INTEROP
 
 
+@pytest.fixture
+def torch_present() -> None:
+    """Skips the test (fails it under ``CI=true``) when torch is not installed; the torch test
+    modules ask for it with ``pytest.mark.usefixtures("torch_present")``."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        require_service("torch", 'not installed (pip install "atdata[torch]")')
+
+
 @pytest.fixture(scope="module")
 def s3_endpoint():
     """URL of a moto S3 server on a free loopback port (one per test module)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import collections
 import gc
-import importlib.util
 import itertools
 import json
 import os
@@ -25,20 +24,16 @@ from atdata.dataset._torch_plan import (
     stream_slots,
 )
 from tests._helpers import serve_directory
-from tests._services import require_service
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:This DataLoader will create:UserWarning",
-    "ignore:.*pin_memory.*:UserWarning",
-)
+pytestmark = [
+    pytest.mark.usefixtures("torch_present"),
+    pytest.mark.filterwarnings(
+        "ignore:This DataLoader will create:UserWarning",
+        "ignore:.*pin_memory.*:UserWarning",
+    ),
+]
 
 N = 23  # three shards of 8, 8 and 7: fewer shards than 4 workers x 3 ranks
-
-
-@pytest.fixture(autouse=True)
-def _torch_present():
-    if importlib.util.find_spec("torch") is None:
-        require_service("torch", 'not installed (pip install "atdata[torch]")')
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ arena (one descriptor per batch), and what arrives is what the batch holds witho
 
 from __future__ import annotations
 
-import importlib.util
 import multiprocessing
 
 import numpy as np
@@ -12,20 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import atdata
-from tests._services import require_service
 
 pytestmark = [
+    pytest.mark.usefixtures("torch_present"),
     pytest.mark.timeout(180),
     pytest.mark.filterwarnings(
         "ignore:This DataLoader will create:UserWarning", "ignore:.*pin_memory.*:UserWarning"
     ),
 ]
-
-
-@pytest.fixture(autouse=True)
-def _torch_present():
-    if importlib.util.find_spec("torch") is None:
-        require_service("torch", 'not installed (pip install "atdata[torch]")')
 
 
 @atdata.packable

@@ -4,22 +4,16 @@ checked path's error, in both modes, with and without workers."""
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 
 import atdata
 from atdata._errors import DecodeError
-from tests._services import require_service
 
-pytestmark = pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning")
-
-
-@pytest.fixture(autouse=True)
-def _torch_present():
-    if importlib.util.find_spec("torch") is None:
-        require_service("torch", 'not installed (pip install "atdata[torch]")')
+pytestmark = [
+    pytest.mark.usefixtures("torch_present"),
+    pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning"),
+]
 
 
 @atdata.packable

@@ -4,27 +4,20 @@ training loop. Each test has a hard timeout, so a regression fails rather than h
 
 from __future__ import annotations
 
-import importlib.util
 import multiprocessing
 
 import numpy as np
 import pytest
 
 import atdata
-from tests._services import require_service
 
 pytestmark = [
+    pytest.mark.usefixtures("torch_present"),
     pytest.mark.timeout(120),
     pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning"),
 ]
 
 _FORK = "fork" in multiprocessing.get_all_start_methods()
-
-
-@pytest.fixture(autouse=True)
-def _torch_present():
-    if importlib.util.find_spec("torch") is None:
-        require_service("torch", 'not installed (pip install "atdata[torch]")')
 
 
 @atdata.packable

@@ -4,21 +4,16 @@ sizes; shards held in memory are indexed exactly as the cache files would be."""
 from __future__ import annotations
 
 import collections
-import importlib.util
 
 import pytest
 
 import atdata
 from tests._helpers import serve_directory
-from tests._services import require_service
 
-pytestmark = pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning")
-
-
-@pytest.fixture(autouse=True)
-def _torch_present():
-    if importlib.util.find_spec("torch") is None:
-        require_service("torch", 'not installed (pip install "atdata[torch]")')
+pytestmark = [
+    pytest.mark.usefixtures("torch_present"),
+    pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning"),
+]
 
 
 @pytest.fixture
