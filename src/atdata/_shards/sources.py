@@ -230,16 +230,19 @@ class _HTTPStream:
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise ShardError(f"cannot fetch shard {url}: {reason}") from None
+        from atdata._shards.bodyread import DirectBody
+
+        self._body = DirectBody(self._resp, f"shard {url}")
 
     def read(self, n: int = -1) -> bytes:
         try:
-            return self._resp.read(n)
+            return self._body.read(n)
         except OSError as exc:
             raise ShardError(f"connection lost while reading shard {self.url}: {exc}") from None
 
     def readinto(self, b: Any) -> int:
         try:
-            return self._resp.readinto(b)
+            return self._body.readinto(b)
         except OSError as exc:
             raise ShardError(f"connection lost while reading shard {self.url}: {exc}") from None
 

@@ -149,7 +149,7 @@ def _read_into(f: Any, buf: Any) -> int:
                 buf.resize(len(buf) + max(_CHUNK, len(buf) // 2))
             else:
                 buf.extend(bytes(max(_CHUNK, len(buf) // 2)))
-        want = min(_CHUNK, len(buf) - n)
+        want = len(buf) - n  # (all the room: a socket read fills it with the GIL released once)
         with memoryview(buf) as mv:
             if readinto is not None:
                 got = readinto(mv[n : n + want])

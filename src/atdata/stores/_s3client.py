@@ -11,6 +11,7 @@ from typing import Any
 
 from atdata._errors import ConfigError, ShardError, StorageError
 from atdata._extras import require
+from atdata._shards.bodyread import DirectBody
 
 __all__ = [
     "BodyStream",
@@ -196,7 +197,9 @@ class BodyStream:
     ``readinto`` and ``read`` take the bytes straight from the HTTP response (``http.client``)
     into the caller's buffer: botocore's ``StreamingBody`` reads through urllib3, which reads
     into a new buffer and copies it, holding the GIL for the copy and for faulting in the new
-    buffer's pages (a thread decoding batches then waits). What botocore checks is kept: ending
+    buffer's pages (a thread decoding batches then waits). A plain-HTTP body is read straight
+    from the socket, many megabytes per call (:class:`~atdata._shards.bodyread.DirectBody`).
+    What botocore checks is kept: ending
     before the Content-Length is an error (:class:`~atdata.ShardError` here), and a body whose
     checksum botocore validates (a ``StreamingChecksumBody``), or any body this class does not
     recognise, is read through botocore unchanged. The connection goes back to the pool after a
@@ -215,20 +218,21 @@ class BodyStream:
         self._length = length
         self._got = 0
         self._fp = _plain_fp(body) if isinstance(length, int) else None
+        self._direct = DirectBody(self._fp, f"shard {shard}") if self._fp is not None else None
 
     def readinto(self, b: Any) -> int:
         """Read up to ``len(b)`` bytes into ``b``; 0 at the end."""
-        if self._fp is None:
+        if self._direct is None:
             return int(self.body.readinto(b))
-        n = self._fp.readinto(b)
+        n = self._direct.readinto(b)
         self._count(n, len(b))
         return n
 
     def read(self, n: int | None = -1) -> bytes:
         """Up to ``n`` bytes (all the rest for ``-1``/``None``); ``b""`` at the end."""
-        if self._fp is None:
+        if self._direct is None:
             return bytes(self.body.read(None if n is None or n < 0 else n))
-        data = self._fp.read(None if n is None or n < 0 else n)
+        data = self._direct.read(n)
         self._count(len(data), -1 if n is None or n < 0 else n)
         return data
 
