@@ -72,6 +72,7 @@ _STATE_VERSION = 3
 _MODES = ("auto", "random", "stream")
 _OUTPUTS = ("sample", "torch")
 _DEFAULT_WINDOW = 10_000
+_PLAIN_WINDOW = 1_024  # the walk's window without shuffling (see ``_walk``)
 _PLAIN_LOADER = (
     "a plain DataLoader(tds, num_workers={n}) cannot record which items reached the training "
     "loop, so state_dict() would replay the epoch; use tds.loader(num_workers={n}, ...) (it takes "
@@ -258,7 +259,9 @@ class TorchDataset(_Base):
             lo,
             length,
             None if seed is None else (seed, epoch, self.rank),
-            self.shuffle_buffer,
+            # unshuffled, the order does not depend on the window: a small one holds only the
+            # shards being read (a whole ``shuffle_buffer`` would keep ~10 shards in memory)
+            self.shuffle_buffer if self.shuffle else min(self.shuffle_buffer, _PLAIN_WINDOW),
         )
 
     def _left(self, start: int) -> int:
