@@ -74,3 +74,72 @@ def test_a_fresh_member_index_without_its_shard_is_left_alone(tmp_path):
     os.utime(stale, (old, old))
     cache.fetch(src, shards[0])
     assert fresh.exists() and not stale.exists()
+
+
+def _http_dataset(tmp_path, n_shards=12, per=50):
+    ds = atdata.write_samples(
+        [{"i": i, "pad": os.urandom(3000)} for i in range(n_shards * per)],
+        str(tmp_path / "h-%03d.tar"),
+        maxcount=per,
+        key="index",
+        fsync=False,
+    )
+    return ds.list_shards()
+
+
+def test_memory_held_shards_reuse_their_buffers_in_the_next_epoch(tmp_path, monkeypatch):
+    from atdata.dataset import _torch_cache
+    from tests._helpers import serve_directory
+
+    shards = _http_dataset(tmp_path)
+    made: list[int] = []
+    real = _torch_cache._new_buffer
+
+    def counting(size: int):
+        made.append(size)
+        return real(size)
+
+    monkeypatch.setattr(_torch_cache, "_new_buffer", counting)
+    with serve_directory(tmp_path) as srv:
+        urls = [f"{srv.url}/{os.path.basename(s)}" for s in shards]
+        tds = atdata.Dataset(urls).to_torch(
+            batch_size=32, shuffle=True, seed=3, shuffle_buffer=400, mode="stream"
+        )
+        epochs = []
+        for epoch in range(2):
+            tds.set_epoch(epoch)
+            before = len(made)
+            keys = [k for b in tds for k in b.keys]
+            epochs.append(len(made) - before)
+            assert sorted(keys) == sorted(f"{i:08d}" for i in range(600))
+    # the first epoch holds a window of shards at once; the second finds all their buffers kept
+    assert epochs[0] >= 9
+    assert epochs[1] == 0
+
+
+def test_a_known_content_length_sizes_the_buffer_once(tmp_path, monkeypatch):
+    from atdata.dataset import _torch_cache
+    from tests._helpers import serve_directory
+
+    shards = _http_dataset(tmp_path, n_shards=1, per=3000)  # ~9.5 MB: past the first buffer
+    size = os.path.getsize(shards[0])
+    assert size > _torch_cache._CHUNK
+    grown: list[int] = []
+    real = _torch_cache._read_into
+
+    def watching(f, buf):
+        grown.append(len(buf))
+        n = real(f, buf)
+        grown.append(len(buf))
+        return n
+
+    monkeypatch.setattr(_torch_cache, "_read_into", watching)
+    with serve_directory(tmp_path) as srv:
+        cache = ShardCache(str(tmp_path / "unused"), 1 << 30)
+        url = f"{srv.url}/{os.path.basename(shards[0])}"
+        cache.hold(atdata.Dataset([url]).source, url)
+        loc = cache.local(atdata.Dataset([url]).source, url, True)
+        assert len(loc.keys) == 3000
+        with open(shards[0], "rb") as f:
+            assert bytes(loc.view) == f.read()
+    assert grown == [size + 1, size + 1]  # the room was made before reading, in one step

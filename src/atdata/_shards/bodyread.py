@@ -60,6 +60,11 @@ class DirectBody:
 
     __slots__ = ("_drained", "_got", "_length", "_name", "_resp", "_sock")
 
+    @property
+    def length(self) -> int | None:
+        """The body's announced length in bytes (``None``: chunked or not announced)."""
+        return self._length
+
     def __init__(self, resp: Any, name: str = "the response") -> None:
         self._resp = resp
         self._name = name

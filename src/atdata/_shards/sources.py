@@ -233,6 +233,7 @@ class _HTTPStream:
         from atdata._shards.bodyread import DirectBody
 
         self._body = DirectBody(self._resp, f"shard {url}")
+        self.length: int | None = self._body.length  # the Content-Length, if announced
 
     def read(self, n: int = -1) -> bytes:
         try:

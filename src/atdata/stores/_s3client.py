@@ -216,6 +216,7 @@ class BodyStream:
         self.body = body
         self._shard = shard
         self._length = length
+        self.length = length  # (read ahead of the body, to size a buffer)
         self._got = 0
         self._fp = _plain_fp(body) if isinstance(length, int) else None
         self._direct = DirectBody(self._fp, f"shard {shard}") if self._fp is not None else None
