@@ -35,3 +35,38 @@ def test_growing_windows_fetch_each_shard_once(many_shards, workers):
     got = sorted(int(i) for b in tds.loader(num_workers=workers) for i in b.i)
     assert got == list(range(120))
     assert collections.Counter(p for p, _ in gets) == {f"/m-{j:02d}.tar": 1 for j in range(30)}
+
+
+def test_the_first_shard_is_fetched_alone(tmp_path):
+    # the first batch needs only the first shard: no other download may share its bandwidth,
+    # so the second GET starts only after the first response was sent in full
+    import functools
+    import threading
+    import time
+
+    from tests._helpers import FileHandler, serve_http
+
+    atdata.write_samples(
+        [{"i": i} for i in range(40)], str(tmp_path / "f-%d.tar"), maxcount=10, fsync=False
+    )
+    spans: list[tuple[str, float, float]] = []
+    lock = threading.Lock()
+
+    class Timed(FileHandler):
+        def do_GET(self) -> None:
+            t0 = time.monotonic()
+            time.sleep(0.05)  # a slow server: a second thread would start meanwhile
+            super().do_GET()
+            self.wfile.flush()
+            with lock:
+                spans.append((self.path, t0, time.monotonic()))
+
+    with serve_http(functools.partial(Timed, directory=str(tmp_path))) as srv:
+        tds = atdata.Dataset(f"{srv.url}/f-{{0..3}}.tar").to_torch(batch_size=5, shuffle=False)
+        got = [int(i) for b in tds for i in b.i]
+    assert got == list(range(40))
+    spans.sort(key=lambda s: s[1])
+    assert spans[0][0] == "/f-0.tar"  # (the others may arrive in either order: two threads)
+    assert sorted(p for p, _, _ in spans) == [f"/f-{j}.tar" for j in range(4)]
+    first_end = spans[0][2]
+    assert all(start >= first_end for _, start, _ in spans[1:])

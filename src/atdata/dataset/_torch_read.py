@@ -535,6 +535,7 @@ class _Prefetch:
         self.memory = memory
         self._progress = 0
         self._next = 0  # the next index of ``seq`` a fetch thread takes
+        self._first = False  # the first shard has arrived (until then it is fetched alone)
         self._halt = False
         self._cv = threading.Condition()
         self._threads = [
@@ -568,7 +569,12 @@ class _Prefetch:
                 while (
                     not self._halt
                     and self._next < len(self.seq)
-                    and (self._next >= self._progress + self.ahead)
+                    and (
+                        self._next >= self._progress + self.ahead
+                        # the first batch waits for the first shard: no other download
+                        # shares its bandwidth (and the CPU) until it is in
+                        or (self._next > 0 and not self._first)
+                    )
                 ):
                     self._cv.wait()
                 if self._halt or self._next >= len(self.seq):
@@ -580,3 +586,7 @@ class _Prefetch:
                     self.cache.local(self.source, shard, True)
                 else:
                     self.cache.fetch(self.source, shard)
+            if not self._first:
+                with self._cv:
+                    self._first = True
+                    self._cv.notify_all()
