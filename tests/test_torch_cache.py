@@ -91,7 +91,7 @@ def test_memory_held_shards_reuse_their_buffers_in_the_next_epoch(tmp_path, monk
     from atdata.dataset import _torch_cache
     from tests._helpers import serve_directory
 
-    shards = _http_dataset(tmp_path)
+    shards = _http_dataset(tmp_path, n_shards=100, per=10)
     made: list[int] = []
     real = _torch_cache._new_buffer
 
@@ -103,7 +103,7 @@ def test_memory_held_shards_reuse_their_buffers_in_the_next_epoch(tmp_path, monk
     with serve_directory(tmp_path) as srv:
         urls = [f"{srv.url}/{os.path.basename(s)}" for s in shards]
         tds = atdata.Dataset(urls).to_torch(
-            batch_size=32, shuffle=True, seed=3, shuffle_buffer=400, mode="stream"
+            batch_size=32, shuffle=True, seed=3, shuffle_buffer=200, mode="stream"
         )
         epochs = []
         for epoch in range(2):
@@ -111,10 +111,13 @@ def test_memory_held_shards_reuse_their_buffers_in_the_next_epoch(tmp_path, monk
             before = len(made)
             keys = [k for b in tds for k in b.keys]
             epochs.append(len(made) - before)
-            assert sorted(keys) == sorted(f"{i:08d}" for i in range(600))
-    # the first epoch holds a window of shards at once; the second finds all their buffers kept
-    assert epochs[0] >= 9
-    assert epochs[1] == 0
+            assert sorted(keys) == sorted(f"{i:08d}" for i in range(1000))
+    # the first epoch holds dozens of shards at once (a 200-sample window of 10-sample shards,
+    # what is left of the window before and the next window's); the second finds their
+    # buffers kept: one or two more when the fetch threads run further ahead than in the
+    # first (keeping only 8, as before, needed ~50 new ones)
+    assert epochs[0] >= 40
+    assert epochs[1] <= 2
 
 
 def test_a_known_content_length_sizes_the_buffer_once(tmp_path, monkeypatch):
