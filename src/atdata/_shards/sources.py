@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import glob as _glob
+import http.client
 import os
 import re
 import warnings
@@ -217,19 +218,24 @@ class _HTTPStream:
 
     def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
         import urllib.error
-        import urllib.request
+
+        from atdata._shards import httpget
 
         self.url = url
-        req = urllib.request.Request(
-            url, headers={"Accept-Encoding": "identity", **(headers or {})}
-        )
+        self._conn = None
         try:
-            self._resp = urllib.request.urlopen(req, timeout=_HTTP_TIMEOUT)
+            self._resp, self._conn = httpget.get(
+                url, {"Accept-Encoding": "identity", **(headers or {})}, _HTTP_TIMEOUT
+            )
         except urllib.error.HTTPError as exc:
             raise ShardError(f"cannot fetch shard {url}: HTTP {exc.code} {exc.reason}") from None
-        except (urllib.error.URLError, OSError) as exc:
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
             raise ShardError(f"cannot fetch shard {url}: {reason}") from None
+        if self._resp.status >= 400:  # (urllib raises these; a pooled GET returns them)
+            code, why = self._resp.status, self._resp.reason
+            httpget.release(self._conn, self._resp)
+            raise ShardError(f"cannot fetch shard {url}: HTTP {code} {why}")
         from atdata._shards.bodyread import DirectBody
 
         self._body = DirectBody(self._resp, f"shard {url}")
@@ -248,7 +254,9 @@ class _HTTPStream:
             raise ShardError(f"connection lost while reading shard {self.url}: {exc}") from None
 
     def close(self) -> None:
-        self._resp.close()
+        from atdata._shards import httpget
+
+        httpget.release(self._conn, self._resp)  # (read to its end: kept for the next GET)
 
     def __enter__(self) -> _HTTPStream:
         return self
