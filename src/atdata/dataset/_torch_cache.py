@@ -2,8 +2,9 @@
 
 A remote shard (HTTP, S3, ATProto blob, any :class:`~atdata.DataSource`) is fetched with one
 sequential ``open_shard`` read (so the source's own checks, such as a blob's sha256, run on the
-whole stream) into a file of the cache directory, then read with ``os.pread`` through a member
-index built by a header-only scan. DataLoader workers of one node share the directory: a lock
+whole stream, and so does the check against a recorded sha256, see ``_torch_digest``) into a
+file of the cache directory, then read with ``os.pread`` through a member index built by a
+header-only scan. DataLoader workers of one node share the directory: a lock
 file per shard makes one of them download it while the others wait for the finished file, so each
 shard crosses the network once. Files appear atomically (temp name, then ``os.replace``).
 
@@ -46,6 +47,7 @@ from atdata._shards.members import (
 from atdata._shards.sources import is_remote
 from atdata._shards.tar import scan_tar_file
 from atdata._wire.sample import not_a_map, unpack_failure
+from atdata.dataset._torch_digest import Expected, checked
 
 __all__ = ["ShardCache", "checked_unpack"]
 
@@ -111,8 +113,8 @@ class _Mem:
 
     __slots__ = ("buf", "keys", "offsets", "path", "sizes", "view")
 
-    def __init__(self, source: Any, shard: str, buf: Any) -> None:
-        f = source.open_shard(shard)
+    def __init__(self, source: Any, shard: str, buf: Any, want: Expected | None = None) -> None:
+        f = checked(source.open_shard(shard), shard, want)  # (raises at the end on a mismatch)
         try:
             length = getattr(f, "length", None)  # (the Content-Length, where the stream knows it)
             if isinstance(length, int) and isinstance(buf, mmap.mmap) and len(buf) <= length:
@@ -190,12 +192,17 @@ class ShardCache:
         directory: Where shard files go (an existing directory); shared by the workers of a node.
         limit: Target size of the directory in bytes; least recently used shards are deleted.
         direct: Read local shard files where they are instead of copying them.
+
+    Attributes:
+        expect: Shard -> the size and sha256 recorded for it: its download is checked against
+            them (see :mod:`~atdata.dataset._torch_digest`) and a mismatch is never made visible.
     """
 
     def __init__(self, directory: str, limit: int, direct: bool = False) -> None:
         self.directory = directory
         self.limit = int(limit)
         self.direct = direct
+        self.expect: dict[str, Expected] = {}
         self.keep: set[str] = set()  # shards the reader needs soon: never evicted by this process
         self.pinned: set[str] = set()  # shards whose views the reader holds: never closed
         self._open: dict[str, _Local] = {}
@@ -207,14 +214,24 @@ class ShardCache:
         self._mu = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:  # workers open their own files
-        return {"directory": self.directory, "limit": self.limit, "direct": self.direct}
+        return {
+            "directory": self.directory,
+            "limit": self.limit,
+            "direct": self.direct,
+            "expect": self.expect,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["directory"], state["limit"], state["direct"])  # type: ignore[misc]
+        self.expect = state["expect"]
 
     def path(self, shard: str) -> str:
-        """The cache file of ``shard``."""
-        digest = hashlib.sha256(shard.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        """The cache file of ``shard`` (named by its URL and the sha256 it must have, when one
+        is recorded: such a file was renamed into place only after its bytes matched, so it is
+        used without hashing it again, and a shard whose record changed is fetched again)."""
+        want = self.expect.get(shard)
+        name = shard if want is None else f"{shard}\n{want.sha256}"
+        digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:32]
         return os.path.join(self.directory, digest + ".tar")
 
     def fetch(self, source: Any, shard: str) -> str:
@@ -265,8 +282,9 @@ class ShardCache:
 
     def _download(self, source: Any, shard: str, tmp: str) -> Any:
         """Copy the shard into ``tmp`` with one sequential read, then index its members from
-        the file's pages (just written, so in memory) with the array scan of tar headers."""
-        f = source.open_shard(shard)
+        the file's pages (just written, so in memory) with the array scan of tar headers (a
+        shard with a recorded digest is checked as it arrives: a mismatch raises before that)."""
+        f = checked(source.open_shard(shard), shard, self.expect.get(shard))
         try:
             readinto = getattr(f, "readinto", None)
             chunk = bytearray(_CHUNK)
@@ -337,7 +355,7 @@ class ShardCache:
             if buf is None:  # (allocated outside the lock: the reader may need it meanwhile)
                 buf = _new_buffer(self._size_hint)
             try:
-                loc = _Mem(source, shard, buf)
+                loc = _Mem(source, shard, buf, self.expect.get(shard))
                 self._size_hint = max(self._size_hint, len(loc.view) + 1)
             except OSError as exc:
                 if isinstance(exc, ShardError):
