@@ -507,14 +507,23 @@ class Dataset(Generic[T]):
         Keyword arguments (documented on :class:`~atdata.dataset._torch.TorchDataset`):
         ``batch_size``, ``drop_last_batch``, ``shuffle``, ``seed``, ``rank``, ``world_size``,
         ``policy``, ``mode``, ``shuffle_buffer``, ``cache_dir``, ``cache_limit``,
-        ``sample_transform``, ``collate_fn``, ``transform`` and ``output``. Iterate it in the
-        main process, through ``tds.loader(num_workers=..., ...)``, or through
+        ``sample_transform``, ``collate_fn``, ``transform``, ``output`` and ``verify``. Iterate
+        it in the main process, through ``tds.loader(num_workers=..., ...)``, or through
         ``DataLoader(tds, num_workers=0)``; a plain ``DataLoader`` with worker processes is
-        refused (it could not record what was delivered).
+        refused (it could not record what was delivered). A streamed shard is checked against
+        the sha256 recorded for it (``shard_infos``, index entries, published manifests) as it
+        arrives; ``verify=False`` streams without the check.
 
         Raises:
             ConfigError: When the configuration cannot give every rank the same number of samples,
                 or an argument is out of range.
+            IntegrityError: While iterating, when a streamed shard's bytes differ from its
+                recorded size or sha256.
+
+        Examples:
+            >>> tds = ds.to_torch(batch_size=64, shuffle=True)  # doctest: +SKIP
+            >>> loader = tds.loader(num_workers=4)  # doctest: +SKIP
+            >>> unchecked = ds.to_torch(batch_size=64, verify=False)  # doctest: +SKIP
         """
         return _export.to_torch(self, kwargs)
 

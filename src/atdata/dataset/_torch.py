@@ -148,6 +148,11 @@ class TorchDataset(_Base):
         output: ``"sample"`` (default: samples and :class:`~atdata.SampleBatch` es) or
             ``"torch"`` (dicts of tensors and lists, with ``"__key__"``, which the default
             collate and ``pin_memory`` take).
+        verify: ``"stream"`` mode checks each shard it fetches against the size and sha256
+            recorded for it (shard infos, index entries, manifests read for counts) as the bytes
+            arrive; a mismatch raises :class:`~atdata.IntegrityError` and the shard is never
+            used. ``False`` streams without the check (a shard with no recorded sha256 is never
+            checked).
     """
 
     def __init__(
@@ -169,6 +174,7 @@ class TorchDataset(_Base):
         shuffle_buffer: int = _DEFAULT_WINDOW,
         cache_dir: str | os.PathLike[str] | None = None,
         cache_limit: int | None = None,
+        verify: bool = True,
     ) -> None:
         if batch_size is not None and batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
@@ -210,7 +216,7 @@ class TorchDataset(_Base):
         if not 0 <= rank < world_size:
             raise ConfigError(f"rank {rank} is not in range for world_size {world_size}")
         self._reader = Reader(
-            dataset, self.mode, cache_dir, cache_limit, need_counts=world_size > 1
+            dataset, self.mode, cache_dir, cache_limit, need_counts=world_size > 1, verify=verify
         )
         self._fin = weakref.finalize(self, self._reader.release, os.getpid())
         ds = self._reader.dataset

@@ -32,6 +32,7 @@ import numpy as np
 from atdata._errors import AtdataError, ConfigError, IntegrityError
 from atdata._shards.sources import is_remote
 from atdata.dataset._torch_cache import ShardCache, _unpackb, checked_unpack
+from atdata.dataset._torch_digest import Expected, from_infos, from_manifest
 from atdata.dataset._torch_plan import _LOW, SHIFT, StreamWalk, item_count
 
 __all__ = ["Reader"]
@@ -59,6 +60,9 @@ class Reader:
         cache_limit: Bytes the cache directory may hold (default: 8 GiB for a ``cache_dir``; for
             the temporary one a quarter of the free space of its file system, at most 8 GiB).
         need_counts: Count every shard now (several ranks need the total to split it).
+        verify: Check each fetched shard against the size and sha256 recorded for it (by its
+            shard info or index entry, or by a manifest published beside it, when one is read
+            for its count); shards with no recorded sha256 are not checked.
     """
 
     def __init__(
@@ -68,10 +72,12 @@ class Reader:
         cache_dir: str | os.PathLike[str] | None,
         cache_limit: int | None,
         need_counts: bool = False,
+        verify: bool = True,
     ) -> None:
         if cache_limit is not None and cache_limit < 1:
             raise ConfigError(f"cache_limit must be a positive number of bytes, got {cache_limit}")
         self.mode = mode
+        self.verify = verify
         selection = dataset._selection
         self.dataset = dataset._derive(_selection=None) if selection is not None else dataset
         self.shards: list[str] = self.dataset.list_shards()
@@ -91,6 +97,8 @@ class Reader:
         if mode == "stream":
             directory, limit = _cache_place(cache_dir, cache_limit)
             self.cache = ShardCache(directory, limit, direct=self.dataset._shared.local())
+            if verify:
+                self.cache.expect = from_infos(self.dataset._infos)
         try:
             self._plan(selection, filtered, need_counts)
         except BaseException:  # (a private temporary cache made above goes with the failure)
@@ -145,11 +153,13 @@ class Reader:
         todo = [j for j in range(len(self.shards)) if counts[j] < 0]
         if todo:
             with ThreadPoolExecutor(min(_COUNT_THREADS, len(todo))) as pool:
-                found = pool.map(lambda j: _published_count(src, self.shards[j]), todo)
-                for j, n in zip(todo, found, strict=True):
-                    if n is not None:
-                        counts[j] = n
+                found = pool.map(lambda j: _published(src, self.shards[j]), todo)
+                for j, hit in zip(todo, found, strict=True):
+                    if hit is not None:
+                        counts[j], want = hit
                         self._given[j] = True
+                        if self.verify and want is not None:
+                            cache.expect.setdefault(self.shards[j], want)
                 rest = [j for j in todo if counts[j] < 0]
                 # into the cache directory: counting every shard never holds them all in memory
                 counted = pool.map(lambda j: self.count_of(j, False), rest)
@@ -480,8 +490,9 @@ class Reader:
             self.cache.remove()
 
 
-def _published_count(source: Any, shard: str) -> int | None:
-    """Samples in a remote shard according to a manifest published beside it (or ``None``)."""
+def _published(source: Any, shard: str) -> tuple[int, Expected | None] | None:
+    """Samples in a remote shard according to a manifest published beside it, and the shard
+    digest it records (``None``: no such manifest)."""
     if not is_remote(shard):
         return None
     from atdata.manifest._read import load_manifest
@@ -492,7 +503,7 @@ def _published_count(source: Any, shard: str) -> int | None:
         return None
     if m is None or m.legacy or not isinstance(m.num_samples, int):
         return None
-    return m.num_samples
+    return m.num_samples, from_manifest(m)
 
 
 def _cache_place(cache_dir: str | os.PathLike[str] | None, limit: int | None) -> tuple[str, int]:
