@@ -1,0 +1,261 @@
+"""Stream mode checks each fetched shard against the size and sha256 recorded for it
+(dataset/_torch_digest.py): in memory and into the cache directory, over HTTP and S3."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import io
+import os
+
+import pytest
+
+import atdata
+from atdata._shards.writer import ShardInfo
+from atdata.dataset._torch_cache import ShardCache
+from atdata.dataset._torch_digest import BY_INFO, checked, expected
+from tests._helpers import serve_directory
+from tests._services import require_service
+
+pytestmark = pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning")
+
+N = 12  # samples: 3 shards of 4
+
+
+@pytest.fixture(autouse=True)
+def _torch_present():
+    if importlib.util.find_spec("torch") is None:
+        require_service("torch", 'not installed (pip install "atdata[torch]")')
+
+
+@pytest.fixture
+def served(tmp_path):
+    """``(base URL, shard directory, local infos)``: 3 shards of 4 samples behind loopback HTTP."""
+    d = tmp_path / "srv"
+    d.mkdir()
+    ds = atdata.write_samples(
+        [{"i": i, "pad": b"x" * 300} for i in range(N)],
+        str(d / "s-%02d.tar"),
+        maxcount=4,
+        key="index",
+        fsync=False,
+    )
+    with serve_directory(d) as srv:
+        yield srv.url, d, ds.list_shard_infos()
+
+
+def _remote(base, infos, wrong=None):
+    """Infos for the served copies (``wrong``: this shard's sha256 replaced by another)."""
+    out = []
+    for i in infos:
+        url = f"{base}/{os.path.basename(i.path)}"
+        sha = hashlib.sha256(b"other").hexdigest() if url == wrong else i.sha256
+        out.append(ShardInfo(url, i.num_samples, i.size, sha))
+    return out
+
+
+def _ids(tds, workers=0):
+    return sorted(int(i) for b in tds.loader(num_workers=workers) for i in b.i)
+
+
+def _flip(path):
+    """Change one byte of a sample's ``pad`` bytes: same size, same tar, another sha256."""
+    data = bytearray(path.read_bytes())
+    at = data.index(b"x" * 300) + 150
+    data[at] = ord("y")
+    path.write_bytes(bytes(data))
+
+
+def _leftovers(directory):
+    return sorted(f for f in os.listdir(directory) if not f.endswith(".lock"))
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_recorded_digests_stream_every_sample(served, tmp_path, workers):
+    base, _d, infos = served
+    remote = _remote(base, infos)
+    ds = atdata.Dataset([i.path for i in remote], shard_infos=remote)
+    tds = ds.to_torch(batch_size=4, shuffle=True, seed=2, cache_dir=tmp_path / "c")
+    assert tds._reader.cache.expect[remote[1].path].sha256 == infos[1].sha256
+    assert _ids(tds, workers) == list(range(N))
+    keys = sorted(k for b in tds.loader(num_workers=workers) for k in b.keys)
+    assert keys == [f"{i:08d}" for i in range(N)]
+
+
+def test_wrong_digest_in_memory_raises_and_is_not_held(served):
+    base, _d, infos = served
+    bad = f"{base}/s-01.tar"
+    remote = _remote(base, infos, wrong=bad)
+    ds = atdata.Dataset([i.path for i in remote], shard_infos=remote)
+    tds = ds.to_torch(batch_size=4)  # no workers, no cache_dir: shards held in memory
+    with pytest.raises(atdata.IntegrityError) as err:
+        list(iter(tds))
+    msg = str(err.value)
+    assert f"checksum mismatch for shard {bad}:" in msg
+    assert f"{infos[1].size} bytes, sha256 {infos[1].sha256[:16]}..." in msg  # got
+    assert f"{BY_INFO} {infos[1].size} bytes, sha256 {remote[1].sha256[:16]}..." in msg
+    assert "re-upload the shard" in msg and "re-index" in msg
+    cache = tds._reader.cache
+    assert bad not in cache._open
+    assert not [f for f in os.listdir(cache.directory) if f.endswith((".tar", ".idx"))]
+
+
+def test_wrong_digest_into_the_cache_leaves_no_file(served, tmp_path):
+    base, _d, infos = served
+    bad = f"{base}/s-02.tar"
+    remote = _remote(base, infos, wrong=bad)
+    ds = atdata.Dataset([i.path for i in remote], shard_infos=remote)
+    tds = ds.to_torch(batch_size=4, cache_dir=tmp_path / "c")
+    with pytest.raises(atdata.IntegrityError, match=r"checksum mismatch for shard .*/s-02\.tar:"):
+        _ids(tds, 2)
+    path = tds._reader.cache.path(bad)
+    assert not os.path.exists(path) and not os.path.exists(path + ".idx")  # (a worker may
+    # still be downloading it again: its temp file is removed when that check fails too)
+    good = {os.path.basename(tds._reader.cache.path(u.path)) for u in remote[:2]}
+    assert {f for f in _leftovers(tmp_path / "c") if f.endswith(".tar")} <= good
+
+
+def test_fetch_checks_the_download_before_the_rename(served, tmp_path):
+    base, _d, infos = served
+    remote = _remote(base, infos)
+    src = atdata.Dataset([i.path for i in remote]).source
+    (tmp_path / "c").mkdir()
+    cache = ShardCache(str(tmp_path / "c"), 1 << 30)
+    url = remote[0].path
+    cache.expect[url] = expected(hashlib.sha256(b"other").hexdigest(), remote[0].size, "test")
+    with pytest.raises(atdata.IntegrityError, match=f"checksum mismatch for shard {url}:"):
+        cache.fetch(src, url)
+    assert _leftovers(tmp_path / "c") == []
+    cache.expect[url] = expected(remote[0].sha256, remote[0].size, "test")
+    path = cache.fetch(src, url)
+    assert _leftovers(tmp_path / "c") == sorted(
+        [os.path.basename(path), os.path.basename(path) + ".idx"]
+    )
+    with open(path, "rb") as a, open(infos[0].path, "rb") as b:
+        assert a.read() == b.read()
+    opened = []
+    src.open_shard = lambda shard: opened.append(shard)  # (a cached shard is not read again)
+    assert cache.fetch(src, url) == path and opened == []
+    # the file's name carries the digest it matched: unchecked copies and shards whose record
+    # changed are fetched anew, never taken for a checked one
+    assert ShardCache(str(tmp_path / "c"), 1 << 30).path(url) != path
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_served_bytes_that_differ_from_the_record_raise(served, tmp_path, cached):
+    base, d, infos = served
+    remote = _remote(base, infos)
+    _flip(d / "s-00.tar")  # the server now sends other bytes than the catalogue recorded
+    ds = atdata.Dataset([i.path for i in remote], shard_infos=remote)
+    tds = ds.to_torch(batch_size=4, cache_dir=tmp_path / "c" if cached else None)
+    with pytest.raises(atdata.IntegrityError, match=r"shard .*/s-00\.tar: the download gave"):
+        _ids(tds, 0)  # (a cache_dir: into cache files, else held in memory)
+    cache = tds._reader.cache
+    path = cache.path(f"{base}/s-00.tar")
+    assert not os.path.exists(path) and not os.path.exists(path + ".idx")
+    part = os.path.basename(path) + ".part-"  # (other shards may still be arriving)
+    assert not [f for f in os.listdir(cache.directory) if f.startswith(part)]
+    assert f"{base}/s-00.tar" not in cache._open
+
+
+def test_verify_false_streams_without_the_check(served, tmp_path):
+    base, d, infos = served
+    remote = _remote(base, infos, wrong=f"{base}/s-01.tar")
+    _flip(d / "s-00.tar")
+    ds = atdata.Dataset([i.path for i in remote], shard_infos=remote)
+    tds = ds.to_torch(batch_size=4, verify=False)
+    assert tds._reader.cache.expect == {}
+    assert _ids(tds, 0) == list(range(N))
+    tds2 = ds.to_torch(batch_size=4, verify=False, cache_dir=tmp_path / "c")
+    assert _ids(tds2, 2) == list(range(N))
+
+
+def test_a_published_manifest_records_the_digest(tmp_path):
+    d = tmp_path / "srv"
+    d.mkdir()
+    atdata.write_samples(
+        [{"i": i, "pad": b"x" * 300} for i in range(N)],
+        str(d / "m-%02d.tar"),
+        maxcount=4,
+        key="index",
+        fsync=False,
+        manifest=True,
+    )
+    _flip(d / "m-01.tar")
+    with serve_directory(d) as srv:
+        ds = atdata.Dataset(f"{srv.url}/m-{{00..02}}.tar")
+        tds = ds.to_torch(batch_size=3, rank=0, world_size=2)  # counted from the manifests
+        assert len(tds) == 2  # (rank 0 streams shards 00 and 01)
+        with pytest.raises(atdata.IntegrityError, match=r"m-01\.tar: .* its manifest .*m-01"):
+            _ids(tds, 0)
+
+
+def test_s3_stream_is_checked(s3_endpoint, tmp_path):
+    boto3 = pytest.importorskip("boto3")
+    kw = dict(
+        endpoint_url=s3_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
+    c = boto3.client("s3", **kw)
+    c.create_bucket(Bucket="verify")
+    ds = atdata.write_samples(
+        [{"i": i, "pad": b"x" * 300} for i in range(N)],
+        str(tmp_path / "s-%02d.tar"),
+        maxcount=4,
+        key="index",
+        fsync=False,
+    )
+    for i in ds.list_shard_infos():
+        c.upload_file(i.path, "verify", os.path.basename(i.path))
+    src = atdata.S3Source("s3://verify/s-{00..02}.tar", **kw)
+    infos = [
+        ShardInfo(u, i.num_samples, i.size, i.sha256)
+        for u, i in zip(src.list_shards(), ds.list_shard_infos(), strict=True)
+    ]
+    good = atdata.Dataset(src, shard_infos=infos).to_torch(batch_size=4)
+    assert _ids(good, 0) == list(range(N))
+    infos[2] = ShardInfo(infos[2].path, 4, infos[2].size, hashlib.sha256(b"x").hexdigest())
+    bad = atdata.Dataset(src, shard_infos=infos).to_torch(batch_size=4, cache_dir=tmp_path / "c")
+    with pytest.raises(atdata.IntegrityError, match=r"shard s3://verify/s-02\.tar: "):
+        _ids(bad, 0)
+
+
+def test_expected_takes_only_recorded_digests():
+    sha = hashlib.sha256(b"abc").hexdigest()
+    assert expected(sha.upper(), 3, "r") == (sha, 3, "r")
+    assert expected(sha, 0, "r") == (sha, None, "r")  # 0: a catalogue's "unknown"
+    assert expected(hashlib.sha256(b"").hexdigest(), 0, "r").size == 0
+    assert expected(sha, True, "r").size is None
+    assert expected("", 3, "r") is None and expected(None, 3, "r") is None
+    assert expected(sha[:-1], 3, "r") is None
+
+
+class _Body(io.BytesIO):
+    """A stream that records the size of each ``readinto`` request and announces its length."""
+
+    def __init__(self, data):
+        super().__init__(data)
+        self.length = len(data)
+        self.asked = []
+
+    def readinto(self, b):
+        self.asked.append(len(b))
+        return super().readinto(b)
+
+
+def test_a_whole_shard_read_in_one_call_is_hashed_block_by_block():
+    data = bytes(range(256)) * (10 * 4096)  # 10 MiB
+    want = expected(hashlib.sha256(data).hexdigest(), len(data), "test")
+    body = _Body(data)
+    f = checked(body, "big.tar", want)
+    assert f.length == len(data)  # (the memory path sizes its buffer by it)
+    buf = bytearray(len(data) + 1)
+    assert f.readinto(buf) == len(data) and bytes(buf[: len(data)]) == data
+    assert body.asked == [4 << 20, 4 << 20, (2 << 20) + 1]  # each block hashed as it came
+    assert f.readinto(buf) == 0  # the end: size and digest match
+    bad = checked(_Body(data[:-1] + b"?"), "big.tar", want)
+    assert bad.readinto(buf) == len(data)
+    with pytest.raises(atdata.IntegrityError, match=r"big\.tar: the download gave 10485760 "):
+        bad.readinto(buf)
