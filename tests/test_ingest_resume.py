@@ -45,6 +45,37 @@ elif mode == "save":  # killed after a shard took its name, before the state say
             os.kill(os.getpid(), signal.SIGKILL)
         orig(path, data, fsync=fsync)
     _state.write_atomic = killing_write
+elif mode.startswith("after:"):  # killed right after the n-th rename onto a name ending so
+    suffix, orig_replace, hits = mode[len("after:"):], os.replace, [0]
+    def killing_replace(src_path, dst_path, *args, **kwargs):
+        orig_replace(src_path, dst_path, *args, **kwargs)
+        if os.fspath(dst_path).endswith(suffix):
+            hits[0] += 1
+            if hits[0] == n:
+                os.kill(os.getpid(), signal.SIGKILL)
+    os.replace = killing_replace
+elif mode == "lock":  # killed right after taking .ingest/lock, before anything else is written
+    orig_lock = _state.IngestState.lock
+    def killing_lock(self):
+        orig_lock(self)
+        os.kill(os.getpid(), signal.SIGKILL)
+    _state.IngestState.lock = killing_lock
+elif mode == "complete":  # killed at the state write that marks the ingestion complete
+    orig_save = _state.IngestState.save
+    def killing_save(self):
+        if self.progress.complete:
+            os.kill(os.getpid(), signal.SIGKILL)
+        orig_save(self)
+    _state.IngestState.save = killing_save
+elif mode == "drop":  # s3:// output: killed after the n-th upload is recorded, before the
+    from atdata._ingest import _output  # staged copy is removed
+    orig_drop, calls = _output.Output.drop_local, [0]
+    def killing_drop(self, name):
+        calls[0] += 1
+        if calls[0] == n:
+            os.kill(os.getpid(), signal.SIGKILL)
+        orig_drop(self, name)
+    _output.Output.drop_local = killing_drop
 elif mode == "timer":  # killed from outside at whatever it is doing (write, fsync, manifest)
     try:  # imported now, so that the kill lands in the ingestion, not in an import
         import pyarrow, pyarrow.parquet
@@ -52,8 +83,13 @@ elif mode == "timer":  # killed from outside at whatever it is doing (write, fsy
     except ImportError:
         pass
     print("ready", flush=True)
+kw = {}
+if os.environ.get("INGEST_S3_ENDPOINT"):  # an s3:// output, staged in INGEST_WORK_DIR
+    kw = {"work_dir": os.environ["INGEST_WORK_DIR"], "s3_options": {
+        "endpoint_url": os.environ["INGEST_S3_ENDPOINT"], "region_name": "us-east-1",
+        "aws_access_key_id": "testing", "aws_secret_access_key": "testing-secret"}}
 r = atdata.ingest(src, out, dedup_on="text", maxcount=97, max_invalid_fraction=0.02,
-                  validate=validate, progress=False)
+                  validate=validate, progress=False, **kw)
 print(r.rows_read, r.rows_written, r.duplicates, r.rejected.get("parse", 0))
 """
 
@@ -71,10 +107,11 @@ def _make_source(path, n=4000, seed=7):
     return str(path)
 
 
-def _run_child(tmp_path, src, out, mode="none", n=0):
+def _run_child(tmp_path, src, out, mode="none", n=0, env=None):
     script = tmp_path / "child.py"
     script.write_text(CHILD)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.path.join(ROOT, "src")])}
+    env = {**os.environ, **(env or {})}
+    env["PYTHONPATH"] = os.pathsep.join([ROOT, os.path.join(ROOT, "src")])
     return subprocess.run(
         [sys.executable, str(script), src, out, mode, str(n)],
         capture_output=True,
@@ -156,6 +193,151 @@ def test_sigkill_at_random_times_then_resume_is_byte_identical(tmp_path):
     assert last.stdout == ref.stdout
     assert _shard_bytes(out) == _shard_bytes(tmp_path / "ref")
     assert killed >= 1  # at least one kill landed mid-run (the others may find it finished)
+
+
+# -- SIGKILL at chosen crash points ------------------------------------------------------------
+@pytest.fixture(scope="module")
+def crash_ref(tmp_path_factory):
+    """A source and the output of an uninterrupted run of the child over it."""
+    d = tmp_path_factory.mktemp("crash-ref")
+    src = _make_source(d / "rows.jsonl", n=1500, seed=5)
+    ref = _run_child(d, src, str(d / "ref"))
+    assert ref.returncode == 0, ref.stderr
+    return src, d / "ref", ref.stdout
+
+
+def _names(first, last, sides=True):
+    """Output file names of shards ``first..last`` (and their manifests)."""
+    ext = (".tar", ".manifest.json", ".manifest.parquet") if sides else (".tar",)
+    return [f"data-{i:06d}{e}" for i in range(first, last + 1) for e in ext]
+
+
+# Each point: the kills, in order, each with the output files it must leave (None: unchecked).
+# Each kill lands between a step that makes something visible in OUT and the state write that
+# records it; a rerun must take it up and write what an uninterrupted run writes. The first
+# shard's windows used to come before any state write, and a rerun then refused the output as
+# someone else's ("already holds shards ... but no ingestion state").
+CRASH_POINTS = {
+    "lock-taken": [("lock", 0, [])],
+    "first-state-write": [("save", 1, None)],
+    "first-shard-renamed": [("after:.tar", 1, _names(0, 0, sides=False))],
+    "first-manifest-rows-renamed": [
+        ("after:.manifest.parquet", 1, [*_names(0, 0, sides=False), "data-000000.manifest.parquet"])
+    ],
+    "first-manifest-renamed": [("after:.manifest.json", 1, _names(0, 0))],
+    "fourth-shard-renamed": [("after:.tar", 4, [*_names(0, 2), "data-000003.tar"])],
+    "before-complete": [("complete", 0, None)],
+    "first-shard-window-three-times": [
+        ("after:.tar", 1, _names(0, 0, sides=False)),
+        ("after:.manifest.json", 1, _names(0, 0)),  # the rerun rewrites shard 0, killed again
+        ("save", 1, _names(0, 0)),  # ... and once more, at the state write that seals it
+    ],
+}
+
+
+@pytest.mark.parametrize("point", list(CRASH_POINTS))
+def test_sigkill_at_crash_point_then_resume_is_byte_identical(crash_ref, tmp_path, point):
+    src, ref_dir, ref_stdout = crash_ref
+    out = str(tmp_path / "out")
+    for mode, n, left in CRASH_POINTS[point]:
+        p = _run_child(tmp_path, src, out, mode, n)
+        assert p.returncode == -signal.SIGKILL, (mode, n, p.stdout, p.stderr)
+        if left is not None:
+            assert list(_shard_bytes(out)) == sorted(left), (mode, n)
+    last = _run_child(tmp_path, src, out)
+    assert last.returncode == 0, last.stderr
+    assert last.stdout == ref_stdout  # same counts: rows read, written, duplicates, rejects
+    want = _shard_bytes(ref_dir)
+    assert len(want) == 3 * 13
+    assert _shard_bytes(out) == want
+    for log in ("rejects.jsonl", "dedup.bin"):  # each reject and kept digest exactly once
+        assert (
+            pathlib.Path(out, ".ingest", log).read_bytes()
+            == (ref_dir / ".ingest" / log).read_bytes()
+        )
+    state = json.loads(pathlib.Path(out, ".ingest", "state.json").read_text())
+    assert (state["complete"], state["shard_no"], len(state["shards"])) == (True, 13, 13)
+    assert not [n for n in os.listdir(out) if ".tmp-" in n]
+    assert not [n for n in os.listdir(os.path.join(out, ".ingest")) if ".tmp-" in n]
+
+
+@pytest.mark.parametrize(
+    ("mode", "n", "staged"),
+    [("after:.tar", 1, ["data-000000.tar"]), ("drop", 2, _names(1, 1))],
+    ids=["first-shard-staged", "second-upload-recorded"],
+)
+def test_sigkill_with_s3_output_then_resume(crash_ref, s3_endpoint, tmp_path, mode, n, staged):
+    """An ``s3://`` output stages its shards in ``work_dir``, uploads each, records it, then
+    drops the staged copy: killed in those windows, a rerun uploads the same bytes and leaves
+    no staged copy behind."""
+    from atdata.stores._s3client import make_client
+
+    client = make_client(endpoint_url=s3_endpoint, aws_access_key_id="testing",
+                         aws_secret_access_key="testing-secret", region_name="us-east-1")  # fmt: skip
+    with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
+        client.create_bucket(Bucket=BUCKET)
+    src, ref_dir, ref_stdout = crash_ref
+    prefix = f"crash/{mode.replace(':', '')}"
+    out, work = f"s3://{BUCKET}/{prefix}", str(tmp_path / "stage")
+    env = {"INGEST_S3_ENDPOINT": s3_endpoint, "INGEST_WORK_DIR": work}
+    p = _run_child(tmp_path, src, out, mode, n, env=env)
+    assert p.returncode == -signal.SIGKILL, (p.stdout, p.stderr)
+    assert list(_shard_bytes(work)) == sorted(staged)
+    last = _run_child(tmp_path, src, out, env=env)
+    assert last.returncode == 0, last.stderr
+    assert last.stdout == ref_stdout
+    want = _shard_bytes(ref_dir)
+    got = {}
+    for name in want:
+        got[name] = client.get_object(Bucket=BUCKET, Key=f"{prefix}/{name}")["Body"].read()
+    assert got == want
+    assert _shard_bytes(work) == {}  # every staged copy uploaded and dropped
+
+
+def test_rerun_with_other_settings_before_anything_was_sealed(crash_ref, tmp_path):
+    """A run stopped before its first seal commits to nothing: a rerun with other settings
+    starts over (removing the shard the stopped run had renamed into place but not sealed)."""
+    src, ref_dir, _ = crash_ref
+    kw = {"dedup_on": "text", "max_invalid_fraction": 0.02, "progress": False}
+    out = str(tmp_path / "out")
+    p = _run_child(tmp_path, src, out, "after:.tar", 1)  # data-000000.tar unsealed
+    assert p.returncode == -signal.SIGKILL, (p.stdout, p.stderr)
+    with pytest.raises(Stop):  # a stop before any seal, with other settings again
+        atdata.ingest(src, out, maxcount=500, validate=_interrupt_at(300), **kw)
+    r = atdata.ingest(src, out, maxcount=97, shard_prefix="part", **kw)
+    assert not r.resumed and r.num_shards == 13
+    fresh = atdata.ingest(src, tmp_path / "fresh", maxcount=97, shard_prefix="part", **kw)
+    assert (r.rows_read, r.rows_written, r.rejected) == (
+        fresh.rows_read, fresh.rows_written, fresh.rejected,
+    )  # fmt: skip
+    want = _shard_bytes(tmp_path / "fresh")
+    assert _shard_bytes(out) == want  # none of the unsealed data-* files is left
+    assert [n.replace("part-", "data-") for n in want if n.endswith(".tar")] == [
+        n for n in _shard_bytes(ref_dir) if n.endswith(".tar")
+    ]
+    # once a shard is sealed, other settings are refused as before
+    with pytest.raises(atdata.ConfigError, match="other settings"):
+        atdata.ingest(src, out, maxcount=500, **kw)
+
+
+def test_foreign_shards_are_refused_even_beside_an_unsealed_state(tmp_path):
+    """Shards that no ingestion state accounts for are someone else's: never overwritten."""
+    from atdata._shards.writer import ShardWriter
+    from atdata._wire.sample import DictSample
+
+    src = _make_source(tmp_path / "rows.jsonl", n=300, seed=1)
+    out = tmp_path / "out"
+    with ShardWriter(str(out / "data-%06d.tar"), maxcount=10, key="index") as w:
+        w.write(DictSample(text="theirs"))
+    theirs = (out / "data-000000.tar").read_bytes()
+    kw = {"dedup_on": "text", "max_invalid_fraction": 0.02, "maxcount": 97, "progress": False}
+    with pytest.raises(atdata.ConfigError, match="already holds shards"):
+        atdata.ingest(src, out, **kw)
+    with pytest.raises(Stop):  # another prefix is free: a run starts, then stops
+        atdata.ingest(src, out, shard_prefix="mine", validate=_interrupt_at(50), **kw)
+    with pytest.raises(atdata.ConfigError, match="already holds shards"):  # now data- again
+        atdata.ingest(src, out, **kw)
+    assert (out / "data-000000.tar").read_bytes() == theirs
 
 
 # -- HTTP ------------------------------------------------------------------------------------

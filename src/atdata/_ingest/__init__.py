@@ -58,8 +58,9 @@ def ingest(
     shard is sealed, so rerunning the same call after a crash (or a failed upload, or a quality
     gate stop) continues after the last sealed shard, and the shards are byte-identical to those
     of an uninterrupted run. Rerunning a finished ingestion returns its report at once. A rerun
-    with other inputs or options is refused; ``transform``, ``validate`` and ``dedup_on``
-    callables cannot be compared, so pass the same ones (and keep them deterministic).
+    with other inputs or options is refused once a shard is sealed (before that it starts
+    over); ``transform``, ``validate`` and ``dedup_on`` callables cannot be compared, so pass
+    the same ones (and keep them deterministic).
 
     Args:
         source: A path, directory, glob (``"data/*.jsonl.gz"``), ``http(s)://`` URL,

@@ -6,13 +6,18 @@ written to the open shard. Shards are written with a fixed tar ``mtime`` and key
 their position in the output, so the bytes depend only on the input rows. When a shard is
 sealed (renamed into place with its manifest), the progress up to the row that filled it is
 saved atomically (see :mod:`atdata._ingest._state`); a killed run resumes from there and
-writes the same bytes an uninterrupted run would have.
+writes the same bytes an uninterrupted run would have. A new run saves its state (its inputs
+and options, nothing sealed) before its first shard takes its name, so a kill at any point
+leaves shards that a state accounts for: sealed ones it records, and at most one after them
+that the rerun writes again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -25,7 +30,7 @@ from atdata._ingest._output import Output
 from atdata._ingest._readers import BadRow, arrow_schema, iter_input
 from atdata._ingest._report import IngestReport
 from atdata._ingest._sources import Input, S3Access, resolve_inputs, seekable
-from atdata._ingest._state import IngestState
+from atdata._ingest._state import IngestState, Progress
 
 __all__ = ["INFER_ROWS", "MIN_GATE_ROWS", "IngestRun"]
 
@@ -168,9 +173,12 @@ class IngestRun:
             )
         return infer_sample_type(rows, type_name)
 
-    def _check_config(self) -> None:
+    def _config_diff(self) -> list[str]:
         old = self.state.progress.config
-        diff = [k for k in self.config if old.get(k) != self.config[k]]
+        return [k for k in self.config if old.get(k) != self.config[k]]
+
+    def _check_config(self) -> None:
+        diff = self._config_diff()
         if diff:
             raise ConfigError(
                 f"{self.output.out} holds an ingestion with other settings ({', '.join(diff)} "
@@ -179,15 +187,27 @@ class IngestRun:
             )
 
     def _prepare(self) -> None:
+        """Load (or start) the state; a new one is saved before anything is published.
+
+        Every shard this run renames into place is then covered by a state: one that records
+        it once sealed, or one that does not yet, whose rerun writes it again (the same
+        bytes). A directory holding shards but no state was not written by an ingestion.
+        """
         st = self.state
         if not st.exists() and self.output.remote:  # resumed elsewhere: the remote copy
             self._fetch_remote_state()
-        if st.exists():
+        fresh = not st.exists()
+        if not fresh:
             st.load()
-            self._check_config()
-            self.already_complete = st.progress.complete
-            self.resumed = not st.progress.complete
-        else:
+            if _sealed_nothing(st.progress) and self._config_diff():
+                # stopped before its first seal: it committed to nothing, so start over
+                self._discard_unsealed()
+                fresh = True
+            else:
+                self._check_config()
+                self.already_complete = st.progress.complete
+                self.resumed = not st.progress.complete
+        if fresh:
             pattern = self.shard_prefix + "-"
             clash = [
                 n
@@ -199,7 +219,8 @@ class IngestRun:
                     f"{self.output.work} already holds shards ({sorted(clash)[0]}, ...) but no "
                     f"ingestion state; write to an empty directory"
                 )
-            st.progress.config = self.config
+            st.progress = Progress(config=self.config)
+            st.save()  # before the first shard takes its name (see above)
         p = st.progress
         self.output.clean_temporaries()
         digests = st.open_logs()
@@ -210,6 +231,22 @@ class IngestRun:
         self.rejected = dict(p.rejected)
         self.base_seconds = p.seconds
         self.base_written = p.written
+
+    def _discard_unsealed(self) -> None:
+        """Remove the shards and manifests the saved state's run renamed into place after its
+        last seal (its shard prefix, numbers from its ``shard_no`` on): no state records them."""
+        p = self.state.progress
+        prefix = p.config.get("shard_prefix")
+        if not isinstance(prefix, str):
+            return
+        pat = re.compile(
+            re.escape(prefix) + r"-(\d{6,})(\.tar|\.manifest\.json|\.manifest\.parquet)"
+        )
+        for n in sorted(os.listdir(self.output.work), key=lambda n: n.endswith(".tar")):
+            m = pat.fullmatch(n)
+            if m is not None and int(m.group(1)) >= p.shard_no:  # manifests first, then shards
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(self.output.work, n))
 
     def _fetch_remote_state(self) -> None:
         st = self.state
@@ -290,6 +327,16 @@ class IngestRun:
             st.save()
             out.drop_local(name)
         self._publish_remote()
+
+    def _drop_uploaded(self) -> None:
+        """Remove the staged copies of uploaded shards that a killed run recorded as uploaded
+        but had not dropped yet (nothing else would: they are no longer pending)."""
+        if not self.output.remote:
+            return
+        pending = set(self.state.progress.pending)
+        for s in self.state.progress.shards:
+            if s["name"] not in pending:
+                self.output.drop_local(s["name"])
 
     def _publish_remote(self) -> None:
         st, p, out = self.state, self.state.progress, self.output
@@ -451,6 +498,7 @@ class IngestRun:
         self._prepare()
         p = self.state.progress
         try:
+            self._drop_uploaded()
             self._upload_pending()  # what a failed or killed run left staged
             if not p.complete:
                 self.display = _make_display(self.progress_flag)
@@ -525,6 +573,11 @@ class IngestRun:
             ShardInfo(self.output.url(s["name"]), s["num_samples"], s["size"], s["sha256"])
             for s in self.state.progress.shards
         ]
+
+
+def _sealed_nothing(p: Progress) -> bool:
+    """Whether a saved state records no sealed shard (and is not a finished ingestion)."""
+    return not (p.complete or p.shard_no or p.shards or p.pending)
 
 
 def _make_display(flag: bool | None) -> Any:

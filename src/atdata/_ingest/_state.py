@@ -1,7 +1,8 @@
 """The durable progress of an ingestion: ``<work>/.ingest/state.json`` and its two logs.
 
-``state.json`` (written atomically: temporary name, fsync, ``os.replace``) records, as of the
-last sealed shard, which inputs are done and the position in the current one, the shards
+``state.json`` (written atomically: temporary name, fsync, ``os.replace``; first when a new
+ingestion starts, before its first shard) records, as of the last sealed shard, the inputs
+and options, which inputs are done and the position in the current one, the shards
 sealed (name, samples, size, sha256) and those still to upload, the counters, and how many
 bytes of the two append-only logs are valid: ``dedup.bin`` (the 16-byte digests of the rows
 kept) and ``rejects.jsonl``. A resumed run truncates both logs to those lengths, so anything a
