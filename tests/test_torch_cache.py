@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import time
 
+import pytest
+
 import atdata
 from atdata._shards.members import _read_persisted, load_index
 from atdata.dataset._torch_cache import _ORPHAN_AGE, ShardCache
@@ -146,3 +148,24 @@ def test_a_known_content_length_sizes_the_buffer_once(tmp_path, monkeypatch):
         with open(shards[0], "rb") as f:
             assert bytes(loc.view) == f.read()
     assert grown == [size + 1, size + 1]  # the room was made before reading, in one step
+
+
+def test_a_remote_shard_that_is_not_a_tar_is_a_shard_error(tmp_path):
+    # the member-index failure surfaces as itself (it was replaced by a BufferError from
+    # closing the map its traceback still viewed), and nothing is left in the cache
+    from tests._helpers import serve_directory
+
+    d = tmp_path / "data"
+    d.mkdir()
+    atdata.write_samples(
+        [{"i": i} for i in range(12)], str(d / "s-%02d.tar"), maxcount=4, fsync=False
+    )
+    (d / "s-01.tar").write_bytes(b"\0garbage" * 500)
+    cache = tmp_path / "cache"
+    with serve_directory(d) as srv:
+        tds = atdata.Dataset(f"{srv.url}/s-{{00..02}}.tar").to_torch(
+            batch_size=4, shuffle=False, cache_dir=str(cache)
+        )
+        with pytest.raises(atdata.ShardError, match=r"not a tar archive .* in shard .*/s-01\.tar"):
+            list(tds.loader(num_workers=0))
+    assert not [p for p in os.listdir(cache) if ".part-" in p]

@@ -168,6 +168,26 @@ def _read_into(f: Any, buf: Any) -> int:
         n += got
 
 
+def _index_file(path: str, where: str) -> Any:
+    """The member index of the tar file at ``path`` (mapped: its pages are in memory).
+
+    Raises:
+        ShardError: When it is not a tar (raised after the map is closed: the error's
+            traceback holds views of the map, which would make closing it a ``BufferError``).
+    """
+    failed: str | None = None
+    with open(path, "rb") as g:
+        mm = mmap.mmap(g.fileno(), 0, access=mmap.ACCESS_READ)
+        try:
+            return index_tar_bytes(mm, where)
+        except ShardError as exc:
+            failed = str(exc)  # (the traceback goes with ``exc`` at the end of this block)
+        finally:
+            with contextlib.suppress(BufferError):  # (else it closes when collected)
+                mm.close()
+    raise ShardError(failed)
+
+
 def checked_unpack(view: Any, off: int, size: int, shard: str, key: str) -> dict:
     """The payload map at ``view[off:off + size]`` (sample ``key`` of ``shard``).
 
@@ -303,8 +323,7 @@ class ShardCache:
             where = f" in shard {shard}"
             if not size:
                 return index_tar_bytes(b"", where)
-            with open(tmp, "rb") as g, mmap.mmap(g.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-                return index_tar_bytes(mm, where)
+            return _index_file(tmp, where)
         except OSError as exc:
             if isinstance(exc, ShardError):
                 raise
