@@ -89,7 +89,9 @@ def _http_dataset(tmp_path, n_shards=12, per=50):
     return ds.list_shards()
 
 
-def test_memory_held_shards_reuse_their_buffers_in_the_next_epoch(tmp_path, monkeypatch):
+def _epochs(tmp_path, monkeypatch, cache_limit):
+    """Two epochs of a shuffled stream over 100 ten-sample HTTP shards without workers: per
+    epoch, the GETs sent and the download buffers made."""
     from atdata.dataset import _torch_cache
     from tests._helpers import serve_directory
 
@@ -102,24 +104,34 @@ def test_memory_held_shards_reuse_their_buffers_in_the_next_epoch(tmp_path, monk
         return real(size)
 
     monkeypatch.setattr(_torch_cache, "_new_buffer", counting)
+    out = []
     with serve_directory(tmp_path) as srv:
         urls = [f"{srv.url}/{os.path.basename(s)}" for s in shards]
         tds = atdata.Dataset(urls).to_torch(
-            batch_size=32, shuffle=True, seed=3, shuffle_buffer=200, mode="stream"
+            batch_size=32, shuffle=True, seed=3, shuffle_buffer=200, cache_limit=cache_limit
         )
-        epochs = []
         for epoch in range(2):
             tds.set_epoch(epoch)
-            before = len(made)
+            gets, bufs = len(srv.gets), len(made)
             keys = [k for b in tds for k in b.keys]
-            epochs.append(len(made) - before)
             assert sorted(keys) == sorted(f"{i:08d}" for i in range(1000))
-    # the first epoch holds dozens of shards at once (a 200-sample window of 10-sample shards,
-    # what is left of the window before and the next window's); the second finds their
-    # buffers kept: one or two more when the fetch threads run further ahead than in the
-    # first (keeping only 8, as before, needed ~50 new ones)
-    assert epochs[0] >= 40
-    assert epochs[1] <= 2
+            out.append((len(srv.gets) - gets, len(made) - bufs))
+    return out, os.path.getsize(shards[0])
+
+
+def test_shards_that_fit_stay_in_memory_for_the_next_epoch(tmp_path, monkeypatch):
+    (gets1, bufs1), (gets2, bufs2) = _epochs(tmp_path, monkeypatch, None)[0]
+    assert gets1 == 100
+    assert bufs1 >= 40  # (dozens held at once: a window, the rest of the one before, the next)
+    assert (gets2, bufs2) == (0, 0)  # nothing downloaded, or hashed, again
+
+
+def test_shards_past_the_limit_are_dropped_and_their_buffers_reused(tmp_path, monkeypatch):
+    (e1, e2), size = _epochs(tmp_path, monkeypatch, 20 * 37_000)
+    assert size < 37_000  # (about 20 shards fit)
+    assert e1[0] == 100
+    assert e2[0] >= 60  # at most ~20 stayed: the others came again
+    assert e2[1] <= 3  # into the buffers of the dropped ones
 
 
 def test_a_known_content_length_sizes_the_buffer_once(tmp_path, monkeypatch):

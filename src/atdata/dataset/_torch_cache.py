@@ -10,7 +10,10 @@ shard crosses the network once. Files appear atomically (temp name, then ``os.re
 
 The directory is kept under ``limit`` bytes by deleting the least recently used shards (the
 shards the caller still needs soon are never chosen); a deleted shard a worker still has open
-stays readable to it, and one needed again is fetched again.
+stays readable to it, and one needed again is fetched again. A single reading process (no
+DataLoader workers) holds shards in memory instead (:class:`_Mem`), under the same ``limit``:
+those that fit stay for the next epochs, the rest are dropped first held, first dropped, and
+their buffers reused by the next downloads.
 
 Examples:
     >>> import os, tempfile, atdata
@@ -52,6 +55,7 @@ from atdata.dataset._torch_digest import Expected, checked
 __all__ = ["ShardCache", "checked_unpack"]
 
 _CHUNK = 1 << 22
+_SPARE = 8  # buffers of dropped shards kept for the next downloads (or one per shard in flight)
 _ORPHAN_AGE = 60.0  # seconds before a member index without its shard file is removed
 _unpackb = msgpack.unpackb
 
@@ -228,7 +232,6 @@ class ShardCache:
         self._open: dict[str, _Local] = {}
         self._built: dict[str, Any] = {}  # member indexes built while this process downloaded
         self._spare: list[Any] = []  # buffers of shards held in memory, for reuse
-        self._peak = 8  # the most shards open at once: spare buffers kept (the next epoch's)
         self._size_hint = _CHUNK  # a new buffer's size: the largest shard held so far
         self._holding: dict[str, threading.Lock] = {}  # one download per shard at a time
         self._mu = threading.Lock()
@@ -388,17 +391,17 @@ class ShardCache:
             if known is not None:  # another thread opened it meanwhile
                 self._close(loc)
                 return known
-            if len(self._open) >= 64:  # (never a pinned shard: a batch being built reads it)
-                for s in [s for s in self._open if s not in self.pinned]:
+            files = [s for s, o in self._open.items() if type(o) is _Local]
+            if len(files) >= 64:  # (never a pinned shard: a batch being built reads it)
+                for s in [s for s in files if s not in self.pinned]:
                     self._close(self._open.pop(s))
             self._open[shard] = loc
-            self._peak = max(self._peak, len(self._open))
         return loc
 
     def _close(self, loc: Any) -> None:
         with contextlib.suppress(OSError, BufferError):
             loc.close()
-            if type(loc) is _Mem and len(self._spare) < self._peak:
+            if type(loc) is _Mem and len(self._spare) < max(_SPARE, len(self.keep)):
                 self._spare.append(loc.buf)
 
     def local(self, source: Any, shard: str, memory: bool = False) -> Any:
@@ -454,9 +457,18 @@ class ShardCache:
             self._spare.clear()
 
     def trim(self, keep: set[str]) -> None:
-        """Close (unmap) the shards this process has open that are not in ``keep``."""
+        """Close the shards this process has open that are not in ``keep``: mapped files at
+        once (they stay in the directory); shards held in memory only while those hold more
+        than ``limit`` bytes together, the first held first, so shards that fit stay for the
+        next epochs (read again without downloading, or hashing, them again)."""
         with self._mu:
+            held = sum(len(loc.view) for loc in self._open.values() if type(loc) is _Mem)
             for shard in [s for s in self._open if s not in keep]:
+                loc = self._open[shard]
+                if type(loc) is _Mem:
+                    if held <= self.limit:
+                        continue
+                    held -= len(loc.view)
                 self._close(self._open.pop(shard))
 
     def remove(self) -> None:
