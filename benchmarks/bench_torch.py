@@ -9,7 +9,9 @@ processes too):
 - ``{local,http,s3}.torch.N``: ``ds.to_torch(batch_size=64, shuffle=True, output="torch")``
   (``transform=`` to tensors where ``output`` is unknown) through ``tds.loader(num_workers=N)``,
   a whole epoch (or ``--limit`` seconds), start-up included;
-- ``{http,s3}.known.N``: the same with shard counts known from a catalogue (``shard_infos``);
+- ``{http,s3}.known.N``: the same with shard counts known from a catalogue (``shard_infos``,
+  which also records each shard's sha256: the download is checked against it);
+  ``{http,s3}.unchecked.0`` the same with ``verify=False`` (what the check costs);
   ``{http,s3}.small.0`` also with ``shuffle_buffer=1000`` (what is held follows the window);
 - ``{local,http,s3}.inorder.0``: ``shuffle=False`` (streaming in shard order, like ``local.seq``),
   counts known for remote shards;
@@ -193,12 +195,14 @@ def _dataset(kind: str, base: str, paths: list[str], known: bool = False):
     return atdata.Dataset[st](src, shard_infos=_infos(ids, paths) if known else None)
 
 
-def _loader(ds, nw: int, window: int | None = None, shuffle: bool = True):
+def _loader(ds, nw: int, window: int | None = None, shuffle: bool = True, verify: bool = True):
     import inspect
 
     from atdata.dataset._torch import TorchDataset
 
     kw = dict(batch_size=BATCH, shuffle=shuffle, seed=0)
+    if not verify:
+        kw["verify"] = False
     if window is not None:
         kw["shuffle_buffer"] = window
     if "output" in inspect.signature(TorchDataset.__init__).parameters:
@@ -322,7 +326,7 @@ def row(name: str, base: str, limit_s: float) -> dict:
     else:
         if kind == "local":
             W.warm(paths)
-        ds = _dataset(kind, base, paths, known=what in ("known", "small", "inorder"))
+        ds = _dataset(kind, base, paths, known=what in ("known", "unchecked", "small", "inorder"))
         if kind == "s3":  # as for the raw row: importing boto3 and making a client is not transfer
             ds.source._get_client()
         ru0 = resource.getrusage(
@@ -333,7 +337,9 @@ def row(name: str, base: str, limit_s: float) -> dict:
         else:
             t0 = time.perf_counter()
             window = SMALL_WINDOW if what == "small" else None
-            loader = _loader(ds, int(rest[0]), window, shuffle=what != "inorder")
+            loader = _loader(
+                ds, int(rest[0]), window, shuffle=what != "inorder", verify=what != "unchecked"
+            )
             init = time.perf_counter() - t0
             n, dt, steady = _drain(loader, limit_s)
             dt = time.perf_counter() - t0
@@ -448,6 +454,7 @@ def main(argv: list[str]) -> None:
         names += [f"{kind}.torch.{nw}" for nw in WORKERS]
         if kind != "local":  # shard counts known from a catalogue: no counting pass
             names += [f"{kind}.known.{nw}" for nw in WORKERS]
+            names += [f"{kind}.unchecked.0"]
             names += [f"{kind}.small.0"]
         names += [f"{kind}.inorder.0"]
     names += [f"ceiling.{nw}" for nw in WORKERS]
