@@ -22,7 +22,6 @@ import contextlib
 import itertools
 import os
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -34,12 +33,12 @@ from atdata._shards.sources import is_remote
 from atdata.dataset._torch_cache import ShardCache, _unpackb, checked_unpack
 from atdata.dataset._torch_digest import Expected, from_infos, from_manifest
 from atdata.dataset._torch_plan import _LOW, SHIFT, StreamWalk, item_count
+from atdata.dataset._torch_prefetch import Prefetch
 
 __all__ = ["Reader"]
 
 _COUNT_THREADS = 4
 _GROUP = 4096  # random mode: slots whose positions are computed in one go
-_FETCH_THREADS = 2  # concurrent shard downloads of a streaming reader
 _DEFAULT_LIMIT = 8 << 30
 
 
@@ -389,7 +388,7 @@ class Reader:
         assert cache is not None
         self._memory = memory
         seq = [shards[s] for s in walk.seq()]
-        pre = _Prefetch(cache, src, seq, self._ahead(window), memory)
+        pre = Prefetch(cache, src, seq, self._ahead(window), memory)
         pre.start()
         wins = walk.windows(start)
         cur, cur_lo, done = np.zeros(0, dtype=np.int64), -1, False
@@ -527,77 +526,3 @@ def _cache_place(cache_dir: str | os.PathLike[str] | None, limit: int | None) ->
         except (OSError, AttributeError):
             limit = _DEFAULT_LIMIT
     return directory, max(1, limit)
-
-
-class _Prefetch:
-    """Fetches ``seq`` into the cache with ``threads`` concurrent downloads, at most ``ahead``
-    shards beyond what the reader needs."""
-
-    def __init__(
-        self,
-        cache: ShardCache,
-        source: Any,
-        seq: list[str],
-        ahead: int,
-        memory: bool = False,
-        threads: int = _FETCH_THREADS,
-    ) -> None:
-        self.cache, self.source, self.seq, self.ahead = cache, source, seq, ahead
-        self.memory = memory
-        self._progress = 0
-        self._next = 0  # the next index of ``seq`` a fetch thread takes
-        self._first = False  # the first shard has arrived (until then it is fetched alone)
-        self._halt = False
-        self._cv = threading.Condition()
-        self._threads = [
-            threading.Thread(target=self._run, daemon=True, name="atdata-shard-prefetch")
-            for _ in range(max(1, threads))
-        ]
-
-    def start(self) -> None:
-        for t in self._threads:
-            t.start()
-
-    def advance(self, needed: int, held: set[str]) -> set[str]:
-        """The reader needs ``seq[:needed]`` and still reads the shards ``held`` (those of
-        the windows it holds: a window reaches further back than ``ahead`` shards when the
-        windows grow): fetch up to ``ahead`` beyond; returns the shards it may still read (the
-        rest may be evicted and closed)."""
-        with self._cv:
-            self._progress = needed
-            keep = self.cache.keep = held | set(self.seq[needed : needed + self.ahead])
-            self._cv.notify_all()
-        return keep
-
-    def stop(self) -> None:
-        with self._cv:
-            self._halt = True
-            self._cv.notify_all()
-
-    def _run(self) -> None:
-        while True:
-            with self._cv:
-                while (
-                    not self._halt
-                    and self._next < len(self.seq)
-                    and (
-                        self._next >= self._progress + self.ahead
-                        # the first batch waits for the first shard: no other download
-                        # shares its bandwidth (and the CPU) until it is in
-                        or (self._next > 0 and not self._first)
-                    )
-                ):
-                    self._cv.wait()
-                if self._halt or self._next >= len(self.seq):
-                    return
-                shard = self.seq[self._next]
-                self._next += 1
-            with contextlib.suppress(Exception):  # the reader meets the error itself, in order
-                if self.memory:
-                    self.cache.local(self.source, shard, True)
-                else:
-                    self.cache.fetch(self.source, shard)
-            if not self._first:
-                with self._cv:
-                    self._first = True
-                    self._cv.notify_all()
