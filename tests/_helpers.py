@@ -105,3 +105,24 @@ def serve_directory(directory: object, *, ranges: bool = False) -> Iterator[Loop
     with serve_http(functools.partial(FileHandler, directory=str(directory))) as srv:
         srv.ranges = ranges
         yield srv
+
+
+def s3_bucket(endpoint: str, bucket: str, files: list[str]) -> dict[str, str]:
+    """Create ``bucket`` on the loopback S3 server at ``endpoint`` and upload ``files`` into it
+    (under their base names); returns the keyword arguments that reach it (for boto3 clients
+    and :class:`atdata.S3Source`)."""
+    import os
+
+    import boto3
+
+    kw = {
+        "endpoint_url": endpoint,
+        "region_name": "us-east-1",
+        "aws_access_key_id": "x",
+        "aws_secret_access_key": "x",
+    }
+    c = boto3.client("s3", **kw)
+    c.create_bucket(Bucket=bucket)
+    for f in files:
+        c.upload_file(f, bucket, os.path.basename(f))
+    return kw

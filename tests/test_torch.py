@@ -23,7 +23,7 @@ from atdata.dataset._torch_plan import (
     shard_order,
     stream_slots,
 )
-from tests._helpers import serve_directory
+from tests._helpers import s3_bucket, serve_directory
 
 pytestmark = [
     pytest.mark.usefixtures("torch_present"),
@@ -442,17 +442,8 @@ def test_counts_from_published_manifests_and_stale_counts(tmp_path):
 
 
 def test_s3_stream(s3_endpoint, shard_dir):
-    boto3 = pytest.importorskip("boto3")
-    kw = dict(
-        endpoint_url=s3_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-    )
-    c = boto3.client("s3", **kw)
-    c.create_bucket(Bucket="torch")
-    for p in sorted(shard_dir.glob("s-*.tar")):
-        c.upload_file(str(p), "torch", p.name)
+    pytest.importorskip("boto3")
+    kw = s3_bucket(s3_endpoint, "torch", [str(p) for p in sorted(shard_dir.glob("s-*.tar"))])
     ds = atdata.Dataset(atdata.S3Source("s3://torch/s-{00..02}.tar", **kw))
     got, expected = _resume_twice(
         lambda: ds.to_torch(batch_size=3, shuffle=True, seed=4), workers=(2, 1, 2)

@@ -14,7 +14,7 @@ import atdata
 from atdata._shards.writer import ShardInfo
 from atdata.dataset._torch_cache import ShardCache
 from atdata.dataset._torch_digest import BY_INFO, checked, expected
-from tests._helpers import serve_directory
+from tests._helpers import s3_bucket, serve_directory
 from tests._services import require_service
 
 pytestmark = pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning")
@@ -191,15 +191,7 @@ def test_a_published_manifest_records_the_digest(tmp_path):
 
 
 def test_s3_stream_is_checked(s3_endpoint, tmp_path):
-    boto3 = pytest.importorskip("boto3")
-    kw = dict(
-        endpoint_url=s3_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-    )
-    c = boto3.client("s3", **kw)
-    c.create_bucket(Bucket="verify")
+    pytest.importorskip("boto3")
     ds = atdata.write_samples(
         [{"i": i, "pad": b"x" * 300} for i in range(N)],
         str(tmp_path / "s-%02d.tar"),
@@ -207,8 +199,7 @@ def test_s3_stream_is_checked(s3_endpoint, tmp_path):
         key="index",
         fsync=False,
     )
-    for i in ds.list_shard_infos():
-        c.upload_file(i.path, "verify", os.path.basename(i.path))
+    kw = s3_bucket(s3_endpoint, "verify", [i.path for i in ds.list_shard_infos()])
     src = atdata.S3Source("s3://verify/s-{00..02}.tar", **kw)
     infos = [
         ShardInfo(u, i.num_samples, i.size, i.sha256)
