@@ -29,7 +29,14 @@ import numpy as np
 
 from atdata._errors import DecodeError
 
-__all__ = ["decode_array", "decode_array_into", "encode_array", "is_array_bytes", "parse_header"]
+__all__ = [
+    "decode_array",
+    "decode_array_into",
+    "encode_array",
+    "is_array_bytes",
+    "npy_header",
+    "parse_header",
+]
 
 _NPY_MAGIC = b"\x93NUMPY"
 _MAX_NDIM = 32
@@ -125,7 +132,25 @@ def parse_header(
     return dt, tuple(shape), off
 
 
-def _decode_npy(buf: bytes | bytearray | memoryview, where: str) -> np.ndarray:
+def npy_header(
+    buf: bytes | bytearray | memoryview, where: str = ""
+) -> tuple[np.dtype, tuple[int, ...], bool, int]:
+    """Parse and validate the header of a legacy ``.npy`` array against the buffer length.
+
+    Returns:
+        ``(dtype, shape, fortran_order, data_offset)``.
+
+    Raises:
+        DecodeError: When the header is malformed or promises other than the bytes that follow.
+
+    Examples:
+        >>> import io
+        >>> f = io.BytesIO()
+        >>> np.save(f, np.zeros((2, 3), "<f4"))
+        >>> dt, shape, fortran, off = npy_header(f.getvalue())
+        >>> dt.str, shape, fortran, len(f.getvalue()) - off
+        ('<f4', (2, 3), False, 24)
+    """
     mv = memoryview(buf)
     if len(mv) < 10:
         raise DecodeError(f"truncated .npy array{where}")
@@ -159,12 +184,18 @@ def _decode_npy(buf: bytes | bytearray | memoryview, where: str) -> np.ndarray:
         if not isinstance(d, int) or d < 0:
             raise DecodeError(f"invalid .npy shape {shape}{where}")
         count *= d
-    data = mv[start + hlen :]
-    if len(data) != count * dt.itemsize:
+    n = len(mv) - start - hlen
+    if n != count * dt.itemsize:
         raise DecodeError(
-            f".npy header says shape {shape} of {dt.str} but {len(data)} data bytes follow{where}"
+            f".npy header says shape {shape} of {dt.str} but {n} data bytes follow{where}"
         )
-    arr = np.frombuffer(data, dtype=dt, count=count)
+    return dt, shape, fortran, start + hlen
+
+
+def _decode_npy(buf: bytes | bytearray | memoryview, where: str) -> np.ndarray:
+    dt, shape, fortran, off = npy_header(buf, where)
+    data = memoryview(buf)[off:]
+    arr = np.frombuffer(data, dtype=dt, count=len(data) // dt.itemsize)
     if fortran:
         return arr.reshape(shape[::-1]).T.copy()
     return arr.reshape(shape).copy()
