@@ -4,11 +4,13 @@ checked path's error, in both modes, with and without workers."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
 import atdata
-from atdata._errors import DecodeError
+from atdata._errors import DecodeError, SchemaError
 
 pytestmark = [
     pytest.mark.usefixtures("torch_present"),
@@ -77,6 +79,110 @@ def test_payload_batches_are_the_checked_batches(tmp_path, mode, workers):
     )
     if not workers:  # made here: the layout of the last batch is kept
         assert fast._layout[0] is not None and fast._layout[0].count == 3
+
+
+@atdata.packable
+class LeadImg:  # scalars first, differing per sample: the arrays lie elsewhere in each payload
+    id: str
+    label: int
+    img: atdata.NDArray
+    mask: atdata.NDArray | None
+    emb: atdata.NDArray
+    score: float
+
+
+def _lead_rows(n, label=None):
+    return [
+        LeadImg(
+            id=f"s{i}" + "-" * (i % 40),  # fixstr and str 8
+            label=label if label is not None and i == 23 else (i * 7919) % 70000,
+            img=np.full((3, 4, 4), i % 256, dtype="u1"),
+            mask=np.arange(6, dtype="<i2") * i if i % 3 else None,
+            emb=np.arange(8, dtype="<f4") * i,
+            score=i / 3,
+        )
+        for i in range(n)
+    ]
+
+
+def _same_items(got, want):
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        assert g.keys() == w.keys()
+        for k in g:
+            assert _bits(g[k]) == _bits(w[k]), k
+
+
+def _bits(v):
+    if hasattr(v, "numpy"):
+        return ("tensor", v.dtype, tuple(v.shape), v.numpy().tobytes())
+    if isinstance(v, list):
+        return [_bits(x) for x in v]
+    return (type(v).__name__, v)
+
+
+@pytest.mark.parametrize("mode", ["random", "stream"])
+@pytest.mark.parametrize("workers", [0, 2])
+def test_varying_scalars_first_are_the_checked_batches(tmp_path, mode, workers):
+    ds = _write(tmp_path, _lead_rows(40))
+    tds = ds.to_torch(batch_size=7, shuffle=True, seed=3, output="torch", mode=mode)
+    slow = ds.to_torch(batch_size=7, shuffle=True, seed=3, output="torch", mode=mode)
+    slow._payloads = False
+    got, want = list(tds.loader(num_workers=workers)), list(slow.loader(num_workers=workers))
+    _same_items(got, want)
+    first = got[0]
+    i = int(first["__key__"][0])
+    assert first["id"][0] == f"s{i}" + "-" * (i % 40) and first["label"][0] == (i * 7919) % 70000
+    assert first["img"].shape == (7, 3, 4, 4) and first["emb"][0][1] == i
+    masks = [m for b in got for m in b["mask"]] if isinstance(got[0]["mask"], list) else None
+    assert masks is not None and sum(m is None for m in masks) == 14  # i % 3 == 0: a list
+    if not workers:  # made here: the layout (two variable values before the arrays) is kept
+        assert tds._layout[0] is not None and tds._layout[0].nvar == 2
+
+
+@atdata.packable
+class LooseImg:  # as written: label of any type
+    id: str
+    label: Any
+    img: atdata.NDArray
+
+
+@atdata.packable
+class StrictImg:  # as read
+    id: str
+    label: int
+    img: atdata.NDArray
+
+
+@atdata.packable
+class LooseTail:  # label after the array (decoded with the tail)
+    img: atdata.NDArray
+    label: Any
+
+
+@atdata.packable
+class StrictTail:
+    img: atdata.NDArray
+    label: int
+
+
+@pytest.mark.parametrize("mode", ["random", "stream"])
+@pytest.mark.parametrize(("loose", "strict"), [(LooseImg, StrictImg), (LooseTail, StrictTail)])
+def test_a_scalar_of_another_type_raises_the_checked_error(tmp_path, mode, loose, strict):
+    names = [s.name for s in loose.atdata_fields()]
+    rows = [loose(**{k: getattr(r, k) for k in names}) for r in _lead_rows(40, label="x")]
+    _write(tmp_path, rows)
+    errors = []
+    for payloads in (True, False):
+        ds = atdata.Dataset[strict](str(tmp_path / "s-{00..02}.tar"))
+        tds = ds.to_torch(batch_size=7, output="torch", mode=mode)
+        tds._payloads = payloads
+        with pytest.raises(SchemaError) as e:
+            list(tds)
+        errors.append(str(e.value))
+    assert errors[0] == errors[1]  # (the layout's batch once left out where the batch began)
+    assert f"{strict.__name__}.'label' should hold int" in errors[0] and "'00000023'" in errors[0]
+    assert "batch starting at shard" in errors[0]
 
 
 def test_payloads_only_for_torch_batches(tmp_path):
