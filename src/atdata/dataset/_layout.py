@@ -74,7 +74,7 @@ class Layout:
             ``None`` until a payload with an array there shows it: see :meth:`learn`).
         arrays: Array field -> ``(hole number, byte count, dtype, shape)`` (dtype ``None``
             while unknown).
-        optional: The array fields that may be nil.
+        fields: The field specs of the sample type it was made for (set by :func:`fast_batch`).
         names: The array fields (a tail key among them leaves the batch to the checked path).
         end: Where the tail starts in the layout's own payload.
         nvar: Variable values before ``end``.
@@ -89,10 +89,10 @@ class Layout:
         "arrays",
         "count",
         "end",
+        "fields",
         "head",
         "names",
         "nvar",
-        "optional",
         "runs",
         "starts",
         "steps",
@@ -102,12 +102,12 @@ class Layout:
         self,
         steps: list[tuple[bytes, int, int, Any]],
         arrays: dict[str, tuple[int, int, Any, tuple[int, ...]]],
-        optional: frozenset[str],
         end: int,
         count: int,
     ) -> None:
-        self.steps, self.arrays, self.optional = steps, arrays, optional
+        self.steps, self.arrays = steps, arrays
         self.end, self.count = end, count
+        self.fields: Any = None
         self.names = frozenset(arrays)
         self.nvar = sum(kind == _VAR for _r, _n, kind, _a in steps)
         self.head = _map_header(self.nvar + count)
@@ -183,7 +183,7 @@ class Layout:
             else:
                 steps.append((payload[at:lo], lo - at, _HOLE, v1 - lo))
             at = v1
-        return cls(steps, arrays, optional & array_fields, at, len(ents) - found[-1] - 1)
+        return cls(steps, arrays, at, len(ents) - found[-1] - 1)
 
     def learn(self, name: str, view: Any, pos: int) -> tuple[bytes, int] | None:
         """Take the array at ``view[pos]`` as the layout of optional array ``name`` (nil in
@@ -258,22 +258,23 @@ def fast_batch(
     Returns:
         The batch (its samples are made from its columns if asked for), or ``None``.
     """
-    fields = sample_type.atdata_fields()  # type: ignore[attr-defined]
-    array_fields = frozenset(s.name for s in fields if s.kind == "ndarray")
-    if not entries or not array_fields:
+    if not entries:
         return None
-    optional = frozenset(s.name for s in fields if s.kind == "ndarray" and s.optional)
+    fields = sample_type.atdata_fields()  # type: ignore[attr-defined]
     lay = cache[0] if cache else None
     got = None
-    if lay is not None and lay.names == array_fields and lay.optional == optional:
+    if lay is not None and lay.fields is fields:  # (the type's cached field specs)
         got = _match(lay, entries)
     if lay is None or got is None:
+        array_fields = frozenset(s.name for s in fields if s.kind == "ndarray")
+        optional = frozenset(s.name for s in fields if s.kind == "ndarray" and s.optional)
         _s, _k, view, off, size = entries[0]
-        if type(view) is not memoryview:
+        if not array_fields or type(view) is not memoryview:
             return None
         lay = Layout.of(view[off : off + size].tobytes(), array_fields, optional)
         if lay is None:
             return None
+        lay.fields = fields
         got = _match(lay, entries)
         if got is None:
             return None
@@ -309,11 +310,18 @@ def _assemble(
             b._columns[name] = _column(sample_type, spec, tails, keys)
             continue
         hole, nbytes, dt, shape = lay.arrays[name]
-        if rows is None:
-            start = lay.starts[hole]
-            at = [e[3] + start for e in entries]
-        else:
-            at = [r[hole] for r in rows]
+        if rows is None:  # at the same offset in every payload
+            out = empty((n, *shape), dt)
+            if nbytes:
+                dest = memoryview(out).cast("B")  # type: ignore[arg-type]
+                i, start = 0, lay.starts[hole]
+                for e in entries:
+                    o = e[3] + start
+                    dest[i : i + nbytes] = e[2][o : o + nbytes]
+                    i += nbytes
+            b._columns[name] = out
+            continue
+        at = [r[hole] for r in rows]
         if -1 in at:  # nil in some payloads: a list of arrays and None, as decoded one by one
             count = nbytes // dt.itemsize if dt is not None else 0
             b._columns[name] = [
