@@ -392,14 +392,22 @@ def _raw(kind: str, base: str, paths: list[str]) -> tuple[int, float]:
 
 
 def _ratios(results: list[dict]) -> None:
-    """Each remote to_torch row against the slower of local.seq and its transport's raw row
-    (the issue's bar: >= 0.8x), for the whole first run and for the second epoch."""
+    """Each remote to_torch row without workers against the slower of local.seq and its
+    transport's raw row (the issue's bar: >= 0.8x), each row with workers against the DataLoader
+    ceiling with as many workers, for the whole first run and for the second epoch."""
     by = {r["row"]: r for r in results}
     seq = by.get("local.seq")
     lines = []
     for r in results:
-        kind, what = r["row"].split(".")[:2]
+        kind, what, *nw = r["row"].split(".")
         raw = by.get(f"{kind}.raw")
+        ceiling = by.get(f"ceiling.{nw[0]}") if nw and nw[0] != "0" else None
+        if ceiling is not None:  # with workers, the DataLoader's own cost is the bar
+            lines.append(
+                f"  {r['row']:16s} {r['rate'] / ceiling['rate']:5.2f}x whole run, "
+                f"{r['epoch2'] / ceiling['epoch2']:5.2f}x epoch 2   (of ceiling.{nw[0]})"
+            )
+            continue
         if kind not in ("http", "s3") or what in ("raw", "seq") or seq is None or raw is None:
             continue
         bar = min(seq["rate"], raw["rate"])
