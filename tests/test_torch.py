@@ -352,14 +352,24 @@ def test_filtered_and_selected_datasets(ds, mode):
 
 
 # -- remote streaming ------------------------------------------------------------------------
+def _tars(gets):
+    """The shard GETs among ``gets`` (a stream also looks for a manifest beside a shard)."""
+    return [(p, r) for p, r in gets if p.endswith(".tar")]
+
+
+def _looked(gets):
+    return [p for p, _ in gets if ".manifest." in p]
+
+
 def test_http_stream_reads_each_shard_once_in_one_request(http_url, gets):
     ds = atdata.Dataset(http_url)
     tds = ds.to_torch(batch_size=4, shuffle=True, seed=0)
     assert tds.mode == "stream"
     got = _run(tds, 2)
     assert sorted(k for b in got for k in b.keys) == [f"{i:08d}" for i in range(N)]
-    assert sorted(p for p, _ in gets) == ["/s-00.tar", "/s-01.tar", "/s-02.tar"]
+    assert sorted(p for p, _ in _tars(gets)) == ["/s-00.tar", "/s-01.tar", "/s-02.tar"]
     assert all(r is None for _, r in gets)  # whole shards, no Range requests
+    assert len(_looked(gets)) <= 2  # a manifest looked for once by each worker: none published
     cache = tds._reader.cache.directory
     assert os.path.isdir(cache)
     if os.access("/dev/shm", os.W_OK):  # the temporary cache lives in memory where it can
@@ -376,10 +386,10 @@ def test_http_without_range_support_and_shared_capped_cache(http_server, http_ur
     cache = tmp_path / "cache"
     a = ds.to_torch(batch_size=5, cache_dir=cache)
     assert sum(len(b) for b in _run(a, 2)) == N
-    assert len(gets) == 3
+    assert len(_tars(gets)) == 3
     b = atdata.Dataset(http_url).to_torch(batch_size=5, cache_dir=cache)  # a later run: no GET
     assert sum(len(x) for x in _run(b, 1)) == N
-    assert len(gets) == 3
+    assert len(_tars(gets)) == 3
     small = atdata.Dataset(http_url).to_torch(cache_dir=tmp_path / "small", cache_limit=1)
     assert sorted(_ids(_run(small, 2))) == list(range(N))
     assert len(list((tmp_path / "small").glob("*.tar"))) <= 3
@@ -390,7 +400,7 @@ def test_one_rank_streams_unknown_shards_without_counting_them(http_url, gets):
     tds = ds.to_torch(batch_size=4, shuffle=True, seed=1)
     assert tds._reader.lazy and gets == []  # nothing fetched before the first item is asked for
     first = next(iter(tds.loader(num_workers=0)))
-    assert len(first) == 4 and 1 <= len(gets) <= 3
+    assert len(first) == 4 and 1 <= len(_tars(gets)) <= 3
     assert atdata.Dataset(http_url).to_torch()._reader.lazy  # (that dataset now knows counts)
     tds = atdata.Dataset(http_url).to_torch(batch_size=4, shuffle=True, seed=1)
     got = _run(tds, 2)  # counted in the workers only
@@ -407,7 +417,8 @@ def test_without_workers_remote_shards_are_held_in_memory(http_url, gets, tmp_pa
     got = [b for b in tds]  # the training process reads alone: no cache files (list() would
     # ask len() first, which counts the shards)
     assert sorted(k for b in got for k in b.keys) == [f"{i:08d}" for i in range(N)]
-    assert sorted(p for p, _ in gets) == ["/s-00.tar", "/s-01.tar", "/s-02.tar"]
+    assert sorted(p for p, _ in _tars(gets)) == ["/s-00.tar", "/s-01.tar", "/s-02.tar"]
+    assert len(_looked(gets)) == 1  # the first shard's only: none are published
     assert not [f for f in os.listdir(tds._reader.cache.directory) if f.endswith(".tar")]
     kept = atdata.Dataset(http_url).to_torch(batch_size=4, cache_dir=tmp_path / "c")
     assert sum(len(b) for b in kept) == N  # a cache_dir given: the shards stay there

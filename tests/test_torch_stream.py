@@ -34,7 +34,8 @@ def test_growing_windows_fetch_each_shard_once(many_shards, workers):
     tds = atdata.Dataset(url).to_torch(batch_size=5, shuffle=True, seed=3, shuffle_buffer=24)
     got = sorted(int(i) for b in tds.loader(num_workers=workers) for i in b.i)
     assert got == list(range(120))
-    assert collections.Counter(p for p, _ in gets) == {f"/m-{j:02d}.tar": 1 for j in range(30)}
+    shards = collections.Counter(p for p, _ in gets if p.endswith(".tar"))
+    assert shards == {f"/m-{j:02d}.tar": 1 for j in range(30)}
 
 
 def test_the_first_shard_is_fetched_alone(tmp_path):
@@ -59,7 +60,8 @@ def test_the_first_shard_is_fetched_alone(tmp_path):
             super().do_GET()
             self.wfile.flush()
             with lock:
-                spans.append((self.path, t0, time.monotonic()))
+                if self.path.endswith(".tar"):  # (not the one manifest looked for)
+                    spans.append((self.path, t0, time.monotonic()))
 
     with serve_http(functools.partial(Timed, directory=str(tmp_path))) as srv:
         tds = atdata.Dataset(f"{srv.url}/f-{{0..3}}.tar").to_torch(batch_size=5, shuffle=False)

@@ -250,3 +250,41 @@ def test_a_whole_shard_read_in_one_call_is_hashed_block_by_block():
     assert bad.readinto(buf) == len(data)
     with pytest.raises(atdata.IntegrityError, match=r"big\.tar: the download gave 10485760 "):
         bad.readinto(buf)
+
+
+def _published_shards(tmp_path, manifest=True):
+    d = tmp_path / "pub"
+    d.mkdir()
+    atdata.write_samples(
+        [{"i": i, "pad": b"x" * 300} for i in range(N)],
+        str(d / "p-%02d.tar"),
+        maxcount=4,
+        key="index",
+        fsync=False,
+        manifest=manifest,
+    )
+    return d
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_lazy_stream_checks_shards_against_their_manifests(tmp_path, workers):
+    # one rank, no shard infos, counts unknown: no manifest is read for counts, so each one is
+    # looked up just before its shard is fetched
+    d = _published_shards(tmp_path)
+    with serve_directory(d) as srv:
+        ds = atdata.Dataset(f"{srv.url}/p-{{00..02}}.tar")
+        assert _ids(ds.to_torch(batch_size=3), workers) == list(range(N))
+        _flip(d / "p-02.tar")
+        with pytest.raises(atdata.IntegrityError, match=r"p-02\.tar: .* its manifest .*p-02"):
+            _ids(ds.to_torch(batch_size=3, cache_dir=str(tmp_path / f"c{workers}")), workers)
+
+
+def test_shards_without_manifests_cost_one_lookup(tmp_path):
+    d = _published_shards(tmp_path, manifest=False)
+    with serve_directory(d) as srv:
+        ds = atdata.Dataset(f"{srv.url}/p-{{00..02}}.tar")
+        assert _ids(ds.to_torch(batch_size=3)) == list(range(N))
+        looked = [p for p, _ in srv.gets if ".manifest." in p]
+        tars = sorted(p for p, _ in srv.gets if p.endswith(".tar"))
+    assert len(looked) == 1  # the first shard's: none published, so no more are asked for
+    assert tars == ["/p-00.tar", "/p-01.tar", "/p-02.tar"]

@@ -34,6 +34,7 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
@@ -227,6 +228,9 @@ class ShardCache:
         self.limit = int(limit)
         self.direct = direct
         self.expect: dict[str, Expected] = {}
+        self.lookup: Callable[[str], Expected | None] | None = None  # (see :meth:`_want`)
+        self._looked: set[str] = set()
+        self._looking: dict[str, threading.Lock] = {}
         self.keep: set[str] = set()  # shards the reader needs soon: never evicted by this process
         self.pinned: set[str] = set()  # shards whose views the reader holds: never closed
         self._open: dict[str, _Local] = {}
@@ -242,11 +246,30 @@ class ShardCache:
             "limit": self.limit,
             "direct": self.direct,
             "expect": self.expect,
+            "lookup": self.lookup,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["directory"], state["limit"], state["direct"])  # type: ignore[misc]
         self.expect = state["expect"]
+        self.lookup = state["lookup"]
+
+    def _want(self, shard: str) -> Expected | None:
+        """What ``shard`` must be: the record in :attr:`expect`, else what :attr:`lookup` finds
+        (a manifest published beside it), asked once per shard and before anything names the
+        shard's cache file (whose name holds the digest), other threads waiting for it."""
+        want = self.expect.get(shard)
+        if want is not None or self.lookup is None or shard in self._looked:
+            return want
+        with self._mu:
+            lock = self._looking.setdefault(shard, threading.Lock())
+        with lock:
+            if shard not in self._looked:
+                found = self.lookup(shard)
+                if found is not None:
+                    self.expect[shard] = found
+                self._looked.add(shard)
+        return self.expect.get(shard)
 
     def path(self, shard: str) -> str:
         """The cache file of ``shard`` (named by its URL and the sha256 it must have, when one
@@ -265,6 +288,7 @@ class ShardCache:
         """
         if self.direct and not is_remote(shard):  # read where it is
             return shard[7:] if shard.startswith("file://") else shard
+        self._want(shard)
         path = self.path(shard)
         try:
             mtime = os.stat(path).st_mtime_ns
@@ -372,6 +396,7 @@ class ShardCache:
         with lock:  # the prefetch thread and the reader never download one shard twice
             if shard in self._open:
                 return
+            self._want(shard)
             with self._mu:
                 buf = self._spare.pop() if self._spare else None
             if buf is None:  # (allocated outside the lock: the reader may need it meanwhile)
@@ -410,9 +435,11 @@ class ShardCache:
         loc = self._open.get(shard)
         if loc is not None:
             return loc
-        if memory and is_remote(shard) and not os.path.exists(self.path(shard)):
-            self.hold(source, shard)
-            return self._open[shard]
+        if memory and is_remote(shard):
+            self._want(shard)  # (before the cache file's name, which holds the digest)
+            if not os.path.exists(self.path(shard)):
+                self.hold(source, shard)
+                return self._open[shard]
         if self.direct and not is_remote(shard):
             path = shard[7:] if shard.startswith("file://") else shard
             loc = _Local(path, shard, load_index(path, source))  # the persisted member index

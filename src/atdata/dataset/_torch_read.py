@@ -22,6 +22,7 @@ import contextlib
 import itertools
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -103,6 +104,8 @@ class Reader:
         except BaseException:  # (a private temporary cache made above goes with the failure)
             self.release(self._pid)
             raise
+        if verify and self.cache is not None:  # (shards whose manifest was not read for counts)
+            self.cache.lookup = PublishedDigests(self.dataset.source)
 
     def _plan(self, selection: Any, filtered: bool, need_counts: bool) -> None:
         """Counts, the positions that take part and the size (see the class notes)."""
@@ -503,6 +506,39 @@ def _published(source: Any, shard: str) -> tuple[int, Expected | None] | None:
     if m is None or m.legacy or not isinstance(m.num_samples, int):
         return None
     return m.num_samples, from_manifest(m)
+
+
+class PublishedDigests:
+    """The digest a manifest published beside a remote shard records, looked up before the
+    shard is fetched (a shard streamed without counts, whose manifest was never read). Where the
+    first shard looked up has no manifest, none is looked for again: one request per dataset,
+    not one per shard, for shards published without manifests."""
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+        self._none = False
+        self._first = True
+        self._mu = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:  # (a worker looks up for itself)
+        return {"source": self.source}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["source"])  # type: ignore[misc]
+
+    def __call__(self, shard: str) -> Expected | None:
+        if self._none:
+            return None
+        with self._mu:
+            first, self._first = self._first, False
+            if first:  # (alone: the others wait to know whether any is published)
+                hit = _published(self.source, shard)
+                self._none = hit is None
+                return None if hit is None else hit[1]
+        if self._none:
+            return None
+        hit = _published(self.source, shard)
+        return None if hit is None else hit[1]
 
 
 def _cache_place(cache_dir: str | os.PathLike[str] | None, limit: int | None) -> tuple[str, int]:
