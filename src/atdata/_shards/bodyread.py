@@ -82,19 +82,31 @@ class DirectBody:
         """
         n = self._read(b)
         self._got += n
-        if not n and len(b) and self._length is not None and self._got < self._length:
+        if not n and len(b):
+            self._check_end()
+        return n
+
+    def read(self, n: int | None = -1) -> bytes:
+        """Up to ``n`` bytes of the body (all the rest for ``-1``/``None``), read the usual way.
+
+        Raises:
+            ShardError: When the connection closes before the announced Content-Length.
+        """
+        self._drained = False
+        whole = n is None or n < 0
+        data = self._resp.read(None if whole else n)
+        self._got += len(data)
+        if whole or (not data and n):
+            self._check_end()
+        return bytes(data)
+
+    def _check_end(self) -> None:
+        """At the end of the body: it must have been as long as announced."""
+        if self._length is not None and self._got < self._length:
             raise ShardError(
                 f"{self._name} ended after {self._got} of its {self._length} bytes "
                 "(the connection closed early); read it again"
             )
-        return n
-
-    def read(self, n: int | None = -1) -> bytes:
-        """Up to ``n`` bytes of the body (all the rest for ``-1``/``None``), read the usual way."""
-        self._drained = False
-        data = self._resp.read(None if n is None or n < 0 else n)
-        self._got += len(data)
-        return bytes(data)
 
     def _plain(self, b: Any) -> int:
         self._drained = False  # (the buffered reader may now hold bytes read ahead)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from atdata._errors import ConfigError, ShardError, StorageError
+from atdata._errors import ConfigError, StorageError
 from atdata._extras import require
 from atdata._shards.bodyread import DirectBody
 
@@ -215,9 +215,7 @@ class BodyStream:
     def __init__(self, body: Any, length: int | None, shard: str) -> None:
         self.body = body
         self._shard = shard
-        self._length = length
         self.length = length  # (read ahead of the body, to size a buffer)
-        self._got = 0
         self._fp = _plain_fp(body) if isinstance(length, int) else None
         self._direct = DirectBody(self._fp, f"shard {shard}") if self._fp is not None else None
 
@@ -238,15 +236,11 @@ class BodyStream:
         return data
 
     def _count(self, got: int, asked: int) -> None:
-        """Count ``got`` bytes of a read of ``asked`` (-1: to the end); at the end, check."""
-        self._got += got
+        """After a read of ``got`` bytes of ``asked`` (-1: to the end): at the end of the body,
+        hand the connection back to the pool (a body that ended early raised in ``DirectBody``,
+        as botocore's IncompleteReadError would)."""
         if asked >= 0 and (got or not asked):
             return
-        if self._got != self._length:  # what botocore's IncompleteReadError says
-            raise ShardError(
-                f"shard {self._shard} ended after {self._got} of its {self._length} bytes "
-                "(the connection closed early); read it again"
-            )
         raw, fp = self.body._raw_stream, self._fp
         if fp is not None and fp.isclosed() and hasattr(raw, "release_conn"):
             raw.release_conn()  # keep-alive: the pool may reuse the connection
