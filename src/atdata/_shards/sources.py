@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, BinaryIO, Protocol, TypeVar, cast, runtime_checkable
 
 from atdata._errors import ConfigError, DataNotFoundError, ShardError, shard_open_error
+from atdata._shards import httpget
+from atdata._shards.bodyread import DirectBody
 
 __all__ = [
     "DataSource",
@@ -219,8 +221,6 @@ class _HTTPStream:
     def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
         import urllib.error
 
-        from atdata._shards import httpget
-
         self.url = url
         self._conn = None
         try:
@@ -236,8 +236,6 @@ class _HTTPStream:
             code, why = self._resp.status, self._resp.reason
             httpget.release(self._conn, self._resp)
             raise ShardError(f"cannot fetch shard {url}: HTTP {code} {why}")
-        from atdata._shards.bodyread import DirectBody
-
         self._body = DirectBody(self._resp, f"shard {url}")
         self.length: int | None = self._body.length  # the Content-Length, if announced
 
@@ -254,8 +252,6 @@ class _HTTPStream:
             raise ShardError(f"connection lost while reading shard {self.url}: {exc}") from None
 
     def close(self) -> None:
-        from atdata._shards import httpget
-
         httpget.release(self._conn, self._resp)  # (read to its end: kept for the next GET)
 
     def __enter__(self) -> _HTTPStream:
