@@ -271,6 +271,13 @@ class ShardCache:
                 self._looked.add(shard)
         return self.expect.get(shard)
 
+    def settle(self, shard: str, want: Expected | None) -> None:
+        """Record what ``shard`` must be as found elsewhere (its manifest, read for its count):
+        :attr:`lookup` is not asked for it again."""
+        if want is not None:
+            self.expect.setdefault(shard, want)
+        self._looked.add(shard)
+
     def path(self, shard: str) -> str:
         """The cache file of ``shard`` (named by its URL and the sha256 it must have, when one
         is recorded: such a file was renamed into place only after its bytes matched, so it is

@@ -158,10 +158,10 @@ class Reader:
                 found = pool.map(lambda j: _published(src, self.shards[j]), todo)
                 for j, hit in zip(todo, found, strict=True):
                     if hit is not None:
-                        counts[j], want = hit
+                        counts[j] = hit[0]
                         self._given[j] = True
-                        if self.verify and want is not None:
-                            cache.expect.setdefault(self.shards[j], want)
+                    if self.verify:  # (its manifest, or that there is none, is known now)
+                        cache.settle(self.shards[j], None if hit is None else hit[1])
                 rest = [j for j in todo if counts[j] < 0]
                 # into the cache directory: counting every shard never holds them all in memory
                 counted = pool.map(lambda j: self.count_of(j, False), rest)
