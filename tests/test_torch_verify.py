@@ -28,18 +28,24 @@ def _torch_present():
         require_service("torch", 'not installed (pip install "atdata[torch]")')
 
 
+def _write(d, prefix, manifest=False):
+    """3 shards of 4 samples, ``{prefix}-00.tar`` ... in directory ``d`` (made here)."""
+    d.mkdir(exist_ok=True)
+    return atdata.write_samples(
+        [{"i": i, "pad": b"x" * 300} for i in range(N)],
+        str(d / f"{prefix}-%02d.tar"),
+        maxcount=4,
+        key="index",
+        fsync=False,
+        manifest=manifest,
+    )
+
+
 @pytest.fixture
 def served(tmp_path):
     """``(base URL, shard directory, local infos)``: 3 shards of 4 samples behind loopback HTTP."""
     d = tmp_path / "srv"
-    d.mkdir()
-    ds = atdata.write_samples(
-        [{"i": i, "pad": b"x" * 300} for i in range(N)],
-        str(d / "s-%02d.tar"),
-        maxcount=4,
-        key="index",
-        fsync=False,
-    )
+    ds = _write(d, "s")
     with serve_directory(d) as srv:
         yield srv.url, d, ds.list_shard_infos()
 
@@ -172,15 +178,7 @@ def test_verify_false_streams_without_the_check(served, tmp_path):
 
 def test_a_published_manifest_records_the_digest(tmp_path):
     d = tmp_path / "srv"
-    d.mkdir()
-    atdata.write_samples(
-        [{"i": i, "pad": b"x" * 300} for i in range(N)],
-        str(d / "m-%02d.tar"),
-        maxcount=4,
-        key="index",
-        fsync=False,
-        manifest=True,
-    )
+    _write(d, "m", manifest=True)
     _flip(d / "m-01.tar")
     with serve_directory(d) as srv:
         ds = atdata.Dataset(f"{srv.url}/m-{{00..02}}.tar")
@@ -192,13 +190,7 @@ def test_a_published_manifest_records_the_digest(tmp_path):
 
 def test_s3_stream_is_checked(s3_endpoint, tmp_path):
     pytest.importorskip("boto3")
-    ds = atdata.write_samples(
-        [{"i": i, "pad": b"x" * 300} for i in range(N)],
-        str(tmp_path / "s-%02d.tar"),
-        maxcount=4,
-        key="index",
-        fsync=False,
-    )
+    ds = _write(tmp_path, "s")
     kw = s3_bucket(s3_endpoint, "verify", [i.path for i in ds.list_shard_infos()])
     src = atdata.S3Source("s3://verify/s-{00..02}.tar", **kw)
     infos = [
@@ -252,25 +244,12 @@ def test_a_whole_shard_read_in_one_call_is_hashed_block_by_block():
         bad.readinto(buf)
 
 
-def _published_shards(tmp_path, manifest=True):
-    d = tmp_path / "pub"
-    d.mkdir()
-    atdata.write_samples(
-        [{"i": i, "pad": b"x" * 300} for i in range(N)],
-        str(d / "p-%02d.tar"),
-        maxcount=4,
-        key="index",
-        fsync=False,
-        manifest=manifest,
-    )
-    return d
-
-
 @pytest.mark.parametrize("workers", [0, 2])
 def test_a_lazy_stream_checks_shards_against_their_manifests(tmp_path, workers):
     # one rank, no shard infos, counts unknown: no manifest is read for counts, so each one is
     # looked up just before its shard is fetched
-    d = _published_shards(tmp_path)
+    d = tmp_path / "pub"
+    _write(d, "p", manifest=True)
     with serve_directory(d) as srv:
         ds = atdata.Dataset(f"{srv.url}/p-{{00..02}}.tar")
         assert _ids(ds.to_torch(batch_size=3), workers) == list(range(N))
@@ -280,7 +259,8 @@ def test_a_lazy_stream_checks_shards_against_their_manifests(tmp_path, workers):
 
 
 def test_shards_without_manifests_cost_one_lookup(tmp_path):
-    d = _published_shards(tmp_path, manifest=False)
+    d = tmp_path / "pub"
+    _write(d, "p")
     with serve_directory(d) as srv:
         ds = atdata.Dataset(f"{srv.url}/p-{{00..02}}.tar")
         assert _ids(ds.to_torch(batch_size=3)) == list(range(N))
