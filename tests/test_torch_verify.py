@@ -268,3 +268,22 @@ def test_shards_without_manifests_cost_one_lookup(tmp_path):
         tars = sorted(p for p, _ in srv.gets if p.endswith(".tar"))
     assert len(looked) == 1  # the first shard's: none published, so no more are asked for
     assert tars == ["/p-00.tar", "/p-01.tar", "/p-02.tar"]
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_a_mismatched_shard_is_downloaded_once(tmp_path, cached):
+    # the prefetch thread meets the mismatch first; the reader raises it without a second GET
+    d = tmp_path / "srv"
+    infos = _write(d, "s").list_shard_infos()
+    with serve_directory(d) as srv:
+        bad = f"{srv.url}/s-01.tar"
+        remote = _remote(srv.url, infos, wrong=bad)
+        ds = atdata.Dataset([i.path for i in remote], shard_infos=remote)
+        extra = {"cache_dir": tmp_path / "c"} if cached else {}
+        tds = ds.to_torch(batch_size=4, **extra)
+        with pytest.raises(
+            atdata.IntegrityError, match=r"checksum mismatch for shard .*/s-01\.tar:"
+        ):
+            list(iter(tds))
+        assert [p for p, _r in srv.gets if p.endswith(".tar")].count("/s-01.tar") == 1
+        assert tds._reader.cache.failed == {}  # (handed to the reader: a next epoch tries again)

@@ -39,7 +39,7 @@ from typing import Any
 
 import msgpack
 
-from atdata._errors import DecodeError, ShardError
+from atdata._errors import DecodeError, IntegrityError, ShardError
 from atdata._shards import tarscan as _tarscan  # noqa: F401  (imported here, not by a download)
 from atdata._shards.members import (
     _from_entries,
@@ -238,6 +238,7 @@ class ShardCache:
         self._spare: list[Any] = []  # buffers of shards held in memory, for reuse
         self._size_hint = _CHUNK  # a new buffer's size: the largest shard held so far
         self._holding: dict[str, threading.Lock] = {}  # one download per shard at a time
+        self.failed: dict[str, IntegrityError] = {}  # (see :meth:`_check_failed`)
         self._mu = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:  # workers open their own files
@@ -278,6 +279,13 @@ class ShardCache:
             self.expect.setdefault(shard, want)
         self._looked.add(shard)
 
+    def _check_failed(self, shard: str) -> None:
+        """Raise the mismatch that the prefetch thread met downloading ``shard`` (recorded in
+        :attr:`failed`, once): the reader meets it without downloading the shard again."""
+        exc = self.failed.pop(shard, None)
+        if exc is not None:
+            raise exc
+
     def path(self, shard: str) -> str:
         """The cache file of ``shard`` (named by its URL and the sha256 it must have, when one
         is recorded: such a file was renamed into place only after its bytes matched, so it is
@@ -295,6 +303,7 @@ class ShardCache:
         """
         if self.direct and not is_remote(shard):  # read where it is
             return shard[7:] if shard.startswith("file://") else shard
+        self._check_failed(shard)
         self._want(shard)
         path = self.path(shard)
         try:
@@ -403,6 +412,7 @@ class ShardCache:
         with lock:  # the prefetch thread and the reader never download one shard twice
             if shard in self._open:
                 return
+            self._check_failed(shard)
             self._want(shard)
             with self._mu:
                 buf = self._spare.pop() if self._spare else None

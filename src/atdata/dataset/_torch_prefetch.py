@@ -3,15 +3,16 @@
 :class:`Prefetch` runs ``threads`` fetch threads over the shards of an epoch in the order the
 walk needs them, at most ``ahead`` shards beyond what the reader has reached; the first shard is
 fetched alone (the first batch needs nothing else). An error is left for the reader, which meets
-it when it reads that shard itself, in order.
+it when it reads that shard itself, in order: a download that failed is tried again then, but a
+shard whose bytes did not match their recorded sha256 is not (the reader raises that mismatch).
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from typing import Any
 
+from atdata._errors import IntegrityError
 from atdata.dataset._torch_cache import ShardCache
 
 __all__ = ["Prefetch"]
@@ -45,6 +46,7 @@ class Prefetch:
         ]
 
     def start(self) -> None:
+        self.cache.failed.clear()  # (an earlier epoch's, for a shard its reader never reached)
         for t in self._threads:
             t.start()
 
@@ -82,11 +84,15 @@ class Prefetch:
                     return
                 shard = self.seq[self._next]
                 self._next += 1
-            with contextlib.suppress(Exception):  # the reader meets the error itself, in order
+            try:
                 if self.memory:
                     self.cache.local(self.source, shard, True)
                 else:
                     self.cache.fetch(self.source, shard)
+            except IntegrityError as exc:  # met again by the reader, without a second download
+                self.cache.failed[shard] = exc
+            except Exception:  # the reader meets the error itself, in order (a retry)
+                pass
             if not self._first:
                 with self._cv:
                     self._first = True
