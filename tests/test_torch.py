@@ -380,6 +380,24 @@ def test_http_stream_reads_each_shard_once_in_one_request(http_url, gets):
     assert not os.path.exists(cache)  # the private temporary cache goes with the dataset
 
 
+@pytest.mark.parametrize(("workers", "limit"), [(0, None), (2, None), (2, 1)])
+def test_the_temporary_cache_goes_with_its_loader_without_a_collection(http_url, workers, limit):
+    # a loader kept in a reference cycle held the dataset, and the shards in its temporary
+    # cache on /dev/shm, until the garbage collector happened to run
+    tds = atdata.Dataset(http_url).to_torch(batch_size=4)
+    cache = tds._reader.cache.directory
+    gc.collect()
+    gc.disable()
+    try:
+        got = _run(tds, workers, limit)
+        assert len(got) == (6 if limit is None else 1)
+        assert os.path.isdir(cache)
+        del tds, got
+        assert not os.path.exists(cache)
+    finally:
+        gc.enable()
+
+
 def test_http_without_range_support_and_shared_capped_cache(http_server, http_url, gets, tmp_path):
     http_server.ranges = False
     ds = atdata.Dataset(http_url)

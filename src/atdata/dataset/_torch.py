@@ -89,9 +89,10 @@ def _dist_rank_world() -> tuple[int, int]:
 
 
 try:  # this module is imported only by to_torch(), which requires torch first
+    from torch.utils.data import DataLoader as _LoaderBase
     from torch.utils.data import IterableDataset as _Base
 except ImportError:  # pragma: no cover - lets doctest collection import the module without torch
-    _Base = object
+    _Base = _LoaderBase = object
 
 
 class _Tagged(_Base):
@@ -491,7 +492,7 @@ class TorchDataset(_Base):
         """
         import multiprocessing.sharedctypes
 
-        data = require("torch.utils.data", "torch", "TorchDataset.loader")
+        require("torch.utils.data", "torch", "TorchDataset.loader")
         if kwargs.get("batch_size") is not None:
             raise ConfigError(
                 "batch inside the dataset: pass batch_size to to_torch(), not to loader()"
@@ -501,27 +502,32 @@ class TorchDataset(_Base):
                 "in_order=False lets items overtake each other, so the delivered position is "
                 "unknown; leave it on"
             )
-        from atdata.dataset._torch_ipc import check_workers, unpack
-
         kwargs["batch_size"] = None
         kwargs.setdefault("collate_fn", _convert)
         ctl = multiprocessing.sharedctypes.RawArray("q", 2)
         if kwargs.get("num_workers", 0) > 0:
+            from atdata.dataset._torch_ipc import check_workers
+
             check_workers(self, kwargs)
-        tds = self
-
-        loader_base: Any = data.DataLoader
-
-        class _Loader(loader_base):
-            def __iter__(self) -> Iterator[Any]:
-                ctl[0], ctl[1] = tds.epoch, tds._begin()
-                workers = self.num_workers > 0
-                for end, item in super().__iter__():
-                    tds._pos = end
-                    yield unpack(item) if workers else item
-                tds._finished = True
-
         return _Loader(_Tagged(self, ctl), **kwargs)
+
+
+class _Loader(_LoaderBase):
+    """The DataLoader of :meth:`TorchDataset.loader`: records each item's end position as it
+    hands the item over. (A module-level class: one made per call is a reference cycle, which
+    kept the dataset and its temporary shard cache until the garbage collector ran.)"""
+
+    def __iter__(self) -> Iterator[Any]:
+        from atdata.dataset._torch_ipc import unpack
+
+        tagged: _Tagged = self.dataset
+        tds, ctl = tagged.tds, tagged.ctl
+        ctl[0], ctl[1] = tds.epoch, tds._begin()
+        workers = self.num_workers > 0
+        for end, item in super().__iter__():
+            tds._pos = end
+            yield unpack(item) if workers else item
+        tds._finished = True
 
 
 _PLAIN_TYPES = frozenset((str, int, float, bool, type(None), bytes))
