@@ -68,3 +68,26 @@ def test_unwritable_sqlite_path_is_storage_error(tmp_path):
     blocker.write_text("x")
     with pytest.raises(StorageError, match="cannot open the SQLite index"):
         SQLiteProvider(str(blocker / "index.db"))
+
+
+@pytest.mark.services
+def test_latest_version_follows_semver_precedence(factory):
+    """A release outranks its pre-releases (inserted in either order), pre-release identifiers
+    compare numerically or in ASCII order, and equal precedence (build metadata) falls back to
+    the version text: every provider then picks the same latest and lists in the same order."""
+    from atdata.index import DatasetEntry, SchemaRecord
+
+    p = factory()
+    for i, v in enumerate(["1.0.0-rc.2", "1.0.0", "1.0.0-rc.10", "1.0.0-beta", "1.0.0+b2"]):
+        p.add_entry(DatasetEntry("d", version=v, entry_id=f"d{i}"))
+    assert p.get_entry("d").version == "1.0.0+b2"
+    assert [e.version for e in p.list_entries()] == [
+        "1.0.0-beta", "1.0.0-rc.2", "1.0.0-rc.10", "1.0.0", "1.0.0+b2",
+    ]  # fmt: skip
+    p.add_entry(DatasetEntry("e", version="2.0.0", entry_id="e0"))
+    p.add_entry(DatasetEntry("e", version="2.0.0-rc.1", entry_id="e1"))
+    assert p.get_entry("e").version == "2.0.0"
+    for v in ["1.1.0-a.1", "1.1.0", "1.1.0-a"]:
+        p.put_schema(SchemaRecord("S", v, {"properties": {v: {"type": "string"}}}))
+    assert p.get_schema("S").version == "1.1.0"
+    assert [r.version for r in p.list_schemas()] == ["1.1.0-a", "1.1.0-a.1", "1.1.0"]

@@ -37,6 +37,7 @@ __all__ = [
     "parse_schema_ref",
     "parse_version",
     "utcnow",
+    "version_key",
 ]
 
 SCHEMA_REF_PREFIX = "atdata://local/schema/"
@@ -63,6 +64,28 @@ def parse_version(version: str) -> tuple[int, int, int]:
     if m is None:
         raise ConfigError(f"version {version!r} is not semantic MAJOR.MINOR.PATCH, e.g. '1.0.0'")
     return int(m[1]), int(m[2]), int(m[3])
+
+
+def version_key(version: str) -> tuple[Any, ...]:
+    """A sort key ordering versions by semver precedence, then by their text.
+
+    A release outranks its pre-releases; pre-release identifiers compare numerically when
+    both are digits, else in ASCII order (digits first), and more identifiers outrank fewer.
+    Build metadata carries no precedence, so equal precedence falls back to the text (every
+    provider then agrees on the latest). A version that is not semantic sorts first.
+
+    Examples:
+        >>> sorted(["1.0.0", "1.0.0-rc.10", "1.0.0-rc.2", "1.0.0-a", "0.9.0"], key=version_key)
+        ['0.9.0', '1.0.0-a', '1.0.0-rc.2', '1.0.0-rc.10', '1.0.0']
+    """
+    m = _SEMVER.fullmatch(version) if isinstance(version, str) else None
+    if m is None:
+        return (-1, 0, 0, 0, (), str(version))
+    pre = version.partition("+")[0].partition("-")[2]
+    ids = tuple(
+        (0, int(x), "") if x.isdigit() else (1, 0, x) for x in pre.split(".") if x
+    )  # fmt: skip
+    return (int(m[1]), int(m[2]), int(m[3]), 0 if pre else 1, ids, version)
 
 
 def bump(version: str, part: str) -> str:

@@ -20,7 +20,7 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 from atdata._errors import ConfigError
-from atdata.index._entry import DatasetEntry, SchemaRecord, bump, parse_version
+from atdata.index._entry import DatasetEntry, SchemaRecord, bump, parse_version, version_key
 
 __all__ = ["IndexProvider", "has_password", "mask_url", "next_entry_version", "refuse_pickle"]
 
@@ -180,12 +180,9 @@ class IndexProvider(ABC):
         return f"{type(self).__name__}({self.url!r})"
 
 
-def sort_key(name: str, version: str) -> tuple[str, tuple[int, int, int]]:
-    """Sort records by name then numeric version."""
-    try:
-        return name, parse_version(version)
-    except Exception:
-        return name, (0, 0, 0)
+def sort_key(name: str, version: str) -> tuple[str, tuple[Any, ...]]:
+    """Sort records by name then version (semver precedence, see :func:`version_key`)."""
+    return name, version_key(version)
 
 
 def conflict_message(entry: DatasetEntry) -> str:

@@ -36,20 +36,61 @@ log = logging.getLogger("atdata")
 
 _TOKEN = "@@ATDATA_VERSION@@"
 
-# KEYS: entries, entry_ids, latest ; ARGV: name, entry_id, version or "", json with _TOKEN
+# Lua: whether version text A outranks B (semver precedence, then the text; as version_key)
+_NEWER = """
+local function bytes_cmp(x, y)
+  for i = 1, math.min(#x, #y) do
+    local a, b = string.byte(x, i), string.byte(y, i)
+    if a ~= b then return a < b and -1 or 1 end
+  end
+  if #x == #y then return 0 end
+  return #x < #y and -1 or 1
+end
+local function num_cmp(x, y)
+  x, y = string.gsub(x, '^0+', ''), string.gsub(y, '^0+', '')
+  if #x ~= #y then return #x < #y and -1 or 1 end
+  return bytes_cmp(x, y)
+end
+local function split(v)
+  local a, b, c, rest = string.match(v, '^(%d+)%.(%d+)%.(%d+)(.*)$')
+  local ids = {}
+  local pre = string.match(rest, '^%-([^+]*)')
+  if pre then for x in string.gmatch(pre, '[^.]+') do ids[#ids + 1] = x end end
+  return {a, b, c}, pre ~= nil, ids
+end
+local function newer(va, vb)
+  local ca, pa, ia = split(va)
+  local cb, pb, ib = split(vb)
+  for i = 1, 3 do
+    local r = num_cmp(ca[i], cb[i])
+    if r ~= 0 then return r > 0 end
+  end
+  if pa ~= pb then return pb end
+  for i = 1, math.max(#ia, #ib) do
+    local x, y = ia[i], ib[i]
+    if x == nil or y == nil then return y == nil end
+    local xn, yn = string.match(x, '^%d+$') ~= nil, string.match(y, '^%d+$') ~= nil
+    local r
+    if xn and yn then r = num_cmp(x, y)
+    elseif xn ~= yn then r = xn and -1 or 1
+    else r = bytes_cmp(x, y) end
+    if r ~= 0 then return r > 0 end
+  end
+  return bytes_cmp(va, vb) > 0
+end
+"""
+
+# (run after _NEWER) KEYS: entries, entry_ids, latest ; ARGV: name, entry_id, version or "",
+# json with _TOKEN
 _ADD_ENTRY = """
 local existing = redis.call('HGET', KEYS[2], ARGV[2])
 if existing then return {0, redis.call('HGET', KEYS[1], existing)} end
 local name, version = ARGV[1], ARGV[3]
 local latest = redis.call('HGET', KEYS[3], name)
-local function parse(v)
-  local a, b, c = string.match(v, '^(%d+)%.(%d+)%.(%d+)')
-  return tonumber(a), tonumber(b), tonumber(c)
-end
 if version == '' then
   if latest then
-    local a, b = parse(latest)
-    version = a .. '.' .. (b + 1) .. '.0'
+    local a, b = string.match(latest, '^(%d+)%.(%d+)%.')
+    version = a .. '.' .. (tonumber(b) + 1) .. '.0'
   else
     version = '1.0.0'
   end
@@ -59,34 +100,18 @@ end
 local rec = string.gsub(ARGV[4], '@@ATDATA_VERSION@@', version)
 redis.call('HSET', KEYS[1], name .. '@' .. version, rec)
 redis.call('HSET', KEYS[2], ARGV[2], name .. '@' .. version)
-local newer = true
-if latest then
-  local a1, b1, c1 = parse(latest)
-  local a2, b2, c2 = parse(version)
-  newer = (a2 > a1) or (a2 == a1 and (b2 > b1 or (b2 == b1 and c2 > c1)))
-end
-if newer then redis.call('HSET', KEYS[3], name, version) end
+if not latest or newer(version, latest) then redis.call('HSET', KEYS[3], name, version) end
 return {1, rec}
 """
 
-# KEYS: schemas, schema_latest ; ARGV: name, version, json
+# (run after _NEWER) KEYS: schemas, schema_latest ; ARGV: name, version, json
 _PUT_SCHEMA = """
 local key = ARGV[1] .. '@' .. ARGV[2]
 local existing = redis.call('HGET', KEYS[1], key)
 if existing then return existing end
 redis.call('HSET', KEYS[1], key, ARGV[3])
 local latest = redis.call('HGET', KEYS[2], ARGV[1])
-local function parse(v)
-  local a, b, c = string.match(v, '^(%d+)%.(%d+)%.(%d+)')
-  return tonumber(a), tonumber(b), tonumber(c)
-end
-local newer = true
-if latest then
-  local a1, b1, c1 = parse(latest)
-  local a2, b2, c2 = parse(ARGV[2])
-  newer = (a2 > a1) or (a2 == a1 and (b2 > b1 or (b2 == b1 and c2 > c1)))
-end
-if newer then redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) end
+if not latest or newer(ARGV[2], latest) then redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) end
 return ARGV[3]
 """
 
@@ -143,8 +168,8 @@ class RedisProvider(IndexProvider):
             "schemas": f"{p}schemas",
             "schema_latest": f"{p}schema_latest",
         }
-        self._add = self._client.register_script(_ADD_ENTRY)
-        self._put_schema = self._client.register_script(_PUT_SCHEMA)
+        self._add = self._client.register_script(_NEWER + _ADD_ENTRY)
+        self._put_schema = self._client.register_script(_NEWER + _PUT_SCHEMA)
         self._latest = self._client.register_script(_GET_LATEST)
 
     @property

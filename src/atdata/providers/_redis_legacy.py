@@ -32,7 +32,7 @@ import msgpack
 
 from atdata._errors import DecodeError
 from atdata._wire.local_fields import body_of, local_fields
-from atdata.index._entry import DatasetEntry, SchemaRecord, parse_version
+from atdata.index._entry import DatasetEntry, SchemaRecord, parse_version, version_key
 
 if TYPE_CHECKING:
     from atdata.providers._redis import RedisProvider
@@ -188,7 +188,7 @@ def pick_schema(
 ) -> SchemaRecord | None:
     """Schema ``name`` at ``version`` among ``records`` (the highest when ``None``), or ``None``."""
     found = [r for r in records if r.name == name and version in (None, r.version)]
-    return max(found, key=lambda r: parse_version(r.version)) if found else None
+    return max(found, key=lambda r: version_key(r.version)) if found else None
 
 
 # -- reading and mirroring through a RedisProvider -------------------------------------------
