@@ -57,8 +57,9 @@ class LoopbackServer(http.server.ThreadingHTTPServer):
 
 class FileHandler(http.server.SimpleHTTPRequestHandler):
     """SimpleHTTPRequestHandler without its log lines that records each GET in ``server.gets``
-    and, while ``server.ranges``, answers ``Range: bytes=lo-hi`` on a file with 206 and bytes
-    lo..hi (anything else as SimpleHTTPRequestHandler does: the whole file, 200, or 404)."""
+    and, while ``server.ranges``, answers ``Range: bytes=lo-hi`` (or ``bytes=lo-``) on a file with
+    206 and bytes lo..hi (416 when lo is past the end; anything else as SimpleHTTPRequestHandler
+    does: the whole file, 200, or 404)."""
 
     server: LoopbackServer
 
@@ -68,17 +69,24 @@ class FileHandler(http.server.SimpleHTTPRequestHandler):
     def do_GET(self) -> None:
         rng = self.headers.get("Range")
         self.server.gets.append((self.path, rng))
-        m = re.fullmatch(r"bytes=(\d+)-(\d+)", rng or "")
+        m = re.fullmatch(r"bytes=(\d+)-(\d*)", rng or "")
         path = self.translate_path(self.path)
         if not (m and self.server.ranges and os.path.isfile(path)):
             super().do_GET()
             return
-        lo, hi = int(m.group(1)), int(m.group(2))
+        size = os.path.getsize(path)
+        lo, hi = int(m.group(1)), min(int(m.group(2) or size - 1), size - 1)
+        if lo >= size:
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{size}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         with open(path, "rb") as f:
             f.seek(lo)
             body = f.read(hi + 1 - lo)
         self.send_response(206)
-        self.send_header("Content-Range", f"bytes {lo}-{hi}/{os.path.getsize(path)}")
+        self.send_header("Content-Range", f"bytes {lo}-{hi}/{size}")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 import tarfile
@@ -471,6 +472,44 @@ def test_jsonl_resume_at_recorded_offset(lines, data):
         (p, r if isinstance(r, dict) else r.reason) for p, r in iter_jsonl(f, pos + 1, [None], off)
     ]
     assert rest == want[k + 1 :]
+
+
+_CSV_RECORDS = [b"1,a\n", b"2,a\r\n", b'3,"x\ny"\n', b'4,"q""\r\n"\r\n', b"5,\xff\n",
+                b"6,\xc3\xa9\n", b"7\n", b"\n"]  # fmt: skip
+
+
+def _csv_seen(raw, start=0, rest=None, offset=0):
+    from atdata._ingest._readers import iter_csv
+
+    cell: list = [None] if rest is None else [offset]
+    return [
+        (p, cell[0], r if isinstance(r, dict) else r.detail)
+        for p, r in iter_csv(io.BytesIO(raw), start, "", cell, rest, offset)
+    ]
+
+
+@settings(max_examples=40, deadline=None)
+@given(hs.booleans(), hs.lists(hs.sampled_from(_CSV_RECORDS), max_size=16), hs.data())
+def test_csv_resume_at_recorded_offset(bom, records, data):
+    # quoted newlines, CRLF, a BOM, bytes that are not UTF-8, short and blank records: a run
+    # resumed at the offset recorded after any record yields exactly the records after it
+    raw = (b"\xef\xbb\xbf" if bom else b"") + b"n,t\r\n" + b"".join(records)
+    seen = _csv_seen(raw)
+    good = {b"1": "a", b"2": "a", b"3": "x\ny", b"4": 'q"\r\n', b"6": "é"}
+    assert [s[2] for s in seen] == [
+        {"n": r[:1].decode(), "t": good[r[:1]]} if r[:1] in good
+        else "a record that is not UTF-8 text" if r[:1] == b"5"
+        else "1 cells where the header has 2"
+        for r in records
+        if r != b"\n"  # (a blank line is no record)
+    ]  # fmt: skip
+    if not seen:
+        return
+    k = data.draw(hs.integers(0, len(seen) - 1))
+    pos, off, _ = seen[k]  # a run sealed right after record ``pos``
+    f = io.BytesIO(raw)
+    f.seek(off)
+    assert _csv_seen(raw, pos + 1, f, off) == seen[k + 1 :]
 
 
 def test_missing_zstandard_names_the_extra(tmp_path, monkeypatch):

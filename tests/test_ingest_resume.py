@@ -552,3 +552,84 @@ def test_s3_errors_name_the_fix(s3, tmp_path):
         atdata.ingest("s3://qa-no-such-bucket/x.jsonl", tmp_path / "b", s3_client=s3)
     with pytest.raises(atdata.StorageError, match=r"cannot list .*; check the bucket name"):
         atdata.ingest("s3://qa-no-such-bucket/*.jsonl", tmp_path / "c", s3_client=s3)
+
+
+# -- resuming at the byte offset of the last sealed record ------------------------------------
+def _csv_rows(n):
+    rows = [{"id": i, "text": f"t{i % 150}", "w": i / 7} for i in range(n)]
+    return rows, "id,text,w\n" + "".join(f"{r['id']},{r['text']},{r['w']}\n" for r in rows)
+
+
+def test_csv_input_resumes_at_byte_offset(tmp_path):
+    _rows, text = _csv_rows(400)
+    src = tmp_path / "rows.csv"
+    src.write_text("\ufeff" + text)  # (with a byte order mark: it counts in the offsets)
+    kw = {"dedup_on": "text", "maxcount": 30, "name": "rows"}
+    ref = atdata.ingest(str(src), tmp_path / "ref", **kw)
+    out = tmp_path / "out"
+    with pytest.raises(Stop):
+        atdata.ingest(str(src), out, validate=_interrupt_at(70), **kw)
+    state = json.loads((out / ".ingest" / "state.json").read_text())
+    assert state["position"] == 60  # two shards of 30 sealed before the stop at row 70
+    lines = ("\ufeff" + text).splitlines(keepends=True)
+    assert state["offset"] == len("".join(lines[:61]).encode())  # the header and 60 records
+    r = atdata.ingest(str(src), out, **kw)
+    assert (r.rows_read, r.rows_written, r.duplicates) == (400, 150, 250)
+    assert _shard_bytes(tmp_path / "ref") == _shard_bytes(out) and r.num_shards == ref.num_shards
+
+
+@pytest.mark.parametrize("ranges", [True, False])
+@pytest.mark.parametrize("name", ["rows.jsonl", "rows.csv", "rows.csv.gz"])
+def test_http_input_resumes_at_byte_offset(tmp_path, name, ranges):
+    # a server with ranges is asked for the rest; without them (and for a compressed input)
+    # the bytes before the offset are read and dropped, not parsed: the output is the same
+    rows, text = _csv_rows(300)
+    root = tmp_path / "www"
+    root.mkdir()
+    if name.endswith(".jsonl"):
+        text = "".join(json.dumps(r) + "\n" for r in rows)
+    (root / name).write_bytes(
+        gzip.compress(text.encode()) if name.endswith(".gz") else text.encode()
+    )
+    kw = {"dedup_on": "text", "maxcount": 40, "name": "rows"}
+    with serve_directory(root, ranges=ranges) as srv:
+        url = f"{srv.url}/{name}"
+        ref = atdata.ingest(url, tmp_path / "ref", **kw)
+        out = tmp_path / "out"
+        with pytest.raises(Stop):
+            atdata.ingest(url, out, validate=_interrupt_at(100), **kw)
+        offset = json.loads((out / ".ingest" / "state.json").read_text())["offset"]
+        head = 1 if name.startswith("rows.csv") else 0
+        assert offset == len("".join(text.splitlines(keepends=True)[: 80 + head]).encode())
+        del srv.gets[:]
+        r = atdata.ingest(url, out, **kw)
+        asked = [rng for _p, rng in srv.gets]
+    assert (r.rows_read, r.rows_written) == (300, 150)
+    assert _shard_bytes(tmp_path / "ref") == _shard_bytes(out) and r.num_shards == ref.num_shards
+    # the first rows (the schema is inferred again), for csv the header, then the records
+    # from the offset (a compressed input from its start, dropping the bytes before it)
+    want = [None] * (1 + head) + [None if name.endswith(".gz") else f"bytes={offset}-"]
+    assert asked == want
+
+
+def test_resume_offset_past_the_end_of_a_changed_input_is_refused(tmp_path):
+    from atdata._ingest._sources import Input, open_binary
+
+    src = tmp_path / "a.jsonl.gz"
+    src.write_bytes(gzip.compress(b'{"a": 1}\n' * 3))
+    with open_binary(Input(str(src), "jsonl", "gz", "local"), None, 18) as f:
+        assert f.read() == b'{"a": 1}\n'
+    with pytest.raises(atdata.StorageError, match=r"ends 13 bytes before byte 40, where the last"):
+        open_binary(Input(str(src), "jsonl", "gz", "local"), None, 40)
+
+
+def test_closing_a_compressed_input_closes_its_file(tmp_path):
+    from atdata._ingest._sources import Input, open_binary
+
+    src = tmp_path / "a.csv.gz"
+    src.write_bytes(gzip.compress(b"a\n1\n"))
+    fds = len(os.listdir("/proc/self/fd"))
+    for _ in range(5):
+        with open_binary(Input(str(src), "csv", "gz", "local")) as f:
+            assert f.read() == b"a\n1\n"
+    assert len(os.listdir("/proc/self/fd")) == fds

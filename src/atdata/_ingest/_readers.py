@@ -18,6 +18,7 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import itertools
@@ -26,7 +27,7 @@ from collections.abc import Generator, Iterator
 from typing import Any
 
 from atdata._extras import require
-from atdata._ingest._sources import Input, S3Access, open_binary, seekable
+from atdata._ingest._sources import Input, S3Access, open_binary
 
 __all__ = ["BadRow", "iter_csv", "iter_input", "iter_jsonl", "iter_parquet", "iter_table"]
 
@@ -89,36 +90,115 @@ def _counting(lines: Iterator[bytes], cell: list[Any], off: int) -> Iterator[byt
         yield line
 
 
-def iter_csv(stream: Any, start: int = 0, where: str = "") -> Iterator[tuple[int, Any]]:
-    """Rows of a CSV stream with a header line (cells stay text; coercion parses them)."""
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")  # a BOM is dropped
-    reader = csv.reader(text)
+def iter_csv(
+    stream: Any,
+    start: int = 0,
+    where: str = "",
+    cell: list[Any] | None = None,
+    rest: Any = None,
+    offset: int = 0,
+) -> Iterator[tuple[int, Any]]:
+    """Rows of a CSV stream with a header line (cells stay text; coercion parses them).
+
+    A record holding bytes that are not UTF-8 is a :class:`BadRow` (the others are read).
+
+    Args:
+        stream: The bytes, from the start (the header).
+        start: The position of the first record yielded (the records before it are skipped,
+            or, with ``rest``, lie before ``offset``).
+        where: Names the input in messages (``" of data.csv"``).
+        cell: When given, ``cell[0]`` holds the byte offset just after the last record yielded
+            (where a resumed run can start reading).
+        rest: A stream of the same bytes positioned at byte ``offset``, where record ``start``
+            begins: the records are read from it (only the header from ``stream``).
+        offset: See ``rest``.
+
+    Examples:
+        >>> import io
+        >>> raw = b'a,b\\n1,"x\\ny"\\n2,\\xff\\n3,z\\n'
+        >>> cell = [None]
+        >>> for p, r in iter_csv(io.BytesIO(raw), cell=cell):
+        ...     print(p, r if isinstance(r, dict) else r.detail, cell[0])
+        0 {'a': '1', 'b': 'x\\ny'} 12
+        1 a record that is not UTF-8 text 16
+        2 {'a': '3', 'b': 'z'} 20
+        >>> tail = io.BytesIO(raw)
+        >>> _ = tail.seek(16)  # (a resumed run: record 2 starts at byte 16)
+        >>> list(iter_csv(io.BytesIO(raw), 2, rest=tail, offset=16))
+        [(2, {'a': '3', 'b': 'z'})]
+    """
+    text = _text(stream)
+    reader = csv.reader(_counted(text, cell, 0) if cell is not None else text)
     try:
         header = next(reader)
     except StopIteration:
         return
-    except (csv.Error, UnicodeDecodeError) as exc:
+    except csv.Error as exc:
         yield 0, BadRow(f"unreadable CSV header{where}: {exc}", "")
         return
+    if header and header[0].startswith("\ufeff"):  # a byte order mark
+        header[0] = header[0][1:]
+    if _not_utf8(header):
+        yield 0, BadRow(f"unreadable CSV header{where}: it is not UTF-8 text", _shown(header))
+        return
     n = len(header)
+    if rest is not None:
+        text = _text(rest)
+        rows: Iterator[list[str]] = csv.reader(
+            _counted(text, cell, offset) if cell is not None else text
+        )
+    else:
+        rows = itertools.islice(reader, start, None)
     pos = start
-    rows = itertools.islice(reader, start, None)
     while True:
         try:
             cells = next(rows)
         except StopIteration:
             return
-        except (csv.Error, UnicodeDecodeError) as exc:
+        except csv.Error as exc:
             yield pos, BadRow(f"unreadable CSV record: {exc}", "")
             pos += 1
             continue
         if len(cells) != n:
             if cells:
-                yield pos, BadRow(f"{len(cells)} cells where the header has {n}", cells)
+                yield pos, BadRow(f"{len(cells)} cells where the header has {n}", _shown(cells))
             pos += 1
             continue
-        yield pos, dict(zip(header, cells, strict=True))
+        if _not_utf8(cells):
+            yield pos, BadRow("a record that is not UTF-8 text", _shown(cells))
+        else:
+            yield pos, dict(zip(header, cells, strict=True))
         pos += 1
+
+
+def _text(stream: Any) -> Any:
+    """``stream``'s lines as text, untranslated (as :mod:`csv` wants them), bytes that are not
+    UTF-8 kept as lone surrogates (so each line encodes back to its bytes, and only the records
+    holding them are rejected)."""
+    return io.TextIOWrapper(stream, encoding="utf-8", errors="surrogateescape", newline="")
+
+
+def _counted(lines: Iterator[str], cell: list[Any], off: int) -> Iterator[str]:
+    """``lines``, keeping in ``cell[0]`` the byte offset after the last one taken."""
+    for line in lines:
+        off += len(line) if line.isascii() else len(line.encode("utf-8", "surrogateescape"))
+        cell[0] = off
+        yield line
+
+
+def _not_utf8(cells: list[str]) -> bool:
+    for c in cells:
+        if not c.isascii():
+            try:
+                c.encode("utf-8")
+            except UnicodeEncodeError:  # (a lone surrogate: a byte that was not UTF-8)
+                return True
+    return False
+
+
+def _shown(cells: list[str]) -> list[str]:
+    """The cells with bytes that were not UTF-8 shown as U+FFFD (fit for the rejects log)."""
+    return [c.encode("utf-8", "surrogateescape").decode("utf-8", "replace") for c in cells]
 
 
 def row_reader(schema: Any) -> Any:
@@ -227,10 +307,10 @@ def iter_input(
 ) -> Generator[tuple[int, Any], None, None]:
     """Rows of ``inp`` from position ``start``.
 
-    For JSONL, ``offset`` (the byte offset of record ``start``, from a previous run's
-    ``cell``) lets a :func:`~atdata._ingest._sources.seekable` input start there instead of
-    reading and skipping the records before it; ``cell`` tracks that offset (see
-    :func:`iter_jsonl`).
+    For JSONL and CSV, ``offset`` (the byte offset of record ``start``, from a previous run's
+    ``cell``) lets the reading start there instead of parsing and skipping the records before
+    it (see :func:`~atdata._ingest._sources.open_binary`); ``cell`` tracks that offset (see
+    :func:`iter_jsonl` and :func:`iter_csv`).
     """
     if inp.fmt == "hf":
         yield from _iter_hf(inp.obj, start)
@@ -240,11 +320,11 @@ def iter_input(
             yield from iter_parquet(f, start)
         return
     if inp.fmt == "csv":
-        with open_binary(inp, s3) as stream:
-            yield from iter_csv(stream, start, f" of {inp.uri}")
+        with contextlib.ExitStack() as stack:
+            stream = stack.enter_context(open_binary(inp, s3))
+            rest = stack.enter_context(open_binary(inp, s3, offset)) if offset else None
+            yield from iter_csv(stream, start, f" of {inp.uri}", cell, rest, offset or 0)
         return
-    if offset is not None and not seekable(inp):
-        offset = None
     with open_binary(inp, s3, offset or 0) as stream:
         yield from iter_jsonl(stream, start, cell, offset)
 

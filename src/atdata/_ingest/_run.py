@@ -29,7 +29,7 @@ from atdata._ingest._infer import describe_type, infer_sample_type, type_name_fo
 from atdata._ingest._output import Output
 from atdata._ingest._readers import BadRow, arrow_schema, iter_input
 from atdata._ingest._report import IngestReport
-from atdata._ingest._sources import Input, S3Access, resolve_inputs, seekable
+from atdata._ingest._sources import Input, S3Access, resolve_inputs
 from atdata._ingest._state import IngestState, Progress
 
 __all__ = ["INFER_ROWS", "MIN_GATE_ROWS", "IngestRun"]
@@ -383,7 +383,7 @@ class IngestRun:
             self.cur_input = idx
             here = idx == p.input_index
             start = p.position if here else 0
-            self.cell = [None] if inp.fmt == "jsonl" and seekable(inp) else None
+            self.cell = [None] if inp.fmt in ("jsonl", "csv") else None
             offset = p.offset if here else None
             for pos, row in iter_input(inp, start, self.s3, offset, self.cell):
                 yield inp, pos, row

@@ -26,7 +26,7 @@ from typing import Any
 from atdata._errors import ConfigError, DataNotFoundError, StorageError
 from atdata._extras import require
 
-__all__ = ["Input", "S3Access", "detect_format", "open_binary", "resolve_inputs", "seekable"]
+__all__ = ["Input", "S3Access", "detect_format", "open_binary", "resolve_inputs"]
 
 _FORMATS = {
     ".jsonl": "jsonl",
@@ -234,9 +234,36 @@ class _RawAdapter(io.RawIOBase):
             super().close()
 
 
-def seekable(inp: Input) -> bool:
-    """Whether ``inp`` can be opened at a byte offset (uncompressed, local or S3)."""
-    return not inp.compression and inp.location in ("local", "s3")
+class _Owning(io.BufferedReader):
+    """A buffered view of ``stream`` that also closes ``owned`` (a ``GzipFile`` given a file
+    object leaves it open when closed)."""
+
+    def __init__(self, stream: Any, owned: Any) -> None:
+        super().__init__(_RawAdapter(stream), 1 << 20)
+        self._owned = owned
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._owned.close()
+
+
+def _skip(stream: Any, n: int, uri: str) -> None:
+    """Read and drop the first ``n`` bytes of ``stream`` (no record is parsed).
+
+    Raises:
+        StorageError: When the stream ends before (the input changed since they were counted).
+    """
+    left = n
+    while left:
+        got = len(stream.read(min(left, 1 << 20)))
+        if not got:
+            raise StorageError(
+                f"input {uri} ends {left} bytes before byte {n}, where the last run stopped "
+                "reading it: it changed since; ingest it into a new output directory"
+            )
+        left -= got
 
 
 def _open_raw(inp: Input, s3: S3Access | None, offset: int = 0) -> Any:
@@ -249,10 +276,31 @@ def _open_raw(inp: Input, s3: S3Access | None, offset: int = 0) -> Any:
         import urllib.error
         import urllib.request
 
+        req = urllib.request.Request(
+            inp.uri, headers={"Range": f"bytes={offset}-"} if offset else {}
+        )
         try:
-            return urllib.request.urlopen(inp.uri, timeout=60)
+            resp = urllib.request.urlopen(req, timeout=60)
+        except urllib.error.HTTPError as exc:
+            if offset and exc.code == 416:  # resuming at the very end
+                return io.BytesIO(b"")
+            raise StorageError(f"cannot read input {inp.uri}: {exc}; check the URL") from None
         except (urllib.error.URLError, OSError) as exc:
             raise StorageError(f"cannot read input {inp.uri}: {exc}; check the URL") from None
+        ranged = resp.status == 206
+        if ranged and not str(resp.headers.get("Content-Range", "")).startswith(f"bytes {offset}-"):
+            resp.close()
+            raise StorageError(
+                f"input {inp.uri}: asked for bytes {offset}- the server answered "
+                f"{resp.headers.get('Content-Range')!r}; check the server"
+            )
+        if offset and not ranged:  # (a server without ranges: read up to the offset)
+            try:
+                _skip(resp, offset, inp.uri)
+            except BaseException:
+                resp.close()
+                raise
+        return resp
     if inp.location == "s3":
         from atdata.stores._s3client import parse_s3_url, s3_fix
 
@@ -272,16 +320,29 @@ def _open_raw(inp: Input, s3: S3Access | None, offset: int = 0) -> Any:
 def open_binary(inp: Input, s3: S3Access | None = None, offset: int = 0) -> Any:
     """A binary stream of ``inp``'s (decompressed) bytes; the caller closes it.
 
-    ``offset``: start there (only for :func:`seekable` inputs).
-    """
-    if offset and not seekable(inp):
-        raise ConfigError(f"input {inp.uri} cannot be opened at an offset")
-    raw = _open_raw(inp, s3, offset)
-    if inp.compression == "gz":
-        import gzip
+    ``offset``: start at that byte of the (decompressed) bytes: seeking a local file, asking S3
+    or an HTTP server for a range; where that cannot be done (a compressed input, a server
+    without ranges) the bytes before it are read and dropped, which is still much cheaper than
+    parsing the records they hold.
 
-        return gzip.GzipFile(fileobj=raw, mode="rb")
-    if inp.compression == "zst":
-        zstd = require("zstandard", "ingest", f"reading {inp.uri}")
-        return io.BufferedReader(zstd.ZstdDecompressor().stream_reader(raw, closefd=True), 1 << 20)
-    return raw
+    Raises:
+        StorageError: When the input cannot be read, or ends before ``offset``.
+    """
+    raw = _open_raw(inp, s3, 0 if inp.compression else offset)
+    if not inp.compression:
+        return raw
+    try:
+        if inp.compression == "gz":
+            import gzip
+
+            out: Any = _Owning(gzip.GzipFile(fileobj=raw, mode="rb"), raw)
+        else:
+            zstd = require("zstandard", "ingest", f"reading {inp.uri}")
+            reader = zstd.ZstdDecompressor().stream_reader(raw, closefd=True)
+            out = io.BufferedReader(reader, 1 << 20)
+        if offset:
+            _skip(out, offset, inp.uri)
+    except BaseException:
+        raw.close()
+        raise
+    return out
