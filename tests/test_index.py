@@ -252,6 +252,22 @@ def test_repositories_mounted_by_name(tmp_path):
         Repository("sqlite")  # type: ignore[arg-type]
 
 
+def test_local_name_starting_with_a_repository_name(tmp_path):
+    """``@local/lab/x`` is this index's own dataset ``lab/x``: found by every lookup, even
+    though ``lab`` is also a mounted repository (get_dataset routed the name twice)."""
+    from atdata.repository import create_repository
+
+    lab = create_repository("sqlite", path=tmp_path / "lab.db")
+    index = Index(path=str(tmp_path / "i.db"), repos={"lab": lab})
+    e = index.write(_imgs(2), name="@local/lab/x")
+    index.write(_imgs(3), name="lab/x")
+    assert e.name == "lab/x" and [x.name for x in index.list_datasets("local")] == ["lab/x"]
+    assert index.get_entry_by_name("@local/lab/x") == e
+    assert index.get_dataset("@local/lab/x") == e == index.get_dataset("@local/lab/x@1.0.0")
+    assert index.get_dataset("local/lab/x", "1.0.0") == e
+    assert len(index.open_dataset("@local/lab/x")) == 2 and len(index.open_dataset("lab/x")) == 3
+
+
 def test_status_reports_down_provider(tmp_path):
     from atdata.index import RedisProvider
 

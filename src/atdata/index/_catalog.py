@@ -312,14 +312,7 @@ class Catalog:
             NotFoundError: (a ``KeyError``) When there is no such dataset or version.
         """
         provider, local = self._route(name)
-        e = provider.get_entry(local, version)
-        if e is None:
-            what = f"{local}@{version}" if version else local
-            known = sorted({x.name for x in provider.list_entries()})
-            close = [k for k in known if local.lower() in k.lower() or k.lower() in local.lower()]
-            hint = f"; similar: {close[:5]}" if close else ""
-            raise NotFoundError(f"dataset {what!r} is not in the index at {provider.url}{hint}")
-        return e
+        return _entry_named(provider, local, version)
 
     def get_dataset(self, ref: str, version: str | None = None) -> DatasetEntry:
         """The entry of dataset ``ref`` (``"mnist"``, ``"@local/mnist"``, ``"lab/mnist"``).
@@ -338,8 +331,8 @@ class Catalog:
         provider, local = self._route(ref)
         if version is None and "@" in local:
             local, version = local.split("@", 1)
-        if provider is self.provider:
-            return self.get_entry_by_name(local, version)
+        if provider is self.provider:  # `local` is already routed: never route it again
+            return _entry_named(provider, local, version)
         e = provider.get_entry(local, version)
         if e is None:
             raise NotFoundError(f"dataset {ref!r} is not in the index at {provider.url}")
@@ -383,6 +376,18 @@ class Catalog:
         from atdata._shards.sources import URLSource
 
         return URLSource(urls)
+
+
+def _entry_named(provider: IndexProvider, name: str, version: str | None) -> DatasetEntry:
+    """Entry ``name`` (at ``version``, else the latest) of ``provider``; a miss names close ones."""
+    e = provider.get_entry(name, version)
+    if e is None:
+        what = f"{name}@{version}" if version else name
+        known = sorted({x.name for x in provider.list_entries()})
+        close = [k for k in known if name.lower() in k.lower() or k.lower() in name.lower()]
+        hint = f"; similar: {close[:5]}" if close else ""
+        raise NotFoundError(f"dataset {what!r} is not in the index at {provider.url}{hint}")
+    return e
 
 
 def entry_by_cid(provider: IndexProvider, cid: str) -> DatasetEntry:
