@@ -268,6 +268,21 @@ def test_local_name_starting_with_a_repository_name(tmp_path):
     assert len(index.open_dataset("@local/lab/x")) == 2 and len(index.open_dataset("lab/x")) == 3
 
 
+def test_add_entry_into_a_repository_with_a_store_never_copies(tmp_path):
+    from atdata.repository import create_repository
+
+    lab_store = atdata.LocalDiskStore(tmp_path / "lab-data")
+    lab = create_repository("sqlite", path=tmp_path / "lab.db", data_store=lab_store)
+    index = Index(path=str(tmp_path / "i.db"), repos={"lab": lab})
+    ext = atdata.write_samples(_imgs(3), str(tmp_path / "ext-%02d.tar"), maxcount=2)
+    e = index.add_entry(ext, name="lab/ext")
+    assert e.name == "ext" and e.data_urls == ext.list_shards()
+    assert not (tmp_path / "lab-data").exists() or not any((tmp_path / "lab-data").iterdir())
+    assert index.get_dataset("lab/ext") == e and lab.provider.get_entry("ext") == e
+    assert e.schema_ref == "atdata://local/schema/Img@1.0.0"
+    assert lab.provider.get_schema("Img") is not None
+
+
 def test_status_reports_down_provider(tmp_path):
     from atdata.index import RedisProvider
 

@@ -251,12 +251,11 @@ class Index(Catalog):
         metadata: dict[str, Any] | None = None,
     ) -> DatasetEntry:
         """Index ``ds``'s shards where they are (never copied); see :meth:`insert_dataset`."""
-        provider, _ = self._route(name)
-        if provider is self.provider and self.data_store is not None:
-            return _with_store(self, provider, None).insert_dataset(
-                ds, name=name, schema_ref=schema_ref, metadata=metadata
-            )
-        return self.insert_dataset(ds, name=name, schema_ref=schema_ref, metadata=metadata)
+        provider, local = self._route(name)
+        # a view without a store (nor repositories: `local` is already routed) never copies
+        return _with_store(self, provider, None).insert_dataset(
+            ds, name=local, schema_ref=schema_ref, metadata=metadata
+        )
 
     # -- labels -----------------------------------------------------------------------------
     def label(
