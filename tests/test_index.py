@@ -283,6 +283,30 @@ def test_add_entry_into_a_repository_with_a_store_never_copies(tmp_path):
     assert lab.provider.get_schema("Img") is not None
 
 
+def _img_with(field_type):
+    """A sample class named ``Img`` with one field ``v`` of ``field_type``."""
+    return atdata.packable(type("Img", (), {"__annotations__": {"v": field_type}}))
+
+
+def test_same_schema_ref_in_a_repository_is_its_own_type(tmp_path):
+    """Schema ``Img@1.0.0`` of the index and of a mounted repository may differ: each dataset
+    decodes with its own provider's schema (the index's class cache was keyed by ref alone)."""
+    from atdata.repository import create_repository
+
+    local_t, lab_t = _img_with(int), _img_with(str)
+    lab = create_repository("sqlite", path=tmp_path / "lab.db")
+    index = Index(path=str(tmp_path / "i.db"), repos={"lab": lab})
+    a = index.write([local_t(v=1)], name="a")
+    b = index.write([lab_t(v="s")], name="lab/b")
+    ext = atdata.write_samples([lab_t(v="t")], str(tmp_path / "ext.tar"))
+    index.add_entry(ext, name="lab/c")
+    assert a.schema_ref == b.schema_ref == "atdata://local/schema/Img@1.0.0"
+    assert [s.v for s in index.open_dataset("a").ordered()] == [1]
+    assert [s.v for s in index.open_dataset("lab/b").ordered()] == ["s"]
+    assert [s.v for s in index.open_dataset("lab/c").ordered()] == ["t"]
+    assert index.get_schema_type(a.schema_ref) is local_t
+
+
 def test_status_reports_down_provider(tmp_path):
     from atdata.index import RedisProvider
 

@@ -348,6 +348,7 @@ class Catalog:
         """
         from atdata._shards.writer import ShardInfo
         from atdata._wire.sample import DictSample
+        from atdata._wire.schema_json import schema_body, schema_fingerprint
         from atdata.dataset._dataset import Dataset
 
         e = self.get_dataset(name, version)
@@ -355,9 +356,13 @@ class Catalog:
             provider, _ = self._route(name)
             if provider is self.provider:
                 sample_type = self.get_schema_type(e.schema_ref)
-            else:
+            else:  # the class cache is this index's: another provider's ref may differ
                 rec = resolve_schema(provider, e.schema_ref)
-                sample_type = self._types.get(rec.ref) or rec.sample_type()
+                known = self._types.get(rec.ref)
+                same = (
+                    known is not None and schema_fingerprint(schema_body(known)) == rec.fingerprint
+                )
+                sample_type = known if same else rec.sample_type()
         sample_type = sample_type or DictSample
         infos = [
             ShardInfo(s.url, s.num_samples, s.size or 0, s.sha256 or "")

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from atdata._errors import ConfigError, NotFoundError
 from atdata.index._catalog import Catalog, entry_by_cid
 from atdata.index._entry import DatasetEntry, ShardRef, check_name
-from atdata.index._schemas import publish_schema
+from atdata.index._schemas import SchemaNamespace, publish_schema
 from atdata.providers._base import IndexProvider
 from atdata.stores._base import atdata_home
 
@@ -488,6 +488,8 @@ def _with_store(index: Index, provider: IndexProvider, store: Any) -> Index:
     """A view of ``index`` writing to ``provider`` with ``store`` as its explicit data store."""
     view = Index.__new__(Index)
     view.__dict__.update(index.__dict__)
+    if provider is not index.provider:  # the class cache belongs to the index's own provider
+        view._types, view._namespace = {}, SchemaNamespace()
     view.provider = provider
     view._repos = {}
     view.data_store = store
