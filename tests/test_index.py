@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -223,6 +224,13 @@ def test_bad_names(index):
         load_named("@local")
     with pytest.raises(atdata.ConfigError, match="invalid"):
         index.write_samples([], name="a@b")
+    ext = atdata.write_samples(_imgs(1), str(index.provider.path) + "-ext.tar")
+    for bad in ("x/", "a//b", "a/./b", "a/."):  # empty or '.' parts: refused by name, up front
+        with pytest.raises(atdata.ConfigError, match=f"dataset name '{re.escape(bad)}' is invalid"):
+            index.write(_imgs(1), name=bad)
+        with pytest.raises(atdata.ConfigError, match=f"dataset name '{re.escape(bad)}' is invalid"):
+            index.insert_dataset(ext, name=bad)
+    assert index.list_entries() == []
 
 
 def test_repositories_mounted_by_name(tmp_path):

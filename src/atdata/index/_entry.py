@@ -99,11 +99,17 @@ def bump(version: str, part: str) -> str:
 
 
 def check_name(name: str, what: str = "dataset") -> str:
-    """Validate a dataset or schema name (letters, digits, ``_ . - /``; no ``@``)."""
-    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
+    """Validate a dataset or schema name (letters, digits, ``_ . - /``; no ``@``; no empty or
+    ``.`` parts between slashes, which could not name a store key)."""
+    if (
+        not isinstance(name, str)
+        or not _NAME.fullmatch(name)
+        or ".." in name
+        or any(p in ("", ".") for p in name.split("/"))
+    ):
         raise ConfigError(
-            f"{what} name {name!r} is invalid: use letters, digits and _ . - / (no '@', no '..'), "
-            "at most 200 characters"
+            f"{what} name {name!r} is invalid: use letters, digits and _ . - / (no '@', no '..', "
+            "no empty or '.' part between slashes), at most 200 characters"
         )
     return name
 
