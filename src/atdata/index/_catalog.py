@@ -344,7 +344,8 @@ class Catalog:
         """A :class:`~atdata.Dataset` over a stored entry, typed from its schema unless given.
 
         Shard sizes, counts and sha256 recorded in the entry come along, so ``len()`` needs no
-        read and every shard is checked against its checksum as it is read.
+        read, ``to_torch()`` checks every shard it fetches against its sha256, and
+        ``ds.verify()`` checks them all (plain iteration does not hash what it reads).
         """
         from atdata._shards.writer import ShardInfo
         from atdata._wire.sample import DictSample
