@@ -2,6 +2,10 @@
 ``local#ndarray``, ``local#array``), the form its local index stores schemas in, to and from
 our JSON Schema properties.
 
+A field with no upstream form (a nested sample, a dict, ``Any``) keeps its JSON Schema
+property in place of a field type: :func:`fields_of` gives it, :class:`SchemaFieldType` reads
+it as kind ``"json"`` (ours) and :func:`body_of` puts it back unchanged.
+
 Examples:
     >>> field_type({"type": "array", "items": {"type": "integer"}})
     {'$type': 'local#array', 'items': {'$type': 'local#primitive', 'primitive': 'int'}}
@@ -17,15 +21,42 @@ from typing import Any
 
 from atdata._wire.schema_json import BYTES_PROP, NDARRAY_REF, SCALAR_JSON_TYPES, make_body
 
-__all__ = ["SchemaField", "SchemaFieldType", "body_of", "field_type", "local_fields", "prop_of"]
+__all__ = [
+    "SchemaField",
+    "SchemaFieldType",
+    "body_of",
+    "field_type",
+    "fields_of",
+    "local_fields",
+    "prop_of",
+]
 
 _PRIMITIVE_TO_JSON = SCALAR_JSON_TYPES
 _JSON_TO_PRIMITIVE = {v: k for k, v in _PRIMITIVE_TO_JSON.items()}
 
 
+def _is_json_schema(ftype: dict[str, Any]) -> bool:
+    """Whether a ``fieldType`` is a JSON Schema property (no ``$type``/``kind``; a ``type`` or
+    ``$ref``, or ``{}``: any value), as :func:`fields_of` gives for a field with no upstream form."""
+    if not ftype:
+        return True
+    return "$type" not in ftype and "kind" not in ftype and ("type" in ftype or "$ref" in ftype)
+
+
+def _mentions_ndarray(value: Any) -> bool:
+    if isinstance(value, dict):
+        return value.get("$ref") == NDARRAY_REF or any(_mentions_ndarray(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_mentions_ndarray(v) for v in value)
+    return False
+
+
 def prop_of(ftype: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """(JSON Schema property, whether it uses ndarray) of an upstream field type; kinds with no
-    JSON Schema form here (``local#dataframe``, ``local#sparse`` ...) give ``{}`` (any value)."""
+    JSON Schema form here (``local#dataframe``, ``local#sparse`` ...) give ``{}`` (any value); a
+    JSON Schema property (a field with no upstream form, see :func:`fields_of`) is itself."""
+    if _is_json_schema(ftype):
+        return dict(ftype), _mentions_ndarray(ftype)
     kind = ftype.get("$type", "")
     if kind == "local#primitive":
         p = ftype.get("primitive")
@@ -88,25 +119,48 @@ def local_fields(body: dict[str, Any]) -> list[dict[str, Any]] | None:
     return out
 
 
+def fields_of(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every field of a JSON Schema body in the ``fields`` form: upstream's field type where one
+    exists (as :func:`local_fields`), else the field's JSON Schema property (never refuses).
+
+    Examples:
+        >>> body = {"properties": {"n": {"type": "integer"}, "d": {"type": "object"}},
+        ...         "required": ["n"]}
+        >>> [(f["fieldType"], f["optional"]) for f in fields_of(body)]
+        [({'$type': 'local#primitive', 'primitive': 'int'}, False), ({'type': 'object'}, True)]
+    """
+    required = set(body.get("required") or ())
+    return [
+        {"name": n, "fieldType": field_type(p) or dict(p), "optional": n not in required}
+        for n, p in (body.get("properties") or {}).items()
+    ]
+
+
 @dataclasses.dataclass
 class SchemaFieldType:
     """One upstream local field type as an object (``atdata.index.SchemaFieldType``).
 
     Attributes:
         kind: ``primitive``, ``ndarray``, ``array``, ``ref``, ``structured``, ``dataframe`` ...
-            (the part after ``local#``).
+            (the part after ``local#``), or ``json`` (ours): a type with no upstream form (a
+            nested sample, a dict), described by :attr:`schema`.
         primitive: ``str``/``int``/``float``/``bool``/``bytes`` for ``primitive``.
         dtype: numpy dtype name for ``ndarray``/``structured``.
         ref: The referenced schema for ``ref``.
         items: The element type for ``array``.
         shape: Expected ``ndarray`` shape (``None`` entries are free).
         dimension_names: ``ndarray`` dimension names.
+        schema: The JSON Schema property of a ``json`` field (its stored form is this
+            property itself, as ``Index.get_schema`` lists it).
 
     Examples:
         >>> t = SchemaFieldType.from_dict({"$type": "local#array",
         ...                                "items": {"$type": "local#primitive", "primitive": "int"}})
         >>> t.kind, t.items.primitive, t.to_dict()["items"]
         ('array', 'int', {'$type': 'local#primitive', 'primitive': 'int'})
+        >>> j = SchemaFieldType.from_dict({"type": "object", "title": "Inner"})
+        >>> j.kind, j.schema, j.to_dict()
+        ('json', {'type': 'object', 'title': 'Inner'}, {'type': 'object', 'title': 'Inner'})
     """
 
     kind: str
@@ -116,10 +170,14 @@ class SchemaFieldType:
     items: SchemaFieldType | None = None
     shape: list[int | None] | None = None
     dimension_names: list[str] | None = None
+    schema: dict[str, Any] | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SchemaFieldType:
-        """From the stored form (``{"$type": "local#<kind>", ...}``)."""
+        """From the stored form (``{"$type": "local#<kind>", ...}``, or a JSON Schema property
+        for kind ``json``)."""
+        if _is_json_schema(data):
+            return cls("json", schema=dict(data))
         t = str(data.get("$type", ""))
         kind = t.rsplit("#", 1)[-1] if "#" in t else str(data.get("kind", "primitive"))
         items = data.get("items")
@@ -134,7 +192,10 @@ class SchemaFieldType:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The stored form: ``$type`` plus the attributes that apply to :attr:`kind`."""
+        """The stored form: ``$type`` plus the attributes that apply to :attr:`kind` (for
+        ``json``, the JSON Schema property)."""
+        if self.kind == "json":
+            return dict(self.schema or {})
         out: dict[str, Any] = {"$type": f"local#{self.kind}"}
         if self.kind == "primitive":
             out["primitive"] = self.primitive

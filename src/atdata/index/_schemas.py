@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from atdata._errors import ConfigError, NotFoundError, SchemaError, StorageError
-from atdata._wire.local_fields import field_type
+from atdata._wire.local_fields import fields_of
 from atdata._wire.schema_json import diff_schemas, schema_body, schema_fingerprint
 from atdata.index._entry import (
     LEGACY_SCHEMA_PREFIXES,
@@ -46,16 +46,11 @@ def schema_dict(rec: SchemaRecord) -> dict[str, Any]:
     (``{"$type": "local#primitive", "primitive": "str"}``, ``local#ndarray``, ``local#array``)
     where one exists, else (nested samples, dicts) the field's JSON Schema.
     """
-    props = rec.body.get("properties", {})
-    required = set(rec.body.get("required") or ())
     return {
         "$ref": rec.ref,
         "name": rec.name,
         "version": rec.version,
-        "fields": [
-            {"name": n, "fieldType": field_type(p) or p, "optional": n not in required}
-            for n, p in props.items()
-        ],
+        "fields": fields_of(rec.body),
         "description": rec.description,
         "createdAt": rec.created_at,
         "metadata": dict(rec.metadata),
