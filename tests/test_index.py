@@ -124,7 +124,10 @@ def test_publish_schema_versions(index):
     d = index.get_schema("S@1.1.0")
     assert (d["$ref"], d["name"]) == ("atdata://local/schema/S@1.1.0", "S")
     assert [(f["name"], f["optional"]) for f in d["fields"]] == [("a", False), ("b", True)]
-    assert index.get_schema_record("S@1.1.0").fields == ["a", "b"]
+    fields = index.get_schema_record("S@1.1.0").fields
+    assert [(f.name, f.field_type.kind, f.field_type.primitive, f.optional) for f in fields] == [
+        ("a", "primitive", "int", False), ("b", "primitive", "str", True)
+    ]  # fmt: skip
     assert index.get_schema("local://schemas/mymod.S@1.0.0")["version"] == "1.0.0"  # legacy ref
     T = index.get_schema_type("atdata://local/schema/S@1.0.0")
     assert [f.name for f in T.atdata_fields()] == ["a"]

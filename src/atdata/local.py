@@ -3,7 +3,8 @@
 New code imports from :mod:`atdata` / :mod:`atdata.index` / :mod:`atdata.stores`; these names
 are the same objects (``LocalIndex`` and ``Index`` are one class, ``LocalDatasetEntry`` is
 :class:`~atdata.index.DatasetEntry`; ``LocalSchemaRecord`` is a schema in upstream's
-field-list form, convertible to and from :class:`~atdata.index.SchemaRecord`). ``Repo`` is the
+field-list form, what ``Index.get_schema_record`` returns, convertible to and from
+:class:`~atdata.index.SchemaRecord`). ``Repo`` is the
 deprecated S3-plus-Redis object (a facade over ``Index`` with an ``S3DataStore``; it warns).
 
 Examples:

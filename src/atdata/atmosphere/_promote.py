@@ -98,9 +98,12 @@ def _schema_of(index: Any, ref: str) -> Any:
     getter = getattr(index, "get_schema_record", None) or index.get_schema
     for call in (lambda: getter(ref), lambda: getter(name, version)):
         try:
-            return call()
+            rec = call()
         except TypeError:
             continue
+        # an Index gives a LocalSchemaRecord; its SchemaRecord has created_at as stored (text)
+        full = getattr(rec, "to_schema_record", None)
+        return full() if full is not None else rec
     raise ConfigError(f"the index cannot return schema {ref!r}")
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from atdata._errors import ConfigError, NotFoundError
 from atdata.index._entry import DatasetEntry, SchemaRecord
+from atdata.index._local_schema import LocalSchemaRecord
 from atdata.index._schemas import SchemaNamespace, publish_schema, resolve_schema, schema_dict
 from atdata.providers._base import IndexProvider
 from atdata.providers._factory import provider_for
@@ -177,13 +178,21 @@ class Catalog:
 
             write_stub(self._stub_dir, rec)
 
-    def get_schema_record(self, ref: str) -> SchemaRecord:
-        """A stored schema as a :class:`~atdata.index.SchemaRecord` (typed fields, ``.body``).
+    def get_schema_record(self, ref: str) -> LocalSchemaRecord:
+        """A stored schema as a :class:`~atdata.local.LocalSchemaRecord`: typed ``fields``
+        (:class:`~atdata.index.SchemaField`), ``created_at`` a datetime, and the stored ``body``,
+        ``metadata``, ``fingerprint``, ``sample_type()``, ``to_record()``;
+        ``.to_schema_record()`` gives the :class:`~atdata.index.SchemaRecord`.
+
+        ``ref`` is any form :meth:`get_schema` takes.
 
         Raises:
             NotFoundError: (a ``KeyError``) When there is no such schema.
+            ConfigError: (a ``ValueError``) When ``ref`` is not a schema reference.
         """
-        return resolve_schema(self.provider, ref)
+        rec = resolve_schema(self.provider, ref)
+        self._stub(rec)
+        return LocalSchemaRecord.from_schema_record(rec)
 
     def get_schema_type(self, ref: str) -> type:
         """A ``@packable`` class for a stored schema (the published class if known, else rebuilt).
@@ -244,17 +253,18 @@ class Catalog:
         return clear_stubs(self._stub_dir)
 
     @property
-    def schemas(self) -> Iterator[SchemaRecord]:
-        """Every stored schema version as a record (lazy)."""
-        return iter(self.provider.list_schemas())
+    def schemas(self) -> Iterator[LocalSchemaRecord]:
+        """Every stored schema version as a :class:`~atdata.local.LocalSchemaRecord` (lazy)."""
+        return (LocalSchemaRecord.from_schema_record(r) for r in self.provider.list_schemas())
 
     def list_schemas(self) -> list[dict[str, Any]]:
         """Every stored schema version, as dicts (see :meth:`get_schema`)."""
         return [schema_dict(r) for r in self.provider.list_schemas()]
 
-    def list_schema_records(self) -> list[SchemaRecord]:
-        """Every stored schema version as :class:`~atdata.index.SchemaRecord` objects."""
-        return self.provider.list_schemas()
+    def list_schema_records(self) -> list[LocalSchemaRecord]:
+        """Every stored schema version, sorted by name and version, as
+        :class:`~atdata.local.LocalSchemaRecord` objects (as :meth:`get_schema_record`)."""
+        return list(self.schemas)
 
     # -- datasets -------------------------------------------------------------------------------
     @property

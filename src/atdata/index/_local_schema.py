@@ -1,9 +1,14 @@
-"""``LocalSchemaRecord``: a stored schema in upstream atdata's field-list form.
+"""``LocalSchemaRecord``: a stored schema in upstream atdata's field-list form, what
+``Index.get_schema_record`` returns.
 
 Upstream's local index keeps a schema as a list of fields (``name``, ``fieldType``,
 ``optional``); ours keeps the JSON Schema body of the ATProto record (:class:`SchemaRecord`).
-This class takes and gives the field-list form (constructor, ``from_dict``/``to_dict``) and
-converts to and from :class:`SchemaRecord`.
+This class takes and gives the field-list form (constructor, ``from_dict``/``to_dict``); a
+record read from an index also carries the stored body (:attr:`LocalSchemaRecord.schema`), so
+its :attr:`~LocalSchemaRecord.body`, ``fingerprint``, ``sample_type()`` and ``to_record()`` are
+exactly the stored schema's, and fields with no upstream form (nested samples, dicts) are
+``SchemaFieldType`` kind ``"json"``. :meth:`LocalSchemaRecord.to_schema_record` gives the
+:class:`SchemaRecord`.
 
 Examples:
     >>> from atdata.index import SchemaField, SchemaFieldType
@@ -27,7 +32,8 @@ import datetime as _dt
 from typing import Any
 
 from atdata._errors import ConfigError
-from atdata._wire.local_fields import SchemaField, body_of, local_fields
+from atdata._wire.local_fields import SchemaField, body_of, fields_of
+from atdata._wire.schema_json import schema_fingerprint
 from atdata.index._entry import SCHEMA_REF_PREFIX, SchemaRecord
 
 __all__ = ["LocalSchemaRecord"]
@@ -45,9 +51,12 @@ def _when(value: Any) -> _dt.datetime | None:
     return None
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
 class LocalSchemaRecord:
     """A schema as upstream's local index stores it: a name, a version and a list of fields.
+
+    ``Index.get_schema_record(ref)``, ``Index.schemas`` and ``Index.list_schema_records()`` give
+    these, with the stored JSON Schema body in :attr:`schema` and the stored metadata.
 
     Args:
         name: Schema name (usually the class name).
@@ -57,6 +66,11 @@ class LocalSchemaRecord:
         ref: The schema reference; empty means ``atdata://local/schema/<name>@<version>``.
         description: Optional description.
         created_at: When it was published (an ISO string is parsed).
+        metadata: The schema's metadata (ours).
+        schema: The stored JSON Schema body (ours); ``None`` (a record built from fields):
+            :attr:`body` is made from :attr:`fields`.
+
+    Records are equal when their documented attributes, metadata and :attr:`body` are.
     """
 
     name: str
@@ -65,6 +79,8 @@ class LocalSchemaRecord:
     ref: str = ""
     description: str | None = None
     created_at: _dt.datetime | None = None
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+    schema: dict[str, Any] | None = dataclasses.field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.fields = [
@@ -74,10 +90,22 @@ class LocalSchemaRecord:
             self.ref = f"{SCHEMA_REF_PREFIX}{self.name}@{self.version}"
         self.created_at = _when(self.created_at)
 
+    def _key(self) -> tuple[Any, ...]:
+        return (self.name, self.version, self.fields, self.ref, self.description,
+                self.created_at, self.metadata, self.body)  # fmt: skip
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LocalSchemaRecord):
+            return NotImplemented
+        return self._key() == other._key()
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LocalSchemaRecord:
         """From the stored dict form (``name``, ``version``, ``fields``, ``$ref``,
         ``description``, ``createdAt``), as :meth:`to_dict` and ``Index.get_schema`` give it.
+
+        When it has a ``schema`` (the JSON Schema body, as ``Index.get_schema`` gives), the
+        fields are that body's and it is kept as :attr:`schema`; ``metadata`` is kept too.
 
         Raises:
             ConfigError: When ``name`` or ``version`` is missing.
@@ -87,17 +115,23 @@ class LocalSchemaRecord:
             raise ConfigError(
                 f"schema dict has no {' or '.join(missing)}: give both to build a LocalSchemaRecord"
             )
+        body = data.get("schema")
+        body = dict(body) if isinstance(body, dict) else None
+        fields = fields_of(body) if body is not None else data.get("fields") or []
         return cls(
             name=str(data["name"]),
             version=str(data["version"]),
-            fields=[SchemaField.from_dict(f) for f in data.get("fields") or []],
+            fields=[SchemaField.from_dict(f) for f in fields],
             ref=str(data.get("$ref") or ""),
             description=data.get("description"),
             created_at=_when(data.get("createdAt")),
+            metadata=dict(data.get("metadata") or {}),
+            schema=body,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The stored dict form (``createdAt`` and ``description`` only when set)."""
+        """The stored dict form (``createdAt`` and ``description`` only when set; ``metadata``
+        and ``schema`` only when the record has them)."""
         out: dict[str, Any] = {
             "name": self.name,
             "version": self.version,
@@ -108,30 +142,46 @@ class LocalSchemaRecord:
             out["description"] = self.description
         if self.created_at is not None:
             out["createdAt"] = self.created_at.isoformat()
+        if self.metadata:
+            out["metadata"] = dict(self.metadata)
+        if self.schema is not None:
+            out["schema"] = self.schema
         return out
 
     @property
     def body(self) -> dict[str, Any]:
-        """The JSON Schema body of these fields (the ATProto record's ``schema``)."""
+        """The JSON Schema body (the ATProto record's ``schema``): the stored one
+        (:attr:`schema`), else the one of :attr:`fields`."""
+        if self.schema is not None:
+            return self.schema
         return body_of([f.to_dict() for f in self.fields])
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of the canonical :attr:`body` (as :attr:`SchemaRecord.fingerprint`)."""
+        return schema_fingerprint(self.body)
+
+    def sample_type(self) -> type:
+        """A ``@packable`` class rebuilt from :attr:`body`."""
+        from atdata._wire.schema_json import type_from_schema
+
+        return type_from_schema(self.name, self.body)
+
+    def to_record(self) -> dict[str, Any]:
+        """The ``science.alt.dataset.schema`` ATProto record (see :meth:`SchemaRecord.to_record`)."""
+        return self.to_schema_record().to_record()
 
     def to_schema_record(self) -> SchemaRecord:
         """This schema as a :class:`~atdata.index.SchemaRecord` (what an Index stores)."""
         when = self.created_at.isoformat() if self.created_at is not None else None
-        return SchemaRecord(self.name, self.version, self.body, self.description, when)
+        return SchemaRecord(
+            self.name, self.version, self.body, self.description, when, dict(self.metadata)
+        )
 
     @classmethod
     def from_schema_record(cls, rec: SchemaRecord) -> LocalSchemaRecord:
-        """A stored :class:`~atdata.index.SchemaRecord` in the field-list form.
-
-        Raises:
-            ConfigError: When a field has no field-list form (a nested sample, a dict).
-        """
-        fields = local_fields(rec.body)
-        if fields is None:
-            raise ConfigError(
-                f"schema {rec.ref}: a field has no upstream field type (nested sample or dict); "
-                "use the SchemaRecord (index.get_schema_record) for it"
-            )
-        return cls(rec.name, rec.version, [SchemaField.from_dict(f) for f in fields],
-                   rec.ref, rec.description, _when(rec.created_at))  # fmt: skip
+        """A stored :class:`~atdata.index.SchemaRecord` in the field-list form, carrying its
+        body and metadata (a nested sample or dict field is a ``json`` field type)."""
+        return cls(rec.name, rec.version, [SchemaField.from_dict(f) for f in fields_of(rec.body)],
+                   rec.ref, rec.description, _when(rec.created_at), dict(rec.metadata),
+                   rec.body)  # fmt: skip
