@@ -298,6 +298,9 @@ def _make_encoder(spec: FieldSpec, owner: str) -> Callable[[Any], Any]:
 # -- decoders ---------------------------------------------------------------------------------
 
 
+_EXACT: dict[str, type] = {"str": str, "int": int, "bytes": bytes}
+
+
 def _make_decoder(spec: FieldSpec, owner: str) -> Callable[[Any, str], Any]:
     kind, optional, name = spec.kind, spec.optional, spec.name
 
@@ -307,18 +310,13 @@ def _make_decoder(spec: FieldSpec, owner: str) -> Callable[[Any, str], Any]:
             f"{type(v).__name__}{where}"
         )
 
-    if kind == "str":
+    if kind in _EXACT:  # str, int, bytes: the wire type is the field type (bool is no int)
+        want = _EXACT[kind]
 
         def dec(v: Any, where: str) -> Any:
-            if type(v) is str:
+            if type(v) is want:
                 return v
-            raise bad(v, "str", where)
-    elif kind == "int":
-
-        def dec(v: Any, where: str) -> Any:
-            if type(v) is int:
-                return v
-            raise bad(v, "int", where)
+            raise bad(v, kind, where)
     elif kind == "float":
 
         def dec(v: Any, where: str) -> Any:
@@ -333,12 +331,6 @@ def _make_decoder(spec: FieldSpec, owner: str) -> Callable[[Any, str], Any]:
             if v is True or v is False:
                 return v
             raise bad(v, "bool", where)
-    elif kind == "bytes":
-
-        def dec(v: Any, where: str) -> Any:
-            if type(v) is bytes:
-                return v
-            raise bad(v, "bytes", where)
     elif kind == "ndarray":
         from atdata._wire.arrays import decode_array
 
