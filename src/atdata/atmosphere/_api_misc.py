@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from atdata._errors import ConfigError, RecordNotFoundError
-from atdata.atmosphere._api_records import RecordLoader, _at
+from atdata.atmosphere._api_records import ClientBound, RecordLoader, _at
 from atdata.atmosphere._lexicon import (
     LexCodeHash,
     LexCodeReference,
@@ -38,11 +38,8 @@ def _create(client: Any, suffix: str, record: dict[str, Any], rkey: str | None) 
     return uri
 
 
-class LensPublisher:
+class LensPublisher(ClientBound):
     """Publish ``science.alt.dataset.lens`` records (idempotent: the same lens is written once)."""
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
 
     def publish(
         self,
@@ -163,11 +160,8 @@ class LensLoader(RecordLoader[LexLensRecord]):
         ]
 
 
-class LabelPublisher:
+class LabelPublisher(ClientBound):
     """Publish ``science.alt.dataset.label`` records: names (and versions) for dataset entries."""
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
 
     def publish(
         self,
@@ -230,11 +224,8 @@ def _own(client: Any) -> tuple[str, ...]:
     return (str(client.did), str(client.handle))
 
 
-class VerificationPublisher:
+class VerificationPublisher(ClientBound):
     """Publish ``science.alt.dataset.lensVerification`` records."""
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
 
     def publish(
         self,

@@ -20,6 +20,7 @@ from atdata.atmosphere._lexicon import (
 from atdata.atmosphere._types import LEXICON_NAMESPACE, AtUri
 
 __all__ = [
+    "ClientBound",
     "DatasetLoader",
     "DatasetPublisher",
     "RecordLoader",
@@ -46,7 +47,20 @@ def fetch_typed(client: Any, uri: str | AtUri, suffix: str) -> dict[str, Any]:
 L = TypeVar("L")
 
 
-class RecordLoader(Generic[L]):
+class ClientBound:
+    """What every publisher and loader class holds: the client it calls.
+
+    Args:
+        client: An :class:`~atdata.atmosphere.Atmosphere` (or a test double of it).
+    """
+
+    client: Any
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+
+class RecordLoader(ClientBound, Generic[L]):
     """Reads one kind of ``science.alt.dataset.<kind>`` record: the part every loader shares.
 
     A loader class names its ``kind`` (the lexicon suffix), the ``record_class`` its
@@ -59,10 +73,6 @@ class RecordLoader(Generic[L]):
     kind: ClassVar[str]
     record_class: ClassVar[Any]
     lister: ClassVar[str]
-    client: Any
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
 
     def get(self, uri: str | AtUri) -> dict[str, Any]:
         """The record at ``uri``, as a dict.
@@ -88,15 +98,12 @@ def _at(pub: Any) -> AtUri:
     return uri
 
 
-class SchemaPublisher:
+class SchemaPublisher(ClientBound):
     """Publish sample types as ``science.alt.dataset.schema`` records (once per version).
 
     Args:
         client: A logged-in :class:`~atdata.atmosphere.Atmosphere` (or a test double of it).
     """
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
 
     def publish(
         self,
@@ -188,15 +195,12 @@ def _meta(metadata: DatasetMetadata | dict[str, Any] | None) -> dict[str, Any] |
     return dict(metadata) if metadata else None
 
 
-class DatasetPublisher:
+class DatasetPublisher(ClientBound):
     """Publish datasets as ``science.alt.dataset.entry`` records (shards as blobs, URLs or S3).
 
     Every publish is idempotent (same name, version, split and content: nothing is written) and
     writes the label record that lets anyone load the dataset by ``@handle/name[@version]``.
     """
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
 
     def _entry(
         self,
