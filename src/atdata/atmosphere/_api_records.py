@@ -489,7 +489,10 @@ def promote_dataset(
     tags: list[str] | None = None,
     license: str | None = None,
 ) -> AtUri:
-    """Publish ``dataset``'s schema (as ``sample_type`` when given), then the dataset."""
+    """Publish ``dataset``'s schema (as ``sample_type`` when given), then the dataset; see
+    :class:`DatasetPublisher`. Also :meth:`Atmosphere.promote_dataset
+    <atdata.atmosphere.Atmosphere.promote_dataset>`, which :meth:`atdata.Index.promote_dataset`
+    calls."""
     from atdata.atmosphere._publish import publish_schema
 
     schema = publish_schema(client, sample_type or dataset.sample_type, schema_version)

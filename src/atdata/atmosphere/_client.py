@@ -25,7 +25,7 @@ from atdata._errors import (
     MissingCredentialsError,
 )
 from atdata._extras import require
-from atdata.atmosphere import _repocalls
+from atdata.atmosphere import _api_records, _repocalls
 from atdata.atmosphere._resolve import Identity, get_record, iter_records, resolve_identity
 from atdata.atmosphere._session import (
     auth_failure,
@@ -490,31 +490,8 @@ class Atmosphere:
 
         return promote_entry(index, name, self, **kwargs)
 
-    def promote_dataset(
-        self,
-        dataset: Any,
-        *,
-        name: str,
-        sample_type: type | None = None,
-        schema_version: str = "1.0.0",
-        description: str | None = None,
-        tags: list[str] | None = None,
-        license: str | None = None,
-    ) -> AtUri:
-        """Publish a :class:`~atdata.Dataset` and its schema (what
-        :meth:`atdata.Index.promote_dataset` calls); see :class:`DatasetPublisher`."""
-        from atdata.atmosphere._api_records import promote_dataset
-
-        return promote_dataset(
-            self,
-            dataset,
-            name=name,
-            sample_type=sample_type,
-            schema_version=schema_version,
-            description=description,
-            tags=tags,
-            license=license,
-        )
+    # what :meth:`atdata.Index.promote_dataset` calls (this object is its ``client``)
+    promote_dataset = _api_records.promote_dataset
 
     @property
     def blob_limit(self) -> int | None:
