@@ -32,6 +32,7 @@ import urllib.request
 from typing import Any
 
 from atdata._errors import ConfigError, StorageError
+from atdata.atmosphere._session import user_path
 
 __all__ = [
     "DevAccount",
@@ -53,11 +54,7 @@ DEFAULT_BLOB_LIMIT = 100 * 1024 * 1024
 
 def pds_home() -> pathlib.Path:
     """The install/run directory: ``$ATDATA_PDS_HOME`` or ``~/.cache/atdata/pds``."""
-    env = os.environ.get("ATDATA_PDS_HOME")
-    if env:
-        return pathlib.Path(env).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return pathlib.Path(cache) / "atdata" / "pds"
+    return user_path("ATDATA_PDS_HOME", "XDG_CACHE_HOME", ".cache", "pds")
 
 
 def free_port() -> int:

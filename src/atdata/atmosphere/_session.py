@@ -27,6 +27,7 @@ __all__ = [
     "read_saved",
     "sdk_login",
     "session_file",
+    "user_path",
     "write_private",
     "xrpc_error",
 ]
@@ -40,13 +41,19 @@ AUTH_ERRORS = {
 }
 
 
+def user_path(env: str, xdg: str, home_dir: str, name: str) -> pathlib.Path:
+    """``$env`` (``~`` expanded) when set, else ``$xdg/atdata/name``, where ``$xdg`` defaults to
+    ``~/home_dir`` (the XDG base directory rule)."""
+    given = os.environ.get(env)
+    if given:
+        return pathlib.Path(given).expanduser()
+    base = os.environ.get(xdg) or os.path.join(os.path.expanduser("~"), home_dir)
+    return pathlib.Path(base) / "atdata" / name
+
+
 def session_file() -> pathlib.Path:
     """Where the session is saved: ``$ATDATA_SESSION_FILE`` or ``~/.config/atdata/atmosphere-session.json``."""
-    env = os.environ.get("ATDATA_SESSION_FILE")
-    if env:
-        return pathlib.Path(env).expanduser()
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return pathlib.Path(base) / "atdata" / "atmosphere-session.json"
+    return user_path("ATDATA_SESSION_FILE", "XDG_CONFIG_HOME", ".config", "atmosphere-session.json")
 
 
 def write_private(path: pathlib.Path, text: str) -> None:
