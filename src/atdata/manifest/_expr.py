@@ -28,9 +28,11 @@ Examples:
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from atdata._errors import ConfigError, SchemaError, UnknownFieldError
 
@@ -116,6 +118,12 @@ def _flat(p: Predicate, kind: type) -> tuple[Predicate, ...]:
 
 class And(Predicate):
     _kind = "and"
+    # What And and Or differ in: the function joining two masks (its name in ``operator`` for
+    # pandas and in ``pyarrow.compute``), its symbol, and whether every part must hold (any,
+    # under NOT: De Morgan).
+    _join: ClassVar[str] = "and_"
+    _symbol: ClassVar[str] = "&"
+    _every: ClassVar[bool] = True
 
     def __init__(self, *parts: Predicate) -> None:
         self.parts = parts
@@ -128,52 +136,26 @@ class And(Predicate):
         return set().union(*(p.fields() for p in self.parts))
 
     def mask(self, df: Any) -> Any:
-        m = self.parts[0].mask(df)
-        for p in self.parts[1:]:
-            m = m & p.mask(df)
-        return m
+        return functools.reduce(getattr(operator, self._join), (p.mask(df) for p in self.parts))
 
     def arrow_mask(self, table: Any) -> Any:
         import pyarrow.compute as pc
 
-        m = self.parts[0].arrow_mask(table)
-        for p in self.parts[1:]:
-            m = pc.and_(m, p.arrow_mask(table))
-        return m
+        return functools.reduce(getattr(pc, self._join), (p.arrow_mask(table) for p in self.parts))
 
     def may_match(self, aggs: dict[str, Any], n: int, negated: bool = False) -> bool:
-        if negated:  # NOT (a AND b) == NOT a OR NOT b
-            return any(p.may_match(aggs, n, True) for p in self.parts)
-        return all(p.may_match(aggs, n) for p in self.parts)
+        hits = (p.may_match(aggs, n, negated) for p in self.parts)
+        return all(hits) if self._every != negated else any(hits)
 
     def __repr__(self) -> str:
-        return "(" + " & ".join(map(repr, self.parts)) + ")"
+        return "(" + f" {self._symbol} ".join(map(repr, self.parts)) + ")"
 
 
 class Or(And):
     _kind = "or"
-
-    def mask(self, df: Any) -> Any:
-        m = self.parts[0].mask(df)
-        for p in self.parts[1:]:
-            m = m | p.mask(df)
-        return m
-
-    def arrow_mask(self, table: Any) -> Any:
-        import pyarrow.compute as pc
-
-        m = self.parts[0].arrow_mask(table)
-        for p in self.parts[1:]:
-            m = pc.or_(m, p.arrow_mask(table))
-        return m
-
-    def may_match(self, aggs: dict[str, Any], n: int, negated: bool = False) -> bool:
-        if negated:
-            return all(p.may_match(aggs, n, True) for p in self.parts)
-        return any(p.may_match(aggs, n) for p in self.parts)
-
-    def __repr__(self) -> str:
-        return "(" + " | ".join(map(repr, self.parts)) + ")"
+    _join = "or_"
+    _symbol = "|"
+    _every = False
 
 
 class Not(Predicate):
