@@ -48,9 +48,7 @@ _INDEX_OPT = typer.Option(
 
 
 def register(app: typer.Typer) -> None:
-    """Add the index commands to ``app``."""
-    from rich.table import Table
-
+    """Add the index commands to ``app`` (rich.table is imported by the commands that print one)."""
     from atdata.cli._out import console
 
     schema_app = typer.Typer(help="Stored sample schemas.", no_args_is_help=True)
@@ -79,6 +77,8 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps([e.to_json() for e in entries], indent=1))
             return
+        from rich.table import Table
+
         t = Table("name", "version", "samples", "shards", "bytes", "schema", "license", "created")
         for e in entries:
             t.add_row(
@@ -109,6 +109,8 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(rec.to_record(), indent=1))
             return
         required = set(rec.body.get("required") or ())
+        from rich.table import Table
+
         t = Table("field", "type", "required", title=f"{rec.name}@{rec.version}")
         for f, prop in rec.body.get("properties", {}).items():
             t.add_row(f, json.dumps(prop, separators=(",", ":")), "yes" if f in required else "no")
@@ -162,6 +164,8 @@ def register(app: typer.Typer) -> None:
         """Which provider and data store are configured, and whether each is reachable."""
         idx = _index(index)
         st = idx.status()
+        from rich.table import Table
+
         t = Table("part", "kind", "where", "reachable")
         for part, s in st.items():
             t.add_row(part, s["kind"], s["url"], "yes" if s["ok"] else f"NO: {s['error']}")

@@ -16,10 +16,13 @@ import dataclasses
 import json
 import os
 import shutil
-import socket
 import subprocess
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    import socket
 
 __all__ = [
     "SERVICES",
@@ -81,6 +84,8 @@ def _redis_command(sock: socket.socket, *words: str) -> bytes:
 
 def check_redis(host: str = "127.0.0.1", port: int = 6379) -> Check:
     """PING Redis and read its version and persistence settings (speaks RESP; no client needed)."""
+    import socket  # only the checks that connect pay for it, not every `atdata` start
+
     where = f"{host}:{port}"
     try:
         with socket.create_connection((host, port), timeout=_TIMEOUT) as sock:
@@ -293,6 +298,8 @@ def register(app: typer.Typer) -> None:
 
 def check_tcp(service: str, host: str, port: int) -> Check:
     """Whether something accepts connections at ``host:port``."""
+    import socket
+
     try:
         socket.create_connection((host, port), timeout=_TIMEOUT).close()
     except OSError as exc:
