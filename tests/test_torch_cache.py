@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import time
 
@@ -10,6 +11,14 @@ import pytest
 import atdata
 from atdata._shards.members import _read_persisted, load_index
 from atdata.dataset._torch_cache import _ORPHAN_AGE, ShardCache
+from tests._services import require_service
+
+
+@pytest.fixture
+def torch_present():
+    """The tests that stream through ``to_torch`` need torch (skipped without it, except in CI)."""
+    if importlib.util.find_spec("torch") is None:
+        require_service("torch", 'not installed (pip install "atdata[torch]")')
 
 
 def _shards(tmp_path, n=3):
@@ -120,6 +129,7 @@ def _epochs(tmp_path, monkeypatch, cache_limit):
     return out, os.path.getsize(shards[0])
 
 
+@pytest.mark.usefixtures("torch_present")
 def test_shards_that_fit_stay_in_memory_for_the_next_epoch(tmp_path, monkeypatch):
     (gets1, bufs1), (gets2, bufs2) = _epochs(tmp_path, monkeypatch, None)[0]
     assert gets1 == 100
@@ -127,6 +137,7 @@ def test_shards_that_fit_stay_in_memory_for_the_next_epoch(tmp_path, monkeypatch
     assert (gets2, bufs2) == (0, 0)  # nothing downloaded, or hashed, again
 
 
+@pytest.mark.usefixtures("torch_present")
 def test_shards_past_the_limit_are_dropped_and_their_buffers_reused(tmp_path, monkeypatch):
     (e1, e2), size = _epochs(tmp_path, monkeypatch, 20 * 37_000)
     assert size < 37_000  # (about 20 shards fit)
@@ -163,6 +174,7 @@ def test_a_known_content_length_sizes_the_buffer_once(tmp_path, monkeypatch):
     assert grown == [size + 1, size + 1]  # the room was made before reading, in one step
 
 
+@pytest.mark.usefixtures("torch_present")
 def test_a_remote_shard_that_is_not_a_tar_is_a_shard_error(tmp_path):
     # the member-index failure surfaces as itself (it was replaced by a BufferError from
     # closing the map its traceback still viewed), and nothing is left in the cache
