@@ -15,7 +15,6 @@ that the rerun writes again.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import os
 import re
 import time
@@ -36,7 +35,6 @@ __all__ = ["INFER_ROWS", "MIN_GATE_ROWS", "IngestRun"]
 
 INFER_ROWS = 1000
 MIN_GATE_ROWS = 1000
-TAR_MTIME = 0  # every member's mtime: output bytes never depend on the clock
 
 
 def _dedup_desc(dedup_on: Any) -> Any:
@@ -454,6 +452,7 @@ class IngestRun:
                     self.cur_digest = None
 
     def _open_writer(self) -> Any:
+        from atdata._shards.tar import FIXED_MTIME
         from atdata._shards.writer import ShardWriter
 
         observers: list[Any] = []
@@ -466,8 +465,7 @@ class IngestRun:
             from atdata.manifest._builder import ManifestObserver
 
             # no clock, no file stamp: a resumed run's manifests equal an uninterrupted run's
-            made = datetime.datetime.fromtimestamp(TAR_MTIME, datetime.UTC)
-            observers.append(ManifestObserver(self.sample_type, created_at=made, stamp=False))
+            observers.append(ManifestObserver.reproducible(self.sample_type))
         observers.append(self)
         base = self.base_written
 
@@ -483,7 +481,7 @@ class IngestRun:
             fsync=self.fsync,
             observers=observers,
             progress=False,
-            mtime=TAR_MTIME,
+            mtime=FIXED_MTIME,
         )
 
     def run(self) -> IngestReport:

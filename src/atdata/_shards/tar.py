@@ -26,6 +26,7 @@ from typing import Any, BinaryIO, NamedTuple, Protocol
 from atdata._errors import ShardError, shard_open_error
 
 __all__ = [
+    "FIXED_MTIME",
     "Member",
     "TarWriter",
     "iter_tar",
@@ -374,6 +375,11 @@ class _Writable(Protocol):
     """What :class:`TarWriter` writes to: anything with ``write(bytes)``."""
 
     def write(self, data: bytes | memoryview, /) -> Any: ...
+
+
+FIXED_MTIME = 0
+"""The tar ``mtime`` (and manifest ``created_at``) of reproducible writes (``atdata.ingest``,
+``Index.write_samples`` with a ``write_id``): their bytes never depend on the clock."""
 
 
 class TarWriter:

@@ -322,6 +322,16 @@ class ManifestObserver:
         self._getter: Any = None
         self._reset()
 
+    @classmethod
+    def reproducible(cls, sample_type: type | None = None) -> ManifestObserver:
+        """An observer whose manifests are a function of the shard bytes and the samples alone:
+        ``created_at`` is :data:`~atdata._shards.tar.FIXED_MTIME` and no file stamp is recorded
+        (what ``atdata.ingest`` and ``Index.write_samples(write_id=...)`` write)."""
+        from atdata._shards.tar import FIXED_MTIME
+
+        made = _dt.datetime.fromtimestamp(FIXED_MTIME, _dt.UTC)
+        return cls(sample_type, created_at=made, stamp=False)
+
     def _reset(self) -> None:
         self.keys: list[str] = []
         self.offsets: list[int] = []
