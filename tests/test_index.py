@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -345,3 +346,155 @@ def test_types_namespace_get(index):
     assert index.types.get("Got") is None and index.types.get("Got", 5) == 5
     T = index.get_schema_type(ref)
     assert index.types.get("Got") is T
+
+
+# -- write_id: reproducible shards, retries that upload nothing twice, concurrent runs ---------
+
+
+def _keys(index, name):
+    return [s.__key__ for s in index.open_dataset(name).ordered()]
+
+
+def _write_key_for(write_id, i):
+    import uuid
+
+    return str(uuid.uuid5(uuid.uuid5(uuid.NAMESPACE_URL, "atdata:write_id"), f"{write_id}/{i}"))
+
+
+def test_write_id_keys_derive_from_write_id_and_position(index):
+    from atdata._wire.sample import set_key
+
+    rows = _imgs(3)
+    set_key(rows[1], "own-key")
+    index.write_samples(rows, name="k", write_id="job")
+    assert _keys(index, "k") == [_write_key_for("job", 0), "own-key", _write_key_for("job", 2)]
+    assert _keys(index, "k")[0] == "0a5f3692-8a0a-52f2-87bc-aa50557620d3"  # a uuid5: same every run
+    index.write_samples(_imgs(2), name="k2", key="index", write_id="job2")  # `key` still decides
+    assert _keys(index, "k2") == ["00000000", "00000001"]
+
+
+def test_without_write_id_keys_and_bytes_differ_between_writes(index):
+    a = index.write_samples(_imgs(3), name="a")
+    b = index.write_samples(_imgs(3), name="b")
+    ka, kb = _keys(index, "a"), _keys(index, "b")
+    assert len(set(ka) | set(kb)) == 6 and {len(k) for k in ka + kb} == {36}  # fresh uuid1s
+    assert {k[14] for k in ka + kb} == {"1"}  # uuid version 1, as before
+    assert a.shards[0].sha256 != b.shards[0].sha256
+    assert os.path.dirname(a.urls[0]).endswith(f"/a/{a.entry_id}")  # no digest level
+
+
+def test_same_write_id_in_two_indexes_writes_byte_identical_shards(tmp_path):
+    pytest.importorskip("pyarrow")
+    out = []
+    for n in ("one", "two"):
+        idx = Index(path=str(tmp_path / n / "i.db"), data_store=atdata.LocalDiskStore(tmp_path / n))
+        e = idx.write_samples(_imgs(5), name="d", maxcount=2, manifest=True, write_id="job")
+        files = {}
+        for s in e.shards:
+            stem = s.url[: -len(".tar")]
+            for p in (s.url, stem + ".manifest.json", stem + ".manifest.parquet"):
+                files[os.path.relpath(p, tmp_path / n)] = Path(p).read_bytes()
+        out.append(files)
+    assert out[0] == out[1] and len(out[0]) == 9  # 3 shards, each with its 2 manifest files
+    (where,) = {os.path.dirname(p) for p in out[0]}  # one directory: d/job/<digest of bytes>
+    assert re.fullmatch(r"d/job/[0-9a-f]{16}", where)
+
+
+def test_concurrent_runs_with_the_same_write_id_commit_a_consistent_entry(tmp_path):
+    """The job and its retry run at once: B stores its shards while A is about to commit."""
+    db = str(tmp_path / "i.db")
+    a, b = Index(path=db), Index(path=db)
+    real = a.provider.add_entry
+    seen = []
+
+    def a_commit(entry):
+        def paused(e):
+            seen.append(e)
+            raise RuntimeError("B paused before commit")
+
+        b.provider.add_entry = paused
+        with pytest.raises(RuntimeError, match="B paused"):
+            b.write_samples(_imgs(3), name="d", write_id="job")
+        return real(entry)
+
+    a.provider.add_entry = a_commit
+    e = a.write_samples(_imgs(3), name="d", write_id="job")
+    assert atdata.verify_checksums(e) == {e.urls[0]: "ok"}
+    assert [(s.url, s.sha256) for s in seen[0].shards] == [(s.url, s.sha256) for s in e.shards]
+    b.provider.add_entry = real
+    assert b.write_samples(_imgs(3), name="d", write_id="job") == e  # B resumed: the same entry
+    assert len(a.list_datasets()) == 1
+
+
+def test_same_write_id_with_other_samples_never_commits_other_bytes(tmp_path):
+    """A non-deterministic source: B (other samples) commits while A is about to."""
+    db = str(tmp_path / "i.db")
+    a, b = Index(path=db), Index(path=db)
+    real = a.provider.add_entry
+    won = []
+
+    def a_commit(entry):
+        won.append(b.write_samples(_imgs(3, start=10), name="d", write_id="job"))
+        return real(entry)
+
+    a.provider.add_entry = a_commit
+    with pytest.raises(atdata.IntegrityError) as ei:
+        a.write_samples(_imgs(3), name="d", write_id="job")
+    msg = str(ei.value)
+    assert "write_id 'job' of dataset 'd'" in msg and won[0].urls[0] in msg
+    assert "Rerun with the same write_id" in msg
+    (committed,) = a.list_datasets()
+    assert committed == won[0] and atdata.verify_checksums(committed) == {committed.urls[0]: "ok"}
+    assert [s.label for s in a.open_dataset("d").ordered()] == ["l10", "l11", "l12"]
+    # A's shards went beside B's, never over them
+    job = os.path.dirname(os.path.dirname(committed.urls[0]))
+    assert len(os.listdir(job)) == 2
+    # the rerun the message names returns the committed entry
+    assert a.write_samples(_imgs(3), name="d", write_id="job") == committed
+
+
+def test_retry_after_a_failed_third_shard_stores_only_what_is_missing(index, monkeypatch):
+    pytest.importorskip("pyarrow")
+    from atdata.stores import LocalDiskStore
+
+    real = LocalDiskStore.put_shard
+    shards: list[str] = []
+
+    def flaky(self, path, key, **k):
+        if key.endswith(".tar"):
+            shards.append(key)
+            if len(shards) == 3:
+                raise atdata.StorageError("network down")
+        return real(self, path, key, **k)
+
+    monkeypatch.setattr(LocalDiskStore, "put_shard", flaky)
+    with pytest.raises(atdata.StorageError, match="network down"):
+        index.write_samples(_imgs(6), name="f", maxcount=2, manifest=True, write_id="w1")
+    assert index.list_datasets() == []
+    root = index.write_store.root
+    stored = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    assert [os.path.basename(p) for p in stored] == [
+        "f-000000.manifest.json", "f-000000.manifest.parquet", "f-000000.tar",
+        "f-000001.manifest.json", "f-000001.manifest.parquet", "f-000001.tar",
+    ]  # fmt: skip
+    before = {p: (os.stat(root / p).st_ino, (root / p).read_bytes()) for p in stored}
+
+    wrote = []
+    real_replace = os.replace
+
+    def replace(src, dst):
+        name = os.path.basename(dst)
+        if str(dst).startswith(str(root)) and "/.staging/" not in str(dst) and name[0] != ".":
+            wrote.append(name)
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    e = index.write_samples(_imgs(6), name="f", maxcount=2, manifest=True, write_id="w1")
+    assert (e.num_samples, len(index.list_datasets())) == (6, 1)
+    # only the third shard and its manifest were stored; the first two were left as they were
+    assert sorted(wrote) == ["f-000002.manifest.json", "f-000002.manifest.parquet", "f-000002.tar"]
+    assert {p: (os.stat(root / p).st_ino, (root / p).read_bytes()) for p in stored} == before
+    assert [os.path.relpath(u, root) for u in e.urls] == [
+        p for p in stored if p.endswith(".tar")
+    ] + [os.path.join(os.path.dirname(stored[0]), "f-000002.tar")]
+    assert set(atdata.verify_checksums(e).values()) == {"ok"}

@@ -101,3 +101,36 @@ def test_failed_upload_leaves_no_entry(store, tmp_path, s3_endpoint):
     assert "secret-xyz" not in str(ei.value)
     assert idx.list_datasets() == []
     assert idx.status()["data_store"]["ok"] is False
+
+
+def test_write_id_retry_puts_only_the_missing_shards(store, tmp_path, monkeypatch):
+    """A write_id retry after the third upload failed PUTs the third shard alone (moto counts)."""
+    idx = atdata.Index(path=str(tmp_path / "i.db"), data_store=store)
+    rows = [Vec(v=np.arange(2, dtype="f4") + i, name=f"n{i}") for i in range(6)]
+    puts: list[str] = []
+    store.client.meta.events.register(
+        "before-parameter-build.s3.PutObject", lambda params, **_: puts.append(params["Key"])
+    )
+    real = atdata.S3DataStore.put_shard
+
+    def flaky(self, path, key, **k):
+        if key.endswith("d-000002.tar"):
+            raise atdata.StorageError("connection reset")
+        return real(self, path, key, **k)
+
+    monkeypatch.setattr(atdata.S3DataStore, "put_shard", flaky)
+    with pytest.raises(atdata.StorageError, match="connection reset"):
+        idx.write_samples(rows, name="d", maxcount=2, write_id="job")
+    assert idx.list_datasets() == []
+    first = [p.rsplit("/", 1)[1] for p in puts]
+    assert first == ["d-000000.tar", "d-000001.tar"]
+    etags = {k: store.client.head_object(Bucket=BUCKET, Key=k)["ETag"] for k in puts}
+    monkeypatch.setattr(atdata.S3DataStore, "put_shard", real)
+    puts.clear()
+    e = idx.write_samples(rows, name="d", maxcount=2, write_id="job")
+    assert [p.rsplit("/", 1)[1] for p in puts] == ["d-000002.tar"]
+    assert [u.rsplit("/", 1)[1] for u in e.urls] == ["d-000000.tar", "d-000001.tar", "d-000002.tar"]
+    assert e.urls[:2] == [f"s3://{BUCKET}/{k}" for k in etags]  # the stored ones, kept as they were
+    assert {k: store.client.head_object(Bucket=BUCKET, Key=k)["ETag"] for k in etags} == etags
+    assert [s.name for s in idx.open_dataset("d").ordered()] == [f"n{i}" for i in range(6)]
+    assert e.urls[0].startswith(f"s3://{BUCKET}/runs/d/job/")

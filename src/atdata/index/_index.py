@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
-from atdata._errors import ConfigError, NotFoundError
+from atdata._errors import ConfigError, IntegrityError, NotFoundError
 from atdata.index._catalog import Catalog, entry_by_cid
 from atdata.index._entry import DatasetEntry, ShardRef, check_name
 from atdata.index._schemas import SchemaNamespace, publish_schema
@@ -42,6 +42,27 @@ class Promoter(Protocol):
     """What :meth:`Index.promote_entry` needs of an atmosphere (``atdata.atmosphere.Atmosphere``)."""
 
     def promote_entry(self, index: Index, name: str, **kwargs: Any) -> Any: ...
+
+
+def _check_same_shards(stored: DatasetEntry, refs: list[ShardRef], write_id: str) -> None:
+    """Refuse to hand back a committed entry whose shards are other bytes than this run wrote
+    (another run with the same ``write_id``, and other samples, committed first)."""
+    if [(r.sha256, r.size) for r in stored.shards] == [(r.sha256, r.size) for r in refs]:
+        return
+    what = f"it has {len(stored.shards)} shards, this run wrote {len(refs)}"
+    for a, b in zip(stored.shards, refs, strict=False):
+        if (a.sha256, a.size) != (b.sha256, b.size):
+            what = (
+                f"its shard {a.url} has sha256 {(a.sha256 or '?')[:16]}... ({a.size} bytes), "
+                f"this run's {b.url} has {(b.sha256 or '?')[:16]}... ({b.size} bytes)"
+            )
+            break
+    raise IntegrityError(
+        f"write_id {write_id!r} of dataset {stored.name!r}: another run with this write_id "
+        f"committed other samples first ({what}); its entry is kept and points at its own "
+        "shards. Rerun with the same write_id to get that entry, or write these samples under a "
+        "new write_id (the samples differ between runs: is the source deterministic?)"
+    )
 
 
 def set_default_index(index: Index | None) -> None:
@@ -93,14 +114,28 @@ class Index(Catalog):
         to that repository's data store (or this index's) and the entry to its provider.
 
         Every shard is verified in the store (size and sha256) before the entry is committed, so
-        a failure leaves no entry. Passing the same ``write_id`` again after a crash completes the
-        write (shards already stored are not uploaded again) and never makes a second entry.
+        a failure leaves no entry.
+
+        With a ``write_id`` the shards and manifests are a function of the samples and the
+        arguments: a sample without its own ``__key__`` is keyed by a uuid5 of the ``write_id``
+        and its position (unless ``key`` says otherwise), tar headers carry a fixed mtime and
+        manifests no clock time, and the files go under ``{name}/{write_id}/<digest>/``, the
+        digest being of their bytes. Passing the same ``write_id`` again after a crash completes
+        the write (shards already stored are not uploaded again) and never makes a second entry;
+        two runs at once (a job and its retry) store the same bytes and commit one entry. A run
+        whose samples differ from those of the run that committed first (a source that changed
+        between runs) stores its shards beside, never over, the committed ones and raises
+        :class:`~atdata.IntegrityError`. Once committed, the same ``write_id`` returns the entry
+        without reading ``samples``.
 
         Returns:
             The committed :class:`DatasetEntry`.
 
         Raises:
             ConfigError: (a ``ValueError``) When ``samples`` is empty.
+            IntegrityError: (a ``ValueError``) When another run with this ``write_id`` committed
+                other shard bytes first (its entry is kept; rerun with the same ``write_id`` to
+                get it, or write these samples under a new one).
         """
         from atdata.stores._base import put_samples
 
@@ -111,12 +146,12 @@ class Index(Catalog):
             done = provider.get_entry_by_id(write_id)
             if done is not None:
                 return done
-        write_id = write_id or uuid.uuid4().hex
+        given, write_id = write_id, write_id or uuid.uuid4().hex
         if maxcount is None and maxsize is None:
             maxcount = 10**12  # one shard, still numbered (stable store keys)
         put, first = put_samples(
             store, samples, f"{key_prefix or name}/{write_id}", name.replace("/", "-") + "-%06d.tar",
-            maxcount=maxcount, maxsize=maxsize, manifest=manifest, key=key,
+            maxcount=maxcount, maxsize=maxsize, manifest=manifest, key=key, write_id=given,
         )  # fmt: skip
         if not put:
             raise ConfigError(f"no samples were given, so nothing was written for {name!r}")
@@ -129,7 +164,9 @@ class Index(Catalog):
             license=license, tags=list(tags or ()), metadata=dict(metadata or {}), entry_id=write_id,
             data_store=store.url,
         )  # fmt: skip
-        return provider.add_entry(entry)
+        stored = provider.add_entry(entry)  # an entry with this entry_id already there wins
+        _check_same_shards(stored, refs, write_id)
+        return stored
 
     def write(
         self,

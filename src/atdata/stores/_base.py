@@ -13,6 +13,8 @@ Examples:
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import os
 import shutil
 import uuid
@@ -27,6 +29,7 @@ __all__ = [
     "atdata_home",
     "put_samples",
     "staging_lock",
+    "write_key",
     "write_shards_to",
 ]
 
@@ -81,16 +84,26 @@ def put_samples(
     maxsize: int | None = None,
     manifest: bool = False,
     key: Any = None,
+    write_id: str | None = None,
 ) -> tuple[list[tuple[Any, str]], type | None]:
     """Write ``samples`` into shards named ``pattern`` (``"x-%06d.tar"``) under ``prefix`` of
     ``store``: staged locally, then put and verified (size, sha256) with their manifests.
+
+    With a ``write_id`` the stored bytes are a function of the samples and the arguments: a
+    sample without its own ``__key__`` is keyed by :func:`write_key` (``key=None``), the tar
+    headers carry :data:`~atdata._shards.tar.FIXED_MTIME` and the manifests no clock time or
+    file stamp. The files then go under ``prefix/<digest>/``, ``digest`` being the first 16 hex
+    digits of a sha256 over every stored file's name, size and sha256: a retry with the same
+    samples puts the same bytes under the same keys (found stored, so not uploaded again), and
+    a run with other samples (a source that changed) puts them elsewhere, never over them.
 
     Returns:
         ``[(ShardInfo of the staged shard, stored URL), ...]`` in order, and the type of the
         first sample (``None`` when there was none). Staged files are removed whatever happens,
         except on Ctrl-C (``KeyboardInterrupt``), which leaves them for ``atdata local gc``.
     """
-    from atdata.dataset._write import ShardWriter
+    from atdata._shards.tar import FIXED_MTIME
+    from atdata._shards.writer import ShardWriter
     from atdata.stores._local import check_key, file_sha256
 
     prefix = check_key(prefix.strip("/"))
@@ -103,30 +116,43 @@ def put_samples(
                 first.append(type(x))
             yield x
 
+    observers: list[Any] = []
+    if manifest:
+        from atdata.manifest._builder import ManifestObserver
+
+        observers.append(ManifestObserver.reproducible() if write_id else ManifestObserver())
+    if write_id is not None and key is None:
+        key = functools.partial(write_key, write_id)
     out: list[tuple[Any, str]] = []
     keep = False
     try:
         with staging_lock(staging):  # `atdata local gc` never takes a staging dir in use
             with ShardWriter(
                 os.path.join(staging, pattern), maxcount, maxsize, key=key, progress=False,
-                manifest=manifest,
+                observers=observers, mtime=FIXED_MTIME if write_id is not None else None,
             ) as w:  # fmt: skip
                 for sample in track(samples):
                     w.write(sample)
+            # each shard, then its manifest (rows, then header): a failure in between leaves a
+            # shard without a manifest, never a manifest without its shard
+            files: list[tuple[Any, str, str, int]] = []  # (ShardInfo or None, path, sha, size)
             for info in w.list_shard_infos():
-                # the shard first, then its manifest (rows, then header): a failure in between
-                # leaves a shard without a manifest, never a manifest without its shard
-                url = store.put_shard(
-                    info.path, f"{prefix}/{os.path.basename(info.path)}", sha256=info.sha256,
-                    size=info.size, move=True,
-                )  # fmt: skip
+                files.append((info, info.path, info.sha256, info.size))
                 stem = info.path[: -len(".tar")]
                 for side in (stem + ".manifest.parquet", stem + ".manifest.json"):
                     if os.path.exists(side):
-                        sha, size = file_sha256(side)
-                        side_key = f"{prefix}/{os.path.basename(side)}"
-                        store.put_shard(side, side_key, sha256=sha, size=size, move=True)
-                out.append((info, url))
+                        files.append((None, side, *file_sha256(side)))
+            if write_id is not None and files:
+                h = hashlib.sha256()
+                for _, path, sha, size in files:
+                    h.update(f"{os.path.basename(path)}\t{size}\t{sha}\n".encode())
+                prefix = f"{prefix}/{h.hexdigest()[:16]}"
+            for info, path, sha, size in files:
+                url = store.put_shard(
+                    path, f"{prefix}/{os.path.basename(path)}", sha256=sha, size=size, move=True
+                )
+                if info is not None:
+                    out.append((info, url))
     except BaseException as exc:
         # Ctrl-C (or SystemExit) leaves the staging directory for inspection: `atdata local
         # status` lists it, `atdata local gc` removes it, and a rerun with the same write_id
@@ -137,6 +163,25 @@ def put_samples(
         if not keep:
             shutil.rmtree(staging, ignore_errors=True)
     return out, (first[0] if first else None)
+
+
+def write_key(write_id: str, sample: Any, index: int) -> str:
+    """The key a sample gets in a write with ``write_id``: its own ``__key__``, else a uuid5 of
+    ``write_id`` and its position ``index`` (the same in every run of that write).
+
+    Examples:
+        >>> write_key("job-7", object(), 3) == write_key("job-7", object(), 3)
+        True
+        >>> write_key("job-7", object(), 3) != write_key("job-8", object(), 3)
+        True
+    """
+    own = getattr(sample, "__key__", None)
+    if own is not None:
+        return own
+    return str(uuid.uuid5(_WRITE_KEYS, f"{write_id}/{index}"))
+
+
+_WRITE_KEYS = uuid.uuid5(uuid.NAMESPACE_URL, "atdata:write_id")
 
 
 LOCK = ".lock"
