@@ -521,3 +521,20 @@ def test_documented_parameter_names():
     d = atdata.DictSample(x=1)
     assert d.get(key="x") == 1 and d.get(key="y", default=2) == 2
     assert Meta.from_bytes(bs=m.packed) == m and atdata.DictSample.from_bytes(bs=d.packed).x == 1
+
+
+def test_lenses_pickle_for_spawned_workers():
+    import pickle
+
+    from tests._lens_defs import Full, NameOnly, full_to_name
+
+    # a module-level lens pickles by name (its getter's name is bound to the Lens itself)
+    assert pickle.loads(pickle.dumps(full_to_name)) is full_to_name
+    # composed lenses and the implicit DictSample hop pickle when their parts do
+    chain = LensNetwork().transform(DictSample, Full) | full_to_name
+    back = pickle.loads(pickle.dumps(chain))
+    src = DictSample(_data={"name": "a", "value": 3})
+    assert back.get(src) == NameOnly(name="a")
+    assert back.name == chain.name == "DictSample->Full | full_to_name"
+    assert (back.source_type, back.view_type) == (DictSample, NameOnly)
+    assert back.put(NameOnly(name="b"), src).to_dict() == {"name": "b", "value": 3}

@@ -106,3 +106,16 @@ def test_unsendable_transform_output_fails_in_the_worker(tmp_path):
     assert "_wrap.<locals>.Box" in msg and "num_workers=0" in msg
     assert [list(b.i) for b in got] == [[0, 1, 2, 3], [4, 5, 6, 7]]
     assert tds.state_dict()["position"] == 8  # what was delivered, not the lost batch
+
+
+def test_a_module_level_lens_runs_under_spawn(tmp_path):
+    # the lens named by its getter's module and name was the Lens, not the getter, so a
+    # lens-viewed dataset could never reach spawned workers ("define it at module level")
+    from tests._lens_defs import Full, NameOnly
+
+    ds = atdata.write_samples(
+        [Full(name=f"n{i}", value=i) for i in range(5)], str(tmp_path / "f.tar"), fsync=False
+    )
+    tds = ds.as_type(NameOnly).to_torch(batch_size=2)
+    got = list(tds.loader(num_workers=1, multiprocessing_context="spawn"))
+    assert [list(b.name) for b in got] == [["n0", "n1"], ["n2", "n3"], ["n4"]]

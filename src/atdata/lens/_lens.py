@@ -120,7 +120,12 @@ class Lens(Generic[S, V]):
                 if "return" not in hints:
                     raise ConfigError(f"lens {label!r}: annotate the getter's return type")
                 view = hints["return"]
-        functools.update_wrapper(self, get, updated=())  # __name__, __doc__, __wrapped__ ...
+        # __name__, __doc__, __wrapped__ ... (not a partial's: the name is given, the doc is
+        # functools.partial's own)
+        plain = not isinstance(get, functools.partial)
+        functools.update_wrapper(
+            self, get, assigned=functools.WRAPPER_ASSIGNMENTS if plain else (), updated=()
+        )
         self.source_type = source
         self.view_type = view
         self.name = label
@@ -182,18 +187,11 @@ class Lens(Generic[S, V]):
         if not isinstance(other, Lens):
             return NotImplemented
         first, second = self, other
-
-        def get(s: Any) -> Any:
-            return second.get(first.get(s))
-
         put = None
         if first.has_putter and second.has_putter:  # else the trivial putter (source unchanged)
-
-            def put(w: Any, s: Any) -> Any:
-                return first.put(second.put(w, first.get(s)), s)
-
-        return Lens(
-            get,
+            put = functools.partial(_chain_put, first, second)
+        return Lens(  # (partials of module-level functions: a chain pickles if its parts do)
+            functools.partial(_chain_get, first, second),
             put,
             source=first.source_type,
             view=second.view_type,
@@ -208,6 +206,28 @@ class Lens(Generic[S, V]):
 
     def __repr__(self) -> str:
         return f"Lens({self.name}: {_tname(self.source_type)} -> {_tname(self.view_type)})"
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        """Pickled by name when its module holds it under its getter's name (``@lens`` at
+        module level: that name is the lens, not the getter, so the getter cannot be pickled by
+        name), else by value (DataLoader workers started by ``spawn`` receive lenses so)."""
+        import sys
+
+        qualname = self.__dict__.get("__qualname__")
+        found: Any = sys.modules.get(self.__dict__.get("__module__") or "")
+        for part in (qualname or "<none>").split("."):
+            found = getattr(found, part, None)
+        if found is self:
+            return qualname
+        return super().__reduce_ex__(protocol)
+
+
+def _chain_get(first: Lens, second: Lens, s: Any) -> Any:
+    return second.get(first.get(s))
+
+
+def _chain_put(first: Lens, second: Lens, w: Any, s: Any) -> Any:
+    return first.put(second.put(w, first.get(s)), s)
 
 
 def _identity_get(s: Any) -> Any:
@@ -368,19 +388,29 @@ class LensNetwork:
 def _dict_lens(view: type) -> Lens:
     from atdata._wire.sample import DictSample
 
-    def get(s: DictSample) -> Any:
-        return s.as_type(view)
+    return Lens(  # (partials of module-level functions: it pickles, for spawned workers)
+        functools.partial(_dict_get, view),
+        _dict_put,
+        source=DictSample,
+        view=view,
+        name=f"DictSample->{view.__name__}",
+    )
 
-    def put(v: Any, s: DictSample) -> DictSample:
-        raw = dict(s._data)
-        for k, val in v._to_wire().items():
-            if val is not None or k in raw:  # an absent optional field stays absent (GetPut)
-                raw[k] = val
-        out = DictSample._from_wire(raw)
-        out.__key__ = s.__key__
-        return out
 
-    return Lens(get, put, source=DictSample, view=view, name=f"DictSample->{view.__name__}")
+def _dict_get(view: type, s: Any) -> Any:
+    return s.as_type(view)
+
+
+def _dict_put(v: Any, s: Any) -> Any:
+    from atdata._wire.sample import DictSample
+
+    raw = dict(s._data)
+    for k, val in v._to_wire().items():
+        if val is not None or k in raw:  # an absent optional field stays absent (GetPut)
+            raw[k] = val
+    out = DictSample._from_wire(raw)
+    out.__key__ = s.__key__
+    return out
 
 
 def lens(fn: Callable[[S], V] | None = None, /, *, network: LensNetwork | None = None) -> Any:
