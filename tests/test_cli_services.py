@@ -59,7 +59,7 @@ def test_diagnose_live_services():
     assert pg.detail.startswith("PostgreSQL ")
     r = _invoke("diagnose", "--host", "127.0.0.1", "--postgres", PG_DSN)
     assert r.exit_code == 0, r.output
-    assert r.output.count(" ok ") == 2
+    assert r.output.count("\tok\t") == 2
     bad = _invoke(
         "diagnose",
         "--host",

@@ -7,6 +7,7 @@ from typing import Any
 import typer
 
 from atdata._errors import ConfigError
+from atdata.cli._out import print_table
 
 __all__ = ["local_app", "ls_remote", "register"]
 
@@ -59,13 +60,13 @@ def ls_remote(target: str) -> None:
             str(size.get("samples", "")),
             e.uri,
         )
-    con.print(t)
+    print_table(t, con)
     s = Table(title=f"schemas of @{who}")
     for col in ("name", "version", "uri"):
         s.add_column(col)
     for uri, _cid, v in list_schemas(who):
         s.add_row(str(v.get("name", "")), str(v.get("version", "")), uri)
-    con.print(s)
+    print_table(s, con)
     lenses = list_lenses(who)
     if lenses:
         lt = Table(title=f"lenses of @{who}")
@@ -79,7 +80,7 @@ def ls_remote(target: str) -> None:
                 lr.target_schema,
                 f"{g.repository}@{g.commit[:10]}:{g.path}",
             )
-        con.print(lt)
+        print_table(lt, con)
 
 
 def register(app: typer.Typer) -> None:

@@ -12,6 +12,8 @@ from typing import Any
 
 import typer
 
+from atdata.cli._out import print_table
+
 __all__ = ["describe_value", "register"]
 
 
@@ -201,7 +203,7 @@ def register(app: typer.Typer) -> None:
                 t.add_column("type")
                 for k, v in schema.items():
                     t.add_row(escape(k), escape(v))
-                con.print(t)
+                print_table(t, con)
 
     @app.command()
     def preview(
@@ -229,7 +231,7 @@ def register(app: typer.Typer) -> None:
                     escape(str(getattr(s, "__key__", ""))),
                     *(escape(_preview_cell(r.get(c))) for c in cols),
                 )
-            con.print(t)
+            print_table(t, con)
 
     @app.command()
     def verify(
@@ -272,7 +274,7 @@ def register(app: typer.Typer) -> None:
                 t.add_row(
                     escape(os.path.basename(rep["shard"])), str(rep["samples"]), digest[:16], status
                 )
-            con.print(t)
+            print_table(t, con)
         if bad:
             con.print(f"[red]{bad} of {total} shard(s) failed verification[/]")
             raise typer.Exit(1)

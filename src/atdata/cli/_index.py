@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from atdata.cli._core import _load_type
+from atdata.cli._out import print_table
 from atdata.cli._sources import looks_like_shards, schema_of
 
 __all__ = ["register"]
@@ -20,8 +21,6 @@ __all__ = ["register"]
 def _print_body(title: str, body: dict) -> None:
     from rich.markup import escape
     from rich.table import Table
-
-    from atdata.cli._out import console
 
     required = set(body.get("required") or ())
     t = Table(title=escape(title))
@@ -33,7 +32,7 @@ def _print_body(title: str, body: dict) -> None:
             escape(json.dumps(prop, separators=(",", ":"))),
             "yes" if f in required else "no",
         )
-    console().print(t)
+    print_table(t)
 
 
 def _index(path: str | None):
@@ -49,7 +48,6 @@ _INDEX_OPT = typer.Option(
 
 def register(app: typer.Typer) -> None:
     """Add the index commands to ``app`` (rich.table is imported by the commands that print one)."""
-    from atdata.cli._out import console
 
     schema_app = typer.Typer(help="Stored sample schemas.", no_args_is_help=True)
     app.add_typer(schema_app, name="schema")
@@ -86,7 +84,7 @@ def register(app: typer.Typer) -> None:
                 str(len(e.shards)), str(e.size if e.size is not None else "?"),
                 (e.schema_ref or "-").rsplit("/", 1)[-1], e.license or "-", (e.created_at or "")[:19],
             )  # fmt: skip
-        console().print(t)
+        print_table(t)
 
     @schema_app.command("show")
     def show(
@@ -114,7 +112,7 @@ def register(app: typer.Typer) -> None:
         t = Table("field", "type", "required", title=f"{rec.name}@{rec.version}")
         for f, prop in rec.body.get("properties", {}).items():
             t.add_row(f, json.dumps(prop, separators=(",", ":")), "yes" if f in required else "no")
-        console().print(t)
+        print_table(t)
 
     @schema_app.command("diff")
     def diff(a: str, b: str, index: str = _INDEX_OPT) -> None:
@@ -169,7 +167,7 @@ def register(app: typer.Typer) -> None:
         t = Table("part", "kind", "where", "reachable")
         for part, s in st.items():
             t.add_row(part, s["kind"], s["url"], "yes" if s["ok"] else f"NO: {s['error']}")
-        console().print(t)
+        print_table(t)
         from atdata.index._gc import find_leftovers
 
         left = find_leftovers(idx, min_age=0)

@@ -7,6 +7,8 @@ from typing import Any
 
 import typer
 
+from atdata.cli._out import print_table
+
 __all__ = ["register"]
 
 
@@ -93,7 +95,7 @@ def register(app: typer.Typer) -> None:
                 cells += [_cell(rec.get(f, "")) for f in fields]
                 table.add_row(*([split] if multi else []), *(escape(c) for c in cells))
                 shown += 1
-        con.print(table)
+        print_table(table, con)
         more = f"; showing {shown}" if shown < total else ""
         con.print(
             f"{total} match(es){more}; shards: {stats[2]} scanned, {stats[1]} pruned of {stats[0]}"

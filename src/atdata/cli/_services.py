@@ -161,7 +161,7 @@ def _print_checks(checks: list[Check]) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from atdata.cli._out import console
+    from atdata.cli._out import print_table
 
     t = Table()
     for col in ("service", "where", "status", "detail"):
@@ -173,7 +173,7 @@ def _print_checks(checks: list[Check]) -> None:
             "[green]ok[/]" if c.ok else "[red]PROBLEM[/]",
             escape(c.detail),
         )
-    console().print(t)
+    print_table(t)
 
 
 def _docker() -> str:

@@ -1,0 +1,95 @@
+"""The CLI as a demanding user meets it: piped output for grep/cut, terminals, exit codes."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+import atdata
+from atdata.cli import main
+
+LONG_NAME = "a-very-long-dataset-name-that-a-narrow-terminal-must-wrap-" + "z" * 60
+BOX = re.compile(r"[\u2500-\u257f]")  # box-drawing characters
+ANSI = re.compile(r"\x1b\[")
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path, monkeypatch):
+    monkeypatch.setenv("ATDATA_HOME", str(tmp_path / "home"))
+    for var in ("FORCE_TERMINAL", "TTY_COMPATIBLE", "FORCE_COLOR"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture
+def long_shards(tmp_path):
+    d = tmp_path / ("d" * 70) / ("sub_" + "x" * 70)
+    d.mkdir(parents=True)
+    pattern = str(d / ("shard-with-a-long-file-name-" + "y" * 40 + "-%06d.tar"))
+    samples = [{"label": i, "caption": f"caption {i} é漢字"} for i in range(6)]
+    ds = atdata.write_samples(samples, pattern, maxcount=3, manifest=True)
+    return str(d), ds.list_shards()
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_piped_tables_are_tab_separated_records_without_boxes(capsys, long_shards):
+    d, shards = long_shards
+    code, out, _ = run(capsys, "verify", d)
+    assert code == 0
+    assert not BOX.search(out) and not ANSI.search(out)
+    lines = out.splitlines()
+    assert lines[0] == f"{d} [train]"  # the title on one line, whole
+    assert lines[1].split("\t") == ["shard", "samples", "sha256", "status"]
+    names = [line.split("\t")[0] for line in lines[2:4]]
+    assert names == [s.rsplit("/", 1)[1] for s in shards[:2]]
+    assert lines[2].split("\t")[1:2] == ["3"] and lines[2].endswith("\tok")
+    code, out, _ = run(capsys, "inspect", d)
+    assert code == 0 and not BOX.search(out)
+    assert "label\tint" in out.splitlines() and "caption\tstr" in out.splitlines()
+
+
+def test_piped_preview_and_query_titles_keep_the_whole_path(capsys, long_shards):
+    d, _ = long_shards
+    code, out, _ = run(capsys, "preview", d, "-n", "2")
+    assert code == 0 and not BOX.search(out)
+    lines = out.splitlines()
+    assert lines[0] == f"{d} [train]: first 2"
+    assert lines[1].split("\t") == ["__key__", "label", "caption"]
+    assert lines[2].split("\t")[1:] == ["0", "'caption 0 é漢字'"]
+    code, out, _ = run(capsys, "query", d, "label >= 4")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == f"{d}: 2 matching sample(s)"
+    assert [line.split("\t")[2] for line in lines[2:4]] == ["4", "5"]
+
+
+def test_piped_ls_is_one_record_per_line(capsys, tmp_path):
+    db = str(tmp_path / "index.db")
+    idx = atdata.Index(path=db)
+    idx.write_samples([{"i": 1}], name=LONG_NAME)
+    idx.write_samples([{"i": 1}, {"i": 2}], name="small")
+    code, out, _ = run(capsys, "ls", "--index", db)
+    assert code == 0 and not BOX.search(out)
+    rows = [line.split("\t") for line in out.splitlines()]
+    assert rows[0][:4] == ["name", "version", "samples", "shards"]
+    assert sorted(r[0] for r in rows[1:]) == sorted([LONG_NAME, "small"])
+    assert all(len(r) == len(rows[0]) for r in rows)
+
+
+def test_a_narrow_terminal_wraps_names_instead_of_cutting_them(capsys, monkeypatch, tmp_path):
+    db = str(tmp_path / "index.db")
+    atdata.Index(path=db).write_samples([{"i": 1}], name=LONG_NAME)
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich: act as on a terminal
+    monkeypatch.setenv("COLUMNS", "60")
+    monkeypatch.setenv("NO_COLOR", "1")
+    code, out, _ = run(capsys, "ls", "--index", db)
+    assert code == 0
+    assert "…" not in out
+    name_cells = [line.split("│")[1].strip() for line in out.splitlines() if line.startswith("│")]
+    assert "".join(name_cells) == LONG_NAME  # folded over several lines, every character kept
+    assert max(len(re.sub(r"\x1b\[[0-9;]*m", "", line)) for line in out.splitlines()) <= 60
