@@ -236,3 +236,84 @@ def test_error_pages_are_not_read_whole():
         finally:
             tracemalloc.stop()
     assert peak < 4 << 20
+
+
+# -- content identifiers: a blob or record that is not what its CID names is refused ------------
+
+
+def test_blob_without_checksum_is_checked_against_its_cid():
+    from atdata.atmosphere._cid import blob_cid
+
+    good = _tar()
+    other = bytearray(good)
+    other[600] ^= 1  # the same length, one bit changed: only a hash tells them apart
+    entry = {
+        "name": "cid-only",
+        "storage": {  # upstream's shape: the blob entry's optional checksum left out
+            "$type": "science.alt.dataset.storageBlobs",
+            "blobs": [{"blob": {"$type": "blob", "ref": {"$link": blob_cid(good)}, "size": 0}}],
+        },
+    }
+    entry["storage"]["blobs"][0]["blob"]["size"] = len(good)
+    with _Server(lambda path: (200, [good], len(good))) as srv:
+        ident = Identity(did="did:plc:hostile", handle="", pds=srv.url)
+        assert _read_all(source_for(ident, entry)) == [1]
+    with _Server(lambda path: (200, [bytes(other)], len(other))) as srv:
+        ident = Identity(did="did:plc:hostile", handle="", pds=srv.url)
+        with pytest.raises(
+            atdata.IntegrityError,
+            match=r"sha256 mismatch for shard at://did:plc:hostile/blob/bafkrei.*its CID says",
+        ):
+            _read_all(source_for(ident, entry))
+
+
+def _pds_answering(value: dict, cid: str):
+    """A fake PDS serving one entry record (``value``, reported under ``cid``)."""
+    import json
+
+    uri = "at://did:plc:hostile/science.alt.dataset.entry/3kaaaaaaaaaaa"
+
+    def body(path):
+        if "getRecord" in path:
+            out = {"uri": uri, "cid": cid, "value": value}
+        else:
+            out = {"records": [{"uri": uri, "cid": cid, "value": value}]}
+        data = json.dumps(out).encode()
+        return 200, [data], len(data)
+
+    return _Server(body)
+
+
+def test_records_whose_cid_does_not_match_are_refused():
+    from atdata.atmosphere._cid import record_cid
+    from atdata.atmosphere._remote import find_entry
+    from atdata.atmosphere._resolve import get_record, iter_records
+
+    value = {
+        "$type": "science.alt.dataset.entry",
+        "name": "mnist",
+        "schemaRef": "at://did:plc:hostile/science.alt.dataset.schema/3kaaaaaaaaaab",
+        "storage": {
+            "$type": "science.alt.dataset.storageHttp",
+            "shards": [{"url": "https://example.org/a.tar"}],
+        },
+        "createdAt": "2025-01-01T00:00:00Z",
+    }
+    cid = record_cid(value)
+    coll = "science.alt.dataset.entry"
+    with _pds_answering(value, cid) as srv:  # consistent: read as it is
+        assert get_record(srv.url, "did:plc:hostile", coll, "3kaaaaaaaaaaa") == (value, cid)
+        assert [c for _u, c, _v in iter_records(srv.url, "did:plc:hostile", coll)] == [cid]
+    tampered = {
+        **value,
+        "storage": {**value["storage"], "shards": [{"url": "https://evil.example/a.tar"}]},
+    }
+    with _pds_answering(tampered, cid) as srv:
+        ident = Identity(did="did:plc:hostile", handle="", pds=srv.url)
+        want = rf"at://did:plc:hostile/{coll}/3kaaaaaaaaaaa does not match its CID {cid}"
+        with pytest.raises(atdata.IntegrityError, match=want):
+            get_record(srv.url, "did:plc:hostile", coll, "3kaaaaaaaaaaa")
+        with pytest.raises(atdata.IntegrityError, match=want):
+            list(iter_records(srv.url, "did:plc:hostile", coll))
+        with pytest.raises(atdata.IntegrityError, match=want):
+            find_entry(ident, "mnist")

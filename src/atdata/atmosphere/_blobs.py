@@ -73,8 +73,10 @@ class _VerifyingStream:
         sha256: str | None,
         size: int | None,
         limit: int | None = None,
+        claim: str = "the dataset record says",
     ) -> None:
         self._resp = resp
+        self._claim = claim
         # the declared size (else ``limit``) is enforced while reading: the server never decides
         # how much we buffer; chunks never exceed it by more than one byte
         self._limit = size if size is not None else limit
@@ -123,7 +125,7 @@ class _VerifyingStream:
         if self._h is not None and self._h.hexdigest() != self._want:
             raise IntegrityError(
                 f"sha256 mismatch for shard {self.shard}: got {self._h.hexdigest()}, "
-                f"the dataset record says {self._want}; the shard was altered or corrupted"
+                f"{self._claim} {self._want}; the shard was altered or corrupted"
             )
 
     def read(self, n: int = -1) -> bytes:
@@ -163,6 +165,7 @@ def _open_http(
     size: int | None,
     params: dict | None = None,
     limit: int | None = None,
+    claim: str = "the dataset record says",
 ) -> Any:
     from atdata.atmosphere._resolve import http_client
 
@@ -195,7 +198,7 @@ def _open_http(
             f"shard {shard} is served as {declared} bytes, more than the {cap} it may have; "
             "not reading it (the stored shard was replaced or the server is misbehaving)"
         )
-    return _VerifyingStream(resp, shard, sha256, size, limit)
+    return _VerifyingStream(resp, shard, sha256, size, limit, claim)
 
 
 class _RangeCache:
@@ -230,7 +233,8 @@ class BlobSource:
     Args:
         did: The repository holding the blobs (or the ``blob_refs`` list).
         pds: Its PDS base URL.
-        blobs: ``[(cid, sha256 or None, size or None), ...]`` in shard order.
+        blobs: ``[(cid, sha256 or None, size or None), ...]`` in shard order; a blob without a
+            sha256 is checked against the digest its CID holds.
         blob_refs: ``[{"did", "cid"[, "sha256", "size"]}, ...]``, all of one repository.
         pds_endpoint: The PDS of ``blob_refs`` (default: resolved from the DID).
 
@@ -327,13 +331,15 @@ class BlobSource:
             raise ShardError(
                 f"{shard} not found: it is not a blob of this dataset ({len(self._order)} shards)"
             ) from None
+        from_cid = sha256_of_cid(cid) if sha is None else None
         return _open_http(
             f"{self.pds}/xrpc/com.atproto.sync.getBlob",
             shard,
-            sha,
+            sha or from_cid,  # no checksum recorded: the CID is the blob's sha256
             size,
             {"did": self.did, "cid": cid},
             limit=LEXICON_MAX_BLOB,  # a blob without a recorded size is still bounded
+            claim="its CID says" if from_cid else "the dataset record says",
         )
 
     def read_range(self, shard: str, offset: int, size: int) -> bytes:
@@ -382,17 +388,21 @@ def _http_range(url: str, params: dict[str, str] | None, offset: int, size: int)
 
 
 def sha256_of_cid(cid: str) -> str | None:
-    """The sha256 digest (hex) inside a CID, when it is a sha256 CID.
+    """The sha256 (hex) of the bytes a blob CID names: its digest, when the CID is a raw-codec
+    (blob) sha256 CID; ``None`` for any other CID or text that is not one.
 
     Examples:
         >>> sha256_of_cid("bafkreif2pall7dybz7vecqka3zo24irdwabwdi4wc55jznaq75q7eaavvu")
         'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'
     """
     try:
-        h = require("libipld", "atmosphere", "CIDs").decode_cid(cid)["hash"]
+        decoded = require("libipld", "atmosphere", "CIDs").decode_cid(cid)
+        h = decoded["hash"]
     except Exception:
         return None
-    return bytes(h["digest"]).hex() if h.get("code") == 0x12 else None
+    if decoded.get("codec") != 0x55 or h.get("code") != 0x12:  # raw bytes, sha2-256
+        return None
+    return bytes(h["digest"]).hex()
 
 
 class _WrappedSource:
@@ -444,6 +454,7 @@ class SidecarSource(_WrappedSource):
             sha256_of_cid(cid),
             int(size) if isinstance(size, int) else None,
             {"did": self.did, "cid": cid},
+            claim="its CID says",
         )
 
     def read_range(self, shard: str, offset: int, size: int) -> bytes:

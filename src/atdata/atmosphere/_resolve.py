@@ -20,11 +20,18 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from atdata._errors import ConfigError, RecordNotFoundError, StorageError
+from atdata._errors import (
+    AtdataError,
+    ConfigError,
+    IntegrityError,
+    RecordNotFoundError,
+    StorageError,
+)
 from atdata._extras import require
 
 __all__ = [
     "Identity",
+    "check_record",
     "get_record",
     "iter_records",
     "list_page",
@@ -216,11 +223,35 @@ def resolve_identity(handle_or_did: str, hint: str | None = None) -> Identity:
     return Identity(did=did, handle=handle, pds=pds_from_did_doc(doc))
 
 
+def check_record(uri: str, cid: str, value: dict[str, Any]) -> None:
+    """Check that ``value`` is the record ``cid`` names (a PDS reports each record's CID).
+
+    An empty ``cid`` (the server reported none) is not checked.
+
+    Raises:
+        IntegrityError: When the value does not hash to ``cid``.
+    """
+    if not cid:
+        return
+    from atdata.atmosphere._cid import record_cid
+
+    try:
+        ok = record_cid(value) == cid
+    except AtdataError:  # a value with no ATProto form (a float, ...) is no record at all
+        ok = False
+    if not ok:
+        raise IntegrityError(
+            f"the record {uri} does not match its CID {cid}: the PDS served a value that was "
+            "altered or corrupted; do not use it (ask the publisher or retry later)"
+        )
+
+
 def get_record(pds: str, repo: str, collection: str, rkey: str) -> tuple[dict[str, Any], str]:
-    """Fetch one record anonymously: ``(value, cid)``.
+    """Fetch one record anonymously: ``(value, cid)``, the value checked against the CID.
 
     Raises:
         StorageError: When the record does not exist or the PDS fails.
+        IntegrityError: When the value does not match the CID the PDS reports.
     """
     out = _get_json(
         f"{pds}/xrpc/com.atproto.repo.getRecord",
@@ -233,7 +264,9 @@ def get_record(pds: str, repo: str, collection: str, rkey: str) -> tuple[dict[st
             f"fetching at://{repo}/{collection}/{rkey}: the answer holds no record object"
         )
     cid = out.get("cid", "")
-    return value, cid if isinstance(cid, str) else ""
+    cid = cid if isinstance(cid, str) else ""
+    check_record(f"at://{repo}/{collection}/{rkey}", cid, value)
+    return value, cid
 
 
 def list_page(
@@ -244,6 +277,7 @@ def list_page(
     Raises:
         StorageError: When the answer is not a listing (records without a ``uri`` string or a
             ``value`` object, ``records`` not a list).
+        IntegrityError: When a record's value does not match its CID.
     """
     params: dict[str, Any] = {"repo": repo, "collection": collection, "limit": limit}
     if cursor:
@@ -266,7 +300,9 @@ def list_page(
                 f"{what}: a record lacks its 'uri' string or its 'value' object ({str(r)[:120]})"
             )
         cid = r.get("cid", "")
-        recs.append((uri, cid if isinstance(cid, str) else "", value))
+        cid = cid if isinstance(cid, str) else ""
+        check_record(uri, cid, value)
+        recs.append((uri, cid, value))
     nxt = out.get("cursor")
     return recs, (nxt if isinstance(nxt, str) and nxt and recs else None)
 
@@ -278,6 +314,7 @@ def iter_records(
 
     Raises:
         StorageError: For a malformed page, or a cursor that repeats (the listing would not end).
+        IntegrityError: When a record's value does not match its CID.
     """
     cursor: str | None = None
     seen: set[str] = set()
