@@ -439,11 +439,13 @@ class Atmosphere:
         return _repocalls.upload_blob(self._call, self._client, data, mime_type, timeout)
 
     def get_blob_url(self, did: str, cid: str) -> str:
-        """The ``com.atproto.sync.getBlob`` URL of a blob (on the PDS of ``did``)."""
+        """The ``com.atproto.sync.getBlob`` URL of a blob (on the PDS of ``did``; a handle is
+        resolved to its DID, the only repository name ``getBlob`` takes)."""
         from urllib.parse import urlencode
 
-        pds = self.resolve(did).pds
-        return f"{pds}/xrpc/com.atproto.sync.getBlob?{urlencode({'did': did, 'cid': cid})}"
+        ident = self.resolve(did)
+        query = urlencode({"did": ident.did, "cid": cid})
+        return f"{ident.pds}/xrpc/com.atproto.sync.getBlob?{query}"
 
     def get_blob(self, did: str, cid: str) -> bytes:
         """A blob's bytes, checked against its CID.

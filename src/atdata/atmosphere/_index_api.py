@@ -82,10 +82,10 @@ class AtmosphereIndexEntry:
             else:
                 from atdata.atmosphere._resolve import resolve_identity
 
-                pds = resolve_identity(did).pds
+                ident = resolve_identity(did)  # the URI may name a handle: getBlob takes the DID
 
                 def url_of(d: str, c: str) -> str:
-                    return f"{pds}/xrpc/com.atproto.sync.getBlob?did={d}&cid={c}"
+                    return f"{ident.pds}/xrpc/com.atproto.sync.getBlob?did={ident.did}&cid={c}"
 
             return [url_of(did, b["blob"]["ref"]["$link"]) for b in st.get("blobs", [])]
         return []

@@ -27,6 +27,7 @@ __all__ = [
     "read_saved",
     "sdk_login",
     "session_file",
+    "unreachable",
     "user_path",
     "write_private",
     "xrpc_error",
@@ -82,6 +83,30 @@ def xrpc_error(exc: Exception) -> tuple[int | None, str, str]:
     return getattr(resp, "status_code", None), str(name), str(msg)
 
 
+_UNREACHABLE = {"NetworkError", "InvokeTimeoutError"}  # the SDK's: no answer came back
+_FIX_UNREACHABLE = "check that the PDS is running and that this is its URL"
+
+
+def unreachable(exc: Exception) -> str | None:
+    """``"ConnectError: ..."`` when ``exc`` says the PDS gave no answer (refused, timed out,
+    dropped: the SDK's ``NetworkError``/``InvokeTimeoutError`` or an ``httpx`` transport
+    error), else ``None``. Only the cause's class and text: no request data.
+
+    Examples:
+        >>> unreachable(RuntimeError("boom")) is None
+        True
+    """
+    import sys
+
+    httpx = sys.modules.get("httpx")
+    sdk = type(exc).__module__.startswith("atproto") and type(exc).__name__ in _UNREACHABLE
+    if not sdk and not (httpx is not None and isinstance(exc, httpx.TransportError)):
+        return None
+    cause = exc.__cause__ or exc.__context__ or exc
+    text = str(cause).strip()
+    return (type(cause).__name__ + (f": {text}" if text else ""))[:160]
+
+
 def _sdk_flavoured(ours: type[AtdataError], exc: Exception, message: str) -> AtdataError:
     """``ours`` with ``message``; for an SDK error (``atproto``'s ``AtProtocolError`` family,
     which upstream documents as what record calls raise) also an instance of its class."""
@@ -108,6 +133,12 @@ def auth_failure(exc: Exception, doing: str, who: str, pds: str) -> AtdataError:
             f"the atmosphere session of {who} is expired or revoked ({name or status}); "
             "log in again with `atdata login` or Atmosphere.login()",
         )
+    reach = unreachable(exc)
+    if reach is not None:
+        text = (
+            f"cannot reach the PDS at {pds} while {doing} for {who} ({reach}); {_FIX_UNREACHABLE}"
+        )
+        return _sdk_flavoured(StorageError, exc, text)
     text = f"{doing} for {who} at {pds} failed: {name or status} {msg}".rstrip()
     return _sdk_flavoured(StorageError, exc, text)
 
@@ -131,6 +162,10 @@ def sdk_login(client: Any, ident: str, password: str, base: str) -> None:
                 + (f" ({msg})" if msg else "")
                 + "; check the handle and the app password",
             ) from None
+        reach = unreachable(exc)
+        if reach is not None:
+            text = f"cannot reach the PDS at {base} to log in as {ident} ({reach}); "
+            raise _sdk_flavoured(StorageError, exc, text + _FIX_UNREACHABLE) from None
         text = f"login as {ident} at {base} failed: {name or status} {msg}".rstrip()
         raise _sdk_flavoured(StorageError, exc, text) from None
 
