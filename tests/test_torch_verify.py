@@ -289,3 +289,45 @@ def test_a_mismatched_shard_is_downloaded_once(tmp_path, cached):
             list(iter(tds))
         assert [p for p, _r in srv.gets if p.endswith(".tar")].count("/s-01.tar") == 1
         assert tds._reader.cache.failed == {}  # (handed to the reader: a next epoch tries again)
+
+
+def test_a_failed_prefetch_is_logged_and_fetched_again_by_the_reader(tmp_path, caplog):
+    import functools
+    import logging
+
+    from atdata.dataset._torch_prefetch import Prefetch
+    from tests._helpers import FileHandler, serve_http
+
+    d = tmp_path / "srv"
+    _write(d, "s")
+    failed: list[str] = []
+
+    class FailsOnce(FileHandler):
+        def do_GET(self):
+            if self.path == "/s-01.tar" and not failed:
+                failed.append(self.path)
+                self.server.gets.append((self.path, None))
+                self.send_error(503, "busy")
+                return
+            super().do_GET()
+
+    with serve_http(functools.partial(FailsOnce, directory=str(d))) as srv:
+        ds = atdata.Dataset(f"{srv.url}/s-{{00..02}}.tar")
+        shards = ds.list_shards()
+        (tmp_path / "c").mkdir()
+        cache = ShardCache(str(tmp_path / "c"), 1 << 30)
+        pre = Prefetch(cache, ds.source, shards, ahead=3, memory=True)
+        with caplog.at_level(logging.DEBUG, logger="atdata"):
+            pre.start()
+            pre.advance(len(shards), set())
+            for t in pre._threads:
+                t.join(30)
+        assert sorted(cache._open) == [shards[0], shards[2]]  # the failed one is not held
+        assert cache.count(ds.source, shards[1], True) == 4  # the reader fetches it again
+        tars = [p for p, _ in srv.gets if p.endswith(".tar")]
+    assert sorted(tars) == ["/s-00.tar", "/s-01.tar", "/s-01.tar", "/s-02.tar"]
+    logged = [r.getMessage() for r in caplog.records if "prefetching" in r.getMessage()]
+    assert logged == [
+        f"to_torch: prefetching shard {shards[1]} failed (ShardError: cannot fetch shard "
+        f"{shards[1]}: HTTP 503 busy); the reader fetches it again"
+    ]

@@ -281,7 +281,8 @@ class ShardCache:
 
     def _check_failed(self, shard: str) -> None:
         """Raise the mismatch that the prefetch thread met downloading ``shard`` (recorded in
-        :attr:`failed`, once): the reader meets it without downloading the shard again."""
+        :attr:`failed`, once, before that download let go of the shard's lock: a reader that
+        waited for the lock meets it there), without downloading the shard again."""
         exc = self.failed.pop(shard, None)
         if exc is not None:
             raise exc
@@ -295,8 +296,10 @@ class ShardCache:
         digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:32]
         return os.path.join(self.directory, digest + ".tar")
 
-    def fetch(self, source: Any, shard: str) -> str:
-        """The local file of ``shard``, fetching it first (one sequential read) if needed.
+    def fetch(self, source: Any, shard: str, keep_failure: bool = False) -> str:
+        """The local file of ``shard``, fetching it first (one sequential read) if needed
+        (``keep_failure``: a mismatch with the recorded sha256 is also kept in :attr:`failed`,
+        for the reader: the prefetch thread's download).
 
         Raises:
             ShardError: When the shard cannot be fetched or the cache cannot be written.
@@ -327,6 +330,7 @@ class ShardCache:
             _lock(lock_fd)
             if os.path.exists(path):  # another worker fetched it while this one waited
                 return path
+            self._check_failed(shard)  # (the prefetch thread's download, which this one awaited)
             tmp = f"{path}.part-{os.getpid()}-{threading.get_ident()}"
             try:
                 idx = self._download(source, shard, tmp)
@@ -334,9 +338,11 @@ class ShardCache:
                 os.replace(tmp, path)
                 with self._mu:
                     self._built[shard] = idx
-            except BaseException:
+            except BaseException as exc:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
+                if keep_failure and isinstance(exc, IntegrityError):
+                    self.failed[shard] = exc
                 raise
         finally:
             os.close(lock_fd)  # releases the lock
@@ -405,8 +411,9 @@ class ShardCache:
             with contextlib.suppress(OSError):
                 os.unlink(p + ".idx")
 
-    def hold(self, source: Any, shard: str) -> None:
-        """Download ``shard`` into this process's memory (see :class:`_Mem`) unless it is open."""
+    def hold(self, source: Any, shard: str, keep_failure: bool = False) -> None:
+        """Download ``shard`` into this process's memory (see :class:`_Mem`) unless it is open
+        (``keep_failure``: as for :meth:`fetch`)."""
         with self._mu:
             lock = self._holding.setdefault(shard, threading.Lock())
         with lock:  # the prefetch thread and the reader never download one shard twice
@@ -421,6 +428,10 @@ class ShardCache:
             try:
                 loc = _Mem(source, shard, buf, self.expect.get(shard))
                 self._size_hint = max(self._size_hint, len(loc.view) + 1)
+            except IntegrityError as exc:
+                if keep_failure:
+                    self.failed[shard] = exc
+                raise
             except OSError as exc:
                 if isinstance(exc, ShardError):
                     raise
@@ -446,26 +457,29 @@ class ShardCache:
             if type(loc) is _Mem and len(self._spare) < max(_SPARE, len(self.keep)):
                 self._spare.append(loc.buf)
 
-    def local(self, source: Any, shard: str, memory: bool = False) -> Any:
+    def local(
+        self, source: Any, shard: str, memory: bool = False, keep_failure: bool = False
+    ) -> Any:
         """The fetched, indexed shard (kept open by this process; ``memory``: held in memory
-        rather than in the cache directory, for a remote shard not already there)."""
+        rather than in the cache directory, for a remote shard not already there;
+        ``keep_failure``: as for :meth:`fetch`)."""
         loc = self._open.get(shard)
         if loc is not None:
             return loc
         if memory and is_remote(shard):
             self._want(shard)  # (before the cache file's name, which holds the digest)
             if not os.path.exists(self.path(shard)):
-                self.hold(source, shard)
+                self.hold(source, shard, keep_failure)
                 return self._open[shard]
         if self.direct and not is_remote(shard):
             path = shard[7:] if shard.startswith("file://") else shard
             loc = _Local(path, shard, load_index(path, source))  # the persisted member index
         else:
             try:
-                path = self.fetch(source, shard)
+                path = self.fetch(source, shard, keep_failure)
                 loc = _Local(path, shard, self._built.pop(shard, None), sidecar=True)
             except ShardError:  # evicted between fetch and open: fetch again
-                path = self.fetch(source, shard)
+                path = self.fetch(source, shard, keep_failure)
                 loc = _Local(path, shard, self._built.pop(shard, None), sidecar=True)
         return self._add(shard, loc)
 

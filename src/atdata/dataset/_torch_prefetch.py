@@ -13,6 +13,7 @@ import threading
 from typing import Any
 
 from atdata._errors import IntegrityError
+from atdata._logging import get_logger
 from atdata.dataset._torch_cache import ShardCache
 
 __all__ = ["Prefetch"]
@@ -86,13 +87,16 @@ class Prefetch:
                 self._next += 1
             try:
                 if self.memory:
-                    self.cache.local(self.source, shard, True)
+                    self.cache.local(self.source, shard, True, keep_failure=True)
                 else:
-                    self.cache.fetch(self.source, shard)
-            except IntegrityError as exc:  # met again by the reader, without a second download
-                self.cache.failed[shard] = exc
-            except Exception:  # the reader meets the error itself, in order (a retry)
+                    self.cache.fetch(self.source, shard, keep_failure=True)
+            except IntegrityError:  # kept for the reader, which raises it without a download
                 pass
+            except Exception as exc:  # the reader meets the error itself, in order (a retry)
+                get_logger().debug(
+                    "to_torch: prefetching shard %s failed (%s: %s); the reader fetches it again",
+                    shard, type(exc).__name__, exc,
+                )  # fmt: skip
             if not self._first:
                 with self._cv:
                     self._first = True
