@@ -73,3 +73,31 @@ def test_a_pds_that_is_down_says_so_and_how_to_fix_it(pds, publisher):
         assert acct["password"] not in text
         assert atmo._client._session.access_jwt not in text
         assert atmo._client._session.refresh_jwt not in text
+
+
+def test_promoting_again_with_other_fields_updates_the_entry_in_place(pds, publisher, tmp_path):
+    from atdata.index import Index
+
+    _acct, atmo = publisher
+    idx = Index(path=str(tmp_path / "index.db"))
+    idx.write_samples(_rows(5), name="rows", maxcount=2, description="first")
+    first = idx.promote_entry("rows", atmo)
+    assert first.created and len(first.blobs) == 3
+    same = idx.promote_entry("rows", atmo)
+    assert (same.created, same.entry_uri, same.entry_cid) == (
+        False,
+        first.entry_uri,
+        first.entry_cid,
+    )
+
+    changed = idx.promote_entry("rows", atmo, description="second", tags=["t"], license="MIT")
+    assert changed.created and changed.entry_uri == first.entry_uri  # the same record, rewritten
+    assert changed.blobs == first.blobs  # nothing uploaded again
+    value = atmo.get_record(changed.entry_uri)
+    assert (value["description"], value["tags"], value["license"]) == ("second", ["t"], "MIT")
+    assert value["storage"] == atmo.get_record(first.entry_uri)["storage"]
+    assert changed.entry_cid != first.entry_cid
+    entries = [u for u, _c, _v in atmo.records("science.alt.dataset.entry")]
+    assert entries == [first.entry_uri]
+    again = idx.promote_entry("rows", atmo, description="second", tags=["t"], license="MIT")
+    assert (again.created, again.entry_cid) == (False, changed.entry_cid)

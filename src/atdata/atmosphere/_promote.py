@@ -2,7 +2,8 @@
 
 Local shards go up as blobs; ``http(s)://`` shards stay where they are (``storageHttp``) and
 ``s3://bucket/key`` shards become ``storageS3``. Idempotent: a rerun finds the schema version and
-an entry with the same name, version and checksums, and writes nothing; a run that failed midway
+an entry with the same name, version and checksums, and writes nothing (other fields, such as a
+new ``description=``, rewrite that entry in place, uploading nothing); a run that failed midway
 (after some uploads, before the entry record) is completed by the next one (blob uploads are
 content-addressed, so re-uploading gives the same CIDs).
 
@@ -17,9 +18,10 @@ from typing import Any
 
 from atdata._errors import ConfigError
 from atdata.atmosphere._publish import (
+    Published,
     find_entries,
     publish_dataset,
-    publish_label,
+    publish_entry,
     publish_schema,
 )
 from atdata.atmosphere._records import STORAGE_BLOBS, now_iso, unpack_metadata
@@ -107,6 +109,51 @@ def _schema_of(index: Any, ref: str) -> Any:
     raise ConfigError(f"the index cannot return schema {ref!r}")
 
 
+def _reuse_blobs(
+    atmosphere: Any,
+    target: str,
+    schema_uri: str,
+    kind: str,
+    shas: list[str | None],
+    common: dict[str, Any],
+) -> Published | None:
+    """When ``target`` (this version, this schema) is already published over blobs with these
+    checksums, write its entry again over the same blobs (nothing is uploaded): unchanged fields
+    write nothing, changed ones (description, tags, ...) update the record in place. ``None``
+    when there is no such entry."""
+    if kind != "blobs" or not all(shas):
+        return None
+    for _uri, _cid, value in find_entries(atmosphere, target):
+        m = unpack_metadata(value.get("metadata"))
+        st = value.get("storage") or {}
+        if m.get("version") != common["version"] or value.get("schemaRef") != schema_uri:
+            continue
+        items = st.get("blobs") if st.get("$type") == STORAGE_BLOBS else None
+        if not items or [(i.get("checksum") or {}).get("digest") for i in items] != shas:
+            continue
+        size = {k: v for k, v in (value.get("size") or {}).items() if k in ("bytes", "shards")}
+        if common["num_samples"] is not None:
+            size["samples"] = common["num_samples"]
+        meta = dict(common["metadata"] or {})
+        if common["version"]:
+            meta["version"] = common["version"]
+        manifests = value.get("manifests")
+        return publish_entry(
+            atmosphere,
+            target,
+            schema_uri,
+            st,
+            description=common["description"],
+            tags=common["tags"],
+            license=common["license"],
+            size=size,
+            metadata=meta or None,
+            extra={"manifests": manifests} if manifests is not None else None,
+            blob_cids=[str(i["blob"]["ref"]["$link"]) for i in items],
+        )
+    return None
+
+
 def promote_entry(
     index: Any,
     name: str,
@@ -159,22 +206,6 @@ def promote_entry(
     shas = [s.sha256 for s in entry.shards]
     meta = {k: v for k, v in (entry.metadata or {}).items() if k not in ("version", "split")}
     target = as_name or entry.name
-    # already promoted with the same shards? then there is nothing to upload or write
-    for uri, cid, value in find_entries(atmosphere, target):
-        m = unpack_metadata(value.get("metadata"))
-        st = value.get("storage") or {}
-        if m.get("version") != entry.version or value.get("schemaRef") != schema.uri:
-            continue
-        items = st.get("blobs") if st.get("$type") == STORAGE_BLOBS else st.get("shards")
-        if (
-            kind == "blobs"
-            and all(shas)
-            and [(i.get("checksum") or {}).get("digest") for i in items or []] == shas
-        ):
-            cids = [i["blob"]["ref"]["$link"] for i in items or []]
-            # an entry promoted before labels existed gets its label now
-            label = publish_label(atmosphere, target, uri, version=entry.version).uri
-            return PromoteResult(schema.uri, schema.cid, uri, cid, cids, False, label)
     common: dict[str, Any] = {
         "version": entry.version,
         "description": description if description is not None else entry.description,
@@ -183,6 +214,12 @@ def promote_entry(
         "num_samples": entry.num_samples,
         "metadata": meta or None,
     }
+    reused = _reuse_blobs(atmosphere, target, schema.uri, kind, shas, common)
+    if reused is not None:
+        return PromoteResult(
+            schema.uri, schema.cid, reused.uri, reused.cid, reused.blobs, reused.created,
+            reused.label,
+        )  # fmt: skip
     if kind == "s3":
         buckets = {u[5:].split("/", 1)[0] for u in urls}
         if len(buckets) != 1:
