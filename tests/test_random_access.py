@@ -168,3 +168,32 @@ def test_decode_error_names_shard_key_field(tmp_path):
             read()
         msg = str(e.value)
         assert "bad.tar" in msg and "'k1'" in msg and "'x'" in msg
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.integers(0, N - 1), min_size=1, max_size=8),
+    st.lists(st.integers(-8, 7), max_size=8),
+)
+def test_select_of_a_selection_counts_negatives_from_its_end(ds, first, second):
+    sub = ds.select(first)
+    n = len(first)
+    inside = [i for i in second if -n <= i < n]
+    assert [s.idx for s in sub.select(inside)] == [first[i] for i in inside]
+    assert [s.idx for s in sub[-n:]] == first
+
+
+def test_select_out_of_range_negative_raises_instead_of_wrapping(ds):
+    with pytest.raises(IndexError, match=r"sample index -31 out of range for a dataset of 30"):
+        ds.select([-(N + 1)])
+    with pytest.raises(IndexError, match=r"sample index -31 out of range for a dataset of 30"):
+        ds[-(N + 1)]
+    sub = ds.select([4, 5, 6])
+    with pytest.raises(IndexError, match=r"sample index -4 out of range for a selection of 3"):
+        sub.select([-4])
+    with pytest.raises(IndexError, match=r"sample index 3 out of range for a selection of 3"):
+        sub.select([3])
+    with pytest.raises(IndexError, match=r"sample index 3 out of range for a selection of 3"):
+        sub[3]
+    assert [s.idx for s in sub.select([-1, 0, -3])] == [6, 4, 4]
+    assert sub[-1].idx == 6

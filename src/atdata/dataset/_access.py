@@ -150,10 +150,11 @@ class ShardTable:
         """
         shards, cum = self.cumulative()
         total = cum[-1] if cum else 0
+        asked = i
         if i < 0:
             i += total
         if not 0 <= i < total:
-            raise IndexError(f"sample index {i} out of range for a dataset of {total} samples")
+            raise IndexError(f"sample index {asked} out of range for a dataset of {total} samples")
         si = bisect.bisect_right(cum, i)
         shard = shards[si]
         local = i - (cum[si - 1] if si else 0)

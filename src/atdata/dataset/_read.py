@@ -113,7 +113,7 @@ def getitem(ds: Dataset[Any], item: int | str | slice) -> Any:
     if isinstance(item, slice):
         return ds.select(range(*item.indices(exact_len(ds))))
     if ds._selection is not None:
-        item = ds._selection[item]
+        item = ds._selection[_in_range(int(item), len(ds._selection), "selection")]
     shard, key, pos = ds._shared.locate_pos(int(item))
     return read_one(ds, shard, key, pos)
 
@@ -255,19 +255,32 @@ def shuffled_raws(ds: Dataset[Any], buffer: int, seed: int | None) -> Iterator[A
 
 # -- positions and lengths ---------------------------------------------------------------------
 def positions(ds: Dataset[Any], indices: Iterable[int]) -> list[int]:
-    """Overall positions of ``indices`` (relative to ``ds``'s selection; negative from the end)."""
+    """Overall positions of ``indices`` (relative to ``ds``'s selection; negative from the end).
+
+    Raises:
+        IndexError: For a negative index beyond the start, or an index outside the selection
+            (an index past the end of a dataset without one is refused when it is read).
+    """
+    sel = ds._selection
+    if sel is not None:
+        return [sel[_in_range(int(i), len(sel), "selection")] for i in indices]
     n = None
     idx = []
     for i in indices:
         i = int(i)
         if i < 0:
             n = n if n is not None else ds._shared.base_len()
-            i += n
+            i = _in_range(i, n, "dataset")
         idx.append(i)
-    if ds._selection is not None:
-        sel = ds._selection
-        idx = [sel[i] for i in idx]
     return idx
+
+
+def _in_range(i: int, n: int, what: str) -> int:
+    """``i`` as a position in ``0..n-1`` (negative: from the end), else ``IndexError``."""
+    j = i + n if i < 0 else i
+    if not 0 <= j < n:
+        raise IndexError(f"sample index {i} out of range for a {what} of {n} samples")
+    return j
 
 
 def _filtered(ds: Dataset[Any]) -> bool:
