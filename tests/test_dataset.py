@@ -203,6 +203,28 @@ def test_batch_stacking(shard_dir):
         ds.ordered(batch_size=0)
 
 
+@atdata.packable
+class Arr:
+    x: NDArray
+
+
+@pytest.mark.parametrize(
+    "dtype", ["|b1", "<f2", ">i4", "<c8", "<M8[ns]", "<m8[s]", "|S3", "<U2", "|V4"]
+)
+def test_batches_stack_arrays_of_every_dtype(tmp_path, dtype):
+    arrs = [
+        np.arange(6).astype(dtype).reshape(2, 3)
+        if dtype[1] not in "SUV"
+        else np.full((2, 3), b"ab" if dtype[1] != "U" else "é", dtype)
+        for _ in range(3)
+    ]
+    arrs[1] = arrs[1][::-1]  # another value, same dtype and shape
+    ds = atdata.write_samples([Arr(x=a) for a in arrs], tmp_path / "d.tar", key="index")
+    (b,) = ds.ordered(batch_size=3)
+    assert b.x.dtype.str == np.dtype(dtype).str and b.x.shape == (3, 2, 3)
+    assert b.x.tobytes() == np.stack(arrs).astype(dtype).tobytes()
+
+
 def test_ragged_batch_names_field(tmp_path):
     items = [*_items(2), Item(idx=2, label="x", vec=np.zeros(5, "<f4"))]
     ds = atdata.write_samples(items, tmp_path / "r.tar", key="index")

@@ -94,7 +94,8 @@ class SampleBatch(Generic[T]):
                 total = off + nbytes
                 if set(map(len, vals)) == {total} and all([v.startswith(prefix) for v in vals]):
                     if nbytes:  # each payload's element bytes copied once, into the batch buffer
-                        dest = memoryview(out).cast("B")  # type: ignore[arg-type]
+                        # a uint8 view: memoryview refuses datetime64/timedelta64 buffers
+                        dest = memoryview(out.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
                         at = 0
                         for v in vals:
                             dest[at : at + nbytes] = memoryview(v)[off:]
