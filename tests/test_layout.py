@@ -512,3 +512,27 @@ def test_npy_arrays_the_checked_path_stacks_into_another_dtype_are_checked():
     compact = [msgpack.packb({"img": encode_array(np.full(2, 7, ">f8")), "mask": None, "n": 0})]
     assert fast_batch(OptRow, _entries(compact)).img.dtype.str == ">f8"  # as the checked path
     assert _checked(OptRow, compact).img.dtype.str == ">f8"
+
+
+@atdata.packable
+class Stamped:
+    t: atdata.NDArray
+    dt: atdata.NDArray | None = None
+
+
+@pytest.mark.parametrize("dtype", ["<M8[ns]", "<m8[s]"])
+def test_datetime_arrays_batch_as_the_checked_path_does(dtype):
+    pays = [
+        msgpack.packb(
+            {
+                "t": encode_array(np.arange(3).astype(dtype) + i),
+                "dt": encode_array(np.arange(2).astype(dtype)),
+            },
+            use_bin_type=True,
+        )
+        for i in range(4)
+    ]
+    b = fast_batch(Stamped, _entries(pays))
+    assert b is not None
+    _same(b, _checked(Stamped, pays), Stamped)
+    assert b.t.dtype.str == dtype and b.t[2].astype("i8").tolist() == [2, 3, 4]

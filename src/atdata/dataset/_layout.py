@@ -313,7 +313,7 @@ def _assemble(
         if rows is None:  # at the same offset in every payload
             out = empty((n, *shape), dt)
             if nbytes:
-                dest = memoryview(out).cast("B")  # type: ignore[arg-type]
+                dest = memoryview(out.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
                 i, start = 0, lay.starts[hole]
                 for e in entries:
                     o = e[3] + start
@@ -331,7 +331,7 @@ def _assemble(
             continue
         out = empty((n, *shape), dt)
         if nbytes:
-            dest = memoryview(out).cast("B")  # type: ignore[arg-type]
+            dest = memoryview(out.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
             i = 0
             for e, o in zip(entries, at, strict=True):
                 dest[i : i + nbytes] = e[2][o : o + nbytes]
