@@ -164,3 +164,18 @@ def test_roundtrip_property(arr):
     assert got.tobytes() == np.ascontiguousarray(arr).tobytes()
     npy = atdata.decode_array(_npy(arr))
     assert npy.tobytes() == np.ascontiguousarray(arr).tobytes() and npy.shape == arr.shape
+
+
+def test_encode_refuses_structured_dtype_instead_of_dropping_its_fields():
+    arr = np.zeros(2, dtype=[("a", "<i4"), ("b", "<f8")])
+    with pytest.raises(DecodeError, match=r"structured.*'a', 'b'.*one field per column"):
+        atdata.encode_array(arr)
+
+    @atdata.packable
+    class Rec:
+        x: atdata.NDArray
+
+    with pytest.raises(atdata.SchemaError, match=r"field Rec.'x'.*structured"):
+        Rec(x=arr).packed  # noqa: B018
+    plain_void = np.frombuffer(b"abcdefgh", "|V4")  # no field names: nothing to lose
+    assert atdata.decode_array(atdata.encode_array(plain_void)).tobytes() == b"abcdefgh"

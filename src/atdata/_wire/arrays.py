@@ -81,12 +81,18 @@ def encode_array(arr: Any) -> bytes:
         The encoded bytes.
 
     Raises:
-        DecodeError: For object-dtype arrays (they could only be stored by pickling).
+        DecodeError: For object-dtype arrays (they could only be stored by pickling) and
+            structured ones (``dtype.str`` would keep their bytes but lose their field names).
     """
     a = arr if isinstance(arr, np.ndarray) else np.asarray(arr)
     dt = a.dtype
     if dt.hasobject:
         raise DecodeError("object-dtype arrays cannot be stored (atdata never pickles)")
+    if dt.names is not None:
+        raise DecodeError(
+            f"structured arrays cannot be stored (fields {', '.join(map(repr, dt.names))} "
+            "would be lost); store one field per column, e.g. one NDArray field each"
+        )
     ds = dt.str.encode("ascii")
     shape = a.shape
     head = bytes((len(ds),)) + ds + bytes((len(shape),)) + _dims_struct(len(shape)).pack(*shape)
