@@ -8,6 +8,8 @@ import uuid
 import msgpack
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import atdata
 from atdata import DictSample, NDArray, PackableSample, SchemaError
@@ -151,6 +153,20 @@ def test_equality_and_hash():
     assert Explicit(name="a", values=np.zeros(2)) != Explicit(name="a", values=np.zeros(3))
     with pytest.raises(TypeError):
         hash(a)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.floats(),
+    st.lists(st.floats(), max_size=4),
+    st.dictionaries(st.text(max_size=3), st.floats(), max_size=3),
+)
+def test_nan_floats_compare_equal_like_nan_arrays(f, fs, fd):
+    e = _everything(f=f, tags=["t"], d=fd, arr=np.array(fs))
+    assert e == e and Everything.from_bytes(e.packed) == e
+    assert _everything(f=float("nan")) == _everything(f=float("nan"))
+    assert _everything(d={"x": float("nan")}) != _everything(d={"x": 1.0})
+    assert _everything(f=0.0) == _everything(f=-0.0)
 
 
 def test_from_dict_and_to_dict():

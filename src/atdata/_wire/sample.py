@@ -125,6 +125,8 @@ def _values_equal(a: Any, b: Any) -> bool:
         return len(a) == len(b) and all(_values_equal(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_values_equal(a[k], b[k]) for k in a)
+    if type(a) is float and type(b) is float and a != a:  # NaN equals NaN, as in arrays
+        return b != b
     return a == b
 
 
