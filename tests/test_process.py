@@ -439,3 +439,22 @@ def test_map_records_the_output_in_an_index_and_logs_through_configure_logging(t
     assert lines[-1][1].startswith("map run_end: 6 samples in ")
     with pytest.raises(ConfigError, match="pass both index= and name="):
         ds.map(square, out=tmp_path / "o2", index=idx)
+
+
+def test_map_output_that_could_not_be_read_back_fails_its_shard(tmp_path):
+    ds = make_input(tmp_path, shards=2, per=3)
+
+    def fn(s):
+        return {"x": s.x, "by_id": {s.x: s.name}} if s.x == 4 else {"x": s.x}
+
+    with pytest.raises(PartialFailureError) as ei:
+        ds.map(fn, out=tmp_path / "out")
+    err = ei.value
+    bad = ds.list_shards()[1]
+    assert err.failed_shards == [bad]
+    assert isinstance(err.errors[bad], atdata.SchemaError)
+    assert "field 'by_id': map key 4 is an int" in err.failures[bad].message
+    assert "sample '00000004'" in err.failures[bad].message
+    assert hidden_temps(tmp_path / "out") == []
+    assert not os.path.exists(tmp_path / "out" / "d-000001.tar")
+    assert [s.x for s in atdata.Dataset(str(tmp_path / "out" / "d-000000.tar"))] == [0, 1, 2]

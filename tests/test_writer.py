@@ -73,6 +73,39 @@ def test_sample_that_fails_to_encode(tmp_path):
     ]
 
 
+@atdata.packable
+class Loose:
+    name: str
+    extra: list | None = None
+
+
+@pytest.mark.parametrize(
+    ("sample", "field", "why"),
+    [
+        ({"x": np.float32(1.5)}, "'x'", r"numpy.float32"),
+        ({"x": {1, 2}}, "'x'", r"'set'"),
+        ({"x": "\ud800"}, "'x'", r"surrogates not allowed"),
+        ({"x": 2**70}, "'x'", r"out of range"),
+        ({"x": [np.zeros(2)]}, "'x'", r"numpy.ndarray"),
+        ({"x": {1: "a"}}, "'x'", r"map key 1 is an int"),
+        ({"x": [{"ok": 1}, {2.5: 1}]}, "'x'", r"map key 2.5 is a float"),
+        ({3: "a"}, "3", r"field names are str, not int"),
+        (Loose(name="\udcff"), "Loose.'name'", r"surrogates not allowed"),
+        (Loose(name="a", extra=[np.int64(1)]), "Loose.'extra'", r"numpy.int64"),
+        (Loose(name="a", extra=[{(1,): 0}]), "Loose.'extra'", r"map key \(1,\) is a tuple"),
+    ],
+)
+def test_values_msgpack_cannot_store_or_read_back_are_refused(tmp_path, sample, field, why):
+    with ShardWriter(tmp_path / "v.tar", key="index") as w:
+        w.write({"x": 1})
+        with pytest.raises(SchemaError, match=rf"field {field}.*{why}.*sample '00000001'"):
+            w.write(sample)
+        w.write({"x": 2})
+    assert [s.x for s in atdata.Dataset(str(tmp_path / "v.tar"))] == [1, 2]
+    with pytest.raises(SchemaError, match=rf"field {field}.*{why}"):
+        (sample if isinstance(sample, Loose) else DictSample(sample)).packed  # noqa: B018
+
+
 def test_temp_file_is_hidden_while_writing(tmp_path):
     w = ShardWriter(tmp_path / "x.tar")
     w.write(Row(text="a"))

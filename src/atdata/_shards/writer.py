@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 from atdata._errors import AtdataError, ConfigError, SampleKeyError, SchemaError, StorageError
 from atdata._shards.tar import BLOCK, TarWriter
-from atdata._wire.sample import _packb
+from atdata._wire.sample import DictSample, pack_wire
 
 __all__ = ["KeyPolicy", "ShardInfo", "ShardObserver", "ShardWriter"]
 
@@ -264,16 +264,19 @@ class ShardWriter:
             SampleKeyError: For an invalid or duplicate key.
         """
         if isinstance(sample, dict):
-            from atdata._wire.sample import DictSample
-
             sample = DictSample(sample)
         to_wire = getattr(sample, "_to_wire", None)
         if to_wire is None:
             raise SchemaError(
                 f"cannot write a {type(sample).__name__}: use a @packable type, a DictSample or a dict"
             )
-        payload = _packb(to_wire())
         key = _check_key(self._next_key(sample))
+        try:
+            owner = "" if isinstance(sample, DictSample) else f"{type(sample).__name__}."
+            payload = pack_wire(to_wire(), owner)
+        except SchemaError as exc:
+            shard = self._final if self._file is not None else self.pattern
+            raise type(exc)(f"{exc} (sample {key!r}, shard {shard})") from None
         if (
             self._file is not None
             and self.maxsize is not None

@@ -26,7 +26,7 @@ from typing import Any
 
 from atdata._errors import DecodeError, SchemaError
 
-__all__ = ["FieldSpec", "fields_of", "spec_for_annotation"]
+__all__ = ["FieldSpec", "check_map_keys", "fields_of", "spec_for_annotation"]
 
 SCALAR_KINDS = ("str", "int", "float", "bool", "bytes")
 _MISSING = dataclasses.MISSING
@@ -189,6 +189,37 @@ def spec_for_annotation(name: str, tp: Any, owner: str = "") -> FieldSpec:
 # -- encoders ---------------------------------------------------------------------------------
 
 
+def check_map_keys(v: Any, where: str) -> None:
+    """Refuse maps inside ``v`` whose keys are not ``str`` (or ``bytes``): msgpack writes them,
+    but no payload holding one can be read back (maps are read with str keys only).
+
+    Raises:
+        SchemaError: Naming the key and ``where`` (the field).
+
+    Examples:
+        >>> check_map_keys([{"a": 1}, (b"k", {"b": [2]})], "field 'x'")
+        >>> check_map_keys([{"a": {3: 1}}], "field 'x'")
+        Traceback (most recent call last):
+        ...
+        atdata._errors.SchemaError: field 'x': map key 3 is an int; payload maps need str keys
+    """
+    t = type(v)
+    if t is dict:
+        for k, x in v.items():
+            if type(k) is not str and type(k) is not bytes:
+                raise SchemaError(
+                    f"{where}: map key {k!r:.40} is {_a(type(k).__name__)}; payload maps need str keys"
+                )
+            check_map_keys(x, where)
+    elif t is list or t is tuple:
+        for x in v:
+            check_map_keys(x, where)
+
+
+def _a(noun: str) -> str:
+    return f"an {noun}" if noun[:1] in "aeiou" else f"a {noun}"
+
+
 def _make_encoder(spec: FieldSpec, owner: str) -> Callable[[Any], Any]:
     kind, optional, name = spec.kind, spec.optional, spec.name
     where = f"field {owner}{name!r}"
@@ -263,7 +294,11 @@ def _make_encoder(spec: FieldSpec, owner: str) -> Callable[[Any], Any]:
                 raise bad(v, "a list")
             if hasattr(v, "dtype") and hasattr(v, "tolist"):
                 v = v.tolist()
-            return [ienc(x) for x in v] if ienc is not None else list(v)
+            if ienc is not None:
+                return [ienc(x) for x in v]
+            v = list(v)
+            check_map_keys(v, where)
+            return v
     elif kind == "dict":
         ienc = spec.item.encode if spec.item is not None and spec.item.kind != "any" else None
 
@@ -273,7 +308,10 @@ def _make_encoder(spec: FieldSpec, owner: str) -> Callable[[Any], Any]:
             for k in v:
                 if not isinstance(k, str):
                     raise SchemaError(f"{where}: dict keys must be str, got {type(k).__name__}")
-            return {k: ienc(x) for k, x in v.items()} if ienc is not None else dict(v)
+            if ienc is not None:
+                return {k: ienc(x) for k, x in v.items()}
+            check_map_keys(v, where)
+            return dict(v)
     elif kind == "sample":
         st = spec.sample_type
 
@@ -284,6 +322,7 @@ def _make_encoder(spec: FieldSpec, owner: str) -> Callable[[Any], Any]:
     else:
 
         def enc(v: Any) -> Any:
+            check_map_keys(v, where)
             return v
 
     if not optional:

@@ -38,13 +38,14 @@ from typing import (
 import msgpack
 
 from atdata._errors import DecodeError, PayloadTypeError, SchemaError
-from atdata._wire.fields import FieldSpec, fields_of
+from atdata._wire.fields import FieldSpec, check_map_keys, fields_of
 
 __all__ = [
     "DictSample",
     "Packable",
     "PackableSample",
     "not_a_map",
+    "pack_wire",
     "packable",
     "set_key",
     "unpack_failure",
@@ -54,6 +55,49 @@ __all__ = [
 T = TypeVar("T")
 
 _packb = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+
+
+def pack_wire(wire: dict[str, Any], owner: str = "", where: str = "") -> bytes:
+    """The msgpack payload of a sample's field map (from ``_to_wire``).
+
+    Args:
+        wire: The field map.
+        owner: The sample type's name and a dot (``"Img."``), for messages.
+        where: Context appended to messages (e.g. the sample key).
+
+    Raises:
+        SchemaError: For a value msgpack cannot store (a numpy scalar, a set, an int beyond
+            64 bits, a str with lone surrogates ...), naming the field.
+
+    Examples:
+        >>> pack_wire({"n": 1})
+        b'\\x81\\xa1n\\x01'
+        >>> pack_wire({"n": {1, 2}}, "P.", " (sample 'k')")
+        Traceback (most recent call last):
+        ...
+        atdata._errors.SchemaError: field P.'n' cannot be stored (sample 'k'): can not serialize 'set' object; ...
+    """
+    try:
+        return _packb(wire)
+    except (TypeError, ValueError, OverflowError) as exc:
+        name, err = next(
+            ((k, e) for k, v in wire.items() if (e := _pack_failure(v)) is not None),
+            ("?", exc),
+        )
+        raise SchemaError(
+            f"field {owner}{name!r} cannot be stored{where}: {err}; a payload holds str, int "
+            "(64-bit), float, bool, bytes, None, lists and str-keyed dicts of these, and arrays "
+            "in NDArray fields (declare the field's type, e.g. list[NDArray]; for a numpy "
+            "scalar use .item())"
+        ) from None
+
+
+def _pack_failure(v: Any) -> Exception | None:
+    try:
+        _packb(v)
+    except (TypeError, ValueError, OverflowError) as exc:
+        return exc
+    return None
 
 
 def not_a_map(obj: Any, where: str, extra: int = 0) -> PayloadTypeError:
@@ -147,8 +191,13 @@ class _WireSample:
 
     @property
     def packed(self) -> bytes:
-        """The msgpack payload of this sample (arrays in the compact encoding)."""
-        return _packb(self._to_wire())
+        """The msgpack payload of this sample (arrays in the compact encoding).
+
+        Raises:
+            SchemaError: When a field's value cannot be stored (the message names it).
+        """
+        owner = "" if isinstance(self, DictSample) else f"{type(self).__name__}."
+        return pack_wire(self._to_wire(), owner)
 
     @property
     def as_wds(self) -> dict[str, Any]:
@@ -442,10 +491,19 @@ class DictSample(_WireSample):
     def _to_wire(self) -> dict[str, Any]:
         from atdata._wire.arrays import encode_array
 
-        return {
-            k: encode_array(v) if type(v).__name__ == "ndarray" else v
-            for k, v in self._data.items()
-        }
+        out = {}
+        for k, v in self._data.items():
+            if type(k) is not str:
+                raise SchemaError(f"field {k!r:.40}: field names are str, not {type(k).__name__}")
+            if type(v).__name__ == "ndarray":
+                try:
+                    out[k] = encode_array(v)
+                except DecodeError as exc:
+                    raise SchemaError(f"field {k!r}: {exc}") from None
+            else:
+                check_map_keys(v, f"field {k!r}")
+                out[k] = v
+        return out
 
     def __getitem__(self, name: str) -> Any:
         return self._data[name]

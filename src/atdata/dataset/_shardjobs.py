@@ -23,7 +23,7 @@ from atdata._events import emit
 from atdata._shards.sources import shard_id_kw
 from atdata._shards.tar import TarWriter
 from atdata._shards.writer import ShardInfo, _check_key
-from atdata._wire.sample import DictSample, _packb
+from atdata._wire.sample import DictSample, pack_wire
 from atdata.dataset._commit import CommitRecord, commit_path, write_commit
 
 __all__ = [
@@ -244,7 +244,11 @@ class MapJob:
                 keys.add(key)
                 if first is None:
                     first = type(o)
-                payload = _packb(to_wire())
+                try:
+                    owner = "" if isinstance(o, DictSample) else f"{type(o).__name__}."
+                    payload = pack_wire(to_wire(), owner)
+                except SchemaError as exc:
+                    raise type(exc)(f"{exc} (output sample {key!r} of shard {shard})") from None
                 off = tw.add(key + ".msgpack", payload)
                 if obs is not None:
                     obs.add(key, off, len(payload), o)
