@@ -93,3 +93,32 @@ def test_a_narrow_terminal_wraps_names_instead_of_cutting_them(capsys, monkeypat
     name_cells = [line.split("│")[1].strip() for line in out.splitlines() if line.startswith("│")]
     assert "".join(name_cells) == LONG_NAME  # folded over several lines, every character kept
     assert max(len(re.sub(r"\x1b\[[0-9;]*m", "", line)) for line in out.splitlines()) <= 60
+
+
+@pytest.fixture
+def indexed(tmp_path, monkeypatch):
+    """An index with dataset 'pets' at the default location."""
+    from atdata.index import _index
+
+    monkeypatch.setattr(_index, "_default", None)  # the next get_default_index() is ours
+    db = str(tmp_path / "home" / "index.db")
+    idx = atdata.Index(path=db)
+    idx.write_samples([{"name": "rex", "age": 3}, {"name": "tom", "age": 5}], name="pets")
+    return db
+
+
+@pytest.mark.parametrize("command", ["inspect", "preview", "verify"])
+def test_local_names_are_read_from_the_index(capsys, indexed, command):
+    code, out, err = run(capsys, command, "@local/pets")
+    assert (code, err) == (0, "")
+    assert "@local/pets" in out.splitlines()[0]
+    assert "rex" in out if command == "preview" else "2" in out
+
+
+def test_schema_show_and_diff_of_a_local_name(capsys, indexed, tmp_path):
+    code, out, err = run(capsys, "schema", "show", "@local/pets", "--index", indexed)
+    assert (code, err) == (0, "")
+    assert "name\t" in out and "age\t" in out
+    other = atdata.write_samples([{"name": "x", "age": 1, "owner": "y"}], tmp_path / "o.tar")
+    code, out, _ = run(capsys, "schema", "diff", "@local/pets", other.url, "--index", indexed)
+    assert (code, out.splitlines()) == (1, ["+ owner (added)"])

@@ -77,11 +77,19 @@ def _title(path: str, split: str) -> str:
 
 
 def _open(path: str, sample_type: type | None) -> dict[str, Any]:
-    """Split name -> Dataset ('' for a path that is not a split directory)."""
+    """Split name -> Dataset ('' for a path that is not a split directory, or ``@local/NAME``).
+
+    ``@local/NAME[@VERSION]`` is a dataset of the default index; ``@handle/NAME`` one published
+    in the atmosphere (its splits).
+    """
     from atdata._load import load_dataset
     from atdata._shards.sources import is_remote
     from atdata.dataset._dataset import Dataset
 
+    if path.startswith("@") and not os.path.exists(path):
+        if path.startswith("@local/"):
+            return {"": _indexed(path, None, sample_type)}
+        return dict(load_dataset(path, sample_type))
     if not is_remote(path) and os.path.isdir(path):
         return dict(load_dataset(path, sample_type))
     return {"": Dataset(path, sample_type)}
@@ -255,7 +263,9 @@ def register(app: typer.Typer) -> None:
         con = _console()
         bad = 0
         total = 0
-        if db is not None or not looks_like_shards(path):
+        if path.startswith("@") and not path.startswith("@local/") and db is None:
+            datasets = _open(path, _load_type(type_))  # @handle/name: from the atmosphere
+        elif db is not None or not looks_like_shards(path):
             datasets = {"": _indexed(path, db, _load_type(type_))}
         else:
             datasets = _open(path, _load_type(type_))

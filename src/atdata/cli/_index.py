@@ -95,8 +95,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Show a schema: NAME, NAME@VERSION or its ref in the index, or shards (a path, pattern
         or URL; their sample type, else the first sample's fields)."""
-        if looks_like_shards(name):
-            title, body = schema_of(name, None, _load_type(type_))
+        if looks_like_shards(name) or name.startswith("@"):
+            idx = None if looks_like_shards(name) else _index(index)
+            title, body = schema_of(name, idx, _load_type(type_))
             if as_json:
                 typer.echo(json.dumps(body, indent=1))
             else:
@@ -120,7 +121,7 @@ def register(app: typer.Typer) -> None:
         shards (exit 0 when they match, 1 when they differ)."""
         from atdata._wire.schema_json import diff_schemas
 
-        if looks_like_shards(a) or looks_like_shards(b):
+        if any(looks_like_shards(x) or x.startswith("@") for x in (a, b)):
             idx = None if looks_like_shards(a) and looks_like_shards(b) else _index(index)
             (ta, ba), (tb, bb) = schema_of(a, idx), schema_of(b, idx)
             changes = diff_schemas(ba, bb)

@@ -18,9 +18,12 @@ __all__ = ["inferred_type", "looks_like_shards", "schema_of"]
 
 
 def looks_like_shards(arg: str) -> bool:
-    """Whether ``arg`` names shards rather than a name in the index."""
+    """Whether ``arg`` names shards rather than a name in the index (or ``@local/name``,
+    ``@handle/name``)."""
     from atdata._shards.sources import is_remote
 
+    if arg.startswith("@") and not os.path.exists(arg):
+        return False
     return (
         is_remote(arg)
         or arg.startswith("file://")
@@ -76,25 +79,48 @@ def inferred_type(name: str, raw: dict[str, Any]) -> type:
 
 def schema_of(arg: str, index: Any = None, sample_type: type | None = None) -> tuple[str, dict]:
     """``(title, JSON Schema body)`` of a shard spec (its sample type, else inferred from the
-    first sample) or of a schema in ``index`` (NAME, NAME@VERSION or its ref).
+    first sample), of a schema in ``index`` (NAME, NAME@VERSION or its ref), or of a dataset's
+    schema (``@local/NAME[@VERSION]`` in ``index``; ``@handle/NAME`` from the atmosphere).
 
     Raises:
         ConfigError: When the shards hold no sample to infer from.
+        NotFoundError: When the schema or dataset is not in ``index``.
     """
     from atdata._wire.schema_json import schema_body
 
     if looks_like_shards(arg):
-        from atdata._errors import ConfigError
         from atdata.dataset._dataset import Dataset
 
         ds: Dataset[Any] = Dataset(arg, sample_type)
         if sample_type is not None:
             return f"{arg} ({sample_type.__name__})", schema_body(sample_type)
-        first = next(iter(ds.head(1)), None)
-        if first is None:
-            raise ConfigError(f"{arg} holds no samples to read a schema from; pass --type")
-        return f"{arg} (from the first sample)", schema_body(
-            inferred_type("Inferred", dict(first.to_dict()))
-        )
+        return _inferred(arg, ds)
+    if arg.startswith("@local/"):  # a dataset of the index: its recorded schema
+        ref = index.get_dataset(arg).schema_ref
+        if not ref:
+            return _inferred(arg, index.open_dataset(arg))
+        rec = index.get_schema_record(ref)
+        return f"{arg} ({rec.name}@{rec.version})", rec.body
+    if arg.startswith("@"):  # @handle/name: the sample type of its (first) split
+        from atdata._load import load_dataset
+        from atdata._wire.sample import DictSample
+
+        remote = next(iter(dict(load_dataset(arg, sample_type)).values()))
+        if remote.sample_type is DictSample:
+            return _inferred(arg, remote)
+        return f"{arg} ({remote.sample_type.__name__})", schema_body(remote.sample_type)
     rec = index.get_schema_record(arg)
     return f"{rec.name}@{rec.version}", rec.body
+
+
+def _inferred(arg: str, ds: Any) -> tuple[str, dict]:
+    """The schema of ``ds``'s first sample's fields."""
+    from atdata._errors import ConfigError
+    from atdata._wire.schema_json import schema_body
+
+    first = next(iter(ds.head(1)), None)
+    if first is None:
+        raise ConfigError(f"{arg} holds no samples to read a schema from; pass --type")
+    return f"{arg} (from the first sample)", schema_body(
+        inferred_type("Inferred", dict(first.to_dict()))
+    )
