@@ -101,3 +101,44 @@ def test_promoting_again_with_other_fields_updates_the_entry_in_place(pds, publi
     assert entries == [first.entry_uri]
     again = idx.promote_entry("rows", atmo, description="second", tags=["t"], license="MIT")
     assert (again.created, again.entry_cid) == (False, changed.entry_cid)
+
+
+def test_schema_and_lens_lookups_read_every_page(pds, publisher):
+    from atdata.atmosphere import LensLoader, SchemaLoader
+
+    acct, atmo = publisher
+    src = f"at://{acct['did']}/science.alt.dataset.schema/src"
+    for i in range(101):  # more than one page of listRecords (100)
+        atmo.put_record(
+            "science.alt.dataset.schema",
+            f"s{i:03d}",
+            {
+                "$type": "science.alt.dataset.schema",
+                "name": "Many",
+                "version": f"0.0.{i}",
+                "schemaType": "jsonSchema",
+                "schema": {"type": "object"},
+                "createdAt": f"2025-01-01T00:{i // 60:02d}:{i % 60:02d}Z",
+            },
+        )
+        atmo.put_record(
+            "science.alt.dataset.lens",
+            f"l{i:03d}",
+            {
+                "$type": "science.alt.dataset.lens",
+                "name": f"lens{i}",
+                "sourceSchema": src if i in (0, 100) else f"{src}-{i}",
+                "targetSchema": f"{src}-target",
+                "createdAt": "2025-01-01T00:00:00Z",
+            },
+        )
+    for who in (acct["handle"], acct["did"]):  # first and last record: on different pages
+        schemas = SchemaLoader(atmo)
+        assert schemas.resolve(who, "Many", "0.0.0")["version"] == "0.0.0"
+        assert schemas.resolve(who, "Many", "0.0.100")["version"] == "0.0.100"
+        assert schemas.resolve(who, "Many")["version"] == "0.0.100"  # the newest
+        assert SchemaLoader(Atmosphere(pds.url)).resolve(who, "Many", "0.0.0")["version"] == "0.0.0"
+    found = LensLoader(atmo).find_by_schemas(src)
+    assert sorted(r["name"] for r in found) == ["lens0", "lens100"]
+    found = LensLoader(Atmosphere(pds.url)).find_by_schemas(src, repo=acct["did"])
+    assert sorted(r["name"] for r in found) == ["lens0", "lens100"]

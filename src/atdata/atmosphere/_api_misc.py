@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from atdata._errors import ConfigError, RecordNotFoundError
-from atdata.atmosphere._api_records import ClientBound, RecordLoader, _at
+from atdata.atmosphere._api_records import ClientBound, RecordLoader, _at, every_record
 from atdata.atmosphere._lexicon import (
     LexCodeHash,
     LexCodeReference,
@@ -151,10 +151,11 @@ class LensLoader(RecordLoader[LexLensRecord]):
     def find_by_schemas(
         self, source_schema_uri: str, target_schema_uri: str | None = None, repo: str | None = None
     ) -> list[dict[str, Any]]:
-        """Lenses from ``source_schema_uri`` (to ``target_schema_uri`` when given)."""
+        """Lenses from ``source_schema_uri`` (to ``target_schema_uri`` when given), from every
+        page of ``repo``'s lens records (default: the logged-in account)."""
         return [
             r
-            for r in self.client.list_lenses(repo=repo, limit=100)
+            for r in every_record(self.client, "lens", repo)
             if r.get("sourceSchema") == source_schema_uri
             and (target_schema_uri is None or r.get("targetSchema") == target_schema_uri)
         ]

@@ -26,6 +26,7 @@ __all__ = [
     "RecordLoader",
     "SchemaLoader",
     "SchemaPublisher",
+    "every_record",
     "fetch_typed",
     "promote_dataset",
 ]
@@ -42,6 +43,17 @@ def fetch_typed(client: Any, uri: str | AtUri, suffix: str) -> dict[str, Any]:
     if rec.get("$type") != want:
         raise ConfigError(f"the record at {uri} is a {rec.get('$type')!r}, not a {want} record")
     return dict(rec)
+
+
+def every_record(client: Any, suffix: str, repo: str | None = None) -> list[dict[str, Any]]:
+    """Every ``science.alt.dataset.<suffix>`` record value of ``repo`` (default: the logged-in
+    account), all pages; a client without ``records`` (a test double) gives its one listing."""
+    if not hasattr(client, "records"):
+        return list(getattr(client, f"list_{suffix}s")(repo=repo, limit=100))
+    who = repo.lstrip("@") if repo else None
+    if who is not None and getattr(client, "is_authenticated", False):
+        who = None if who in (client.did, client.handle) else who
+    return [v for _u, _c, v in client.records(f"{LEXICON_NAMESPACE}.{suffix}", who)]
 
 
 L = TypeVar("L")
@@ -148,7 +160,8 @@ class SchemaLoader(RecordLoader[LexSchemaRecord]):
     def resolve(
         self, handle_or_did: str, schema_id: str, version: str | None = None
     ) -> dict[str, Any]:
-        """The schema named ``schema_id`` (newest, or ``version``) in a repository.
+        """The schema named ``schema_id`` (newest, or ``version``) in a repository (every page of
+        its schema records is read).
 
         Raises:
             RecordNotFoundError: (a ``KeyError``) when there is none.
@@ -157,7 +170,7 @@ class SchemaLoader(RecordLoader[LexSchemaRecord]):
 
         found = [
             r
-            for r in self.client.list_schemas(repo=handle_or_did, limit=100)
+            for r in every_record(self.client, "schema", handle_or_did)
             if r.get("name") == schema_id and (version is None or r.get("version") == version)
         ]
         if not found:
