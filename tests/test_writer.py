@@ -184,6 +184,40 @@ def test_maxcount_split(tmp_path):
     assert _listing(tmp_path) == ["s-000.tar", "s-001.tar", "s-002.tar"]
 
 
+@pytest.mark.parametrize(
+    ("name", "maxcount", "match"),
+    [
+        ("100%.tar", None, r"100%.tar'.*one printf field"),
+        ("a-%d-%d.tar", 1, r"a-%d-%d.tar'.*one printf field"),
+        ("a-%s-%q.tar", 1, r"one printf field"),
+    ],
+)
+def test_bad_printf_pattern_is_a_config_error(tmp_path, name, maxcount, match):
+    with pytest.raises(ConfigError, match=match):
+        ShardWriter(tmp_path / name, maxcount)
+    assert _listing(tmp_path) == []
+
+
+def test_percent_in_a_directory_is_not_a_printf_field(tmp_path):
+    d = tmp_path / "100%"
+    ds = atdata.write_samples(_rows(3), d / "s-%02d.tar", maxcount=2, key="index")
+    assert _listing(d) == ["s-00.tar", "s-01.tar"]
+    assert [r.text for r in ds] == ["r0", "r1", "r2"]
+    ds = atdata.write_samples(_rows(3), tmp_path / "50%" / "t.tar", maxcount=2, key="index")
+    assert _listing(tmp_path / "50%") == ["t-000000.tar", "t-000001.tar"]
+    assert [r.text for r in ds] == ["r0", "r1", "r2"]
+    ds = atdata.write_samples(_rows(3), tmp_path / "lit" / "q%%.tar", maxcount=2, key="index")
+    assert _listing(tmp_path / "lit") == ["q%-000000.tar", "q%-000001.tar"]
+    assert [r.text for r in ds] == ["r0", "r1", "r2"]
+
+
+@pytest.mark.parametrize("name", ["a{b}.tar", "x-{0..2}.tar", "we[ir]d.tar", "s*.tar", "a::b.tar"])
+def test_write_samples_refuses_names_it_could_not_read_back(tmp_path, name):
+    with pytest.raises(ConfigError, match=r"read back as a pattern.*rename"):
+        atdata.write_samples(_rows(2), tmp_path / name, maxcount=1)
+    assert _listing(tmp_path) == []
+
+
 def test_maxsize_split(tmp_path):
     ds = atdata.write_samples(_rows(20, size=1000), tmp_path / "z-%02d.tar", maxsize=6000)
     infos = ds.list_shard_infos()

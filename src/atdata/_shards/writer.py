@@ -89,10 +89,36 @@ def _check_key(key: Any) -> str:
     return key
 
 
+def _numbered(path: str) -> bool:
+    """Whether the file name of ``path`` holds a printf field for the shard number (``%06d``;
+    ``%%`` is a literal ``%``; a ``%`` in a directory name is never a field).
+
+    Raises:
+        ConfigError: When the name is not a printf pattern of at most one number.
+
+    Examples:
+        >>> _numbered("out/d-%03d.tar"), _numbered("5%/d.tar"), _numbered("d-%%.tar")
+        (True, False, False)
+    """
+    base = os.path.basename(path)
+    if "%" not in base:
+        return False
+    try:
+        return base % 0 != base % 1
+    except (TypeError, ValueError):
+        pass
+    try:
+        base % ()  # only literal %% in it
+        return False
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"shard pattern {path!r}: the file name takes one printf field for the shard "
+            "number (e.g. data-%06d.tar); write a literal % as %%"
+        ) from None
+
+
 def _shard_pattern(path: str, sharded: bool) -> str:
-    if "%" in os.path.basename(path):
-        return path
-    if not sharded:
+    if _numbered(path) or not sharded:
         return path
     root, ext = os.path.splitext(path)
     return f"{root}-%06d{ext or '.tar'}"
@@ -171,6 +197,7 @@ class ShardWriter:
             raise ConfigError(f"maxsize must be at least {3 * BLOCK} bytes, got {maxsize}")
         path = os.fspath(pattern)
         self.pattern = _shard_pattern(path, maxcount is not None or maxsize is not None)
+        self._numbered = _numbered(self.pattern)
         self.maxcount, self.maxsize = maxcount, maxsize
         if not (key is None or callable(key) or key in ("index", "uuid")):
             raise ConfigError(f"key must be None, 'index', 'uuid' or a callable, got {key!r}")
@@ -186,13 +213,15 @@ class ShardWriter:
 
     # -- shard lifecycle ----------------------------------------------------------------------
     def _final_path(self) -> str:
-        if "%" in os.path.basename(self.pattern):
-            return self.pattern % self._shard_no
+        head, base = os.path.split(self.pattern)
+        if self._numbered:
+            return os.path.join(head, base % self._shard_no)
+        name = os.path.join(head, base % ()) if "%" in base else self.pattern
         if self._shard_no != 0 and self._infos:
             raise ConfigError(
                 f"{self.pattern!r} holds a single shard; pass maxcount/maxsize to shard"
             )
-        return self.pattern
+        return name
 
     def _open(self) -> None:
         final = self._final_path()

@@ -122,12 +122,15 @@ def write_samples(
         A ``Dataset`` over the written shards; ``ds.list_shard_infos()`` has sizes and sha256.
 
     Raises:
-        ConfigError: (a ``ValueError``) When ``samples`` is empty.
+        ConfigError: (a ``ValueError``) When ``samples`` is empty, or ``path`` holds braces,
+            glob characters (``*?[``) or ``::``, which a dataset would expand as a pattern
+            (checked before anything is written).
         SchemaError: (a ``TypeError``) When ``content_metadata`` is neither a sample nor a dict
             (checked before anything is written).
     """
     from atdata.dataset._meta import check_content_metadata
 
+    _check_reads_back(os.fspath(path))
     check_content_metadata(content_metadata)
     total = len(samples) if isinstance(samples, Sized) else None
     first_type: type | None = None
@@ -158,3 +161,23 @@ def write_samples(
     ds: Dataset[T] = Dataset([i.path for i in infos], sample_type=st, shard_infos=infos)
     ds.content_metadata = content_metadata
     return ds
+
+
+def _check_reads_back(path: str) -> None:
+    """Refuse a shard path that :class:`~atdata.Dataset` would expand as a pattern instead of
+    reading it (brace lists and ranges, globs, ``::`` lists): no dataset could open it.
+
+    Examples:
+        >>> _check_reads_back("out/data-%06d.tar")
+        >>> _check_reads_back("out/a{1,2}.tar")
+        Traceback (most recent call last):
+        ...
+        atdata._errors.ConfigError: shard path 'out/a{1,2}.tar' would be read back as a pattern ...
+    """
+    import glob
+
+    if "{" in path or "}" in path or "::" in path or glob.has_magic(path):
+        raise ConfigError(
+            f"shard path {path!r} would be read back as a pattern (braces, glob characters "
+            "*?[ and :: are expanded when a dataset is opened); rename it without them"
+        )
