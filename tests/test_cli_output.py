@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -122,3 +123,61 @@ def test_schema_show_and_diff_of_a_local_name(capsys, indexed, tmp_path):
     other = atdata.write_samples([{"name": "x", "age": 1, "owner": "y"}], tmp_path / "o.tar")
     code, out, _ = run(capsys, "schema", "diff", "@local/pets", other.url, "--index", indexed)
     assert (code, out.splitlines()) == (1, ["+ owner (added)"])
+
+
+def test_an_os_error_is_one_line_naming_the_path(capsys, indexed, tmp_path):
+    target = tmp_path / "no" / "such" / "dir" / "s.pyi"
+    code, _, err = run(capsys, "schema", "stubs", "--out", str(target), "--index", indexed)
+    assert code == 1 and "Traceback" not in err
+    assert err.startswith("error: ") and str(target.parent) in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["ls", "--index", "{db}"],
+        ["local", "status", "--index", "{db}"],
+        ["schema", "show", "Img", "--index", "{db}"],
+        ["verify", "pets", "--db", "{db}"],
+    ],
+)
+def test_a_missing_index_file_is_an_error_not_a_new_index(capsys, tmp_path, argv):
+    db = tmp_path / "typo" / "index.db"
+    code, _, err = run(capsys, *(a.format(db=db) for a in argv))
+    assert code == 1
+    assert err == f"error: no index at {db}: check the path, or omit it for the default index\n"
+    assert not (tmp_path / "typo").exists()
+
+
+def test_ls_name_lists_that_dataset_or_says_it_is_missing(capsys, indexed):
+    atdata.Index(path=indexed).write_samples([{"i": 1}], name="other")
+    code, out, _ = run(capsys, "ls", "pets", "--index", indexed)
+    assert code == 0
+    assert [line.split("\t")[0] for line in out.splitlines()] == ["name", "pets"]
+    code, out, _ = run(capsys, "ls", "@local/pets", "--index", indexed, "--json")
+    assert code == 0 and [e["name"] for e in json.loads(out)] == ["pets"]
+    code, out, err = run(capsys, "ls", "nosuch", "--index", indexed)
+    assert (code, out) == (1, "")
+    assert err.startswith("error: dataset 'nosuch' is not in the index at ")
+
+
+def test_version_prints_the_program_name_like_upstream(capsys):
+    assert run(capsys, "version") == (0, f"atdata {atdata.__version__}\n", "")
+
+
+def test_schema_diff_exits_2_on_an_error_1_on_a_difference(capsys, indexed, tmp_path):
+    code, _, err = run(capsys, "schema", "diff", "Nope@1.0.0", "Nope@2.0.0", "--index", indexed)
+    assert code == 2 and err.startswith("error: schema 'Nope@1.0.0' is not in the index")
+    code, _, _ = run(capsys, "schema", "diff", str(tmp_path / "missing.tar"), "@local/pets")
+    assert code == 2
+
+
+def test_query_takes_a_bare_dataset_name_and_rejects_a_negative_limit(capsys, indexed):
+    atdata.Index(path=indexed).write_samples(
+        [{"n": i} for i in range(4)], name="nums", manifest=True
+    )
+    code, out, err = run(capsys, "query", "nums", "n >= 2", "--count")
+    assert (code, out, err) == (0, "2\n", "")
+    code, _, err = run(capsys, "query", "nums", "n >= 2", "--limit", "-1")
+    assert code == 2 and "--limit" in err

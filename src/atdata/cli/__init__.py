@@ -83,6 +83,26 @@ def _app_for(args: list[str]) -> typer.Typer:
     return one
 
 
+def _os_error(exc: OSError) -> str:
+    """``exc`` as one line: what failed and on which path (its directory when that is missing).
+
+    Examples:
+        >>> _os_error(FileNotFoundError(2, "No such file or directory", "/no/dir/x.tmp"))
+        "No such file or directory: '/no/dir/x.tmp' (does the directory '/no/dir' exist?)"
+    """
+    import os
+
+    what = exc.strerror or str(exc)
+    if exc.filename is None:
+        return what
+    path = os.fsdecode(exc.filename)
+    text = f"{what}: {path!r}"
+    parent = os.path.dirname(path)
+    if isinstance(exc, FileNotFoundError) and parent and not os.path.isdir(parent):
+        text += f" (does the directory {parent!r} exist?)"
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; errors exit non-zero with a one-line message."""
     from atdata._errors import AtdataError
@@ -102,6 +122,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except SystemExit as exc:
         return int(exc.code or 0)
+    except OSError as exc:  # a path that cannot be read or written: no traceback
+        from rich.markup import escape
+
+        from ._out import console
+
+        console(stderr=True).print(f"[bold red]error:[/] {escape(_os_error(exc))}")
+        return 1
     except Exception as exc:  # click usage errors (typer vendors click) and aborts
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
