@@ -97,10 +97,9 @@ def _open(path: str, sample_type: type | None) -> dict[str, Any]:
 
 def _indexed(name: str, db: str | None, sample_type: type | None) -> Any:
     """The dataset NAME (NAME@VERSION) of an index, with its recorded shard checksums."""
-    from atdata.index._index import Index, get_default_index
+    from atdata.cli._sources import open_index
 
-    idx = Index(path=db) if db else get_default_index()
-    return idx.open_dataset(*_name_version(name), sample_type=sample_type)
+    return open_index(db).open_dataset(*_name_version(name), sample_type=sample_type)
 
 
 def _name_version(name: str) -> tuple[str, str | None]:

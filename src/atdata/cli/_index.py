@@ -13,7 +13,7 @@ import typer
 
 from atdata.cli._core import _load_type
 from atdata.cli._out import print_table
-from atdata.cli._sources import looks_like_shards, schema_of
+from atdata.cli._sources import looks_like_shards, open_index, schema_of
 
 __all__ = ["register"]
 
@@ -36,9 +36,7 @@ def _print_body(title: str, body: dict) -> None:
 
 
 def _index(path: str | None):
-    from atdata.index._index import Index, get_default_index
-
-    return Index(path=path) if path else get_default_index()
+    return open_index(path)
 
 
 _INDEX_OPT = typer.Option(

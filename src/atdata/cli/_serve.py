@@ -45,9 +45,9 @@ def register(app: typer.Typer) -> None:
         check_address(host, port)
         idx = None
         if db:
-            from atdata.index._index import Index
+            from atdata.cli._sources import open_index
 
-            idx = Index(path=db)
+            idx = open_index(db)
         if not is_loopback(host):
             con.print(
                 f"[yellow]warning:[/] listening on {escape(host)}: anyone who can reach this "

@@ -14,7 +14,27 @@ import glob
 import os
 from typing import Any
 
-__all__ = ["inferred_type", "looks_like_shards", "schema_of"]
+__all__ = ["inferred_type", "looks_like_shards", "open_index", "schema_of"]
+
+
+def open_index(path: str | None) -> Any:
+    """The SQLite index at ``path`` (``--index``/``--db``), else the default index.
+
+    A command that reads an index never creates one: a mistyped path is an error, not a new
+    empty index (and directory) that answers "no such dataset".
+
+    Raises:
+        ConfigError: When ``path`` does not exist.
+    """
+    from atdata.index._index import Index, get_default_index
+
+    if not path:
+        return get_default_index()
+    if not os.path.exists(os.path.expanduser(path)):
+        from atdata._errors import ConfigError
+
+        raise ConfigError(f"no index at {path}: check the path, or omit it for the default index")
+    return Index(path=path)
 
 
 def looks_like_shards(arg: str) -> bool:
