@@ -59,7 +59,11 @@ def register(app: typer.Typer) -> None:
 
     @app.command("ls")
     def ls(
-        target: str = typer.Argument(None, help="@handle.example lists an atmosphere repository"),
+        target: str = typer.Argument(
+            None,
+            help="NAME (or @local/NAME) lists that dataset's versions; @handle.example lists "
+            "an atmosphere repository.",
+        ),
         index: str = _INDEX_OPT,
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
@@ -69,7 +73,13 @@ def register(app: typer.Typer) -> None:
 
             ls_remote(target)
             return
-        entries = _index(index).list_datasets()
+        idx = _index(index)
+        entries = idx.list_datasets()
+        if target:
+            name, _, version = target.removeprefix("@local/").partition("@")
+            entries = [e for e in entries if e.name == name and version in ("", e.version)]
+            if not entries:
+                idx.get_dataset(target)  # raises NotFoundError, naming the index
         if as_json:
             typer.echo(json.dumps([e.to_json() for e in entries], indent=1))
             return
