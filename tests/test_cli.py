@@ -49,7 +49,7 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def test_version(capsys):
-    assert run(capsys, "version") == (0, f"{atdata.__version__}\n", "")
+    assert run(capsys, "version") == (0, f"atdata {atdata.__version__}\n", "")
 
 
 def test_inspect_untyped_infers_fields(capsys, shards):

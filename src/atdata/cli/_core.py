@@ -173,10 +173,10 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def version() -> None:
-        """Print the atdata version."""
+        """Print the atdata version (``atdata X.Y.Z``, as upstream's CLI does)."""
         import atdata
 
-        typer.echo(atdata.__version__)
+        typer.echo(f"atdata {atdata.__version__}")
 
     @app.command()
     def inspect(
