@@ -139,3 +139,15 @@ def test_infra_without_docker_says_so(monkeypatch, tmp_path):
     r = _invoke("infra", "up")
     assert r.exit_code != 0
     assert "docker is not on PATH" in str(r.exception)
+
+
+def test_infra_up_takes_upstreams_port_and_detach_options(fake_docker):
+    r = _invoke(
+        "infra", "up", "-s", "redis", "-s", "minio", "--redis-port", "6380",
+        "--minio-port", "9100", "--minio-console-port", "9101", "--detach", "-d",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    runs = [line for line in fake_docker.read_text().splitlines() if line.startswith("run")]
+    assert runs[0].startswith("run -d --name atdata-redis -p 6380:6379 redis:7-alpine ")
+    assert runs[1].startswith("run -d --name atdata-minio -p 9100:9000 -p 9101:9001 -e ")
+    assert _invoke("infra", "up", "--redis-port", "x").exit_code == 2

@@ -232,8 +232,20 @@ def register(app: typer.Typer) -> None:
         service: list[str] = typer.Option(
             list(SERVICES), "--service", "-s", help="Which services (default: all)."
         ),
+        redis_port: int = typer.Option(6379, min=1, max=65535, help="Redis port."),
+        postgres_port: int = typer.Option(5432, min=1, max=65535, help="PostgreSQL port."),
+        minio_port: int = typer.Option(9000, min=1, max=65535, help="MinIO API port."),
+        minio_console_port: int = typer.Option(9001, min=1, max=65535, help="MinIO console port."),
+        detach: bool = typer.Option(
+            True, "--detach", "-d", help="Run the containers in the background (always)."
+        ),
     ) -> None:
         """Start the development containers (atdata-redis, atdata-postgres, atdata-minio)."""
+        del detach  # upstream's option: the containers always run detached
+        host_ports = {
+            "6379": redis_port, "5432": postgres_port, "9000": minio_port,
+            "9001": minio_console_port,
+        }  # fmt: skip
         docker = _docker()
         failed = []
         for name in service:
@@ -252,7 +264,8 @@ def register(app: typer.Typer) -> None:
                 image, ports, env, cmd = SERVICES[name]
                 args = [docker, "run", "-d", "--name", cname]
                 for p in ports:
-                    args += ["-p", p]
+                    container = p.split(":")[1]
+                    args += ["-p", f"{host_ports.get(container, container)}:{container}"]
                 for k, v in env.items():
                     args += ["-e", f"{k}={v}"]
                 r = _run([*args, image, *cmd])
