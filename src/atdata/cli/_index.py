@@ -126,29 +126,27 @@ def register(app: typer.Typer) -> None:
     @schema_app.command("diff")
     def diff(a: str, b: str, index: str = _INDEX_OPT) -> None:
         """Fields added, removed and retyped from schema A to B, each a name in the index or
-        shards (exit 0 when they match, 1 when they differ)."""
+        shards (exit 0 when they match, 1 when they differ, 2 when one cannot be read)."""
+        from atdata._errors import AtdataError
         from atdata._wire.schema_json import diff_schemas
 
-        if any(looks_like_shards(x) or x.startswith("@") for x in (a, b)):
+        try:
             idx = None if looks_like_shards(a) and looks_like_shards(b) else _index(index)
             (ta, ba), (tb, bb) = schema_of(a, idx), schema_of(b, idx)
-            changes = diff_schemas(ba, bb)
-            for kind, sign in (("added", "+"), ("removed", "-"), ("retyped", "~")):
-                for f in changes[kind]:
-                    typer.echo(f"{sign} {f} ({kind})")
-            if any(changes.values()):
-                raise typer.Exit(1)
-            typer.echo(f"{ta} and {tb} have the same fields")
-            return
-        idx = _index(index)
-        ra, rb = idx.get_schema_record(a), idx.get_schema_record(b)
-        d = diff_schemas(ra.body, rb.body)
+        except (AtdataError, OSError) as exc:  # upstream's contract: 2 is an error, 1 a difference
+            from rich.markup import escape
+
+            from atdata.cli._out import console
+
+            console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}")
+            raise typer.Exit(2) from None
+        changes = diff_schemas(ba, bb)
         for kind, sign in (("added", "+"), ("removed", "-"), ("retyped", "~")):
-            for f in d[kind]:
+            for f in changes[kind]:
                 typer.echo(f"{sign} {f} ({kind})")
-        if any(d.values()):
+        if any(changes.values()):
             raise typer.Exit(1)
-        typer.echo(f"{ra.name}@{ra.version} and {rb.name}@{rb.version} have the same fields")
+        typer.echo(f"{ta} and {tb} have the same fields")
 
     @schema_app.command("stubs")
     def stubs(
