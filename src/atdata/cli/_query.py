@@ -19,10 +19,14 @@ def _console() -> Any:
 
 
 def _datasets(path: str, sample_type: type | None) -> dict[str, Any]:
-    """Split name -> Dataset for a path, pattern, URL, directory or ``@name``."""
+    """Split name -> Dataset for a path, pattern, URL, directory, ``@name`` or a bare dataset
+    name of the default index (as ``verify`` takes it)."""
     from atdata._load import load_dataset
+    from atdata.cli._sources import looks_like_shards
     from atdata.dataset._dataset import Dataset
 
+    if not path.startswith("@") and not looks_like_shards(path):
+        path = "@local/" + path
     loaded = load_dataset(path, sample_type)
     if isinstance(loaded, Dataset):
         return {"": loaded}
@@ -53,7 +57,7 @@ def register(app: typer.Typer) -> None:
         ),
         sql: str = typer.Argument("", help="SQL WHERE clause over the manifest columns (DuckDB)."),
         count: bool = typer.Option(False, "--count", help="Print only the number of matches."),
-        limit: int = typer.Option(50, "--limit", "-n", help="Rows to print (0: all)."),
+        limit: int = typer.Option(50, "--limit", "-n", min=0, help="Rows to print (0: all)."),
     ) -> None:
         """Find samples through shard manifests with a SQL WHERE clause."""
         from rich.markup import escape
