@@ -5,8 +5,14 @@ from __future__ import annotations
 import pathlib
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests._services import require_service
+
+# Property tests check values, not speed: on a loaded machine (CI, or several suites at once on
+# two cores) a slow example must not fail a run (hypothesis' deadline and too_slow check).
+settings.register_profile("atdata", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("atdata")
 
 HERE = pathlib.Path(__file__).resolve().parent
 # Files written by upstream atdata 0.7.0b1, vendored from the workplace's ../shared/interop/ so

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import time
 
@@ -11,14 +10,6 @@ import pytest
 import atdata
 from atdata._shards.members import _read_persisted, load_index
 from atdata.dataset._torch_cache import _ORPHAN_AGE, ShardCache
-from tests._services import require_service
-
-
-@pytest.fixture
-def torch_present():
-    """The tests that stream through ``to_torch`` need torch (skipped without it, except in CI)."""
-    if importlib.util.find_spec("torch") is None:
-        require_service("torch", 'not installed (pip install "atdata[torch]")')
 
 
 def _shards(tmp_path, n=3):
