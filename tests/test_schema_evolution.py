@@ -75,6 +75,16 @@ def test_rule3_missing_required_field(tmp_path):
     with pytest.raises(SchemaError) as ei:
         list(atdata.Dataset[V1](p))
     assert "'pixels'" in str(ei.value) and "s.tar" in str(ei.value) and "'k9'" in str(ei.value)
+    for field, payload in [
+        ("pixels", _payload(name="a", score=1.0)),
+        ("name", _payload(score=1.0, pixels=atdata.encode_array(np.zeros(2, "<f4")))),
+    ]:
+        p = _shard(tmp_path, [("k9.msgpack", payload)])
+        with pytest.raises(SchemaError) as ei:
+            next(atdata.Dataset[V1](p).ordered(batch_size=4))
+        hint = f"`{field}: {'NDArray' if field == 'pixels' else 'str'} | None`"
+        assert f"missing required field V1.'{field}'" in str(ei.value) and hint in str(ei.value)
+        assert "s.tar" in str(ei.value) and "'k9'" in str(ei.value)
 
 
 def test_rule4_dtype_and_shape_are_not_cast():
@@ -224,3 +234,18 @@ def test_field_order_is_irrelevant():
     a = _payload(name="a", score=1.0, pixels=PIX)
     b = _payload(pixels=PIX, score=1.0, name="a")
     assert a != b and V1.from_bytes(a) == V1.from_bytes(b)
+
+
+@atdata.packable
+class WithArrayDefault:
+    name: str
+    pixels: NDArray = dataclasses.field(default_factory=lambda: np.zeros(2, "<f4"))
+
+
+def test_array_field_added_with_a_default_batches_as_it_decodes(tmp_path):
+    p = _shard(tmp_path, [(f"k{i}.msgpack", _payload(name=f"n{i}")) for i in range(3)])
+    ds = atdata.Dataset[WithArrayDefault](p)
+    assert [s.pixels.tolist() for s in ds] == [[0.0, 0.0]] * 3
+    (b,) = ds.ordered(batch_size=3)
+    assert b.pixels.dtype.str == "<f4" and b.pixels.tolist() == [[0.0, 0.0]] * 3
+    assert b.name == ["n0", "n1", "n2"]

@@ -30,7 +30,7 @@ from typing import Any
 
 from atdata._errors import SchemaError
 
-__all__ = ["decoder_for"]
+__all__ = ["decoder_for", "missing_field"]
 
 _MISSING = object()
 # generated decoders, least recently used first (rebuilt schema types come and go: keep it bounded)
@@ -80,14 +80,19 @@ def _array_slow(spec: Any, cell: _ArrayCell, copy: bool) -> Callable[[Any, str],
     return slow
 
 
+def missing_field(cls: type, spec: Any, where: str) -> SchemaError:
+    """The error for a payload without the required field ``spec`` of ``cls``."""
+    return SchemaError(
+        f"payload is missing required field {cls.__name__}.{spec.name!r}{where}; "
+        f"declare it `{spec.name}: {spec.type_name} | None` to accept data written without it"
+    )
+
+
 def _missing(cls: type, spec: Any) -> Callable[[str], Any]:
     def missing(where: str) -> Any:
         if spec.optional or spec.has_default:
             return spec.default_value()
-        raise SchemaError(
-            f"payload is missing required field {cls.__name__}.{spec.name!r}{where}; "
-            f"declare it `{spec.name}: {spec.type_name} | None` to accept data written without it"
-        )
+        raise missing_field(cls, spec, where)
 
     return missing
 

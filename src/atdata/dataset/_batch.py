@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
-from atdata._errors import DecodeError, SchemaError
+from atdata._errors import DecodeError
+from atdata._wire.decode import missing_field
 
 __all__ = ["SampleBatch"]
 
@@ -68,16 +69,10 @@ class SampleBatch(Generic[T]):
             name = spec.name
             if spec.kind == "ndarray":
                 vals: list[Any] = [r.get(name) for r in raws]
-                if set(map(type, vals)) != _BYTES_ONLY:
-                    if not spec.optional and None in vals:
-                        k = keys[vals.index(None)]
-                        raise SchemaError(
-                            f"payload is missing required array field {name!r} in sample {k!r}"
-                        )
-                    b._columns[name] = [
-                        spec.decode(v, f" in sample {k!r}") if v is not None else None
-                        for v, k in zip(vals, keys, strict=True)
-                    ]
+                if set(map(type, vals)) != _BYTES_ONLY:  # nil, missing (default?), not bytes
+                    col = _column(sample_type, spec, raws, keys)
+                    arrays = all(type(v) is np.ndarray for v in col)
+                    b._columns[name] = _stack(name, col, keys) if arrays else col
                     continue
                 first = vals[0]
                 if first[:6] == b"\x93NUMPY":
@@ -210,9 +205,7 @@ def _column(sample_type: type, spec: Any, raws: list[dict], keys: list[str]) -> 
         elif spec.optional or spec.has_default:
             col.append(spec.default_value())
         else:
-            raise SchemaError(
-                f"payload is missing required field {sample_type.__name__}.{name!r} in sample {k!r}"
-            )
+            raise missing_field(sample_type, spec, f" in sample {k!r}")
     return col
 
 
