@@ -181,3 +181,16 @@ def test_query_takes_a_bare_dataset_name_and_rejects_a_negative_limit(capsys, in
     assert (code, out, err) == (0, "2\n", "")
     code, _, err = run(capsys, "query", "nums", "n >= 2", "--limit", "-1")
     assert code == 2 and "--limit" in err
+
+
+def test_verify_shows_progress_on_a_terminal_and_nothing_extra_when_piped(
+    capsys, long_shards, monkeypatch
+):
+    d, _ = long_shards
+    code, _, err = run(capsys, "verify", d)
+    assert (code, err) == (0, "")
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")
+    monkeypatch.setenv("COLUMNS", "100")
+    code, out, err = run(capsys, "verify", d)
+    assert code == 0 and "all 2 shard(s) ok" in out
+    assert "verifying" in err and "2/2" in err

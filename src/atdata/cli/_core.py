@@ -257,7 +257,9 @@ def register(app: typer.Typer) -> None:
         from rich.markup import escape
         from rich.table import Table
 
+        from atdata.cli._out import progress
         from atdata.cli._sources import looks_like_shards
+        from atdata.dataset._export import iter_verify
 
         con = _console()
         bad = 0
@@ -272,17 +274,23 @@ def register(app: typer.Typer) -> None:
             t = Table(title=_title(path, split), title_justify="left")
             for c in ("shard", "samples", "sha256", "status"):
                 t.add_column(c)
-            for rep in ds.verify():
-                total += 1
-                digest = _sha256(rep["shard"])
-                if rep["ok"]:
-                    status = "[green]ok[/]"
-                else:
-                    bad += 1
-                    status = f"[red]FAILED[/] {escape(rep['error'])}"
-                t.add_row(
-                    escape(os.path.basename(rep["shard"])), str(rep["samples"]), digest[:16], status
-                )
+            n = len(ds.list_shards())
+            with progress(f"verifying {split or 'shards'}", n) as step:
+                for rep in iter_verify(ds):
+                    total += 1
+                    digest = _sha256(rep["shard"])
+                    step()
+                    if rep["ok"]:
+                        status = "[green]ok[/]"
+                    else:
+                        bad += 1
+                        status = f"[red]FAILED[/] {escape(rep['error'])}"
+                    t.add_row(
+                        escape(os.path.basename(rep["shard"])),
+                        str(rep["samples"]),
+                        digest[:16],
+                        status,
+                    )
             print_table(t, con)
         if bad:
             con.print(f"[red]{bad} of {total} shard(s) failed verification[/]")

@@ -21,10 +21,12 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["console", "print_table"]
+__all__ = ["console", "print_table", "progress"]
 
 _PIPE_WIDTH = 1 << 14  # wide enough for any line; rich sizes what it prints to its content
 
@@ -65,3 +67,20 @@ def print_table(table: Any, con: Any = None) -> None:
     cells = [[_plain(cell) for cell in c.cells] for c in table.columns]
     lines += ["\t".join(row) for row in zip(*cells, strict=True)]
     con.file.write("".join(line + "\n" for line in lines))  # rich would expand the tabs
+
+
+@contextlib.contextmanager
+def progress(what: str, total: int) -> Iterator[Callable[[], None]]:
+    """A bar on stderr while ``total`` steps run (call the yielded function after each), when
+    stderr is a terminal; it is erased at the end. Piped, nothing is shown."""
+    err = console(stderr=True)
+    if not err.is_terminal:
+        yield lambda: None
+        return
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn(escape(what)), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(what, total=total)
+        yield lambda: bar.advance(task)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from atdata._errors import AtdataError, ConfigError
@@ -34,6 +35,7 @@ __all__ = [
     "executor",
     "fields",
     "get_sample",
+    "iter_verify",
     "metadata",
     "schema",
     "to_dict",
@@ -194,9 +196,14 @@ def _row(s: Any) -> dict[str, Any]:
 def verify(ds: Dataset[Any]) -> list[dict[str, Any]]:
     """One report per shard, ``{"shard", "samples", "ok", "error"}``: size and sha256 when
     recorded (by the writer, the index entry or the shard's manifest), and a full decode."""
+    return list(iter_verify(ds))
+
+
+def iter_verify(ds: Dataset[Any]) -> Iterator[dict[str, Any]]:
+    """:func:`verify`'s reports, each as soon as its shard is checked (``atdata verify``'s
+    progress)."""
     from atdata.manifest._read import recorded_digest
 
-    reports = []
     for shard in ds.list_shards():
         rep: dict[str, Any] = {"shard": shard, "samples": 0, "ok": True, "error": ""}
         try:
@@ -213,8 +220,7 @@ def verify(ds: Dataset[Any]) -> list[dict[str, Any]]:
                 rep["samples"] += 1
         except AtdataError as exc:
             rep["ok"], rep["error"] = False, str(exc)
-        reports.append(rep)
-    return reports
+        yield rep
 
 
 def _check_sha(shard: str, sha256: str, size: int | None, by: str) -> None:
