@@ -194,3 +194,21 @@ def test_verify_shows_progress_on_a_terminal_and_nothing_extra_when_piped(
     code, out, err = run(capsys, "verify", d)
     assert code == 0 and "all 2 shard(s) ok" in out
     assert "verifying" in err and "2/2" in err
+
+
+def _commands(app, prefix=""):
+    for c in app.registered_commands:
+        yield prefix + (c.name or c.callback.__name__), c.callback
+    for g in app.registered_groups:
+        yield from _commands(g.typer_instance, f"{prefix}{g.name} ")
+
+
+def test_every_command_summary_is_one_line_in_the_help_listing():
+    from atdata.cli import app
+
+    # typer keeps a docstring's line breaks in the command listing: 'schema --help' showed
+    # 'Show a schema: ... or shards' / '(a path, pattern' / 'or URL; ...' as three rows
+    broken = [
+        name for name, fn in _commands(app) if "\n" in (fn.__doc__ or "").strip().split("\n\n")[0]
+    ]
+    assert broken == []

@@ -101,8 +101,11 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json"),
         type_: str | None = typer.Option(None, "--type", help="Sample type as module:Class."),
     ) -> None:
-        """Show a schema: NAME, NAME@VERSION or its ref in the index, or shards (a path, pattern
-        or URL; their sample type, else the first sample's fields)."""
+        """Show a schema: of the index, of a dataset, or of shards.
+
+        NAME, NAME@VERSION or its ref in the index; @local/NAME (the dataset's schema); or
+        shards (a path, pattern or URL: their sample type, else the first sample's fields).
+        """
         if looks_like_shards(name) or name.startswith("@"):
             idx = None if looks_like_shards(name) else _index(index)
             title, body = schema_of(name, idx, _load_type(type_))
@@ -125,8 +128,11 @@ def register(app: typer.Typer) -> None:
 
     @schema_app.command("diff")
     def diff(a: str, b: str, index: str = _INDEX_OPT) -> None:
-        """Fields added, removed and retyped from schema A to B, each a name in the index or
-        shards (exit 0 when they match, 1 when they differ, 2 when one cannot be read)."""
+        """Fields added, removed and retyped from schema A to B.
+
+        Each is a schema name in the index, @local/NAME or shards. Exit 0 when they match, 1
+        when they differ, 2 when one cannot be read.
+        """
         from atdata._errors import AtdataError
         from atdata._wire.schema_json import diff_schemas
 
@@ -215,11 +221,14 @@ def register(app: typer.Typer) -> None:
             help="Bytes of shard hashes to keep (default $ATDATA_VERIFIED_CACHE_LIMIT, else 16 MiB).",
         ),
     ) -> None:
-        """Remove staging directories and temp files killed writers left in the data store (never
-        a staging directory in use, never a file an index entry references), and trim the
-        ``to_hf()`` cache in ``$ATDATA_CACHE_DIR/hf`` to its cap (never a file in use), and the
+        """Remove what killed writers left behind, and trim the caches to their caps.
+
+        Staging directories and temp files in the data store go (never a staging directory in
+        use, never a file an index entry references); the ``to_hf()`` cache in
+        ``$ATDATA_CACHE_DIR/hf`` is trimmed to its cap (never a file in use), and the
         member-index (``members/``) and shard-hash (``verified/``) caches to theirs (least
-        recently used first; each is rebuilt on demand)."""
+        recently used first; each is rebuilt on demand).
+        """
         from atdata._shards.members import cache_dir
         from atdata.dataset._hf_cache import cache_root
         from atdata.index._gc import collect, collect_caches, collect_hf_cache
