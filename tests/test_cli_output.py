@@ -212,3 +212,10 @@ def test_every_command_summary_is_one_line_in_the_help_listing():
         name for name, fn in _commands(app) if "\n" in (fn.__doc__ or "").strip().split("\n\n")[0]
     ]
     assert broken == []
+
+
+def test_verify_takes_a_label_as_upstream_documents(capsys, indexed):
+    idx = atdata.Index(path=indexed)
+    idx.label("stable", idx.get_dataset("pets").cid)
+    code, out, _ = run(capsys, "verify", "stable", "--db", indexed)
+    assert code == 0 and "all 1 shard(s) ok" in out

@@ -96,10 +96,23 @@ def _open(path: str, sample_type: type | None) -> dict[str, Any]:
 
 
 def _indexed(name: str, db: str | None, sample_type: type | None) -> Any:
-    """The dataset NAME (NAME@VERSION) of an index, with its recorded shard checksums."""
+    """The dataset NAME (NAME@VERSION) or label of an index, with its recorded shard checksums
+    (upstream's ``verify`` takes "a dataset name or label")."""
+    from atdata._errors import NotFoundError
     from atdata.cli._sources import open_index
 
-    return open_index(db).open_dataset(*_name_version(name), sample_type=sample_type)
+    idx = open_index(db)
+    try:
+        return idx.open_dataset(*_name_version(name), sample_type=sample_type)
+    except NotFoundError:
+        try:
+            entry = idx.get_label(name)
+        except NotFoundError:
+            raise NotFoundError(
+                f"no dataset or label {name!r} in the index at {idx.provider.url}; "
+                "list them with: atdata ls"
+            ) from None
+        return idx.open_dataset(entry.name, entry.version, sample_type=sample_type)
 
 
 def _name_version(name: str) -> tuple[str, str | None]:
