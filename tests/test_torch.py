@@ -588,3 +588,44 @@ def test_stream_walk_covers_each_sample_once_and_resumes_anywhere(counts, world,
     parts = list(walk(0).windows(start))
     assert np.array_equal(np.concatenate([c for _lo, c in parts]), full[parts[0][0] :])
     assert parts[0][0] <= start
+
+
+def _with_bad_sample(tmp_path):
+    """Six samples ``i`` = 0..5 in one shard; the one keyed ``k2`` is not a map."""
+    import io
+
+    import msgpack
+
+    from atdata._shards.tar import TarWriter
+
+    buf = io.BytesIO()
+    w = TarWriter(buf, mtime=0)
+    for i in range(6):
+        w.add(f"k{i}.msgpack", msgpack.packb([1, 2] if i == 2 else {"i": i}))
+    w.close()
+    (tmp_path / "bad.tar").write_bytes(buf.getvalue())
+    return str(tmp_path / "bad.tar")
+
+
+@pytest.mark.parametrize("mode", ["random", "stream"])
+@pytest.mark.parametrize("workers", [0, 2])
+def test_samples_skipped_under_on_error_skip_are_left_out(tmp_path, mode, workers):
+    # a skipped sample left its item empty: next() of nothing raised StopIteration inside the
+    # generator ("RuntimeError: generator raised StopIteration")
+    ds = atdata.Dataset(_with_bad_sample(tmp_path), on_error="skip")
+    tds = ds.to_torch(mode=mode)
+    assert _ids(_run(tds, workers)) == [0, 1, 3, 4, 5]
+    assert tds.state_dict()["position"] == 6
+    tds = ds.to_torch(mode=mode, output="torch", sample_transform=None)
+    assert _ids(_run(tds, workers)) == [0, 1, 3, 4, 5]
+    tds = ds.to_torch(mode=mode, batch_size=1)
+    assert [list(b.keys) for b in _run(tds, workers)] == [["k0"], ["k1"], ["k3"], ["k4"], ["k5"]]
+    tds = ds.to_torch(mode=mode, batch_size=3, sample_transform=_plus_one)
+    assert [b.tolist() for b in _run(tds, workers)] == [[1, 2], [4, 5, 6]]
+    tds = ds.to_torch(mode=mode, batch_size=1, sample_transform=_plus_one)
+    assert [b.tolist() for b in _run(tds, workers)] == [[1], [2], [4], [5], [6]]
+    assert tds.state_dict()["position"] == 6
+
+
+def _plus_one(s):
+    return s["i"] + 1

@@ -56,6 +56,7 @@ import numpy as np
 
 from atdata._errors import ConfigError
 from atdata._extras import require
+from atdata.dataset._torch_out import batch_to_torch, convert, sample_to_torch
 from atdata.dataset._torch_plan import (
     StreamWalk,
     item_count,
@@ -402,7 +403,10 @@ class TorchDataset(_Base):
 
         registry: dict[int, Any] = {}
         alloc = shm_alloc(registry, self.__dict__.setdefault("_arena", [0]))
-        item = pack(self._assemble(raws, alloc, registry), registry)
+        item = self._assemble(raws, alloc, registry)
+        if item is SKIPPED:
+            return item
+        item = pack(item, registry)
         # Can it be sent? (An item the DataLoader cannot pickle is dropped: a hang or a silent
         # loss.) Every item when a transform decides what items are (~30 us a batch), else the
         # first of this worker (the types are then fixed).
@@ -421,13 +425,17 @@ class TorchDataset(_Base):
         ds = self._reader.dataset
         st = self.sample_transform
         if self.batch_size is None:
-            item = next(iter(ds._emit(iter(raws), None, False)))
+            item = next(iter(ds._emit(iter(raws), None, False)), SKIPPED)
+            if item is SKIPPED:
+                return item
             if st is not None:
                 item = st(item)
             elif self.output == "torch":
-                item = _sample_to_torch(item)
+                item = sample_to_torch(item)
         elif st is not None:
             samples = [st(s) for s in ds._emit(iter(raws), None, False)]
+            if not samples:
+                return SKIPPED
             if self.collate_fn is not None:
                 item = self.collate_fn(samples)
             else:
@@ -436,8 +444,10 @@ class TorchDataset(_Base):
                 item = default_collate(samples)
         else:
             item = self._batch(raws, alloc)
+            if item is SKIPPED:
+                return item
             if self.output == "torch":
-                item = _batch_to_torch(item, registry or {})
+                item = batch_to_torch(item, registry or {})
         tf = self.transform
         return tf(item) if tf is not None else item
 
@@ -451,8 +461,10 @@ class TorchDataset(_Base):
             if batch is not None:
                 return batch
             raws = self._reader.decoded(raws)  # the checked path
+        if not raws:
+            return SKIPPED
         if alloc is None or ds._ops or ds.on_error != "raise" or not hasattr(st, "atdata_fields"):
-            return next(iter(ds._emit(iter(raws), len(raws), False)))
+            return next(iter(ds._emit(iter(raws), len(raws), False)), SKIPPED)
         from atdata._errors import AtdataError
         from atdata.dataset._batch import SampleBatch
 
@@ -472,7 +484,8 @@ class TorchDataset(_Base):
         start = self._begin()
         for end, item in self._produce(self.epoch, start, 0, 1):
             self._pos = end  # before handing it over: a checkpoint taken now counts this item
-            yield item
+            if item is not SKIPPED:
+                yield item
         self._finished = True
 
     def loader(self, **kwargs: Any) -> Any:
@@ -503,7 +516,7 @@ class TorchDataset(_Base):
                 "unknown; leave it on"
             )
         kwargs["batch_size"] = None
-        kwargs.setdefault("collate_fn", _convert)
+        kwargs.setdefault("collate_fn", convert)
         ctl = multiprocessing.sharedctypes.RawArray("q", 2)
         if kwargs.get("num_workers", 0) > 0:
             from atdata.dataset._torch_ipc import check_workers
@@ -526,72 +539,19 @@ class _Loader(_LoaderBase):
         workers = self.num_workers > 0
         for end, item in super().__iter__():
             tds._pos = end
-            yield unpack(item) if workers else item
+            if item is not SKIPPED:
+                yield unpack(item) if workers else item
         tds._finished = True
 
 
-_PLAIN_TYPES = frozenset((str, int, float, bool, type(None), bytes))
+class _Skipped:
+    """The type of :data:`SKIPPED`: pickled by name, so it is the same object after crossing
+    from a DataLoader worker."""
+
+    def __reduce__(self) -> str:
+        return "SKIPPED"
 
 
-def _convert(item: Any) -> Any:
-    """What the DataLoader's ``default_convert`` makes of an item (numpy arrays to tensors,
-    tuples to lists), without walking lists of plain values one element at a time."""
-    from torch.utils.data import default_convert
-
-    t = type(item)
-    if t is dict:
-        return {k: _convert(v) for k, v in item.items()}
-    if t is list and set(map(type, item)) <= _PLAIN_TYPES:
-        return item
-    if t is tuple or t is list:
-        return [_convert(v) for v in item]
-    if t.__module__ == "torch":
-        return item
-    return default_convert(item)
-
-
-def _tensor_col(col: Any, registry: dict[int, Any]) -> Any:
-    import torch
-
-    if isinstance(col, np.ndarray):
-        hit = registry.get(col.ctypes.data)
-        if hit is not None and hit[0] is col:  # decoded into shared memory: that tensor
-            return hit[1]
-        return torch.from_numpy(col if col.flags.writeable else col.copy())
-    if col and type(col[0]) in (int, float, bool) and len(set(map(type, col))) == 1:
-        t0 = type(col[0])  # through numpy: torch.tensor(list) costs ~10 us per column more
-        dt = _NP_DTYPES[t0] if t0 is not float else _float_dtype(torch)
-        try:
-            return torch.from_numpy(np.array(col, dtype=dt))
-        except OverflowError:  # an int beyond int64: torch's own error
-            return torch.tensor(col)
-    return col
-
-
-_NP_DTYPES: dict[type, Any] = {int: np.int64, bool: np.bool_}
-
-
-def _float_dtype(torch: Any) -> Any:
-    """The numpy dtype of ``torch.tensor`` of Python floats (torch's default dtype)."""
-    return np.float64 if torch.get_default_dtype() == torch.float64 else np.float32
-
-
-def _batch_to_torch(batch: Any, registry: dict[int, Any]) -> dict[str, Any]:
-    """A :class:`~atdata.SampleBatch` as ``{field: tensor or list, "__key__": keys}``."""
-    out = {k: _tensor_col(v, registry) for k, v in batch.to_dict().items()}
-    out["__key__"] = list(batch.keys)
-    return out
-
-
-def _sample_to_torch(sample: Any) -> dict[str, Any]:
-    """A sample as ``{field: tensor or value, "__key__": key}`` (what ``default_collate`` takes)."""
-    import torch
-
-    d = sample.to_dict() if hasattr(sample, "to_dict") else dict(sample)
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, np.ndarray):
-            v = torch.from_numpy(v if v.flags.writeable else v.copy())
-        out[k] = v
-    out["__key__"] = getattr(sample, "__key__", None)
-    return out
+#: An item whose every sample ``on_error="skip"`` left out: its position counts as delivered,
+#: but nothing reaches the training loop.
+SKIPPED = _Skipped()

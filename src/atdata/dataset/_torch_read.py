@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from atdata._errors import AtdataError, ConfigError, IntegrityError
+from atdata._errors import AtdataError, ConfigError, DecodeError, IntegrityError
 from atdata._shards.sources import is_remote
 from atdata.dataset._torch_cache import ShardCache, _unpackb, checked_unpack
 from atdata.dataset._torch_digest import Expected, from_infos, from_manifest
@@ -209,8 +209,8 @@ class Reader:
         ds = self.dataset
         positions = range(total) if candidates is None else candidates.tolist()
         kept = []
-        for p, raw in zip(positions, self._raws(positions), strict=True):
-            for _ in ds._with_ops(ds._decoded(iter([raw]))):
+        for p in positions:  # (one at a time: a sample on_error="skip" leaves out has no raw)
+            for _ in ds._with_ops(ds._decoded(self._raws((p,)))):
                 kept.append(p)
         return np.asarray(kept, dtype=np.int64)
 
@@ -226,7 +226,8 @@ class Reader:
         return {**self.__dict__, "_fds": {}}
 
     def _raws(self, positions: Any) -> Iterator[tuple[str, str, dict]]:
-        """``(shard, key, payload map)`` of each position, in order."""
+        """``(shard, key, payload map)`` of each position, in order (a payload that does not
+        decode raises, or under ``on_error="skip"`` is recorded and left out)."""
         if self.cache is None:
             if self.dataset._shared.local():
                 yield from self._local_raws(positions)
@@ -237,8 +238,19 @@ class Reader:
         assert starts is not None
         for p in positions:
             s = int(np.searchsorted(starts, p, side="right")) - 1
-            key, raw = cache.raw(src, shards[s], int(p - starts[s]))
+            try:
+                key, raw = cache.raw(src, shards[s], int(p - starts[s]))
+            except DecodeError as exc:
+                self._unreadable(shards[s], int(p - starts[s]), exc, False)
+                continue
             yield shards[s], key, raw
+
+    def _unreadable(self, shard: str, i: int, exc: DecodeError, memory: bool) -> None:
+        """Sample ``i`` of ``shard`` (in the shard cache) does not decode: raise ``exc``, or
+        under ``on_error="skip"`` record it, and its item goes without it."""
+        assert self.cache is not None
+        key = self.cache.entry(self.dataset.source, shard, i, memory)[1]
+        self.dataset._bad(shard, key, exc)
 
     def _local_raws(self, positions: Any, payloads: bool = False) -> Iterator[Any]:
         """Random mode over local files: one ``pread`` per sample through the member indexes
@@ -277,7 +289,11 @@ class Reader:
                     except Exception:
                         raw = None
             if type(raw) is not dict:
-                raw = shared.read_member(shard, keys[i], i)
+                try:
+                    raw = shared.read_member(shard, keys[i], i)
+                except DecodeError as exc:  # (raised, or on_error="skip": recorded, left out)
+                    self.dataset._bad(shard, keys[i], exc)
+                    continue
             yield (shard, keys[i], raw, 0, 0) if payloads else (shard, keys[i], raw)
 
     def entries_ok(self) -> bool:
@@ -430,7 +446,11 @@ class Reader:
                         if s not in checked:
                             self._check(s)
                             checked.add(s)
-                        key, raw = cache.raw(src, shards[s], c & _LOW, memory)
+                        try:
+                            key, raw = cache.raw(src, shards[s], c & _LOW, memory)
+                        except DecodeError as exc:
+                            self._unreadable(shards[s], c & _LOW, exc, memory)
+                            continue
                         raws.append((shards[s], key, raw))
                 try:
                     item = assemble(raws)
