@@ -246,3 +246,18 @@ def test_at_uri_missing_parts_names_the_expected_form(bad):
         ValueError, match=r"expected authority/collection/rkey: at://<did or handle>"
     ):
         AtUri.parse(bad)
+
+
+@pytest.mark.parametrize(
+    ("value", "where"),
+    [
+        ({"ref": {"$link": "not-a-cid"}}, "record.ref.$link holds 'not-a-cid', which is not a CID"),
+        ({"b": [{"$bytes": "***"}]}, "record.b[0].$bytes holds '***', which is not a base64 text"),
+    ],
+)
+def test_a_malformed_link_or_bytes_is_a_schema_error_naming_where(value, where):
+    # (a hostile record from a PDS: before, libipld's bare ValueError escaped from the CID check)
+    from atdata.atmosphere._cid import to_ipld
+
+    with pytest.raises(atdata.SchemaError, match=re.escape(where)):
+        to_ipld(value, "record")

@@ -86,11 +86,8 @@ def to_ipld(obj: Any, path: str = "record") -> Any:
     if isinstance(obj, (bytearray, memoryview)):
         return bytes(obj)
     if isinstance(obj, Mapping):
-        if len(obj) == 1 and "$link" in obj:
-            return _libipld().decode_multibase(obj["$link"])[1]
-        if len(obj) == 1 and "$bytes" in obj:
-            b64 = obj["$bytes"]
-            return base64.b64decode(b64 + "=" * (-len(b64) % 4))
+        if len(obj) == 1 and ("$link" in obj or "$bytes" in obj):
+            return _special(obj, path)
         out = {}
         for k, v in obj.items():
             if not isinstance(k, str):
@@ -106,6 +103,22 @@ def to_ipld(obj: Any, path: str = "record") -> Any:
     if hasattr(obj, "to_record"):  # lexicon-mirror types
         return to_ipld(obj.to_record(), path)
     raise SchemaError(f"{path} holds a {type(obj).__name__}, which has no ATProto data model form")
+
+
+def _special(obj: Mapping[str, Any], path: str) -> Any:
+    """The bytes of a ``{"$link": CID}`` or ``{"$bytes": base64}`` object.
+
+    Raises:
+        SchemaError: When the link is not a CID or the bytes are not base64 (naming ``path``).
+    """
+    kind, text = next(iter(obj.items()))
+    try:
+        if kind == "$link":
+            return _libipld().decode_multibase(text)[1]
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (TypeError, ValueError) as exc:  # (binascii.Error is a ValueError)
+        what = "CID" if kind == "$link" else "base64 text"
+        raise SchemaError(f"{path}.{kind} holds {text!r}, which is not a {what} ({exc})") from None
 
 
 def _cid(codec: int, data: bytes) -> str:
