@@ -349,6 +349,12 @@ def test_filtered_and_selected_datasets(ds, mode):
     assert len(sel.to_torch(mode=mode)) == 4
     order = _ids(sel.to_torch(mode=mode))
     assert order == ([5, 2, 9, 20] if mode == "random" else [2, 5, 9, 20])
+    # a filter keeps the selection's order (random mode read it sorted)
+    kept = sel.filter(lambda s: s["i"] != 9)
+    assert _ids(kept) == [5, 2, 20]
+    assert _ids(kept.to_torch(mode=mode)) == ([5, 2, 20] if mode == "random" else [2, 5, 20])
+    twice = ds.select([7, 3, 7, 1]).filter(lambda s: s["i"] != 1)
+    assert _ids(twice.to_torch(mode=mode)) == ([7, 3, 7] if mode == "random" else [3, 7, 7])
 
 
 # -- remote streaming ------------------------------------------------------------------------

@@ -127,9 +127,10 @@ class Reader:
             ):
                 raise ConfigError(f"a selected position is out of range for {total} samples")
             self.kept = np.sort(self._selection)
-        if filtered:
-            self.kept = self._filter_pass(self.kept, total)
-            self._selection = None
+        if filtered:  # (a selection's survivors keep its order: random mode reads them so)
+            passed = self._filter_pass(self._selection, total)
+            self._selection = passed if self._selection is not None else None
+            self.kept = np.sort(passed)
         if self.kept is not None and self.starts is not None:
             b = np.searchsorted(self.kept, self.starts)
             self._kept_by = [
