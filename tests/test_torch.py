@@ -519,6 +519,29 @@ def test_configuration_errors(ds):
         ds.to_torch().loader(num_workers=1, in_order=False)
 
 
+def test_bad_policies_and_states_are_refused_up_front(ds, http_url):
+    # one rank over shards of unknown size checked the policy only when len() was asked
+    with pytest.raises(atdata.ConfigError, match="policy must be"):
+        atdata.Dataset(http_url).to_torch(policy="wrap")
+    # a state without its keys raised a bare KeyError; a negative position yielded samples
+    # twice (random mode) or never ended (a stream); one past the end delivered nothing
+    state = ds.to_torch().state_dict()
+    with pytest.raises(atdata.ConfigError, match="state has no 'seed'"):
+        ds.to_torch().load_state_dict({"version": state["version"]})
+    for url in (ds.url, http_url):
+        saved = atdata.Dataset(url).to_torch().state_dict()
+        for bad in (-5, N + 1, "3", 2.0, True):
+            if bad == N + 1 and url == http_url:
+                continue  # (unknown counts: the walk ends at once, as for N)
+            with pytest.raises(atdata.ConfigError, match="position"):
+                atdata.Dataset(url).to_torch().load_state_dict({**saved, "position": bad})
+    with pytest.raises(atdata.ConfigError, match="epoch"):
+        ds.to_torch().load_state_dict({**state, "epoch": "x"})
+    tds = ds.to_torch()
+    tds.load_state_dict({**state, "position": N})  # at the end: nothing left of that epoch
+    assert len(tds) == 0 and list(tds) == []
+
+
 def test_plan_values():
     assert rank_slots(10, 0, 4, "drop_last", None, 0) == [0, 4]
     assert rank_slots(10, 3, 4, "pad", None, 0) == [3, 7, 1]

@@ -58,6 +58,7 @@ from atdata._errors import ConfigError
 from atdata._extras import require
 from atdata.dataset._torch_out import batch_to_torch, convert, sample_to_torch
 from atdata.dataset._torch_plan import (
+    POLICIES,
     StreamWalk,
     item_count,
     per_rank,
@@ -195,6 +196,8 @@ class TorchDataset(_Base):
                 "collate_fn combines the results of sample_transform; without one, batches are "
                 "assembled by atdata (use transform= to change whole batches)"
             )
+        if policy not in POLICIES:  # (checked here too: one lazy rank never splits a total)
+            raise ConfigError(f"policy must be 'drop_last' or 'pad', got {policy!r}")
         if rank is None:
             rank, world_size = _dist_rank_world()
         assert world_size is not None
@@ -272,9 +275,13 @@ class TorchDataset(_Base):
             self.shuffle_buffer if self.shuffle else min(self.shuffle_buffer, _PLAIN_WINDOW),
         )
 
+    def _slots(self) -> int:
+        """This rank's samples (slots) per epoch."""
+        return per_rank(self._reader.size, self.world_size, self.policy)
+
     def _left(self, start: int) -> int:
         """Items from slot ``start`` to the epoch's end."""
-        n = per_rank(self._reader.size, self.world_size, self.policy)
+        n = self._slots()
         return item_count(n, start, self.batch_size or 1, self.drop_last_batch)
 
     def _begin(self) -> int:
@@ -349,6 +356,9 @@ class TorchDataset(_Base):
         keys = ["seed", "shuffle", "rank", "world_size", "policy", "mode"]
         if self.mode == "stream" and self.shuffle:
             keys.append("shuffle_buffer")
+        for k in (*keys, "num_shards", "num_samples", "epoch", "position"):
+            if k not in state:
+                raise ConfigError(f"state has no {k!r}; pass a dict that state_dict() returned")
         for k in keys:
             if state[k] != getattr(self, k):
                 raise ConfigError(
@@ -364,8 +374,17 @@ class TorchDataset(_Base):
             raise ConfigError(
                 f"state was saved for {saved} samples but the dataset now has {self._reader.size}"
             )
-        self.epoch = int(state["epoch"])
-        self._pos = int(state["position"])
+        epoch, pos = state["epoch"], state["position"]
+        if not _is_int(epoch):
+            raise ConfigError(f"state has epoch={epoch!r}, not an integer")
+        top = None if self._reader.lazy else self._slots()
+        if not _is_int(pos) or pos < 0 or (top is not None and pos > top):
+            raise ConfigError(
+                f"state has position={pos!r}, not a number of samples delivered"
+                + ("" if top is None else f" (0 to {top}: this rank's samples per epoch)")
+            )
+        self.epoch = int(epoch)
+        self._pos = int(pos)
         self._resumed = True
 
     # -- iteration -----------------------------------------------------------------------------
@@ -542,6 +561,11 @@ class _Loader(_LoaderBase):
             if item is not SKIPPED:
                 yield unpack(item) if workers else item
         tds._finished = True
+
+
+def _is_int(x: Any) -> bool:
+    """An integer of a saved state (a JSON or numpy one), not a bool, float or string."""
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
 
 
 class _Skipped:
