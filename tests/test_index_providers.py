@@ -91,3 +91,35 @@ def test_latest_version_follows_semver_precedence(factory):
         p.put_schema(SchemaRecord("S", v, {"properties": {v: {"type": "string"}}}))
     assert p.get_schema("S").version == "1.1.0"
     assert [r.version for r in p.list_schemas()] == ["1.1.0-a", "1.1.0-a.1", "1.1.0"]
+
+
+def test_sqlite_opening_a_new_file_waits_out_an_immediate_lock(tmp_path):
+    # processes creating one index file at once can meet SQLite's immediate "database is
+    # locked" (no busy timeout: a reader upgrading to writer beside another); seen once in CI as
+    # a watcher that could not open its ledger. Opening tries again until the timeout.
+    import sqlite3
+
+    from atdata.providers._sqlite import SQLiteProvider
+
+    class Contended:  # a connection whose first two statements meet the lock
+        def __init__(self, conn):
+            self.conn, self.left = conn, 2
+
+        def execute(self, *a):
+            if self.left:
+                self.left -= 1
+                raise sqlite3.OperationalError("database is locked")
+            return self.conn.execute(*a)
+
+        def executescript(self, *a):
+            return self.conn.executescript(*a)
+
+    p = SQLiteProvider(tmp_path / "a.db")
+    raw = sqlite3.connect(tmp_path / "b.db", isolation_level=None)
+    c = Contended(raw)
+    p._prepare(c)  # type: ignore[arg-type]
+    assert c.left == 0
+    assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    p.timeout = 0.0  # past the timeout the lock is reported
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        p._prepare(Contended(raw))  # type: ignore[arg-type]

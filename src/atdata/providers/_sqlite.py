@@ -21,6 +21,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -85,15 +86,31 @@ class SQLiteProvider(IndexProvider):
             if d:
                 os.makedirs(d, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_DDL)
-            if self.legacy_tables:
-                conn.executescript(_legacy.DDL)
+            self._prepare(conn)
         except (sqlite3.Error, OSError) as exc:
             raise StorageError(f"cannot open the SQLite index {self.url}: {exc}") from None
         self._local.conn = conn
         return conn
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        """WAL mode and the tables. Processes opening a new file at once can meet SQLite's
+        immediate "database is locked" (switching to WAL, or two readers upgrading to writers in
+        the rollback journal the file starts with: the busy timeout does not apply), so that is
+        tried again until ``timeout``."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.executescript(_DDL)
+                if self.legacy_tables:
+                    conn.executescript(_legacy.DDL)
+                return
+            except sqlite3.OperationalError as exc:
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                if not busy or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     def _query(self, sql: str, args: tuple = ()) -> list[tuple[Any, ...]]:
         try:
