@@ -23,7 +23,7 @@ import csv
 import io
 import itertools
 import json
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 from atdata._extras import require
@@ -83,9 +83,13 @@ def iter_jsonl(
         yield pos, row
 
 
-def _counting(lines: Iterator[bytes], cell: list[Any], off: int) -> Iterator[bytes]:
+def _counting(
+    lines: Iterator[Any], cell: list[Any], off: int, size: Callable[[Any], int] = len
+) -> Iterator[Any]:
+    """``lines``, keeping in ``cell[0]`` the byte offset after the last one taken (``size``:
+    a line's length in bytes)."""
     for line in lines:
-        off += len(line)
+        off += size(line)
         cell[0] = off
         yield line
 
@@ -128,7 +132,7 @@ def iter_csv(
         [(2, {'a': '3', 'b': 'z'})]
     """
     text = _text(stream)
-    reader = csv.reader(_counted(text, cell, 0) if cell is not None else text)
+    reader = csv.reader(_counting(text, cell, 0, _utf8_size) if cell is not None else text)
     try:
         header = next(reader)
     except StopIteration:
@@ -145,7 +149,7 @@ def iter_csv(
     if rest is not None:
         text = _text(rest)
         rows: Iterator[list[str]] = csv.reader(
-            _counted(text, cell, offset) if cell is not None else text
+            _counting(text, cell, offset, _utf8_size) if cell is not None else text
         )
     else:
         rows = itertools.islice(reader, start, None)
@@ -178,12 +182,9 @@ def _text(stream: Any) -> Any:
     return io.TextIOWrapper(stream, encoding="utf-8", errors="surrogateescape", newline="")
 
 
-def _counted(lines: Iterator[str], cell: list[Any], off: int) -> Iterator[str]:
-    """``lines``, keeping in ``cell[0]`` the byte offset after the last one taken."""
-    for line in lines:
-        off += len(line) if line.isascii() else len(line.encode("utf-8", "surrogateescape"))
-        cell[0] = off
-        yield line
+def _utf8_size(line: str) -> int:
+    """The bytes ``line`` came from (bytes that were not UTF-8 kept as lone surrogates)."""
+    return len(line) if line.isascii() else len(line.encode("utf-8", "surrogateescape"))
 
 
 def _not_utf8(cells: list[str]) -> bool:
