@@ -306,7 +306,6 @@ class ShardCache:
         """
         if self.direct and not is_remote(shard):  # read where it is
             return shard[7:] if shard.startswith("file://") else shard
-        self._check_failed(shard)
         self._want(shard)
         path = self.path(shard)
         try:
