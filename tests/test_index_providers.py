@@ -123,3 +123,48 @@ def test_sqlite_opening_a_new_file_waits_out_an_immediate_lock(tmp_path):
     p.timeout = 0.0  # past the timeout the lock is reported
     with pytest.raises(sqlite3.OperationalError, match="locked"):
         p._prepare(Contended(raw))  # type: ignore[arg-type]
+
+
+_ODD_NAMES = ["données", "数据/v1", "a b", "a:b", "x!y", "a%d", ".x", "a..b", "Ωmega-1"]
+
+
+@pytest.mark.services
+def test_names_in_any_script_round_trip_on_every_provider(factory, tmp_path):
+    """Upstream indexes any text as a dataset name ("Human-readable dataset name", at most 200
+    in its entry record); ours refused every letter outside A-Z while saying "use letters".
+    Unicode and punctuation names now write, list, read back and take labels on every
+    provider."""
+    import atdata
+
+    idx = atdata.Index(factory(), data_store=atdata.LocalDiskStore(tmp_path / "data"))
+    for i, n in enumerate(_ODD_NAMES):
+        e = idx.write_samples([{"i": i}, {"i": i + 100}], name=n, maxcount=1)
+        assert [s["i"] for s in idx.open_dataset(n).ordered()] == [i, i + 100]
+        idx.label(f"lbl-{n}", e.cid)
+        assert idx.get_label(f"lbl-{n}").name == n
+    assert sorted(e.name for e in idx.list_datasets()) == sorted(_ODD_NAMES)
+    assert idx.get_dataset("données").shards[0].url.endswith("/données-000000.tar")
+
+
+@pytest.mark.parametrize(
+    ("bad", "why"),
+    [
+        ("", "it is empty"),
+        ("x@1", "it holds '@'"),
+        ("a\\b", "it holds '\\\\\\\\'"),
+        ("a[1]", r"it holds '\['"),
+        ("x{1..2}", "it holds '{'"),
+        ("a::b", "it holds '::'"),
+        ("a/../b", r"it has an empty, '\.' or '\.\.' part"),
+        ("/a", r"it has an empty, '\.' or '\.\.' part"),
+        (".staging/x", "'.staging' is the data store's own directory"),
+        ("é" * 101, "it has 202 UTF-8 bytes, more than 200"),
+    ],
+)
+def test_names_that_cannot_be_stored_or_read_back_say_why(bad, why):
+    from atdata import ConfigError
+    from atdata.index._entry import check_name
+
+    assert check_name("é" * 100) == "é" * 100
+    with pytest.raises(ConfigError, match=f"is invalid: {why}"):
+        check_name(bad)

@@ -46,7 +46,11 @@ LEGACY_SCHEMA_PREFIXES = ("local://schemas/", "atdata://local/sampleSchema/")
 _SEMVER = re.compile(
     r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?"
 )
-_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-/]{0,199}")
+# what a name may not hold: '@' (the version separator of "name@1.0.0"), '\\' (a path separator
+# on Windows; store keys treat it as '/'), glob brackets and braces (shard URLs are expanded as
+# patterns when read), and control characters
+_NAME_BAD = re.compile(r"[@\\\[\]{}\x00-\x1f\x7f-\x9f\u2028\u2029]|::")
+_NAME_MAX = 200  # UTF-8 bytes: the entry lexicon's maxLength, and a file name stays < 255
 
 
 def utcnow() -> str:
@@ -99,17 +103,37 @@ def bump(version: str, part: str) -> str:
 
 
 def check_name(name: str, what: str = "dataset") -> str:
-    """Validate a dataset or schema name (letters, digits, ``_ . - /``; no ``@``; no empty or
-    ``.`` parts between slashes, which could not name a store key)."""
-    if (
-        not isinstance(name, str)
-        or not _NAME.fullmatch(name)
-        or ".." in name
-        or any(p in ("", ".") for p in name.split("/"))
-    ):
+    """Validate a dataset, schema, label or lens name.
+
+    Any text is a name, in any script (``"données"``, ``"数据"``, ``"a b"``), except:
+    ``@`` (it separates ``name@version``), ``\\``, ``[ ] { }`` and ``::`` (read back as shard
+    patterns), control characters, an empty or ``.``/``..`` part between slashes (it could not
+    name a store key), ``.staging`` as the first part (the store's), and more than 200 UTF-8
+    bytes (the entry record's limit).
+
+    Examples:
+        >>> check_name("données/v1"), check_name("数据")
+        ('données/v1', '数据')
+    """
+    if not isinstance(name, str):
+        raise ConfigError(f"{what} name must be a string, got {type(name).__name__}")
+    parts = name.split("/")
+    why = (
+        "it is empty" if not name
+        else f"it has {len(name.encode('utf-8', 'replace'))} UTF-8 bytes, more than {_NAME_MAX}"
+        if len(name.encode("utf-8", "replace")) > _NAME_MAX
+        else f"it holds {m.group()!r}" if (m := _NAME_BAD.search(name))
+        else "it has an empty, '.' or '..' part between slashes"
+        if any(p in ("", ".", "..") for p in parts)
+        else "'.staging' is the data store's own directory" if parts[0] == ".staging"
+        else None
+    )  # fmt: skip
+    if why is not None:
         raise ConfigError(
-            f"{what} name {name!r} is invalid: use letters, digits and _ . - / (no '@', no '..', "
-            "no empty or '.' part between slashes), at most 200 characters"
+            f"{what} name {name!r} is invalid: {why}. A name is any text of at most "
+            f"{_NAME_MAX} UTF-8 bytes (letters of any script, digits, spaces, punctuation), "
+            "without '@', '\\', '[', ']', '{', '}', '::' or control characters, and without "
+            "an empty, '.' or '..' part between slashes"
         )
     return name
 

@@ -150,7 +150,7 @@ class Index(Catalog):
         if maxcount is None and maxsize is None:
             maxcount = 10**12  # one shard, still numbered (stable store keys)
         put, first = put_samples(
-            store, samples, f"{key_prefix or name}/{write_id}", name.replace("/", "-") + "-%06d.tar",
+            store, samples, f"{key_prefix or name}/{write_id}", name.replace("/", "-").replace("%", "%%") + "-%06d.tar",
             maxcount=maxcount, maxsize=maxsize, manifest=manifest, key=key, write_id=given,
         )  # fmt: skip
         if not put:
