@@ -251,6 +251,17 @@ def test_dataset_query_results_are_locations(tmp_path):
 # -- proxies and predicates -----------------------------------------------------------------------
 
 
+def test_predicate_repr_names_field_and_operator():
+    # Upstream prints a comparison as Predicate('x' gt 5): the operator by name, the field quoted.
+    assert repr(F.x > 5) == "Predicate('x' gt 5)"
+    names = [repr(p).split()[1] for p in (F.x == 1, F.x != 1, F.x < 1, F.x <= 1, F.x >= 1)]
+    assert names == ["eq", "ne", "lt", "le", "ge"]
+    assert repr(F.label.isin(["dog", "cat"])) == "Predicate('label' isin ('dog', 'cat'))"
+    assert repr(F.score.between(0, 1)) == "Predicate('score' between 0 and 1)"
+    assert repr(~F.tags.contains("t0")) == "~Predicate('tags' contains 't0')"
+    assert repr((F.x > 1) | (F.y < 2)) == "(Predicate('x' gt 1) | Predicate('y' lt 2))"
+
+
 def test_predicates_evaluate_compose_and_flatten():
     df = pd.DataFrame({"x": [1, 5, 9], "s": ["a", "b", "a"]})
     p = (F.x > 2) & (F.s == "a") & (F.x < 100)
@@ -261,7 +272,7 @@ def test_predicates_evaluate_compose_and_flatten():
     assert q.compile() is q.compile() and q.compile()(df).tolist() == [True, True, False]
     assert (~(F.s == "a"))(df).tolist() == [False, True, False]
     assert F.x.between(2, 9)(df).tolist() == [False, True, True]
-    assert repr(~(F.x >= 2) & (F.s != "b")) == "(~x >= 2 & s != 'b')"
+    assert repr(~(F.x >= 2) & (F.s != "b")) == "(~Predicate('x' ge 2) & Predicate('s' ne 'b'))"
     assert (F.x > 1).__and__(3) is NotImplemented and (F.x > 1).__or__(3) is NotImplemented
     with pytest.raises(TypeError):
         hash(F.x > 1)

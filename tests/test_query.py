@@ -196,17 +196,32 @@ def test_sql_query_pruning_every_shard_is_empty_not_an_error(ds):
 
 
 def test_where_to_expr_only_uses_safe_conjuncts():
-    assert repr(where_to_expr("a = 1 OR b = 2", complete=True)) == "(a == 1 | b == 2)"
+    assert (
+        repr(where_to_expr("a = 1 OR b = 2", complete=True))
+        == "(Predicate('a' eq 1) | Predicate('b' eq 2))"
+    )
     assert where_to_expr("a = 1 OR upper(s) = 'A'") is None  # one side unknown: no constraint
-    assert repr(where_to_expr("(a = 1 AND upper(s) = 'A') OR b = 2")) == "(a == 1 | b == 2)"
+    assert (
+        repr(where_to_expr("(a = 1 AND upper(s) = 'A') OR b = 2"))
+        == "(Predicate('a' eq 1) | Predicate('b' eq 2))"
+    )
     assert where_to_expr("(a = 1 AND upper(s) = 'A') OR b = 2", complete=True) is None
     assert where_to_expr("(a = 1") is None and where_to_expr("(score) > 3") is None
-    assert repr(where_to_expr("label = 'x AND y' AND 3 < n")) == "(label == 'x AND y' & n > 3)"
-    assert repr(where_to_expr("n BETWEEN 1 AND 2 AND upper(s) = 'A'")) == "n BETWEEN 1 AND 2"
-    assert repr(where_to_expr("\"my col\" IN ('a', 'it''s')")) == "my col IN ('a', \"it's\")"
+    assert repr(where_to_expr("label = 'x AND y' AND 3 < n")) == (
+        "(Predicate('label' eq 'x AND y') & Predicate('n' gt 3))"
+    )
+    assert (
+        repr(where_to_expr("n BETWEEN 1 AND 2 AND upper(s) = 'A'"))
+        == "Predicate('n' between 1 and 2)"
+    )
+    assert repr(where_to_expr("\"my col\" IN ('a', 'it''s')")) == (
+        "Predicate('my col' isin ('a', \"it's\"))"
+    )
     assert where_to_expr("NOT n = 1") is None
     assert where_to_expr("n > 1 AND upper(s) = 'A'", complete=True) is None
-    assert repr(where_to_expr("n > 1 AND s = 'A'", complete=True)) == "(n > 1 & s == 'A')"
+    assert repr(where_to_expr("n > 1 AND s = 'A'", complete=True)) == (
+        "(Predicate('n' gt 1) & Predicate('s' eq 'A'))"
+    )
 
 
 def test_sql_beyond_simple_terms_runs_in_duckdb(ds):

@@ -9,7 +9,7 @@ Names load lazily, so importing this module imports neither numpy, pandas nor py
 Examples:
     >>> import atdata.manifest as M
     >>> M.ManifestField("numeric").aggregate, repr(M.F.label == "dog")
-    ('numeric', "label == 'dog'")
+    ('numeric', "Predicate('label' eq 'dog')")
 """
 
 from __future__ import annotations

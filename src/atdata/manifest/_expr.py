@@ -16,7 +16,7 @@ Examples:
     >>> Q = query_fields(Row)
     >>> e = (Q.label.isin(["dog", "cat"]) & (Q.score > 0.5)) | ~Q.tags.contains("t0")
     >>> e
-    ((label IN ('dog', 'cat') & score > 0.5) | ~tags CONTAINS 't0')
+    ((Predicate('label' isin ('dog', 'cat')) & Predicate('score' gt 0.5)) | ~Predicate('tags' contains 't0'))
     >>> aggs = {"label": {"type": "categorical", "value_counts": {"bird": 4}},
     ...         "score": {"type": "numeric", "min": 0.1, "max": 0.9, "count": 4}}
     >>> (Q.label == "dog").may_match(aggs, 4), (Q.score.between(0.2, 0.3)).may_match(aggs, 4)
@@ -373,14 +373,29 @@ class Leaf(Predicate):
         return nulls or any(k not in labels for k in vc)
 
     def __repr__(self) -> str:
+        # The operator by name, as upstream atdata prints it: ``Predicate('score' gt 0.5)``.
         v = self.value
         if self.op == "in":
-            return f"{self.field} IN ({', '.join(map(repr, v))})"
-        if self.op == "between":
-            return f"{self.field} BETWEEN {v[0]!r} AND {v[1]!r}"
-        if self.op == "contains":
-            return f"{self.field} CONTAINS {v!r}"
-        return f"{self.field} {self.op} {v!r}"
+            shown = f"({', '.join(map(repr, v))})"
+        elif self.op == "between":
+            shown = f"{v[0]!r} and {v[1]!r}"
+        else:
+            shown = repr(v)
+        return f"Predicate({self.field!r} {_OP_NAMES[self.op]} {shown})"
+
+
+#: The name each :class:`Leaf` operator shows in reprs (upstream's names; ours for the rest).
+_OP_NAMES = {
+    "==": "eq",
+    "!=": "ne",
+    "<": "lt",
+    "<=": "le",
+    ">": "gt",
+    ">=": "ge",
+    "in": "isin",
+    "between": "between",
+    "contains": "contains",
+}
 
 
 class FieldProxy:
@@ -392,9 +407,9 @@ class FieldProxy:
 
     Examples:
         >>> FieldProxy("score") > 0.5
-        score > 0.5
+        Predicate('score' gt 0.5)
         >>> FieldProxy("score").between(0, 1)
-        score BETWEEN 0 AND 1
+        Predicate('score' between 0 and 1)
     """
 
     __hash__ = None  # type: ignore[assignment]
@@ -514,7 +529,7 @@ def query_fields(sample_type: type) -> FieldSet:
         ...     blob: bytes
         >>> Q = query_fields(P)
         >>> Q.name == "x", hasattr(Q, "blob")
-        (name == 'x', False)
+        (Predicate('name' eq 'x'), False)
     """
     from atdata.manifest._fields import resolve_manifest_fields
 

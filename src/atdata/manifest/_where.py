@@ -5,9 +5,9 @@ when it covers the whole clause, filters simple queries without a DuckDB round t
 
 Examples:
     >>> where_to_expr("label IN ('dog','cat') AND score > 0.9 AND (idx = 3 OR upper(s) = 'A')")
-    (label IN ('dog', 'cat') & score > 0.9)
+    (Predicate('label' isin ('dog', 'cat')) & Predicate('score' gt 0.9))
     >>> where_to_expr("idx = 3 OR (label = 'cat' AND score < 0.5)", complete=True)
-    (idx == 3 | (label == 'cat' & score < 0.5))
+    (Predicate('idx' eq 3) | (Predicate('label' eq 'cat') & Predicate('score' lt 0.5)))
     >>> where_to_expr("NOT idx = 3") is None
     True
 """
