@@ -168,3 +168,33 @@ def test_names_that_cannot_be_stored_or_read_back_say_why(bad, why):
     assert check_name("é" * 100) == "é" * 100
     with pytest.raises(ConfigError, match=f"is invalid: {why}"):
         check_name(bad)
+
+
+@pytest.mark.services
+def test_redis_latest_pointers_written_before_semver_precedence_are_recomputed(tmp_path):
+    """A Redis index written before the pointers followed semver precedence keeps
+    ``latest`` = the pre-release its release was inserted after; reads trusted the pointer (and
+    so did the next write's comparison). The first use by a provider recomputes every name's
+    pointer from the stored records, once per database."""
+    from atdata.index import DatasetEntry, SchemaRecord
+
+    f, cleanup = make_factory("redis", tmp_path)
+    try:
+        p = f()
+        for i, v in enumerate(["1.0.0-rc1", "1.0.0", "0.9.0"]):
+            p.add_entry(DatasetEntry("d", version=v, entry_id=f"d{i}"))
+        for v in ["2.0.0-beta", "2.0.0"]:
+            p.put_schema(SchemaRecord("S", v, {"properties": {v: {"type": "string"}}}))
+        # what the older code left: pointers at the pre-releases, no layout marker
+        p._client.hset(p._k["latest"], "d", "1.0.0-rc1")
+        p._client.hset(p._k["schema_latest"], "S", "2.0.0-beta")
+        p._client.delete(p.prefix + "latest_order")
+        old = f()
+        assert (old.get_entry("d").version, old.get_schema("S").version) == ("1.0.0", "2.0.0")
+        assert p._client.hget(p._k["latest"], "d") == b"1.0.0"
+        # once repaired, a pointer is trusted (no rescan): the marker is there
+        assert p._client.get(p.prefix + "latest_order") == b"2"
+        old.add_entry(DatasetEntry("d", version="1.0.0-rc2", entry_id="d9"))
+        assert f().get_entry("d").version == "1.0.0"
+    finally:
+        cleanup()

@@ -2,7 +2,8 @@
 
 Layout under a key prefix (``atdata:`` by default, one per test run in the tests): hashes
 ``<p>entries`` (``name@version`` -> entry JSON), ``<p>entry_ids`` (id -> ``name@version``),
-``<p>latest`` (name -> highest version), and the same three for schemas. Commits and version
+``<p>latest`` (name -> highest version), and the same three for schemas; ``<p>latest_order``
+marks pointers that follow semver precedence (a database without it has them recomputed once). Commits and version
 assignment run as Lua scripts, so they are atomic; listing is one ``HVALS``.
 
 With ``legacy_keys`` (the default for the default prefix, ``atdata:``) the provider also reads
@@ -115,6 +116,27 @@ if not latest or newer(ARGV[2], latest) then redis.call('HSET', KEYS[2], ARGV[1]
 return ARGV[3]
 """
 
+# (run after _NEWER) KEYS: entries, latest, schemas, schema_latest, marker: recompute every
+# name's latest version from the stored records, once per database (an index written before
+# the pointers followed semver precedence can point at a pre-release below its release)
+_REPAIR_LATEST = """
+if redis.call('EXISTS', KEYS[5]) == 1 then return 0 end
+local function fix(records, latest)
+  local best = {}
+  for _, key in ipairs(redis.call('HKEYS', records)) do
+    local name, v = string.match(key, '^(.*)@([^@]*)$')
+    if name and string.match(v, '^%d+%.%d+%.%d+') then
+      if best[name] == nil or newer(v, best[name]) then best[name] = v end
+    end
+  end
+  for name, v in pairs(best) do redis.call('HSET', latest, name, v) end
+end
+fix(KEYS[1], KEYS[2])
+fix(KEYS[3], KEYS[4])
+redis.call('SET', KEYS[5], '2')
+return 1
+"""
+
 # KEYS: records, latest ; ARGV: name -> the record of the highest version
 _GET_LATEST = """
 local v = redis.call('HGET', KEYS[2], ARGV[1])
@@ -167,10 +189,14 @@ class RedisProvider(IndexProvider):
             "latest": f"{p}latest",
             "schemas": f"{p}schemas",
             "schema_latest": f"{p}schema_latest",
+            # set once the latest pointers follow semver precedence (see _REPAIR_LATEST)
+            "layout": f"{p}latest_order",
         }
+        self._pointers_checked = False
         self._add = self._client.register_script(_NEWER + _ADD_ENTRY)
         self._put_schema = self._client.register_script(_NEWER + _PUT_SCHEMA)
         self._latest = self._client.register_script(_GET_LATEST)
+        self._repair = self._client.register_script(_NEWER + _REPAIR_LATEST)
 
     @property
     def url(self) -> str:
@@ -188,10 +214,23 @@ class RedisProvider(IndexProvider):
                 "check that the server is running and reachable",
             ) from None
 
+    def _check_pointers(self) -> None:
+        """Before the first use of the latest pointers: recompute them when this database's
+        were written before they followed semver precedence (once per database, one
+        ``EXISTS`` per provider after that)."""
+        if self._pointers_checked:
+            return
+        k = self._k
+        keys = [k["entries"], k["latest"], k["schemas"], k["schema_latest"], k["layout"]]
+        if self._call(self._repair, keys=keys):
+            log.info("Redis index %s: recomputed the latest version of every name", self.url)
+        self._pointers_checked = True
+
     # -- schemas --------------------------------------------------------------------------------
     def put_schema(self, record: SchemaRecord) -> SchemaRecord:
         parse_version(record.version)
         record.created_at = record.created_at or utcnow()
+        self._check_pointers()
         k = self._k
         raw = self._call(
             self._put_schema,
@@ -208,6 +247,7 @@ class RedisProvider(IndexProvider):
     def get_schema(self, name: str, version: str | None = None) -> SchemaRecord | None:
         k = self._k
         if version is None:
+            self._check_pointers()
             raw = self._call(self._latest, keys=[k["schemas"], k["schema_latest"]], args=[name])
         else:
             raw = self._call(self._client.hget, k["schemas"], f"{name}@{version}")
@@ -237,6 +277,7 @@ class RedisProvider(IndexProvider):
             entry.version = explicit
         if text.count(_TOKEN) != 1:
             raise ConfigError(f"entry metadata of {entry.name!r} must not contain {_TOKEN!r}")
+        self._check_pointers()
         k = self._k
         status, payload = self._call(
             self._add,
@@ -253,6 +294,7 @@ class RedisProvider(IndexProvider):
     def get_entry(self, name: str, version: str | None = None) -> DatasetEntry | None:
         k = self._k
         if version is None:
+            self._check_pointers()
             raw = self._call(self._latest, keys=[k["entries"], k["latest"]], args=[name])
         else:
             raw = self._call(self._client.hget, k["entries"], f"{name}@{version}")
