@@ -130,22 +130,29 @@ class Ledger(Protocol):
 
 
 class LedgerBase:
-    """Shared helpers: the lazy ``records`` view and the cached :meth:`snapshot`.
+    """Shared helpers: the lazy ``records`` view and the generation-based :meth:`snapshot`.
 
-    A backend implements ``list_records``, ``revisions`` (``(shard, rev)`` of every record, a
-    cheap read) and ``fetch`` (the records of some shards).
+    Each change stamps its row with the watch's next *generation*, assigned so that generations
+    are committed in order (the writer holds the watch's lock from reading ``MAX(gen)`` to its
+    commit). A backend implements ``list_records`` and three reads: ``_top_count`` (the highest
+    generation and the number of records), ``_since(gen)`` (``(record JSON, gen)`` of the rows
+    above ``gen``) and ``_shard_set`` (every shard, after deletes).
     """
 
     def __init__(self) -> None:
         self._cache: dict[str, LedgerRecord] = {}
+        self._seen = (-1, -1)  # (max gen, row count) of the last snapshot
 
     def list_records(self) -> list[LedgerRecord]:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def revisions(self) -> list[tuple[str, int]]:  # pragma: no cover - overridden
+    def _top_count(self) -> tuple[int, int]:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def fetch(self, shards: list[str]) -> list[LedgerRecord]:  # pragma: no cover - overridden
+    def _since(self, gen: int) -> list[tuple[Any, int]]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _shard_set(self) -> set[str]:  # pragma: no cover - overridden
         raise NotImplementedError
 
     @property
@@ -154,21 +161,21 @@ class LedgerBase:
         return iter(self.list_records())
 
     def snapshot(self) -> dict[str, LedgerRecord]:
-        """``shard -> record`` for every record; only records whose revision changed since the
-        last snapshot are read and decoded again (a poll over 10,000 settled shards reads
-        10,000 ``(shard, rev)`` pairs, not 10,000 JSON records)."""
-        revs = self.revisions()
-        cache = self._cache
-        stale = [s for s, rev in revs if (c := cache.get(s)) is None or c.rev != rev]
-        if stale:
-            got = self.list_records() if len(stale) * 2 > len(revs) else self.fetch(stale)
-            for r in got:
-                cache[r.shard] = r
-        if len(cache) > len(revs):  # forgotten records
-            keep = {s for s, _ in revs}
-            for s in [s for s in cache if s not in keep]:
-                del cache[s]
-        return {s: cache[s] for s, _ in revs if s in cache}
+        """``shard -> record`` for every record: only the rows changed since the last snapshot
+        are read (a poll over 10,000 settled shards reads two numbers)."""
+        top, count = self._top_count()
+        if (top, count) == self._seen:
+            return dict(self._cache)
+        for text, gen in self._since(self._seen[0]):
+            r = LedgerRecord.loads(text)
+            self._cache[r.shard] = r
+            top = max(top, int(gen))
+        if len(self._cache) > count:  # records were forgotten: read the set of shards again
+            keep = self._shard_set()
+            for shard in [s for s in self._cache if s not in keep]:
+                del self._cache[shard]
+        self._seen = (top, len(self._cache))
+        return dict(self._cache)
 
 
 _SQLITE_DDL = """
@@ -200,7 +207,6 @@ class SQLiteLedger(LedgerBase):
         self.provider = provider
         self.watch = watch
         self._ready_conns: set[int] = set()
-        self._seen = (-1, -1)  # (max gen, row count) of the last snapshot
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection = self.provider._conn()
@@ -235,28 +241,22 @@ class SQLiteLedger(LedgerBase):
         rows = self._rows(f"SELECT record FROM {_T} WHERE watch=? ORDER BY shard", (self.watch,))
         return [LedgerRecord.loads(r[0]) for r in rows]
 
-    def snapshot(self) -> dict[str, LedgerRecord]:
+    def _top_count(self) -> tuple[int, int]:
         ((top, count),) = self._rows(
             f"SELECT COALESCE(MAX(gen), 0), COUNT(*) FROM {_T} WHERE watch=?", (self.watch,)
         )
-        if (top, count) == self._seen:
-            return dict(self._cache)
-        seen_gen = self._seen[0]
-        rows = self._rows(
-            f"SELECT record, gen FROM {_T} WHERE watch=? AND gen > ?", (self.watch, seen_gen)
-        )
-        for text, gen in rows:
-            r = LedgerRecord.loads(text)
-            self._cache[r.shard] = r
-            top = max(top, gen)
-        if len(self._cache) > count:  # records were forgotten: read the set of shards again
-            keep = {
-                r[0] for r in self._rows(f"SELECT shard FROM {_T} WHERE watch=?", (self.watch,))
-            }
-            for shard in [s for s in self._cache if s not in keep]:
-                del self._cache[shard]
-        self._seen = (top, len(self._cache))
-        return dict(self._cache)
+        return int(top), int(count)
+
+    def _since(self, gen: int) -> list[tuple[Any, int]]:
+        return [
+            (text, g)
+            for text, g in self._rows(
+                f"SELECT record, gen FROM {_T} WHERE watch=? AND gen > ?", (self.watch, gen)
+            )
+        ]
+
+    def _shard_set(self) -> set[str]:
+        return {r[0] for r in self._rows(f"SELECT shard FROM {_T} WHERE watch=?", (self.watch,))}
 
     def put(self, record: LedgerRecord, *, expect_rev: int) -> bool:
         conn = self._conn()
