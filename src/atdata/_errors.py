@@ -22,12 +22,14 @@ __all__ = [
     "ArrayLayoutError",
     "AppViewRequiredError",
     "AppViewUnavailableError",
+    "ArgumentTypeError",
     "AtdataError",
     "AuthenticationError",
     "ConfigError",
     "DataNotFoundError",
     "DecodeError",
     "IntegrityError",
+    "LengthUnknownError",
     "LensNotFoundError",
     "MissingCredentialsError",
     "MissingExtraError",
@@ -37,6 +39,7 @@ __all__ = [
     "QualityGateError",
     "RecordNotFoundError",
     "RemoteShardError",
+    "SampleIndexError",
     "SampleKeyError",
     "SchemaError",
     "ShardError",
@@ -83,6 +86,24 @@ class SampleKeyError(AtdataError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0]) if self.args else ""
+
+
+class SampleIndexError(AtdataError, IndexError):
+    """A sample position is out of range (negative ones count from the end), or a boolean mask
+    of positions does not have one entry per sample."""
+
+
+class ArgumentTypeError(AtdataError, TypeError):
+    """An argument of the wrong type: a float, ``None`` or a string as a sample position, a
+    single integer where a sequence of positions is expected, a logger without its methods."""
+
+
+class LengthUnknownError(AtdataError, TypeError):
+    """``len()`` of a dataset whose length is unknown until it is read (a filtered one, or
+    remote shards nothing has counted yet); the message says how to count it.
+
+    A ``TypeError``, as for any object without a length, so ``list(ds)`` still works.
+    """
 
 
 class SplitNotFoundError(AtdataError, ValueError, KeyError):
@@ -290,12 +311,17 @@ class QualityGateError(AtdataError, ValueError):
 
 
 class DataNotFoundError(ShardError, FileNotFoundError):
-    """No shard or manifest file exists where one was asked for (a ``FileNotFoundError``)."""
+    """No shard, manifest or other data file (a lexicon document) exists where one was asked for
+    (a ``FileNotFoundError``)."""
 
 
-class UnknownFieldError(SchemaError, AttributeError):
-    """A field name that the schema (or its manifests) does not have (also an ``AttributeError``,
-    so ``hasattr`` works on field sets)."""
+class UnknownFieldError(SchemaError, AttributeError, KeyError):
+    """A field name that the schema (or its manifests, or a :class:`~atdata.DictSample`) does not
+    have: also an ``AttributeError`` (so ``hasattr`` works on field sets and samples) and a
+    ``KeyError`` (``sample["name"]``, ``Q["name"]``)."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
 
 
 class NotFoundError(AtdataError, KeyError):

@@ -31,6 +31,8 @@ import time
 from collections.abc import Iterator
 from typing import Any, Protocol, runtime_checkable
 
+from atdata._errors import ArgumentTypeError
+
 __all__ = ["LoggerProtocol", "configure_logging", "get_logger", "log_operation"]
 
 
@@ -54,14 +56,14 @@ def configure_logging(logger: LoggerProtocol) -> None:
     """Send atdata's log messages to ``logger`` from now on.
 
     Raises:
-        TypeError: When ``logger`` lacks one of ``debug``/``info``/``warning``/``error``.
+        ArgumentTypeError: (a ``TypeError``) When ``logger`` lacks one of ``debug``/``info``/``warning``/``error``.
     """
     global _current
     missing = [
         m for m in ("debug", "info", "warning", "error") if not callable(getattr(logger, m, None))
     ]
     if missing:
-        raise TypeError(
+        raise ArgumentTypeError(
             f"configure_logging needs a logger with debug/info/warning/error methods; "
             f"{type(logger).__name__} lacks {', '.join(missing)}"
         )

@@ -21,7 +21,13 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, BinaryIO, Protocol, TypeVar, cast, runtime_checkable
 
-from atdata._errors import ConfigError, DataNotFoundError, ShardError, shard_open_error
+from atdata._errors import (
+    ArgumentTypeError,
+    ConfigError,
+    DataNotFoundError,
+    ShardError,
+    shard_open_error,
+)
 from atdata._shards import httpget
 from atdata._shards.bodyread import DirectBody
 
@@ -64,7 +70,7 @@ def shard_id_kw(method: _F) -> _F:
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         if "shard" in kwargs:
             if args or "shard_id" in kwargs:
-                raise TypeError("open_shard() got the shard twice: pass shard_id only")
+                raise ArgumentTypeError("open_shard() got the shard twice: pass shard_id only")
             warnings.warn(
                 "open_shard(shard=...) is deprecated: the parameter is shard_id "
                 "(open_shard(shard_id=...) or positionally)",

@@ -37,7 +37,7 @@ from typing import (
 
 import msgpack
 
-from atdata._errors import DecodeError, PayloadTypeError, SchemaError
+from atdata._errors import DecodeError, PayloadTypeError, SchemaError, UnknownFieldError
 from atdata._wire.fields import FieldSpec, check_map_keys, fields_of
 
 __all__ = [
@@ -506,7 +506,16 @@ class DictSample(_WireSample):
         return out
 
     def __getitem__(self, name: str) -> Any:
-        return self._data[name]
+        try:
+            return self._data[name]
+        except KeyError:
+            raise self._unknown(name) from None
+
+    def _unknown(self, name: object) -> UnknownFieldError:
+        key = "" if self.__key__ is None else f" (sample {self.__key__!r})"
+        return UnknownFieldError(
+            f"DictSample has no field {name!r:.60}{key}; fields: {sorted(map(str, self._data))}"
+        )
 
     def __getstate__(self) -> tuple[dict, str | None]:  # DataLoader workers send samples back
         return self._data, self.__key__
@@ -521,9 +530,7 @@ class DictSample(_WireSample):
         try:
             return self._data[name]
         except KeyError:
-            raise AttributeError(
-                f"DictSample has no field {name!r}; fields: {sorted(self._data)}"
-            ) from None
+            raise self._unknown(name) from None
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "__key__":

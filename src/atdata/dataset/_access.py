@@ -30,7 +30,7 @@ from typing import Any
 
 import msgpack
 
-from atdata._errors import AtdataError, DecodeError, SampleKeyError
+from atdata._errors import AtdataError, DecodeError, SampleIndexError, SampleKeyError
 from atdata._shards.members import FdCache, KeyLookup, ShardIndex
 from atdata._shards.sources import DataSource, URLSource, is_remote
 from atdata._shards.tar import iter_tar
@@ -146,7 +146,7 @@ class ShardTable:
         """``(shard, key, position in shard)`` of the sample at overall position ``i``.
 
         Raises:
-            IndexError: When ``i`` is out of range.
+            SampleIndexError: (an ``IndexError``) When ``i`` is out of range.
         """
         shards, cum = self.cumulative()
         total = cum[-1] if cum else 0
@@ -154,7 +154,9 @@ class ShardTable:
         if i < 0:
             i += total
         if not 0 <= i < total:
-            raise IndexError(f"sample index {asked} out of range for a dataset of {total} samples")
+            raise SampleIndexError(
+                f"sample index {asked} out of range for a dataset of {total} samples"
+            )
         si = bisect.bisect_right(cum, i)
         shard = shards[si]
         local = i - (cum[si - 1] if si else 0)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from typing import Any, TypeVar
 
-from atdata._errors import ConfigError
+from atdata._errors import ArgumentTypeError, ConfigError
 
 __all__ = ["DatasetAlias", "dataset_args"]
 
@@ -26,7 +26,7 @@ def dataset_args(
     the second positional argument is upstream's ``metadata_url``; ``url=`` is the source.
 
     Raises:
-        TypeError: No shards given. ConfigError: A bad ``on_error`` or ``sample_type``.
+        ArgumentTypeError: (a ``TypeError``) No shards given. ConfigError: A bad ``on_error`` or ``sample_type``.
     """
     from atdata._shards.sources import URLSource
     from atdata._wire.sample import DictSample
@@ -35,7 +35,9 @@ def dataset_args(
         metadata_url, sample_type = os.fspath(sample_type), None
     if source is None:
         if url is None:
-            raise TypeError("Dataset() needs the shards: Dataset(source) or Dataset(url=...)")
+            raise ArgumentTypeError(
+                "Dataset() needs the shards: Dataset(source) or Dataset(url=...)"
+            )
         source = url
     if on_error not in ("raise", "skip"):
         raise ConfigError(f"on_error must be 'raise' or 'skip', got {on_error!r}")

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
-from atdata._errors import DecodeError
+from atdata._errors import DecodeError, UnknownFieldError
 from atdata._wire.decode import missing_field
 
 __all__ = ["SampleBatch"]
@@ -166,7 +166,9 @@ class SampleBatch(Generic[T]):
             return []
         first: Any = samples[0]
         if not hasattr(first, name) and not (hasattr(first, "keys") and name in first):
-            raise AttributeError(f"samples of this batch have no field {name!r}")
+            raise UnknownFieldError(
+                f"samples of this batch (first key: {self.keys[0]!r}) have no field {name!r}"
+            )
         vals = [getattr(s, name) for s in samples]
         spec = _spec(self.sample_type, name)
         if spec is not None and spec.kind == "ndarray" and all(v is not None for v in vals):

@@ -528,8 +528,8 @@ class Dataset(Generic[T]):
         return _export.to_torch(self, kwargs)
 
     def head(self, n: int = 5) -> list[T]:
-        """The first ``n`` samples."""
-        return list(itertools.islice(self.ordered(), n))
+        """The first ``n`` samples (``n`` >= 0)."""
+        return list(itertools.islice(self.ordered(), _read.count_arg("n", n, 0)))
 
     @property
     def schema(self) -> dict[str, str]:

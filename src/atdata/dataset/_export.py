@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from atdata._errors import AtdataError, ConfigError
 from atdata._shards.sources import is_remote
+from atdata.dataset._read import count_arg
 
 if TYPE_CHECKING:
     from atdata.dataset._dataset import Dataset
@@ -176,6 +177,8 @@ def to_dict(
     """Columns: field name -> list of values (the first ``limit`` samples; ``with_keys`` adds a
     ``__key__`` column first)."""
     cols: dict[str, list[Any]] = {"__key__": []} if with_keys else {}
+    if limit is not None:
+        limit = count_arg("limit", limit, 0)
     it = ds.ordered() if limit is None else itertools.islice(ds.ordered(), limit)
     for s in it:
         if with_keys:

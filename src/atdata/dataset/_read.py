@@ -17,11 +17,20 @@ Examples:
 from __future__ import annotations
 
 import itertools
+import operator
 import random
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from atdata._errors import AtdataError, ConfigError, SampleKeyError, in_sample
+from atdata._errors import (
+    ArgumentTypeError,
+    AtdataError,
+    ConfigError,
+    LengthUnknownError,
+    SampleIndexError,
+    SampleKeyError,
+    in_sample,
+)
 from atdata._wire.sample import DictSample, set_key
 from atdata.dataset._stream import lens_map, shuffle_buffer
 
@@ -32,6 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "as_type",
+    "count_arg",
     "decoded",
     "emit",
     "exact_len",
@@ -111,11 +121,30 @@ def getitem(ds: Dataset[Any], item: int | str | slice) -> Any:
     if isinstance(item, str):
         return ds.get(item)
     if isinstance(item, slice):
-        return ds.select(range(*item.indices(exact_len(ds))))
+        try:
+            return ds.select(range(*item.indices(exact_len(ds))))
+        except TypeError as exc:
+            if isinstance(exc, AtdataError):
+                raise
+            raise ArgumentTypeError(
+                f"ds[{item.start}:{item.stop}:{item.step}]: slice bounds must be integers or None"
+            ) from None
+    try:
+        i = operator.index(item)
+    except TypeError:
+        hint = "; for several positions use ds.select([...])" if _iterable(item) else ""
+        raise ArgumentTypeError(
+            f"ds[...] takes a position (int), a sample key (str) or a slice, got "
+            f"{item!r:.60} ({type(item).__name__}){hint}"
+        ) from None
     if ds._selection is not None:
-        item = ds._selection[_in_range(int(item), len(ds._selection), "selection")]
-    shard, key, pos = ds._shared.locate_pos(int(item))
+        i = ds._selection[_in_range(i, len(ds._selection), "selection")]
+    shard, key, pos = ds._shared.locate_pos(i)
     return read_one(ds, shard, key, pos)
+
+
+def _iterable(x: Any) -> bool:
+    return isinstance(x, Iterable) and not isinstance(x, (str, bytes))
 
 
 def locate_pos(ds: Dataset[Any], key: str) -> tuple[str, int]:
@@ -181,8 +210,7 @@ def emit(
     """Samples (``batch_size=None``) or :class:`~atdata.SampleBatch` es from raw triples."""
     if batch_size is None:
         return with_ops(ds._ops, decoded(ds, raws))
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    batch_size = count_arg("batch_size", batch_size, 1)
     return _batches(ds, raws, batch_size, drop_last)
 
 
@@ -257,17 +285,23 @@ def shuffled_raws(ds: Dataset[Any], buffer: int, seed: int | None) -> Iterator[A
 def positions(ds: Dataset[Any], indices: Iterable[int]) -> list[int]:
     """Overall positions of ``indices`` (relative to ``ds``'s selection; negative from the end).
 
+    ``indices`` holds integers (Python or numpy), or is a boolean mask with one entry per sample
+    of ``ds`` (a list of bools or a numpy/torch bool array), as in numpy.
+
     Raises:
-        IndexError: For a negative index beyond the start, or an index outside the selection
-            (an index past the end of a dataset without one is refused when it is read).
+        SampleIndexError: (an ``IndexError``) For a negative index beyond the start, an index
+            outside the selection (an index past the end of a dataset without one is refused
+            when it is read), or a mask of the wrong length.
+        ArgumentTypeError: (a ``TypeError``) For a position that is not an integer (a float,
+            ``None``, a string), booleans mixed with integers, or a single integer.
     """
+    idx_in = _as_ints(ds, indices)
     sel = ds._selection
     if sel is not None:
-        return [sel[_in_range(int(i), len(sel), "selection")] for i in indices]
+        return [sel[_in_range(i, len(sel), "selection")] for i in idx_in]
     n = None
     idx = []
-    for i in indices:
-        i = int(i)
+    for i in idx_in:
         if i < 0:
             n = n if n is not None else ds._shared.base_len()
             i = _in_range(i, n, "dataset")
@@ -276,11 +310,86 @@ def positions(ds: Dataset[Any], indices: Iterable[int]) -> list[int]:
 
 
 def _in_range(i: int, n: int, what: str) -> int:
-    """``i`` as a position in ``0..n-1`` (negative: from the end), else ``IndexError``."""
+    """``i`` as a position in ``0..n-1`` (negative: from the end), else ``SampleIndexError``."""
     j = i + n if i < 0 else i
     if not 0 <= j < n:
-        raise IndexError(f"sample index {i} out of range for a {what} of {n} samples")
+        raise SampleIndexError(f"sample index {i} out of range for a {what} of {n} samples")
     return j
+
+
+def _is_bool(v: Any) -> bool:
+    return isinstance(v, bool) or type(v).__name__ in ("bool", "bool_")  # numpy's bool scalars
+
+
+def _as_ints(ds: Dataset[Any], indices: Any) -> list[int]:
+    """``indices`` (integers, or a boolean mask over ``ds``) as a list of Python ints."""
+    if isinstance(indices, range):
+        return list(indices)
+    if not _iterable(indices):
+        raise ArgumentTypeError(
+            f"select() takes a sequence of sample positions or a boolean mask, got "
+            f"{indices!r:.60} ({type(indices).__name__}); for one sample use ds[i]"
+        )
+    if getattr(indices, "dtype", None) is not None and not isinstance(indices, list):
+        import numpy as np  # numpy and torch arrays: their elements as Python values
+
+        arr = np.asarray(indices)
+        if arr.ndim != 1:
+            raise ArgumentTypeError(
+                f"select() takes a 1-D sequence of positions, got an array of shape "
+                f"{arr.shape}; flatten it first"
+            )
+        items = arr.tolist()
+    else:
+        items = list(indices)
+    out: list[int] = []
+    bools = 0
+    for k, v in enumerate(items):
+        if type(v) is int:
+            out.append(v)
+            continue
+        if _is_bool(v):
+            bools += 1
+            continue
+        try:
+            out.append(operator.index(v))
+        except TypeError:
+            raise ArgumentTypeError(
+                f"sample positions must be integers, got {v!r:.40} ({type(v).__name__}) at "
+                f"entry {k}; convert them first (e.g. [int(i) for i in ...]), or pass a "
+                "boolean mask"
+            ) from None
+    if not bools:
+        return out
+    if out:
+        raise ArgumentTypeError(
+            f"select() got {bools} booleans mixed with {len(out)} integers; pass either "
+            "integer positions or a boolean mask with one entry per sample"
+        )
+    n = len(ds._selection) if ds._selection is not None else ds._shared.base_len()
+    if len(items) != n:
+        what = "selection" if ds._selection is not None else "dataset"
+        raise SampleIndexError(
+            f"a boolean mask of {len(items)} entries for a {what} of {n} samples; "
+            "a mask needs one entry per sample"
+        )
+    return [k for k, v in enumerate(items) if v]
+
+
+def count_arg(name: str, value: Any, least: int) -> int:
+    """``value`` as an ``int`` >= ``least``, else a :class:`~atdata.ConfigError` naming ``name``
+    (booleans and floats are refused, not truncated)."""
+    try:
+        if _is_bool(value):
+            raise TypeError
+        v = operator.index(value)
+    except TypeError:
+        raise ConfigError(
+            f"{name} must be an integer >= {least}, got {value!r:.40} ({type(value).__name__})"
+        ) from None
+    if v < least:
+        raise ConfigError(f"{name} must be >= {least}, got {v}")
+    return v
 
 
 def _filtered(ds: Dataset[Any]) -> bool:
@@ -291,10 +400,11 @@ def exact_len(ds: Dataset[Any]) -> int:
     """``len`` without the guard against streaming shards (for explicit requests).
 
     Raises:
-        TypeError: For a filtered dataset (its length is unknown until read).
+        LengthUnknownError: (a ``TypeError``) For a filtered dataset (its length is unknown
+            until read).
     """
     if _filtered(ds):
-        raise TypeError(
+        raise LengthUnknownError(
             "the length of a filtered dataset is unknown until it is read; "
             "use sum(1 for _ in ds) or ds.count() to count it"
         )
@@ -306,13 +416,14 @@ def exact_len(ds: Dataset[Any]) -> int:
 
 
 def guarded_len(ds: Dataset[Any]) -> int:
-    """``len(ds)``: refuses (``TypeError``) when it would download remote shards to count them."""
+    """``len(ds)``: refuses (:class:`~atdata.LengthUnknownError`, a ``TypeError``) when it would
+    download remote shards to count them."""
     # list(ds), tuple(ds), ... ask len() for a size hint before iterating; a TypeError makes
     # them fall back, so an uncounted remote shard is never downloaded just to count it.
     if ds._selection is None and ds._known_total is None and not _filtered(ds):
         costly = [s for s in ds.list_shards() if ds._shared.streams_to_count(s)]
         if costly:
-            raise TypeError(
+            raise LengthUnknownError(
                 f"the length of this dataset is unknown without downloading {len(costly)} "
                 f"remote shard(s) (first: {costly[0]}); call ds.count() to count them "
                 "once (len(ds) works afterwards)"

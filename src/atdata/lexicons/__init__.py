@@ -21,6 +21,8 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
+from atdata._errors import DataNotFoundError
+
 __all__ = [
     "LEXICON_IDS",
     "NAMESPACE",
@@ -61,10 +63,11 @@ def get_lexicon_path(lexicon_id: str) -> Path:
     """Where the document of ``lexicon_id`` lives in the package (it may not exist).
 
     Raises:
-        FileNotFoundError: When ``lexicon_id`` is not an NSID (three or more dotted segments).
+        DataNotFoundError: (a ``FileNotFoundError``) When ``lexicon_id`` is not an NSID (three
+            or more dotted segments).
     """
     if not isinstance(lexicon_id, str) or not _NSID.match(lexicon_id):
-        raise FileNotFoundError(
+        raise DataNotFoundError(
             f"No lexicon file found for {lexicon_id!r}: not an NSID like '{NAMESPACE}.entry'"
         )
     *dirs, name = lexicon_id.split(".")
@@ -76,11 +79,11 @@ def load_lexicon(lexicon_id: str) -> dict[str, Any]:
     """The lexicon document of ``lexicon_id`` (cached: the same dict each call; do not mutate it).
 
     Raises:
-        FileNotFoundError: When atdata ships no lexicon of that id.
+        DataNotFoundError: (a ``FileNotFoundError``) When atdata ships no lexicon of that id.
     """
     path = get_lexicon_path(lexicon_id)
     if not path.is_file():
-        raise FileNotFoundError(
+        raise DataNotFoundError(
             f"No lexicon file found for {lexicon_id!r} (atdata ships: {', '.join(LEXICON_IDS)})"
         )
     return dict(json.loads(path.read_text(encoding="utf-8")))
