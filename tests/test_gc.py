@@ -154,3 +154,74 @@ def test_store_without_room_for_staging_is_a_storage_error(tmp_path):
     ):
         idx.write_samples([{"i": 1}], name="n")
     idx.close()
+
+
+def _losing_run(index, name="ds", write_id="job"):
+    """Two runs of one write_id with other samples: the second commits while the first is
+    still writing, so the first stores its shards beside the entry's and raises."""
+
+    def rows_b():
+        index.write_samples(
+            [{"i": i} for i in range(4)], name=name, write_id=write_id, maxcount=2, manifest=True
+        )
+        yield from ({"i": 100 + i} for i in range(6))
+
+    with pytest.raises(atdata.IntegrityError, match="another run with this write_id"):
+        index.write_samples(rows_b(), name=name, write_id=write_id, maxcount=2, manifest=True)
+    entry = index.get_dataset(name)
+    kept = os.path.dirname(entry.shards[0].url)
+    wdir = os.path.dirname(kept)
+    (loser,) = [os.path.join(wdir, d) for d in os.listdir(wdir) if os.path.join(wdir, d) != kept]
+    return entry, loser
+
+
+def test_gc_collects_the_shards_of_a_losing_write_id_run(index, tmp_path, capsys):
+    entry, loser = _losing_run(index)
+    names = [
+        f"ds-00000{i}{x}" for i in range(3) for x in (".manifest.json", ".manifest.parquet", ".tar")
+    ]
+    assert sorted(os.listdir(loser)) == names
+    # another name's entry indexes shard 0 where it is, and upstream's tables shard 1
+    index.add_entry(atdata.Dataset(os.path.join(loser, "ds-000000.tar")), name="borrowed")
+    from atdata.index import DatasetEntry, ShardRef
+    from atdata.providers import _sqlite_legacy
+
+    up = DatasetEntry("upstream-ds", shards=[ShardRef(os.path.join(loser, "ds-000001.tar"))])
+    with index.provider._transaction() as conn:
+        _sqlite_legacy.mirror_entry(conn, up)
+    assert "upstream-ds" in {e.name for e in index.list_datasets()}
+    gone = [os.path.join(loser, n) for n in names[6:]]
+    assert find_leftovers(index, min_age=3600) == []  # young: a live writer may own them
+    found = find_leftovers(index, min_age=0)
+    assert sorted((lo.path, lo.kind) for lo in found) == [(p, "orphan") for p in gone]
+    db = str(tmp_path / "index.db")
+    assert cli_main(["local", "gc", "--index", db]) == 0  # default min age: nothing yet
+    assert all(os.path.exists(p) for p in gone)
+    assert cli_main(["local", "gc", "--index", db, "--dry-run", "--min-age", "0"]) == 0
+    out = capsys.readouterr().out
+    assert f"would remove orphan {gone[2]}" in out and all(os.path.exists(p) for p in gone)
+    rep = collect(index, min_age=0)
+    assert sorted(lo.path for lo in rep.removed) == gone
+    assert rep.bytes == sum(lo.size for lo in found) > 0
+    assert sorted(os.listdir(loser)) == names[:6]
+    assert [s["i"] for s in index.open_dataset("ds").ordered()] == [0, 1, 2, 3]
+    assert all(r["ok"] for r in index.open_dataset("ds").verify())
+    assert [s["i"] for s in index.open_dataset("borrowed").ordered()] == [100, 101]
+    assert find_leftovers(index, min_age=0) == []
+    assert index.get_dataset("ds") == entry
+
+
+def test_gc_takes_a_whole_losing_run_and_nothing_outside_entries_write_dirs(index):
+    _entry, loser = _losing_run(index)
+    expected = sorted(os.path.join(loser, n) for n in os.listdir(loser))
+    other = index.write_samples([{"i": 7}], name="other", write_id="job-2")
+    stray = os.path.join(index.write_store.root, "mine", "job", "x.tar")  # no entry's directory
+    os.makedirs(os.path.dirname(stray))
+    with open(stray, "wb") as f:
+        f.write(b"z" * 10)
+    rep = collect(index, min_age=0)
+    assert sorted(lo.path for lo in rep.removed) == expected
+    assert not os.path.exists(loser)  # emptied, so removed
+    assert os.path.exists(stray) and os.path.exists(other.shards[0].url)
+    assert [s["i"] for s in index.open_dataset("other").ordered()] == [7]
+    assert [s["i"] for s in index.open_dataset("ds").ordered()] == [0, 1, 2, 3]

@@ -134,3 +134,42 @@ def test_write_id_retry_puts_only_the_missing_shards(store, tmp_path, monkeypatc
     assert {k: store.client.head_object(Bucket=BUCKET, Key=k)["ETag"] for k in etags} == etags
     assert [s.name for s in idx.open_dataset("d").ordered()] == [f"n{i}" for i in range(6)]
     assert e.urls[0].startswith(f"s3://{BUCKET}/runs/d/job/")
+
+
+def test_gc_collects_a_losing_write_id_runs_objects_in_s3(store, tmp_path):
+    """A losing write_id run's shards in an S3 store were never collected; gc now lists the
+    objects of the entry's write directory that no entry references and deletes them (when old
+    enough), leaving the entry's objects and everything outside its directory."""
+    from atdata.index._gc import collect, find_leftovers
+
+    idx = atdata.Index(path=str(tmp_path / "index.db"), data_store=store)
+
+    def rows_b():
+        idx.write_samples([{"i": 1}, {"i": 2}], name="s3gc", write_id="w", manifest=True)
+        yield from ({"i": 10 + i} for i in range(3))
+
+    with pytest.raises(atdata.IntegrityError, match="another run with this write_id"):
+        idx.write_samples(rows_b(), name="s3gc", write_id="w", maxcount=2, manifest=True)
+    entry = idx.get_dataset("s3gc")
+    stray = "runs/s3gc/other/x.tar"  # not an entry's write directory
+    store.client.put_object(Bucket=BUCKET, Key=stray, Body=b"x")
+    listed = store.client.list_objects_v2(Bucket=BUCKET, Prefix="runs/s3gc/w/")["Contents"]
+    keys = {o["Key"] for o in listed}
+    ours = {u[len(f"s3://{BUCKET}/") :] for s in entry.shards for u in [s.url]}
+    ours |= {k[: -len(".tar")] + x for k in ours for x in (".manifest.json", ".manifest.parquet")}
+    lost = sorted(keys - ours)
+    assert len(lost) == 6 and all(k.startswith("runs/s3gc/w/") for k in lost)
+    assert find_leftovers(idx, min_age=3600) == []
+    found = find_leftovers(idx, min_age=0)
+    assert sorted(lo.path for lo in found) == [f"s3://{BUCKET}/{k}" for k in lost]
+    assert {lo.kind for lo in found} == {"orphan"}
+    assert collect(idx, min_age=0, dry_run=True).bytes == sum(lo.size for lo in found) > 0
+    rep = collect(idx, min_age=0)
+    assert sorted(lo.path for lo in rep.removed) == [f"s3://{BUCKET}/{k}" for k in lost]
+    left = {
+        o["Key"]
+        for o in store.client.list_objects_v2(Bucket=BUCKET, Prefix="runs/s3gc/")["Contents"]
+    }
+    assert left == ours | {stray}
+    assert [s["i"] for s in idx.open_dataset("s3gc").ordered()] == [1, 2]
+    assert find_leftovers(idx, min_age=0) == []

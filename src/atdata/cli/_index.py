@@ -181,14 +181,19 @@ def register(app: typer.Typer) -> None:
         for part, s in st.items():
             t.add_row(part, s["kind"], s["url"], "yes" if s["ok"] else f"NO: {s['error']}")
         print_table(t)
+        from atdata._errors import AtdataError
         from atdata.index._gc import find_leftovers
 
-        left = find_leftovers(idx, min_age=0)
+        try:
+            left = find_leftovers(idx, min_age=0)
+        except AtdataError as exc:  # an unreachable store is reported above
+            typer.echo(f"could not search the data store for leftovers: {exc}")
+            left = []
         if left:
             size = sum(x.size for x in left)
             typer.echo(
-                f"left by killed writers: {len(left)} staging dir(s)/temp file(s), {size} bytes "
-                "(remove them with: atdata local gc)"
+                f"left by killed writers: {len(left)} staging dir(s)/temp file(s)/orphan(s), "
+                f"{size} bytes (remove them with: atdata local gc)"
             )
             for x in left:
                 typer.echo(f"  {x.kind:8} {x.size:>12}  {x.path}")
@@ -223,8 +228,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Remove what killed writers left behind, and trim the caches to their caps.
 
-        Staging directories and temp files in the data store go (never a staging directory in
-        use, never a file an index entry references); the ``to_hf()`` cache in
+        Staging directories and temp files in the data store go, and the orphans of losing
+        write_id runs (files in an entry's write directory that no entry references), never a
+        staging directory in use, never a file an index entry references; the ``to_hf()`` cache in
         ``$ATDATA_CACHE_DIR/hf`` is trimmed to its cap (never a file in use), and the
         member-index (``members/``) and shard-hash (``verified/``) caches to theirs (least
         recently used first; each is rebuilt on demand).

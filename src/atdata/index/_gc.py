@@ -9,6 +9,14 @@ staging directory in use is locked by its writer (``.lock``), so it is never tak
 files younger than ``min_age`` seconds are left alone (a live writer may still own them), and a
 path an index entry references is never removed, whatever its name.
 
+A run of ``write_samples(write_id=W)`` that lost (another run with ``W`` committed other samples
+first, so it raised :class:`~atdata.IntegrityError`) leaves its shards in its own
+``{name}/W/<digest>/`` directory. Once an entry with id ``W`` is committed, that write
+directory ``{name}/W/`` belongs to it, so files in it that no entry references are
+*orphans* (kind ``"orphan"``), taken when older than ``min_age`` seconds, in a disk or an
+S3 store alike. Only the write directories of this index's own entries are searched: a store
+shared with other indexes (the default ``~/.atdata/data`` is) holds their shards elsewhere.
+
 Examples:
     >>> import os, tempfile, atdata
     >>> home = tempfile.mkdtemp()
@@ -44,6 +52,8 @@ __all__ = [
 ]
 
 _TMP = re.compile(r"^\..+\.tmp-[0-9a-z-]+$")
+_DIGEST = re.compile(r"^[0-9a-f]{16}$")
+_SIDECARS = (".manifest.json", ".manifest.parquet")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +61,7 @@ class Leftover:
     """A staging directory or temporary file a killed writer left behind."""
 
     path: str
-    kind: str  # "staging" or "temp"
+    kind: str  # "staging", "temp" or "orphan" (a path, or an s3:// URL)
     size: int
 
 
@@ -106,27 +116,117 @@ def _roots(index: Any) -> tuple[list[str], list[str]]:
     return staging, temps
 
 
-def _referenced(index: Any) -> set[str]:
+def _with_sidecars(url: str) -> list[str]:
+    base = url[:-4] if url.endswith(".tar") else url
+    return [url, *(base + x for x in _SIDECARS)]
+
+
+def _referenced(entries: list[Any]) -> set[str]:
+    """Every shard (and manifest) an entry references: real paths, and URLs as recorded."""
     out: set[str] = set()
-    for e in index.provider.list_entries():
+    for e in entries:
         for s in e.shards:
             url = s.url[7:] if s.url.startswith("file://") else s.url
             if "://" not in url:
-                out.add(os.path.realpath(url))
-                base = url[:-4] if url.endswith(".tar") else url
-                out.update(
-                    os.path.realpath(base + x) for x in (".manifest.json", ".manifest.parquet")
-                )
+                out.update(os.path.realpath(u) for u in _with_sidecars(url))
+            else:
+                out.update(_with_sidecars(url))
     return out
 
 
+def _write_dirs(entries: list[Any]) -> set[str]:
+    """The write directories ``.../<entry_id>/`` of these entries (disk: real paths, S3:
+    ``s3://bucket/key/`` prefixes), each found from its shards' URLs."""
+    out: set[str] = set()
+    for e in entries:
+        wid = e.entry_id
+        if not wid:
+            continue
+        for s in e.shards:
+            url = s.url[7:] if s.url.startswith("file://") else s.url
+            parts = url.split("/")
+            if len(parts) >= 3 and parts[-2] == wid:
+                head = parts[:-1]
+            elif len(parts) >= 4 and parts[-3] == wid and _DIGEST.match(parts[-2]):
+                head = parts[:-2]
+            else:
+                continue
+            where = "/".join(head)
+            out.add(where + "/" if "://" in where else os.path.realpath(where))
+    return out
+
+
+def _disk_orphans(
+    root: str, dirs: set[str], refs: set[str], now: float, min_age: float
+) -> list[Leftover]:
+    found: list[Leftover] = []
+    top = os.path.realpath(root)
+    for d in sorted(dirs):
+        if "://" in d or not d.startswith(top + os.sep):
+            continue
+        for dirpath, _dirs, files in os.walk(d):
+            for f in files:
+                p = os.path.join(dirpath, f)
+                if _TMP.match(f) or os.path.realpath(p) in refs:
+                    continue  # temp files: the temp pass, by their own age rule
+                try:
+                    st = os.lstat(p)
+                except OSError:
+                    continue
+                # ctime too: a rename into the store (a put) does not change the mtime
+                if now - max(st.st_mtime, st.st_ctime) >= min_age:
+                    found.append(Leftover(p, "orphan", st.st_size))
+    return found
+
+
+def _s3_orphans(
+    store: Any, dirs: set[str], refs: set[str], now: float, min_age: float
+) -> list[Leftover]:
+    from atdata.stores._s3client import _err
+
+    found: list[Leftover] = []
+    base = f"s3://{store.bucket}/{store.prefix}"
+    for d in sorted(dirs):
+        if not d.startswith(base):
+            continue
+        prefix = d[len(f"s3://{store.bucket}/") :]
+        try:
+            pages = store.client.get_paginator("list_objects_v2").paginate(
+                Bucket=store.bucket, Prefix=prefix
+            )
+            objs = [o for p in pages for o in p.get("Contents", ())]
+        except Exception as exc:
+            raise _err(exc, f"listing {d} for atdata local gc") from None
+        for o in objs:
+            url = f"s3://{store.bucket}/{o['Key']}"
+            if url not in refs and now - o["LastModified"].timestamp() >= min_age:
+                found.append(Leftover(url, "orphan", int(o.get("Size", 0))))
+    return found
+
+
+def _orphans(index: Any, entries: list[Any], now: float, min_age: float) -> list[Leftover]:
+    store = index.write_store
+    kind = getattr(store, "kind", None)
+    dirs, refs = _write_dirs(entries), _referenced(entries)
+    if kind == "disk" and isinstance(getattr(store, "root", None), (str, os.PathLike)):
+        return _disk_orphans(os.fspath(store.root), dirs, refs, now, min_age)
+    if kind == "s3":
+        return _s3_orphans(store, dirs, refs, now, min_age)
+    return []
+
+
 def find_leftovers(index: Any, *, min_age: float = 3600.0) -> list[Leftover]:
-    """Staging directories and temporary files killed writers left in ``index``'s data store.
+    """Staging directories and temporary files killed writers left in ``index``'s data store,
+    and the orphans of losing ``write_id`` runs (see the module docstring).
 
     Args:
         index: An :class:`~atdata.Index`.
-        min_age: Temporary files modified less than this many seconds ago are not reported.
+        min_age: Temporary files and orphans younger than this many seconds are not reported.
     """
+    return _find(index, min_age, index.provider.list_entries())
+
+
+def _find(index: Any, min_age: float, entries: list[Any]) -> list[Leftover]:
     now = time.time()
     staging_dirs, temp_roots = _roots(index)
     found: list[Leftover] = []
@@ -150,7 +250,7 @@ def find_leftovers(index: Any, *, min_age: float = 3600.0) -> list[Leftover]:
                     continue
                 if now - st.st_mtime >= min_age:
                     found.append(Leftover(p, "temp", st.st_size))
-    return found
+    return found + _orphans(index, entries, now, min_age)
 
 
 def collect(index: Any, *, min_age: float = 3600.0, dry_run: bool = False) -> GcReport:
@@ -159,25 +259,41 @@ def collect(index: Any, *, min_age: float = 3600.0, dry_run: bool = False) -> Gc
     Returns:
         The :class:`GcReport`: what was removed and how many bytes that freed.
     """
-    refs = _referenced(index)
+    entries = index.provider.list_entries()
+    refs = _referenced(entries)
     removed: list[Leftover] = []
     skipped: list[str] = []
-    for lo in find_leftovers(index, min_age=min_age):
-        real = os.path.realpath(lo.path)
+    for lo in _find(index, min_age, entries):
+        remote = lo.path.startswith("s3://")
+        real = lo.path if remote else os.path.realpath(lo.path)
         if real in refs or any(r.startswith(real + os.sep) for r in refs):
             skipped.append(lo.path)
             continue
         if not dry_run:
             try:
-                if lo.kind == "staging" and os.path.isdir(lo.path):
+                if remote:
+                    _delete_s3(index.write_store, lo.path)
+                elif lo.kind == "staging" and os.path.isdir(lo.path):
                     shutil.rmtree(lo.path)
                 else:
                     os.unlink(lo.path)
+                    if lo.kind == "orphan":  # a losing run's directory, once empty
+                        with contextlib.suppress(OSError):
+                            os.rmdir(os.path.dirname(lo.path))
             except OSError:
                 skipped.append(lo.path)
                 continue
         removed.append(lo)
     return GcReport(removed, sum(r.size for r in removed), skipped)
+
+
+def _delete_s3(store: Any, url: str) -> None:
+    from atdata.stores._s3client import _err
+
+    try:
+        store.client.delete_object(Bucket=store.bucket, Key=url[len(f"s3://{store.bucket}/") :])
+    except Exception as exc:
+        raise OSError(str(_err(exc, f"deleting {url}"))) from None
 
 
 def collect_hf_cache(
