@@ -56,7 +56,7 @@ import numpy as np
 
 from atdata._errors import ConfigError
 from atdata._extras import require
-from atdata.dataset._torch_out import batch_to_torch, convert, sample_to_torch
+from atdata.dataset._torch_out import SKIPPED, batch_to_torch, convert, sample_to_torch
 from atdata.dataset._torch_plan import (
     POLICIES,
     StreamWalk,
@@ -91,32 +91,9 @@ def _dist_rank_world() -> tuple[int, int]:
 
 
 try:  # this module is imported only by to_torch(), which requires torch first
-    from torch.utils.data import DataLoader as _LoaderBase
     from torch.utils.data import IterableDataset as _Base
 except ImportError:  # pragma: no cover - lets doctest collection import the module without torch
-    _Base = _LoaderBase = object
-
-
-class _Tagged(_Base):
-    """What :meth:`TorchDataset.loader` hands the DataLoader: items come out as ``(end, item)``.
-
-    ``ctl`` (shared memory: epoch, start position) carries the main process's state to workers,
-    persistent ones included, at the start of every iteration.
-    """
-
-    def __init__(self, tds: TorchDataset, ctl: Any) -> None:
-        self.tds = tds
-        self.ctl = ctl
-
-    def __len__(self) -> int:
-        return len(self.tds)
-
-    def __iter__(self) -> Iterator[Any]:
-        from torch.utils.data import get_worker_info
-
-        info = get_worker_info()
-        wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
-        return self.tds._produce(int(self.ctl[0]), int(self.ctl[1]), wid, nw, info is not None)
+    _Base = object
 
 
 class TorchDataset(_Base):
@@ -541,41 +518,11 @@ class TorchDataset(_Base):
             from atdata.dataset._torch_ipc import check_workers
 
             check_workers(self, kwargs)
-        return _Loader(_Tagged(self, ctl), **kwargs)
+        from atdata.dataset._torch_loader import RecordingLoader, Tagged
 
-
-class _Loader(_LoaderBase):
-    """The DataLoader of :meth:`TorchDataset.loader`: records each item's end position as it
-    hands the item over. (A module-level class: one made per call is a reference cycle, which
-    kept the dataset and its temporary shard cache until the garbage collector ran.)"""
-
-    def __iter__(self) -> Iterator[Any]:
-        from atdata.dataset._torch_ipc import unpack
-
-        tagged: _Tagged = self.dataset
-        tds, ctl = tagged.tds, tagged.ctl
-        ctl[0], ctl[1] = tds.epoch, tds._begin()
-        workers = self.num_workers > 0
-        for end, item in super().__iter__():
-            tds._pos = end
-            if item is not SKIPPED:
-                yield unpack(item) if workers else item
-        tds._finished = True
+        return RecordingLoader(Tagged(self, ctl), **kwargs)
 
 
 def _is_int(x: Any) -> bool:
     """An integer of a saved state (a JSON or numpy one), not a bool, float or string."""
     return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
-
-
-class _Skipped:
-    """The type of :data:`SKIPPED`: pickled by name, so it is the same object after crossing
-    from a DataLoader worker."""
-
-    def __reduce__(self) -> str:
-        return "SKIPPED"
-
-
-#: An item whose every sample ``on_error="skip"`` left out: its position counts as delivered,
-#: but nothing reaches the training loop.
-SKIPPED = _Skipped()

@@ -285,7 +285,10 @@ class ShardCache:
         waited for the lock meets it there), without downloading the shard again."""
         exc = self.failed.pop(shard, None)
         if exc is not None:
-            raise exc
+            try:
+                raise exc
+            finally:  # (a local naming the error it raised: a cycle through its traceback,
+                del exc  # which would keep the reader's frames, and the dataset, until a GC)
 
     def path(self, shard: str) -> str:
         """The cache file of ``shard`` (named by its URL and the sha256 it must have, when one

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["batch_to_torch", "convert", "sample_to_torch"]
+__all__ = ["SKIPPED", "batch_to_torch", "convert", "sample_to_torch"]
 
 _PLAIN_TYPES = frozenset((str, int, float, bool, type(None), bytes))
 
@@ -82,3 +82,16 @@ def sample_to_torch(sample: Any) -> dict[str, Any]:
         out[k] = v
     out["__key__"] = getattr(sample, "__key__", None)
     return out
+
+
+class _Skipped:
+    """The type of :data:`SKIPPED`: pickled by name, so it is the same object after crossing
+    from a DataLoader worker."""
+
+    def __reduce__(self) -> str:
+        return "SKIPPED"
+
+
+#: An item whose every sample ``on_error="skip"`` left out: its position counts as delivered,
+#: but nothing reaches the training loop.
+SKIPPED = _Skipped()

@@ -1,0 +1,118 @@
+"""What a loader leaves behind when its loop ends early: a worker that raised (a transform, a
+shard whose sha256 does not match), a loop left with ``break``. Workers, their shared memory and
+the temporary shard cache go at once, without waiting for a garbage collection."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import hashlib
+import os
+
+import pytest
+
+import atdata
+from atdata._shards.writer import ShardInfo
+from tests._helpers import serve_directory
+
+pytestmark = [
+    pytest.mark.usefixtures("torch_present"),
+    pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning"),
+]
+
+N = 24  # three shards of 8
+
+
+def _children() -> list[int]:
+    """Live (not zombie) child processes of this process."""
+    me, out = os.getpid(), []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == me and fields[0] != "Z":
+            out.append(int(name))
+    return out
+
+
+def _fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@contextlib.contextmanager
+def _no_gc():
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def _raise_past_8(batch):
+    if int(batch.i[0]) >= 8:
+        raise ValueError("transform failed on purpose")
+    return batch
+
+
+@pytest.fixture(scope="module")
+def shard_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cleanup")
+    written = atdata.write_samples(
+        [{"i": i, "pad": b"x" * 300} for i in range(N)],
+        str(d / "s-%02d.tar"),
+        maxcount=8,
+        key="index",
+        fsync=False,
+    )
+    return d, written.list_shard_infos()
+
+
+def _wrong_digest(url_base, local):
+    """The served shards with the second one's recorded sha256 replaced by another."""
+    infos = []
+    for k, info in enumerate(local):
+        sha = hashlib.sha256(b"other").hexdigest() if k == 1 else info.sha256
+        url = f"{url_base}/{os.path.basename(info.path)}"
+        infos.append(ShardInfo(url, info.num_samples, info.size, sha))
+    return atdata.Dataset([i.path for i in infos], shard_infos=infos)
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+def test_a_transform_that_raises_in_a_worker_stops_the_workers_at_once(shard_dir, persistent):
+    ds = atdata.Dataset(str(shard_dir[0] / "s-{00..02}.tar"))
+    tds = ds.to_torch(batch_size=4, transform=_raise_past_8)
+    loader = tds.loader(num_workers=2, persistent_workers=persistent)
+    fds = _fds()
+    with _no_gc():
+        got = []
+        with pytest.raises(ValueError, match="transform failed on purpose"):
+            for b in loader:
+                got.append(list(b.i))
+        assert got == [[0, 1, 2, 3], [4, 5, 6, 7]]
+        assert _children() == []  # the workers were still running here
+        assert _fds() <= fds  # (no item of theirs is held in the training process)
+    assert tds.state_dict()["position"] == 8
+    tds.transform = None  # the same loader starts fresh workers for the next epoch
+    assert sum(len(b) for b in loader) == N - 8
+    if not persistent:
+        assert _children() == []
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_shard_that_fails_its_sha256_leaves_no_worker_and_no_cache(shard_dir, workers):
+    with serve_directory(shard_dir[0]) as srv:
+        tds = _wrong_digest(srv.url, shard_dir[1]).to_torch(batch_size=4)
+        cache = tds._reader.cache.directory
+        with _no_gc():
+            with pytest.raises(atdata.IntegrityError, match=r"checksum mismatch for shard .*s-01"):
+                for _ in tds.loader(num_workers=workers):
+                    pass
+            assert _children() == []
+            assert os.path.isdir(cache)
+            del tds
+            assert not os.path.exists(cache)  # the temporary cache went with the dataset
