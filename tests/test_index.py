@@ -498,3 +498,14 @@ def test_retry_after_a_failed_third_shard_stores_only_what_is_missing(index, mon
         p for p in stored if p.endswith(".tar")
     ] + [os.path.join(os.path.dirname(stored[0]), "f-000002.tar")]
     assert set(atdata.verify_checksums(e).values()) == {"ok"}
+
+
+def test_a_write_id_reused_for_another_name_is_refused_not_answered_with_its_entry(index):
+    """write_samples(name="b", write_id="job-1") after "a" committed job-1 returned a's entry
+    (name 'a', a's samples) without writing anything; it now raises, naming both datasets."""
+    a = index.write_samples(_imgs(2), name="a", write_id="job-1")
+    with pytest.raises(atdata.ConfigError, match=r"write_id 'job-1' was committed as dataset 'a'"):
+        index.write_samples(_imgs(3), name="b", write_id="job-1")
+    assert [e.name for e in index.list_datasets()] == ["a"]
+    assert index.write_samples(_imgs(2), name="a", write_id="job-1") == a
+    assert index.write_samples(_imgs(3), name="b", write_id="job-2").num_samples == 3

@@ -44,6 +44,16 @@ class Promoter(Protocol):
     def promote_entry(self, index: Index, name: str, **kwargs: Any) -> Any: ...
 
 
+def _check_same_name(stored: DatasetEntry, name: str, write_id: str) -> None:
+    """Refuse to hand back another dataset's entry for a ``write_id`` reused under a new name."""
+    if stored.name != name:
+        raise ConfigError(
+            f"write_id {write_id!r} was committed as dataset {stored.name!r} (version "
+            f"{stored.version}), not {name!r}: a write_id names one write. Use another "
+            f"write_id for {name!r} (e.g. one that includes the dataset name)"
+        )
+
+
 def _check_same_shards(stored: DatasetEntry, refs: list[ShardRef], write_id: str) -> None:
     """Refuse to hand back a committed entry whose shards are other bytes than this run wrote
     (another run with the same ``write_id``, and other samples, committed first)."""
@@ -136,6 +146,7 @@ class Index(Catalog):
             IntegrityError: (a ``ValueError``) When another run with this ``write_id`` committed
                 other shard bytes first (its entry is kept; rerun with the same ``write_id`` to
                 get it, or write these samples under a new one).
+            ConfigError: When ``write_id`` was committed for another dataset name.
         """
         from atdata.stores._base import put_samples
 
@@ -145,6 +156,7 @@ class Index(Catalog):
         if write_id is not None:
             done = provider.get_entry_by_id(write_id)
             if done is not None:
+                _check_same_name(done, name, write_id)
                 return done
         given, write_id = write_id, write_id or uuid.uuid4().hex
         if maxcount is None and maxsize is None:
@@ -165,6 +177,7 @@ class Index(Catalog):
             data_store=store.url,
         )  # fmt: skip
         stored = provider.add_entry(entry)  # an entry with this entry_id already there wins
+        _check_same_name(stored, name, write_id)
         _check_same_shards(stored, refs, write_id)
         return stored
 
