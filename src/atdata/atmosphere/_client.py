@@ -84,6 +84,9 @@ class Atmosphere:
         self._session_path = pathlib.Path(session_path) if session_path else None
         self._save = save
         self._blob_limit: int | None = None
+        # a base URL the SDK must keep (from_session(base_url=)): the SDK otherwise moves to the
+        # PDS a session string or a refreshed session's DID document names
+        self._pinned: str | None = None
         if hasattr(_client, "on_session_change"):
             _client.on_session_change(self._on_session_change)
 
@@ -133,13 +136,21 @@ class Atmosphere:
     ) -> Atmosphere:
         """Continue a session exported by :meth:`export_session` (no password needed).
 
+        Args:
+            session_string: What :meth:`export_session` returned.
+            base_url: The PDS (or a proxy of it) to talk to; every call goes there, after token
+                refreshes too (default: the PDS the session was made on).
+            appview: Kept for upstream compatibility (see the class).
+
         Raises:
             AuthenticationError: The session is expired, revoked or malformed.
         """
+        pinned = base_url.rstrip("/").removesuffix("/xrpc") if base_url else None
         if base_url is None:  # the SDK's session string ends with the PDS it was made on
             tail = session_string.rsplit(":::", 1)[-1]
             base_url = tail if tail.startswith(("http://", "https://")) else None
         self = cls(base_url, appview=appview)
+        self._pinned = pinned
         try:
             self._client.login(session_string=session_string, fetch_bsky_profile=False)
         except Exception as exc:
@@ -198,6 +209,8 @@ class Atmosphere:
             self._session = {"did": str(s.did), "handle": str(s.handle)}
 
     def _on_session_change(self, event: Any, session: Any) -> None:
+        if self._pinned is not None:  # the SDK has just moved to the session's PDS: move back
+            self._client.update_base_url(self._pinned)
         self._session = {"did": str(session.did), "handle": str(session.handle)}
         if not self._save or self._session_path is None:
             return
