@@ -267,8 +267,9 @@ def test_blob_without_checksum_is_checked_against_its_cid():
             _read_all(source_for(ident, entry))
 
 
-def _pds_answering(value: dict, cid: str):
-    """A fake PDS serving one entry record (``value``, reported under ``cid``)."""
+def _pds_answering(value: dict, cid: str, others: tuple = ()):
+    """A fake PDS serving one entry record (``value``, reported under ``cid``); its listing
+    also holds ``others`` (``{"uri", "cid", "value"}`` dicts, listed first)."""
     import json
 
     uri = "at://did:plc:hostile/science.alt.dataset.entry/3kaaaaaaaaaaa"
@@ -277,7 +278,7 @@ def _pds_answering(value: dict, cid: str):
         if "getRecord" in path:
             out = {"uri": uri, "cid": cid, "value": value}
         else:
-            out = {"records": [{"uri": uri, "cid": cid, "value": value}]}
+            out = {"records": [*others, {"uri": uri, "cid": cid, "value": value}]}
         data = json.dumps(out).encode()
         return 200, [data], len(data)
 
@@ -285,6 +286,7 @@ def _pds_answering(value: dict, cid: str):
 
 
 def test_records_whose_cid_does_not_match_are_refused():
+    from atdata._errors import RecordNotFoundError
     from atdata.atmosphere._cid import record_cid
     from atdata.atmosphere._remote import find_entry
     from atdata.atmosphere._resolve import get_record, iter_records
@@ -308,12 +310,28 @@ def test_records_whose_cid_does_not_match_are_refused():
         **value,
         "storage": {**value["storage"], "shards": [{"url": "https://evil.example/a.tar"}]},
     }
-    with _pds_answering(tampered, cid) as srv:
+    good = {**value, "name": "cifar"}
+    other = {"uri": f"at://did:plc:hostile/{coll}/3kaaaaaaaaaab", "cid": record_cid(good)}
+    malformed = [{"uri": f"at://did:plc:hostile/{coll}/3kaaaaaaaaaac", "value": "text"}, 5]
+    with _pds_answering(tampered, cid, ({**other, "value": good}, *malformed)) as srv:
         ident = Identity(did="did:plc:hostile", handle="", pds=srv.url)
-        want = rf"at://did:plc:hostile/{coll}/3kaaaaaaaaaaa does not match its CID {cid}"
-        with pytest.raises(atdata.IntegrityError, match=want):
+        uri = f"at://did:plc:hostile/{coll}/3kaaaaaaaaaaa"
+        with pytest.raises(atdata.IntegrityError, match=f"{uri} does not match its CID {cid}"):
             get_record(srv.url, "did:plc:hostile", coll, "3kaaaaaaaaaaa")
-        with pytest.raises(atdata.IntegrityError, match=want):
-            list(iter_records(srv.url, "did:plc:hostile", coll))
-        with pytest.raises(atdata.IntegrityError, match=want):
+        # a listing leaves the bad records out, each named in a warning, and lists the rest
+        with pytest.warns(UserWarning) as got:
+            listed = list(iter_records(srv.url, "did:plc:hostile", coll))
+        assert [(u, v["name"]) for u, _c, v in listed] == [(other["uri"], "cifar")]
+        head = f"listing {coll} of did:plc:hostile: skipped "
+        assert sorted(str(w.message).removeprefix(head).split(": it")[0] for w in got) == [
+            "a record",
+            f"at://did:plc:hostile/{coll}/3kaaaaaaaaaac",
+            f"the record {uri}",
+        ]
+        with pytest.warns(UserWarning, match=f"skipped the record {uri}"):
+            assert find_entry(ident, "cifar").uri == other["uri"]
+        with (
+            pytest.warns(UserWarning, match=f"skipped the record {uri}"),
+            pytest.raises(RecordNotFoundError, match="no dataset named 'mnist'"),
+        ):
             find_entry(ident, "mnist")

@@ -12,11 +12,14 @@ import http.server
 import json
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from tests._helpers import serve_http
+
+import atdata
 
 pytestmark = pytest.mark.services
 
@@ -136,3 +139,112 @@ def test_from_session_talks_to_the_base_url_it_is_given(pds, publisher):
             "/xrpc/com.atproto.server.refreshSession",
             "/xrpc/com.atproto.repo.listRecords",
         ]
+
+
+def _publish_three(atmo: Any) -> dict[str, Any]:
+    """Three schema records (rkeys a, b, c) and one of each other kind; their URIs."""
+    out = {}
+    for k in "abc":
+        out[k] = atmo.put_record(f"{NS}.schema", k, _schema_record(f"S{k}"))
+    return out
+
+
+def test_own_reads_through_the_sdk_are_cid_checked(pds, publisher):
+    _acct, atmo = publisher
+    uris = _publish_three(atmo)
+    with TamperingProxy(pds.url) as proxy:
+        me = _session_through(proxy, atmo)
+        assert me.get_record(uris["b"])["name"] == "Sb"
+        proxy.tamper["b"] = _renamed
+        with pytest.raises(atdata.IntegrityError, match=f"{uris['b']} does not match its CID"):
+            me.get_record(uris["b"])
+        with pytest.raises(atdata.IntegrityError, match=f"{uris['b']} does not match its CID"):
+            atdata.atmosphere.SchemaLoader(me).get(str(uris["b"]))
+
+
+def _names(values: list[dict[str, Any]]) -> list[str]:
+    return sorted(str(v.get("name")) for v in values)
+
+
+def test_a_tampered_record_is_left_out_of_every_listing_with_a_warning(pds, publisher):
+    from atdata.atmosphere import AtmosphereIndex, SchemaLoader
+
+    _acct, atmo = publisher
+    uris = _publish_three(atmo)
+    with TamperingProxy(pds.url) as proxy:
+        me = _session_through(proxy, atmo)
+        proxy.tamper["b"] = _renamed
+        want = f"skipped the record {uris['b']}: it does not match its CID"
+        listings: list[tuple[str, Callable[[], list[dict[str, Any]]]]] = [
+            ("list_schemas", lambda: me.list_schemas()),
+            ("list_records", lambda: me.list_records(f"{NS}.schema")[0]),
+            ("records", lambda: [v for _u, _c, v in me.records(f"{NS}.schema")]),
+            ("records(did)", lambda: [v for _u, _c, v in me.records(f"{NS}.schema", me.did)]),
+            ("SchemaLoader.list_all", lambda: SchemaLoader(me).list_all()),
+        ]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            index = AtmosphereIndex(me)
+        listings.append(("AtmosphereIndex.list_schemas", index.list_schemas))
+        for what, listing in listings:
+            with pytest.warns(UserWarning, match=want) as got:
+                assert _names(listing()) == ["Sa", "Sc"], what
+            assert [w for w in got if "skipped the record" in str(w.message)], what
+        with pytest.raises(atdata.IntegrityError, match=f"{uris['b']} does not match its CID"):
+            SchemaLoader(me).get(str(uris["b"]))
+
+
+@atdata.packable
+class Small:
+    n: int
+
+
+_MALFORMED = {
+    f"{NS}.entry": {"$type": f"{NS}.entry", "name": 7, "storage": "nowhere", "size": 5,
+                    "createdAt": {"x": 1}, "schemaRef": 3, "metadata": [1]},
+    f"{NS}.lens": {"$type": f"{NS}.lens", "name": 9, "sourceSchema": 1, "targetSchema": None,
+                   "getterCode": {"repository": 1, "commit": 2, "path": 3},
+                   "putterCode": {"repository": 1, "commit": 2, "path": 3}},
+    f"{NS}.label": {"$type": f"{NS}.label", "name": ["tiny"], "datasetUri": 5, "createdAt": 1},
+    f"{NS}.schema": {"$type": f"{NS}.schema", "name": 5, "version": None, "createdAt": []},
+}  # fmt: skip
+
+
+def test_malformed_records_in_the_repository_leave_every_listing_whole(
+    pds, publisher, tmp_path, capsys, monkeypatch
+):
+    from atdata.atmosphere import (
+        AtmosphereIndex,
+        LensLoader,
+        list_datasets,
+        list_lenses,
+        publish_dataset,
+        publish_schema,
+    )
+    from atdata.cli import main
+
+    _acct, atmo = publisher
+    schema = publish_schema(atmo, Small, "1.0.0")
+    ds = atdata.write_samples([Small(n=i) for i in range(3)], str(tmp_path / "s.tar"))
+    publish_dataset(atmo, "tiny", schema.uri, shards=ds.list_shards(), num_samples=3)
+    for coll, rec in _MALFORMED.items():  # the PDS stores what it is given (no lexicon check)
+        atmo.put_record(coll, "malformed", rec)
+    lens = f"at://{atmo.did}/{NS}.lens/malformed"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a well-formed record is never warned about
+        names = sorted(str(e.name) for e in list_datasets(atmo.did, pds.url))
+        assert names == ["7", "tiny"]
+        with pytest.warns(UserWarning, match=f"skipped: the lens record {lens} lacks a name"):
+            assert list_lenses(atmo.did, pds.url) == []
+        assert LensLoader(atmo).find_by_schemas(schema.uri) == []
+        assert [x.n for x in atdata.load_dataset(f"@{atmo.did}/tiny", Small, split="train")] == [
+            0, 1, 2,
+        ]  # fmt: skip
+        warnings.simplefilter("ignore", DeprecationWarning)
+        index = AtmosphereIndex(atmo)
+        assert sorted(e.name for e in index.list_datasets()) == ["7", "tiny"]
+        assert sorted(str(s.get("name")) for s in index.list_schemas()) == ["5", "Small"]
+    monkeypatch.setenv("COLUMNS", "250")
+    assert main(["ls", f"@{atmo.did}"]) == 0
+    out = capsys.readouterr().out
+    assert "tiny" in out and schema.uri in out

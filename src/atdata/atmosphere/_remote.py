@@ -190,25 +190,49 @@ def list_schemas(
     return list(iter_records(ident.pds, ident.did, SCHEMA))
 
 
+def _lens(uri: str, v: dict[str, Any]) -> LensRecord:
+    """The lens record ``v`` at ``uri``.
+
+    Raises:
+        ConfigError: When it does not follow the lens lexicon (a field missing or not a string).
+    """
+    codes = [v.get("getterCode"), v.get("putterCode")]
+    fields = [v.get("name"), v.get("sourceSchema"), v.get("targetSchema")]
+    for c in codes:
+        fields += (
+            [c.get(k) for k in ("repository", "commit", "path")] if isinstance(c, dict) else [c]
+        )
+    if not all(isinstance(f, str) and f for f in fields):
+        raise ConfigError(
+            f"the lens record {uri} lacks a name, schema or code reference string; it does not "
+            "follow the science.alt.dataset.lens lexicon"
+        )
+    desc = v.get("description")
+    return LensRecord(
+        uri,
+        v["name"],
+        v["sourceSchema"],
+        v["targetSchema"],
+        CodeRef.from_record(codes[0]),  # type: ignore[arg-type]
+        CodeRef.from_record(codes[1]),  # type: ignore[arg-type]
+        desc if isinstance(desc, str) else None,
+    )
+
+
 def list_lenses(handle_or_did: str, hint: str | None = None) -> list[LensRecord]:
-    """Every lens record of a repository (code references only; nothing is fetched or run)."""
+    """Every lens record of a repository (code references only; nothing is fetched or run).
+
+    A record that does not follow the lens lexicon is left out with a warning naming it.
+    """
+    import warnings
+
     ident = resolve_identity(handle_or_did, hint)
     out = []
     for uri, _cid, v in iter_records(ident.pds, ident.did, LENS):
         try:
-            out.append(
-                LensRecord(
-                    uri,
-                    v["name"],
-                    v["sourceSchema"],
-                    v["targetSchema"],
-                    CodeRef.from_record(v["getterCode"]),
-                    CodeRef.from_record(v["putterCode"]),
-                    v.get("description"),
-                )
-            )
-        except (KeyError, TypeError):
-            continue  # a malformed record is not a lens we can describe
+            out.append(_lens(uri, v))
+        except ConfigError as exc:
+            warnings.warn(f"skipped: {exc}", UserWarning, stacklevel=2)
     return out
 
 

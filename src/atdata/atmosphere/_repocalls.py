@@ -20,7 +20,7 @@ from typing import Any
 
 from atdata._errors import IntegrityError, StorageError
 from atdata.atmosphere._cid import check_no_floats
-from atdata.atmosphere._resolve import Identity
+from atdata.atmosphere._resolve import Identity, check_record, listed
 from atdata.atmosphere._types import AtUri
 
 __all__ = [
@@ -109,13 +109,31 @@ def put_record(
 
 
 def own_record(call: Call, client: Any, did: str, at: AtUri) -> dict[str, Any]:
-    """The value of the record ``at`` in ``did``'s (this session's) repository."""
+    """The value of the record ``at`` in ``did``'s (this session's) repository.
+
+    Raises:
+        IntegrityError: When the value does not match the CID the PDS reports.
+    """
     out = call(
         f"fetching {at}",
         client.com.atproto.repo.get_record,
         params={"repo": did, "collection": at.collection, "rkey": at.rkey},
     )
-    return to_dict(out.value)
+    value = to_dict(out.value)
+    cid = getattr(out, "cid", None)
+    check_record(f"at://{did}/{at.collection}/{at.rkey}", str(cid or ""), value)
+    return value
+
+
+def _kept(r: Any, what: str) -> tuple[str, str, dict[str, Any]] | None:
+    """A listed SDK record as ``(uri, cid, value)``, or ``None`` (skipped with a warning, see
+    :func:`~atdata.atmosphere._resolve.listed`)."""
+    uri, cid, value = getattr(r, "uri", None), getattr(r, "cid", None), getattr(r, "value", None)
+    try:
+        value = to_dict(value) if value is not None else None
+    except (TypeError, ValueError):
+        value = None
+    return listed(str(uri) if uri else None, str(cid or ""), value, what)
 
 
 def delete_record(call: Call, client: Any, did: str, at: AtUri, swap_commit: str | None) -> None:
@@ -129,12 +147,15 @@ def delete_record(call: Call, client: Any, did: str, at: AtUri, swap_commit: str
 def own_page(
     call: Call, client: Any, did: str, collection: str, limit: int, cursor: str | None
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of ``did``'s (this session's) ``collection``: record values and the next cursor."""
+    """One page of ``did``'s (this session's) ``collection``: record values and the next cursor
+    (a record that is malformed or does not match its CID is left out with a warning)."""
     params: dict[str, Any] = {"repo": did, "collection": collection, "limit": limit}
     if cursor:
         params["cursor"] = cursor
     out = call(f"listing {collection}", client.com.atproto.repo.list_records, params=params)
-    return [to_dict(r.value) for r in out.records], out.cursor
+    what = f"listing {collection} of {did}"
+    kept = [_kept(r, what) for r in out.records]
+    return [k[2] for k in kept if k is not None], out.cursor
 
 
 def own_records(
@@ -142,7 +163,8 @@ def own_records(
 ) -> Iterator[tuple[str, str, dict[str, Any]]]:
     """Every record of ``did``'s (this session's) ``collection``, all pages: ``(uri, cid, value)``.
 
-    A page without a list of records ends the listing (there is nothing to read from it).
+    A page without a list of records ends the listing (there is nothing to read from it); a
+    record that is malformed or does not match its CID is left out with a warning naming it.
 
     Raises:
         StorageError: When a cursor repeats (the listing would not end).
@@ -158,7 +180,9 @@ def own_records(
         if not isinstance(recs, (list, tuple)):
             return
         for r in recs:
-            yield str(r.uri), str(r.cid), to_dict(r.value)
+            kept = _kept(r, f"listing {collection} of {did}")
+            if kept is not None:
+                yield kept
         nxt = getattr(out, "cursor", None)
         if not isinstance(nxt, str) or not nxt or not recs:
             return

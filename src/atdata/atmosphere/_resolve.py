@@ -35,6 +35,7 @@ __all__ = [
     "get_record",
     "iter_records",
     "list_page",
+    "listed",
     "parse_at_uri",
     "pds_from_did_doc",
     "resolve_did",
@@ -223,6 +224,18 @@ def resolve_identity(handle_or_did: str, hint: str | None = None) -> Identity:
     return Identity(did=did, handle=handle, pds=pds_from_did_doc(doc))
 
 
+def _mismatch(uri: str, cid: str, value: Any) -> bool:
+    """Whether ``value`` fails to hash to ``cid`` (an empty ``cid``, none reported, passes)."""
+    if not cid:
+        return False
+    from atdata.atmosphere._cid import record_cid
+
+    try:
+        return record_cid(value) != cid
+    except AtdataError:  # a value with no ATProto form (a float, ...) is no record at all
+        return True
+
+
 def check_record(uri: str, cid: str, value: dict[str, Any]) -> None:
     """Check that ``value`` is the record ``cid`` names (a PDS reports each record's CID).
 
@@ -231,19 +244,42 @@ def check_record(uri: str, cid: str, value: dict[str, Any]) -> None:
     Raises:
         IntegrityError: When the value does not hash to ``cid``.
     """
-    if not cid:
-        return
-    from atdata.atmosphere._cid import record_cid
-
-    try:
-        ok = record_cid(value) == cid
-    except AtdataError:  # a value with no ATProto form (a float, ...) is no record at all
-        ok = False
-    if not ok:
+    if _mismatch(uri, cid, value):
         raise IntegrityError(
             f"the record {uri} does not match its CID {cid}: the PDS served a value that was "
             "altered or corrupted; do not use it (ask the publisher or retry later)"
         )
+
+
+def listed(uri: Any, cid: Any, value: Any, what: str) -> tuple[str, str, dict[str, Any]] | None:
+    """One record of a listing as ``(uri, cid, value)``, or ``None`` for one to leave out.
+
+    One bad record must not hide the others: a record without its ``uri`` string or ``value``
+    object, or whose value does not match its CID, is skipped with a ``UserWarning`` that names
+    it; reading that record itself (``get_record``) raises.
+    """
+    import warnings
+
+    cid = cid if isinstance(cid, str) else ""
+    if not isinstance(uri, str) or not uri.startswith("at://") or not isinstance(value, dict):
+        shown = uri if isinstance(uri, str) else "a record"
+        warnings.warn(
+            f"{what}: skipped {shown[:200]}: it lacks its 'uri' string or its 'value' object "
+            "(the PDS answered a malformed listing); the other records are listed",
+            UserWarning,
+            stacklevel=3,
+        )
+        return None
+    if _mismatch(uri, cid, value):
+        warnings.warn(
+            f"{what}: skipped the record {uri}: it does not match its CID {cid} (the PDS served "
+            "a value that was altered or corrupted); the other records are listed; ask the "
+            "publisher to rewrite or delete it",
+            UserWarning,
+            stacklevel=3,
+        )
+        return None
+    return uri, cid, value
 
 
 def get_record(pds: str, repo: str, collection: str, rkey: str) -> tuple[dict[str, Any], str]:
@@ -274,10 +310,11 @@ def list_page(
 ) -> tuple[list[tuple[str, str, dict[str, Any]]], str | None]:
     """One page of a collection: ``([(uri, cid, value), ...], next cursor or None)``.
 
+    A record that is malformed or does not match its CID is left out with a warning naming it
+    (see :func:`listed`).
+
     Raises:
-        StorageError: When the answer is not a listing (records without a ``uri`` string or a
-            ``value`` object, ``records`` not a list).
-        IntegrityError: When a record's value does not match its CID.
+        StorageError: When the answer is not a listing (not an object, ``records`` not a list).
     """
     params: dict[str, Any] = {"repo": repo, "collection": collection, "limit": limit}
     if cursor:
@@ -293,28 +330,22 @@ def list_page(
         raise StorageError(f"{what}: 'records' is not a list")
     recs = []
     for r in raw:
-        uri = r.get("uri") if isinstance(r, dict) else None
-        value = r.get("value") if isinstance(r, dict) else None
-        if not isinstance(uri, str) or not isinstance(value, dict):
-            raise StorageError(
-                f"{what}: a record lacks its 'uri' string or its 'value' object ({str(r)[:120]})"
-            )
-        cid = r.get("cid", "")
-        cid = cid if isinstance(cid, str) else ""
-        check_record(uri, cid, value)
-        recs.append((uri, cid, value))
+        d = r if isinstance(r, dict) else {}
+        kept = listed(d.get("uri"), d.get("cid"), d.get("value"), what)
+        if kept is not None:
+            recs.append(kept)
     nxt = out.get("cursor")
-    return recs, (nxt if isinstance(nxt, str) and nxt and recs else None)
+    return recs, (nxt if isinstance(nxt, str) and nxt and raw else None)
 
 
 def iter_records(
     pds: str, repo: str, collection: str, page_size: int = 100
 ) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    """Every record of a collection, following cursors: ``(uri, cid, value)``.
+    """Every record of a collection, following cursors: ``(uri, cid, value)``; a malformed
+    record, or one that does not match its CID, is left out with a warning naming it.
 
     Raises:
         StorageError: For a malformed page, or a cursor that repeats (the listing would not end).
-        IntegrityError: When a record's value does not match its CID.
     """
     cursor: str | None = None
     seen: set[str] = set()

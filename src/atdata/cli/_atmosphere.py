@@ -48,9 +48,11 @@ def ls_remote(target: str) -> None:
     t = Table(title=f"datasets of @{who}")
     for col in ("name", "version", "split", "storage", "shards", "samples", "uri"):
         t.add_column(col)
-    for e in list_datasets(who):
-        size = e.value.get("size") or {}
-        kind = str((e.value.get("storage") or {}).get("$type", "")).rsplit(".", 1)[-1]
+    for e in list_datasets(who):  # a record off the lexicon shows what it has, not a traceback
+        size, st = (
+            x if isinstance(x, dict) else {} for x in (e.value.get("size"), e.value.get("storage"))
+        )
+        kind = str(st.get("$type", "")).rsplit(".", 1)[-1]
         t.add_row(
             e.name,
             e.version or "",
