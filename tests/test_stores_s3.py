@@ -173,3 +173,26 @@ def test_gc_collects_a_losing_write_id_runs_objects_in_s3(store, tmp_path):
     assert left == ours | {stray}
     assert [s["i"] for s in idx.open_dataset("s3gc").ordered()] == [1, 2]
     assert find_leftovers(idx, min_age=0) == []
+
+
+@pytest.mark.parametrize("name", ["données v1", "a#b?c", "x%20y+z", "数据/v1"])
+def test_odd_dataset_names_round_trip_through_an_s3_store(store, tmp_path, name):
+    idx = atdata.Index(path=str(tmp_path / "index.db"), data_store=store)
+    e = idx.write_samples([{"i": 1}, {"i": 2}], name=name, maxcount=1, manifest=True)
+    assert e.shards[0].url.startswith(f"s3://{BUCKET}/runs/{name}/")
+    ds = idx.open_dataset(name)
+    assert [s["i"] for s in ds.ordered()] == [1, 2]
+    assert all(r["ok"] for r in ds.verify())
+
+
+@pytest.mark.parametrize("key", ["plain/x.tar", "a#b?c d.tar", "données/x+y%20.tar"])
+def test_read_url_of_an_odd_key_fetches_that_object_over_http(store, key):
+    """read_url pasted the key into the HTTP URL as it was: 'a#b?c d.tar' fetched 'a' (404)
+    and a non-ASCII key could not be requested at all; the key is now percent-encoded."""
+    import urllib.request
+
+    store.client.put_object(Bucket=BUCKET, Key=f"runs/{key}", Body=b"hello", ACL="public-read")
+    url = store.read_url(f"s3://{BUCKET}/runs/{key}")
+    assert url.startswith(f"{store.endpoint_url}/{BUCKET}/runs/")
+    with urllib.request.urlopen(url) as resp:
+        assert resp.read() == b"hello"

@@ -411,10 +411,14 @@ class S3DataStore:
     def read_url(self, url: str) -> str:
         """The URL to stream ``url`` from: ``<endpoint>/<bucket>/<key>`` with a custom endpoint.
 
-        Plain AWS ``s3://`` URLs are returned unchanged.
+        Plain AWS ``s3://`` URLs are returned unchanged. The key is percent-encoded in the
+        HTTP URL, so a key with spaces, ``#``, ``?``, ``%`` or non-ASCII letters names its own
+        object (plain keys come out as they are).
         """
+        from urllib.parse import quote
+
         if self.endpoint_url and url.startswith("s3://"):
-            return self.endpoint_url.rstrip("/") + "/" + url[len("s3://") :]
+            return self.endpoint_url.rstrip("/") + "/" + quote(url[len("s3://") :], safe="/")
         return url
 
     def supports_streaming(self) -> bool:
