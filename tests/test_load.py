@@ -10,7 +10,7 @@ import pytest
 
 import atdata
 import atdata.local
-from atdata import DatasetDict, DictSample, SplitNotFoundError
+from atdata import AmbiguousSplitError, DatasetDict, DictSample, SplitNotFoundError
 from atdata._load import _split_of, infer_splits
 
 
@@ -50,6 +50,34 @@ def test_directory_with_split_file_names(flat):
     assert _idx(dd["test"]) == [100, 101]
     assert _idx(dd["validation"]) == [200]
     assert dd["train"].head(1)[0].vec.tolist() == [0, 1, 2]
+
+
+def test_single_split_dict_serves_dataset_methods(flat):
+    # upstream's docs: a DatasetDict of exactly one split takes Dataset methods directly
+    one = DatasetDict({"train": atdata.Dataset[Row](str(flat / "train-{000..001}.tar"))})
+    batch = next(iter(one.ordered(batch_size=4)))
+    assert batch.idx == [0, 1, 2, 3] and batch.vec.shape == (4, 3)
+    assert [s.idx for s in one.head(2)] == [0, 1]
+    assert [os.path.basename(u) for u in one.list_shards()] == ["train-000.tar", "train-001.tar"]
+    assert sorted(s.idx for s in one.shuffled()) == [0, 1, 2, 3, 4]
+    assert one.get("train") is one["train"]  # dict's own methods stay dict's
+    assert isinstance(one.as_type(Row), DatasetDict)
+
+
+def test_multi_split_dict_names_the_splits_for_dataset_methods(flat):
+    dd = atdata.load_dataset(str(flat), Row)
+    with pytest.raises(AmbiguousSplitError) as ei:
+        dd.ordered(batch_size=2)
+    assert str(ei.value) == (
+        "DatasetDict.ordered: this DatasetDict holds 3 splits ('train', 'validation', 'test'); "
+        "pick one first, e.g. ds_dict['train'].ordered"
+    )
+    assert isinstance(ei.value, AttributeError) and not hasattr(dd, "head")
+    with pytest.raises(AmbiguousSplitError, match="holds no split"):
+        DatasetDict().ordered()
+    with pytest.raises(AttributeError, match="no attribute 'not_a_method'") as e2:
+        _ = DatasetDict({"train": dd["train"]}).not_a_method
+    assert not isinstance(e2.value, AmbiguousSplitError)
 
 
 def test_split_argument_returns_dataset(flat):

@@ -19,6 +19,7 @@ from atdata._version import __version__
 # public name -> private module that defines it
 _LAZY: dict[str, str] = {
     "AbstractDataStore": "atdata.stores._base",
+    "AmbiguousSplitError": "atdata._errors",
     "AppViewError": "atdata._errors",
     "AppViewRequiredError": "atdata._errors",
     "AppViewSearchBackend": "atdata.search",
@@ -146,6 +147,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from atdata._convert import from_arrow
     from atdata._errors import (
+        AmbiguousSplitError,
         AppViewError,
         AppViewRequiredError,
         AppViewUnavailableError,

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 __all__ = [
+    "AmbiguousSplitError",
     "AppViewError",
     "ArrayLayoutError",
     "AppViewRequiredError",
@@ -313,6 +314,11 @@ class QualityGateError(AtdataError, ValueError):
 class DataNotFoundError(ShardError, FileNotFoundError):
     """No shard, manifest or other data file (a lexicon document) exists where one was asked for
     (a ``FileNotFoundError``)."""
+
+
+class AmbiguousSplitError(ConfigError, AttributeError):
+    """A ``Dataset`` method asked of a :class:`~atdata.DatasetDict` that holds other than one
+    split, so which split is meant is unknown (also an ``AttributeError``: ``hasattr`` is False)."""
 
 
 class UnknownFieldError(SchemaError, AttributeError, KeyError):

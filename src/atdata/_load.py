@@ -28,7 +28,13 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-from atdata._errors import AtdataError, ConfigError, DataNotFoundError, SplitNotFoundError
+from atdata._errors import (
+    AmbiguousSplitError,
+    AtdataError,
+    ConfigError,
+    DataNotFoundError,
+    SplitNotFoundError,
+)
 from atdata._shards.sources import expand_urls, is_remote
 from atdata._wire.sample import DictSample
 from atdata.dataset._dataset import Dataset
@@ -61,6 +67,11 @@ _SPLIT_ORDER = ("train", "validation", "test")
 # (quoted: at run time ``Dataset[T]`` is a callable alias, whose type variable is Dataset's own)
 class DatasetDict(dict[str, "Dataset[T]"], Generic[T]):
     """A ``dict`` of split name -> :class:`~atdata.Dataset`, as :func:`load_dataset` returns.
+
+    With exactly one split, the ``Dataset`` methods and properties that ``dict`` lacks
+    (``ordered``, ``shuffled``, ``head``, ``list_shards``, ...) are served by that split; with
+    more, asking one raises :class:`~atdata.AmbiguousSplitError` (an ``AttributeError``) that
+    names the splits. ``as_type`` always maps every split.
 
     Args:
         splits: Split name -> dataset.
@@ -108,6 +119,21 @@ class DatasetDict(dict[str, "Dataset[T]"], Generic[T]):
     def splits(self) -> list[str]:
         """The split names, in order."""
         return list(self)
+
+    def __getattr__(self, name: str) -> Any:
+        # Reached only for names neither DatasetDict nor dict has: a Dataset method or property
+        # is served by the one split, as upstream's docs show (``single.ordered(batch_size=32)``).
+        if name.startswith("_") or not hasattr(Dataset, name):
+            raise AttributeError(f"'DatasetDict' object has no attribute {name!r}")
+        if len(self) == 1:
+            return getattr(next(iter(self.values())), name)
+        if not self:
+            raise AmbiguousSplitError(f"DatasetDict.{name}: this DatasetDict holds no split")
+        first = next(iter(self))
+        raise AmbiguousSplitError(
+            f"DatasetDict.{name}: this DatasetDict holds {len(self)} splits "
+            f"({', '.join(map(repr, self))}); pick one first, e.g. ds_dict[{first!r}].{name}"
+        )
 
     def __repr__(self) -> str:
         if not self:
