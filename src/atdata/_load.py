@@ -391,7 +391,7 @@ def load_dataset(
         atdata._errors.SplitNotFoundError: split 'test' not found in ...; available splits: train
     """
     path_s = os.fspath(path)
-    if path_s.startswith("@"):
+    if path_s.startswith(("@", "at://")):
         return _load_named(path_s, sample_type, split, atmosphere, index=index, streaming=streaming)
     splits = _resolve(path_s, data_files)
     if split is not None:

@@ -54,6 +54,16 @@ def _open_local(index: Any, name: str, version: str | None, sample_type: type | 
     return Dataset(list(entry.data_urls), sample_type=sample_type)
 
 
+def _remote(path: str) -> Any:
+    try:
+        return importlib.import_module("atdata.atmosphere._remote")
+    except ImportError:
+        raise ConfigError(
+            f"cannot load {path!r}: atmosphere support is not available in this installation "
+            '(pip install "atdata[atmosphere]")'
+        ) from None
+
+
 def load_named(
     path: str,
     sample_type: type | None = None,
@@ -61,7 +71,9 @@ def load_named(
     atmosphere: Any = None,
     index: Any = None,
 ) -> Any:
-    """Load a named dataset: ``@local/...`` from an index, other handles from the atmosphere.
+    """Load a named dataset: ``@local/...`` from an index, other handles from the atmosphere,
+    ``at://.../science.alt.dataset.entry/...`` as that one entry (its split: metadata's, else
+    ``train``).
 
     A local name is one dataset: without ``split`` it comes as the ``train`` split of a
     :class:`~atdata.DatasetDict`; with ``split`` (any name) the dataset itself. An atmosphere
@@ -75,6 +87,11 @@ def load_named(
     """
     from atdata._load import DatasetDict
 
+    if path.startswith("at://"):  # one dataset entry record: one split
+        if atmosphere is None and index is not None:
+            atmosphere = getattr(index, "atmosphere", None)
+        got = _remote(path).load_entry_uri(path, sample_type, split, atmosphere=atmosphere)
+        return next(iter(got.values())) if split is not None else DatasetDict(got)
     handle, name, version = split_name(path)
     if handle == "local":
         if index is None:
@@ -83,13 +100,7 @@ def load_named(
             index = get_default_index()
         ds = _open_local(index, name, version, sample_type)
         return ds if split is not None else DatasetDict({"train": ds}, ds.sample_type)
-    try:
-        remote = importlib.import_module("atdata.atmosphere._remote")
-    except ImportError:
-        raise ConfigError(
-            f"cannot load {path!r}: atmosphere support is not available in this installation "
-            '(pip install "atdata[atmosphere]")'
-        ) from None
+    remote = _remote(path)
     if atmosphere is None and index is not None:  # Index(atmosphere=client)
         atmosphere = getattr(index, "atmosphere", None)
     out = remote.load_remote_splits(path, sample_type, split, atmosphere=atmosphere)

@@ -65,3 +65,35 @@ def test_local_up_creates_a_test_account_on_the_running_pds(pds, monkeypatch, ca
     assert f"atdata login carol.test --pds {pds.url}" in out
     atmo = Atmosphere.login("carol.test", password, pds.url)
     assert atmo.handle == "carol.test" and atmo.did.startswith("did:plc:")
+
+
+@atdata.packable
+class Counted:
+    n: int
+
+
+def test_inspect_preview_and_load_dataset_take_an_entry_at_uri(pds, publisher, tmp_path, capsys):
+    from atdata._errors import SplitNotFoundError
+    from atdata.atmosphere import publish_dataset, publish_schema
+
+    acct, atmo = publisher
+    schema = publish_schema(atmo, Counted, "1.0.0")
+    ds = atdata.write_samples([Counted(n=i) for i in (4, 5, 6)], str(tmp_path / "c.tar"))
+    pub = publish_dataset(atmo, "counted", schema.uri, shards=ds.list_shards(), num_samples=3)
+    rkey = pub.uri.rsplit("/", 1)[1]
+    by_handle = f"at://{acct['handle']}/science.alt.dataset.entry/{rkey}"
+    for uri in (pub.uri, by_handle):
+        assert main(["inspect", uri]) == 0
+        out = capsys.readouterr().out
+        assert f"{uri} [train]" in out and "samples:     3" in out and "Counted" in out
+        assert main(["preview", uri, "-n", "2"]) == 0
+        rows = [ln.split("\t") for ln in capsys.readouterr().out.splitlines()]
+        assert [r[1] for r in rows[2:]] == ["4", "5"]
+    loaded = atdata.load_dataset(pub.uri)
+    assert list(loaded) == ["train"] and [s.n for s in loaded["train"]] == [4, 5, 6]
+    assert [s.n for s in atdata.load_dataset(pub.uri, Counted, split="train")] == [4, 5, 6]
+    with pytest.raises(SplitNotFoundError, match="is the 'train' split of 'counted', not 'test'"):
+        atdata.load_dataset(pub.uri, split="test")
+    assert main(["inspect", schema.uri]) == 1
+    err = capsys.readouterr().err
+    assert f"{schema.uri} is a science.alt.dataset.schema record, not a dataset entry" in err

@@ -50,6 +50,7 @@ __all__ = [
     "list_datasets",
     "list_lenses",
     "list_schemas",
+    "load_entry_uri",
     "load_remote",
     "load_remote_splits",
     "parse_remote_path",
@@ -506,3 +507,38 @@ def load_remote_splits(
         return dataset_of(ident, find_entry(ident, name, version, split), sample_type)
     splits = splits_of(find_entries(ident, name, version))
     return {k: dataset_of(ident, e, sample_type) for k, e in splits.items()}
+
+
+def load_entry_uri(
+    uri: str,
+    sample_type: type | None = None,
+    split: str | None = None,
+    *,
+    atmosphere: Any = None,
+) -> dict[str, Any]:
+    """The dataset entry record at ``uri`` (``at://<handle or DID>/science.alt.dataset.entry/<rkey>``)
+    as ``{split: Dataset}``: one entry is one split (its metadata's, else ``train``).
+
+    The record is checked against its CID; ``atmosphere`` (a client) resolves the repository
+    through its own PDS first.
+
+    Raises:
+        ConfigError: When ``uri`` is not the AT-URI of a dataset entry record.
+        SplitNotFoundError: ``split`` is not the entry's split.
+        RecordNotFoundError: No record there.
+    """
+    repo, coll, rkey = parse_at_uri(uri)
+    if coll != ENTRY:
+        raise ConfigError(
+            f"{uri} is a {coll} record, not a dataset entry; give the AT-URI of a {ENTRY} record "
+            "(at://<did>/science.alt.dataset.entry/<rkey>) or the name @handle/dataset"
+        )
+    ident = _identity(repo, None, atmosphere)
+    value, cid = get_record(ident.pds, ident.did, coll, rkey)
+    if value.get("$type") not in (None, ENTRY):
+        raise ConfigError(f"{uri} holds a {str(value.get('$type'))[:80]!r} record, not a {ENTRY}")
+    entry = RemoteEntry(f"at://{ident.did}/{coll}/{rkey}", cid, value)
+    have = entry.split or "train"
+    if split is not None and split != have:
+        raise SplitNotFoundError(f"{uri} is the {have!r} split of {entry.name!r}, not {split!r}")
+    return {have: dataset_of(ident, entry, sample_type)}

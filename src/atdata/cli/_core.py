@@ -80,12 +80,14 @@ def _open(path: str, sample_type: type | None) -> dict[str, Any]:
     """Split name -> Dataset ('' for a path that is not a split directory, or ``@local/NAME``).
 
     ``@local/NAME[@VERSION]`` is a dataset of the default index; ``@handle/NAME`` one published
-    in the atmosphere (its splits).
+    in the atmosphere (its splits); ``at://`` the dataset entry record there.
     """
     from atdata._load import load_dataset
     from atdata._shards.sources import is_remote
     from atdata.dataset._dataset import Dataset
 
+    if path.startswith("at://"):  # a dataset entry record of the atmosphere
+        return dict(load_dataset(path, sample_type))
     if path.startswith("@") and not os.path.exists(path):
         if path.startswith("@local/"):
             return {"": _indexed(path, None, sample_type)}
@@ -193,7 +195,10 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def inspect(
-        path: str = typer.Argument(..., help="Shard, glob, brace pattern, URL or directory."),
+        path: str = typer.Argument(
+            ...,
+            help="Shard, glob, brace pattern, URL or directory; @local/NAME, @handle/NAME or a dataset entry at:// URI.",
+        ),
         type_: str | None = typer.Option(None, "--type", help="Sample type as module:Class."),
     ) -> None:
         """Shards, sample count, bytes and schema of a dataset (from tar headers, fast)."""
@@ -227,7 +232,10 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def preview(
-        path: str = typer.Argument(..., help="Shard, glob, brace pattern, URL or directory."),
+        path: str = typer.Argument(
+            ...,
+            help="Shard, glob, brace pattern, URL or directory; @local/NAME, @handle/NAME or a dataset entry at:// URI.",
+        ),
         limit: int = typer.Option(5, "--limit", "-n", min=1, help="How many samples to show."),
         type_: str | None = typer.Option(None, "--type", help="Sample type as module:Class."),
     ) -> None:
