@@ -515,8 +515,9 @@ class Dataset(Generic[T]):
         arrives; ``verify=False`` streams without the check.
 
         Raises:
-            ConfigError: When the configuration cannot give every rank the same number of samples,
-                or an argument is out of range.
+            ConfigError: When an argument is out of range. (A dataset with fewer samples than
+                ranks under ``policy="drop_last"``, or an empty one, gives every rank an empty
+                epoch instead: ``len() == 0`` on all ranks.)
             IntegrityError: While iterating, when a streamed shard's bytes differ from its
                 recorded size or sha256.
 

@@ -48,6 +48,7 @@ Examples:
 from __future__ import annotations
 
 import os
+import warnings
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -110,7 +111,9 @@ class TorchDataset(_Base):
         seed: The shuffle seed.
         rank: This process's rank (default from ``torch.distributed``; with ``world_size``).
         world_size: The number of ranks; every rank gets the same number of samples.
-        policy: ``"drop_last"`` or ``"pad"``: how ranks are made equal.
+        policy: ``"drop_last"`` or ``"pad"``: how ranks are made equal. Fewer samples than
+            ranks with ``"drop_last"`` (with a warning), or an empty dataset, give every rank
+            an empty epoch (``len() == 0``), so all ranks still step the same number of times.
         mode: ``"auto"`` (default: ``"random"`` for local shards, ``"stream"`` otherwise),
             ``"random"`` (one read per sample, a seeded permutation computed per slot) or
             ``"stream"`` (whole shards fetched once each, shuffled within ``shuffle_buffer``
@@ -214,7 +217,13 @@ class TorchDataset(_Base):
         )
         self._layout: list[Any] = [None]  # the payload layout of the last batch
         if not self._reader.lazy:
-            per_rank(self._reader.size, world_size, policy)  # validate now, not in a worker
+            n = self._reader.size
+            if n and not per_rank(n, world_size, policy):
+                warnings.warn(
+                    f"to_torch: {n} samples for {world_size} ranks with policy='drop_last' "
+                    "gives every rank an empty epoch; use policy='pad' or fewer ranks",
+                    stacklevel=4,  # the caller of Dataset.to_torch
+                )
 
     def __getstate__(self) -> dict[str, Any]:  # spawned workers: no finalizer
         return {

@@ -58,23 +58,23 @@ def item_count(n: int, start: int, size: int, drop_last: bool) -> int:
 
 
 def per_rank(n: int, world_size: int, policy: str) -> int:
-    """Samples each rank gets from ``n`` (the same for every rank).
+    """Samples each rank gets from ``n`` (the same for every rank): with ``"drop_last"`` 0 when
+    there are fewer samples than ranks, and 0 for an empty dataset under either policy, so every
+    rank runs the same (empty) epoch and steps the same number of times.
 
     Raises:
-        ConfigError: Unknown policy, or no sample for some rank.
+        ConfigError: Unknown policy.
+
+    Examples:
+        >>> per_rank(10, 4, "drop_last"), per_rank(10, 4, "pad"), per_rank(3, 4, "drop_last")
+        (2, 3, 0)
+        >>> per_rank(0, 1, "drop_last"), per_rank(0, 2, "pad")
+        (0, 0)
     """
     if policy not in POLICIES:
         raise ConfigError(f"policy must be 'drop_last' or 'pad', got {policy!r}")
     if policy == "drop_last":
-        per = n // world_size
-        if per == 0:
-            raise ConfigError(
-                f"a dataset of {n} samples cannot give each of {world_size} ranks a sample with "
-                "policy='drop_last'; use policy='pad' or fewer ranks"
-            )
-        return per
-    if n == 0:
-        raise ConfigError("an empty dataset cannot be padded across ranks")
+        return n // world_size
     return -(-n // world_size)
 
 
@@ -171,7 +171,7 @@ def rank_order(
     """Random-access mode: the positions (entries of ``universe``) rank ``rank`` reads in ``epoch``.
 
     Raises:
-        ConfigError: When the configuration cannot give every rank the same number of samples.
+        ConfigError: An unknown policy, or a rank out of range.
     """
     _check_rank(rank, world_size)
     per = per_rank(len(universe), world_size, policy)
@@ -186,7 +186,7 @@ def rank_slots(
     """The sample positions of ``range(n)`` rank ``rank`` reads in ``epoch`` (random-access mode).
 
     Raises:
-        ConfigError: When the configuration cannot give every rank the same number of samples.
+        ConfigError: An unknown policy, or a rank out of range.
 
     Examples:
         >>> rank_slots(10, 0, 4, "drop_last", None, 0)
@@ -218,7 +218,7 @@ def stream_slots(
         universe: Sorted positions that take part (a selection or a filter); default all.
 
     Raises:
-        ConfigError: When the configuration cannot give every rank the same number of samples.
+        ConfigError: An unknown policy, or a rank out of range.
     """
     _check_rank(rank, world_size)
     if window < 1:
