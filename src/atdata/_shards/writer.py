@@ -293,7 +293,7 @@ class ShardWriter:
             SampleKeyError: For an invalid or duplicate key.
         """
         if isinstance(sample, dict):
-            sample = DictSample(sample)
+            sample = DictSample(sample)  # (its "__key__" entry, if any, is the key)
         to_wire = getattr(sample, "_to_wire", None)
         if to_wire is None:
             raise SchemaError(

@@ -458,10 +458,15 @@ class DictSample(_WireSample):
     apart); decode one with :meth:`array` or :func:`atdata.decode_array`, or convert the whole
     sample with :meth:`as_type`.
 
+    A ``"__key__"`` entry of the map given (WebDataset's name for it) is the sample's key, not
+    a field.
+
     Examples:
         >>> s = DictSample({"label": "cat", "n": 3})
         >>> s["label"], s.n, sorted(s.keys()), s.get("missing", 0)
         ('cat', 3, ['label', 'n'], 0)
+        >>> DictSample({"__key__": "img-1", "n": 3}).__key__
+        'img-1'
     """
 
     __slots__ = ("__key__", "_data")
@@ -478,8 +483,8 @@ class DictSample(_WireSample):
         if _data is not None:  # the documented DictSample(_data={...}) spelling
             d.update(_data)
         d.update(fields)
+        object.__setattr__(self, "__key__", d.pop("__key__", None))
         object.__setattr__(self, "_data", d)
-        object.__setattr__(self, "__key__", None)
 
     @classmethod
     def _from_wire(cls, raw: dict, where: str = "") -> DictSample:

@@ -24,7 +24,7 @@ import os
 from collections.abc import Iterable, Sized
 from typing import Any, TypeVar
 
-from atdata._errors import ConfigError
+from atdata._errors import ConfigError, SchemaError
 from atdata._shards import writer as _shard_writer
 from atdata._shards.writer import KeyPolicy, ShardInfo, ShardObserver
 from atdata._wire.sample import DictSample
@@ -126,7 +126,9 @@ def write_samples(
             glob characters (``*?[``) or ``::``, which a dataset would expand as a pattern
             (checked before anything is written).
         SchemaError: (a ``TypeError``) When ``content_metadata`` is neither a sample nor a dict
-            (checked before anything is written).
+            (checked before anything is written), or a sample is not of the ``@packable`` type
+            of the first one (as for any error while writing, the shard being written is
+            dropped and finished ones stay).
     """
     from atdata.dataset._meta import check_content_metadata
 
@@ -145,9 +147,16 @@ def write_samples(
         total=total,
         manifest=manifest,
     ) as w:
-        for s in samples:
+        for i, s in enumerate(samples):
             if first_type is None:
                 first_type = type(s)
+            elif hasattr(first_type, "atdata_fields") and not isinstance(s, first_type):
+                raise SchemaError(
+                    f"sample {i} is a {type(s).__name__}, but the samples before it are "
+                    f"{first_type.__name__}: the dataset would be read as {first_type.__name__} "
+                    f"and fail on it; write one sample type per dataset (convert it to "
+                    f"{first_type.__name__} first)"
+                )
             w.write(s)
     infos = w.list_shard_infos()
     if not infos:
