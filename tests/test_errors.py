@@ -36,6 +36,7 @@ ALLOWED = {
     ("_shards/bodyread.py", "_recv_all", "TimeoutError"),  # a socket's own timeout signal
     ("cli/_services.py", "_redis_command", "ConnectionError"),  # caught by its caller
     ("dataset/_hf_cache.py", "acquire", "FileNotFoundError"),  # caught in place
+    ("index/_gc.py", "_delete_s3", "OSError"),  # its caller records the path as skipped
     ("dataset/_pool.py", "_np_default", "TypeError"),  # msgpack's default hook; caught
     ("dataset/_read.py", "count_arg", "TypeError"),  # caught in place -> ConfigError
     ("atmosphere/_records.py", "unpack_metadata", "ValueError"),  # caught -> DecodeError
@@ -88,7 +89,10 @@ def _bare_raises() -> set[tuple[str, str, str]]:
 
 def test_no_bare_builtin_raises_outside_the_reviewed_list():
     found = _bare_raises()
-    assert sorted(found - ALLOWED) == [], "raise an error of atdata._errors instead"
+    assert sorted(found - ALLOWED) == [], (
+        "raise an error of atdata._errors instead (or, for a signal caught right where it is "
+        "raised, add it to ALLOWED with the reason)"
+    )
     assert sorted(ALLOWED - found) == []  # a stale entry: remove it
 
 
