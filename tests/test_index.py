@@ -255,13 +255,27 @@ def test_repositories_mounted_by_name(tmp_path):
     assert index.get_dataset("lab/x") == e_lab
     assert [e.name for e in index.list_datasets("lab")] == ["x"]
     assert [e.num_samples for e in index.list_datasets()] == [1, 2, 3]
-    assert index.repos == {"lab": lab, "shared": shared}
+    assert index.repos == {"local": Repository(index.provider), "lab": lab, "shared": shared}
     with pytest.raises(KeyError, match="no repository 'other'"):
         index.list_datasets("other")
     with pytest.raises(atdata.ConfigError, match="reserved or invalid"):
         Index(path=str(tmp_path / "z.db"), repos={"local": lab})
     with pytest.raises(atdata.ConfigError, match="needs an IndexProvider"):
         Repository("sqlite")  # type: ignore[arg-type]
+
+
+def test_repos_always_holds_local_with_the_index_provider_and_store(tmp_path):
+    # upstream's docs: "The index stores all backends in a uniform repos dict; 'local' is always
+    # present", iterated as name -> repo with .provider and .data_store
+    store = atdata.LocalDiskStore(tmp_path / "data")
+    index = Index(path=str(tmp_path / "i.db"), data_store=store)
+    shown = {n: (type(r.provider).__name__, r.data_store) for n, r in index.repos.items()}
+    assert shown == {"local": ("SQLiteProvider", store)}
+    assert index.repos["local"].provider is index.provider
+    bare = Index(path=str(tmp_path / "j.db"))
+    assert list(bare.repos) == ["local"] and bare.repos["local"].data_store is None
+    bare.repos.clear()  # a copy: the index keeps its repositories
+    assert list(bare.repos) == ["local"]
 
 
 def test_local_name_starting_with_a_repository_name(tmp_path):

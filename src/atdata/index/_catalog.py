@@ -108,8 +108,11 @@ class Catalog:
 
     @property
     def repos(self) -> dict[str, Any]:
-        """The named repositories mounted beside ``"local"`` (a copy)."""
-        return dict(self._repos)
+        """Every repository by name, ``"local"`` first (this index's own provider and data store),
+        then those mounted with ``repos=`` (a new dict each time)."""
+        from atdata.repository import Repository
+
+        return {"local": Repository(self.provider, self.data_store), **self._repos}
 
     @property
     def atmosphere(self) -> Any:
