@@ -335,3 +335,71 @@ def test_records_whose_cid_does_not_match_are_refused():
             pytest.raises(RecordNotFoundError, match="no dataset named 'mnist'"),
         ):
             find_entry(ident, "mnist")
+
+
+# -- ranged reads: what can be checked is checked ---------------------------------------------
+
+
+def _range_server(data: bytes, shift: int = 0):
+    """Honours ``Range`` over ``data`` (answering from ``shift`` bytes later when set)."""
+
+    class H(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            a, b = (int(x) for x in self.headers["Range"].split("=")[1].split("-"))
+            part = data[a + shift : b + 1 + shift]
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {a + shift}-{b + shift}/{len(data)}")
+            self.send_header("Content-Length", str(len(part)))
+            self.end_headers()
+            self.wfile.write(part)
+
+        def log_message(self, *a):
+            pass
+
+    return serve_http(H)
+
+
+def test_blob_range_reads_check_what_a_range_can_be_checked_against():
+    import hashlib
+
+    from atdata.atmosphere import BlobSource, blob_cid
+    from atdata.atmosphere._blobs import VerifiedHTTPSource
+
+    good, bad = b"0123456789", b"0123456780"
+    cid = blob_cid(good)
+    with _range_server(bad) as srv:
+        by_cid = BlobSource("did:plc:hostile", srv.url, [(cid, None, 10)])
+        by_sha = BlobSource(
+            "did:plc:hostile", srv.url, [(cid, hashlib.sha256(good).hexdigest(), 10)]
+        )
+        shard = f"at://did:plc:hostile/blob/{cid}"
+        # a part cannot be checked against the whole blob's digest: served as it is
+        assert by_cid.read_range(shard, 2, 3) == b"234"
+        # the whole blob can: by its CID, or by the recorded sha256
+        with pytest.raises(atdata.IntegrityError, match=f"shard {shard}: got .* its CID says"):
+            by_cid.read_range(shard, 0, 10)
+        with pytest.raises(atdata.IntegrityError, match="the dataset record says"):
+            by_sha.read_range(shard, 0, 10)
+        # a blob served with another total size than the record's
+        sized = BlobSource("did:plc:hostile", srv.url, [(cid, None, 12)])
+        with pytest.raises(
+            atdata.IntegrityError, match="served as 10 bytes but its record says 12"
+        ):
+            sized.read_range(shard, 2, 3)
+        # an http shard: the whole-shard range is known from Content-Range's total
+        url = srv.url + "/a.tar"
+        http_src = VerifiedHTTPSource([(url, hashlib.sha256(good).hexdigest())])
+        assert http_src.read_range(url, 0, 4) == b"0123"
+        with pytest.raises(atdata.IntegrityError, match=f"sha256 mismatch for shard {url}"):
+            http_src.read_range(url, 0, 10)
+    with _range_server(good) as srv:
+        ok = BlobSource("did:plc:hostile", srv.url, [(cid, None, 10)])
+        assert ok.read_range(f"at://did:plc:hostile/blob/{cid}", 0, 10) == good
+    with _range_server(good + b"xx", shift=2) as srv:  # answers another range than asked
+        src = BlobSource("did:plc:hostile", srv.url, [(cid, None, None)])
+        with pytest.raises(
+            atdata.IntegrityError, match=r"asked for bytes 2-4, the server answered 'bytes 4-6/12'"
+        ):
+            src.read_range(f"at://did:plc:hostile/blob/{cid}", 2, 3)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from atdata._errors import (
@@ -23,6 +23,7 @@ from atdata._errors import (
 )
 from atdata._extras import require
 from atdata._shards.sources import shard_id_kw
+from atdata.atmosphere._ranges import RangeCache, RangeCheck, http_range
 
 __all__ = [
     "BlobRef",
@@ -201,28 +202,6 @@ def _open_http(
     return _VerifyingStream(resp, shard, sha256, size, limit, claim)
 
 
-class _RangeCache:
-    """Random access for sources whose server may ignore Range: keep the last whole shard."""
-
-    def __init__(self, opener: Callable[[str], Any]) -> None:
-        self._open = opener
-        self._key: str | None = None
-        self._data = b""
-
-    def read(self, shard: str, offset: int, size: int) -> bytes:
-        if self._key != shard:
-            f = self._open(shard)
-            try:
-                self._data = f.read()
-            finally:
-                f.close()
-            self._key = shard
-        data = self._data[offset : offset + size]
-        if len(data) != size:
-            raise ShardError(f"short read in shard {shard}: wanted {size} bytes at {offset}")
-        return data
-
-
 class BlobSource:
     """A :class:`~atdata.DataSource` streaming shards stored as blobs on a PDS.
 
@@ -274,7 +253,7 @@ class BlobSource:
         self.did, self.pds = did, pds.rstrip("/")
         self._blobs = {blob_shard_id(did, c): (c, sha, size) for c, sha, size in blobs}
         self._order = [blob_shard_id(did, c) for c, _s, _z in blobs]
-        self._ranges = _RangeCache(self.open_shard)
+        self._ranges = RangeCache(self.open_shard)
         self.spec = ",".join(self._order)
 
     @classmethod
@@ -344,47 +323,29 @@ class BlobSource:
 
     def read_range(self, shard: str, offset: int, size: int) -> bytes:
         """``size`` bytes at ``offset`` of a shard: a Range request, or (when the PDS ignores
-        Range) the whole blob, fetched once and kept."""
+        Range) the whole blob, fetched once and kept.
+
+        What is checked: the whole blob (fetched when Range is ignored, or a range that spans
+        it) against its recorded sha256, else its CID; every range's position and length (the
+        answer's ``Content-Range``) and the blob's total size against the recorded size. A part
+        of a blob cannot be checked against a whole-blob digest: its bytes are not verified
+        (a manifest's offsets came from verified bytes, but the blob may since have changed).
+
+        Raises:
+            IntegrityError: The answer is not the range asked for, or the blob's size or digest
+                is not the recorded one.
+        """
         if shard not in self._blobs:
             raise ShardError(f"{shard} not found: it is not a blob of this dataset")
-        cid = self._blobs[shard][0]
+        cid, sha, total = self._blobs[shard]
         url = f"{self.pds}/xrpc/com.atproto.sync.getBlob"
-        got = _http_range(url, {"did": self.did, "cid": cid}, offset, size)
+        claim = "the dataset record says" if sha else "its CID says"
+        check = RangeCheck(shard, total, sha or sha256_of_cid(cid), claim)
+        got = http_range(url, {"did": self.did, "cid": cid}, offset, size, check)
         return got if got is not None else self._ranges.read(shard, offset, size)
 
     def __repr__(self) -> str:
         return f"BlobSource({self.did!r}, {len(self._order)} blobs)"
-
-
-def _http_range(url: str, params: dict[str, str] | None, offset: int, size: int) -> bytes | None:
-    """``size`` bytes at ``offset`` by a Range request; ``None`` when the server ignores Range."""
-    from atdata.atmosphere._resolve import http_client
-
-    httpx = require("httpx", "atmosphere", "reading remote shards")
-    headers = {"Accept-Encoding": "identity", "Range": f"bytes={offset}-{offset + size - 1}"}
-    client = http_client()
-    try:  # streamed: a server that ignores Range (or lies) never makes us buffer its answer
-        r = client.send(
-            client.build_request("GET", url, params=params, headers=headers), stream=True
-        )
-    except httpx.HTTPError as exc:
-        raise ShardError(f"cannot read {url}: {type(exc).__name__}: {exc}") from None
-    try:
-        if r.status_code != 206:
-            return None
-        parts, got = [], 0
-        for part in r.iter_bytes(max(1, min(size + 1, 1 << 20))):
-            parts.append(part)
-            got += len(part)
-            if got > size:
-                break
-    except httpx.HTTPError as exc:
-        raise ShardError(f"connection lost reading {url}: {type(exc).__name__}") from None
-    finally:
-        r.close()
-    if got != size:
-        raise ShardError(f"short read of {url}: wanted {size} bytes at {offset}, got {got}")
-    return b"".join(parts)
 
 
 def sha256_of_cid(cid: str) -> str | None:
@@ -478,7 +439,7 @@ class VerifiedHTTPSource:
             raise ConfigError("no shard URLs given")
         self._sha = dict(shards)
         self._order = [u for u, _ in shards]
-        self._ranges = _RangeCache(self.open_shard)
+        self._ranges = RangeCache(self.open_shard)
         self.spec = ",".join(self._order)
 
     def list_shards(self) -> list[str]:
@@ -498,8 +459,17 @@ class VerifiedHTTPSource:
 
     def read_range(self, shard: str, offset: int, size: int) -> bytes:
         """``size`` bytes at ``offset`` of a shard: a Range request, or (when the server ignores
-        Range) the whole shard, fetched once and kept."""
-        got = _http_range(shard, None, offset, size)
+        Range) the whole shard, fetched once and kept.
+
+        What is checked: the whole shard (fetched when Range is ignored, or a range that spans
+        it, as the answer's ``Content-Range`` total tells) against its recorded sha256, and
+        every range's position and length. A part of a shard cannot be checked against a
+        whole-shard digest: its bytes are not verified.
+
+        Raises:
+            IntegrityError: The answer is not the range asked for, or the digest does not match.
+        """
+        got = http_range(shard, None, offset, size, RangeCheck(shard, None, self._sha.get(shard)))
         return got if got is not None else self._ranges.read(shard, offset, size)
 
     def __repr__(self) -> str:
