@@ -243,3 +243,13 @@ def test_torch_tensors_as_positions(ds):
 def test_counts_are_checked(ds, call, msg):
     with pytest.raises(atdata.ConfigError, match=msg):
         call(ds)
+
+
+def test_positions_past_the_end_are_refused_when_selected(ds):
+    with pytest.raises(SampleIndexError, match="sample index 7 out of range for a dataset of 5"):
+        ds.select([0, 7, 9])  # local shards: counted cheaply, so len() is never wrong
+    assert len(ds.select([4, 0])) == 2
+    with pytest.raises(atdata.ConfigError, match=r"ds\[::0\]: a slice step cannot be zero"):
+        ds[::0]
+    with pytest.raises(ArgumentTypeError, match=r"ds\[0:1.5\]: slice bounds"):
+        ds[0:1.5]

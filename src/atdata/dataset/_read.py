@@ -121,13 +121,15 @@ def getitem(ds: Dataset[Any], item: int | str | slice) -> Any:
     if isinstance(item, str):
         return ds.get(item)
     if isinstance(item, slice):
+        if item.step == 0:
+            raise ConfigError(f"ds[{_slice_text(item)}]: a slice step cannot be zero")
         try:
             return ds.select(range(*item.indices(exact_len(ds))))
         except TypeError as exc:
             if isinstance(exc, AtdataError):
                 raise
             raise ArgumentTypeError(
-                f"ds[{item.start}:{item.stop}:{item.step}]: slice bounds must be integers or None"
+                f"ds[{_slice_text(item)}]: slice bounds must be integers or None"
             ) from None
     try:
         i = operator.index(item)
@@ -141,6 +143,12 @@ def getitem(ds: Dataset[Any], item: int | str | slice) -> Any:
         i = ds._selection[_in_range(i, len(ds._selection), "selection")]
     shard, key, pos = ds._shared.locate_pos(i)
     return read_one(ds, shard, key, pos)
+
+
+def _slice_text(sl: slice) -> str:
+    """``sl`` as written in brackets (``"1:5"``, ``"::0"``)."""
+    parts = ["" if p is None else repr(p) for p in (sl.start, sl.stop, sl.step)]
+    return ":".join(parts if parts[2] else parts[:2])
 
 
 def _iterable(x: Any) -> bool:
@@ -290,8 +298,8 @@ def positions(ds: Dataset[Any], indices: Iterable[int]) -> list[int]:
 
     Raises:
         SampleIndexError: (an ``IndexError``) For a negative index beyond the start, an index
-            outside the selection (an index past the end of a dataset without one is refused
-            when it is read), or a mask of the wrong length.
+            outside the selection or past the end (of remote shards not yet counted: when it
+            is read), or a mask of the wrong length.
         ArgumentTypeError: (a ``TypeError``) For a position that is not an integer (a float,
             ``None``, a string), booleans mixed with integers, or a single integer.
     """
@@ -306,7 +314,18 @@ def positions(ds: Dataset[Any], indices: Iterable[int]) -> list[int]:
             n = n if n is not None else ds._shared.base_len()
             i = _in_range(i, n, "dataset")
         idx.append(i)
+    if idx and n is None and _counted_cheaply(ds):
+        n = ds._shared.base_len()
+    if n is not None and idx and max(idx) >= n:
+        _in_range(next(i for i in idx if i >= n), n, "dataset")
     return idx
+
+
+def _counted_cheaply(ds: Dataset[Any]) -> bool:
+    """Whether ``ds``'s length is known without reading remote shards (local files, or counts
+    recorded for every shard), so positions can be checked when selected, not when read."""
+    t = ds._shared
+    return t.local() or all(s in t.counts for s in ds.list_shards())
 
 
 def _in_range(i: int, n: int, what: str) -> int:
