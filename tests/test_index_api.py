@@ -514,6 +514,35 @@ def test_top_level_names_upstream_has():
             atdata.schema_to_type({"name": "X", "fields": []})
 
 
+def test_protocol_names_import_from_atdata_protocols(index):
+    # upstream's protocols reference page imports these from atdata._protocols
+    from atdata._protocols import (
+        AbstractDataStore,
+        AbstractIndex,
+        DataSource,
+        IndexEntry,
+        Packable,
+    )
+
+    assert (AbstractDataStore, DataSource, IndexEntry, Packable) == (
+        atdata.AbstractDataStore,
+        atdata.DataSource,
+        atdata.IndexEntry,
+        atdata.Packable,
+    )
+    assert AbstractIndex is Index and isinstance(index, AbstractIndex)
+    entry = index.write([Pt(name="a", value=1)], name="protos")
+    assert isinstance(entry, IndexEntry) and isinstance(atdata.LocalDiskStore(), AbstractDataStore)
+    assert isinstance(atdata.URLSource("x-{0..1}.tar"), DataSource) and isinstance(
+        Pt(name="b", value=2), Packable
+    )
+    import atdata._protocols as P
+
+    assert set(P.__all__) <= set(dir(P))
+    with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
+        _ = P.Nope
+
+
 def test_schema_to_type_takes_get_schema_dicts(index):
     ref = index.publish_schema(Pt, version="1.0.0")
     with pytest.warns(DeprecationWarning):

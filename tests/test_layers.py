@@ -49,6 +49,7 @@ LAYERS: dict[str, int] = {
     "index": 5,
     "local": 5,
     "repository": 5,
+    "_protocols": 5,
     "atmosphere": 6,
     "promote": 6,
     "lexicons": 6,
