@@ -266,6 +266,22 @@ def test_network_is_one_shared_registry():
     assert iso is not LensNetwork() and iso.list_lenses() == []
 
 
+def test_registry_maps_type_pairs_to_registered_lenses():
+    # upstream's lens examples iterate LensNetwork()._registry.items() as ((src, view), lens)
+    shown = {
+        (src.__name__, view.__name__): lz.__name__
+        for (src, view), lz in LensNetwork()._registry.items()
+        if src in (Photo, Meta)
+    }
+    assert shown[("Photo", "Meta")] == "photo_meta" and shown[("Meta", "Label")] == "meta_label"
+    iso = LensNetwork.isolated()
+    assert iso._registry == {}
+    iso.register(photo_meta)
+    assert iso._registry == {(Photo, Meta): photo_meta}
+    iso._registry.clear()  # a copy
+    assert iso.list_lenses() == [photo_meta]
+
+
 def test_transform_is_direct_only_find_composes():
     # Photo -> Meta -> Label is registered as two lenses: find composes them, transform does not
     assert LensNetwork().find(Photo, Label).name == "photo_meta | meta_label"

@@ -309,6 +309,12 @@ class LensNetwork:
         """Registered lenses."""
         return list(self.lenses)
 
+    @property
+    def _registry(self) -> dict[tuple[type, type], Lens]:
+        """``(source, view) -> lens`` of the registered lenses (a copy), as upstream's docs read
+        it (``for (src, view), lens in LensNetwork()._registry.items()``)."""
+        return {(src, view): lz for src, d in self._edges.items() for view, lz in d.items()}
+
     def lenses_from(self, source: type) -> list[Lens]:
         """Lenses whose source is ``source``."""
         return list(self._edges.get(source, {}).values())
