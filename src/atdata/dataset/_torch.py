@@ -198,6 +198,7 @@ class TorchDataset(_Base):
         self._pos = 0  # samples of this rank's order delivered in this epoch
         self._resumed = False  # restored by load_state_dict: honour the position even at the end
         self._finished = False  # the last iteration ran to the end of the epoch
+        self._loop = 0  # the number of the latest loop over this dataset (see overtaken())
         if not 0 <= rank < world_size:
             raise ConfigError(f"rank {rank} is not in range for world_size {world_size}")
         self._reader = Reader(
@@ -273,6 +274,7 @@ class TorchDataset(_Base):
     def _begin(self) -> int:
         """The position the next iteration starts from: a restored one as it is, else a
         finished epoch starts over."""
+        self._loop += 1
         if self._resumed:
             self._resumed = False
         elif self._finished or (not self._reader.lazy and not self._left(self._pos)):
@@ -487,10 +489,15 @@ class TorchDataset(_Base):
         if info is not None:
             raise ConfigError(_PLAIN_LOADER.format(n=info.num_workers))
         start = self._begin()
-        for end, item in self._produce(self.epoch, start, 0, 1):
+        loop = self._loop
+        items = self._produce(self.epoch, start, 0, 1)
+        for end, item in items:
             self._pos = end  # before handing it over: a checkpoint taken now counts this item
             if item is not SKIPPED:
                 yield item
+                if self._loop != loop:
+                    getattr(items, "close", lambda: None)()  # (its prefetch stops now)
+                    raise overtaken()
         self._finished = True
 
     def loader(self, **kwargs: Any) -> Any:
@@ -500,7 +507,9 @@ class TorchDataset(_Base):
         ``pin_memory``, ``multiprocessing_context``, ...). Batching is done here (``batch_size``
         of :meth:`~atdata.Dataset.to_torch`), so the DataLoader's ``batch_size`` is ``None``.
         Iterate it once per epoch (after :meth:`set_epoch`); :meth:`state_dict` is exact at any
-        point.
+        point. One loop at a time: the dataset has one position, so a loop (over the loader or
+        the dataset) that goes on after a later one started raises :class:`~atdata.ConfigError`
+        instead of delivering items twice.
 
         Raises:
             ConfigError: For ``batch_size`` or ``in_order=False`` (items must arrive in order).
@@ -530,6 +539,16 @@ class TorchDataset(_Base):
         from atdata.dataset._torch_loader import RecordingLoader, Tagged
 
         return RecordingLoader(Tagged(self, ctl), **kwargs)
+
+
+def overtaken() -> ConfigError:
+    """The error of a loop that goes on after a later loop over the same dataset started."""
+    return ConfigError(
+        "another loop over this dataset started before this one ended; the dataset has one "
+        "position (state_dict()), which the later loop now carries on from, so this one stops "
+        "rather than deliver its items twice: end or leave a loop before starting the next, "
+        "or call to_torch() again for a second, independent stream"
+    )
 
 
 def _is_int(x: Any) -> bool:

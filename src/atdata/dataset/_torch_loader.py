@@ -52,15 +52,23 @@ class RecordingLoader(_LoaderBase):
     _iterator: Any
 
     def __iter__(self) -> Iterator[Any]:
+        from atdata.dataset._torch import overtaken
         from atdata.dataset._torch_ipc import unpack
 
         tagged: Tagged = self.dataset
         tds, ctl = tagged.tds, tagged.ctl
         ctl[0], ctl[1] = tds.epoch, tds._begin()
+        loop = tds._loop
         workers = self.num_workers > 0
         it: Any = super().__iter__()
         try:
-            for end, item in it:
+            # (checked before each next(): persistent workers serve the later loop now)
+            while tds._loop == loop:
+                try:
+                    end, item = next(it)
+                except StopIteration:
+                    tds._finished = True
+                    return
                 tds._pos = end
                 if item is not SKIPPED:
                     yield unpack(item) if workers else item
@@ -69,17 +77,21 @@ class RecordingLoader(_LoaderBase):
                 self._stop(it, exc)
             it = None  # (this frame stays in the traceback: it must not hold the workers)
             raise
-        tds._finished = True
+        if workers:
+            self._stop(it, None)
+        it = None
+        raise overtaken()
 
-    def _stop(self, it: Any, exc: BaseException) -> None:
-        """The loop over worker iterator ``it`` ended with ``exc``: stop its workers now (they,
-        the items they sent and the temporary shard cache would otherwise wait for a garbage
-        collection). ``GeneratorExit`` (the loop was left) keeps persistent workers for the
-        next epoch; an error stops them too (the next iteration starts fresh ones)."""
+    def _stop(self, it: Any, exc: BaseException | None) -> None:
+        """The loop over worker iterator ``it`` ended with ``exc`` (``None``: a later loop
+        overtook it): stop its workers now (they, the items they sent and the temporary shard
+        cache would otherwise wait for a garbage collection). ``GeneratorExit`` (the loop was
+        left) and ``None`` keep persistent workers, for the next epoch or the later loop; an
+        error stops them too (the next iteration starts fresh ones)."""
         import traceback
 
         persistent = self.persistent_workers
-        if persistent and isinstance(exc, GeneratorExit):
+        if persistent and (exc is None or isinstance(exc, GeneratorExit)):
             return
         if persistent and self._iterator is it:
             self._iterator = None
@@ -88,5 +100,5 @@ class RecordingLoader(_LoaderBase):
             stop()
         # the iterator's own frames below this one: torch re-raises a worker's error from a
         # frame whose locals hold the error (a reference cycle through the traceback)
-        if exc.__traceback__ is not None:
+        if exc is not None and exc.__traceback__ is not None:
             traceback.clear_frames(exc.__traceback__.tb_next)
