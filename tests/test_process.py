@@ -88,6 +88,15 @@ def test_process_shards_in_order_sequential_and_parallel(tmp_path):
     assert got == want and list(got) == list(want)
 
 
+def test_process_shards_empty_shard_list_processes_nothing(tmp_path):
+    ds = make_input(tmp_path, shards=3, per=2)
+    calls = []
+    assert ds.process_shards(lambda ss: calls.append(len(ss)), shards=[]) == {}
+    assert calls == []
+    first = ds.list_shards()[0]
+    assert ds.process_shards(shard_sum, shards=[first, first]) == {first: 1}
+
+
 def test_process_shards_applies_filters(tmp_path):
     ds = make_input(tmp_path, shards=2, per=4).filter(lambda s: s.x % 2 == 0)
     assert list(ds.process_shards(lambda ss: [s.x for s in ss]).values()) == [[0, 2], [4, 6]]

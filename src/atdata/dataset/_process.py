@@ -184,13 +184,13 @@ def process_shards(
 ) -> dict[str, Any]:
     """See :meth:`atdata.Dataset.process_shards`."""
     _check_common(num_proc, retries, timeout)
-    shard_ids = list(shards or ds.list_shards())
+    shard_ids = list(dict.fromkeys(ds.list_shards() if shards is None else shards))
     ckpt = Path(checkpoint) if checkpoint is not None else None
     if ckpt is not None and ckpt.exists():
         done = set(ckpt.read_text().splitlines())
         shard_ids = [s for s in shard_ids if s not in done]
-        if not shard_ids:
-            return {}
+    if not shard_ids:
+        return {}
     run = uuid.uuid4().hex[:12]
     with subscribe(log_listener(get_logger(), run)):
         return _process_run(
