@@ -71,3 +71,17 @@ def fails_on_x3(s: Num) -> Num:
     if s.x == 3:
         raise ValueError("x == 3 is not allowed")
     return s
+
+
+def hold_shard_one(s: Num) -> Num:
+    """Shard 0 waits until the worker on shard 1 is inside the function (its temporary output
+    is open), then finishes; shard 1 then sleeps far too long. Marker: $ATDATA_TEST_MARK."""
+    mark = os.environ["ATDATA_TEST_MARK"]
+    if s.x == 2:  # the first sample of shard 1 (2 per shard)
+        open(mark, "w").close()
+        time.sleep(60)
+    elif s.x == 0:
+        end = time.monotonic() + 30
+        while not os.path.exists(mark) and time.monotonic() < end:
+            time.sleep(0.01)
+    return s

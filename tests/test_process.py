@@ -22,6 +22,7 @@ from tests._process_helpers import (
     Num,
     count_and_square,
     die_on_x,
+    hold_shard_one,
     shard_sum,
     sleep_on_x,
     square,
@@ -162,6 +163,55 @@ def test_worker_killed_is_worker_died_with_exit_code_and_no_hang(tmp_path, monke
     )
     assert hidden_temps(tmp_path / "out") == []
     assert not os.path.exists(tmp_path / "out" / os.path.basename(bad))
+
+
+@pytest.mark.timeout(120)
+def test_interrupt_stops_workers_and_removes_their_half_written_output(tmp_path, monkeypatch):
+    import multiprocessing
+
+    ds = make_input(tmp_path, shards=3, per=2)
+    monkeypatch.setenv("ATDATA_TEST_MARK", str(tmp_path / "mark"))
+
+    def interrupt(e):
+        if e.name == "shard_commit":  # shard 0 is done while shard 1 is half-written
+            raise KeyboardInterrupt
+
+    with subscribe(interrupt), pytest.raises(KeyboardInterrupt):
+        ds.map(hold_shard_one, out=tmp_path / "out", num_proc=2)
+    assert (tmp_path / "mark").exists()
+    assert multiprocessing.active_children() == []
+    assert hidden_temps(tmp_path / "out") == []
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.tar")) == ["d-000000.tar"]
+    resumed = ds.map(square, out=tmp_path / "out", num_proc=2)  # shard 0 (x 0, 1) is kept
+    assert [s.x for s in resumed] == [i * i for i in range(6)]
+    # Ctrl-C reaches the whole process group: only the parent acts on it (no worker tracebacks)
+    got = ds.process_shards(lambda ss: signal.getsignal(signal.SIGINT).name, num_proc=1)
+    assert set(got.values()) == {"SIG_IGN"}
+
+
+def test_temps_of_a_writer_killed_while_writing_a_manifest_or_commit_are_removed(tmp_path):
+    from atdata.dataset._shardjobs import MapJob
+
+    ds = make_input(tmp_path, shards=2, per=2)
+    out = tmp_path / "out"
+    out.mkdir()
+    left = [  # a shard's, its commit record's and its manifest's temporaries
+        ".d-000000.tar.tmp-4242-0badf00d",
+        ".d-000000.commit.json.tmp-4242-0badf00d",
+        ".d-000001.manifest.parquet.tmp-0badf00d",
+        ".d-000001.manifest.json.tmp-0badf00d",
+    ]
+    for name in left:
+        (out / name).write_bytes(b"half")
+    ds.map(square, out=out)
+    assert hidden_temps(out) == []
+    # a worker that died (pid 4242) loses its own temporaries, not another process's
+    job = MapJob(ds, square, {ds.list_shards()[0]: str(out / "d-000000.tar")}, version="",
+                 batched=False, manifest=True, sample_type=None, run="r")  # fmt: skip
+    for name in [*left[:2], ".d-000000.tar.tmp-77-0badf00d", ".d-000000.manifest.json.tmp-1"]:
+        (out / name).write_bytes(b"half")
+    job.cleanup(ds.list_shards()[0], 4242)
+    assert hidden_temps(out) == [".d-000000.tar.tmp-77-0badf00d"]
 
 
 @pytest.mark.timeout(120)

@@ -170,9 +170,14 @@ def read_answer(blob: bytes, shard: str, attempt: int) -> TaskOutcome:
 
 def _worker_main(conn: Any, job: ShardJob) -> None:
     """A worker's loop: read a msgpack task, run it, answer with msgpack; ``None`` ends it."""
+    import signal
+
     from atdata._events import clear_subscribers
 
     clear_subscribers()  # listeners copied by fork belong to the parent, which re-emits
+    # Ctrl-C reaches the whole process group: the parent alone handles it (it stops the workers
+    # and removes what they had half-written), so workers do not print a traceback each
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = multiprocessing.parent_process()
     watch = [conn] if parent is None else [conn, parent.sentinel]
     while True:
@@ -278,12 +283,16 @@ def run_pool(
                 elif outcome is not None:
                     w.shard = None
                     yield outcome
-    finally:
+    finally:  # also on KeyboardInterrupt or the caller closing this generator
+        clean = getattr(job, "cleanup", None)
         for w in workers:
             if w.shard is None:
                 w.stop()
-            else:
-                w.kill()
+                continue
+            w.kill()
+            if clean is not None:  # its temporary output must not outlive it
+                with contextlib.suppress(OSError):
+                    clean(w.shard, w.proc.pid)
 
 
 def _collect(w: _Worker, timeout: float | None) -> tuple[TaskOutcome | None, ShardFailure | None]:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import glob
 import importlib
 import os
 import sys
@@ -58,7 +57,13 @@ from atdata.dataset._pool import (
     run_pool,
     start_method_of,
 )
-from atdata.dataset._shardjobs import MapJob, ReduceJob, check_output_names, input_sha256
+from atdata.dataset._shardjobs import (
+    MapJob,
+    ReduceJob,
+    check_output_names,
+    input_sha256,
+    remove_temps,
+)
 
 __all__ = ["Runner", "map_dataset", "map_to_shards", "process_shards"]
 
@@ -425,10 +430,7 @@ def map_to_shards(
     run = uuid.uuid4().hex[:12]
     with _locked(out_dir), subscribe(log_listener(get_logger(), run)):
         for p in out_paths.values():  # leftovers of a run that was killed mid-shard
-            for stale in glob.glob(glob.escape(os.path.join(out_dir, "." + os.path.basename(p)))
-                                   + ".tmp-*"):  # fmt: skip
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(stale)
+            remove_temps(p)
         emit("run_start", op="map", run=run, shards=len(shard_ids), num_proc=num_proc, out=out_dir)
         t0 = time.perf_counter()
         todo: list[str] = []

@@ -32,6 +32,7 @@ __all__ = [
     "check_output_names",
     "input_sha256",
     "keyed_samples",
+    "remove_temps",
     "type_name",
 ]
 
@@ -197,11 +198,7 @@ class MapJob:
 
     def cleanup(self, shard: str, pid: int) -> None:
         """Remove what a worker that died (pid) left half-written for ``shard``."""
-        out = self.out_paths[shard]
-        d, name = os.path.dirname(out) or ".", os.path.basename(out)
-        for p in glob.glob(os.path.join(glob.escape(d), glob.escape(f".{name}.tmp-{pid}-")) + "*"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(p)
+        remove_temps(self.out_paths[shard], pid)
 
     def run(self, shard: str, attempt: int) -> dict[str, Any]:
         out = self.out_paths[shard]
@@ -288,6 +285,27 @@ class MapJob:
             "sha256": sha,
             "sample_type": tname,
         }
+
+
+def remove_temps(out: str, pid: int | None = None) -> list[str]:
+    """Remove the temporary files a writer of output shard ``out`` left when it was killed: the
+    shard's and its commit record's (those of process ``pid`` only, when given) and its
+    manifest's (named without a pid: only ever one writer of a shard runs under the output
+    directory's lock). Returns the paths removed."""
+    from atdata.manifest._paths import manifest_paths
+
+    tag = "" if pid is None else f"{pid}-"
+    names = [os.path.basename(out), os.path.basename(commit_path(out))]
+    patterns = [glob.escape(f".{n}.tmp-{tag}") + "*" for n in names]
+    patterns += [glob.escape(f".{os.path.basename(m)}.tmp-") + "*" for m in manifest_paths(out)]
+    d = glob.escape(os.path.dirname(out) or ".")
+    gone = []
+    for pattern in patterns:
+        for p in glob.glob(os.path.join(d, pattern)):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(p)
+                gone.append(p)
+    return gone
 
 
 def check_output_names(shards: list[str], out: str) -> dict[str, str]:

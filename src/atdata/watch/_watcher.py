@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import glob
 import hashlib
 import os
 import socket
@@ -470,7 +469,12 @@ class Watcher:
             output = self.handler.handle(e.url, ds)
             return {"sha256": sha, "output": output or "", "samples": 0}
         from atdata.dataset._commit import check_commit, read_commit
-        from atdata.dataset._shardjobs import MapJob, check_output_names, input_sha256
+        from atdata.dataset._shardjobs import (
+            MapJob,
+            check_output_names,
+            input_sha256,
+            remove_temps,
+        )
 
         assert self.out is not None and self.fn is not None
         out_paths = check_output_names([e.url], self.out)
@@ -482,10 +486,7 @@ class Watcher:
                 assert rec is not None
                 return {"sha256": sha, "output": out, "samples": rec.num_samples}
         if takeover:  # what the dead watcher left half-written
-            pattern = glob.escape(os.path.join(self.out, "." + os.path.basename(out))) + ".tmp-*"
-            for stale in glob.glob(pattern):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(stale)
+            remove_temps(out)
         job = MapJob(ds, self.fn, out_paths, version=self.version, batched=self.batched,
                      manifest=self.manifest, sample_type=None, run=self.name)  # fmt: skip
         reply = job.run(e.url, attempt)
