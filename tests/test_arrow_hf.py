@@ -56,7 +56,7 @@ def test_fingerprint_follows_the_shard_bytes(tmp_path):
     ds2 = atdata.Dataset(str(tmp_path / "a.tar"))
     hf2 = ds2.to_hf(cache_dir=tmp_path / "hf")
     assert hf2._fingerprint != fp1 and hf2["x"] == [0, 10, 20]
-    assert ds.select([0, 2]).to_hf(cache_dir=tmp_path / "hf")._fingerprint != hf2._fingerprint
+    assert ds.subset([0, 2]).to_hf(cache_dir=tmp_path / "hf")._fingerprint != hf2._fingerprint
 
 
 def test_from_hf_dict_dataset_and_streaming(tmp_path):

@@ -278,6 +278,25 @@ def test_map_with_new_sample_type_still_decodes_the_source_type(shard_dir):
     ]
 
 
+def test_select_returns_a_list_of_samples_in_the_order_asked(shard_dir):
+    """Upstream documents ``select(indices) -> list[ST]``: a list, compared and typed as one."""
+    ds = atdata.Dataset[Item](_url(shard_dir))
+    got = ds.select([10, 0, 10, -1])
+    assert type(got) is list
+    assert [s.idx for s in got] == [10, 0, 10, 24]
+    assert all(isinstance(s, Item) for s in got)
+    assert got == [ds[10], ds[0], ds[10], ds[24]]
+    assert ds.select([]) == []
+    with pytest.raises(IndexError, match=r"sample index 25 out of range for a dataset of 25"):
+        ds.select([0, 25])
+    odd = ds.filter(lambda s: s.label == "odd")
+    assert [s.idx for s in odd.select([3, 1])] == [3, 1]
+    with pytest.raises(SampleKeyError, match=r"excluded by this dataset's filter"):
+        odd.select([1, 2])
+    sub = ds.subset([5, 7])
+    assert isinstance(sub, atdata.Dataset) and [s.idx for s in sub.select([1, 0])] == [7, 5]
+
+
 def test_filter_map_select(shard_dir):
     ds = atdata.Dataset[Item](_url(shard_dir))
     odd = ds.filter(lambda s: s.label == "odd")
@@ -286,7 +305,7 @@ def test_filter_map_select(shard_dir):
         len(odd)
     doubled = ds.map(lambda s: s.idx * 2)
     assert list(doubled)[:4] == [0, 2, 4, 6]
-    sel = ds.select([24, 0, -1, 12])
+    sel = ds.subset([24, 0, -1, 12])
     assert [s.idx for s in sel] == [24, 0, 24, 12]
     assert len(sel) == 4
     assert [s.idx for s in sel.select([1, 3])] == [0, 12]

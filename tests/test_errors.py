@@ -202,7 +202,7 @@ def test_boolean_masks_select_like_numpy(ds):
     assert [s["x"] for s in ds.select(mask)] == [0, 2, 4]
     assert [s["x"] for s in ds.select(np.array(mask))] == [0, 2, 4]
     assert [s["x"] for s in ds.select(np.array([False] * 5))] == []
-    sub = ds.select([4, 3, 1])
+    sub = ds.subset([4, 3, 1])
     assert [s["x"] for s in sub.select([False, True, True])] == [3, 1]
     with pytest.raises(SampleIndexError, match="mask of 3 entries for a dataset of 5 samples"):
         ds.select(mask[:3])

@@ -452,7 +452,7 @@ def test_query_refuses_to_ignore_filter_map_and_select(tmp_path):
     for derived, named in [
         (ds.filter(lambda s: s["n"] > 0), "filter"),
         (ds.map(lambda s: s), "map"),
-        (ds.select([0, 1]), "select"),
+        (ds.subset([0, 1]), "selection"),
     ]:
         with pytest.raises(_atdata.ConfigError, match=named):
             derived.query("n >= 2")

@@ -176,7 +176,7 @@ def test_decode_error_names_shard_key_field(tmp_path):
     st.lists(st.integers(-8, 7), max_size=8),
 )
 def test_select_of_a_selection_counts_negatives_from_its_end(ds, first, second):
-    sub = ds.select(first)
+    sub = ds.subset(first)
     n = len(first)
     inside = [i for i in second if -n <= i < n]
     assert [s.idx for s in sub.select(inside)] == [first[i] for i in inside]
@@ -188,7 +188,7 @@ def test_select_out_of_range_negative_raises_instead_of_wrapping(ds):
         ds.select([-(N + 1)])
     with pytest.raises(IndexError, match=r"sample index -31 out of range for a dataset of 30"):
         ds[-(N + 1)]
-    sub = ds.select([4, 5, 6])
+    sub = ds.subset([4, 5, 6])
     with pytest.raises(IndexError, match=r"sample index -4 out of range for a selection of 3"):
         sub.select([-4])
     with pytest.raises(IndexError, match=r"sample index 3 out of range for a selection of 3"):

@@ -63,7 +63,7 @@ def test_len_of_http_shards_with_known_counts(served, server):
     infos = [atdata.ShardInfo(u, n, 0, "") for u, n in zip(urls, (4, 3), strict=True)]
     ds = atdata.Dataset(urls, shard_infos=infos)
     assert len(ds) == 7 and ds.count() == 7
-    assert len(atdata.Dataset(served).select([0, 6])) == 2  # a selection's length is known
+    assert len(atdata.Dataset(served).subset([0, 6])) == 2  # a selection's length is known
     assert _gets(server) == []
 
 

@@ -345,7 +345,7 @@ def test_filtered_and_selected_datasets(ds, mode):
     got = _run(tds, 2)
     assert len(got) == len(tds) == 4
     assert sorted(int(i) for b in got for i in b.i) == [i for i in range(N) if i % 3]
-    sel = ds.select([5, 2, 9, 20])
+    sel = ds.subset([5, 2, 9, 20])
     assert len(sel.to_torch(mode=mode)) == 4
     order = _ids(sel.to_torch(mode=mode))
     assert order == ([5, 2, 9, 20] if mode == "random" else [2, 5, 9, 20])
@@ -353,7 +353,7 @@ def test_filtered_and_selected_datasets(ds, mode):
     kept = sel.filter(lambda s: s["i"] != 9)
     assert _ids(kept) == [5, 2, 20]
     assert _ids(kept.to_torch(mode=mode)) == ([5, 2, 20] if mode == "random" else [2, 5, 20])
-    twice = ds.select([7, 3, 7, 1]).filter(lambda s: s["i"] != 1)
+    twice = ds.subset([7, 3, 7, 1]).filter(lambda s: s["i"] != 1)
     assert _ids(twice.to_torch(mode=mode)) == ([7, 3, 7] if mode == "random" else [3, 7, 7])
 
 

@@ -354,8 +354,46 @@ class Dataset(Generic[T]):
         return _read.raws(self, shards)
 
     # -- sizes and random access (positions: see _access.ShardTable) ------------------------------
-    def select(self, indices: Iterable[int]) -> Dataset[T]:
-        """A dataset of the samples at these positions (in this order), read by random access."""
+    def select(self, indices: Iterable[int]) -> list[T]:
+        """The samples at these positions, as a list in the order asked (repeats repeat).
+
+        Each sample is read by random access (one ranged read, not a pass over the shards).
+        ``indices`` holds integers (negative ones count from the end) or is a boolean mask
+        with one entry per sample. For a lazy dataset of those positions (to stream, batch,
+        filter or feed to ``to_torch``), use :meth:`subset`.
+
+        Raises:
+            SampleIndexError: (an ``IndexError``) For a position outside the dataset.
+            ArgumentTypeError: (a ``TypeError``) For a position that is not an integer.
+            SampleKeyError: When a filter of this dataset excludes a sample asked for.
+
+        Examples:
+            >>> import os, tempfile, atdata
+            >>> d = tempfile.mkdtemp()
+            >>> ds = atdata.write_samples([{"x": i} for i in range(6)], os.path.join(d, "a.tar"))
+            >>> [s["x"] for s in ds.select([0, 5, -2])]
+            [0, 5, 4]
+        """
+        sub = self.subset(indices)
+        if not any(kind == "filter" for kind, _fn in self._ops):
+            return list(sub)
+        n = len(sub._selection or ())  # (one read each: a sample the filter excludes raises)
+        return [_read.getitem(sub, i) for i in range(n)]
+
+    def subset(self, indices: Iterable[int]) -> Dataset[T]:
+        """A lazy dataset of the samples at these positions, in this order (repeats repeat),
+        read by random access: iterate, batch, filter, map or ``to_torch`` it like any dataset.
+
+        Takes what :meth:`select` takes; ``ds[a:b:c]`` is ``ds.subset(range(a, b, c))``.
+
+        Examples:
+            >>> import os, tempfile, atdata
+            >>> d = tempfile.mkdtemp()
+            >>> ds = atdata.write_samples([{"x": i} for i in range(6)], os.path.join(d, "a.tar"))
+            >>> sub = ds.subset([4, 1, 1])
+            >>> len(sub), [s["x"] for s in sub], [s["x"] for s in sub.select([-1])]
+            (3, [4, 1, 1], [1])
+        """
         return self._derive(_selection=_read.positions(self, indices))
 
     def __len__(self) -> int:

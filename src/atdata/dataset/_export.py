@@ -68,7 +68,7 @@ def check_plain(ds: Dataset[Any], what: str) -> None:
         ConfigError: When ``ds`` has a filter, map, lens or selection.
     """
     if ds._ops or ds._selection is not None:
-        ops = [op for op, _ in ds._ops] + (["select"] if ds._selection is not None else [])
+        ops = [op for op, _ in ds._ops] + (["selection"] if ds._selection is not None else [])
         raise ConfigError(
             f"ds.{what}() runs over the shards' manifests and would ignore this dataset's "
             f"{', '.join(ops)}; query the base dataset, then apply them to the results "

@@ -10,7 +10,7 @@ Examples:
     >>> ds = atdata.write_samples([{"x": i} for i in range(5)], os.path.join(d, "a.tar"), key="index")
     >>> [s.x for s in emit(ds, iter(list(ds._raws())[1:3]), None, False)]
     [1, 2]
-    >>> positions(ds, [-1, 0]), exact_len(ds.select([0, 1]))
+    >>> positions(ds, [-1, 0]), exact_len(ds.subset([0, 1]))
     ([4, 0], 2)
 """
 
@@ -124,7 +124,7 @@ def getitem(ds: Dataset[Any], item: int | str | slice) -> Any:
         if item.step == 0:
             raise ConfigError(f"ds[{_slice_text(item)}]: a slice step cannot be zero")
         try:
-            return ds.select(range(*item.indices(exact_len(ds))))
+            return ds.subset(range(*item.indices(exact_len(ds))))
         except TypeError as exc:
             if isinstance(exc, AtdataError):
                 raise
@@ -134,7 +134,11 @@ def getitem(ds: Dataset[Any], item: int | str | slice) -> Any:
     try:
         i = operator.index(item)
     except TypeError:
-        hint = "; for several positions use ds.select([...])" if _iterable(item) else ""
+        hint = (
+            "; for several positions use ds.select([...]) (a list) or ds.subset([...]) (a dataset)"
+            if _iterable(item)
+            else ""
+        )
         raise ArgumentTypeError(
             f"ds[...] takes a position (int), a sample key (str) or a slice, got "
             f"{item!r:.60} ({type(item).__name__}){hint}"
