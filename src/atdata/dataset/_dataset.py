@@ -169,8 +169,10 @@ class Dataset(Generic[T]):
 
         Args:
             fn: ``fn(sample) -> sample`` (``None`` drops it; keys stay); with ``batched``,
-                ``fn(list of a shard's samples) -> samples``.
-            sample_type: The output type (default: what ``fn`` returns).
+                ``fn(list of a shard's samples) -> samples`` (keys stay when as many come back,
+                else ``<shard name>-<position>``). One run writes one sample type.
+            sample_type: The output type (default: what ``fn`` returns; ``DictSample`` takes
+                a mix of types).
             out: Output directory (``None``: lazy map).
             num_proc: Worker processes (``None``: this process).
             batched: See ``fn``.

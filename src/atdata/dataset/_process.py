@@ -43,6 +43,7 @@ from atdata._errors import (
     ConfigError,
     PartialFailureError,
     RemoteShardError,
+    SchemaError,
     ShardFailure,
 )
 from atdata._events import emit, has_subscribers, log_listener, subscribe
@@ -497,14 +498,26 @@ def map_to_shards(
         err._retry = lambda: map_to_shards(ds, fn, out, **kwargs)  # commits skip the rest
         raise err
     infos: list[ShardInfo] = []
-    st: type | None = sample_type
+    types: dict[str, list[str]] = {}  # sample type name -> shards written with it
     for s in shard_ids:
         rec = read_commit(out_paths[s])
         assert rec is not None
         p = out_paths[s]
         infos.append(ShardInfo(p, rec.num_samples, rec.output_size, rec.output_sha256))
-        if st is None and rec.num_samples:
-            st = _resolve_type(rec.sample_type)
+        if rec.num_samples:
+            types.setdefault(rec.sample_type, []).append(s)
+    if sample_type is None and len(types) > 1:  # each shard held one type, but not the same
+        found = "; ".join(
+            f"{t} in {', '.join(ss[:3])}{' ...' if len(ss) > 3 else ''}" for t, ss in types.items()
+        )
+        raise SchemaError(
+            f"map function returned different sample types in different shards ({found}) of "
+            f"{out_dir}: return one type, or pass sample_type=DictSample to write a mix; then run "
+            "again with a new version="
+        )
+    st: type | None = sample_type
+    if st is None and types:
+        st = _resolve_type(next(iter(types)))
     result: Any = Dataset([i.path for i in infos], sample_type=st or DictSample, shard_infos=infos)
     if index is not None:
         index.insert_dataset(result, name=name)

@@ -178,7 +178,7 @@ class MapJob:
         self.version, self.batched, self.manifest = version, batched, manifest
         self.sample_type, self.run_id, self.fsync = sample_type, run, fsync
 
-    def _outputs(self, pairs: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
+    def _outputs(self, shard: str, pairs: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
         fn = self.fn
         if not self.batched:
             for key, s in pairs:
@@ -190,11 +190,38 @@ class MapJob:
         outs = fn([s for _k, s in got])
         if outs is None:
             return
+        if isinstance(outs, (dict, str, bytes)) or hasattr(outs, "_to_wire"):
+            raise SchemaError(
+                f"batched map function returned a {type(outs).__name__} for shard {shard}: "
+                "return a list (or another iterable) of the shard's output samples, or None"
+            )
         outs = list(outs)
         same = len(outs) == len(got)
+        # new samples in another number: keys by position, made unique across the dataset by
+        # the output shard's name (positions restart at 0 in every shard)
+        stem = os.path.basename(self.out_paths[shard]).removesuffix(".tar")
         for i, o in enumerate(outs):
             own = getattr(o, "__key__", None)
-            yield (own if own else got[i][0] if same else f"{i:08d}"), o
+            yield (own if own else got[i][0] if same else f"{stem}-{i:08d}"), o
+
+    def _check_type(self, o: Any, first: type | None, key: str, shard: str) -> None:
+        """One map writes one sample type (``sample_type``'s, else the first output's)."""
+        want = self.sample_type
+        if want is DictSample or type(o) is (want or first or type(o)):
+            return
+        if want is not None and isinstance(o, DictSample):
+            return  # a dict read back as ``want``: its fields are checked when it is read
+        what = (
+            f"sample_type is {want.__name__}"
+            if want is not None
+            else f"its earlier samples were {getattr(first, '__name__', first)}"
+        )
+        raise SchemaError(
+            f"map function returned a {type(o).__name__} for sample {key!r} of shard {shard}, "
+            f"but {what}: one map writes one sample type, so return that type"
+            f"{' (or dicts)' if want is not None else ''}, or pass sample_type=DictSample to "
+            "write a mix"
+        )
 
     def cleanup(self, shard: str, pid: int) -> None:
         """Remove what a worker that died (pid) left half-written for ``shard``."""
@@ -226,7 +253,7 @@ class MapJob:
                     yield pair
 
             n, keys, first = 0, set(), None
-            for key, o in self._outputs(counted()):
+            for key, o in self._outputs(shard, counted()):
                 if isinstance(o, dict):
                     o = DictSample(o)
                 to_wire = getattr(o, "_to_wire", None)
@@ -235,6 +262,7 @@ class MapJob:
                         f"map function returned a {type(o).__name__} for sample {key!r} of shard "
                         f"{shard}: return a @packable sample, a DictSample, a dict or None"
                     )
+                self._check_type(o, first, key, shard)
                 _check_key(key)
                 if key in keys:
                     raise SampleKeyError(f"duplicate output key {key!r} from shard {shard}")
