@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import os
+
 import pytest
 
 import atdata
+from tests._helpers import FileHandler, serve_http
 
 pytestmark = [
     pytest.mark.usefixtures("torch_present"),
@@ -59,3 +63,59 @@ def test_an_overtaken_iteration_of_the_dataset_itself_raises(ds):
     with pytest.raises(atdata.ConfigError, match="another loop over this dataset started"):
         next(first)
     assert [_ids(b)[0] for b in second] == [8, 12, 16, 20]
+
+
+# -- connections that drop mid-shard -----------------------------------------------------------
+class _Dropping(FileHandler):
+    """Serves files, but cuts the body of ``s-01.tar`` in half (the announced Content-Length
+    kept) while ``server.drops`` is above 0, counting down; ``server.tries`` counts its GETs."""
+
+    def do_GET(self):
+        path = self.translate_path(self.path)
+        if path.endswith("s-01.tar"):
+            self.server.tries += 1
+        if path.endswith("s-01.tar") and self.server.drops > 0:
+            self.server.drops -= 1
+            with open(path, "rb") as f:
+                data = f.read()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.close_connection = True
+            return
+        super().do_GET()
+
+
+@pytest.fixture
+def dropping(ds, monkeypatch):
+    monkeypatch.setattr("atdata.dataset._torch_cache._RETRY_PAUSE", 0.0)
+    directory = os.path.dirname(ds.list_shards()[0])
+    with serve_http(functools.partial(_Dropping, directory=directory)) as srv:
+        srv.drops = srv.tries = 0
+        yield srv
+
+
+@pytest.mark.parametrize(("workers", "cached"), [(0, False), (0, True), (2, False), (2, True)])
+def test_a_connection_dropped_mid_shard_is_fetched_again(dropping, tmp_path, workers, cached):
+    # one drop was survived only when the prefetch thread met it (the reader fetched the
+    # shard again); the reader meeting it itself, or two drops, ended the epoch
+    dropping.drops = 2
+    kw = {"cache_dir": tmp_path / "c"} if cached else {}
+    tds = atdata.Dataset(f"{dropping.url}/s-{{00..02}}.tar").to_torch(batch_size=4, **kw)
+    got = sorted(i for b in tds.loader(num_workers=workers) for i in _ids(b))
+    assert got == list(range(N))
+    assert dropping.drops == 0
+    assert dropping.tries == 3  # two cut short, then the whole shard
+    if cached:
+        assert not [f for f in os.listdir(tmp_path / "c") if ".part-" in f]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_connection_that_keeps_dropping_raises_after_a_few_attempts(dropping, workers):
+    dropping.drops = 100
+    tds = atdata.Dataset(f"{dropping.url}/s-{{00..02}}.tar").to_torch(batch_size=4)
+    with pytest.raises(atdata.ShardError, match=r"shard http://.*/s-01\.tar ended after"):
+        for _ in tds.loader(num_workers=workers):
+            pass
+    assert 3 <= dropping.tries <= 4 * max(1, workers)  # (a prefetch's try, then its reader's 3)

@@ -6,7 +6,9 @@ whole stream, and so does the check against a recorded sha256, see ``_torch_dige
 file of the cache directory, then read with ``os.pread`` through a member index built by a
 header-only scan. DataLoader workers of one node share the directory: a lock
 file per shard makes one of them download it while the others wait for the finished file, so each
-shard crosses the network once. Files appear atomically (temp name, then ``os.replace``).
+shard crosses the network once. Files appear atomically (temp name, then ``os.replace``). A
+download the source refuses or cuts short is tried again, from its start, three times in all
+(see :func:`transfer`).
 
 The directory is kept under ``limit`` bytes by deleting the least recently used shards (the
 shards the caller still needs soon are never chosen); a deleted shard a worker still has open
@@ -39,7 +41,8 @@ from typing import Any
 
 import msgpack
 
-from atdata._errors import DecodeError, IntegrityError, ShardError
+from atdata._errors import DataNotFoundError, DecodeError, IntegrityError, ShardError
+from atdata._logging import get_logger
 from atdata._shards import tarscan as _tarscan  # noqa: F401  (imported here, not by a download)
 from atdata._shards.members import (
     _from_entries,
@@ -58,6 +61,8 @@ __all__ = ["ShardCache", "checked_unpack"]
 _CHUNK = 1 << 22
 _SPARE = 8  # buffers of dropped shards kept for the next downloads (or one per shard in flight)
 _ORPHAN_AGE = 60.0  # seconds before a member index without its shard file is removed
+_ATTEMPTS = 3  # downloads of a shard the reader tries when the source fails (prefetch: one)
+_RETRY_PAUSE = 0.5  # seconds before the second download, doubled before each next
 _unpackb = msgpack.unpackb
 
 
@@ -118,15 +123,16 @@ class _Mem:
 
     __slots__ = ("buf", "keys", "offsets", "path", "sizes", "view")
 
-    def __init__(self, source: Any, shard: str, buf: Any, want: Expected | None = None) -> None:
-        f = checked(source.open_shard(shard), shard, want)  # (raises at the end on a mismatch)
-        try:
+    def __init__(
+        self, source: Any, shard: str, buf: Any, want: Expected | None = None, attempts: int = 1
+    ) -> None:
+        def sink(f: Any) -> int:
             length = getattr(f, "length", None)  # (the Content-Length, where the stream knows it)
             if isinstance(length, int) and isinstance(buf, mmap.mmap) and len(buf) <= length:
                 buf.resize(length + 1)  # (room for all of it, and the byte that shows the end)
-            n = _read_into(f, buf)
-        finally:
-            f.close()
+            return _read_into(f, buf)
+
+        n = transfer(source, shard, want, sink, attempts)
         self.buf = buf
         self.view = memoryview(buf)[:n]
         idx = index_tar_bytes(buf, f" in shard {shard} (held in memory)", n)
@@ -171,6 +177,38 @@ def _read_into(f: Any, buf: Any) -> int:
         if not got:
             return n
         n += got
+
+
+def transfer(
+    source: Any, shard: str, want: Expected | None, sink: Callable[[Any], Any], attempts: int
+) -> Any:
+    """``sink(stream)`` of ``shard`` opened with ``source.open_shard`` and checked against
+    ``want`` (a mismatch raises at the end of the stream), tried up to ``attempts`` times while
+    the source fails (a refused, cut or timed-out connection, an HTTP error: ``ShardError``),
+    pausing between tries; never again for a shard that is not there or bytes that do not
+    match their record.
+
+    Raises:
+        ShardError: The source's last failure.
+        IntegrityError: When the bytes do not match ``want``.
+    """
+    k = 1
+    while True:
+        try:
+            f = checked(source.open_shard(shard), shard, want)
+            try:
+                return sink(f)
+            finally:
+                f.close()
+        except ShardError as exc:
+            if k >= attempts or isinstance(exc, DataNotFoundError):
+                raise
+            get_logger().info(
+                "to_torch: fetching shard %s failed (%s); trying again (%d of %d)",
+                shard, exc, k + 1, attempts,
+            )  # fmt: skip
+        time.sleep(_RETRY_PAUSE * 2 ** (k - 1))
+        k += 1
 
 
 def _index_file(path: str, where: str) -> Any:
@@ -335,7 +373,7 @@ class ShardCache:
             self._check_failed(shard)  # (the prefetch thread's download, which this one awaited)
             tmp = f"{path}.part-{os.getpid()}-{threading.get_ident()}"
             try:
-                idx = self._download(source, shard, tmp)
+                idx = self._download(source, shard, tmp, 1 if keep_failure else _ATTEMPTS)
                 _persist(path + ".idx", os.stat(tmp), idx)  # for the other workers
                 os.replace(tmp, path)
                 with self._mu:
@@ -351,14 +389,15 @@ class ShardCache:
         self._evict({path, *(self.path(k) for k in set(self.keep))})
         return path
 
-    def _download(self, source: Any, shard: str, tmp: str) -> Any:
-        """Copy the shard into ``tmp`` with one sequential read, then index its members from
-        the file's pages (just written, so in memory) with the array scan of tar headers (a
-        shard with a recorded digest is checked as it arrives: a mismatch raises before that)."""
-        f = checked(source.open_shard(shard), shard, self.expect.get(shard))
-        try:
+    def _download(self, source: Any, shard: str, tmp: str, attempts: int) -> Any:
+        """Copy the shard into ``tmp`` with one sequential read (``attempts``: see
+        :func:`transfer`), then index its members from the file's pages (just written, so in
+        memory) with the array scan of tar headers (a shard with a recorded digest is checked as
+        it arrives: a mismatch raises before that)."""
+        chunk = bytearray(_CHUNK)
+
+        def sink(f: Any) -> int:
             readinto = getattr(f, "readinto", None)
-            chunk = bytearray(_CHUNK)
             with open(tmp, "wb") as out, memoryview(chunk) as mv:  # (buffered: writes whole)
                 while True:
                     if readinto is not None:
@@ -370,7 +409,10 @@ class ShardCache:
                     if not got:
                         break
                     out.write(block)
-                size = out.tell()
+                return out.tell()
+
+        try:
+            size = transfer(source, shard, self.expect.get(shard), sink, attempts)
             where = f" in shard {shard}"
             if not size:
                 return index_tar_bytes(b"", where)
@@ -382,8 +424,6 @@ class ShardCache:
                 f"cannot write shard {shard} into the cache {self.directory}: {exc}; "
                 "free space or pass another cache_dir / a smaller cache_limit"
             ) from None
-        finally:
-            f.close()
 
     def _evict(self, keep: set[str]) -> None:
         try:
@@ -428,7 +468,8 @@ class ShardCache:
             if buf is None:  # (allocated outside the lock: the reader may need it meanwhile)
                 buf = _new_buffer(self._size_hint)
             try:
-                loc = _Mem(source, shard, buf, self.expect.get(shard))
+                tries = 1 if keep_failure else _ATTEMPTS
+                loc = _Mem(source, shard, buf, self.expect.get(shard), tries)
                 self._size_hint = max(self._size_hint, len(loc.view) + 1)
             except IntegrityError as exc:
                 if keep_failure:
@@ -477,8 +518,8 @@ class ShardCache:
             path = shard[7:] if shard.startswith("file://") else shard
             loc = _Local(path, shard, load_index(path, source))  # the persisted member index
         else:
+            path = self.fetch(source, shard, keep_failure)
             try:
-                path = self.fetch(source, shard, keep_failure)
                 loc = _Local(path, shard, self._built.pop(shard, None), sidecar=True)
             except ShardError:  # evicted between fetch and open: fetch again
                 path = self.fetch(source, shard, keep_failure)
