@@ -523,3 +523,52 @@ def test_a_write_id_reused_for_another_name_is_refused_not_answered_with_its_ent
     assert [e.name for e in index.list_datasets()] == ["a"]
     assert index.write_samples(_imgs(2), name="a", write_id="job-1") == a
     assert index.write_samples(_imgs(3), name="b", write_id="job-2").num_samples == 3
+
+
+def _fix_for(ref: str) -> str:
+    return (
+        f"the file was moved or deleted; check the entry's shards with 'atdata verify {ref}', "
+        "then restore them or write the dataset again"
+    )
+
+
+def test_a_deleted_shard_names_its_index_entry_and_the_fix(index):
+    index.write_samples(_imgs(4), name="pics", maxcount=2)
+    ds = index.open_dataset("pics")
+    gone = ds.list_shards()[1]
+    os.unlink(gone)
+    want = f"shard not found: {gone} (index entry pics@1.0.0 of {index.provider.url}: "
+    want += _fix_for("pics@1.0.0") + ")"
+    for read in (list, lambda d: d[3]):  # a stream, a ranged read
+        with pytest.raises(atdata.DataNotFoundError) as ei:
+            read(index.open_dataset("pics"))
+        assert str(ei.value) == want
+    with pytest.raises(atdata.DataNotFoundError) as ei:  # the same files, not from the index
+        list(atdata.Dataset(ds.list_shards(), sample_type=Img))
+    assert str(ei.value) == f"shard not found: {gone}"
+
+
+def test_a_deleted_s3_shard_names_its_index_entry(s3_endpoint, tmp_path):
+    import contextlib
+
+    from atdata.stores._s3 import make_client
+
+    creds = {"AWS_ENDPOINT": s3_endpoint, "AWS_ACCESS_KEY_ID": "testing",
+             "AWS_SECRET_ACCESS_KEY": "testing-secret", "AWS_REGION": "us-east-1"}  # fmt: skip
+    client = make_client(endpoint_url=s3_endpoint, aws_access_key_id="testing",
+                         aws_secret_access_key="testing-secret", region_name="us-east-1")  # fmt: skip
+    with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
+        client.create_bucket(Bucket="atdata-gone")
+    idx = Index(
+        path=str(tmp_path / "i.db"), data_store=atdata.S3DataStore(creds, bucket="atdata-gone")
+    )
+    idx.write_samples(_imgs(4), name="pics", maxcount=2)
+    gone = idx.open_dataset("pics").list_shards()[0]
+    client.delete_object(Bucket="atdata-gone", Key=gone.split("/", 3)[3])
+    with pytest.raises(atdata.ShardError) as ei:
+        list(idx.open_dataset("pics"))
+    assert str(ei.value) == (
+        f"shard {gone} is not found (index entry pics@1.0.0 of {idx.provider.url}: "
+        + _fix_for("pics@1.0.0")
+        + ")"
+    )

@@ -429,14 +429,15 @@ def in_sample(exc: Exception, shard: str, key: str) -> Exception:
     return type(exc)(f"{exc} (shard {shard}, sample {key!r})")
 
 
-def shard_open_error(shard: str, exc: OSError) -> ShardError:
+def shard_open_error(shard: str, exc: OSError, origin: str = "") -> ShardError:
     """The error for a shard that cannot be opened: :class:`DataNotFoundError` (also a
-    ``FileNotFoundError``) when it does not exist, else :class:`ShardError`.
+    ``FileNotFoundError``) when it does not exist, else :class:`ShardError`. ``origin`` says
+    what the shard belongs to (a source's ``origin``, e.g. an index entry, with the fix).
 
     Examples:
         >>> type(shard_open_error("a.tar", FileNotFoundError(2, "No such file"))).__name__
         'DataNotFoundError'
     """
     if isinstance(exc, FileNotFoundError):
-        return DataNotFoundError(f"shard not found: {shard}")
+        return DataNotFoundError(f"shard not found: {shard}{f' ({origin})' if origin else ''}")
     return ShardError(f"cannot open shard {shard}: {exc.strerror}")

@@ -312,6 +312,7 @@ class URLSource:
             raise ConfigError("URLSource needs the shards: URLSource(url) (one of url=, urls=)")
         urls = spec
         self.spec = urls
+        self.origin = ""  # what the shards belong to, for a missing one's error (index entries)
         self._shards = expand_urls(urls)
         if not self._shards:
             raise ShardError(f"no shards in {urls!r}")
@@ -348,7 +349,7 @@ class URLSource:
         try:
             return open(shard, "rb", buffering=0)  # the caller closes it
         except OSError as exc:
-            raise shard_open_error(shard, exc) from None
+            raise shard_open_error(shard, exc, self.origin) from None
 
     def read_range(self, shard: str, offset: int, size: int) -> bytes:
         """Read ``size`` bytes at ``offset`` of a shard (HTTP uses a Range request).
@@ -372,7 +373,7 @@ class URLSource:
             try:
                 fd = os.open(shard, os.O_RDONLY)
             except OSError as exc:
-                raise shard_open_error(shard, exc) from None
+                raise shard_open_error(shard, exc, self.origin) from None
             try:
                 data = pread_exact(fd, size, offset, shard)
             finally:

@@ -30,7 +30,13 @@ from typing import Any
 
 import msgpack
 
-from atdata._errors import AtdataError, DecodeError, SampleIndexError, SampleKeyError
+from atdata._errors import (
+    AtdataError,
+    DataNotFoundError,
+    DecodeError,
+    SampleIndexError,
+    SampleKeyError,
+)
 from atdata._shards.members import FdCache, KeyLookup, ShardIndex
 from atdata._shards.sources import DataSource, URLSource, is_remote
 from atdata._shards.tar import iter_tar
@@ -91,10 +97,20 @@ class ShardTable:
         if idx is None:
             from atdata._shards.members import load_index
 
-            idx = load_index(shard, self.source)
+            try:
+                idx = load_index(shard, self.source)
+            except DataNotFoundError as exc:
+                raise self._missing(exc) from None
             self.indexes[shard] = idx
             self.counts[shard] = len(idx)
         return idx
+
+    def _missing(self, exc: DataNotFoundError) -> DataNotFoundError:
+        """``exc`` naming what the shard belongs to (the source's ``origin``, if it has one)."""
+        origin = getattr(self.source, "origin", "")
+        if not isinstance(origin, str) or not origin or origin in str(exc):
+            return exc
+        return DataNotFoundError(f"{exc} ({origin})")
 
     def shard_count(self, shard: str) -> int:
         """Samples in ``shard``: a known count, a fresh manifest's, or a header-only scan."""
@@ -193,7 +209,10 @@ class ShardTable:
             fds = self.fds
             if fds is None:
                 fds = self.fds = FdCache()
-            data = fds.pread(shard, off, size)
+            try:
+                data = fds.pread(shard, off, size)
+            except DataNotFoundError as exc:
+                raise self._missing(exc) from None
         elif (read_range := getattr(source, "read_range", None)) is not None:
             data = read_range(shard, off, size)
         else:

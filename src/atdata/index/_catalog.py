@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -383,7 +384,15 @@ class Catalog:
             for s in e.shards
             if s.num_samples is not None
         ]
-        return Dataset(self._source_for(e.urls), sample_type=sample_type, shard_infos=infos or None)
+        source = self._source_for(e.urls)
+        label = f"{e.name}@{e.version}"
+        with contextlib.suppress(AttributeError):  # named in the error for a missing shard
+            source.origin = (
+                f"index entry {label} of {self._route(name)[0].url}: the file was moved or "
+                f"deleted; check the entry's shards with 'atdata verify {label}', then restore "
+                "them or write the dataset again"
+            )
+        return Dataset(source, sample_type=sample_type, shard_infos=infos or None)
 
     def _source_for(self, urls: list[str]) -> Any:
         if urls and all(u.startswith("s3://") for u in urls):

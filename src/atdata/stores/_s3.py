@@ -119,6 +119,7 @@ class S3Source:
         self._own_client = client is None
         self._client_kwargs = kw
         self._listed: list[str] | None = None
+        self.origin = ""  # what the shards belong to, for a missing one's error (index entries)
 
     @classmethod
     def from_urls(
@@ -264,10 +265,10 @@ class S3Source:
             resp = self._get_client().get_object(Bucket=bucket, Key=key)
         except Exception as exc:
             code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-            what = (
-                "not found" if code in ("NoSuchKey", "404") else f"unreadable ({_err(exc, 'GET')})"
-            )
-            raise as_both(ShardError, exc, f"shard {shard} is {what}{self._hint}") from None
+            missing = code in ("NoSuchKey", "404")
+            what = "not found" if missing else f"unreadable ({_err(exc, 'GET')})"
+            where = f" ({self.origin})" if missing and self.origin else ""
+            raise as_both(ShardError, exc, f"shard {shard} is {what}{self._hint}{where}") from None
         return BodyStream(resp["Body"], resp.get("ContentLength"), shard)
 
     def _is_sidecar(self, url: str) -> bool:
