@@ -5,15 +5,17 @@ the temporary shard cache go at once, without waiting for a garbage collection."
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import hashlib
 import os
+import threading
 
 import pytest
 
 import atdata
 from atdata._shards.writer import ShardInfo
-from tests._helpers import serve_directory
+from tests._helpers import FileHandler, serve_directory, serve_http
 
 pytestmark = [
     pytest.mark.usefixtures("torch_present"),
@@ -117,3 +119,54 @@ def test_a_shard_that_fails_its_sha256_leaves_no_worker_and_no_cache(shard_dir, 
             assert os.path.isdir(cache)
             del tds
             assert not os.path.exists(cache)  # the temporary cache went with the dataset
+
+
+class _Held(FileHandler):
+    """Serves files, but sends only the first 4 KiB of every shard but ``s-00.tar`` until
+    ``server.release`` is set."""
+
+    def do_GET(self):
+        path = self.translate_path(self.path)
+        if not path.endswith(".tar") or path.endswith("s-00.tar"):
+            super().do_GET()
+            return
+        with open(path, "rb") as f:
+            data = f.read()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data[:4096])
+        self.wfile.flush()
+        self.server.release.wait(30)
+        with contextlib.suppress(OSError):
+            self.wfile.write(data[4096:])
+
+
+def test_partial_downloads_of_stopped_workers_are_removed(tmp_path):
+    # a loop left while workers were downloading shards (their prefetch threads end with the
+    # worker) left <shard>.tar.part-PID-TID files in the cache_dir for good: never evicted,
+    # never counted against cache_limit, and a new one for each run
+    d = tmp_path / "srv"
+    atdata.write_samples(
+        [{"i": i, "pad": b"x" * 300} for i in range(300)],
+        str(d / "s-%02d.tar"),
+        maxcount=100,
+        key="index",
+        fsync=False,
+    )
+    cache = tmp_path / "cache"
+    with serve_http(functools.partial(_Held, directory=str(d))) as srv:
+        srv.release = threading.Event()
+        ds = atdata.Dataset(f"{srv.url}/s-{{00..02}}.tar")
+        tds = ds.to_torch(batch_size=4, cache_dir=cache)
+        for _ in tds.loader(num_workers=2):
+            break
+        srv.release.set()
+        parts = [f for f in os.listdir(cache) if ".part-" in f]
+        assert parts  # (the shards being downloaded when the workers stopped)
+        for f in parts:  # (older than a download that is still going could be)
+            os.utime(cache / f, (1, 1))
+        tds = ds.to_torch(batch_size=4, cache_dir=cache)
+        assert sum(len(b) for b in tds.loader(num_workers=2)) == 300
+    assert not [f for f in os.listdir(cache) if ".part-" in f]
+    assert len([f for f in os.listdir(cache) if f.endswith(".tar")]) == 3

@@ -60,7 +60,8 @@ __all__ = ["ShardCache", "checked_unpack"]
 
 _CHUNK = 1 << 22
 _SPARE = 8  # buffers of dropped shards kept for the next downloads (or one per shard in flight)
-_ORPHAN_AGE = 60.0  # seconds before a member index without its shard file is removed
+_ORPHAN_AGE = 60.0  # seconds before a member index without its shard, or a download's
+# temporary file without its process, is removed
 _ATTEMPTS = 3  # downloads of a shard the reader tries when the source fails (prefetch: one)
 _RETRY_PAUSE = 0.5  # seconds before the second download, doubled before each next
 _unpackb = msgpack.unpackb
@@ -209,6 +210,24 @@ def transfer(
             )  # fmt: skip
         time.sleep(_RETRY_PAUSE * 2 ** (k - 1))
         k += 1
+
+
+def _abandoned(e: os.DirEntry[str]) -> bool:
+    """Whether ``e``, a download's ``<name>.tar.part-PID-TID``, was left by a process that is
+    gone (a worker stopped while its prefetch thread downloaded) and unwritten for
+    ``_ORPHAN_AGE`` seconds (a download going on elsewhere, in a shared directory, writes)."""
+    if os.name != "posix":  # (elsewhere os.kill(pid, 0) would end the process)
+        return False
+    try:
+        pid = int(e.name.rsplit(".part-", 1)[1].split("-", 1)[0])
+        if pid == os.getpid() or time.time() - e.stat().st_mtime <= _ORPHAN_AGE:
+            return False
+        os.kill(pid, 0)  # (signal 0: only asks whether the process exists)
+    except ProcessLookupError:
+        return True
+    except (OSError, ValueError, IndexError):  # (a process of another user is alive)
+        return False
+    return False
 
 
 def _index_file(path: str, where: str) -> Any:
@@ -439,6 +458,9 @@ class ShardCache:
                         with contextlib.suppress(OSError):
                             if time.time() - e.stat().st_mtime > _ORPHAN_AGE:
                                 os.unlink(e.path)
+                    elif ".tar.part-" in e.name and _abandoned(e):
+                        with contextlib.suppress(OSError):
+                            os.unlink(e.path)
         except OSError:
             return
         total = sum(size for _t, size, _p in entries)
