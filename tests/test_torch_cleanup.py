@@ -10,6 +10,7 @@ import gc
 import hashlib
 import os
 import threading
+import time
 
 import pytest
 
@@ -142,6 +143,14 @@ class _Held(FileHandler):
             self.wfile.write(data[4096:])
 
 
+def _wait_for(ready, tries=600):
+    """Wait (up to a minute) until ``ready()`` is true."""
+    for _ in range(tries):
+        if ready():
+            return
+        time.sleep(0.1)
+
+
 def test_partial_downloads_of_stopped_workers_are_removed(tmp_path):
     # a loop left while workers were downloading shards (their prefetch threads end with the
     # worker) left <shard>.tar.part-PID-TID files in the cache_dir for good: never evicted,
@@ -160,7 +169,8 @@ def test_partial_downloads_of_stopped_workers_are_removed(tmp_path):
         ds = atdata.Dataset(f"{srv.url}/s-{{00..02}}.tar")
         tds = ds.to_torch(batch_size=4, cache_dir=cache)
         for _ in tds.loader(num_workers=2):
-            break
+            _wait_for(lambda: [f for f in os.listdir(cache) if ".part-" in f])
+            break  # (while a worker downloads a held shard)
         srv.release.set()
         parts = [f for f in os.listdir(cache) if ".part-" in f]
         assert parts  # (the shards being downloaded when the workers stopped)
