@@ -329,19 +329,25 @@ class Catalog:
         return _entry_named(provider, local, version)
 
     def get_dataset(self, ref: str, version: str | None = None) -> DatasetEntry:
-        """The entry of dataset ``ref`` (``"mnist"``, ``"@local/mnist"``, ``"lab/mnist"``).
+        """The entry of dataset ``ref`` (``"mnist"``, ``"@local/mnist"``, ``"lab/mnist"``), or,
+        with ``Index(atmosphere=client)``, of an atmosphere dataset (``"@handle/name"`` or an
+        entry record's AT URI ``"at://did/science.alt.dataset.entry/rkey"``: an
+        :class:`~atdata.atmosphere.AtmosphereIndexEntry`).
 
         ``"name@1.2.0"`` or ``version=`` select a version; the latest is the default. To read
         the samples, use :meth:`open_dataset` (or ``atdata.load_dataset("@local/name")``).
 
         Raises:
             NotFoundError: (a ``KeyError``) When there is no such dataset.
-            ConfigError: (a ``ValueError``) For an ``@handle/...`` name without an atmosphere.
+            ConfigError: (a ``ValueError``) For an ``@handle/...`` name or AT URI without an
+                atmosphere.
         """
-        if ref.startswith("@") and not ref.startswith("@local/") and self._atmosphere is not None:
-            hook = getattr(self._atmosphere, "get_dataset_entry", None)
-            if hook is not None:
-                return hook(ref)
+        remote = ref.startswith("at://") or (ref.startswith("@") and not ref.startswith("@local/"))
+        hook = getattr(self._atmosphere, "get_dataset_entry", None) if remote else None
+        if hook is not None:
+            if version is not None and ref.startswith("@") and ref.count("@") == 1:
+                ref = f"{ref}@{version}"
+            return hook(ref)
         provider, local = self._route(ref)
         if version is None and "@" in local:
             local, version = local.split("@", 1)
