@@ -38,3 +38,59 @@ def test_get_dataset_takes_at_uris_and_handle_names(pds, publisher, tmp_path):
     # without an atmosphere client the AT URI is refused with the fix
     with pytest.raises(atdata.ConfigError, match="Index\\(atmosphere=client\\)"):
         Index(path=str(tmp_path / "j.db")).get_dataset(uri)
+
+
+@pytest.mark.services
+def test_insert_dataset_into_a_pds_blob_store(pds, publisher, tmp_path):
+    from atdata._events import capture
+    from atdata.atmosphere import PDSBlobStore
+
+    acct, atmo = publisher
+    ds = atdata.write_samples(_feats(12), str(tmp_path / "f-%02d.tar"), maxcount=5)
+    store = PDSBlobStore(atmo)
+    idx = Index(path=str(tmp_path / "i.db"), atmosphere=atmo, data_store=store)
+    ref = idx.publish_schema(Feat, version="1.0.0")
+    with capture() as events:
+        entry = idx.insert_dataset(
+            ds, name="blobfeats", schema_ref=ref, description="d", maxcount=5
+        )
+    # one blob per shard, recorded as at://<did>/blob/<cid>, with counts and checksums
+    assert [u.split("/blob/")[0] for u in entry.data_urls] == [f"at://{acct['did']}"] * 3
+    assert [s.num_samples for s in entry.shards] == [5, 5, 2]
+    assert entry.data_store == f"at://{acct['did']}"
+    ups = [e for e in events if e.op == "pds_upload"]
+    assert [(e.name, e.data["blob"], e.data["blobs"]) for e in ups] == [
+        ("shard_write", 1, 3), ("shard_write", 2, 3), ("shard_write", 3, 3),
+    ]  # fmt: skip
+    assert [e.data["cid"] for e in ups] == [u.rsplit("/", 1)[1] for u in entry.data_urls]
+
+    # loads back by name from the PDS (the blobs are held by the published entry record)
+    back = idx.open_dataset("blobfeats")
+    assert [(s.idx, s.name) for s in back.ordered()] == [(i, f"f{i}") for i in range(12)]
+    remote = idx.get_dataset(f"@{acct['handle']}/blobfeats")
+    assert remote.name == "blobfeats" and remote.record["description"] == "d"
+    assert [u.rsplit("cid=", 1)[1] for u in remote.data_urls] == [
+        u.rsplit("/", 1)[1] for u in entry.data_urls
+    ]
+    # write_samples through the same store
+    e2 = idx.write_samples(_feats(3), name="three")
+    assert [s.idx for s in idx.open_dataset("three").ordered()] == [0, 1, 2]
+    assert e2.data_urls[0].startswith(f"at://{acct['did']}/blob/")
+
+
+@pytest.mark.services
+def test_failed_blob_upload_leaves_no_entry(pds, publisher, tmp_path):
+    from atdata.atmosphere import PDSBlobStore
+
+    _acct, atmo = publisher
+    ds = atdata.write_samples(_feats(4), str(tmp_path / "f.tar"))
+    store = PDSBlobStore(atmo)
+
+    def refuse(data: bytes, mime: str, **kw: object) -> dict:
+        raise atdata.StorageError("PDS refused the blob (test)")
+
+    atmo.upload_blob = refuse  # type: ignore[method-assign]
+    idx = Index(path=str(tmp_path / "i.db"), atmosphere=atmo, data_store=store)
+    with pytest.raises(atdata.StorageError, match="no dataset record was written"):
+        idx.insert_dataset(ds, name="nope")
+    assert idx.list_datasets() == [] and atmo.list_records("science.alt.dataset.entry")[0] == []

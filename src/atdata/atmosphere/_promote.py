@@ -85,11 +85,16 @@ def storage_kind(urls: list[str]) -> str:
         if u.startswith(("http://", "https://"))
         else "s3"
         if u.startswith("s3://")
+        else "pds"
+        if u.startswith("at://")
         else "blobs"
         for u in urls
     }
     if len(kinds) != 1:
-        raise ConfigError("a promoted dataset's shards must all be local, all http(s) or all s3://")
+        raise ConfigError(
+            "a promoted dataset's shards must all be local, all http(s), all s3:// or all PDS "
+            "blobs (at://<did>/blob/<cid>)"
+        )
     return kinds.pop()
 
 
@@ -183,6 +188,29 @@ def promote_entry(
         ConfigError: No schema, mixed shard locations, or a schema version clash.
     """
     entry = index.get_entry_by_name(name, version)
+    return promote_dataset_entry(
+        index, entry, atmosphere, storage=storage, max_blob_size=max_blob_size, as_name=as_name,
+        description=description, tags=tags, license=license,
+    )  # fmt: skip
+
+
+def promote_dataset_entry(
+    index: Any,
+    entry: Any,
+    atmosphere: Any,
+    *,
+    storage: str | None = None,
+    max_blob_size: int | None = None,
+    as_name: str | None = None,
+    description: str | None = None,
+    tags: list[str] | None = None,
+    license: str | None = None,
+) -> PromoteResult:
+    """:func:`promote_entry` for an entry in hand (it need not be in ``index`` yet: only its
+    schema must be). Shards that are already blobs of ``atmosphere``'s repository
+    (``at://<did>/blob/<cid>``, as :class:`~atdata.atmosphere.PDSBlobStore` records them) are
+    referenced as they are, never uploaded again."""
+    name = entry.name
     if not entry.schema_ref:
         raise ConfigError(
             f"dataset {name!r} has no schema; register its sample type before promoting it"
@@ -220,7 +248,14 @@ def promote_entry(
             schema.uri, schema.cid, reused.uri, reused.cid, reused.blobs, reused.created,
             reused.label,
         )  # fmt: skip
-    if kind == "s3":
+    if kind == "pds":
+        pub = publish_entry(
+            atmosphere, target, schema.uri, _own_blobs(atmosphere, entry),
+            description=common["description"], tags=common["tags"], license=common["license"],
+            size=_blob_size(entry), metadata={**(meta or {}), **_version_of(entry)} or None,
+            blob_cids=[u.rsplit("/", 1)[1] for u in urls],
+        )  # fmt: skip
+    elif kind == "s3":
         buckets = {u[5:].split("/", 1)[0] for u in urls}
         if len(buckets) != 1:
             raise ConfigError(f"dataset {name!r} spans several S3 buckets; promote needs one")
@@ -249,3 +284,37 @@ def promote_entry(
     return PromoteResult(
         schema.uri, schema.cid, pub.uri, pub.cid, pub.blobs, pub.created, pub.label
     )
+
+
+def _own_blobs(atmosphere: Any, entry: Any) -> dict[str, Any]:
+    """``storageBlobs`` over an entry's ``at://<did>/blob/<cid>`` shards, which must be blobs of
+    ``atmosphere``'s own repository (a record can only reference its repository's blobs)."""
+    from atdata.atmosphere._blobs import _parse_blob_uri
+    from atdata.atmosphere._records import storage_blobs
+
+    blobs = []
+    for shard in entry.shards:
+        did, cid = _parse_blob_uri(shard.url)
+        if did != atmosphere.did:
+            raise ConfigError(
+                f"shard {shard.url} of dataset {entry.name!r} is a blob of {did}, not of "
+                f"{atmosphere.did}: a record can only reference its own repository's blobs; "
+                "promote it from local shard files instead"
+            )
+        ref: dict[str, Any] = {
+            "$type": "blob", "ref": {"$link": cid}, "mimeType": "application/x-tar",
+            "size": shard.size or 0,
+        }  # fmt: skip
+        blobs.append((ref, shard.sha256))
+    return storage_blobs(blobs)
+
+
+def _blob_size(entry: Any) -> dict[str, int]:
+    size = {"bytes": sum(s.size or 0 for s in entry.shards), "shards": len(entry.shards)}
+    if entry.num_samples is not None:
+        size["samples"] = entry.num_samples
+    return size
+
+
+def _version_of(entry: Any) -> dict[str, str]:
+    return {"version": entry.version} if entry.version else {}

@@ -20,6 +20,7 @@ from atdata._errors import (
     ShardError,
     StorageError,
 )
+from atdata._events import emit
 from atdata._shards.tar import TarWriter, scan_tar_file, split_member_name
 from atdata.atmosphere._blobs import (
     LEXICON_MAX_BLOB,
@@ -125,6 +126,12 @@ class PDSBlobStore:
         return self.atmosphere
 
     @property
+    def url(self) -> str:
+        """``at://<did>``: the repository whose blobs hold the shards (what an index entry
+        records as its ``data_store``)."""
+        return f"at://{self.atmosphere.did}"
+
+    @property
     def limit(self) -> int:
         """Bytes per blob: the smallest of the server's limit, the lexicon's and ``max_blob_size``."""
         if self._limit is None:
@@ -142,12 +149,26 @@ class PDSBlobStore:
         Returns:
             The blob AT-URIs ``at://<did>/blob/<cid>``, with ``blob_refs`` and ``checksums``.
         """
-        refs = self.upload_shards(list(ds.list_shards()))
+        refs = self.upload_shards(list(ds.list_shards()), progress=kwargs.get("progress"))
         did = self.atmosphere.did
         urls = [blob_shard_id(did, r.cid) for r in refs]
         return ShardUploadResult(
             urls, [r.ref for r in refs], {u: r.sha256 for u, r in zip(urls, refs, strict=True)}
         )
+
+    def keep_shards(self, index: Any, entry: Any) -> Any:
+        """Make the blobs of ``entry`` (written by :meth:`write_shards`) permanent: a PDS keeps an
+        uploaded blob only while a record references it, so the dataset's entry record (and its
+        schema record) is published to the account, over these blobs (nothing is uploaded
+        again). :class:`~atdata.Index` calls this after the upload and before it commits its own
+        entry, so a failure leaves no index entry.
+
+        Returns:
+            The :class:`~atdata.atmosphere.PromoteResult` (``.uri`` is the entry record's).
+        """
+        from atdata.atmosphere._promote import promote_dataset_entry
+
+        return promote_dataset_entry(index, entry, self.atmosphere)
 
     def read_url(self, url: str) -> str:
         """The HTTP ``getBlob`` URL of a blob AT-URI (other URLs are returned unchanged)."""
@@ -196,13 +217,22 @@ class PDSBlobStore:
         return BlobRef(ref=ref, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
 
     def upload_shards(
-        self, paths: list[str], on_blob: Callable[[BlobRef], None] | None = None
+        self,
+        paths: list[str],
+        on_blob: Callable[[BlobRef], None] | None = None,
+        *,
+        progress: bool | None = None,
     ) -> list[BlobRef]:
         """Plan (refusing before any upload if something cannot fit), then upload every shard.
+
+        Each blob sent emits a ``shard_write`` event (``op="pds_upload"``, ``data``: ``cid``,
+        ``bytes``, ``blob``/``blobs`` counts; see :mod:`atdata._events`).
 
         Args:
             paths: Local shard files, in order.
             on_blob: Called after each upload (e.g. to record progress).
+            progress: Show a progress bar over the blobs (``None``: on an interactive terminal,
+                when there is more than one blob).
 
         Returns:
             One :class:`BlobRef` per blob, in order (a split shard gives several).
@@ -210,12 +240,17 @@ class PDSBlobStore:
         planned = self.plan(paths)
         total = sum(1 if pieces is None else len(pieces) for _p, pieces in planned)
         refs: list[BlobRef] = []
+        bar = _UploadBar(progress, total)
 
         def send(data: bytes, path: str) -> None:
             try:
                 refs.append(self.upload(data))
             except (StorageError, AuthenticationError) as exc:
+                bar.close()
                 raise _resumable(exc, path, len(refs), total) from None
+            emit("shard_write", op="pds_upload", shard=path, cid=refs[-1].cid,
+                 bytes=len(data), blob=len(refs), blobs=total)  # fmt: skip
+            bar.advance(len(data))
             if on_blob:
                 on_blob(refs[-1])
 
@@ -236,7 +271,37 @@ class PDSBlobStore:
                         send(tmp.read(), path)
             finally:
                 os.close(fd)
+        bar.close()
         return refs
+
+
+class _UploadBar:
+    """A rich progress bar over blob uploads (shown only when asked or on a terminal)."""
+
+    def __init__(self, enabled: bool | None, total: int) -> None:
+        if enabled is None:
+            import sys
+
+            enabled = total > 1 and sys.stderr.isatty()
+        self._bar: Any = None
+        if enabled:
+            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+            self._bar = Progress(
+                TextColumn("uploading blobs"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                DownloadColumn(binary_units=True), transient=False,
+            )  # fmt: skip
+            self._bar.start()
+            self._task = self._bar.add_task("upload", total=total)
+
+    def advance(self, nbytes: int) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
 
 
 def _resumable(exc: Exception, path: str, done: int, total: int) -> Exception:

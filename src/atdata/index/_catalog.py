@@ -120,6 +120,15 @@ class Catalog:
         """The ATProto client given as ``atmosphere=``, or ``None``."""
         return self._atmosphere
 
+    def _store_for(self, provider: IndexProvider) -> Any:
+        """The data store paired with ``provider`` (``None`` when it has none of its own)."""
+        if provider is self.provider:
+            return self.data_store
+        for repo in self._repos.values():
+            if repo.provider is provider:
+                return repo.data_store
+        return None
+
     def _route(self, ref: str) -> tuple[IndexProvider, str]:
         """``(provider, name in it)`` for ``"name"``, ``"@local/name"`` or ``"repo/name"``."""
         if ref.startswith("@local/"):
@@ -373,8 +382,8 @@ class Catalog:
         from atdata.dataset._dataset import Dataset
 
         e = self.get_dataset(name, version)
+        provider, _ = self._route(name)
         if sample_type is None and e.schema_ref:
-            provider, _ = self._route(name)
             if provider is self.provider:
                 sample_type = self.get_schema_type(e.schema_ref)
             else:  # the class cache is this index's: another provider's ref may differ
@@ -390,17 +399,28 @@ class Catalog:
             for s in e.shards
             if s.num_samples is not None
         ]
-        source = self._source_for(e.urls)
+        source = self._source_for(e.urls, self._store_for(provider), e.name)
         label = f"{e.name}@{e.version}"
         with contextlib.suppress(AttributeError):  # named in the error for a missing shard
             source.origin = (
-                f"index entry {label} of {self._route(name)[0].url}: the file was moved or "
+                f"index entry {label} of {provider.url}: the file was moved or "
                 f"deleted; check the entry's shards with 'atdata verify {label}', then restore "
                 "them or write the dataset again"
             )
         return Dataset(source, sample_type=sample_type, shard_infos=infos or None)
 
-    def _source_for(self, urls: list[str]) -> Any:
+    def _source_for(self, urls: list[str], store: Any = None, name: str = "") -> Any:
+        if urls and all(u.startswith("at://") for u in urls):  # PDS blobs (PDSBlobStore)
+            for s in (store, self.data_store):
+                make = getattr(s, "create_source", None)
+                if make is not None:
+                    return make(urls)
+            raise ConfigError(
+                f"the shards of dataset {name!r} are PDS blobs ({urls[0]}, ...) and this index "
+                "has no store that reads them; open it through atdata.Index(..., "
+                "data_store=atdata.atmosphere.PDSBlobStore(client)), or read the URLs with "
+                "atdata.atmosphere.BlobSource"
+            )
         if urls and all(u.startswith("s3://") for u in urls):
             if getattr(self.data_store, "kind", None) == "s3":
                 return self.data_store.source(urls)

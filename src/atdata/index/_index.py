@@ -174,8 +174,11 @@ class Index(Catalog):
         entry = DatasetEntry(
             name=name, shards=refs, version=version, schema_ref=schema_ref, description=description,
             license=license, tags=list(tags or ()), metadata=dict(metadata or {}), entry_id=write_id,
-            data_store=store.url,
+            data_store=_store_url(store),
         )  # fmt: skip
+        keep = getattr(store, "keep_shards", None)  # PDSBlobStore: a record must hold the blobs
+        if keep is not None:
+            keep(self, entry)
         stored = provider.add_entry(entry)  # an entry with this entry_id already there wins
         _check_same_name(stored, name, write_id)
         _check_same_shards(stored, refs, write_id)
@@ -207,15 +210,6 @@ class Index(Catalog):
             description=description, license=license, tags=tags or (), metadata=metadata,
             schema_ref=schema_ref,
         )  # fmt: skip
-
-    def _store_for(self, provider: IndexProvider) -> Any:
-        """The data store paired with ``provider`` (``None`` when it has none of its own)."""
-        if provider is self.provider:
-            return self.data_store
-        for repo in self._repos.values():
-            if repo.provider is provider:
-                return repo.data_store
-        return None
 
     def _publish_in(self, provider: IndexProvider, sample_type: type) -> str:
         if provider is self.provider:
@@ -544,3 +538,10 @@ def _with_store(index: Index, provider: IndexProvider, store: Any) -> Index:
     view._repos = {}
     view.data_store = store
     return view
+
+
+def _store_url(store: Any) -> str | None:
+    """What an entry records as its ``data_store``: the store's ``url``, else its class name (a
+    store with only the documented protocol, e.g. ``PDSBlobStore``, need not have a ``url``)."""
+    url = getattr(store, "url", None)
+    return str(url) if url is not None else type(store).__name__

@@ -107,6 +107,11 @@ def put_samples(
     from atdata.stores._local import check_key, file_sha256
 
     prefix = check_key(prefix.strip("/"))
+    if not hasattr(store, "put_shard"):  # a store that only offers the documented protocol
+        return _put_via_write_shards(
+            store, samples, prefix, pattern, maxcount=maxcount, maxsize=maxsize,
+            manifest=manifest, key=key, write_id=write_id,
+        )  # fmt: skip
     staging = store.staging_dir()
     first: list[type] = []
 
@@ -163,6 +168,67 @@ def put_samples(
         if not keep:
             shutil.rmtree(staging, ignore_errors=True)
     return out, (first[0] if first else None)
+
+
+def _put_via_write_shards(
+    store: Any,
+    samples: Iterable[Any],
+    prefix: str,
+    pattern: str,
+    *,
+    maxcount: int | None,
+    maxsize: int | None,
+    manifest: bool,
+    key: Any,
+    write_id: str | None,
+) -> tuple[list[tuple[Any, str]], type | None]:
+    """:func:`put_samples` for a store with only ``write_shards`` (e.g. ``PDSBlobStore``): the
+    shards are staged in a temporary directory, handed to ``store.write_shards`` as a
+    :class:`~atdata.Dataset`, and paired with the URLs it returns (nothing is recorded here, so
+    a failed upload leaves no entry). A store with a ``limit`` (bytes per stored object) gets
+    shards no bigger than that, so each shard becomes exactly one stored object."""
+    import tempfile
+
+    from atdata._shards.tar import FIXED_MTIME
+    from atdata._shards.writer import ShardWriter
+    from atdata.dataset._dataset import Dataset
+
+    name = type(store).__name__
+    if manifest:
+        raise ConfigError(
+            f"{name} stores shards only (it has no put_shard for manifest sidecars); write with "
+            "manifest=False, or into a LocalDiskStore/S3DataStore to keep manifests"
+        )
+    limit = getattr(store, "limit", None)
+    if isinstance(limit, int) and limit > 0:
+        maxsize = min(maxsize, limit) if maxsize is not None else limit
+    if write_id is not None and key is None:
+        key = functools.partial(write_key, write_id)
+    staging = tempfile.mkdtemp(prefix="atdata-upload-")
+    try:
+        with ShardWriter(
+            os.path.join(staging, pattern), maxcount, maxsize, key=key, progress=False,
+            mtime=FIXED_MTIME if write_id is not None else None,
+        ) as w:  # fmt: skip
+            first: type | None = None
+            for sample in samples:
+                if first is None:
+                    first = type(sample)
+                w.write(sample)
+        infos = w.list_shard_infos()
+        if not infos:
+            return [], None
+        ds = Dataset([i.path for i in infos], sample_type=first, shard_infos=infos)
+        urls = list(store.write_shards(ds, prefix=prefix))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if len(urls) != len(infos):
+        raise ConfigError(
+            f"{name}.write_shards stored {len(infos)} shard(s) under {prefix!r} as {len(urls)} "
+            "objects, so they cannot be recorded one URL per shard; give the store a `limit` "
+            "(bytes per object) or write with a smaller maxsize"
+        )
+    return list(zip(infos, urls, strict=True)), first
 
 
 def write_key(write_id: str, sample: Any, index: int) -> str:
