@@ -18,13 +18,14 @@ import http.client
 import os
 import re
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterator, Sequence
 from typing import Any, BinaryIO, Protocol, TypeVar, cast, runtime_checkable
 
 from atdata._errors import (
     ArgumentTypeError,
     ConfigError,
     DataNotFoundError,
+    NotFoundError,
     ShardError,
     shard_open_error,
 )
@@ -98,6 +99,20 @@ class DataSource(Protocol):
     def open_shard(self, shard_id: str) -> BinaryIO:
         """Open one shard for sequential reading."""
         ...
+
+
+def is_sidecar_of(url: str, shards: Container[str]) -> bool:
+    """Whether ``url`` is the manifest or member index beside one of ``shards``.
+
+    Examples:
+        >>> is_sidecar_of("d/a.manifest.json", {"d/a.tar"}), is_sidecar_of("d/b.idx", {"d/a.tar"})
+        (True, False)
+    """
+    for suffix in (".manifest.json", ".manifest.parquet", ".idx"):
+        if url.endswith(suffix):
+            stem = url[: -len(suffix)]
+            return stem + ".tar" in shards or stem in shards
+    return False
 
 
 def expand_braces(pattern: str) -> list[str]:
@@ -316,6 +331,12 @@ class URLSource:
         self._shards = expand_urls(urls)
         if not self._shards:
             raise ShardError(f"no shards in {urls!r}")
+        self._listed = frozenset(self._shards)
+
+    @property
+    def url(self) -> str | os.PathLike[str] | Sequence[str | os.PathLike[str]]:
+        """The shard spec as given (upstream's attribute; :meth:`list_shards` expands it)."""
+        return self.spec
 
     @property
     def shards(self) -> Iterator[tuple[str, BinaryIO]]:
@@ -337,9 +358,16 @@ class URLSource:
         """Open a shard for streaming.
 
         Raises:
+            NotFoundError: (a ``KeyError``) When ``shard_id`` is not one of :meth:`list_shards`
+                (nor a listed shard's manifest or member index).
             ShardError: When the file is missing or the URL cannot be fetched.
         """
-        shard = shard_id
+        shard = os.fspath(shard_id)
+        if shard not in self._listed and not is_sidecar_of(shard, self._listed):
+            raise NotFoundError(
+                f"shard {shard!r} is not one of this source's {len(self._shards)} shards "
+                f"({self.spec!r}); open one of list_shards()"
+            )
         if is_remote(shard):
             if shard.startswith(("http://", "https://")):
                 return _HTTPStream(shard)  # type: ignore[return-value]

@@ -18,11 +18,13 @@ from typing import Any
 
 from atdata._errors import (
     ConfigError,
+    DataNotFoundError,
     IntegrityError,
+    NotFoundError,
     ShardError,
 )
 from atdata._extras import require
-from atdata._shards.sources import shard_id_kw
+from atdata._shards.sources import is_sidecar_of, shard_id_kw
 from atdata.atmosphere._ranges import RangeCache, RangeCheck, http_range
 
 __all__ = [
@@ -240,17 +242,16 @@ class BlobSource:
                     "make one BlobSource per repository"
                 )
             did = dids.pop()
-            if pds_endpoint is None and pds is None:
-                from atdata.atmosphere._resolve import resolve_identity
-
-                pds = resolve_identity(did).pds
-            pds = pds_endpoint or pds
+            pds = pds_endpoint or pds  # None: resolved from the DID when first needed
             blobs = [(str(r["cid"]), r.get("sha256"), r.get("size")) for r in blob_refs]
-        if did is None or pds is None:
+        elif pds is None:
+            raise ConfigError("BlobSource needs (did, pds, blobs) or blob_refs=[{'did', 'cid'}]")
+        if did is None:
             raise ConfigError("BlobSource needs (did, pds, blobs) or blob_refs=[{'did', 'cid'}]")
         if not blobs:
             raise ConfigError(f"no blobs to read from {did}")
-        self.did, self.pds = did, pds.rstrip("/")
+        self.did = did
+        self._pds = pds.rstrip("/") if pds else None
         self._blobs = {blob_shard_id(did, c): (c, sha, size) for c, sha, size in blobs}
         self._order = [blob_shard_id(did, c) for c, _s, _z in blobs]
         self._ranges = RangeCache(self.open_shard)
@@ -283,6 +284,16 @@ class BlobSource:
         return [{"did": self.did, "cid": self._blobs[s][0]} for s in self._order]
 
     @property
+    def pds(self) -> str:
+        """The PDS base URL the blobs are read from (given, or resolved from :attr:`did` on
+        first use, so a source is made and listed without the network)."""
+        if self._pds is None:
+            from atdata.atmosphere._resolve import resolve_identity
+
+            self._pds = resolve_identity(self.did).pds.rstrip("/")
+        return self._pds
+
+    @property
     def pds_endpoint(self) -> str:
         """The PDS the blobs are read from (upstream's name of :attr:`pds`)."""
         return self.pds
@@ -301,14 +312,21 @@ class BlobSource:
         """Stream one blob (``Accept-Encoding: identity``); the sha256 is checked at the end.
 
         Raises:
-            ShardError: Unknown shard, or the PDS does not serve it.
+            NotFoundError: (a ``KeyError``) When ``shard_id`` is not one of :meth:`list_shards`.
+            ShardError: The PDS does not serve it.
         """
         shard = shard_id
         try:
             cid, sha, size = self._blobs[shard]
         except KeyError:
-            raise ShardError(
-                f"{shard} not found: it is not a blob of this dataset ({len(self._order)} shards)"
+            if is_sidecar_of(shard, self._blobs):  # a manifest beside a blob: there is none
+                raise DataNotFoundError(
+                    f"{shard} not found: a blob has no files beside it (the entry record "
+                    "names a blob dataset's manifests)"
+                ) from None
+            raise NotFoundError(
+                f"shard {shard!r} is not a blob of this source ({len(self._order)} shards of "
+                f"{self.did}); open one of list_shards()"
             ) from None
         from_cid = sha256_of_cid(cid) if sha is None else None
         return _open_http(
