@@ -346,3 +346,26 @@ def test_blob_source_from_refs_takes_upload_refs_with_their_did():
     assert src.list_shards() == ["at://did:plc:z/blob/bafkreiq"] and src.pds_endpoint.endswith(":1")
     with pytest.raises(ValueError, match="needs 'did' and 'cid'"):
         BlobSource.from_refs([{"ref": {"$link": "bafkreiq"}}], pds_endpoint="http://x")
+
+
+def test_lens_publisher_publish_takes_upstreams_positional_order_and_keeps_every_field():
+    # upstream documents publish(name, source_schema_uri, target_schema_uri, code_repository,
+    # code_commit, getter_path, putter_path, description, language, metadata, rkey)
+    from tests._lens_defs import Full, NameOnly
+
+    m = MockAtmosphere(did="did:plc:m7", handle="l7.test")
+    m.login("l7.test", "pw")
+    src = str(SchemaPublisher(m).publish(Full, version="1.0.0"))
+    dst = str(SchemaPublisher(m).publish(NameOnly, version="1.0.0"))
+    uri = LensPublisher(m).publish(
+        "full-name", src, dst, "https://example.org/repo.git", "abc1234",
+        "mod:get", "mod:put", "drops fields", "python", {"owner": "lab"}, "my-lens",
+        source_schema_version="1.0.0", target_schema_version="1.0.0",
+    )  # fmt: skip
+    assert str(uri) == "at://did:plc:m7/science.alt.dataset.lens/my-lens"
+    rec = m.get_record(str(uri))
+    assert (rec["getterCode"]["path"], rec["putterCode"]["path"]) == ("mod:get", "mod:put")
+    assert rec["description"] == "drops fields" and rec["language"] == "python"
+    assert rec["metadata"] == {"owner": "lab"}
+    assert (rec["sourceSchemaVersion"], rec["targetSchemaVersion"]) == ("1.0.0", "1.0.0")
+

@@ -43,7 +43,6 @@ class LensPublisher(ClientBound):
 
     def publish(
         self,
-        *,
         name: str,
         source_schema_uri: str | None = None,
         target_schema_uri: str | None = None,
@@ -54,9 +53,10 @@ class LensPublisher(ClientBound):
         description: str | None = None,
         language: str | None = None,
         metadata: dict[str, Any] | None = None,
+        rkey: str | None = None,
+        *,
         source_schema_version: str | None = None,
         target_schema_version: str | None = None,
-        rkey: str | None = None,
         source_schema: str | None = None,
         target_schema: str | None = None,
         getter_code: dict[str, str] | None = None,
@@ -68,6 +68,9 @@ class LensPublisher(ClientBound):
         ``putter_path``, or as ``getter_code`` / ``putter_code`` dicts (``repository``,
         ``commit``, ``path``); ``source_schema``/``target_schema`` are accepted for the
         ``*_uri`` arguments. Without a putter the getter's reference is recorded for both.
+        The arguments up to ``rkey`` may also be given by position, in upstream's documented
+        order. ``language``, ``metadata`` and the schema versions are written into the record;
+        ``rkey`` names the record's key (default: one chosen by the PDS).
 
         Raises:
             ConfigError: When a schema or the getter's code is not given.
@@ -99,7 +102,20 @@ class LensPublisher(ClientBound):
                 "or code_repository + code_commit + getter_path"
             )
         putter = ref(putter_code, putter_path) or getter
-        pub = publish_lens(self.client, name, src, dst, getter, putter, description=description)
+        pub = publish_lens(
+            self.client,
+            name,
+            src,
+            dst,
+            getter,
+            putter,
+            description=description,
+            rkey=rkey,
+            language=language,
+            metadata=metadata,
+            source_schema_version=source_schema_version,
+            target_schema_version=target_schema_version,
+        )
         return _at(pub)
 
     def publish_from_lens(

@@ -408,13 +408,22 @@ def publish_lens(
     putter: CodeRef,
     *,
     description: str | None = None,
+    rkey: str | None = None,
+    **fields: Any,
 ) -> Published:
     """Publish a lens record pointing at its getter/putter code (repository + commit + path).
 
-    Publishing the same lens (same name, schemas and code) again writes nothing.
+    Publishing the same lens (same name, schemas, code and fields) again writes nothing; with
+    ``rkey`` only the record at that key counts as the same. ``fields`` are
+    :func:`lens_record`'s optional ones (``language``, ``metadata``, ``*_schema_version``).
     """
-    rec = lens_record(name, source_schema, target_schema, getter, putter, description=description)
+    rec = lens_record(
+        name, source_schema, target_schema, getter, putter, description=description, **fields
+    )
     for uri, cid, value in _records(atmo, LENS):
-        if _same_entry(value, rec):
+        if _same_entry(value, rec) and (rkey is None or uri.rsplit("/", 1)[-1] == rkey):
             return Published(uri, cid, created=False)
-    return Published(*_written(atmo.create_record(LENS, rec), rec), created=True)
+    out = (
+        atmo.create_record(LENS, rec) if rkey is None else atmo.create_record(LENS, rec, rkey=rkey)
+    )
+    return Published(*_written(out, rec), created=True)

@@ -302,8 +302,13 @@ def lens_record(
     *,
     description: str | None = None,
     created_at: str | None = None,
+    language: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    source_schema_version: str | None = None,
+    target_schema_version: str | None = None,
 ) -> dict[str, Any]:
-    """A ``science.alt.dataset.lens`` record pointing at code by repository + commit + path."""
+    """A ``science.alt.dataset.lens`` record pointing at code by repository + commit + path
+    (the optional lexicon fields are written only when given)."""
     rec: dict[str, Any] = {
         "$type": LENS,
         "name": name,
@@ -313,6 +318,12 @@ def lens_record(
         "putterCode": putter.to_record(),
         "createdAt": created_at or now_iso(),
     }
-    if description is not None:
-        rec["description"] = description
+    optional = {
+        "description": description,
+        "language": language,
+        "metadata": metadata,
+        "sourceSchemaVersion": source_schema_version,
+        "targetSchemaVersion": target_schema_version,
+    }
+    rec.update({k: v for k, v in optional.items() if v is not None})
     return rec
