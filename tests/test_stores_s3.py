@@ -196,3 +196,11 @@ def test_read_url_of_an_odd_key_fetches_that_object_over_http(store, key):
     assert url.startswith(f"{store.endpoint_url}/{BUCKET}/runs/")
     with urllib.request.urlopen(url) as resp:
         assert resp.read() == b"hello"
+
+
+def test_write_shards_of_nothing_raises_the_documented_runtime_error(store):
+    # upstream documents S3DataStore.write_shards: RuntimeError if no shards were written
+    with pytest.raises(RuntimeError, match="no samples, so nothing was written under 'empty'"):
+        store.write_shards([], prefix="empty")
+    with pytest.raises(ValueError):  # still the ConfigError it was
+        store.write_shards([], prefix="empty")

@@ -35,6 +35,7 @@ __all__ = [
     "MissingCredentialsError",
     "MissingExtraError",
     "NotFoundError",
+    "NothingWrittenError",
     "PartialFailureError",
     "PayloadTypeError",
     "QualityGateError",
@@ -144,6 +145,12 @@ class WorkerPickleError(ConfigError, TypeError):
     """Something a DataLoader worker must receive or send cannot be pickled (a sample type or a
     transform defined inside a function, a lambda under the ``spawn`` start method); raised
     before the worker would hang, naming the object and the fix (also a ``TypeError``)."""
+
+
+class NothingWrittenError(ConfigError, RuntimeError):
+    """A data store was asked to write a dataset with no samples or shards, so nothing was
+    written (a ``ValueError`` and, as upstream documents for ``write_shards``, a
+    ``RuntimeError``)."""
 
 
 class MissingCredentialsError(ConfigError, OSError):

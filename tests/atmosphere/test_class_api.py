@@ -369,3 +369,16 @@ def test_lens_publisher_publish_takes_upstreams_positional_order_and_keeps_every
     assert rec["metadata"] == {"owner": "lab"}
     assert (rec["sourceSchemaVersion"], rec["targetSchemaVersion"]) == ("1.0.0", "1.0.0")
 
+
+def test_pds_blob_store_write_shards_of_no_shards_raises_runtime_error():
+    # upstream documents PDSBlobStore.write_shards: RuntimeError if no shards were written
+    from atdata.atmosphere import PDSBlobStore
+
+    class NoShards:
+        def list_shards(self) -> list[str]:
+            return []
+
+    m = MockAtmosphere(did="did:plc:m8", handle="l8.test")
+    m.login("l8.test", "pw")
+    with pytest.raises(RuntimeError, match="has no shards, so no blob was uploaded"):
+        PDSBlobStore(m).write_shards(NoShards(), prefix="x")

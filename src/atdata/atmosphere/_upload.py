@@ -17,6 +17,7 @@ from typing import Any
 from atdata._errors import (
     AuthenticationError,
     ConfigError,
+    NothingWrittenError,
     ShardError,
     StorageError,
 )
@@ -148,8 +149,18 @@ class PDSBlobStore:
 
         Returns:
             The blob AT-URIs ``at://<did>/blob/<cid>``, with ``blob_refs`` and ``checksums``.
+
+        Raises:
+            ConfigError: (a ``ValueError``) When the Atmosphere is not logged in.
+            NothingWrittenError: (a ``RuntimeError``, as documented upstream) When ``ds`` has
+                no shards.
         """
-        refs = self.upload_shards(list(ds.list_shards()), progress=kwargs.get("progress"))
+        shards = list(ds.list_shards())
+        if not shards:
+            raise NothingWrittenError(
+                f"{ds!r} has no shards, so no blob was uploaded; write its samples first"
+            )
+        refs = self.upload_shards(shards, progress=kwargs.get("progress"))
         did = self.atmosphere.did
         urls = [blob_shard_id(did, r.cid) for r in refs]
         return ShardUploadResult(

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol, runtime_checkable
 
-from atdata._errors import ConfigError
+from atdata._errors import ConfigError, NothingWrittenError
 
 __all__ = [
     "AbstractDataStore",
@@ -279,7 +279,9 @@ def write_shards_to(
     """Write ``ds``'s samples into new shards ``<prefix>/data--<id>--NNNNNN.tar`` of ``store``.
 
     Raises:
-        ConfigError: When ``ds`` has no samples or ``prefix`` is not a relative path.
+        NothingWrittenError: (a ``ConfigError`` and a ``RuntimeError``) When ``ds`` has no
+            samples.
+        ConfigError: When ``prefix`` is not a relative path.
     """
     samples = ds.ordered() if hasattr(ds, "ordered") else ds
     pattern = f"data--{uuid.uuid4().hex[:8]}--%06d.tar"
@@ -287,7 +289,7 @@ def write_shards_to(
         store, samples, prefix, pattern, maxcount=maxcount, maxsize=maxsize, manifest=manifest
     )
     if not put:
-        raise ConfigError(
+        raise NothingWrittenError(
             f"the dataset has no samples, so nothing was written under {prefix!r}; "
             "write at least one sample"
         )

@@ -404,6 +404,10 @@ class S3DataStore:
 
         Returns:
             The ``s3://`` URLs in order, with :attr:`ShardWriteResult.checksums`.
+
+        Raises:
+            NothingWrittenError: (a ``RuntimeError``, as documented upstream, and a
+                ``ConfigError``) When ``ds`` has no samples.
         """
         return write_shards_to(
             self, ds, prefix, maxcount=maxcount, maxsize=maxsize, manifest=manifest
