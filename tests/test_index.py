@@ -264,6 +264,24 @@ def test_repositories_mounted_by_name(tmp_path):
         Repository("sqlite")  # type: ignore[arg-type]
 
 
+def test_at_sign_before_a_mounted_repository_routes_to_it(tmp_path):
+    """``@lab/x`` names dataset ``x`` of mounted repository ``lab`` (as ``@local/x`` names this
+    index's), never the atmosphere handle ``lab``; it used to raise ConfigError."""
+    from atdata.repository import create_repository
+
+    lab = create_repository("sqlite", path=tmp_path / "lab.db")
+    index = Index(path=str(tmp_path / "i.db"), repos={"lab": lab}, atmosphere=None)
+    e = index.write(_imgs(2), name="@lab/x")
+    assert [x.name for x in index.list_datasets("lab")] == ["x"]
+    assert index.list_datasets("local") == []
+    assert index.get_dataset("@lab/x") == e == index.get_dataset("lab/x")
+    assert index.get_dataset("@lab/x@1.0.0") == e == index.get_entry_by_name("@lab/x")
+    assert len(index.open_dataset("@lab/x")) == 2
+    # an unmounted name is an atmosphere handle: refused here (atmosphere=None), with the fix
+    with pytest.raises(atdata.ConfigError, match="atmosphere=None"):
+        index.get_dataset("@other/x")
+
+
 def test_repos_always_holds_local_with_the_index_provider_and_store(tmp_path):
     # upstream's docs: "The index stores all backends in a uniform repos dict; 'local' is always
     # present", iterated as name -> repo with .provider and .data_store

@@ -35,6 +35,7 @@ LAYERS: dict[str, int] = {
     "_events": 0,
     "_extras": 0,
     "_files": 0,
+    "_hooks": 0,
     "_lazy": 0,
     "_types": 0,
     "_logging": 0,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from atdata import _hooks
 from atdata._lazy import lazy_module
 from atdata._version import __version__
 
@@ -116,6 +117,17 @@ __all__ = sorted([*_LAZY, "__version__"])
 
 
 _lazy_getattr, _lazy_dir = lazy_module(globals(), _LAZY)
+
+
+def _anonymous_atmosphere() -> Any:
+    """The read-only atmosphere a plain ``Index()`` resolves ``@handle/name`` with (made on the
+    first such name, so ``import atdata`` imports no ATProto code)."""
+    from atdata.atmosphere._client import Atmosphere
+
+    return Atmosphere()
+
+
+_hooks.register(_hooks.ANONYMOUS_ATMOSPHERE, _anonymous_atmosphere)
 
 # public subpackages, reachable as attributes after a bare ``import atdata`` (as with upstream),
 # imported on first use

@@ -35,9 +35,36 @@ def test_get_dataset_takes_at_uris_and_handle_names(pds, publisher, tmp_path):
     assert (by_name.uri, by_name.schema_ref) == (uri, by_uri.schema_ref)
     assert by_name.data_urls == by_uri.data_urls and len(by_uri.data_urls) == 1
 
-    # without an atmosphere client the AT URI is refused with the fix
-    with pytest.raises(atdata.ConfigError, match="Index\\(atmosphere=client\\)"):
-        Index(path=str(tmp_path / "j.db")).get_dataset(uri)
+    # atmosphere=None turns the atmosphere off: refused with the fix
+    with pytest.raises(atdata.ConfigError, match=r"atmosphere=None; use atdata\.Index\(\)"):
+        Index(path=str(tmp_path / "j.db"), atmosphere=None).get_dataset(uri)
+
+
+@pytest.mark.services
+def test_a_plain_index_reads_the_atmosphere_anonymously(pds, publisher, tmp_path):
+    acct, atmo = publisher
+    ds = atdata.write_samples(_feats(4), str(tmp_path / "f.tar"))
+    uri = str(DatasetPublisher(atmo).publish(ds, name="anon", description="four"))
+    idx = Index(path=str(tmp_path / "i.db"))  # no client given: anonymous, read-only
+
+    by_name = idx.get_dataset(f"@{acct['handle']}/anon")
+    assert (type(by_name).__name__, by_name.uri, by_name.name) == (
+        "AtmosphereIndexEntry", uri, "anon",
+    )  # fmt: skip
+    assert idx.get_dataset(uri).record["description"] == "four"
+    assert idx.get_dataset(f"@{acct['did']}/anon").uri == uri
+    assert idx.atmosphere is not None and not idx.atmosphere.is_authenticated
+    # the entry's schema is an AT URI: get_schema / get_schema_type read it too
+    sref = by_name.schema_ref
+    assert sref.startswith(f"at://{acct['did']}/science.alt.dataset.schema/")
+    assert idx.get_schema(sref)["name"] == "Feat"
+    t = idx.get_schema_type(sref)
+    assert [f for f in t.__dataclass_fields__] == ["idx", "name"]
+    assert idx.types.Feat is t
+    with pytest.raises(atdata.ConfigError, match=r"atdata\.load_dataset"):
+        idx.open_dataset(f"@{acct['handle']}/anon")
+    with pytest.raises(KeyError):
+        idx.get_dataset(f"@{acct['handle']}/no-such-dataset")
 
 
 @pytest.mark.services

@@ -495,6 +495,22 @@ class Atmosphere:
         entry = find_entry(self.resolve(who), name, version)
         return AtmosphereIndexEntry(entry.uri, entry.value, self)
 
+    def get_schema(self, uri: str) -> dict[str, Any]:
+        """The schema record at AT URI ``uri`` (what ``Index.get_schema`` asks for an AT URI).
+
+        Raises:
+            RecordNotFoundError: (a ``KeyError``) when there is no such record.
+        """
+        from atdata.atmosphere._api_records import SchemaLoader
+
+        return SchemaLoader(self).get(uri)
+
+    def get_schema_type(self, uri: str) -> type:
+        """The sample type rebuilt from the schema record at AT URI ``uri``."""
+        from atdata.atmosphere._api_records import SchemaLoader
+
+        return SchemaLoader(self).get_type(uri)
+
     def promote_entry(self, index: Any, name: str, **kwargs: Any) -> Any:
         """Publish ``index``'s dataset ``name`` and its schema to this account (idempotent).
 

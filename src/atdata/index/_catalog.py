@@ -81,7 +81,9 @@ class Catalog:
                     f"got {type(repo).__name__}"
                 )
             self._repos[rname] = repo
-        self._atmosphere = None if atmosphere is ATMOSPHERE_DEFAULT else atmosphere
+        # not given: an anonymous, read-only client, made when an atmosphere name is first used
+        self._atmosphere_deferred = atmosphere is ATMOSPHERE_DEFAULT
+        self._atmosphere: Any = None if atmosphere is ATMOSPHERE_DEFAULT else atmosphere
         self._stub_dir = (
             Path(stub_dir) if stub_dir is not None
             else Path(atdata_home()) / "stubs" if auto_stubs else None
@@ -117,7 +119,39 @@ class Catalog:
 
     @property
     def atmosphere(self) -> Any:
-        """The ATProto client given as ``atmosphere=``, or ``None``."""
+        """The ATProto client given as ``atmosphere=``; without one, an anonymous read-only
+        :class:`~atdata.atmosphere.Atmosphere` (made on first use); ``None`` with
+        ``atmosphere=None`` or when the ``atmosphere`` extra is not installed."""
+        if self._atmosphere is None and self._atmosphere_deferred:
+            from atdata._errors import MissingExtraError
+
+            with contextlib.suppress(MissingExtraError):
+                return self._remote_client("the anonymous atmosphere")
+        return self._atmosphere
+
+    def _remote_client(self, ref: str) -> Any:
+        """The client that resolves atmosphere name/URI ``ref``: the one given, else the
+        anonymous read-only one (made once, on first use).
+
+        Raises:
+            ConfigError: (a ``ValueError``) With ``Index(atmosphere=None)``, or without the
+                ``atmosphere`` extra.
+        """
+        if self._atmosphere is not None:
+            return self._atmosphere
+        if not self._atmosphere_deferred:
+            raise ConfigError(
+                f"{ref!r} names an atmosphere record, and this index was made with "
+                "atmosphere=None; use atdata.Index() (anonymous, read-only), "
+                "Index(atmosphere=client), or atdata.load_dataset(...)"
+            )
+        from atdata import _hooks
+        from atdata._errors import MissingExtraError
+
+        try:
+            self._atmosphere = _hooks.make(_hooks.ANONYMOUS_ATMOSPHERE, f"resolving {ref!r}")
+        except MissingExtraError as exc:
+            raise ConfigError(f"cannot resolve {ref!r}: {exc}") from None
         return self._atmosphere
 
     def _store_for(self, provider: IndexProvider) -> Any:
@@ -129,15 +163,25 @@ class Catalog:
                 return repo.data_store
         return None
 
+    def _is_remote(self, ref: str) -> bool:
+        """Whether ``ref`` names an atmosphere record: an AT URI, or ``@handle/...`` whose
+        handle is neither ``local`` nor a mounted repository."""
+        if ref.startswith("at://"):
+            return True
+        return ref.startswith("@") and ref[1:].partition("/")[0] not in ("local", *self._repos)
+
     def _route(self, ref: str) -> tuple[IndexProvider, str]:
-        """``(provider, name in it)`` for ``"name"``, ``"@local/name"`` or ``"repo/name"``."""
+        """``(provider, name in it)`` for ``"name"``, ``"@local/name"``, ``"repo/name"`` or
+        ``"@repo/name"`` (a mounted repository)."""
         if ref.startswith("@local/"):
             return self.provider, ref[len("@local/") :]
-        if ref.startswith("@") or ref.startswith("at://"):
+        if self._is_remote(ref):
             raise ConfigError(
-                f"{ref!r} names an atmosphere dataset; use atdata.load_dataset({ref!r}) or an "
-                "Index(atmosphere=client)"
+                f"{ref!r} names an atmosphere dataset; use index.get_dataset({ref!r}) or "
+                f"atdata.load_dataset({ref!r})"
             )
+        if ref.startswith("@"):
+            ref = ref[1:]
         head, sep, rest = ref.partition("/")
         if sep and head in self._repos:
             return self._repos[head].provider, rest
@@ -175,15 +219,32 @@ class Catalog:
         """A stored schema as a dict (``name``, ``version``, ``fields``, ``$ref``, ...).
 
         ``ref`` is ``atdata://local/schema/N@1.0.0``, legacy ``local://schemas/mod.N@1.0.0``,
-        ``N@1.0.0`` or ``N`` (latest version).
+        ``N@1.0.0``, ``N`` (latest version), or a schema record's AT URI
+        (``at://did/science.alt.dataset.schema/rkey``: that record, read through the index's
+        atmosphere, the client given or an anonymous one).
 
         Raises:
             NotFoundError: (a ``KeyError``) When there is no such schema.
             ConfigError: (a ``ValueError``) When ``ref`` is not a schema reference.
         """
+        if ref.startswith("at://"):
+            out: dict[str, Any] = self._remote_schema(ref, "get_schema")
+            return out
         rec = resolve_schema(self.provider, ref)
         self._stub(rec)
         return schema_dict(rec)
+
+    def _remote_schema(self, ref: str, what: str) -> Any:
+        """``client.<what>(ref)`` for a schema record's AT URI, through the index's atmosphere."""
+        client = self._remote_client(ref)
+        call = getattr(client, what, None)
+        if call is None:
+            raise ConfigError(
+                f"schema {ref!r} is an atmosphere record, and the index's atmosphere "
+                f"({type(client).__name__}) has no {what}(); give "
+                "Index(atmosphere=atdata.atmosphere.Atmosphere(...))"
+            )
+        return call(ref)
 
     def _stub(self, rec: SchemaRecord) -> None:
         if self._stub_dir is not None:
@@ -215,6 +276,12 @@ class Catalog:
         Raises:
             NotFoundError: (a ``KeyError``) When there is no such schema.
         """
+        if ref.startswith("at://"):
+            t = self._types.get(ref)
+            if t is None:
+                t = self._types[ref] = self._remote_schema(ref, "get_schema_type")
+            self._namespace._register(t.__name__, t)
+            return t
         rec = resolve_schema(self.provider, ref)
         t = self._types.get(rec.ref)
         if t is None:
@@ -338,22 +405,29 @@ class Catalog:
         return _entry_named(provider, local, version)
 
     def get_dataset(self, ref: str, version: str | None = None) -> DatasetEntry:
-        """The entry of dataset ``ref`` (``"mnist"``, ``"@local/mnist"``, ``"lab/mnist"``), or,
-        with ``Index(atmosphere=client)``, of an atmosphere dataset (``"@handle/name"`` or an
-        entry record's AT URI ``"at://did/science.alt.dataset.entry/rkey"``: an
-        :class:`~atdata.atmosphere.AtmosphereIndexEntry`).
+        """The entry of dataset ``ref`` (``"mnist"``, ``"@local/mnist"``, ``"lab/mnist"``,
+        ``"@lab/mnist"``), or of an atmosphere dataset (``"@handle/name"`` or an entry record's
+        AT URI ``"at://did/science.alt.dataset.entry/rkey"``: an
+        :class:`~atdata.atmosphere.AtmosphereIndexEntry`), resolved through the index's
+        atmosphere: the client given, else an anonymous read-only one.
 
         ``"name@1.2.0"`` or ``version=`` select a version; the latest is the default. To read
         the samples, use :meth:`open_dataset` (or ``atdata.load_dataset("@local/name")``).
 
         Raises:
             NotFoundError: (a ``KeyError``) When there is no such dataset.
-            ConfigError: (a ``ValueError``) For an ``@handle/...`` name or AT URI without an
-                atmosphere.
+            ConfigError: (a ``ValueError``) For an ``@handle/...`` name or AT URI with
+                ``Index(atmosphere=None)`` or without the ``atmosphere`` extra.
         """
-        remote = ref.startswith("at://") or (ref.startswith("@") and not ref.startswith("@local/"))
-        hook = getattr(self._atmosphere, "get_dataset_entry", None) if remote else None
-        if hook is not None:
+        if self._is_remote(ref):
+            client = self._remote_client(ref)
+            hook = getattr(client, "get_dataset_entry", None)
+            if hook is None:
+                raise ConfigError(
+                    f"{ref!r} names an atmosphere dataset, and the index's atmosphere "
+                    f"({type(client).__name__}) cannot look datasets up; give "
+                    "Index(atmosphere=atdata.atmosphere.Atmosphere(...))"
+                )
             if version is not None and ref.startswith("@") and ref.count("@") == 1:
                 ref = f"{ref}@{version}"
             return hook(ref)
@@ -381,6 +455,11 @@ class Catalog:
         from atdata._wire.schema_json import schema_body, schema_fingerprint
         from atdata.dataset._dataset import Dataset
 
+        if self._is_remote(name):
+            raise ConfigError(
+                f"{name!r} is an atmosphere dataset; read it with atdata.load_dataset({name!r}, "
+                "split=...) (index.get_dataset gives its entry)"
+            )
         e = self.get_dataset(name, version)
         provider, _ = self._route(name)
         if sample_type is None and e.schema_ref:
