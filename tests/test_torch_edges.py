@@ -119,3 +119,41 @@ def test_a_connection_that_keeps_dropping_raises_after_a_few_attempts(dropping, 
         for _ in tds.loader(num_workers=workers):
             pass
     assert 3 <= dropping.tries <= 4 * max(1, workers)  # (a prefetch's try, then its reader's 3)
+
+
+# -- local shards that change between epochs -------------------------------------------------
+def _write_rows(path, first, n=8):
+    """``n`` samples ``first``, ``first + 1``, ... whose payload sizes differ from row to row."""
+    rows = [{"i": i, "s": "x" * (i % 5)} for i in range(first, first + n)]
+    return atdata.write_samples(rows, str(path), key="index", fsync=False)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_local_shard_replaced_between_epochs_raises_naming_it(tmp_path, workers):
+    # without workers the next epoch read the replaced file's old bytes through a descriptor
+    # kept open (samples of a shard that was gone); workers read the new file at the old
+    # offsets and raised 'payload is not valid msgpack'
+    path = tmp_path / "s.tar"
+    _write_rows(path, 0)
+    tds = atdata.Dataset(str(path)).to_torch(batch_size=4, mode="random")
+    loader = tds.loader(num_workers=workers)
+    assert [i for b in loader for i in _ids(b)] == list(range(8))
+    replacement = tmp_path / "new.tar"
+    _write_rows(replacement, 101)
+    os.replace(replacement, path)
+    tds.set_epoch(1)
+    with pytest.raises(atdata.ShardError, match=rf"shard {path} changed after to_torch\(\) read"):
+        list(loader)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_local_shard_removed_between_epochs_is_not_found(tmp_path, workers):
+    path = tmp_path / "s.tar"
+    _write_rows(path, 0)
+    tds = atdata.Dataset(str(path)).to_torch(batch_size=4, mode="random")
+    loader = tds.loader(num_workers=workers)
+    assert [i for b in loader for i in _ids(b)] == list(range(8))
+    os.unlink(path)
+    tds.set_epoch(1)
+    with pytest.raises(atdata.DataNotFoundError, match=rf"shard not found: {path}"):
+        list(loader)

@@ -8,6 +8,11 @@ and at the end of the stream the size and digest are compared with the record. A
 :class:`~atdata.IntegrityError` from the read that meets the end, before the shard is made
 visible (renamed into the cache, or added to the shards held in memory).
 
+Random mode reads local shards in place at the offsets of their member indexes:
+:func:`stamps` notes each shard's size and modification time when ``to_torch()`` reads it, and
+:func:`check_stamp` refuses a shard file opened later that is no longer that file (replaced or
+rewritten between epochs: its samples may have moved).
+
 Examples:
     >>> import hashlib, io
     >>> data = b"shard bytes"
@@ -29,13 +34,23 @@ Examples:
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from atdata._errors import IntegrityError
+from atdata._errors import IntegrityError, ShardError
 
-__all__ = ["BY_INFO", "Expected", "checked", "expected", "from_infos", "from_manifest"]
+__all__ = [
+    "BY_INFO",
+    "Expected",
+    "check_stamp",
+    "checked",
+    "expected",
+    "from_infos",
+    "from_manifest",
+    "stamps",
+]
 
 BY_INFO = "its shard info (shard_infos= or the index entry) records"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -167,3 +182,32 @@ def checked(f: Any, shard: str, want: Expected | None) -> Any:
     if getattr(f, "readinto", None) is not None:
         return _CheckedInto(f, shard, want)
     return _Checked(f, shard, want)
+
+
+def stamps(shards: list[str]) -> dict[str, tuple[int, int]]:
+    """``(size, mtime_ns)`` of each local shard that exists now."""
+    out = {}
+    for shard in shards:
+        try:
+            st = os.stat(shard[7:] if shard.startswith("file://") else shard)
+        except OSError:
+            continue
+        out[shard] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def check_stamp(fd: int, shard: str, want: tuple[int, int] | None) -> None:
+    """Raise :class:`~atdata.ShardError` (closing ``fd`` first) when the file open as ``fd`` is
+    not the one :func:`stamps` noted for ``shard`` (``want``; ``None``: not noted)."""
+    if want is None:
+        return
+    st = os.fstat(fd)
+    if (st.st_size, st.st_mtime_ns) == want:
+        return
+    os.close(fd)
+    how = f"{want[0]} bytes then, {st.st_size} now" if st.st_size != want[0] else "rewritten"
+    raise ShardError(
+        f"shard {shard} changed after to_torch() read it ({how}): its samples may have moved; "
+        "open the Dataset and call to_torch() again (load_state_dict() then checks that a saved "
+        "position still fits)"
+    )

@@ -32,7 +32,13 @@ import numpy as np
 from atdata._errors import AtdataError, ConfigError, DecodeError, IntegrityError
 from atdata._shards.sources import is_remote
 from atdata.dataset._torch_cache import ShardCache, _unpackb, checked_unpack
-from atdata.dataset._torch_digest import Expected, from_infos, from_manifest
+from atdata.dataset._torch_digest import (
+    Expected,
+    check_stamp,
+    from_infos,
+    from_manifest,
+    stamps,
+)
 from atdata.dataset._torch_plan import _LOW, SHIFT, StreamWalk, item_count
 from atdata.dataset._torch_prefetch import Prefetch
 
@@ -83,6 +89,9 @@ class Reader:
         self.shards: list[str] = self.dataset.list_shards()
         self._pid = os.getpid()
         self._fds: dict[int, tuple[int, int, list[str], list[int], list[int]]] = {}
+        self._stamps: dict[str, tuple[int, int]] = {}  # random mode: the local shards read
+        if mode == "random" and self.dataset._shared.local():
+            self._stamps = stamps(self.shards)
         self._memory = False  # stream mode, iterating: shards held in memory, not in files
         self._temp = cache_dir is None and mode == "stream"
         self.cache: ShardCache | None = None
@@ -274,6 +283,8 @@ class Reader:
                     fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
                 except OSError:  # the checked read raises the error that names it
                     fd = -1
+                else:
+                    check_stamp(fd, shard, self._stamps.get(shard))
                 hit = fds[s] = (fd, ends[s - 1] if s else 0, idx.keys, idx.offsets, idx.sizes)
             fd, begin, keys, offsets, sizes = hit
             i = p - begin
@@ -356,6 +367,7 @@ class Reader:
         takes the item's ``(shard, key, payload map)`` triples, or with ``payloads`` its
         undecoded entries (see :meth:`decoded`; local shards only, see :meth:`entries_ok`)."""
         self._after_fork()
+        self.close_files()  # (each loop opens them again: a shard replaced since is seen)
         start, end, size, drop_last = span
         wid, nw = worker
         mine = range(wid, item_count(end, start, size, drop_last), nw)
