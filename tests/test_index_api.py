@@ -91,6 +91,35 @@ def test_local_disk_store_write_shards(tmp_path):
         store.write_shards(src, prefix="../escape")
 
 
+def test_write_shards_records_schema_version_and_provenance_in_manifests(tmp_path):
+    """Upstream documents ``write_shards(schema_version=, source_job_id=, parent_shards=,
+    pipeline_version=)`` as what each manifest header records."""
+    import json
+
+    from atdata.manifest._paths import manifest_paths
+
+    src = atdata.write_samples(_pts(4), str(tmp_path / "src.tar"))
+    store = atdata.LocalDiskStore(tmp_path / "store")
+    urls = store.write_shards(
+        src, prefix="p/v2", maxcount=2, manifest=True, schema_version="2.1.0",
+        source_job_id="job-42", parent_shards=["s3://in/a.tar"], pipeline_version="pipe-3",
+    )  # fmt: skip
+    assert len(urls) == 2
+    for u in urls:
+        header = json.loads(Path(manifest_paths(u)[0]).read_text())
+        assert header["schema_version"] == "2.1.0"
+        assert header["provenance"] == {
+            "source_job_id": "job-42", "parent_shards": ["s3://in/a.tar"],
+            "pipeline_version": "pipe-3",
+        }  # fmt: skip
+        assert header["num_samples"] == 2
+    back = atdata.Dataset(list(urls), sample_type=Pt)
+    assert back.query("value >= 1").list_locations()[0].key is not None  # the manifests read back
+    plain = store.write_shards(src, prefix="p/v3", manifest=True)
+    header = json.loads(Path(manifest_paths(plain[0])[0]).read_text())
+    assert header["schema_version"] == "1.0.0" and "provenance" not in header
+
+
 # -- S3Source / S3DataStore (documented constructors) ------------------------------------------
 def test_s3source_documented_constructors():
     src = atdata.S3Source("bkt", ["a/0.tar", "a/1.tar"], endpoint="http://127.0.0.1:9", access_key="k",
@@ -168,6 +197,14 @@ def test_s3datastore_write_shards(s3_endpoint, tmp_path):
     back = atdata.Dataset(atdata.S3Source.from_urls(list(urls), client=client), sample_type=Pt)
     assert [s.value for s in back.ordered()] == [0, 1, 2, 3, 4]
     assert set(urls.checksums) == set(urls)
+    with_prov = store.write_shards(
+        src, prefix="runs/v2", manifest=True, source_job_id="j1", pipeline_version="2"
+    )
+    key = with_prov[0][len("s3://atdata-ws/") :].removesuffix(".tar") + ".manifest.json"
+    import json
+
+    header = json.loads(client.get_object(Bucket="atdata-ws", Key=key)["Body"].read())
+    assert header["provenance"] == {"source_job_id": "j1", "pipeline_version": "2"}
 
 
 # -- URLSource ------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ import json
 import operator
 import os
 import uuid
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from atdata._errors import SchemaError, shard_open_error
@@ -171,8 +172,12 @@ def prepare_manifest(
     stamp_from: str | None = None,
     created_at: _dt.datetime | None = None,
     stamp: bool = True,
+    header: Mapping[str, Any] | None = None,
 ) -> tuple[str, str, str, str]:
     """Write a shard's manifest under temporary names; :func:`commit_manifest` renames it.
+
+    ``header`` holds header fields the caller sets: ``schema_version`` (instead of the sample
+    type's) and ``provenance`` (see :func:`provenance_header`).
 
     ``stamp_from`` is the file whose stamp the header records: the shard's temporary file when
     the manifest is prepared before the shard takes its name (renaming keeps mtime and inode).
@@ -185,6 +190,7 @@ def prepare_manifest(
         ``(tmp json, tmp parquet, json, parquet)`` paths.
     """
     pa = require("pyarrow", "query", "manifests")
+    extra_header = dict(header or {})
     jpath, ppath = manifest_paths(shard)
     arrays = {
         "__key__": typed_array(keys, pa.string()),
@@ -218,6 +224,7 @@ def prepare_manifest(
         "manifest_token": "",
         "writer": f"atdata {__version__}",
     }
+    header.update(extra_header)
     ident = {k: v for k, v in header.items() if k not in ("created_at", "shard_stat")}
     rows = [keys, offsets, sizes, columns]
     token = header["manifest_token"] = _token(shard_sha256, ident, table.schema, rows)
@@ -292,6 +299,37 @@ def discard_manifest(pending: tuple[str, str, str, str]) -> None:
             os.unlink(t)
 
 
+def provenance_header(
+    schema_version: str | None = None,
+    source_job_id: str | None = None,
+    parent_shards: Sequence[str] | None = None,
+    pipeline_version: str | None = None,
+) -> dict[str, Any]:
+    """Manifest header fields for :class:`ManifestObserver`'s ``header``: ``schema_version``
+    when given, and a ``provenance`` map of the values given (upstream's manifest layout: the
+    key is left out when none is).
+
+    Examples:
+        >>> provenance_header("2.0.0", source_job_id="job-7", parent_shards=["a.tar"])
+        {'schema_version': '2.0.0', 'provenance': {'source_job_id': 'job-7', 'parent_shards': ['a.tar']}}
+        >>> provenance_header()
+        {}
+    """
+    out: dict[str, Any] = {}
+    if schema_version is not None:
+        out["schema_version"] = str(schema_version)
+    prov: dict[str, Any] = {}
+    if source_job_id:
+        prov["source_job_id"] = source_job_id
+    if parent_shards:
+        prov["parent_shards"] = list(parent_shards)
+    if pipeline_version:
+        prov["pipeline_version"] = pipeline_version
+    if prov:
+        out["provenance"] = prov
+    return out
+
+
 class ManifestObserver:
     """A :class:`~atdata._shards.writer.ShardObserver` that writes a manifest for each finished shard.
 
@@ -302,6 +340,8 @@ class ManifestObserver:
         stamp: Record the shard file's stamp (mtime, inode) in the header. Without it (and
             with ``created_at`` given) the manifests are byte-identical for identical shards:
             readers hash a shard once to trust its manifest.
+        header: Header fields every manifest carries (``schema_version``, ``provenance``:
+            see :func:`provenance_header`).
     """
 
     def __init__(
@@ -310,11 +350,13 @@ class ManifestObserver:
         *,
         created_at: _dt.datetime | None = None,
         stamp: bool = True,
+        header: Mapping[str, Any] | None = None,
     ) -> None:
         require("pyarrow", "query", "manifests")
         self.sample_type = sample_type
         self.created_at = created_at
         self.stamp = stamp
+        self.header = dict(header or {})
         self.kinds: dict[str, str] | None = None
         self.written: list[tuple[str, str]] = []
         self._pending: tuple[str, str, str, str] | None = None
@@ -323,14 +365,16 @@ class ManifestObserver:
         self._reset()
 
     @classmethod
-    def reproducible(cls, sample_type: type | None = None) -> ManifestObserver:
+    def reproducible(
+        cls, sample_type: type | None = None, header: Mapping[str, Any] | None = None
+    ) -> ManifestObserver:
         """An observer whose manifests are a function of the shard bytes and the samples alone:
         ``created_at`` is :data:`~atdata._shards.tar.FIXED_MTIME` and no file stamp is recorded
         (what ``atdata.ingest`` and ``Index.write_samples(write_id=...)`` write)."""
         from atdata._shards.tar import FIXED_MTIME
 
         made = _dt.datetime.fromtimestamp(FIXED_MTIME, _dt.UTC)
-        return cls(sample_type, created_at=made, stamp=False)
+        return cls(sample_type, created_at=made, stamp=False, header=header)
 
     def _reset(self) -> None:
         self.keys: list[str] = []
@@ -394,6 +438,7 @@ class ManifestObserver:
             info.path, self.keys, self.offsets, self.sizes, self.columns, self.kinds or {},
             sample_type=self.sample_type, shard_size=info.size, shard_sha256=info.sha256,
             stamp_from=tmp_path, created_at=self.created_at, stamp=self.stamp,
+            header=self.header,
         )  # fmt: skip
 
     def end_shard(self, info: Any) -> None:
@@ -404,7 +449,7 @@ class ManifestObserver:
             pending = prepare_manifest(
                 info.path, self.keys, self.offsets, self.sizes, self.columns, self.kinds or {},
                 sample_type=self.sample_type, shard_size=info.size, shard_sha256=info.sha256,
-                created_at=self.created_at, stamp=self.stamp,
+                created_at=self.created_at, stamp=self.stamp, header=self.header,
             )  # fmt: skip
         self.written.append(commit_manifest(pending))
         self._reset()

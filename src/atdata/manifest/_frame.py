@@ -26,7 +26,7 @@ from typing import Any
 
 from atdata._extras import require
 from atdata.manifest._aggregates import aggregate_values
-from atdata.manifest._builder import _field_value, write_files
+from atdata.manifest._builder import _field_value, provenance_header, write_files
 from atdata.manifest._fields import infer_kind, manifest_fields
 from atdata.manifest._paths import TOKEN_META, manifest_paths
 
@@ -75,13 +75,11 @@ class ManifestBuilder:
         self.sample_type = sample_type
         self.shard_id = shard_id
         self.schema_version = schema_version
-        self.provenance: dict[str, Any] = {}
-        if source_job_id:
-            self.provenance["source_job_id"] = source_job_id
-        if parent_shards:
-            self.provenance["parent_shards"] = list(parent_shards)
-        if pipeline_version:
-            self.provenance["pipeline_version"] = pipeline_version
+        self.provenance: dict[str, Any] = provenance_header(
+            source_job_id=source_job_id,
+            parent_shards=parent_shards,
+            pipeline_version=pipeline_version,
+        ).get("provenance", {})
         self.kinds: dict[str, str] | None = None
         if hasattr(sample_type, "atdata_fields"):
             self.kinds = manifest_fields(sample_type)

@@ -18,7 +18,7 @@ import hashlib
 import os
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from atdata._errors import ConfigError, NothingWrittenError
@@ -85,6 +85,7 @@ def put_samples(
     manifest: bool = False,
     key: Any = None,
     write_id: str | None = None,
+    manifest_header: Mapping[str, Any] | None = None,
 ) -> tuple[list[tuple[Any, str]], type | None]:
     """Write ``samples`` into shards named ``pattern`` (``"x-%06d.tar"``) under ``prefix`` of
     ``store``: staged locally, then put and verified (size, sha256) with their manifests.
@@ -125,7 +126,11 @@ def put_samples(
     if manifest:
         from atdata.manifest._builder import ManifestObserver
 
-        observers.append(ManifestObserver.reproducible() if write_id else ManifestObserver())
+        observers.append(
+            ManifestObserver.reproducible(header=manifest_header)
+            if write_id
+            else ManifestObserver(header=manifest_header)
+        )
     if write_id is not None and key is None:
         key = functools.partial(write_key, write_id)
     out: list[tuple[Any, str]] = []
@@ -275,8 +280,11 @@ def write_shards_to(
     maxcount: int | None = None,
     maxsize: int | None = None,
     manifest: bool = False,
+    manifest_header: Mapping[str, Any] | None = None,
 ) -> ShardWriteResult:
-    """Write ``ds``'s samples into new shards ``<prefix>/data--<id>--NNNNNN.tar`` of ``store``.
+    """Write ``ds``'s samples into new shards ``<prefix>/data--<id>--NNNNNN.tar`` of ``store``
+    (``manifest_header``: fields every manifest's header carries, see
+    :func:`~atdata.manifest._builder.provenance_header`).
 
     Raises:
         NothingWrittenError: (a ``ConfigError`` and a ``RuntimeError``) When ``ds`` has no
@@ -286,8 +294,9 @@ def write_shards_to(
     samples = ds.ordered() if hasattr(ds, "ordered") else ds
     pattern = f"data--{uuid.uuid4().hex[:8]}--%06d.tar"
     put, _ = put_samples(
-        store, samples, prefix, pattern, maxcount=maxcount, maxsize=maxsize, manifest=manifest
-    )
+        store, samples, prefix, pattern, maxcount=maxcount, maxsize=maxsize, manifest=manifest,
+        manifest_header=manifest_header,
+    )  # fmt: skip
     if not put:
         raise NothingWrittenError(
             f"the dataset has no samples, so nothing was written under {prefix!r}; "

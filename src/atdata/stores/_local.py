@@ -114,6 +114,10 @@ class LocalDiskStore:
         maxcount: int | None = None,
         maxsize: int | None = None,
         manifest: bool = False,
+        schema_version: str | None = None,
+        source_job_id: str | None = None,
+        parent_shards: list[str] | None = None,
+        pipeline_version: str | None = None,
         **kwargs: Any,
     ) -> ShardWriteResult:
         """Copy ``ds``'s samples into new shards under ``root/prefix``.
@@ -124,6 +128,11 @@ class LocalDiskStore:
             maxcount: Samples per shard (default: one shard).
             maxsize: Bytes per shard.
             manifest: Also write a manifest beside each shard.
+            schema_version: The ``schema_version`` each manifest header records (default:
+                the sample type's ``__schema_version__``, else ``"1.0.0"``).
+            source_job_id: Provenance: the job that wrote the shards (in each manifest header).
+            parent_shards: Provenance: the input shards they were made from.
+            pipeline_version: Provenance: the version of the pipeline that made them.
             **kwargs: Options of other stores (``cache_local``) are accepted and ignored.
 
         Returns:
@@ -132,9 +141,13 @@ class LocalDiskStore:
         Raises:
             ConfigError: When ``ds`` has no samples or ``prefix`` leaves the root.
         """
+        from atdata.manifest._builder import provenance_header
+
+        header = provenance_header(schema_version, source_job_id, parent_shards, pipeline_version)
         return write_shards_to(
-            self, ds, prefix, maxcount=maxcount, maxsize=maxsize, manifest=manifest
-        )
+            self, ds, prefix, maxcount=maxcount, maxsize=maxsize, manifest=manifest,
+            manifest_header=header,
+        )  # fmt: skip
 
     def read_url(self, url: str) -> str:
         """``url`` itself: local shards are read where they are."""

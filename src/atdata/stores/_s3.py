@@ -395,12 +395,29 @@ class S3DataStore:
         maxcount: int | None = None,
         maxsize: int | None = None,
         manifest: bool = False,
+        schema_version: str | None = None,
+        source_job_id: str | None = None,
+        parent_shards: list[str] | None = None,
+        pipeline_version: str | None = None,
         **kwargs: Any,
     ) -> ShardWriteResult:
         """Copy ``ds``'s samples into new shards under ``prefix`` in the bucket, verified.
 
         Shards are always staged on local disk first (``cache_local`` is accepted and has no
         effect), then uploaded and checked (size and sha256) before their URLs are returned.
+
+        Args:
+            ds: A :class:`~atdata.Dataset` (or any iterable of samples).
+            prefix: Key prefix in the bucket, e.g. ``"datasets/mnist/v1"``.
+            maxcount: Samples per shard (default: one shard).
+            maxsize: Bytes per shard.
+            manifest: Also write a manifest beside each shard.
+            schema_version: The ``schema_version`` each manifest header records (default:
+                the sample type's ``__schema_version__``, else ``"1.0.0"``).
+            source_job_id: Provenance: the job that wrote the shards (in each manifest header).
+            parent_shards: Provenance: the input shards they were made from.
+            pipeline_version: Provenance: the version of the pipeline that made them.
+            **kwargs: ``cache_local`` and other stores' options are accepted and ignored.
 
         Returns:
             The ``s3://`` URLs in order, with :attr:`ShardWriteResult.checksums`.
@@ -409,9 +426,13 @@ class S3DataStore:
             NothingWrittenError: (a ``RuntimeError``, as documented upstream, and a
                 ``ConfigError``) When ``ds`` has no samples.
         """
+        from atdata.manifest._builder import provenance_header
+
+        header = provenance_header(schema_version, source_job_id, parent_shards, pipeline_version)
         return write_shards_to(
-            self, ds, prefix, maxcount=maxcount, maxsize=maxsize, manifest=manifest
-        )
+            self, ds, prefix, maxcount=maxcount, maxsize=maxsize, manifest=manifest,
+            manifest_header=header,
+        )  # fmt: skip
 
     def read_url(self, url: str) -> str:
         """The URL to stream ``url`` from: ``<endpoint>/<bucket>/<key>`` with a custom endpoint.
