@@ -50,7 +50,11 @@ def _atmo(repo: _Repo) -> Atmosphere:
 
 
 def _rec(uri: str, value: dict[str, Any]) -> Any:
-    return types.SimpleNamespace(uri=uri, cid="bafyreiold", value=value)
+    """A listed record as the SDK gives it, with the CID a PDS reports for ``value`` (listed
+    records are checked against their CIDs)."""
+    from atdata.atmosphere._cid import record_cid
+
+    return types.SimpleNamespace(uri=uri, cid=record_cid(value), value=value)
 
 
 def test_no_rkey_creates_a_record_with_a_generated_key():
