@@ -121,3 +121,41 @@ def test_failed_blob_upload_leaves_no_entry(pds, publisher, tmp_path):
     with pytest.raises(atdata.StorageError, match="no dataset record was written"):
         idx.insert_dataset(ds, name="nope")
     assert idx.list_datasets() == [] and atmo.list_records("science.alt.dataset.entry")[0] == []
+
+
+@pytest.mark.services
+def test_write_and_insert_under_an_at_handle_name_publish_to_the_atmosphere(
+    pds, publisher, tmp_path
+):
+    acct, atmo = publisher
+    idx = Index(path=str(tmp_path / "i.db"), atmosphere=atmo)
+    got = idx.write_samples(
+        _feats(7), name=f"@{acct['handle']}/pub7", maxcount=3, description="seven", license="MIT"
+    )
+    # published, not indexed locally: the atmosphere's entry comes back, shards are PDS blobs
+    assert type(got).__name__ == "AtmosphereIndexEntry" and got.name == "pub7"
+    assert got.uri.startswith(f"at://{acct['did']}/science.alt.dataset.entry/")
+    assert (got.record["description"], got.record["license"]) == ("seven", "MIT")
+    assert got.record["storage"]["$type"] == "science.alt.dataset.storageBlobs"
+    assert len(got.record["storage"]["blobs"]) == 3
+    assert idx.list_entries() == []
+    back = atdata.load_dataset(f"@{acct['handle']}/pub7", split="train")
+    assert [(s.idx, s.name) for s in back.ordered()] == [(i, f"f{i}") for i in range(7)]
+
+    # insert_dataset of local shards: uploaded as blobs; found again by name, anonymously too
+    ds = atdata.write_samples(_feats(4), str(tmp_path / "g.tar"))
+    ins = idx.insert_dataset(ds, name=f"@{acct['did']}/ins4")
+    assert ins.record["storage"]["$type"] == "science.alt.dataset.storageBlobs"
+    assert Index(path=str(tmp_path / "j.db")).get_dataset(f"@{acct['handle']}/ins4").uri == ins.uri
+    back = atdata.load_dataset(f"@{acct['handle']}/ins4", split="train")
+    assert [s.idx for s in back.ordered()] == [0, 1, 2, 3]
+
+    # what cannot work is refused with the fix
+    with pytest.raises(atdata.ConfigError, match=r"log in as @someone\.else"):
+        idx.write_samples(_feats(1), name="@someone.else/x")
+    with pytest.raises(atdata.ConfigError, match=r"needs a logged-in client"):
+        Index(path=str(tmp_path / "k.db")).write_samples(_feats(1), name=f"@{acct['handle']}/x")
+    with pytest.raises(atdata.ConfigError, match=r"atmosphere=None"):
+        Index(path=str(tmp_path / "k.db"), atmosphere=None).insert_dataset(
+            ds, name=f"@{acct['handle']}/x"
+        )

@@ -511,6 +511,22 @@ class Atmosphere:
 
         return SchemaLoader(self).get_type(uri)
 
+    def write_named(self, index: Any, ref: str, samples: Any, **kwargs: Any) -> Any:
+        """What ``index.write_samples(samples, name="@handle/name")`` calls: the samples are
+        written to this account's PDS as blobs (or ``data_store=``) and published; the
+        :class:`~atdata.atmosphere.AtmosphereIndexEntry` (see
+        :func:`atdata.atmosphere._named_write.write_named`)."""
+        from atdata.atmosphere._named_write import write_named
+
+        return write_named(index, self, ref, samples, **kwargs)
+
+    def insert_named(self, index: Any, ref: str, ds: Any, **kwargs: Any) -> Any:
+        """What ``index.insert_dataset(ds, name="@handle/name")`` calls (see
+        :func:`atdata.atmosphere._named_write.insert_named`)."""
+        from atdata.atmosphere._named_write import insert_named
+
+        return insert_named(index, self, ds, ref, **kwargs)
+
     def promote_entry(self, index: Any, name: str, **kwargs: Any) -> Any:
         """Publish ``index``'s dataset ``name`` and its schema to this account (idempotent).
 

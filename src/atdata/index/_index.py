@@ -120,8 +120,12 @@ class Index(Catalog):
     ) -> DatasetEntry:
         """Write shards to the data store, publish the schema, then commit the entry (last).
 
-        ``name`` may carry a mounted repository's prefix (``"lab/mnist"``): the shards then go
-        to that repository's data store (or this index's) and the entry to its provider.
+        ``name`` may carry a mounted repository's prefix (``"lab/mnist"``, ``"@lab/mnist"``):
+        the shards then go to that repository's data store (or this index's) and the entry to
+        its provider. ``"@handle/name"`` (the logged-in account of ``Index(atmosphere=client)``)
+        writes and publishes to the atmosphere: the shards become blobs of the account's PDS,
+        the schema and entry records are published, and the published
+        :class:`~atdata.atmosphere.AtmosphereIndexEntry` is returned (no local entry).
 
         Every shard is verified in the store (size and sha256) before the entry is committed, so
         a failure leaves no entry.
@@ -150,6 +154,17 @@ class Index(Catalog):
         """
         from atdata.stores._base import put_samples
 
+        if self._is_remote(name):
+            if write_id is not None:
+                raise ConfigError(
+                    f"write_id= is for this index's own entries; {name!r} is published to the "
+                    "atmosphere (publishing again with the same samples reuses the blobs)"
+                )
+            return self._remote_writer(name, "write_named")(
+                self, name, samples, maxcount=maxcount, maxsize=maxsize, manifest=manifest,
+                sample_type=sample_type, schema_ref=schema_ref, version=version,
+                description=description, license=license, tags=tags, metadata=metadata,
+            )  # fmt: skip
         provider, name = self._route(name)
         name = check_name(name)
         store = self._store_for(provider) or self._write_store()
@@ -237,6 +252,12 @@ class Index(Catalog):
     ) -> DatasetEntry:
         """Index an existing dataset: copied into a data store, or recorded where it is.
 
+        ``name="@handle/name"`` (the logged-in account of ``Index(atmosphere=client)``)
+        publishes to the atmosphere instead and returns the published
+        :class:`~atdata.atmosphere.AtmosphereIndexEntry`: local shards are uploaded as blobs of
+        the account's PDS, http(s)/s3 shards are referenced where they are, and with
+        ``data_store`` (or ``copy=True``: PDS blobs) the samples are written into it first.
+
         The shards are copied (verified) when a store is given here as ``data_store``, when
         the target repository (``"lab/mnist"``) or this index was made with one, or when
         ``copy=True`` (into :attr:`data_store`). Otherwise the URLs are recorded as they are,
@@ -255,6 +276,12 @@ class Index(Catalog):
             maxcount, maxsize: Shard limits when copying.
             **kwargs: ``cache_local`` and other store options are accepted and ignored.
         """
+        if self._is_remote(name):
+            return self._remote_writer(name, "insert_named")(
+                self, name, ds, data_store=data_store, copy=copy, schema_ref=schema_ref,
+                version=version, description=description, license=license, tags=tags or (),
+                metadata=metadata, maxcount=maxcount, maxsize=maxsize,
+            )  # fmt: skip
         provider, local = self._route(name)
         store = data_store or self._store_for(provider) or (self._write_store() if copy else None)
         if store is not None:
@@ -430,6 +457,19 @@ class Index(Catalog):
         return SearchAggregator(backends).search(
             text=text, tags=tags, schema_ref=schema_ref, repo=repo, limit=limit
         )
+
+    def _remote_writer(self, name: str, what: str) -> Any:
+        """The given client's ``what`` (``write_named``/``insert_named``) for atmosphere name
+        ``name``: writing needs a logged-in client (the anonymous one only reads)."""
+        call = getattr(self._atmosphere, what, None)
+        if call is None or not getattr(self._atmosphere, "is_authenticated", False):
+            off = " (this index was made with atmosphere=None)" if self._atmosphere is None else ""
+            raise ConfigError(
+                f"writing {name!r} publishes to the atmosphere and needs a logged-in client"
+                f"{off}: atdata.Index(atmosphere=atdata.atmosphere.Atmosphere.login(handle, "
+                "app_password)); a bare name writes to this index"
+            )
+        return call
 
     def _promoter(self, atmosphere: Any, what: str) -> Any:
         client = atmosphere if atmosphere is not None else self._atmosphere
