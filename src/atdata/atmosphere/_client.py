@@ -511,6 +511,15 @@ class Atmosphere:
 
         return SchemaLoader(self).get_type(uri)
 
+    def dataset_entries(self, repo: str | None = None) -> list[Any]:
+        """Every dataset entry record of ``repo`` (default: this account) as
+        :class:`~atdata.atmosphere.AtmosphereIndexEntry` objects (what
+        ``Index.list_datasets(repo="_atmosphere")`` returns)."""
+        from atdata.atmosphere._index_api import AtmosphereIndexEntry
+        from atdata.atmosphere._records import ENTRY
+
+        return [AtmosphereIndexEntry(u, v, self) for u, _c, v in self.records(ENTRY, repo)]
+
     def write_named(self, index: Any, ref: str, samples: Any, **kwargs: Any) -> Any:
         """What ``index.write_samples(samples, name="@handle/name")`` calls: the samples are
         written to this account's PDS as blobs (or ``data_store=``) and published; the

@@ -358,7 +358,10 @@ class Catalog:
         """Dataset entries (all versions, by name and version) of ``repo`` or of every repository.
 
         Args:
-            repo: ``"local"``, a mounted repository's name, or ``None`` for all.
+            repo: ``"local"``, a mounted repository's name, ``"_atmosphere"`` (the entries
+                published by the logged-in account of ``Index(atmosphere=client)``, as
+                :class:`~atdata.atmosphere.AtmosphereIndexEntry`; ``[]`` without a login), or
+                ``None`` for this index and its repositories.
 
         Raises:
             NotFoundError: (a ``KeyError``) For an unknown repository name.
@@ -367,8 +370,16 @@ class Catalog:
             return list(self.datasets)
         if repo == "local":
             return self.provider.list_entries()
+        if repo == "_atmosphere":  # the logged-in account's published entries
+            hook = getattr(self._atmosphere, "dataset_entries", None)
+            if hook is None or not getattr(self._atmosphere, "is_authenticated", False):
+                return []  # no account: nothing of its own is published
+            got: list[Any] = hook()
+            return got
         if repo not in self._repos:
-            raise NotFoundError(f"no repository {repo!r}; mounted: {['local', *self._repos]}")
+            raise NotFoundError(
+                f"no repository {repo!r}; mounted: {['local', *self._repos]} (or '_atmosphere')"
+            )
         return self._repos[repo].provider.list_entries()
 
     @property
