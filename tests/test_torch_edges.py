@@ -157,3 +157,26 @@ def test_a_local_shard_removed_between_epochs_is_not_found(tmp_path, workers):
     tds.set_epoch(1)
     with pytest.raises(atdata.DataNotFoundError, match=rf"shard not found: {path}"):
         list(loader)
+
+
+@pytest.mark.parametrize("epoch", [1.5, "3", None, True])
+def test_set_epoch_refuses_what_is_not_an_integer(ds, epoch):
+    # 1.5 was taken as epoch 1 and "3" as 3 (load_state_dict refused both in a saved state)
+    tds = ds.to_torch(shuffle=True)
+    with pytest.raises(
+        atdata.ArgumentTypeError, match=rf"set_epoch\(\) takes an integer, got {epoch!r}"
+    ):
+        tds.set_epoch(epoch)
+    assert tds.epoch == 0
+
+
+def test_set_epoch_takes_numpy_and_torch_integers(ds):
+    import numpy as np
+    import torch
+
+    tds = ds.to_torch(shuffle=True)
+    tds.set_epoch(np.int64(4))
+    assert tds.epoch == 4 and type(tds.epoch) is int
+    tds.set_epoch(torch.tensor(5))
+    assert tds.epoch == 5 and type(tds.epoch) is int
+    assert tds.state_dict()["epoch"] == 5

@@ -47,6 +47,7 @@ Examples:
 
 from __future__ import annotations
 
+import operator
 import os
 import warnings
 import weakref
@@ -55,7 +56,7 @@ from typing import Any
 
 import numpy as np
 
-from atdata._errors import ConfigError
+from atdata._errors import ArgumentTypeError, ConfigError
 from atdata._extras import require
 from atdata.dataset._torch_out import SKIPPED, batch_to_torch, convert, sample_to_torch
 from atdata.dataset._torch_plan import (
@@ -299,8 +300,19 @@ class TorchDataset(_Base):
 
         Right after :meth:`load_state_dict`, ``set_epoch`` of the saved epoch keeps the saved
         position (a training loop calls it at the top of every epoch, resumed ones included).
+
+        Raises:
+            ArgumentTypeError: When ``epoch`` is not an integer (Python, numpy or a 0-d tensor).
         """
-        epoch = int(epoch)
+        try:
+            value = None if isinstance(epoch, bool) else operator.index(epoch)
+        except TypeError:
+            value = None
+        if value is None:
+            raise ArgumentTypeError(
+                f"set_epoch() takes an integer, got {epoch!r}; pass the epoch number"
+            )
+        epoch = value
         if self._resumed and epoch == self.epoch:
             return
         self.epoch = epoch
