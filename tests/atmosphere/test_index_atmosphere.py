@@ -150,6 +150,11 @@ def test_write_and_insert_under_an_at_handle_name_publish_to_the_atmosphere(
     back = atdata.load_dataset(f"@{acct['handle']}/ins4", split="train")
     assert [s.idx for s in back.ordered()] == [0, 1, 2, 3]
 
+    # publishing wrote the label too: read back through a plain (anonymous) index
+    assert Index(path=str(tmp_path / "l.db")).get_label(f"@{acct['handle']}/pub7").uri == got.uri
+    with pytest.raises(KeyError):
+        Index(path=str(tmp_path / "l.db")).get_label(f"@{acct['handle']}/no-such-label")
+
     # the account's published entries, as upstream's list_datasets(repo="_atmosphere")
     mine = idx.list_datasets(repo="_atmosphere")
     assert sorted((e.name, e.uri) for e in mine) == sorted([("pub7", got.uri), ("ins4", ins.uri)])

@@ -348,11 +348,19 @@ class Index(Catalog):
     def get_label(self, name: str, version: str | None = None) -> DatasetEntry:
         """The entry label ``name`` points to (at ``version``, else the most recently set).
 
+        ``"@handle/name"`` reads the label record of that atmosphere account (through the
+        index's atmosphere, anonymous unless a client was given): its
+        :class:`~atdata.atmosphere.AtmosphereIndexEntry`.
+
         Raises:
             NotFoundError: (a ``KeyError``) When there is no such label.
         """
         from atdata.index._named_records import get_label
 
+        if self._is_remote(name) and name.startswith("@") and "/" in name:
+            client = self._remote_client(name)
+            who, _, label = name[1:].partition("/")
+            return client.get_dataset_entry(client.resolve_label(who, label, version))
         provider, local = self._route(name)
         return entry_by_cid(provider, get_label(provider, local, version)["cid"])
 
