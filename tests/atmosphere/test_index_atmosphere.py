@@ -163,6 +163,9 @@ def test_write_and_insert_under_an_at_handle_name_publish_to_the_atmosphere(
     # what cannot work is refused with the fix
     with pytest.raises(atdata.ConfigError, match=r"log in as @someone\.else"):
         idx.write_samples(_feats(1), name="@someone.else/x")
+    s3ds = atdata.Dataset[Feat]("s3://bkt/f-000000.tar")
+    with pytest.raises(atdata.ConfigError, match=r"read from S3 .*pass copy=True"):
+        idx.insert_dataset(s3ds, name=f"@{acct['handle']}/s3")
     with pytest.raises(atdata.ConfigError, match=r"needs a logged-in client"):
         Index(path=str(tmp_path / "k.db")).write_samples(_feats(1), name=f"@{acct['handle']}/x")
     with pytest.raises(atdata.ConfigError, match=r"atmosphere=None"):

@@ -133,8 +133,13 @@ def insert_named(
     maxsize: int | None = None,
 ) -> Any:
     """Publish dataset ``ds`` as ``ref``: local shards are uploaded as blobs of the account,
-    http(s)/s3 shards are referenced where they are; with ``data_store`` (or ``copy=True``,
-    into PDS blobs) the samples are written into that store first.
+    http(s) shards are referenced where they are; with ``data_store`` (or ``copy=True``, into
+    PDS blobs) the samples are written into that store first. S3 shards need ``copy=True``
+    (or ``data_store``): a public record must not send readers to a credentialed source.
+
+    Raises:
+        ConfigError: (a ``ValueError``) S3 shards without ``copy``/``data_store``, or a name
+            that is not the logged-in account's.
 
     Returns:
         The published :class:`~atdata.atmosphere.AtmosphereIndexEntry`.
@@ -153,6 +158,14 @@ def insert_named(
             schema_ref=schema_ref, version=version, description=description, license=license,
             tags=tags, metadata=metadata,
         )  # fmt: skip
+    urls = list(ds.list_shards())
+    if any(u.startswith("s3://") for u in urls):
+        raise ConfigError(
+            f"dataset for {ref!r} is read from S3 ({urls[0]}, ...), with credentials a public "
+            "record must not point readers at; pass copy=True to upload the samples as blobs "
+            "of your PDS (or data_store=), or publish the s3 locations deliberately with "
+            "index.insert_dataset(ds, name=...) then index.promote_entry(name)"
+        )
     if schema_ref is None and st is not None and getattr(st, "__atdata_sample__", False):
         schema_ref = index.publish_schema(st, "auto")
     entry = DatasetEntry(

@@ -255,8 +255,9 @@ class Index(Catalog):
         ``name="@handle/name"`` (the logged-in account of ``Index(atmosphere=client)``)
         publishes to the atmosphere instead and returns the published
         :class:`~atdata.atmosphere.AtmosphereIndexEntry`: local shards are uploaded as blobs of
-        the account's PDS, http(s)/s3 shards are referenced where they are, and with
-        ``data_store`` (or ``copy=True``: PDS blobs) the samples are written into it first.
+        the account's PDS, http(s) shards are referenced where they are, and with
+        ``data_store`` (or ``copy=True``: PDS blobs) the samples are written into it first
+        (S3 shards need one of those: a public record must not point at a credentialed source).
 
         The shards are copied (verified) when a store is given here as ``data_store``, when
         the target repository (``"lab/mnist"``) or this index was made with one, or when
