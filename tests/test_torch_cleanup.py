@@ -180,3 +180,36 @@ def test_partial_downloads_of_stopped_workers_are_removed(tmp_path):
         assert sum(len(b) for b in tds.loader(num_workers=2)) == 300
     assert not [f for f in os.listdir(cache) if ".part-" in f]
     assert len([f for f in os.listdir(cache) if f.endswith(".tar")]) == 3
+
+
+_KILLED_RUN = """
+import os, signal, sys, atdata
+tds = atdata.Dataset(sys.argv[1]).to_torch(batch_size=4)
+for _ in tds.loader(num_workers=1):
+    pass
+print(tds._reader.cache.directory, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_the_temporary_cache_of_a_killed_run_is_removed_by_the_next(shard_dir):
+    # a run killed outright (the OOM killer, SIGKILL) left its atdata-shards-* directory, and
+    # every shard in it, in /dev/shm until a reboot
+    import subprocess
+    import sys
+
+    with serve_directory(shard_dir[0]) as srv:
+        url = f"{srv.url}/s-{{00..02}}.tar"
+        live = atdata.Dataset(url).to_torch(batch_size=4)
+        mine = live._reader.cache.directory
+        run = subprocess.run(
+            [sys.executable, "-c", _KILLED_RUN, url], capture_output=True, text=True, timeout=300
+        )
+        left = run.stdout.strip()
+        assert left and left != mine
+        assert len([f for f in os.listdir(left) if f.endswith(".tar")]) == 3
+        fresh = atdata.Dataset(url).to_torch(batch_size=4)
+        assert not os.path.exists(left)
+        assert os.path.isdir(mine)  # the live process's cache stays
+        assert sum(len(b) for b in live) == N
+        del fresh

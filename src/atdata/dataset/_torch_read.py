@@ -21,7 +21,6 @@ import bisect
 import contextlib
 import itertools
 import os
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -41,12 +40,12 @@ from atdata.dataset._torch_digest import (
 )
 from atdata.dataset._torch_plan import _LOW, SHIFT, StreamWalk, item_count
 from atdata.dataset._torch_prefetch import Prefetch
+from atdata.dataset._torch_tmp import cache_place, release_owner
 
 __all__ = ["Reader"]
 
 _COUNT_THREADS = 4
 _GROUP = 4096  # random mode: slots whose positions are computed in one go
-_DEFAULT_LIMIT = 8 << 30
 
 
 class Reader:
@@ -94,6 +93,7 @@ class Reader:
             self._stamps = stamps(self.shards)
         self._memory = False  # stream mode, iterating: shards held in memory, not in files
         self._temp = cache_dir is None and mode == "stream"
+        self._owner: int | None = None  # the private temporary cache's owner lock (_torch_tmp)
         self.cache: ShardCache | None = None
         filtered = any(op == "filter" for op, _ in self.dataset._ops)
         self.counts: np.ndarray | None = None  # stream mode: samples per shard, -1 unknown
@@ -104,7 +104,7 @@ class Reader:
         self.kept: np.ndarray | None = None  # sorted positions that take part (None: all)
         self._kept_by: list[np.ndarray] | None = None  # stream mode: kept indexes per shard
         if mode == "stream":
-            directory, limit = _cache_place(cache_dir, cache_limit)
+            directory, limit, self._owner = cache_place(cache_dir, cache_limit)
             self.cache = ShardCache(directory, limit, direct=self.dataset._shared.local())
             if verify:
                 self.cache.expect = from_infos(self.dataset._infos)
@@ -523,6 +523,8 @@ class Reader:
         self.cache.close()
         if self._temp and os.getpid() == owner_pid:
             self.cache.remove()
+            release_owner(self._owner)
+            self._owner = None
 
 
 def _published(source: Any, shard: str) -> tuple[int, Expected | None] | None:
@@ -572,26 +574,3 @@ class PublishedDigests:
             return None
         hit = _published(self.source, shard)
         return None if hit is None else hit[1]
-
-
-def _cache_place(cache_dir: str | os.PathLike[str] | None, limit: int | None) -> tuple[str, int]:
-    """The cache directory and its byte limit (see :class:`Reader`)."""
-    if cache_dir is not None:
-        directory = os.fspath(cache_dir)
-        try:
-            os.makedirs(directory, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot create the shard cache {directory}: {exc.strerror}; pass a writable cache_dir"
-            ) from None
-        return directory, limit if limit is not None else _DEFAULT_LIMIT
-    shm = "/dev/shm"
-    base = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
-    directory = tempfile.mkdtemp(prefix="atdata-shards-", dir=base)
-    if limit is None:
-        try:
-            st = os.statvfs(directory)
-            limit = min(_DEFAULT_LIMIT, st.f_bavail * st.f_frsize // 4)
-        except (OSError, AttributeError):
-            limit = _DEFAULT_LIMIT
-    return directory, max(1, limit)
