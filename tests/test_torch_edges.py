@@ -180,3 +180,27 @@ def test_set_epoch_takes_numpy_and_torch_integers(ds):
     tds.set_epoch(torch.tensor(5))
     assert tds.epoch == 5 and type(tds.epoch) is int
     assert tds.state_dict()["epoch"] == 5
+
+
+@pytest.mark.parametrize(("workers", "persistent"), [(0, False), (2, False), (2, True)])
+def test_len_of_a_resumed_epoch_does_not_set_off_torch_length_warnings_later(
+    ds, workers, persistent
+):
+    # torch keeps the last len(loader) and warns on every item past it: after a resumed epoch
+    # (len 2) each item of the next, whole epoch past the second raised 'Length of
+    # IterableDataset ... was reported to be 2 ... but 3 samples have been fetched'
+    import warnings
+
+    tds = ds.to_torch(batch_size=4)
+    state = tds.state_dict() | {"position": 16}
+    tds.load_state_dict(state)
+    kw = {"persistent_workers": True} if persistent else {}
+    loader = tds.loader(num_workers=workers, **kw)
+    assert len(loader) == 2
+    assert [len(b) for b in loader] == [4, 3]
+    tds.set_epoch(1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert [len(b) for b in loader] == [4, 4, 4, 4, 4, 3]
+    assert [str(w.message) for w in caught if "Length of IterableDataset" in str(w.message)] == []
+    assert len(loader) == 6

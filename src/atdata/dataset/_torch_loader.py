@@ -50,6 +50,7 @@ class RecordingLoader(_LoaderBase):
     kept the dataset and its temporary shard cache until the garbage collector ran.)"""
 
     _iterator: Any
+    _IterableDataset_len_called: int | None
 
     def __iter__(self) -> Iterator[Any]:
         from atdata.dataset._torch import overtaken
@@ -59,6 +60,8 @@ class RecordingLoader(_LoaderBase):
         tds, ctl = tagged.tds, tagged.ctl
         ctl[0], ctl[1] = tds.epoch, tds._begin()
         loop = tds._loop
+        if self._IterableDataset_len_called is not None:  # (torch warns past the last len())
+            self._IterableDataset_len_called = len(tds)  # this loop's items
         workers = self.num_workers > 0
         it: Any = super().__iter__()
         try:
