@@ -288,7 +288,7 @@ def test_repos_always_holds_local_with_the_index_provider_and_store(tmp_path):
     store = atdata.LocalDiskStore(tmp_path / "data")
     index = Index(path=str(tmp_path / "i.db"), data_store=store)
     shown = {n: (type(r.provider).__name__, r.data_store) for n, r in index.repos.items()}
-    assert shown == {"local": ("SQLiteProvider", store)}
+    assert shown == {"local": ("SqliteProvider", store)}  # the documented class name
     assert index.repos["local"].provider is index.provider
     bare = Index(path=str(tmp_path / "j.db"))
     assert list(bare.repos) == ["local"] and bare.repos["local"].data_store is None

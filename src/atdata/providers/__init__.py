@@ -1,15 +1,13 @@
 """Index providers: SQLite (default), Redis and PostgreSQL behind one :class:`IndexProvider` contract.
 
-``SqliteProvider`` is the documented spelling of :class:`SQLiteProvider` (the same class).
+``SqliteProvider`` is the documented name (``type(p).__name__``); ``SQLiteProvider`` is the same class.
 """
 
 from __future__ import annotations
 
 from atdata.providers._base import IndexProvider, mask_url, next_entry_version
 from atdata.providers._factory import create_provider
-from atdata.providers._sqlite import SQLiteProvider
-
-SqliteProvider = SQLiteProvider
+from atdata.providers._sqlite import SQLiteProvider, SqliteProvider
 
 __all__ = [
     "IndexProvider",

@@ -4,7 +4,7 @@ Examples:
     >>> import os, tempfile
     >>> p = create_provider("sqlite", path=os.path.join(tempfile.mkdtemp(), "i.db"))
     >>> p.kind, type(p).__name__
-    ('sqlite', 'SQLiteProvider')
+    ('sqlite', 'SqliteProvider')
 """
 
 from __future__ import annotations

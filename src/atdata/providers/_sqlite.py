@@ -36,7 +36,7 @@ from atdata.providers._base import (
     sort_key,
 )
 
-__all__ = ["SQLiteProvider"]
+__all__ = ["SQLiteProvider", "SqliteProvider"]
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS atdata_schemas (
@@ -50,7 +50,7 @@ CREATE TABLE IF NOT EXISTS atdata_records (
 """
 
 
-class SQLiteProvider(IndexProvider):
+class SqliteProvider(IndexProvider):
     """Index records in a SQLite database file.
 
     Args:
@@ -282,8 +282,11 @@ class SQLiteProvider(IndexProvider):
 
     def __reduce__(self) -> Any:  # picklable: reopen the same file in another process
         state = {"timeout": self.timeout, "legacy_tables": self.legacy_tables}
-        return (SQLiteProvider, (self.path,), state)
+        return (SqliteProvider, (self.path,), state)
 
     def __setstate__(self, state: dict) -> None:
         self.timeout = state["timeout"]
         self.legacy_tables = state.get("legacy_tables", True)
+
+
+SQLiteProvider = SqliteProvider  # the same class; upstream documents the name ``SqliteProvider``
