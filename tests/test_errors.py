@@ -38,7 +38,6 @@ ALLOWED = {
     ("dataset/_hf_cache.py", "acquire", "FileNotFoundError"),  # caught in place
     ("index/_gc.py", "_delete_s3", "OSError"),  # its caller records the path as skipped
     ("dataset/_pool.py", "_np_default", "TypeError"),  # msgpack's default hook; caught
-    ("dataset/_read.py", "count_arg", "TypeError"),  # caught in place -> ConfigError
     ("atmosphere/_records.py", "unpack_metadata", "ValueError"),  # caught -> DecodeError
     ("atmosphere/_client.py", "__reduce__", "TypeError"),  # pickle protocol refusal
     ("manifest/_arrowvals.py", "string_lists", "TypeError"),  # caller -> IntegrityError

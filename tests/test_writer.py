@@ -243,7 +243,10 @@ def test_start_index_and_pattern(tmp_path):
     ("kwargs", "match"),
     [
         ({"maxcount": 0}, "maxcount must be >= 1"),
-        ({"maxsize": 100}, "maxsize must be at least 1536"),
+        ({"maxsize": 100}, r"maxsize \(bytes per shard\) must be >= 1536, got 100"),
+        ({"maxcount": 1.5}, r"maxcount must be an integer >= 1, got 1.5 \(float\)"),
+        ({"maxcount": True}, r"maxcount must be an integer >= 1, got True \(bool\)"),
+        ({"maxsize": 4096.0}, r"maxsize \(bytes per shard\) must be an integer >= 1536"),
         ({"key": "sequential"}, "key must be None, 'index', 'uuid' or a callable"),
     ],
 )

@@ -12,7 +12,9 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import operator
 import tarfile
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -448,3 +450,28 @@ def shard_open_error(shard: str, exc: OSError, origin: str = "") -> ShardError:
     if isinstance(exc, FileNotFoundError):
         return DataNotFoundError(f"shard not found: {shard}{f' ({origin})' if origin else ''}")
     return ShardError(f"cannot open shard {shard}: {exc.strerror}")
+
+
+def count_arg(name: str, value: Any, least: int) -> int:
+    """``value`` as an ``int`` >= ``least``, else a :class:`ConfigError` naming ``name``
+    (booleans and floats are refused, not truncated).
+
+    Examples:
+        >>> count_arg("maxcount", 3, 1)
+        3
+        >>> count_arg("maxcount", 1.5, 1)
+        Traceback (most recent call last):
+        ...
+        atdata._errors.ConfigError: maxcount must be an integer >= 1, got 1.5 (float)
+    """
+    v: int | None = None
+    if not (isinstance(value, bool) or type(value).__name__ == "bool_"):  # (numpy's bool too)
+        with contextlib.suppress(TypeError):
+            v = operator.index(value)
+    if v is None:
+        raise ConfigError(
+            f"{name} must be an integer >= {least}, got {value!r:.40} ({type(value).__name__})"
+        )
+    if v < least:
+        raise ConfigError(f"{name} must be >= {least}, got {v}")
+    return v

@@ -30,7 +30,14 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from atdata._errors import AtdataError, ConfigError, SampleKeyError, SchemaError, StorageError
+from atdata._errors import (
+    AtdataError,
+    ConfigError,
+    SampleKeyError,
+    SchemaError,
+    StorageError,
+    count_arg,
+)
 from atdata._shards.tar import BLOCK, TarWriter
 from atdata._wire.sample import DictSample, pack_wire
 
@@ -191,10 +198,10 @@ class ShardWriter:
         total: int | None = None,
         mtime: int | None = None,
     ) -> None:
-        if maxcount is not None and maxcount < 1:
-            raise ConfigError(f"maxcount must be >= 1, got {maxcount}")
-        if maxsize is not None and maxsize < 3 * BLOCK:
-            raise ConfigError(f"maxsize must be at least {3 * BLOCK} bytes, got {maxsize}")
+        if maxcount is not None:
+            maxcount = count_arg("maxcount", maxcount, 1)
+        if maxsize is not None:
+            maxsize = count_arg("maxsize (bytes per shard)", maxsize, 3 * BLOCK)
         path = os.fspath(pattern)
         self.pattern = _shard_pattern(path, maxcount is not None or maxsize is not None)
         self._numbered = _numbered(self.pattern)

@@ -30,7 +30,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from atdata._errors import ArrayLayoutError, ConfigError
+from atdata._errors import ArrayLayoutError, ConfigError, count_arg
 from atdata._extras import require
 from atdata.dataset._arrow_build import BatchBuilder, build_batch
 from atdata.dataset._arrow_plan import (
@@ -405,10 +405,10 @@ def to_parquet(
     """
     pa = _pa("Dataset.to_parquet")
     pq = require("pyarrow.parquet", "arrow", "Dataset.to_parquet")
-    if maxcount is not None and maxcount < 1:
-        raise ConfigError(f"maxcount must be >= 1, got {maxcount}")
-    if row_group_size is not None and row_group_size < 1:
-        raise ConfigError(f"row_group_size must be >= 1, got {row_group_size}")
+    if maxcount is not None:
+        maxcount = count_arg("maxcount", maxcount, 1)
+    if row_group_size is not None:
+        row_group_size = count_arg("row_group_size", row_group_size, 1)
     kwargs.pop("engine", None)  # pandas.DataFrame.to_parquet spellings (upstream passed them on)
     kwargs.pop("index", None)
     if "partition_cols" in kwargs:

@@ -29,6 +29,7 @@ from atdata._errors import (
     LengthUnknownError,
     SampleIndexError,
     SampleKeyError,
+    count_arg,
     in_sample,
 )
 from atdata._wire.sample import DictSample, set_key
@@ -397,22 +398,6 @@ def _as_ints(ds: Dataset[Any], indices: Any) -> list[int]:
             "a mask needs one entry per sample"
         )
     return [k for k, v in enumerate(items) if v]
-
-
-def count_arg(name: str, value: Any, least: int) -> int:
-    """``value`` as an ``int`` >= ``least``, else a :class:`~atdata.ConfigError` naming ``name``
-    (booleans and floats are refused, not truncated)."""
-    try:
-        if _is_bool(value):
-            raise TypeError
-        v = operator.index(value)
-    except TypeError:
-        raise ConfigError(
-            f"{name} must be an integer >= {least}, got {value!r:.40} ({type(value).__name__})"
-        ) from None
-    if v < least:
-        raise ConfigError(f"{name} must be >= {least}, got {v}")
-    return v
 
 
 def _filtered(ds: Dataset[Any]) -> bool:
