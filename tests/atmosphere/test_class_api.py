@@ -314,6 +314,35 @@ def test_dataset_publisher_writes_at_an_explicit_rkey(tmp_path):
     assert str(blob_uri).endswith("/science.alt.dataset.entry/blobs-key")
 
 
+def test_publish_with_urls_takes_s3_urls_and_brace_patterns_as_the_tutorial_does():
+    # upstream's atmosphere tutorial publishes
+    # publish_with_urls(urls=["s3://example-bucket/demo-data-{000000..000009}.tar"], ...)
+    m = MockAtmosphere(did="did:plc:m7", handle="u7.test")
+    m.login("u7.test", "pw")
+    s_uri = SchemaPublisher(m).publish(Cell, version="1.0.0")
+    pub, loader = DatasetPublisher(m), DatasetLoader(m)
+    uri = pub.publish_with_urls(
+        urls=["s3://example-bucket/demo/data-{000000..000002}.tar"], schema_uri=str(s_uri),
+        name="Demo", tags=["demo"], license="MIT",
+    )  # fmt: skip
+    info = loader.get_s3_info(uri)
+    assert info["bucket"] == "example-bucket"
+    assert info["keys"] == [f"demo/data-00000{i}.tar" for i in range(3)]
+    web = pub.publish_with_urls(["https://e.org/w-{0..1}.tar"], str(s_uri), name="web2")
+    assert loader.get_urls(web) == ["https://e.org/w-0.tar", "https://e.org/w-1.tar"]
+    with pytest.raises(ValueError, match="one bucket"):
+        pub.publish_with_urls(["s3://a/x.tar", "s3://b/y.tar"], str(s_uri), name="two")
+    with pytest.raises(ValueError, match="publish local shards as blobs"):
+        pub.publish_with_urls(["/data/x.tar"], str(s_uri), name="local")
+    with pytest.raises(ValueError, match="1 checksums for 3 shards"):
+        pub.publish_with_urls(
+            ["s3://a/x-{0..2}.tar"],
+            str(s_uri),
+            name="c",
+            checksums=[ShardChecksum("sha256", "ab" * 32)],
+        )
+
+
 def test_lens_publisher_publish_from_lens_names_the_lens_functions():
     from tests._lens_defs import Full, NameOnly, full_to_name
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Generic, TypeVar
 
 from atdata._errors import ConfigError
+from atdata._shards.sources import expand_braces
 from atdata.atmosphere._lexicon import (
     DatasetMetadata,
     LexDatasetEntry,
@@ -318,10 +319,31 @@ class DatasetPublisher(ClientBound):
         checksums: list[ShardChecksum] | None = None,
         rkey: str | None = None,
     ) -> AtUri:
-        """An entry whose shards are at HTTP(S) URLs (``storageHttp``)."""
-        from atdata.atmosphere._records import storage_http
+        """An entry whose shards are at the given URLs, one record per shard URL.
 
-        st = storage_http(list(zip(urls, _checksums(checksums, len(urls)), strict=True)))  # type: ignore[arg-type]
+        ``http(s)://`` URLs make a ``storageHttp`` entry; ``s3://bucket/key`` URLs (one bucket) a
+        ``storageS3`` entry, read with the reader's own S3 credentials. Brace notation
+        (``data-{000000..000009}.tar``) is expanded to the individual shards first.
+
+        Raises:
+            ConfigError: For a local path or another scheme (publish local shards as blobs),
+                URLs of mixed kinds or buckets, or checksums that do not match the shard count.
+        """
+        from atdata.atmosphere._records import storage_http, storage_s3
+
+        shards = [u for url in urls for u in expand_braces(str(url))]
+        sums = _checksums(checksums, len(shards))
+        if shards and all(u.startswith("s3://") for u in shards):
+            buckets = {u[5:].split("/", 1)[0] for u in shards}
+            keys = [u[5:].split("/", 1)[1] if "/" in u[5:] else "" for u in shards]
+            if len(buckets) != 1 or not all(keys):
+                raise ConfigError(
+                    f"s3:// shard URLs must name one bucket and an object key each, got {shards[:3]}; "
+                    "publish each bucket's shards as its own dataset"
+                )
+            st = storage_s3(buckets.pop(), list(zip(keys, sums, strict=True)))  # type: ignore[arg-type]
+        else:
+            st = storage_http(list(zip(shards, sums, strict=True)))  # type: ignore[arg-type]
         return self._entry(name, schema_uri, st, locals())
 
     def publish_with_s3(
