@@ -49,6 +49,16 @@ def test_import_leaves_heavy_modules_out():
     assert json.loads(out) == []
 
 
+def test_bare_import_loads_only_the_namespace_modules():
+    """``import atdata`` runs the package's ``__init__`` and its three tiny helpers, nothing else of
+    atdata (``_errors`` alone pulls tarfile, dataclasses and inspect: 25 ms here)."""
+    out = _run(
+        "import sys, json, atdata\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('atdata'))))"
+    )
+    assert json.loads(out) == ["atdata", "atdata._hooks", "atdata._lazy", "atdata._version"]
+
+
 def test_using_a_core_name_does_not_pull_extras():
     out = _run(
         "import sys, json, atdata\n"

@@ -16,8 +16,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from atdata._errors import ConfigError
-
 __all__ = ["ANONYMOUS_ATMOSPHERE", "make", "register"]
 
 #: An ``atdata.atmosphere.Atmosphere()`` that reads public records (no login).
@@ -43,5 +41,7 @@ def make(name: str, what: str) -> Any:
     """
     factory = _factories.get(name)
     if factory is None:
+        from atdata._errors import ConfigError  # (not at import: ``import atdata`` stays light)
+
         raise ConfigError(f"{what} is not available: nothing provides {name!r} (import atdata)")
     return factory()
