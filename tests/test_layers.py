@@ -3,7 +3,7 @@
 Layers, low -> high (CLAUDE.md, "Layout"):
 
 0. base: ``_errors``, ``_events``, ``_extras``, ``_files``, ``_lazy``, ``_types``, ``_logging``, ``_version``
-1. ``_wire`` (arrays, fields, sample, decode, schema_json)
+1. ``_wire`` (arrays, fields, sample, payload, decode, schema_json)
 2. ``_shards`` (tar, members, sources, writer)
 3. ``manifest`` (manifests and queries over shard locations)
 4. ``dataset``, ``lens``
@@ -349,3 +349,35 @@ def test_the_scan_sees_every_kind_of_import(tmp_path, monkeypatch):
 )
 def test_relative_imports_resolve(source, pkg, level, name, expected):
     assert resolve_relative(source, pkg, level, name) == expected
+
+
+# -- module size ------------------------------------------------------------------------------
+MAX_MODULE_LINES = 600  # CLAUDE.md, "Layout": about 600 lines at most per module
+
+
+def oversized_modules(paths: list[Path], limit: int = MAX_MODULE_LINES) -> list[str]:
+    """``"atdata/x/_y.py: N lines"`` for each module of more than ``limit`` lines."""
+    out = []
+    for path in paths:
+        with path.open(encoding="utf-8") as f:
+            n = sum(1 for _ in f)
+        if n > limit:
+            out.append(f"{path.relative_to(SRC.parent)}: {n} lines")
+    return out
+
+
+def test_no_module_exceeds_600_lines():
+    assert oversized_modules(all_modules()) == [], (
+        f"modules over {MAX_MODULE_LINES} lines; split each by concept into private modules "
+        "(CLAUDE.md, 'Layout')"
+    )
+
+
+def test_oversized_module_is_named_with_its_line_count(tmp_path, monkeypatch):
+    pkg = tmp_path / "atdata"
+    (pkg / "dataset").mkdir(parents=True)
+    (pkg / "dataset" / "_big.py").write_text("x = 1\n" * 601)
+    (pkg / "dataset" / "_edge.py").write_text("x = 1\n" * 600)
+    (pkg / "__init__.py").write_text("")
+    monkeypatch.setattr(sys.modules[__name__], "SRC", pkg)
+    assert oversized_modules(all_modules()) == ["atdata/dataset/_big.py: 601 lines"]

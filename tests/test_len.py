@@ -134,7 +134,7 @@ def test_idx_check_walks_other_members_and_long_names(tmp_path):
     import io
 
     from atdata._shards.tar import TarWriter
-    from atdata._wire.sample import _packb
+    from atdata._wire.payload import _packb
 
     shard = str(tmp_path / "mixed.tar")
     buf = io.BytesIO()

@@ -203,7 +203,7 @@ def _canon(v: Any) -> Any:
 
 
 def _pack(value: Any) -> bytes:
-    from atdata._wire.sample import _packb
+    from atdata._wire.payload import _packb
 
     try:
         return _packb(_canon(value))

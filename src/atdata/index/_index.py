@@ -21,15 +21,14 @@ Examples:
 
 from __future__ import annotations
 
-import hashlib
-import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
-from atdata._errors import ConfigError, IntegrityError, NotFoundError
+from atdata._errors import ConfigError, NotFoundError
+from atdata.index import _write
 from atdata.index._catalog import Catalog, entry_by_cid
-from atdata.index._entry import DatasetEntry, ShardRef, check_name
-from atdata.index._schemas import SchemaNamespace, publish_schema
+from atdata.index._entry import DatasetEntry
+from atdata.index._schemas import publish_schema
 from atdata.providers._base import IndexProvider
 from atdata.stores._base import atdata_home
 
@@ -42,37 +41,6 @@ class Promoter(Protocol):
     """What :meth:`Index.promote_entry` needs of an atmosphere (``atdata.atmosphere.Atmosphere``)."""
 
     def promote_entry(self, index: Index, name: str, **kwargs: Any) -> Any: ...
-
-
-def _check_same_name(stored: DatasetEntry, name: str, write_id: str) -> None:
-    """Refuse to hand back another dataset's entry for a ``write_id`` reused under a new name."""
-    if stored.name != name:
-        raise ConfigError(
-            f"write_id {write_id!r} was committed as dataset {stored.name!r} (version "
-            f"{stored.version}), not {name!r}: a write_id names one write. Use another "
-            f"write_id for {name!r} (e.g. one that includes the dataset name)"
-        )
-
-
-def _check_same_shards(stored: DatasetEntry, refs: list[ShardRef], write_id: str) -> None:
-    """Refuse to hand back a committed entry whose shards are other bytes than this run wrote
-    (another run with the same ``write_id``, and other samples, committed first)."""
-    if [(r.sha256, r.size) for r in stored.shards] == [(r.sha256, r.size) for r in refs]:
-        return
-    what = f"it has {len(stored.shards)} shards, this run wrote {len(refs)}"
-    for a, b in zip(stored.shards, refs, strict=False):
-        if (a.sha256, a.size) != (b.sha256, b.size):
-            what = (
-                f"its shard {a.url} has sha256 {(a.sha256 or '?')[:16]}... ({a.size} bytes), "
-                f"this run's {b.url} has {(b.sha256 or '?')[:16]}... ({b.size} bytes)"
-            )
-            break
-    raise IntegrityError(
-        f"write_id {write_id!r} of dataset {stored.name!r}: another run with this write_id "
-        f"committed other samples first ({what}); its entry is kept and points at its own "
-        "shards. Rerun with the same write_id to get that entry, or write these samples under a "
-        "new write_id (the samples differ between runs: is the source deterministic?)"
-    )
 
 
 def set_default_index(index: Index | None) -> None:
@@ -152,52 +120,12 @@ class Index(Catalog):
                 get it, or write these samples under a new one).
             ConfigError: When ``write_id`` was committed for another dataset name.
         """
-        from atdata.stores._base import put_samples
-
-        if self._is_remote(name):
-            if write_id is not None:
-                raise ConfigError(
-                    f"write_id= is for this index's own entries; {name!r} is published to the "
-                    "atmosphere (publishing again with the same samples reuses the blobs)"
-                )
-            return self._remote_writer(name, "write_named")(
-                self, name, samples, maxcount=maxcount, maxsize=maxsize, manifest=manifest,
-                sample_type=sample_type, schema_ref=schema_ref, version=version,
-                description=description, license=license, tags=tags, metadata=metadata,
-            )  # fmt: skip
-        provider, name = self._route(name)
-        name = check_name(name)
-        store = self._store_for(provider) or self._write_store()
-        if write_id is not None:
-            done = provider.get_entry_by_id(write_id)
-            if done is not None:
-                _check_same_name(done, name, write_id)
-                return done
-        given, write_id = write_id, write_id or uuid.uuid4().hex
-        if maxcount is None and maxsize is None:
-            maxcount = 10**12  # one shard, still numbered (stable store keys)
-        put, first = put_samples(
-            store, samples, f"{key_prefix or name}/{write_id}", name.replace("/", "-").replace("%", "%%") + "-%06d.tar",
-            maxcount=maxcount, maxsize=maxsize, manifest=manifest, key=key, write_id=given,
+        return _write.write_samples(
+            self, samples, name=name, maxcount=maxcount, maxsize=maxsize, manifest=manifest,
+            description=description, license=license, tags=tags, metadata=metadata,
+            version=version, key=key, write_id=write_id, sample_type=sample_type,
+            schema_ref=schema_ref, key_prefix=key_prefix,
         )  # fmt: skip
-        if not put:
-            raise ConfigError(f"no samples were given, so nothing was written for {name!r}")
-        st = sample_type or first
-        if schema_ref is None and st is not None and getattr(st, "__atdata_sample__", False):
-            schema_ref = self._publish_in(provider, st)
-        refs = [ShardRef(url, i.sha256, i.size, i.num_samples) for i, url in put]
-        entry = DatasetEntry(
-            name=name, shards=refs, version=version, schema_ref=schema_ref, description=description,
-            license=license, tags=list(tags or ()), metadata=dict(metadata or {}), entry_id=write_id,
-            data_store=_store_url(store),
-        )  # fmt: skip
-        keep = getattr(store, "keep_shards", None)  # PDSBlobStore: a record must hold the blobs
-        if keep is not None:
-            keep(self, entry)
-        stored = provider.add_entry(entry)  # an entry with this entry_id already there wins
-        _check_same_name(stored, name, write_id)
-        _check_same_shards(stored, refs, write_id)
-        return stored
 
     def write(
         self,
@@ -277,42 +205,11 @@ class Index(Catalog):
             maxcount, maxsize: Shard limits when copying.
             **kwargs: ``cache_local`` and other store options are accepted and ignored.
         """
-        if self._is_remote(name):
-            return self._remote_writer(name, "insert_named")(
-                self, name, ds, data_store=data_store, copy=copy, schema_ref=schema_ref,
-                version=version, description=description, license=license, tags=tags or (),
-                metadata=metadata, maxcount=maxcount, maxsize=maxsize,
-            )  # fmt: skip
-        provider, local = self._route(name)
-        store = data_store or self._store_for(provider) or (self._write_store() if copy else None)
-        if store is not None:
-            samples = ds.ordered() if hasattr(ds, "ordered") else ds
-            return _with_store(self, provider, store).write_samples(
-                samples, name=local, maxcount=maxcount, maxsize=maxsize, description=description,
-                license=license, tags=tags or (), metadata=metadata, version=version,
-                sample_type=getattr(ds, "sample_type", None), schema_ref=schema_ref,
-                key_prefix=prefix,
-            )  # fmt: skip
-        from atdata.index._register import shard_refs_of
-
-        local = check_name(local)
-        refs = shard_refs_of(ds)
-        st = getattr(ds, "sample_type", None)
-        if schema_ref is None and st is not None and getattr(st, "__atdata_sample__", False):
-            schema_ref = self._publish_in(provider, st)
-        if metadata is None:
-            metadata = getattr(ds, "metadata", None) if isinstance(
-                getattr(ds, "metadata", None), dict
-            ) else None  # fmt: skip
-        digest = hashlib.sha256(
-            "\n".join([local, *(f"{r.url} {r.sha256}" for r in refs)]).encode()
-        ).hexdigest()
-        entry = DatasetEntry(
-            local, schema_ref, None, metadata, shards=refs, version=version,
-            description=description, license=license, tags=list(tags or ()),
-            entry_id=f"insert-{digest}",
+        return _write.insert_dataset(
+            self, ds, name=name, schema_ref=schema_ref, description=description,
+            license=license, tags=tags, metadata=metadata, version=version,
+            data_store=data_store, copy=copy, prefix=prefix, maxcount=maxcount, maxsize=maxsize,
         )  # fmt: skip
-        return provider.add_entry(entry)
 
     def add_entry(
         self,
@@ -325,7 +222,7 @@ class Index(Catalog):
         """Index ``ds``'s shards where they are (never copied); see :meth:`insert_dataset`."""
         provider, local = self._route(name)
         # a view without a store (nor repositories: `local` is already routed) never copies
-        return _with_store(self, provider, None).insert_dataset(
+        return _write.with_store(self, provider, None).insert_dataset(
             ds, name=local, schema_ref=schema_ref, metadata=metadata
         )
 
@@ -575,22 +472,3 @@ class Index(Catalog):
     def close(self) -> None:
         """Close the provider's connections."""
         self.provider.close()
-
-
-def _with_store(index: Index, provider: IndexProvider, store: Any) -> Index:
-    """A view of ``index`` writing to ``provider`` with ``store`` as its explicit data store."""
-    view = Index.__new__(Index)
-    view.__dict__.update(index.__dict__)
-    if provider is not index.provider:  # the class cache belongs to the index's own provider
-        view._types, view._namespace = {}, SchemaNamespace()
-    view.provider = provider
-    view._repos = {}
-    view.data_store = store
-    return view
-
-
-def _store_url(store: Any) -> str | None:
-    """What an entry records as its ``data_store``: the store's ``url``, else its class name (a
-    store with only the documented protocol, e.g. ``PDSBlobStore``, need not have a ``url``)."""
-    url = getattr(store, "url", None)
-    return str(url) if url is not None else type(store).__name__
