@@ -85,3 +85,17 @@ def hold_shard_one(s: Num) -> Num:
         while not os.path.exists(mark) and time.monotonic() < end:
             time.sleep(0.01)
     return s
+
+
+def hold_zero_fail_one(mark: str, s: Num) -> Num:
+    """Shard 0 creates ``mark`` and sleeps far too long (its temporary output open); shard 1
+    waits for ``mark``, then raises (2 samples per shard)."""
+    if s.x == 0:
+        open(mark, "w").close()
+        time.sleep(60)
+    elif s.x == 2:
+        end = time.monotonic() + 30
+        while not os.path.exists(mark) and time.monotonic() < end:
+            time.sleep(0.01)
+        raise ValueError("x == 2 fails")
+    return s

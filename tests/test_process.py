@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import glob
 import hashlib
 import os
@@ -23,6 +24,7 @@ from tests._process_helpers import (
     count_and_square,
     die_on_x,
     hold_shard_one,
+    hold_zero_fail_one,
     shard_sum,
     sleep_on_x,
     square,
@@ -187,6 +189,30 @@ def test_interrupt_stops_workers_and_removes_their_half_written_output(tmp_path,
     # Ctrl-C reaches the whole process group: only the parent acts on it (no worker tracebacks)
     got = ds.process_shards(lambda ss: signal.getsignal(signal.SIGINT).name, num_proc=1)
     assert set(got.values()) == {"SIG_IGN"}
+
+
+@pytest.mark.timeout(120)
+def test_an_error_raised_by_the_run_loop_stops_the_workers_at_once(tmp_path):
+    import multiprocessing
+
+    ds = make_input(tmp_path, shards=3, per=2)
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def interrupt(e):
+        if e.name == "shard_fail":  # emitted by the run's own loop, not inside the worker pool
+            raise KeyboardInterrupt
+
+    fn = functools.partial(hold_zero_fail_one, str(tmp_path / "mark"))
+    with subscribe(interrupt), pytest.raises(KeyboardInterrupt) as ei:
+        ds.map(fn, out=out, num_proc=2, retries=0)
+    # the traceback (and so the run's frame) is still held, as a notebook keeps the last one:
+    # the workers are stopped all the same, and the held shard's temporary output removed
+    assert (tmp_path / "mark").exists()
+    assert multiprocessing.active_children() == []
+    assert hidden_temps(out) == []
+    assert list(out.glob("*.tar")) == []
+    assert ei.type is KeyboardInterrupt
 
 
 def test_temps_of_a_writer_killed_while_writing_a_manifest_or_commit_are_removed(tmp_path):

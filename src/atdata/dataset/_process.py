@@ -480,6 +480,12 @@ def map_to_shards(
                      kind=f.kind, message=f.message, exit_code=f.exit_code)  # fmt: skip
         finally:
             bar.close()
+            # an error leaving the loop (Ctrl-C, a raising listener) stops the workers or Ray
+            # tasks now, not when the traceback holding this frame is dropped (a notebook
+            # keeps the last one)
+            stop = getattr(outcomes, "close", None)
+            if stop is not None:
+                stop()
         emit("run_end", op="map", run=run, samples=bar.samples,
              seconds=time.perf_counter() - t0, failed=len(fails))  # fmt: skip
     kwargs: dict[str, Any] = dict(sample_type=sample_type, num_proc=num_proc, batched=batched, version=version,
