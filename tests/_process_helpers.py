@@ -87,6 +87,31 @@ def hold_shard_one(s: Num) -> Num:
     return s
 
 
+def hold_shard_one_at(mark: str, s: Num) -> Num:
+    """``hold_shard_one`` with the marker path bound (``functools.partial``) rather than read
+    from the environment, which Ray's workers do not share. The marker holds the names of shard
+    1's temporary output files as they were while it held."""
+    if s.x == 2:  # the first sample of shard 1 (2 per shard)
+        out = os.path.dirname(mark)
+        temps = sorted(n for n in os.listdir(out) if n.startswith(".d-000001.tar.tmp-"))
+        with open(mark + ".part", "w") as f:
+            f.write("\n".join(temps))
+        os.replace(mark + ".part", mark)
+        time.sleep(60)
+    elif s.x == 0:
+        end = time.monotonic() + 30
+        while not os.path.exists(mark) and time.monotonic() < end:
+            time.sleep(0.01)
+    return s
+
+
+def die_on_x2(s: Num) -> Num:
+    """SIGKILL the process that handles the sample with x == 2 (the first of shard 1)."""
+    if s.x == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return s
+
+
 def hold_zero_fail_one(mark: str, s: Num) -> Num:
     """Shard 0 creates ``mark`` and sleeps far too long (its temporary output open); shard 1
     waits for ``mark``, then raises (2 samples per shard)."""

@@ -4,6 +4,7 @@ a while, so one cluster serves the whole module."""
 
 from __future__ import annotations
 
+import functools
 import os
 import pathlib
 
@@ -12,8 +13,17 @@ import pytest
 
 import atdata
 from atdata import PartialFailureError
-from tests._process_helpers import Feat, count_and_square, fails_on_x3, square, to_feat
-from tests.test_process import counted, make_input, out_hashes
+from atdata._events import subscribe
+from tests._process_helpers import (
+    Feat,
+    count_and_square,
+    die_on_x2,
+    fails_on_x3,
+    hold_shard_one_at,
+    square,
+    to_feat,
+)
+from tests.test_process import counted, hidden_temps, make_input, out_hashes
 
 pytestmark = pytest.mark.slow
 
@@ -100,3 +110,42 @@ def test_map_on_ray_reports_a_failing_shard(ray_cluster, tmp_path):
     assert (ei.value.failed_shards, f.kind, f.exc_type) == ([bad], "exception", "ValueError")
     assert "x == 3" in f.message and "fails_on_x3" in f.traceback
     assert sorted(os.listdir(tmp_path / "o")).count("d-000001.tar") == 0
+
+
+@pytest.mark.timeout(300)
+def test_interrupt_cancels_the_ray_tasks_and_removes_their_temporaries(ray_cluster, tmp_path):
+    import atdata.ray as ar
+
+    ray = ray_cluster
+    ds = make_input(tmp_path, shards=3, per=2)  # on 2 CPUs: shards 0 and 1 run, 2 waits
+    out = tmp_path / "out"
+    mark = out / "held.txt"
+
+    def interrupt(e):
+        if e.name == "shard_commit":  # shard 0 is done while shard 1 is half-written
+            raise KeyboardInterrupt
+
+    with subscribe(interrupt), pytest.raises(KeyboardInterrupt):
+        ar.map(ds, functools.partial(hold_shard_one_at, str(mark)), out, retries=0)
+    held = mark.read_text().split()
+    assert len(held) == 1 and held[0].startswith(".d-000001.tar.tmp-")  # it was mid-write
+    assert hidden_temps(out) == []
+    assert sorted(p.name for p in out.glob("*.tar")) == ["d-000000.tar"]
+    # both CPUs are free again: the held task (60 s of sleep) and the queued one were cancelled
+    probe = ray.remote(num_cpus=2)(lambda: "ran")
+    assert ray.get(probe.remote(), timeout=30) == "ran"
+    resumed = ar.map(ds, square, out)  # shard 0 is kept, the others are done now
+    assert [s.x for s in resumed] == [i * i for i in range(6)]
+
+
+@pytest.mark.timeout(300)
+def test_a_ray_task_whose_worker_died_leaves_no_temporaries(ray_cluster, tmp_path):
+    import atdata.ray as ar
+
+    ds = make_input(tmp_path, shards=2, per=2)
+    with pytest.raises(PartialFailureError) as ei:
+        ar.map(ds, die_on_x2, tmp_path / "out", retries=0)
+    bad = ds.list_shards()[1]
+    assert (ei.value.failed_shards, ei.value.failures[bad].kind) == ([bad], "worker_died")
+    assert hidden_temps(tmp_path / "out") == []
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.tar")) == ["d-000000.tar"]

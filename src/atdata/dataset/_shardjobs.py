@@ -223,8 +223,9 @@ class MapJob:
             "write a mix"
         )
 
-    def cleanup(self, shard: str, pid: int) -> None:
-        """Remove what a worker that died (pid) left half-written for ``shard``."""
+    def cleanup(self, shard: str, pid: int | None) -> None:
+        """Remove what a worker that died (pid; ``None``: any writer, as for a Ray task whose
+        pid is not known) left half-written for ``shard``."""
         remove_temps(self.out_paths[shard], pid)
 
     def run(self, shard: str, attempt: int) -> dict[str, Any]:

@@ -353,34 +353,70 @@ def _ray_runner(num_cpus: float) -> Callable[..., Iterator[TaskOutcome]]:
         def submit(shard: str, attempt: int) -> None:
             pending[remote.remote(job_ref, shard, attempt, has_subscribers())] = (shard, attempt)
 
-        for s in shards:
-            submit(s, 1)
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            ref = ready[0]
-            shard, attempt = pending.pop(ref)
-            try:
-                blob = ray.get(ref)
-            except Exception as exc:  # the task's worker died or Ray lost the task
-                cls = type(exc).__name__
-                fail = ShardFailure(
-                    shard,
-                    "worker_died",
-                    f"Ray task for the shard failed ({cls}: {exc})".splitlines()[0],
-                    "",
-                    attempt,
-                    None,
-                    cls,
-                )
-                if attempt <= retries:
-                    on_retry(shard, fail)
-                    submit(shard, attempt + 1)
+        try:
+            for s in shards:
+                submit(s, 1)
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                ref = ready[0]
+                shard, attempt = pending[ref]
+                try:
+                    blob = ray.get(ref)
+                except Exception as exc:  # the task's worker died or Ray lost the task
+                    del pending[ref]
+                    _remove_temps(job, shard)  # what the dead worker had half-written
+                    cls = type(exc).__name__
+                    fail = ShardFailure(
+                        shard,
+                        "worker_died",
+                        f"Ray task for the shard failed ({cls}: {exc})".splitlines()[0],
+                        "",
+                        attempt,
+                        None,
+                        cls,
+                    )
+                    if attempt <= retries:
+                        on_retry(shard, fail)
+                        submit(shard, attempt + 1)
+                        continue
+                    yield TaskOutcome(shard, None, fail)
                     continue
-                yield TaskOutcome(shard, None, fail)
-                continue
-            yield read_answer(blob, shard, attempt)
+                del pending[ref]
+                yield read_answer(blob, shard, attempt)
+        finally:  # also on KeyboardInterrupt, an error leaving the run or the caller closing us
+            _stop(ray, job, pending)
 
     return run
+
+
+_STOP_WAIT_S = 30.0
+"""How long stopping a run waits for its cancelled Ray tasks to end before removing their
+temporaries (a task still running past it may leave one, swept at the next run's start)."""
+
+
+def _stop(ray: Any, job: Any, pending: dict[Any, tuple[str, int]]) -> None:
+    """Cancel the run's unfinished Ray tasks (their workers are killed, queued ones dropped),
+    wait for them to end, then remove what they had half-written."""
+    if not pending:
+        return
+    refs = list(pending)
+    for ref in refs:
+        with contextlib.suppress(Exception):  # a task that finished meanwhile
+            ray.cancel(ref, force=True)
+    with contextlib.suppress(Exception):
+        ray.wait(refs, num_returns=len(refs), timeout=_STOP_WAIT_S)
+    for shard in sorted({shard for shard, _attempt in pending.values()}):
+        _remove_temps(job, shard)
+    pending.clear()
+
+
+def _remove_temps(job: Any, shard: str) -> None:
+    """Remove the temporary output of ``shard``'s stopped or dead task (all of them: the run
+    holds the output directory's lock, so no other writer of the shard runs)."""
+    clean = getattr(job, "cleanup", None)
+    if clean is not None:
+        with contextlib.suppress(OSError):
+            clean(shard, None)
 
 
 def map(
@@ -401,8 +437,11 @@ def map(
     The output shards, manifests and commit records are those of ``Dataset.map(out=...)``
     (byte for byte), so a rerun, on Ray or locally, skips exactly the committed shards; failures
     raise :class:`~atdata.PartialFailureError` (a task whose worker died is retried up to
-    ``retries`` times and then reported as ``"worker_died"``). ``out`` must be a directory every
-    Ray worker can reach (local on a one-machine cluster, a shared filesystem otherwise).
+    ``retries`` times and then reported as ``"worker_died"``; what it had half-written is
+    removed). ``out`` must be a directory every Ray worker can reach (local on a one-machine
+    cluster, a shared filesystem otherwise). An interrupt (Ctrl-C) or another exception leaving
+    the run cancels its unfinished Ray tasks (``ray.cancel(force=True)``: running ones are
+    stopped, queued ones never start) and removes their temporary files; committed shards stay.
     """
     return map_to_shards(
         ds, fn, out, sample_type=sample_type, batched=batched, version=version, verify=verify,
