@@ -89,9 +89,12 @@ def hold_shard_one(s: Num) -> Num:
 
 def hold_shard_one_at(mark: str, s: Num) -> Num:
     """``hold_shard_one`` with the marker path bound (``functools.partial``) rather than read
-    from the environment, which Ray's workers do not share. The marker holds the names of shard
-    1's temporary output files as they were while it held."""
-    if s.x == 2:  # the first sample of shard 1 (2 per shard)
+    from the environment, which Ray's workers do not share; shard 2 sleeps far too long as
+    well (whenever it starts). The marker holds the names of shard 1's temporary output files
+    as they were while it held."""
+    if s.x == 4:  # the first sample of shard 2
+        time.sleep(60)
+    elif s.x == 2:  # the first sample of shard 1 (2 per shard)
         out = os.path.dirname(mark)
         temps = sorted(n for n in os.listdir(out) if n.startswith(".d-000001.tar.tmp-"))
         with open(mark + ".part", "w") as f:

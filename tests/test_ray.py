@@ -131,7 +131,8 @@ def test_interrupt_cancels_the_ray_tasks_and_removes_their_temporaries(ray_clust
     assert len(held) == 1 and held[0].startswith(".d-000001.tar.tmp-")  # it was mid-write
     assert hidden_temps(out) == []
     assert sorted(p.name for p in out.glob("*.tar")) == ["d-000000.tar"]
-    # both CPUs are free again: the held task (60 s of sleep) and the queued one were cancelled
+    # both CPUs are free again: shards 1 and 2 (60 s of sleep each; 2 waiting for a CPU or
+    # just started) were cancelled
     probe = ray.remote(num_cpus=2)(lambda: "ran")
     assert ray.get(probe.remote(), timeout=30) == "ran"
     resumed = ar.map(ds, square, out)  # shard 0 is kept, the others are done now
