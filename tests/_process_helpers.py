@@ -127,3 +127,17 @@ def hold_zero_fail_one(mark: str, s: Num) -> Num:
             time.sleep(0.01)
         raise ValueError("x == 2 fails")
     return s
+
+
+@atdata.packable
+class KillOnce:
+    """A sample whose making SIGKILLs the process once: the first time one with x == 1 is made
+    (``mark``, a path, records that it happened)."""
+
+    x: int
+    mark: str
+
+    def __post_init__(self) -> None:
+        if self.x == 1 and not os.path.exists(self.mark):
+            open(self.mark, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)

@@ -16,6 +16,7 @@ from atdata import PartialFailureError
 from atdata._events import subscribe
 from tests._process_helpers import (
     Feat,
+    KillOnce,
     count_and_square,
     die_on_x2,
     fails_on_x3,
@@ -150,3 +151,15 @@ def test_a_ray_task_whose_worker_died_leaves_no_temporaries(ray_cluster, tmp_pat
     assert (ei.value.failed_shards, ei.value.failures[bad].kind) == ([bad], "worker_died")
     assert hidden_temps(tmp_path / "out") == []
     assert sorted(p.name for p in (tmp_path / "out").glob("*.tar")) == ["d-000000.tar"]
+
+
+@pytest.mark.timeout(300)
+def test_write_removes_the_temporary_of_a_write_task_whose_worker_was_killed(ray_cluster, tmp_path):
+    import atdata.ray as ar
+
+    ray = ray_cluster
+    mark = tmp_path / "killed"  # the first worker to make the row x == 1 is SIGKILLed
+    rows = ray.data.from_items([{"x": i, "mark": str(mark)} for i in range(4)]).repartition(1)
+    ds = ar.write(rows, tmp_path / "out", KillOnce)  # Ray retries the write task
+    assert mark.exists() and [s.x for s in ds] == [0, 1, 2, 3]
+    assert sorted(os.listdir(tmp_path / "out")) == ["part-000000.tar"]

@@ -220,7 +220,8 @@ class AtdataDatasink:
 
     Each write task writes one shard (hidden temporary name, then renamed); when the job fails
     the shards it wrote are removed, and only when every task succeeded are the shards
-    reported (and, with an index, recorded in one entry).
+    reported (and, with an index, recorded in one entry). Either way the temporaries of write
+    tasks whose worker was killed are removed.
     """
 
     def __new__(cls, out: str, sample_type: type, prefix: str = "part") -> Any:
@@ -246,6 +247,18 @@ def _write_task(out: str, prefix: str, st: type, blocks: Iterable[Any], idx: int
         return None
     i = infos[0]
     return {"path": i.path, "num_samples": i.num_samples, "size": i.size, "sha256": i.sha256}
+
+
+def _remove_written(out: str, prefix: str, *, shards: bool) -> None:
+    """Remove the hidden temporaries of ``<out>/<prefix>-NNNNNN.tar`` shards (a write task
+    whose worker was killed leaves its own, even when Ray retries the task and the write
+    succeeds) and, with ``shards``, the shards themselves (a failed write)."""
+    name = re.escape(prefix) + r"-\d{6}\.tar"
+    pat = re.compile(rf"(\.{name}\.tmp-.*|{name})$" if shards else rf"\.{name}\.tmp-.*$")
+    for entry in os.listdir(out):
+        if pat.match(entry):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(out, entry))
 
 
 def _impl_datasink() -> type:
@@ -276,13 +289,10 @@ def _impl_datasink() -> type:
             self.infos = [
                 ShardInfo(r["path"], r["num_samples"], r["size"], r["sha256"]) for r in got
             ]
+            _remove_written(self.out, self.prefix, shards=False)  # of attempts that died
 
         def on_write_failed(self, error: Exception) -> None:
-            pat = re.compile(re.escape(self.prefix) + r"-\d{6}\.tar$")
-            for name in os.listdir(self.out):
-                if pat.match(name):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(os.path.join(self.out, name))
+            _remove_written(self.out, self.prefix, shards=True)
 
     _Sink.__name__ = _Sink.__qualname__ = "AtdataDatasink"
     _DATASINK = _Sink
