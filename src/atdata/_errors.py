@@ -46,6 +46,7 @@ __all__ = [
     "SampleIndexError",
     "SampleKeyError",
     "SchemaError",
+    "ShardChangedError",
     "ShardError",
     "ShardFailure",
     "SplitNotFoundError",
@@ -318,6 +319,12 @@ class QualityGateError(AtdataError, ValueError):
         self.read = read
         self.invalid = invalid
         self.by_reason = dict(by_reason or {})
+
+
+class ShardChangedError(ShardError):
+    """A local shard file is no longer the file a dataset indexed (rewritten in place, replaced or
+    renamed over since): its samples may have moved, so it is not read at the offsets noted
+    for the old file. A :class:`ShardError` (an ``OSError``)."""
 
 
 class DataNotFoundError(ShardError, FileNotFoundError):

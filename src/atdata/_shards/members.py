@@ -12,7 +12,11 @@ offsets must name that key and size. An unwritable cache only costs the rebuild.
 kept under a size cap by ``atdata local gc`` (:func:`prune_cache`: ``$ATDATA_MEMBERS_CACHE_LIMIT``
 bytes, default 1 GiB), least recently used first (each use sets the file's modification time).
 ``len(ds)``, ``ds[i]``, ``ds.get(key)``, ``ds.select(...)``, local shuffling and the PyTorch
-splitter all read positions from it.
+splitter all read positions from it. Reads through :class:`FdCache` check that a shard is still
+the file its index was built from (:func:`stamp_of`: device, inode, size, mtime, ctime): when
+they open it, at each read through the ``fstat`` of the open file the range check needs (a
+rewrite in place, a removal or a rename over it), and by a ``stat`` of the path at most once a
+second per shard.
 
 In memory an index is compact (:class:`ShardIndex`): offsets and sizes in integer arrays, the
 keys packed in one string (:class:`MemberKeys`), about 12 bytes plus the key length per member
@@ -42,11 +46,12 @@ import hashlib
 import os
 import re
 import threading
+import time
 import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from atdata._errors import shard_open_error
+from atdata._errors import ShardChangedError, shard_open_error
 from atdata._files import touch, trim_cache
 from atdata._shards.compact import KeyLookup, MemberKeys, ShardIndex
 from atdata._shards.sources import is_remote, pread_exact
@@ -55,13 +60,16 @@ __all__ = [
     "FdCache",
     "KeyLookup",
     "MemberKeys",
+    "RECHECK_NS",
     "ShardIndex",
+    "Stamp",
     "cache_dir",
     "cache_path",
     "index_path",
     "index_tar_bytes",
     "load_index",
     "prune_cache",
+    "stamp_of",
 ]
 
 DEFAULT_CACHE_LIMIT = 1 << 30  # bytes of persisted member indexes `atdata local gc` keeps
@@ -342,9 +350,25 @@ def _write_persisted(
             os.unlink(tmp)
 
 
-def load_index(shard: str, source: Any, persist: bool = True) -> ShardIndex:
+def load_index(
+    shard: str,
+    source: Any,
+    persist: bool = True,
+    *,
+    stat: os.stat_result | None = None,
+    fresh: bool = False,
+) -> ShardIndex:
     """The member index of ``shard``: from a valid ``<shard>.idx`` beside it or in the cache
     directory, else a header-only scan (then persisted in the cache directory).
+
+    Args:
+        shard: The shard.
+        source: The source it is read through.
+        persist: Whether to read and write persisted indexes (local shards).
+        stat: The local shard's ``os.stat`` taken by the caller before this call (it notes
+            which file the index describes); default: taken here.
+        fresh: Scan the local shard even when a persisted index seems valid (after the shard
+            changed: a rewrite may keep its size and modification time), then persist it.
 
     Raises:
         ShardError: When the shard is missing, unreadable or not a tar archive.
@@ -360,16 +384,18 @@ def load_index(shard: str, source: Any, persist: bool = True) -> ShardIndex:
             f.close()
         return _from_entries(entries)
     path = shard[7:] if shard.startswith("file://") else shard
-    try:
-        st = os.stat(path)
-    except OSError as exc:
-        raise shard_open_error(path, exc) from None
+    st = stat
+    if st is None:
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            raise shard_open_error(path, exc) from None
     if not persist:
         return _from_entries(scan_tar_file(path, where))
-    idx = _read_persisted(index_path(shard), st, path)
+    idx = None if fresh else _read_persisted(index_path(shard), st, path)
     if idx is None:
         cpath = cache_path(shard)
-        idx = _read_persisted(cpath, st, path)
+        idx = None if fresh else _read_persisted(cpath, st, path)
         if idx is not None:
             touch(cpath)  # the LRU clock of prune_cache
         else:
@@ -408,38 +434,143 @@ def prune_cache(
     )
 
 
-class FdCache:
-    """Open file descriptors of local shards, for ``os.pread`` (safe across threads and forks)."""
+Stamp = tuple[int, int, int, int, int]
+"""What tells one file from another at a path: device, inode, size, mtime_ns and ctime_ns (a
+rewrite in place that keeps the size and sets the old mtime back still moves the ctime)."""
 
-    def __init__(self) -> None:
-        self._fds: dict[str, int] = {}  # inherited by forked workers: pread has no shared offset
-        self._fin = weakref.finalize(self, _close_all, self._fds)
+RECHECK_NS = 1_000_000_000
+"""How often (ns) :class:`FdCache` checks that a shard's path still names the file it holds
+open: at most once per shard per second, not per read (an ``os.stat`` costs a few
+microseconds, a quarter of a ``ds[i]``; far more on a network filesystem)."""
+
+_now = time.monotonic_ns  # (tests move this clock instead of waiting)
+_MAX_FDS = 256
+_O_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+_Entry = tuple[int, int, int, int, Stamp]  # FdCache: fd, next path check, ctime, size, stamp
+
+
+def stamp_of(st: os.stat_result) -> Stamp:
+    """The :data:`Stamp` of a file's ``os.stat``/``os.fstat``."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+class FdCache:
+    """Open file descriptors of local shards, for ``os.pread`` (safe across threads and forks),
+    each checked against the file its member index describes.
+
+    A descriptor is opened when a shard is first read and its file's :data:`Stamp` compared
+    with the one in ``stamps`` (noted when the index was built). Each read fstats it (as
+    the range check always did): a file rewritten in place (its size, mtime or ctime moved) or
+    no longer named by any path (removed, or replaced by a rename over it) is let go and the
+    path opened and checked again. The path itself is stat'ed at most once every
+    :data:`RECHECK_NS` per shard (an ``os.stat`` is not free): that catches a path that names
+    another file while the open one is left untouched (its directory renamed away and another
+    put in its place, a symlink on the way pointed elsewhere). A file that is not the indexed one
+    raises :class:`~atdata._errors.ShardChangedError` (the caller indexes it again or refuses),
+    a removed one :class:`~atdata.DataNotFoundError`: reads never go to another file at the old
+    offsets, nor to a removed or replaced one.
+
+    Args:
+        stamps: Shard -> the :data:`Stamp` of the file its member index was built from (the
+            caller's dict, read as it changes); a shard without one is read as it is.
+    """
+
+    def __init__(self, stamps: dict[str, Stamp] | None = None) -> None:
+        # shard -> (fd, when to stat its path again, its ctime_ns, its size, its stamp);
+        # inherited by forked workers: pread has no shared offset
+        self._fds: dict[str, _Entry] = {}
+        self._retired: list[int] = []  # fds of changed files: closed with the next batch
+        self._stamps: dict[str, Stamp] = {} if stamps is None else stamps
+        self._fin = weakref.finalize(self, _close_all, self._fds, self._retired)
 
     def pread(self, shard: str, offset: int, size: int) -> bytes:
         """Read ``size`` bytes at ``offset`` of a local shard.
 
         Raises:
+            ShardChangedError: When the file is not the one its stamp describes (see above).
+            DataNotFoundError: When the shard no longer exists.
             ShardError: When the shard cannot be opened or the read comes back short.
         """
-        fd = self._fds.get(shard)
-        if fd is None:
-            path = shard[7:] if shard.startswith("file://") else shard
+        hit = self._fds.get(shard)
+        if hit is not None and _now() < hit[1]:
+            fd, _due, ctime, total, _stamp = hit
+            st = os.fstat(fd)
+            # (a write, truncate or utime moves the ctime; the last unlink may not: nlink 0)
+            if st.st_ctime_ns != ctime or st.st_size != total or not st.st_nlink:
+                self._retire(shard)  # changed in place, removed or renamed over: the path again
+                fd, st = self._checked(shard, None)
+        else:
+            fd, st = self._checked(shard, hit)
+        total = st.st_size
+        if size < 0 or offset < 0 or offset + size > total:
+            return pread_exact(fd, size, offset, shard, total)  # (raises, naming the range)
+        data = os.pread(fd, size, offset)
+        if len(data) != size:
+            return pread_exact(fd, size, offset, shard, total)
+        return data
+
+    def _checked(self, shard: str, hit: _Entry | None) -> tuple[int, os.stat_result]:
+        """A descriptor of ``shard`` checked against its stamp, and its file's stat: ``hit``'s
+        when its path still names the file it holds (``hit``: due for that check), else one
+        opened now."""
+        path = shard if shard[:7] != "file://" else shard[7:]
+        if hit is not None:  # due: does the path still name the open file?
             try:
-                fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                st = os.stat(path)
             except OSError as exc:
+                self._retire(shard)
                 raise shard_open_error(shard, exc) from None
-            if len(self._fds) >= 256:
-                _close_all(self._fds)
-            self._fds[shard] = fd
-        return pread_exact(fd, size, offset, shard)
+            if stamp_of(st) == hit[4]:
+                self._fds[shard] = (hit[0], _now() + RECHECK_NS, hit[2], hit[3], hit[4])
+                return hit[0], st
+            self._retire(shard)  # another file now: open it and check it below
+        try:
+            fd = os.open(path, _O_READ)
+        except OSError as exc:
+            raise shard_open_error(shard, exc) from None
+        try:
+            st = os.fstat(fd)
+        except OSError as exc:
+            os.close(fd)
+            raise shard_open_error(shard, exc) from None
+        got = self._stamps.get(shard)
+        if got is None:
+            got = stamp_of(st)
+        elif (  # (field by field: no stamp built on this path, taken once per open)
+            st.st_ctime_ns != got[4]
+            or st.st_ino != got[1]
+            or st.st_size != got[2]
+            or st.st_mtime_ns != got[3]
+            or st.st_dev != got[0]
+        ):
+            os.close(fd)
+            raise ShardChangedError(
+                f"shard {shard} changed since its member index was built (rewritten, replaced "
+                "or renamed over): read it again once it stops changing, or open the dataset "
+                "again"
+            )
+        if len(self._fds) >= _MAX_FDS:
+            _close_all(self._fds, self._retired)
+        self._fds[shard] = (fd, _now() + RECHECK_NS, got[4], got[2], got)
+        return fd, st
+
+    def _retire(self, shard: str) -> None:
+        """Stop using ``shard``'s descriptor; it is closed with the next batch, not now (a
+        thread between looking it up and reading it must not get a reused number)."""
+        hit = self._fds.pop(shard, None)
+        if hit is not None:
+            self._retired.append(hit[0])
 
     def close(self) -> None:
         """Close every cached descriptor."""
-        _close_all(self._fds)
+        _close_all(self._fds, self._retired)
 
 
-def _close_all(fds: dict[str, int]) -> None:
-    for fd in fds.values():
-        with contextlib.suppress(OSError):
+def _close_all(fds: dict[str, _Entry], retired: list[int]) -> None:
+    for fd in [hit[0] for hit in fds.values()] + retired:
+        try:  # (not contextlib.suppress: with 256 descriptors, its cost shows in ds[i])
             os.close(fd)
+        except OSError:  # (closed already)
+            continue
     fds.clear()
+    retired.clear()

@@ -282,14 +282,16 @@ class _HTTPStream:
         self.close()
 
 
-def pread_exact(fd: int, size: int, offset: int, shard: str) -> bytes:
+def pread_exact(fd: int, size: int, offset: int, shard: str, total: int = -1) -> bytes:
     """``size`` bytes at ``offset`` of an open local shard, checked against the file's size
-    before anything is allocated (sizes and offsets come from indexes and manifests).
+    (``total``, when the caller has just fstat'ed it) before anything is allocated (sizes and
+    offsets come from indexes and manifests).
 
     Raises:
         ShardError: When the range does not lie inside the file.
     """
-    total = os.fstat(fd).st_size
+    if total < 0:
+        total = os.fstat(fd).st_size
     if size < 0 or offset < 0 or offset + size > total:
         raise ShardError(
             f"short read in shard {shard}: wanted {size} bytes at {offset} of a "

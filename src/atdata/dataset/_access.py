@@ -25,6 +25,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import logging
+import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -36,8 +37,10 @@ from atdata._errors import (
     DecodeError,
     SampleIndexError,
     SampleKeyError,
+    ShardChangedError,
+    shard_open_error,
 )
-from atdata._shards.members import FdCache, KeyLookup, ShardIndex
+from atdata._shards.members import FdCache, KeyLookup, ShardIndex, Stamp
 from atdata._shards.sources import DataSource, URLSource, is_remote
 from atdata._shards.tar import iter_tar
 from atdata._wire.sample import not_a_map, unpack_failure
@@ -67,6 +70,9 @@ class ShardTable:
         keymap: Key -> overall position over :attr:`keymap_shards` (first shard wins), a
             :class:`~atdata._shards.members.KeyLookup` of hashes (12-16 bytes per sample);
             built on the first ``get``.
+        stamps: Local shard -> the stamp of the file its index was built from (device, inode,
+            size, mtime, ctime); :attr:`fds` checks the files it opens against them.
+        refused: Local shard -> ``(stamp, message)`` of a new file :meth:`reindex` refused.
     """
 
     def __init__(self, source: DataSource, on_error: str) -> None:
@@ -79,6 +85,8 @@ class ShardTable:
         self.fds: FdCache | None = None
         self.keymap: KeyLookup | None = None
         self.keymap_shards: list[str] = []
+        self.stamps: dict[str, Stamp] = {}
+        self.refused: dict[str, tuple[Stamp, str]] = {}
 
     def __getstate__(self) -> dict[str, Any]:  # DataLoader workers (spawn): open their own files
         return {**self.__dict__, "fds": None, "keymap": None}  # (hashes differ per process)
@@ -95,15 +103,100 @@ class ShardTable:
         """The member index of ``shard`` (persisted beside local shards; see ``_shards.members``)."""
         idx = self.indexes.get(shard)
         if idx is None:
-            from atdata._shards.members import load_index
-
-            try:
-                idx = load_index(shard, self.source)
-            except DataNotFoundError as exc:
-                raise self._missing(exc) from None
+            idx, stamp = self._load(shard, False)
+            if stamp is not None:
+                self.stamps[shard] = stamp
             self.indexes[shard] = idx
             self.counts[shard] = len(idx)
         return idx
+
+    def _load(self, shard: str, fresh: bool) -> tuple[ShardIndex, Stamp | None]:
+        """``shard``'s member index and, for a local file read through pread, the stamp of the
+        file it describes (stat'ed before the index is read: a change in between is seen by the
+        next check, never missed)."""
+        from atdata._shards.members import load_index, stamp_of
+
+        st = None
+        try:
+            if not is_remote(shard) and type(self.source) is URLSource:
+                path = shard[7:] if shard.startswith("file://") else shard
+                try:
+                    st = os.stat(path)
+                except OSError as exc:
+                    raise shard_open_error(shard, exc) from None
+            idx = load_index(shard, self.source, stat=st, fresh=fresh)
+        except DataNotFoundError as exc:
+            raise self._missing(exc) from None
+        return idx, None if st is None else stamp_of(st)
+
+    def index_for_fd(self, shard: str, fd: int) -> ShardIndex:
+        """``shard``'s member index, checked against the file open as ``fd`` (a reader that
+        opens shards itself): indexed again when that file changed since (see :meth:`reindex`).
+
+        Raises:
+            ShardChangedError: When the file changed and its keys differ, or it changed again
+                while this ran.
+            DataNotFoundError: When the shard is gone.
+        """
+        from atdata._shards.members import stamp_of
+
+        idx = self.shard_index(shard)
+        want = self.stamps.get(shard)
+        if want is None:
+            return idx
+        got = stamp_of(os.fstat(fd))
+        if got == want:
+            return idx
+        idx = self.reindex(shard)
+        if self.stamps.get(shard) != got:
+            raise ShardChangedError(
+                f"shard {shard} changed again while it was being read: read it again once it "
+                "stops changing, or open the dataset again"
+            )
+        return idx
+
+    def reindex(self, shard: str) -> ShardIndex:
+        """The member index of a local shard that changed since it was indexed (see
+        :class:`~atdata._shards.members.FdCache`), built afresh from the file there now.
+
+        It replaces the old one only when it lists the same sample keys in the same order: the
+        positions, keys and lengths this table (and every dataset and selection sharing it) hold
+        then still mean the same samples, read from the new file at their new offsets.
+
+        Raises:
+            ShardChangedError: When the keys differ (samples added, removed or reordered):
+                naming the shard and the fix (open the dataset again).
+            DataNotFoundError: When the shard is gone.
+        """
+        from atdata._shards.members import stamp_of
+
+        path = shard[7:] if shard.startswith("file://") else shard
+        try:
+            now = stamp_of(os.stat(path))
+        except OSError as exc:
+            err = shard_open_error(shard, exc)
+            raise (self._missing(err) if isinstance(err, DataNotFoundError) else err) from None
+        refused = self.refused.get(shard)
+        if refused is not None and refused[0] == now:  # (the same file: no second scan)
+            raise ShardChangedError(refused[1])
+        old = self.indexes.get(shard)
+        new, stamp = self._load(shard, True)
+        if old is None or new.keys == old.keys:
+            log.info("shard %s changed since it was indexed; indexed again (same samples)", shard)
+            self.indexes[shard] = new
+            self.counts[shard] = len(new)
+            if stamp is not None:
+                self.stamps[shard] = stamp
+            self.refused.pop(shard, None)
+            return new
+        msg = (  # (the old index and stamp stay: the new file is never read at old offsets)
+            f"shard {shard} changed after this dataset indexed it ({_how(old.keys, new.keys)}): "
+            "the positions, keys and len() this dataset holds no longer fit it, so it is not "
+            "read; open the dataset again (atdata.Dataset(url), load_dataset or "
+            "index.get_dataset) to read the new file"
+        )
+        self.refused[shard] = (stamp or now, msg)
+        raise ShardChangedError(msg)
 
     def _missing(self, exc: DataNotFoundError) -> DataNotFoundError:
         """``exc`` naming what the shard belongs to (the source's ``origin``, if it has one)."""
@@ -208,9 +301,15 @@ class ShardTable:
         if not is_remote(shard) and type(source) is URLSource:
             fds = self.fds
             if fds is None:
-                fds = self.fds = FdCache()
+                fds = self.fds = FdCache(self.stamps)
             try:
                 data = fds.pread(shard, off, size)
+            except ShardChangedError:  # indexed again (same keys: same position) or refused
+                idx = self.reindex(shard)
+                try:
+                    data = fds.pread(shard, idx.offsets[pos], idx.sizes[pos])
+                except DataNotFoundError as exc:
+                    raise self._missing(exc) from None
             except DataNotFoundError as exc:
                 raise self._missing(exc) from None
         elif (read_range := getattr(source, "read_range", None)) is not None:
@@ -239,3 +338,11 @@ class ShardTable:
         for i in indices:
             shard, key, pos = self.locate_pos(i)
             yield shard, key, self.read_member(shard, key, pos)
+
+
+def _how(old: Any, new: Any) -> str:
+    """How the keys of a shard's new file differ from those indexed before (a few words)."""
+    if len(old) != len(new):
+        return f"{len(old)} samples then, {len(new)} now"
+    i = next(i for i, (a, b) in enumerate(zip(old, new, strict=True)) if a != b)
+    return f"sample {i} was {old[i]!r}, is {new[i]!r} now"

@@ -277,14 +277,19 @@ class Reader:
             if hit is None:
                 if len(fds) >= 256:
                     self.close_files()
-                idx = shared.shard_index(shard)
                 path = shard[7:] if shard.startswith("file://") else shard
                 try:
                     fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
                 except OSError:  # the checked read raises the error that names it
                     fd = -1
+                    idx = shared.shard_index(shard)
                 else:
                     check_stamp(fd, shard, self._stamps.get(shard))
+                    try:  # (the table's index may predate a change made before to_torch())
+                        idx = shared.index_for_fd(shard, fd)
+                    except BaseException:
+                        os.close(fd)
+                        raise
                 hit = fds[s] = (fd, ends[s - 1] if s else 0, idx.keys, idx.offsets, idx.sizes)
             fd, begin, keys, offsets, sizes = hit
             i = p - begin
