@@ -185,3 +185,37 @@ def test_a_remote_shard_that_is_not_a_tar_is_a_shard_error(tmp_path):
         with pytest.raises(atdata.ShardError, match=r"not a tar archive .* in shard .*/s-01\.tar"):
             list(tds.loader(num_workers=0))
     assert not [p for p in os.listdir(cache) if ".part-" in p]
+
+
+def test_locks_held_when_a_worker_forks_are_fresh_in_the_worker(tmp_path):
+    """A DataLoader worker forked while a prefetch thread of the parent held the cache's lock
+    hung in ShardCache.trim (CI, test_an_overtaken_loop_raises_instead_of_repeating_items)."""
+    import threading
+
+    from atdata.dataset._torch_read import PublishedDigests
+
+    cache = ShardCache(str(tmp_path), 1 << 20)
+    digests = PublishedDigests(source=None)
+    held = threading.Lock()
+    cache._holding["s.tar"] = held
+    for lock in (cache._mu, held, digests._mu):
+        lock.acquire()
+    pid = os.fork()
+    if pid == 0:  # the child: every one of them usable, none of them held
+        ok = not cache._mu.locked() and cache._holding == {} and not digests._mu.locked()
+        cache.trim(set())  # (takes the cache's lock: hung here before)
+        os._exit(0 if ok else 1)
+    status = None
+    for _ in range(300):  # (30 s; a hung child is killed, not waited for forever)
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        status = None
+    for lock in (cache._mu, held, digests._mu):
+        lock.release()
+    assert status is not None and os.waitstatus_to_exitcode(status) == 0, "the child hung or failed"
+    assert not cache._mu.locked()  # the parent's own locks are untouched by the child's reset

@@ -54,14 +54,14 @@ from atdata._shards.members import (
 from atdata._shards.sources import is_remote
 from atdata._shards.tar import scan_tar_file
 from atdata._wire.sample import not_a_map, unpack_failure
+from atdata.dataset._forks import fresh_after_fork
 from atdata.dataset._torch_digest import Expected, checked
 
 __all__ = ["ShardCache", "checked_unpack"]
 
 _CHUNK = 1 << 22
 _SPARE = 8  # buffers of dropped shards kept for the next downloads (or one per shard in flight)
-_ORPHAN_AGE = 60.0  # seconds before a member index without its shard, or a download's
-# temporary file without its process, is removed
+_ORPHAN_AGE = 60.0  # seconds before an index without its shard (or a dead download's file) goes
 _ATTEMPTS = 3  # downloads of a shard the reader tries when the source fails (prefetch: one)
 _RETRY_PAUSE = 0.5  # seconds before the second download, doubled before each next
 _unpackb = msgpack.unpackb
@@ -297,6 +297,7 @@ class ShardCache:
         self._holding: dict[str, threading.Lock] = {}  # one download per shard at a time
         self.failed: dict[str, IntegrityError] = {}  # (see :meth:`_check_failed`)
         self._mu = threading.Lock()
+        fresh_after_fork(self, "_mu", "_holding", "_looking")  # (a parent thread may hold them)
 
     def __getstate__(self) -> dict[str, Any]:  # workers open their own files
         return {
@@ -580,10 +581,9 @@ class ShardCache:
             self._spare.clear()
 
     def trim(self, keep: set[str]) -> None:
-        """Close the shards this process has open that are not in ``keep``: mapped files at
-        once (they stay in the directory); shards held in memory only while those hold more
-        than ``limit`` bytes together, the first held first, so shards that fit stay for the
-        next epochs (read again without downloading, or hashing, them again)."""
+        """Close the shards this process has open that are not in ``keep``: mapped files at once
+        (they stay in the directory); shards held in memory while those hold over ``limit`` bytes,
+        first held first (the rest stay for the next epochs: no download or hash again)."""
         with self._mu:
             held = sum(len(loc.view) for loc in self._open.values() if type(loc) is _Mem)
             for shard in [s for s in self._open if s not in keep]:

@@ -30,6 +30,7 @@ import numpy as np
 
 from atdata._errors import AtdataError, ConfigError, DecodeError, IntegrityError
 from atdata._shards.sources import is_remote
+from atdata.dataset._forks import fresh_after_fork
 from atdata.dataset._torch_cache import ShardCache, _unpackb, checked_unpack
 from atdata.dataset._torch_digest import (
     Expected,
@@ -559,6 +560,7 @@ class PublishedDigests:
         self._none = False
         self._first = True
         self._mu = threading.Lock()
+        fresh_after_fork(self, "_mu")
 
     def __getstate__(self) -> dict[str, Any]:  # (a worker looks up for itself)
         return {"source": self.source}
